@@ -1,0 +1,297 @@
+"""Hyperparameters as explicit state: read, set, schedule and vmap them without recompiling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._base import GradientTransformation, safe_increment
+from ._types import ScalarOrSchedule
+
+__all__ = [
+    "HyperparamsState",
+    "with_hyperparams",
+    "hyperparams",
+    "set_hyperparams",
+    "hyperparam_dtype",
+]
+
+Builder = Callable[[jax.Array, Mapping[str, jax.Array]], GradientTransformation]
+
+
+class HyperparamsState(NamedTuple):
+    """State of an optimizer built by :func:`with_hyperparams`.
+
+    Attributes:
+        count: the optimizer's single int32 step counter (saturating). It is the
+            number of updates applied so far and the step fed to schedules.
+        hyperparams: every numeric hyperparameter as a scalar array, holding the
+            value used at the last step (the initial value before any step).
+        inner_state: the state of the transformations built from them.
+    """
+
+    count: jax.Array
+    hyperparams: dict[str, jax.Array]
+    inner_state: Any
+
+
+def hyperparam_dtype() -> jnp.dtype:
+    """The dtype hyperparameters are stored in: float64 under ``jax_enable_x64``, else float32."""
+    return jnp.dtype(jnp.result_type(float))
+
+
+def _is_concrete_scalar(value: Any) -> bool:
+    return not isinstance(value, jax.core.Tracer)
+
+
+def _as_hparam(name: str, value: Any, dtype: jnp.dtype) -> jax.Array:
+    if isinstance(value, bool):
+        raise TypeError(f"hyperparameter {name!r} must be a number or a schedule, got a bool.")
+    if _is_concrete_scalar(value):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf" and arr.dtype != jnp.bfloat16:
+            raise TypeError(
+                f"hyperparameter {name!r} must be a real number or a schedule (a callable of "
+                f"the step), got {type(value).__name__} with dtype {arr.dtype}."
+            )
+    if jnp.ndim(value) != 0:
+        raise ValueError(
+            f"hyperparameter {name!r} must be a scalar, got an array of shape "
+            f"{jnp.shape(value)}. To sweep several values, jax.vmap over "
+            "set_hyperparams instead."
+        )
+    return jnp.asarray(value).astype(dtype)
+
+
+def with_hyperparams(build: Builder, /, **hyperparameters: ScalarOrSchedule) -> GradientTransformation:
+    """Builds an optimizer whose numeric hyperparameters live in its state.
+
+    ``build(step, h)`` returns the transformation to apply, given the step count
+    and a mapping ``h`` of hyperparameter values (scalar arrays, possibly traced).
+    Each hyperparameter is a number or a schedule (a pure function of the step).
+    The state is a :class:`HyperparamsState` holding one step counter and the
+    current value of every hyperparameter, so its structure is the same whether a
+    value is a constant or a schedule, values can be read with :func:`hyperparams`
+    and changed with :func:`set_hyperparams` without recompiling, and
+    :func:`jax.vmap` over states trains a population with different values.
+
+    ``build`` is called once when the step is traced (not on every jitted call);
+    no signature is inspected. When a hyperparameter is a schedule, its value is
+    recomputed from the step at each update and overrides whatever was set.
+
+    Args:
+        build: ``(step, h) -> GradientTransformation``.
+        **hyperparameters: the numeric hyperparameters, each a scalar or a schedule.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`HyperparamsState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.with_hyperparams(
+        ...     lambda step, h: optimlab.scale(-h["learning_rate"]), learning_rate=0.1)
+        >>> state = tx.init(jnp.zeros(3))
+        >>> state = optimlab.set_hyperparams(state, learning_rate=0.5)
+        >>> tx.update(jnp.ones(3), state)[0]
+        Array([-0.5, -0.5, -0.5], dtype=float32)
+    """
+    specs = dict(hyperparameters)
+    for name, value in specs.items():
+        if not callable(value):
+            _as_hparam(name, value, hyperparam_dtype())
+
+    def values_at(step, stored):
+        dtype = hyperparam_dtype()
+        out = {}
+        for name, spec in specs.items():
+            if callable(spec):
+                out[name] = _as_hparam(name, spec(step), dtype)
+            elif stored is None:
+                out[name] = _as_hparam(name, spec, dtype)
+            else:
+                out[name] = stored[name]
+        return out
+
+    def init_fn(params):
+        count = jnp.zeros([], jnp.int32)
+        values = values_at(count, None)
+        inner = build(count, values)
+        return HyperparamsState(count, values, inner.init(params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if not isinstance(state, HyperparamsState):
+            raise ValueError(
+                f"expected a HyperparamsState, got {type(state).__name__}: pass the state "
+                "returned by this optimizer's init."
+            )
+        if set(state.hyperparams) != set(specs):
+            raise ValueError(
+                "state from another optimizer: its hyperparameters are "
+                f"{sorted(state.hyperparams)}, this optimizer's are {sorted(specs)}."
+            )
+        values = values_at(state.count, state.hyperparams)
+        inner = build(state.count, values)
+        updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
+        return updates, HyperparamsState(safe_increment(state.count), values, inner_state)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def _is_hstate(x: Any) -> bool:
+    return isinstance(x, HyperparamsState)
+
+
+def _find(state: Any) -> list[tuple[str, HyperparamsState]]:
+    found = []
+    leaves = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hstate)[0]
+    for path, leaf in leaves:
+        if isinstance(leaf, HyperparamsState):
+            found.append((_path_name(path), leaf))
+    return found
+
+
+def _path_name(path: tuple[Any, ...]) -> str:
+    parts = []
+    for k in path:
+        if isinstance(k, jax.tree_util.DictKey):
+            parts.append(str(k.key))
+        elif isinstance(k, jax.tree_util.SequenceKey):
+            parts.append(str(k.idx))
+        elif isinstance(k, jax.tree_util.GetAttrKey):
+            if k.name in ("inner_state", "inner_states"):
+                continue
+            parts.append(k.name)
+        else:
+            parts.append(str(k))
+    return "/".join(parts)
+
+
+def hyperparams(state: Any) -> dict[str, jax.Array]:
+    """Returns every hyperparameter held in an optimizer state, as a flat dict.
+
+    With a single optimizer the keys are the hyperparameter names
+    (``"learning_rate"``, ``"b1"``...). When the state holds several optimizers
+    (a chain of two aliases, or param groups), each key is prefixed by where the
+    optimizer sits, as in ``"encoder/learning_rate"``.
+
+    Args:
+        state: an optimizer state.
+
+    Returns:
+        ``{name: scalar array}``, the values used at the last step.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> state = optimlab.adam(1e-3).init(jnp.zeros(2))
+        >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)
+        0.001
+    """
+    found = _find(state)
+    if not found:
+        raise ValueError(
+            "hyperparams: this state holds no hyperparameters; it was not built by an "
+            "optimlab optimizer alias (or with_hyperparams)."
+        )
+    if len(found) == 1:
+        return dict(found[0][1].hyperparams)
+    out = {}
+    for prefix, s in found:
+        for name, value in s.hyperparams.items():
+            out[f"{prefix}/{name}" if prefix else name] = value
+    return out
+
+
+def _normalise(name: str, value: Any, old: jax.Array) -> jax.Array:
+    if callable(value):
+        raise TypeError(
+            f"set_hyperparams: {name!r} must be a value, not a schedule; schedules are "
+            "given when the optimizer is built."
+        )
+    if isinstance(value, bool):
+        raise TypeError(f"set_hyperparams: {name!r} must be a number, got a bool.")
+    arr = jnp.asarray(value)
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise TypeError(f"set_hyperparams: {name!r} must be a real number, got dtype {arr.dtype}.")
+    if arr.shape != old.shape:
+        raise ValueError(
+            f"set_hyperparams: {name!r} must have shape {old.shape} (the shape stored in the "
+            f"state), got {arr.shape}."
+        )
+    # Same dtype and never weak-typed, so a jitted step sees an identical signature.
+    return jnp.asarray(arr, dtype=old.dtype)
+
+
+def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> Any:
+    """Returns a new state with some hyperparameters replaced.
+
+    Values may be Python numbers, NumPy scalars or arrays; they are cast to the
+    stored dtype (and are never weak-typed) so a jitted step does not recompile.
+
+    Args:
+        state: an optimizer state.
+        group: when the state holds several optimizers (param groups, chains), the
+            prefix of the one to change, as shown by :func:`hyperparams`; ``None``
+            changes the name everywhere it appears.
+        **values: new values by hyperparameter name.
+
+    Returns:
+        The updated state (the input is not modified).
+
+    Raises:
+        ValueError: an unknown name or group, or a value of the wrong shape.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> state = optimlab.sgd(0.1).init(jnp.zeros(2))
+        >>> state = optimlab.set_hyperparams(state, learning_rate=0.01)
+        >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)
+        0.01
+    """
+    found = _find(state)
+    if not found:
+        raise ValueError(
+            "set_hyperparams: this state holds no hyperparameters; it was not built by an "
+            "optimlab optimizer alias (or with_hyperparams)."
+        )
+    if group is not None:
+        targets = [p for p, _ in found if p == group or p.startswith(group + "/")]
+        if not targets:
+            raise ValueError(
+                f"set_hyperparams: unknown group {group!r}; the state has "
+                f"{sorted(p for p, _ in found)}."
+            )
+    else:
+        targets = [p for p, _ in found]
+    available = set().union(*(set(s.hyperparams) for p, s in found if p in targets))
+    unknown = sorted(set(values) - available)
+    if unknown:
+        raise ValueError(
+            f"set_hyperparams: unknown hyperparameter(s) {unknown}; this state has "
+            f"{sorted(available)}."
+        )
+
+    paths = dict(found)
+    new_nodes = {}
+    for p in targets:
+        s = paths[p]
+        hp = dict(s.hyperparams)
+        for name, value in values.items():
+            if name in hp:
+                hp[name] = _normalise(name, value, hp[name])
+        new_nodes[p] = s._replace(hyperparams=hp)
+
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hstate)
+    out = []
+    for path, leaf in leaves:
+        if isinstance(leaf, HyperparamsState) and _path_name(path) in new_nodes:
+            out.append(new_nodes[_path_name(path)])
+        else:
+            out.append(leaf)
+    return jax.tree_util.tree_unflatten(treedef, out)

@@ -1,0 +1,188 @@
+"""Tree math written once and shared by every transformation (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._types import DType
+
+
+def is_none(x: Any) -> bool:
+    return x is None
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """``jax.tree.map`` that passes ``None`` leaves of the first tree through untouched."""
+
+    def wrapped(x, *xs):
+        return None if x is None else fn(x, *xs)
+
+    return jax.tree.map(wrapped, tree, *rest, is_leaf=is_none)
+
+
+def compute_dtype(dtype: DType) -> jnp.dtype:
+    """The dtype math is done in: at least float32 (bf16/f16 are upcast), else unchanged."""
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return dtype
+
+
+def upcast(x: jax.Array) -> jax.Array:
+    """Casts a leaf to its :func:`compute_dtype`."""
+    x = jnp.asarray(x)
+    return x.astype(compute_dtype(x.dtype))
+
+
+def cast_like(x: jax.Array, like: jax.Array) -> jax.Array:
+    return x.astype(jnp.asarray(like).dtype)
+
+
+def hp(value: Any, like: jax.Array) -> jax.Array:
+    """A scalar hyperparameter cast to the real dtype of ``like`` (strict-promotion safe)."""
+    dtype = jnp.asarray(like).dtype
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        dtype = jnp.finfo(dtype).dtype
+    return jnp.asarray(value).astype(dtype)
+
+
+def zeros_like(params: Any, dtype: DType | None = None) -> Any:
+    """Zeros with the params' structure (and sharding), optionally in another dtype."""
+    return tree_map(lambda p: jnp.zeros_like(p, dtype=dtype), params)
+
+
+def full_like(params: Any, value: Any, dtype: DType | None = None) -> Any:
+    return tree_map(lambda p: jnp.full_like(p, value, dtype=dtype), params)
+
+
+def moment_dtype(param_dtype: DType, requested: DType | None) -> jnp.dtype:
+    return jnp.dtype(param_dtype if requested is None else requested)
+
+
+def scalar_like(value: Any, like: jax.Array) -> jax.Array:
+    """A scalar cast to exactly ``like``'s dtype (complex included)."""
+    return jnp.asarray(value).astype(jnp.asarray(like).dtype)
+
+
+def lerp(m: jax.Array, g: jax.Array, weight: jax.Array) -> jax.Array:
+    """``m + weight * (g - m)`` evaluated the way ``torch.lerp`` does it."""
+    w = scalar_like(weight, m)
+    return jnp.where(jnp.real(w) < 0.5, m + w * (g - m), g - (g - m) * scalar_like(1 - jnp.asarray(weight), m))
+
+
+def update_moment(g: jax.Array, m: jax.Array, decay: jax.Array, order: int) -> jax.Array:
+    """Exponential moving average of ``g**order`` (``|g|**2`` for complex ``g``).
+
+    ``1 - decay`` is formed in the hyperparameter's own precision before the cast
+    (float64 under x64), as torch forms it in Python doubles.
+    """
+    if order == 1:
+        return lerp(m, g, 1 - jnp.asarray(decay))
+    d = scalar_like(decay, m)
+    one_minus = scalar_like(1 - jnp.asarray(decay), m)
+    if order == 2:
+        sq = (g * jnp.conj(g)).real if jnp.iscomplexobj(g) else g * g
+        return m * d + sq.astype(m.dtype) * one_minus
+    return m * d + (g**order).astype(m.dtype) * one_minus
+
+
+def bias_correction(decay: jax.Array, count: jax.Array) -> jax.Array:
+    """``1 - decay**t`` with ``t = count + 1``, in the hyperparameter's precision (never wraps)."""
+    decay = jnp.asarray(decay)
+    if not jnp.issubdtype(decay.dtype, jnp.floating):
+        decay = decay.astype(jnp.result_type(float))
+    t = count.astype(decay.dtype) + 1
+    return 1 - decay**t
+
+
+def step_as(count: jax.Array, dtype: DType) -> jax.Array:
+    """The 1-based step ``count + 1`` in a floating dtype (safe at the int32 maximum)."""
+    return count.astype(dtype) + 1
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """The l2 norm over every leaf, accumulated in at least float32."""
+    leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    sq = [jnp.sum(jnp.abs(upcast(x)) ** 2) if jnp.iscomplexobj(x) else jnp.sum(upcast(x) ** 2)
+          for x in leaves]
+    dtype = sq[0].dtype
+    for s in sq[1:]:
+        dtype = jnp.promote_types(dtype, s.dtype)
+    total = sum(s.astype(dtype) for s in sq)
+    return jnp.sqrt(total)
+
+
+def keystr(path: tuple[Any, ...]) -> str:
+    return jax.tree_util.keystr(path) or "<root>"
+
+
+def check_match(name: str, updates: Any, reference: Any, what: str = "state") -> None:
+    """Raises ``ValueError`` naming ``name`` and the first key path where ``updates``
+    differs (in structure or shape) from ``reference``. Runs at trace time only."""
+    u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)
+    r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference, is_leaf=is_none)
+    if u_def != r_def:
+        u_paths = [p for p, _ in u_leaves]
+        r_paths = [p for p, _ in r_leaves]
+        for up, rp in zip(u_paths, r_paths, strict=False):
+            if up != rp:
+                raise ValueError(
+                    f"{name}: the updates' tree structure differs from the {what} at "
+                    f"{keystr(up)} (the {what} has {keystr(rp)}). Pass updates with the "
+                    "structure of the params given to init."
+                )
+        longer, kind = (u_paths, "updates have") if len(u_paths) > len(r_paths) else (
+            r_paths, f"{what} has")
+        idx = min(len(u_paths), len(r_paths))
+        where = keystr(longer[idx]) if idx < len(longer) else "<root>"
+        raise ValueError(
+            f"{name}: the updates' tree structure differs from the {what}: the {kind} an "
+            f"extra entry at {where}. Pass updates with the structure of the params given "
+            "to init."
+        )
+    for (path, u), (_, r) in zip(u_leaves, r_leaves, strict=True):
+        if u is None or r is None:
+            if (u is None) != (r is None):
+                raise ValueError(f"{name}: None leaf mismatch at {keystr(path)}.")
+            continue
+        if jnp.shape(u) != jnp.shape(r):
+            raise ValueError(
+                f"{name}: the update at {keystr(path)} has shape {jnp.shape(u)} but the "
+                f"{what} expects {jnp.shape(r)}."
+            )
+
+
+def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest: Any) -> tuple:
+    """Maps ``fn`` returning ``n`` outputs per leaf and returns ``n`` trees (``None`` kept)."""
+    out = tree_map(lambda *xs: _Box(fn(*xs)), tree, *rest)
+    is_leaf = lambda x: x is None or isinstance(x, _Box)  # noqa: E731
+    return tuple(
+        jax.tree.map(lambda b, i=i: None if b is None else b.value[i], out, is_leaf=is_leaf)
+        for i in range(n)
+    )
+
+
+class _Box:
+    """Opaque holder so tuples returned per leaf are not mistaken for tree nodes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def reject_complex(name: str, params: Any, why: str = "") -> None:
+    """Raises ``TypeError`` naming the first complex leaf (for algorithms without complex support)."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if jnp.iscomplexobj(leaf):
+            raise TypeError(
+                f"{name} does not support complex params (the leaf at {keystr(path)} is "
+                f"{jnp.asarray(leaf).dtype}){why}. Optimize the real and imaginary parts as "
+                "separate real leaves instead."
+            )

@@ -1,0 +1,24 @@
+"""Type aliases shared across optimlab."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import jax
+from jax.typing import ArrayLike
+
+__all__ = ["ArrayLike", "Params", "Updates", "OptState", "Schedule", "ScalarOrSchedule", "DType"]
+
+#: A pytree of arrays (``None`` leaves allowed) holding model parameters.
+Params: TypeAlias = Any
+#: A pytree with the structure of :data:`Params` holding gradients or updates.
+Updates: TypeAlias = Any
+#: A pytree of arrays holding optimizer state (NamedTuples of arrays).
+OptState: TypeAlias = Any
+#: A pure function of the (int) step count returning a scalar.
+Schedule: TypeAlias = Callable[[jax.Array], ArrayLike]
+#: A hyperparameter: a scalar or a schedule of the step.
+ScalarOrSchedule: TypeAlias = ArrayLike | Schedule
+#: Anything ``jnp.dtype`` accepts.
+DType: TypeAlias = Any

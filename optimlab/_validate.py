@@ -1,0 +1,88 @@
+"""Eager hyperparameter validation with torch.optim's wording (private)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def concrete(value: Any) -> float | None:
+    """The value as a Python float, or ``None`` for schedules and traced values."""
+    if callable(value) or isinstance(value, jax.core.Tracer):
+        return None
+    arr = np.asarray(value)
+    if arr.ndim != 0:
+        return None  # shape errors are reported by with_hyperparams, naming the argument
+    try:
+        return float(arr)
+    except (TypeError, ValueError):
+        return None
+
+
+def _fmt(value: Any) -> Any:
+    v = concrete(value)
+    return value if v is None else v
+
+
+def check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def lr(value: Any) -> None:
+    v = concrete(value)
+    if v is not None:
+        check(0.0 <= v, f"Invalid learning rate: {_fmt(value)}")
+
+
+def eps(value: Any, name: str = "epsilon") -> None:
+    v = concrete(value)
+    if v is not None:
+        check(0.0 <= v, f"Invalid {name} value: {_fmt(value)}")
+
+
+def weight_decay(value: Any) -> None:
+    v = concrete(value)
+    if v is not None:
+        check(0.0 <= v, f"Invalid weight_decay value: {_fmt(value)}")
+
+
+def momentum(value: Any) -> None:
+    v = concrete(value)
+    if v is not None:
+        check(0.0 <= v, f"Invalid momentum value: {_fmt(value)}")
+
+
+def beta(value: Any, index: int) -> None:
+    v = concrete(value)
+    if v is not None:
+        check(0.0 <= v < 1.0, f"Invalid beta parameter at index {index}: {_fmt(value)}")
+
+
+def in_range(value: Any, name: str, lo: float, hi: float, *, lo_open: bool = False,
+             hi_open: bool = False, label: str | None = None) -> None:
+    """Checks ``lo <= value <= hi`` (or open ends), naming the argument."""
+    v = concrete(value)
+    if v is None:
+        return
+    ok = (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)
+    if math.isnan(v):
+        ok = False
+    lb = "(" if lo_open else "["
+    rb = ")" if hi_open else "]"
+    check(ok, label or f"Invalid {name} value: {_fmt(value)} (must be in {lb}{lo}, {hi}{rb})")
+
+
+def positive(value: Any, name: str) -> None:
+    v = concrete(value)
+    if v is not None:
+        check(v > 0, f"Invalid {name} value: {_fmt(value)} (must be > 0)")
+
+
+def non_negative(value: Any, name: str) -> None:
+    v = concrete(value)
+    if v is not None:
+        check(v >= 0, f"Invalid {name} value: {_fmt(value)} (must be >= 0)")

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One optimizer configuration run through every conformance check.
+
+    Attributes:
+        id: unique test id.
+        make: builds the transformation (called fresh in each test).
+        lr_name: name of the learning-rate hyperparameter in the state, or None.
+        converge_steps: steps for the quadratic convergence check.
+        quadratic_tol: final distance to the optimum allowed on the quadratic.
+        rosenbrock: also check convergence on Rosenbrock: (make, steps, tol), or None.
+        zero_grad_zero_update: zero gradients give exactly zero updates.
+        complex_ok: supports complex params; otherwise init must raise a clear error.
+        needs_params: update requires params.
+        tags: free-form labels (e.g. "torch", "optax").
+    """
+
+    id: str
+    make: Callable[[], Any]
+    lr_name: str | None = "learning_rate"
+    converge_steps: int = 300
+    quadratic_tol: float = 1e-2
+    rosenbrock: tuple[Callable[[], Any], int, float] | None = None
+    zero_grad_zero_update: bool = True
+    complex_ok: bool = False
+    needs_params: bool = False
+    tags: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorCase:
+    """One invalid input: calling ``fn`` raises ``exc`` with a message matching ``match``.
+
+    ``stage`` is where the error surfaces: "construct", "init", "update", "load",
+    "schedule" or "set".
+    """
+
+    id: str
+    fn: Callable[[], Any]
+    stage: str
+    exc: type[BaseException]
+    match: str

@@ -1,0 +1,140 @@
+"""Hyperparameters live in the state: readable, settable, schedulable, vmappable."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optimlab as ol
+from tests import problems
+
+
+def test_read_and_set():
+    state = ol.adam(1e-3, b1=0.8).init(problems.quadratic_params())
+    hp = ol.hyperparams(state)
+    assert set(hp) == {"learning_rate", "b1", "b2", "eps"}
+    np.testing.assert_allclose(hp["b1"], 0.8, rtol=1e-7)
+    state2 = ol.set_hyperparams(state, b1=0.5, learning_rate=np.float32(0.1))
+    np.testing.assert_allclose(ol.hyperparams(state2)["b1"], 0.5)
+    np.testing.assert_allclose(ol.hyperparams(state)["b1"], 0.8, rtol=1e-7)  # not mutated
+
+
+@pytest.mark.parametrize("value", [0.01, np.float32(0.01), np.float64(0.01), jnp.asarray(0.01),
+                                   jnp.asarray(0.01, jnp.bfloat16), 1])
+def test_setting_any_scalar_kind_never_recompiles(value):
+    tx = ol.adamw(1e-3)
+    params = problems.quadratic_params()
+    grads = jax.grad(problems.quadratic_loss)(params)
+    step = jax.jit(tx.update)
+    _, state = step(grads, tx.init(params), params)
+    state = ol.set_hyperparams(state, learning_rate=value, weight_decay=value)
+    step(grads, state, params)
+    assert step._cache_size() == 1
+    assert ol.hyperparams(state)["learning_rate"].dtype == jnp.float32
+    assert not ol.hyperparams(state)["learning_rate"].weak_type
+
+
+def test_changing_values_over_100_steps_compiles_once():
+    tx = ol.sgd(0.1, momentum=0.9)
+    params = problems.quadratic_params()
+    state = tx.init(params)
+    step = jax.jit(lambda p, s: tx.update(jax.grad(problems.quadratic_loss)(p), s, p))
+    for k in range(100):
+        state = ol.set_hyperparams(state, learning_rate=0.1 / (1 + k), momentum=0.5 + k / 250)
+        updates, state = step(params, state)
+        params = ol.apply_updates(params, updates)
+    assert step._cache_size() == 1
+
+
+def test_schedule_and_constant_give_identical_state_structure():
+    params = problems.quadratic_params()
+    const = ol.adam(1e-3).init(params)
+    sched = ol.adam(lambda step: 1e-3 * 0.5 ** step.astype(jnp.float32), b1=lambda step: 0.9).init(params)
+    assert jax.tree.structure(const) == jax.tree.structure(sched)
+    assert [x.dtype for x in jax.tree.leaves(const)] == [x.dtype for x in jax.tree.leaves(sched)]
+
+
+def test_hyperparams_reports_value_used_at_last_step():
+    tx = ol.sgd(lambda step: 1.0 / (1.0 + step.astype(jnp.float32)))
+    params = {"w": jnp.ones(2)}
+    state = tx.init(params)
+    assert float(ol.hyperparams(state)["learning_rate"]) == 1.0
+    seen = []
+    for _ in range(3):
+        updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+        seen.append(-float(updates["w"][0]))
+        assert float(ol.hyperparams(state)["learning_rate"]) == pytest.approx(seen[-1])
+    assert seen == pytest.approx([1.0, 0.5, 1 / 3])
+
+
+def test_schedule_overrides_a_set_value():
+    tx = ol.sgd(lambda step: 0.25)
+    state = ol.set_hyperparams(tx.init(jnp.ones(1)), learning_rate=3.0)
+    updates, _ = tx.update(jnp.ones(1), state)
+    assert float(updates[0]) == -0.25
+
+
+def test_vmap_population_of_learning_rates():
+    tx = ol.adam(1e-3)
+    params = problems.quadratic_params()
+    lrs = jnp.array([1e-4, 1e-3, 1e-2, 1e-1])
+
+    def train(lr):
+        state = ol.set_hyperparams(tx.init(params), learning_rate=lr)
+        final, _, losses = problems.make_train(tx, problems.quadratic_loss, 50)(params, state)
+        return losses[-1]
+
+    population = jax.jit(jax.vmap(train))(lrs)
+    one_by_one = jnp.stack([train(lr) for lr in lrs])
+    np.testing.assert_allclose(population, one_by_one, rtol=1e-5)
+    assert float(population[3]) < float(population[0])  # a larger lr learned more
+
+
+def test_vmap_over_batched_states():
+    tx = ol.sgd(0.1, momentum=0.9)
+    params = {"w": jnp.ones(3)}
+    states = jax.vmap(lambda lr: ol.set_hyperparams(tx.init(params), learning_rate=lr))(
+        jnp.array([0.1, 0.2]))
+    assert ol.hyperparams(states)["learning_rate"].shape == (2,)
+    updates, states = jax.vmap(lambda s: tx.update({"w": jnp.ones(3)}, s, params))(states)
+    np.testing.assert_allclose(updates["w"][:, 0], [-0.1, -0.2], rtol=1e-6)
+
+
+def test_step_counter_saturates():
+    tx = ol.adam(1e-3)
+    params = {"w": jnp.ones(2)}
+    state = tx.init(params)
+    state = state._replace(count=jnp.asarray(2**31 - 1, jnp.int32))
+    updates, state = jax.jit(tx.update)({"w": jnp.ones(2)}, state, params)
+    assert int(state.count) == 2**31 - 1
+    assert bool(jnp.all(jnp.isfinite(updates["w"])))
+
+
+def test_differentiate_through_an_optimizer_step():
+    # d(loss after one sgd step)/d(lr) by autodiff equals the analytic value.
+    params = {"w": jnp.array([1.0, 2.0])}
+
+    def after_one_step(lr):
+        tx = ol.sgd(0.0)
+        state = ol.set_hyperparams(tx.init(params), learning_rate=lr)
+        grads = params  # gradient of 0.5 * |w|^2
+        updates, _ = tx.update(grads, state, params)
+        new = ol.apply_updates(params, updates)
+        return 0.5 * jnp.sum(new["w"] ** 2)
+
+    lr = 0.1
+    got = jax.grad(after_one_step)(lr)
+    # new = w (1 - lr) ; d/dlr 0.5 |w|^2 (1-lr)^2 = -(1-lr) |w|^2
+    np.testing.assert_allclose(got, -(1 - lr) * 5.0, rtol=1e-6)
+
+
+def test_nested_optimizers_are_prefixed():
+    tx = ol.chain(ol.sgd(0.1), ol.adam(0.2))
+    state = tx.init(jnp.ones(2))
+    hp = ol.hyperparams(state)
+    assert float(hp["0/learning_rate"]) == pytest.approx(0.1)
+    assert float(hp["1/learning_rate"]) == pytest.approx(0.2)
+    state = ol.set_hyperparams(state, group="1", learning_rate=0.5)
+    hp = ol.hyperparams(state)
+    assert float(hp["0/learning_rate"]) == pytest.approx(0.1)
+    assert float(hp["1/learning_rate"]) == pytest.approx(0.5)
