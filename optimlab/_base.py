@@ -188,7 +188,8 @@ def _apply_one(p, u):
         return p
     p = jnp.asarray(p)
     u = jnp.asarray(u)
-    dtype = jnp.promote_types(p.dtype, u.dtype)
+    with jax.numpy_dtype_promotion("standard"):  # the lattice's join, even under strict mode
+        dtype = jnp.promote_types(p.dtype, u.dtype)
     return (p.astype(dtype) + u.astype(dtype)).astype(p.dtype)
 
 
