@@ -186,3 +186,26 @@ def reject_complex(name: str, params: Any, why: str = "") -> None:
                 f"{jnp.asarray(leaf).dtype}){why}. Optimize the real and imaginary parts as "
                 "separate real leaves instead."
             )
+
+
+def componentwise(fn: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any, ...]]:
+    """Wraps a per-leaf ``fn`` so complex leaves are treated as torch's ``view_as_real``.
+
+    For a complex call, the real and imaginary parts of every complex argument go
+    through ``fn`` separately (real arguments are passed to both), and each output
+    is recombined as ``real + 1j * imag``. ``fn`` must return a tuple of arrays
+    (or ``None``) and be elementwise, as torch's componentwise optimizers are.
+    """
+
+    def wrapped(*xs: Any) -> tuple[Any, ...]:
+        if not any(x is not None and jnp.iscomplexobj(x) for x in xs):
+            return fn(*xs)
+
+        def part(take):
+            return fn(*(take(x) if x is not None and jnp.iscomplexobj(x) else x for x in xs))
+
+        re, im = part(jnp.real), part(jnp.imag)
+        return tuple(None if r is None else jax.lax.complex(r, i)
+                     for r, i in zip(re, im, strict=True))
+
+    return wrapped

@@ -86,3 +86,17 @@ def non_negative(value: Any, name: str) -> None:
     v = concrete(value)
     if v is not None:
         check(v >= 0, f"Invalid {name} value: {_fmt(value)} (must be >= 0)")
+
+
+def at_least_zero(value: Any, name: str) -> None:
+    """Checks ``0 <= value`` with torch's wording ``Invalid <name> value: <value>``."""
+    v = concrete(value)
+    if v is not None:
+        check(0.0 <= v, f"Invalid {name} value: {_fmt(value)}")
+
+
+def unit_interval(value: Any, name: str) -> None:
+    """Checks ``0 <= value <= 1`` with torch's wording ``Invalid <name> value: <value>``."""
+    v = concrete(value)
+    if v is not None:
+        check(0.0 <= v <= 1.0, f"Invalid {name} value: {_fmt(value)}")
