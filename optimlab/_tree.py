@@ -209,3 +209,10 @@ def componentwise(fn: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any
                      for r, i in zip(re, im, strict=True))
 
     return wrapped
+
+
+def reject_complex_for_real_dtypes(name: str, params: Any, **dtypes: DType | None) -> None:
+    """Raises ``TypeError`` when a state dtype given as a real dtype meets complex params."""
+    for label, dt in dtypes.items():
+        if dt is not None and not jnp.issubdtype(jnp.dtype(dt), jnp.complexfloating):
+            reject_complex(name, params, f" with a real {label}={dt}")
