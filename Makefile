@@ -26,7 +26,7 @@ test-all: $(VENV)/.stamp-test $(VENV)/.stamp-notebooks $(VENV)/.stamp-demo
 	$(PY) -m pytest -n $(JOBS) --doctest-modules optimlab tests
 
 bench: $(VENV)/.stamp-bench
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 lint: $(VENV)/.stamp-lint $(VENV)/.stamp-test
 	$(VENV)/bin/ruff format --check optimlab tests benchmarks notebooks

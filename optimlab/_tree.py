@@ -69,9 +69,12 @@ def scalar_like(value: Any, like: jax.Array) -> jax.Array:
 
 
 def lerp(m: jax.Array, g: jax.Array, weight: jax.Array) -> jax.Array:
-    """``m + weight * (g - m)`` evaluated the way ``torch.lerp`` does it."""
-    w = scalar_like(weight, m)
-    return jnp.where(jnp.real(w) < 0.5, m + w * (g - m), g - (g - m) * scalar_like(1 - jnp.asarray(weight), m))
+    """``m + weight * (g - m)``: torch's ``lerp`` for weights below 0.5 (the moment case).
+
+    For larger weights torch switches to ``g - (g - m) * (1 - weight)``; the two
+    agree to an ulp, and one formula keeps the step to a single fused expression.
+    """
+    return m + scalar_like(weight, m) * (g - m)
 
 
 def update_moment(g: jax.Array, m: jax.Array, decay: jax.Array, order: int) -> jax.Array:
@@ -216,3 +219,28 @@ def reject_complex_for_real_dtypes(name: str, params: Any, **dtypes: DType | Non
     for label, dt in dtypes.items():
         if dt is not None and not jnp.issubdtype(jnp.dtype(dt), jnp.complexfloating):
             reject_complex(name, params, f" with a real {label}={dt}")
+
+
+def scalar_dtype(tree: Any) -> jnp.dtype:
+    """The dtype of scalar statistics over a tree (norms, dot products, step sizes).
+
+    The widest real compute dtype among the leaves: float32 for bf16/f16/f32
+    leaves, float64 as soon as one leaf is float64.
+    """
+    out = jnp.dtype(jnp.float32)
+    for x in jax.tree.leaves(tree):
+        d = compute_dtype(jnp.asarray(x).dtype)
+        if jnp.issubdtype(d, jnp.complexfloating):
+            d = jnp.finfo(d).dtype
+        if jnp.issubdtype(d, jnp.floating) and d.itemsize > out.itemsize:
+            out = jnp.dtype(d)
+    return out
+
+
+def tree_sum(fn: Callable[..., jax.Array], dtype: DType, tree: Any, *rest: Any) -> jax.Array:
+    """``sum(jnp.sum(fn(*leaves)))`` over the non-``None`` leaves, accumulated in ``dtype``."""
+    parts = jax.tree.leaves(tree_map(lambda *xs: jnp.sum(fn(*xs)).astype(dtype), tree, *rest))
+    total = jnp.zeros((), dtype)
+    for p in parts:
+        total = total + p
+    return total
