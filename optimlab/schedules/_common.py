@@ -1,0 +1,97 @@
+"""Helpers shared by the schedules: the floating step, value casts and validation (private)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .. import _validate
+from .._hyperparams import hyperparam_dtype
+
+
+def dtype() -> jnp.dtype:
+    """The dtype schedules compute and return in: float64 under x64, else float32."""
+    return hyperparam_dtype()
+
+
+def as_step(step: Any) -> jax.Array:
+    """The step as a floating array (int32, int64, traced or fractional; never wraps)."""
+    step = jnp.asarray(step)
+    if step.dtype == jnp.bool_:
+        raise TypeError("a schedule's step must be a number, got a bool.")
+    return step.astype(dtype())
+
+
+def value(x: Any) -> jax.Array:
+    """A numeric hyperparameter (number, array or tracer) cast to the schedule dtype."""
+    return jnp.asarray(x).astype(dtype())
+
+
+def number(x: Any, name: str) -> float:
+    """A structural argument that must be a concrete real number (not traced)."""
+    v = _validate.concrete(x)
+    if v is None or isinstance(x, bool):
+        raise TypeError(f"{name} must be a concrete real number, got {type(x).__name__}.")
+    return v
+
+
+def positive(x: Any, name: str) -> float:
+    v = number(x, name)
+    _validate.check(v > 0 and not math.isnan(v), f"Invalid {name} value: {x} (must be > 0)")
+    return v
+
+
+def non_negative(x: Any, name: str) -> float:
+    v = number(x, name)
+    _validate.check(v >= 0 and not math.isnan(v), f"Invalid {name} value: {x} (must be >= 0)")
+    return v
+
+
+def positive_int(x: Any, name: str, minimum: int = 1) -> int:
+    """A concrete integer ``>= minimum`` (floats with an integer value are accepted)."""
+    v = number(x, name)
+    ok = v == v and float(v).is_integer() and v >= minimum
+    _validate.check(ok, f"Invalid {name} value: {x} (must be an integer >= {minimum})")
+    return int(v)
+
+
+def in_range(x: Any, name: str, lo: float, hi: float, *, lo_open: bool = False,
+             hi_open: bool = False) -> None:
+    """Checks a value in a range when it is concrete (traced values are not checked)."""
+    _validate.in_range(x, name, lo, hi, lo_open=lo_open, hi_open=hi_open)
+
+
+def choice(x: Any, name: str, options: Sequence[str]) -> None:
+    _validate.check(x in options, f"Invalid {name} value: {x!r} (must be one of "
+                                  f"{', '.join(repr(o) for o in options)})")
+
+
+def schedule_fn(fn: Any, name: str) -> Callable[[jax.Array], Any]:
+    if not callable(fn):
+        raise TypeError(f"{name} must be a schedule (a callable of the step), got "
+                        f"{type(fn).__name__}.")
+    return fn
+
+
+def boundaries(values: Sequence[Any], name: str, *, strict: bool) -> list[float]:
+    """Concrete, non-negative boundaries, increasing (``strict``) or non-decreasing."""
+    out = [non_negative(b, name) for b in values]
+    for a, b in zip(out, out[1:], strict=False):
+        ok = a < b if strict else a <= b
+        kind = "strictly increasing" if strict else "non-decreasing"
+        _validate.check(ok, f"Invalid {name} value: {list(values)} (must be {kind})")
+    return out
+
+
+def cosine_anneal(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array:
+    """``end + (start - end) / 2 * (1 + cos(pi * pct))``: from ``start`` at 0 to ``end`` at 1."""
+    return end + (start - end) / 2.0 * (jnp.cos(jnp.pi * pct) + 1.0)
+
+
+def linear_anneal(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array:
+    """``(end - start) * pct + start``."""
+    return (end - start) * pct + start

@@ -1,0 +1,537 @@
+"""Schedules with optax's names, arguments and values (private).
+
+Each returns a pure ``step -> value`` function equal to the optax schedule of the
+same name (``optax.<name>_schedule`` or ``optax.<name>``). Unlike optax, arguments
+are validated when the schedule is built: optax silently turns a non-positive
+``transition_steps`` or a negative ``transition_begin`` into a constant schedule,
+optimlab raises ``ValueError`` naming the argument (``transition_steps=0`` stays
+valid for ``linear``/``polynomial``/``warmup_*``, meaning "no transition").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jax.numpy as jnp
+
+from .._types import ArrayLike, Schedule
+from . import _common as c
+from ._combinators import join
+
+__all__ = [
+    "constant", "polynomial", "linear", "exponential_decay", "cosine_decay",
+    "piecewise_constant", "piecewise_interpolate", "warmup_constant",
+    "warmup_cosine_decay", "warmup_exponential_decay", "sgdr", "cosine_onecycle",
+    "linear_onecycle",
+]
+
+
+def constant(value: ArrayLike) -> Schedule:
+    """A constant schedule, :math:`v_t = v`.
+
+    Args:
+        value: the value :math:`v` (a number or scalar array).
+
+    Returns:
+        A schedule ``step -> value``, with the step's shape.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> float(schedules.constant(0.5)(10))
+        0.5
+    """
+
+    def schedule(step):
+        t = c.as_step(step)
+        return jnp.zeros_like(t) + c.value(value)
+
+    return schedule
+
+
+def polynomial(init_value: ArrayLike, end_value: ArrayLike, power: ArrayLike,
+               transition_steps: int, transition_begin: int = 0) -> Schedule:
+    r"""Polynomial interpolation from ``init_value`` to ``end_value``.
+
+    .. math::
+        s = \operatorname{clip}(t - t_0, 0, T), \qquad
+        v_t = (v_0 - v_1)\,(1 - s/T)^p + v_1
+
+    With ``transition_steps = 0`` the schedule is the constant ``init_value``.
+
+    Args:
+        init_value: :math:`v_0`.
+        end_value: :math:`v_1`.
+        power: :math:`p`.
+        transition_steps: :math:`T \ge 0`.
+        transition_begin: :math:`t_0 \ge 0`, the step the transition starts at.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.polynomial(1.0, 0.0, power=2, transition_steps=10)
+        >>> [round(float(fn(t)), 4) for t in (0, 5, 10, 20)]
+        [1.0, 0.25, 0.0, 0.0]
+
+    References:
+        optax, ``polynomial_schedule``.
+    """
+    steps = c.non_negative(transition_steps, "transition_steps")
+    begin = c.non_negative(transition_begin, "transition_begin")
+    if steps == 0:
+        return constant(init_value)
+
+    def schedule(step):
+        s = jnp.clip(c.as_step(step) - begin, 0.0, steps)
+        frac = (steps - s) / steps  # exactly 0 at the end, even with a reciprocal multiply
+        v0, v1 = c.value(init_value), c.value(end_value)
+        return (v0 - v1) * frac ** c.value(power) + v1
+
+    return schedule
+
+
+def linear(init_value: ArrayLike, end_value: ArrayLike, transition_steps: int,
+           transition_begin: int = 0) -> Schedule:
+    """Linear interpolation: :func:`polynomial` with ``power=1``.
+
+    Args:
+        init_value: value before ``transition_begin``.
+        end_value: value after ``transition_begin + transition_steps``.
+        transition_steps: length of the transition (``>= 0``).
+        transition_begin: step the transition starts at (``>= 0``).
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.linear(0.0, 1.0, transition_steps=4)
+        >>> [round(float(fn(t)), 2) for t in (0, 1, 4, 9)]
+        [0.0, 0.25, 1.0, 1.0]
+    """
+    return polynomial(init_value, end_value, 1, transition_steps, transition_begin)
+
+
+def exponential_decay(init_value: ArrayLike, transition_steps: int, decay_rate: ArrayLike,
+                      transition_begin: int = 0, staircase: bool = False,
+                      end_value: ArrayLike | None = None) -> Schedule:
+    r"""Exponential decay, optionally staircased and clipped at ``end_value``.
+
+    .. math::
+        s = t - t_0, \qquad
+        v_t = \begin{cases} v_0 & s \le 0 \\
+        v_0\, r^{s/T}\ (\text{or } r^{\lfloor s/T \rfloor} \text{ staircase}) & s > 0
+        \end{cases}
+
+    then clipped from below by ``end_value`` when ``r < 1`` (from above when ``r > 1``).
+
+    Args:
+        init_value: :math:`v_0`.
+        transition_steps: :math:`T > 0`.
+        decay_rate: :math:`r > 0` (concrete).
+        transition_begin: :math:`t_0 \ge 0`.
+        staircase: decay in discrete jumps every ``transition_steps``.
+        end_value: optional bound on the value.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.exponential_decay(1.0, transition_steps=10, decay_rate=0.5)
+        >>> [round(float(fn(t)), 4) for t in (0, 5, 10, 20)]
+        [1.0, 0.7071, 0.5, 0.25]
+
+    References:
+        optax, ``exponential_decay``.
+    """
+    steps = c.positive(transition_steps, "transition_steps")
+    rate = c.positive(decay_rate, "decay_rate")
+    begin = c.non_negative(transition_begin, "transition_begin")
+
+    def schedule(step):
+        s = c.as_step(step) - begin
+        p = s / steps
+        if staircase:
+            p = jnp.floor(p)
+        v0 = c.value(init_value)
+        out = jnp.where(s <= 0, v0, v0 * c.value(rate) ** p)
+        if end_value is not None:
+            clip = jnp.maximum if rate < 1.0 else jnp.minimum
+            out = clip(out, c.value(end_value))
+        return out
+
+    return schedule
+
+
+def cosine_decay(init_value: ArrayLike, decay_steps: int, alpha: ArrayLike = 0.0,
+                 exponent: ArrayLike = 1.0) -> Schedule:
+    r"""Cosine decay from ``init_value`` to ``alpha * init_value``, then constant.
+
+    .. math::
+        s = \min(t, T), \qquad
+        v_t = v_0 \left((1 - \alpha) \left(\tfrac{1 + \cos(\pi s / T)}{2}\right)^{e}
+        + \alpha\right)
+
+    Args:
+        init_value: :math:`v_0`.
+        decay_steps: :math:`T > 0`.
+        alpha: :math:`\alpha`, the final value as a fraction of ``init_value``.
+        exponent: :math:`e`.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.cosine_decay(1.0, decay_steps=10, alpha=0.1)
+        >>> [round(float(fn(t)), 4) for t in (0, 5, 10, 20)]
+        [1.0, 0.55, 0.1, 0.1]
+
+    References:
+        Loshchilov & Hutter, `SGDR: Stochastic Gradient Descent with Warm Restarts
+        <https://arxiv.org/abs/1608.03983>`_, 2017.
+    """
+    steps = c.positive(decay_steps, "decay_steps")
+
+    def schedule(step):
+        s = jnp.minimum(c.as_step(step), steps)
+        cos = 0.5 * (1.0 + jnp.cos(jnp.pi * s / steps))
+        a = c.value(alpha)
+        return c.value(init_value) * ((1.0 - a) * cos ** c.value(exponent) + a)
+
+    return schedule
+
+
+def _sorted_scales(boundaries_and_scales: Mapping[int, float] | None, who: str
+                   ) -> tuple[list[float], list[float]]:
+    if not boundaries_and_scales:
+        return [], []
+    items = sorted(boundaries_and_scales.items())
+    bounds = [c.non_negative(b, "boundaries_and_scales") for b, _ in items]
+    scales = [c.number(s, "boundaries_and_scales") for _, s in items]
+    for s in scales:
+        if not s >= 0:
+            raise ValueError(f"Invalid boundaries_and_scales value: {dict(items)} ({who} "
+                             "expects non-negative scale factors)")
+    return bounds, scales
+
+
+def piecewise_constant(init_value: ArrayLike,
+                       boundaries_and_scales: Mapping[int, float] | None = None) -> Schedule:
+    r"""Piecewise constant: multiplied by each scale once its boundary is reached.
+
+    .. math:: v_t = v_0 \prod_{i:\ b_i \le t} s_i
+
+    Args:
+        init_value: :math:`v_0`.
+        boundaries_and_scales: ``{b_i: s_i}``, boundaries ``>= 0`` and scales ``>= 0``.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.piecewise_constant(1.0, {3: 0.5, 6: 0.1})
+        >>> [round(float(fn(t)), 4) for t in (0, 3, 5, 6)]
+        [1.0, 0.5, 0.5, 0.05]
+    """
+    bounds, scales = _sorted_scales(boundaries_and_scales, "piecewise_constant")
+
+    def schedule(step):
+        t = c.as_step(step)
+        v = c.value(init_value) + jnp.zeros_like(t)
+        for b, s in zip(bounds, scales, strict=True):
+            v = jnp.where(t >= b, v * s, v)
+        return v
+
+    return schedule
+
+
+def piecewise_interpolate(interpolate_type: str, init_value: ArrayLike,
+                          boundaries_and_scales: Mapping[int, float] | None = None
+                          ) -> Schedule:
+    r"""Interpolates (linearly or by a half cosine) between scaled values at boundaries.
+
+    With :math:`b_0 = 0`, :math:`v_{(0)} = v_0` and :math:`v_{(i)} = v_{(i-1)} s_i`,
+    on :math:`b_{i-1} \le t < b_i` the value goes from :math:`v_{(i-1)}` to
+    :math:`v_{(i)}` with :math:`p = (t - b_{i-1}) / \max(b_i - b_{i-1}, 1)`:
+
+    .. math::
+        \text{linear: } v_{(i-1)} + (v_{(i)} - v_{(i-1)})\,p, \qquad
+        \text{cosine: } v_{(i)} + \tfrac{v_{(i-1)} - v_{(i)}}{2}(1 + \cos \pi p)
+
+    and it is :math:`v_{(n)}` from the last boundary on. As in optax, the value is
+    0 for negative steps.
+
+    Args:
+        interpolate_type: ``"linear"`` or ``"cosine"``.
+        init_value: :math:`v_0`.
+        boundaries_and_scales: ``{b_i: s_i}``, boundaries ``>= 0`` and scales ``>= 0``.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.piecewise_interpolate("linear", 1.0, {4: 0.5})
+        >>> [round(float(fn(t)), 4) for t in (0, 2, 4, 8)]
+        [1.0, 0.75, 0.5, 0.5]
+    """
+    c.choice(interpolate_type, "interpolate_type", ("linear", "cosine"))
+    interp = c.linear_anneal if interpolate_type == "linear" else c.cosine_anneal
+    bounds, scales = _sorted_scales(boundaries_and_scales, "piecewise_interpolate")
+    edges = [0.0, *bounds]
+
+    def schedule(step):
+        t = c.as_step(step)
+        vals = [c.value(init_value)]
+        for s in scales:
+            vals.append(vals[-1] * s)
+        out = jnp.where(edges[-1] <= t, vals[-1], jnp.zeros_like(vals[-1]))
+        for i in range(len(bounds)):
+            lo, hi = edges[i], edges[i + 1]
+            pct = (t - lo) / max(hi - lo, 1.0)
+            inside = (lo <= t) & (t < hi)
+            out = jnp.where(inside, interp(vals[i], vals[i + 1], pct), out)
+        return out
+
+    return schedule
+
+
+def warmup_constant(init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: int
+                    ) -> Schedule:
+    """Linear warmup from ``init_value`` to ``peak_value``, then constant (:func:`linear`).
+
+    Args:
+        init_value: value at step 0.
+        peak_value: value from ``warmup_steps`` on.
+        warmup_steps: length of the warmup (``>= 0``).
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.warmup_constant(0.0, 1.0, warmup_steps=2)
+        >>> [round(float(fn(t)), 2) for t in (0, 1, 2, 3)]
+        [0.0, 0.5, 1.0, 1.0]
+    """
+    return linear(init_value, peak_value, warmup_steps)
+
+
+def warmup_cosine_decay(init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: int,
+                        decay_steps: int, end_value: ArrayLike = 0.0,
+                        exponent: ArrayLike = 1.0) -> Schedule:
+    r"""Linear warmup to ``peak_value``, then cosine decay to ``end_value``.
+
+    With :math:`W` warmup steps and :math:`D` total steps (warmup included):
+
+    .. math::
+        v_t = \begin{cases} v_0 + (v_p - v_0)\, t / W & t < W \\
+        v_e + (v_p - v_e) \left(\tfrac{1 + \cos(\pi \min(t - W, D - W)/(D - W))}{2}
+        \right)^{e} & t \ge W \end{cases}
+
+    (the decay is :func:`cosine_decay` with ``alpha = end_value / peak_value``, 0
+    when ``peak_value`` is 0, as in optax).
+
+    Args:
+        init_value: :math:`v_0`.
+        peak_value: :math:`v_p`.
+        warmup_steps: :math:`W \ge 0`.
+        decay_steps: :math:`D > W`, the total length including the warmup.
+        end_value: :math:`v_e`.
+        exponent: :math:`e`.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.warmup_cosine_decay(0.0, 1.0, warmup_steps=2, decay_steps=12)
+        >>> [round(float(fn(t)), 4) for t in (0, 1, 2, 7, 12)]
+        [0.0, 0.5, 1.0, 0.5, 0.0]
+
+    References:
+        Loshchilov & Hutter, `SGDR: Stochastic Gradient Descent with Warm Restarts
+        <https://arxiv.org/abs/1608.03983>`_, 2017.
+    """
+    w = c.non_negative(warmup_steps, "warmup_steps")
+    d = c.positive(decay_steps, "decay_steps")
+    if not d > w:
+        raise ValueError(f"Invalid decay_steps value: {decay_steps} (must be > warmup_steps "
+                         f"= {warmup_steps})")
+
+    def alpha(step):
+        del step
+        p = c.value(peak_value)
+        safe = jnp.where(p == 0, jnp.ones_like(p), p)
+        return jnp.where(p == 0, jnp.zeros_like(p), c.value(end_value) / safe)
+
+    def decay(step):
+        return cosine_decay(peak_value, d - w, alpha(step), exponent)(step)
+
+    return join([linear(init_value, peak_value, w), decay], [w])
+
+
+def warmup_exponential_decay(init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: int,
+                             transition_steps: int, decay_rate: ArrayLike,
+                             transition_begin: int = 0, staircase: bool = False,
+                             end_value: ArrayLike | None = None) -> Schedule:
+    r"""Linear warmup to ``peak_value``, then :func:`exponential_decay` from it.
+
+    .. math::
+        v_t = \begin{cases} v_0 + (v_p - v_0)\, t / W & t < W \\
+        \operatorname{exponential\_decay}(v_p, T, r, t_0, \ldots)(t - W) & t \ge W
+        \end{cases}
+
+    Args:
+        init_value: :math:`v_0`.
+        peak_value: :math:`v_p`.
+        warmup_steps: :math:`W \ge 0`.
+        transition_steps: :math:`T > 0`.
+        decay_rate: :math:`r > 0`.
+        transition_begin: :math:`t_0`, counted from the end of the warmup.
+        staircase: decay in discrete jumps.
+        end_value: optional bound on the value.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.warmup_exponential_decay(0.0, 1.0, 2, 1, 0.5)
+        >>> [round(float(fn(t)), 4) for t in (0, 1, 2, 3, 4)]
+        [0.0, 0.5, 1.0, 0.5, 0.25]
+    """
+    w = c.non_negative(warmup_steps, "warmup_steps")
+    return join([linear(init_value, peak_value, w),
+                 exponential_decay(peak_value, transition_steps, decay_rate,
+                                   transition_begin, staircase, end_value)], [w])
+
+
+def sgdr(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
+    r"""Warm restarts: :func:`warmup_cosine_decay` cycles joined end to end.
+
+    Cycle :math:`k` runs :func:`warmup_cosine_decay` with the keyword arguments
+    ``cosine_kwargs[k]`` over its ``decay_steps`` steps, then the next starts.
+
+    Args:
+        cosine_kwargs: one dict of :func:`warmup_cosine_decay` arguments per cycle.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> cycle = dict(init_value=0.0, peak_value=1.0, warmup_steps=1, decay_steps=3)
+        >>> fn = schedules.sgdr([cycle, cycle])
+        >>> [round(float(fn(t)), 2) for t in range(6)]
+        [0.0, 1.0, 0.5, 0.0, 1.0, 0.5]
+
+    References:
+        Loshchilov & Hutter, `SGDR: Stochastic Gradient Descent with Warm Restarts
+        <https://arxiv.org/abs/1608.03983>`_, 2017.
+    """
+    kwargs = list(cosine_kwargs)
+    if not kwargs:
+        raise ValueError("Invalid cosine_kwargs value: [] (must hold at least one cycle)")
+    schedules, bounds, at = [], [], 0.0
+    for kw in kwargs:
+        schedules.append(warmup_cosine_decay(**kw))
+        at += c.positive(kw["decay_steps"], "decay_steps")
+        bounds.append(at)
+    return join(schedules, bounds[:-1])
+
+
+def cosine_onecycle(transition_steps: int, peak_value: ArrayLike, pct_start: float = 0.3,
+                    div_factor: float = 25.0, final_div_factor: float = 1e4) -> Schedule:
+    r"""optax's one-cycle with cosine interpolation (see :func:`one_cycle` for torch's).
+
+    A :func:`piecewise_interpolate` ``"cosine"`` schedule from :math:`v_p / d` up to
+    :math:`v_p` at step :math:`\lfloor \rho T \rfloor`, then down to
+    :math:`v_p / (d f)` at step :math:`T`, constant afterwards.
+
+    Args:
+        transition_steps: :math:`T > 0`.
+        peak_value: :math:`v_p`.
+        pct_start: :math:`\rho`, fraction of the steps spent increasing.
+        div_factor: :math:`d > 0`.
+        final_div_factor: :math:`f > 0`.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.cosine_onecycle(10, 1.0, pct_start=0.5, div_factor=10.0)
+        >>> [round(float(fn(t)), 4) for t in (0, 5, 10)]
+        [0.1, 1.0, 0.0]
+
+    References:
+        Smith & Topin, `Super-Convergence <https://arxiv.org/abs/1708.07120>`_, 2017.
+    """
+    steps = c.positive_int(transition_steps, "transition_steps")
+    c.in_range(pct_start, "pct_start", 0.0, 1.0, lo_open=True, hi_open=True)
+    d = c.positive(div_factor, "div_factor")
+    f = c.positive(final_div_factor, "final_div_factor")
+    if not 0 < int(pct_start * steps) < steps:
+        raise ValueError(f"Invalid pct_start value: {pct_start} (int(pct_start * "
+                         f"transition_steps) must lie strictly between 0 and {steps})")
+    return _scaled_interpolate("cosine", peak_value, d,
+                               {int(pct_start * steps): d, steps: 1.0 / (d * f)})
+
+
+def linear_onecycle(transition_steps: int, peak_value: ArrayLike, pct_start: float = 0.3,
+                    pct_final: float = 0.85, div_factor: float = 25.0,
+                    final_div_factor: float = 1e4) -> Schedule:
+    r"""optax's one-cycle with linear interpolation (see :func:`one_cycle` for torch's).
+
+    A :func:`piecewise_interpolate` ``"linear"`` schedule from :math:`v_p / d` up to
+    :math:`v_p` at :math:`\lfloor \rho_s T \rfloor`, back to :math:`v_p / d` at
+    :math:`\lfloor \rho_f T \rfloor`, then to :math:`v_p / (d f)` at :math:`T`.
+
+    Args:
+        transition_steps: :math:`T > 0`.
+        peak_value: :math:`v_p`.
+        pct_start: :math:`\rho_s`.
+        pct_final: :math:`\rho_f > \rho_s`.
+        div_factor: :math:`d > 0`.
+        final_div_factor: :math:`f > 0`.
+
+    Returns:
+        A schedule ``step -> value``.
+
+    Examples:
+        >>> from optimlab import schedules
+        >>> fn = schedules.linear_onecycle(10, 1.0, 0.2, 0.6, div_factor=10.0)
+        >>> [round(float(fn(t)), 4) for t in (0, 2, 6, 10)]
+        [0.1, 1.0, 0.1, 0.0]
+
+    References:
+        Smith & Topin, `Super-Convergence <https://arxiv.org/abs/1708.07120>`_, 2017.
+    """
+    steps = c.positive_int(transition_steps, "transition_steps")
+    c.in_range(pct_start, "pct_start", 0.0, 1.0, lo_open=True, hi_open=True)
+    c.in_range(pct_final, "pct_final", 0.0, 1.0, lo_open=True, hi_open=True)
+    d = c.positive(div_factor, "div_factor")
+    f = c.positive(final_div_factor, "final_div_factor")
+    a, b = int(pct_start * steps), int(pct_final * steps)
+    if not 0 < a < b < steps:
+        raise ValueError(f"Invalid pct_final value: {pct_final} (need 0 < int(pct_start * T) "
+                         f"< int(pct_final * T) < T, got {a}, {b}, {steps})")
+    return _scaled_interpolate("linear", peak_value, d, {a: d, b: 1.0 / d, steps: 1.0 / f})
+
+
+def _scaled_interpolate(kind: str, peak_value: ArrayLike, div: float,
+                        scales: dict[int, float]) -> Schedule:
+    def start(step):
+        del step
+        return c.value(peak_value) / div
+
+    def schedule(step):
+        return piecewise_interpolate(kind, start(step), scales)(step)
+
+    return schedule
