@@ -1,0 +1,34 @@
+"""torch.optim's interface over optimlab's pure optimizers.
+
+Stateful classes with torch's names, signatures, defaults, ``param_groups`` and
+``state_dict`` layout (a torch checkpoint loads here and the other way round),
+each a thin shell over an optimlab alias: every ``step`` is one jitted call, and
+changing ``param_groups[i]["lr"]`` (or any numeric option) never recompiles.
+``docs/torch_mapping.md`` maps torch's names to optimlab's.
+
+Examples:
+    >>> import jax.numpy as jnp
+    >>> from optimlab import optim
+    >>> params = {"w": jnp.array([1.0, 2.0])}
+    >>> opt = optim.SGD(params, lr=0.1)
+    >>> def loss_fn(p):
+    ...     return jnp.sum(p["w"] ** 2)
+    >>> for _ in range(3):
+    ...     opt.zero_grad()
+    ...     loss = opt.backward(loss_fn)
+    ...     opt.step()
+    >>> opt.params["w"].round(3)
+    Array([0.512, 1.024], dtype=float32)
+"""
+
+from ._classes import SGD as SGD
+from ._classes import Adam as Adam
+from ._classes import AdamW as AdamW
+from ._optimizer import Optimizer as Optimizer
+from ._optimizer import RemovableHandle as RemovableHandle
+from ._params import named_parameters as named_parameters
+from ._spec import STEP as STEP
+from ._spec import Spec as Spec
+from ._spec import StateKey as StateKey
+from ._spec import required as required
+from ._state_dict import LoadResult as LoadResult

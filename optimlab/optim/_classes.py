@@ -1,0 +1,160 @@
+"""The torch.optim-compatible classes: one signature and one :class:`Spec` each (private)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._adam import ScaleByAdamState, adam, adamw
+from .._base import GradientTransformation
+from .._sgd import TraceState, sgd
+from ._optimizer import Optimizer
+from ._spec import STEP, Spec, StateKey
+
+__all__ = ["SGD", "Adam", "AdamW"]
+
+
+def _adam_or_adamw(*, decoupled_weight_decay: bool = False, **kwargs: Any) -> GradientTransformation:
+    return (adamw if decoupled_weight_decay else adam)(**kwargs)
+
+
+_ADAM_SPEC = Spec(
+    alias=_adam_or_adamw,
+    hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
+                 "weight_decay": "weight_decay"},
+    flags={"amsgrad": "amsgrad", "maximize": "maximize",
+           "decoupled_weight_decay": "decoupled_weight_decay"},
+    zero_terms={"weight_decay": ()},
+    state={"step": STEP, "exp_avg": StateKey(ScaleByAdamState, "mu"),
+           "exp_avg_sq": StateKey(ScaleByAdamState, "nu"),
+           "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max")},
+)
+
+
+class SGD(Optimizer):
+    """``torch.optim.SGD`` over :func:`optimlab.sgd`: same signature, defaults and state dict.
+
+    The per-parameter state is ``{'momentum_buffer': array}`` when ``momentum`` is
+    non-zero, nothing otherwise. ``foreach``, ``differentiable`` and ``fused`` are
+    kept in the groups and have no effect (every step is one fused jitted call, and
+    differentiable in JAX). See :class:`Optimizer` for the differences from torch.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        momentum: momentum factor.
+        dampening: dampening for momentum.
+        weight_decay: L2 penalty added to the gradient.
+        nesterov: Nesterov momentum.
+        maximize: maximise the objective.
+        foreach: accepted for compatibility; no effect.
+        differentiable: accepted for compatibility; no effect.
+        fused: accepted for compatibility; no effect.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab import optim
+        >>> opt = optim.SGD({"w": jnp.array([1.0, -2.0])}, lr=0.1, momentum=0.9)
+        >>> loss = opt.backward(lambda p: jnp.sum(p["w"] ** 2))
+        >>> opt.step()
+        >>> opt.params["w"]
+        Array([ 0.8, -1.6], dtype=float32)
+    """
+
+    spec = Spec(
+        alias=sgd,
+        hyperparams={"lr": "learning_rate", "momentum": "momentum", "dampening": "dampening",
+                     "weight_decay": "weight_decay"},
+        flags={"nesterov": "nesterov", "maximize": "maximize"},
+        zero_terms={"momentum": ("dampening",), "weight_decay": ()},
+        state={"momentum_buffer": StateKey(TraceState, "trace", optional=True)},
+    )
+
+    def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
+        super().__init__(params, dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+            nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+            fused=fused))
+
+
+class Adam(Optimizer):
+    """``torch.optim.Adam`` over :func:`optimlab.adam` (or :func:`optimlab.adamw` with
+    ``decoupled_weight_decay=True``): same signature, defaults and state dict.
+
+    The per-parameter state is ``{'step', 'exp_avg', 'exp_avg_sq'}`` plus
+    ``'max_exp_avg_sq'`` with ``amsgrad``; ``step`` is a float32 scalar in the state
+    dict (an int32 counter inside). ``foreach``, ``capturable``, ``differentiable``
+    and ``fused`` have no effect. See :class:`Optimizer` for the differences from torch.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        betas: ``(b1, b2)``.
+        eps: added to the denominator.
+        weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
+        amsgrad: use the running maximum of the second moment.
+        foreach: accepted for compatibility; no effect.
+        maximize: maximise the objective.
+        capturable: accepted for compatibility; no effect.
+        differentiable: accepted for compatibility; no effect.
+        fused: accepted for compatibility; no effect.
+        decoupled_weight_decay: AdamW's decay.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab import optim
+        >>> opt = optim.Adam([jnp.array([1.0, -1.0])], lr=0.1)
+        >>> opt.step([jnp.array([2.0, -2.0])])
+        >>> opt.params
+        [Array([ 0.9, -0.9], dtype=float32)]
+    """
+
+    spec = _ADAM_SPEC
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool = False) -> None:
+        super().__init__(params, dict(
+            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            maximize=maximize, foreach=foreach, capturable=capturable,
+            differentiable=differentiable, fused=fused,
+            decoupled_weight_decay=decoupled_weight_decay))
+
+
+class AdamW(Optimizer):
+    """``torch.optim.AdamW`` over :func:`optimlab.adamw`: same signature, defaults and state dict.
+
+    As torch, it is :class:`Adam` with ``decoupled_weight_decay=True`` (forced again
+    when a state dict is loaded). See :class:`Adam` for the state and the options
+    without effect.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        betas: ``(b1, b2)``.
+        eps: added to the denominator.
+        weight_decay: decoupled weight decay (default ``1e-2``).
+        amsgrad: use the running maximum of the second moment.
+        maximize: maximise the objective.
+        foreach: accepted for compatibility; no effect.
+        capturable: accepted for compatibility; no effect.
+        differentiable: accepted for compatibility; no effect.
+        fused: accepted for compatibility; no effect.
+    """
+
+    spec = Spec(alias=_ADAM_SPEC.alias, hyperparams=_ADAM_SPEC.hyperparams,
+                flags=_ADAM_SPEC.flags, zero_terms=_ADAM_SPEC.zero_terms,
+                state=_ADAM_SPEC.state, fixed={"decoupled_weight_decay": True})
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, dict(
+            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            maximize=maximize, foreach=foreach, capturable=capturable,
+            differentiable=differentiable, fused=fused, decoupled_weight_decay=True))

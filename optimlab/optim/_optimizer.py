@@ -1,0 +1,502 @@
+"""``Optimizer``: torch.optim's stateful interface as a thin shell over a pure alias (private)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from .._base import apply_updates
+from .._hyperparams import hyperparam_dtype
+from . import _state_dict
+from ._params import GroupLayout, Layout, split_params
+from ._spec import Spec, required
+
+__all__ = ["Optimizer", "RemovableHandle"]
+
+_ids = itertools.count()
+
+
+class RemovableHandle:
+    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: OrderedDict[int, Callable[..., Any]]):
+        self._hooks = hooks
+        self.id = next(_ids)
+
+    def remove(self) -> None:
+        """Unregisters the hook (again is a no-op)."""
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+def _register(hooks: OrderedDict[int, Callable[..., Any]], hook: Callable[..., Any],
+              prepend: bool = False) -> RemovableHandle:
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
+
+
+class Optimizer:
+    """Base class of the torch.optim-compatible optimizers: state lives in the object.
+
+    Each subclass is a signature and a :class:`~optimlab.optim.Spec` naming the
+    optimlab alias behind it. Parameters, gradients and per-parameter states are
+    held as JAX arrays; :meth:`step` is one jitted call (parameters and states
+    donated) whatever the number of groups and leaves, and group options such as
+    ``lr`` are fed to it as arrays, so changing them never recompiles.
+
+    ``params`` is a pytree (one group), an iterable of ``(name, array)`` pairs
+    (:func:`named_parameters`), or a list of group dicts whose ``"params"`` are
+    either, with per-group option overrides.
+
+    Differences from torch, all following from JAX arrays being immutable values:
+
+    - ``param_groups[i]["params"]`` holds parameter *indices* (the ids of
+      :meth:`state_dict`), not arrays; read values from :attr:`params`.
+    - :attr:`state` is keyed by the same indices and holds JAX arrays that the next
+      step donates; :meth:`state_dict` returns NumPy snapshots that later steps do
+      not change (torch's shares storage with the optimizer).
+    - Arrays read from :attr:`params` before a step are donated by it (deleted):
+      read :attr:`params` again after stepping. The arrays given at construction
+      are copied, never donated.
+    - Gradients come from :meth:`backward`, from :meth:`step` (a closure, or a
+      gradient tree), never from the arrays themselves. A gradient of ``None`` skips
+      the parameter as torch skips a missing ``.grad``; a loss that does not depend
+      on a parameter gives it a zero gradient (JAX cannot tell "unused"), so it is
+      stepped.
+    - Options are validated for every group (torch validates only the defaults).
+    - A plain tree that appears in two groups is detected by array identity;
+      named parameters by name (or tree position).
+    - Changing a flag (``nesterov``, ``amsgrad``, ``maximize``...) or moving a
+      term such as ``momentum`` or ``weight_decay`` to or from zero recompiles
+      the step once.
+
+    Args:
+        params: the parameters, as above.
+        defaults: the default options (torch's names), used by groups that do not
+            override them.
+    """
+
+    spec: ClassVar[Spec]
+
+    def __init__(self, params: Any, defaults: Mapping[str, Any]):
+        self.defaults: dict[str, Any] = dict(defaults)
+        self._step_pre_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+        self._step_post_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+        self._state_dict_pre_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+        self._state_dict_post_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+        self._load_pre_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+        self._load_post_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+        self.param_groups: list[dict[str, Any]] = []
+        self._leaves: list[jax.Array] = []
+        self._grads: list[jax.Array | None] = []
+        self._states: list[Any] = []
+        self._dormant: list[dict[str, jax.Array]] = []
+        self._names: list[str] = []
+        self._group_of: list[int] = []
+        self._group_keys: list[Any] = []
+        self._layouts: list[GroupLayout] = []
+        self._txs: dict[Any, Any] = {}
+        self._grad_fns: dict[Any, Any] = {}
+        self._hdtype = hyperparam_dtype()
+        if not any(v is required for v in self.defaults.values()):
+            self._tx_for(self.defaults)  # validates the defaults first, as torch does
+        if isinstance(params, Iterator):
+            params = list(params)
+        if isinstance(params, (list, tuple)) and len(params) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        self._single_tree = not (isinstance(params, (list, tuple)) and isinstance(params[0], dict)
+                                 and "params" in params[0])
+        for group in [{"params": params}] if self._single_tree else params:
+            self.add_param_group(group)
+        if not self._leaves:
+            raise ValueError("optimizer got an empty parameter list")
+        self._jit_update = jax.jit(self._update, static_argnums=0, donate_argnums=(1, 2))
+
+    # ----------------------------------------------------------------- groups
+    def _tx_for(self, group: Mapping[str, Any]) -> Any:
+        key = self.spec.key(group)
+        if key not in self._txs:
+            self._txs[key] = self.spec.build(group)
+        return key
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Adds a parameter group, with torch's checks and messages.
+
+        The dict is completed with the defaults and kept (as torch keeps it); its
+        ``"params"`` entry becomes the list of the new parameters' indices. A group
+        added later (to unfreeze a layer) compiles a new step once.
+
+        Args:
+            param_group: ``{"params": tree or (name, array) pairs, **option overrides}``.
+
+        Raises:
+            TypeError: not a dict, a set of params, or a leaf that is not a float array.
+            ValueError: a required option missing, names on some groups only, or a
+                parameter already in another group.
+        """
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
+        if self.spec.single_group and self.param_groups:
+            raise ValueError(f"{type(self).__name__} doesn't support per-parameter options "
+                             "(parameter groups)")
+        layout, leaves = split_params(param_group["params"], len(self._leaves))
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError("parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+        for other in self._layouts:
+            if layout.named != other.named:
+                txt = "with names" if layout.named else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 f"cannot add param group {txt} to the optimizer")
+        taken = {h for other in self._layouts for h in other.handles}
+        if not taken.isdisjoint(layout.handles):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group = {**param_group}
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        key = self._tx_for(group)
+        # Validated: commit, mutating the given dict as torch does.
+        param_group.update(group)
+        param_group["params"] = list(layout.indices)
+        if layout.named:
+            param_group["param_names"] = list(layout.names)
+        gi = len(self.param_groups)
+        self.param_groups.append(param_group)
+        self._layouts.append(layout)
+        self._group_keys.append(key)
+        self._leaves.extend(jnp.array(x, copy=True) for x in leaves)
+        self._grads.extend([None] * len(leaves))
+        self._states.extend([None] * len(leaves))
+        self._dormant.extend({} for _ in leaves)
+        self._names.extend(layout.names)
+        self._group_of.extend([gi] * len(leaves))
+        self._layout = Layout(self._layouts, self._single_tree)
+        self._grad_fns.clear()
+
+    # ------------------------------------------------------- params and grads
+    @property
+    def params(self) -> Any:
+        """The current parameters, in the structure they were given.
+
+        A tree when one tree was given; the whole tree when every group holds named
+        parameters of one tree (leaves in no group are returned as given); otherwise
+        a list with one tree per group (a ``{name: array}`` dict for named groups).
+        """
+        return self._layout.assemble(self._leaves, self._layout.frozen())
+
+    @property
+    def grads(self) -> Any:
+        """The held gradients, in the structure of :attr:`params` (``None`` where none)."""
+        frozen = [None] * len(self._layout.frozen())
+        return self._layout.assemble(self._grads, frozen)
+
+    def _value_and_grad(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        vg = self._grad_fns.get(fn)
+        if vg is None:
+            layout = self._layout
+
+            def loss(leaves, frozen, *args):
+                return fn(layout.assemble(leaves, frozen), *args)
+
+            vg = jax.jit(jax.value_and_grad(loss))
+            if len(self._grad_fns) >= 16:
+                self._grad_fns.pop(next(iter(self._grad_fns)))
+            self._grad_fns[fn] = vg
+        return vg
+
+    def backward(self, loss_fn: Callable[..., Any], *args: Any) -> jax.Array:
+        """Evaluates ``loss_fn(opt.params, *args)`` and adds its gradients to the held ones.
+
+        The counterpart of ``loss.backward()``: gradients accumulate until
+        :meth:`zero_grad`. ``loss_fn`` is jitted once per function object: define it
+        once, outside the loop (a new ``lambda`` at every step compiles at every step).
+
+        Args:
+            loss_fn: ``(params, *args) -> scalar loss``.
+            *args: further arguments (a batch...).
+
+        Returns:
+            The loss.
+        """
+        loss, grads = self._value_and_grad(loss_fn)(self._leaves, self._layout.frozen(), *args)
+        held = [i for i, g in enumerate(self._grads) if g is not None]
+        if held:
+            summed = _add([self._grads[i] for i in held], [grads[i] for i in held])
+            for i, g in zip(held, summed, strict=True):
+                grads[i] = g
+        self._grads = list(grads)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drops the held gradients (``set_to_none``), or sets the existing ones to zero.
+
+        As in torch, a parameter whose gradient is ``None`` is skipped by :meth:`step`,
+        while a zero gradient is applied (momentum and step counts still advance).
+
+        Args:
+            set_to_none: drop them instead of zeroing.
+        """
+        if set_to_none:
+            self._grads = [None] * len(self._leaves)
+        else:
+            self._grads = [None if g is None else jnp.zeros_like(g) for g in self._grads]
+
+    # ------------------------------------------------------------------ step
+    def step(self, closure: Any = None) -> Any:
+        """Applies one update, running the step hooks around it.
+
+        - ``step()`` applies the held gradients (from :meth:`backward`);
+        - ``step(grads)`` applies a gradient tree shaped like :attr:`params`
+          (``None`` leaves skip their parameters); the held gradients are untouched;
+        - ``step(closure)``, with ``closure(params) -> loss``, evaluates the loss
+          and its gradients, holds those gradients (replacing any held ones, as a
+          torch closure that calls ``zero_grad`` does), applies them and returns
+          the loss.
+
+        Args:
+            closure: ``None``, a gradient tree, or a callable of the parameters.
+
+        Returns:
+            The closure's loss, or ``None``.
+        """
+        args: tuple[Any, ...] = () if closure is None else (closure,)
+        kwargs: dict[str, Any] = {}
+        for hook in list(self._step_pre_hooks.values()):
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"{hook} must return None or a tuple of "
+                                       f"(new_args, new_kwargs), but got {result}.")
+                args, kwargs = result
+        out = self._step(*args, **kwargs)
+        for hook in list(self._step_post_hooks.values()):
+            hook(self, args, kwargs)
+        return out
+
+    def _step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is None:
+            grads = self._grads
+        elif callable(closure):
+            loss, grads = self._value_and_grad(closure)(self._leaves, self._layout.frozen())
+            self._grads = grads = list(grads)
+        else:
+            grads = self._layout.flatten(closure, len(self._leaves))
+        self._apply(grads)
+        return loss
+
+    def _init_state(self, i: int, key: Any) -> Any:
+        leaf = self._leaves[i]
+        state = self._txs[key][0].init(leaf)
+        state = jax.tree.map(lambda x: jnp.array(x, copy=True) if x is leaf else x, state)
+        return state._replace(hyperparams=None)
+
+    def _sync_groups(self) -> list[Any]:
+        """Rebuilds the groups whose flags changed, carrying their states across."""
+        keys = []
+        for gi, group in enumerate(self.param_groups):
+            key = self._tx_for(group)
+            old = self._group_keys[gi]
+            if key != old:
+                for i in group["params"]:
+                    if self._states[i] is not None:
+                        entry = {**self._dormant[i],
+                                 **_state_dict.export_state(self.spec, self._states[i])}
+                        self._states[i], self._dormant[i] = _state_dict.import_state(
+                            self.spec, self._init_state(i, key), entry, f"parameter {i}",
+                            lenient=True)
+                self._group_keys[gi] = key
+            keys.append(key)
+        return keys
+
+    def _apply(self, grads: list[Any]) -> None:
+        active = [i for i, g in enumerate(grads) if g is not None]
+        if not active:
+            return
+        for i in active:
+            if jnp.shape(grads[i]) != self._leaves[i].shape:
+                raise ValueError(f"the gradient of parameter {i} ({self._names[i]!r}) has shape "
+                                 f"{jnp.shape(grads[i])}, the parameter {self._leaves[i].shape}")
+        keys = tuple(self._sync_groups())
+        for i in active:
+            if self._states[i] is None:
+                self._states[i] = self._init_state(i, keys[self._group_of[i]])
+        feeds = tuple(self.spec.feed(g, self._txs[k][1], self._hdtype)
+                      for g, k in zip(self.param_groups, keys, strict=True))
+        plan = (tuple(self._group_of[i] for i in active), keys)
+        leaves, states = self._jit_update(plan, [self._leaves[i] for i in active],
+                                          [self._states[i] for i in active],
+                                          [grads[i] for i in active], feeds)
+        for i, p, s in zip(active, leaves, states, strict=True):
+            self._leaves[i] = p
+            self._states[i] = s
+
+    def _update(self, plan, leaves, states, grads, feeds):
+        # The per-parameter states are stored without hyperparameters: each group's
+        # current values are fed here as arrays (so a new lr is data, not a constant).
+        group_of, keys = plan
+        new_leaves, new_states = [], []
+        for gi, p, s, g in zip(group_of, leaves, states, grads, strict=True):
+            tx = self._txs[keys[gi]][0]
+            s = s._replace(hyperparams=dict(feeds[gi]))
+            u, s = tx.update(jnp.asarray(g).astype(p.dtype), s, p)
+            new_leaves.append(apply_updates(p, u))
+            new_states.append(s._replace(hyperparams=None))
+        return new_leaves, new_states
+
+    # ----------------------------------------------------------------- state
+    @property
+    def state(self) -> dict[int, dict[str, jax.Array]]:
+        """Per-parameter state with torch's keys, keyed by parameter index.
+
+        Parameters that never received a gradient (or keep no state) are absent. The
+        arrays are the live ones: the next step donates them.
+        """
+        out = {}
+        for i, s in enumerate(self._states):
+            entry = dict(self._dormant[i])
+            if s is not None:
+                entry.update(_state_dict.export_state(self.spec, s))
+            if entry:
+                out[i] = {k: entry[k] for k in self.spec.state if k in entry}
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout: ``{'state': {id: {...}}, 'param_groups': [{..., 'params': [id]}]}``.
+
+        Arrays are NumPy snapshots (``step`` a float32 scalar, as torch's); the rest
+        is numbers, strings, tuples, lists and dicts. Convert the arrays with
+        ``torch.from_numpy`` to load it into a torch optimizer.
+
+        Returns:
+            The state dict (after the state-dict hooks).
+        """
+        for hook in list(self._state_dict_pre_hooks.values()):
+            hook(self)
+        sd = _state_dict.pack(self)
+        for hook in list(self._state_dict_post_hooks.values()):
+            result = hook(self, sd)
+            if result is not None:
+                sd = result
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True
+                        ) -> _state_dict.LoadResult | None:
+        """Loads a state dict from :meth:`state_dict` or from a real ``torch.optim`` one.
+
+        Everything is validated before anything changes: group count and sizes
+        (torch's messages), the optimizer kind (each group's options, each state's
+        keys), and every state's shapes. Tensors are converted; states are cast to
+        the parameter's dtype (``step`` to the step counter).
+
+        Args:
+            state_dict: the state dict.
+            strict: ``False`` matches saved parameters to these by name (saved
+                ``param_names``), loads the states that fit, leaves the groups'
+                options and every other state as they are, and reports the rest.
+
+        Returns:
+            ``None``, or with ``strict=False`` a :class:`LoadResult`.
+
+        Raises:
+            ValueError: the state dict does not fit; the optimizer is unchanged.
+        """
+        sd = dict(state_dict)
+        for hook in list(self._load_pre_hooks.values()):
+            result = hook(self, sd)
+            if result is not None:
+                sd = result
+        groups, states, report = _state_dict.plan_load(self, sd, strict)
+        if groups is not None:
+            self.param_groups = groups
+            self._states = [None] * len(self._leaves)
+            self._dormant = [{} for _ in self._leaves]
+            self._group_keys = [self.spec.key(g) for g in groups]
+        for i, (s, dormant) in states.items():
+            self._states[i], self._dormant[i] = s, dormant
+        for hook in list(self._load_post_hooks.values()):
+            hook(self)
+        return report
+
+    # ----------------------------------------------------------------- hooks
+    def register_step_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Registers ``hook(optimizer, args, kwargs) -> None | (args, kwargs)``, run before each step.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return _register(self._step_pre_hooks, hook)
+
+    def register_step_post_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Registers ``hook(optimizer, args, kwargs)``, run after each step.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return _register(self._step_post_hooks, hook)
+
+    def register_state_dict_pre_hook(self, hook: Callable[..., Any],
+                                     prepend: bool = False) -> RemovableHandle:
+        """Registers ``hook(optimizer)``, run before :meth:`state_dict` builds the dict.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return _register(self._state_dict_pre_hooks, hook, prepend)
+
+    def register_state_dict_post_hook(self, hook: Callable[..., Any],
+                                      prepend: bool = False) -> RemovableHandle:
+        """Registers ``hook(optimizer, state_dict) -> None | state_dict``, run on the result.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return _register(self._state_dict_post_hooks, hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable[..., Any],
+                                          prepend: bool = False) -> RemovableHandle:
+        """Registers ``hook(optimizer, state_dict) -> None | state_dict``, run before loading.
+
+        The hook gets a shallow copy of the dict given to :meth:`load_state_dict`.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return _register(self._load_pre_hooks, hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook: Callable[..., Any],
+                                           prepend: bool = False) -> RemovableHandle:
+        """Registers ``hook(optimizer)``, run after a successful load.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return _register(self._load_post_hooks, hook, prepend)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {v}" for k, v in sorted(g.items())
+                         if k not in ("params", "param_names"))
+        lines.append(")")
+        return "\n".join(lines)
+
+
+@jax.jit
+def _add(a: list[jax.Array], b: list[jax.Array]) -> list[jax.Array]:
+    return [x + y.astype(x.dtype) for x, y in zip(a, b, strict=True)]

@@ -1,0 +1,253 @@
+"""Parameters of the compatibility layer: named parameters, groups and their layout (private).
+
+A parameter is one array leaf. Every parameter has a global index: its position in
+the concatenation of all groups, in order (torch's ``state_dict`` ids). Groups are
+built from a pytree, or from ``(name, array)`` pairs; :class:`Layout` turns the flat
+list of current leaves back into the structure the user gave.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["ParamName", "named_parameters", "GroupLayout", "Layout", "split_params", "path_name"]
+
+
+class _Source:
+    """The tree a set of named parameters came from (its structure and original leaves)."""
+
+    __slots__ = ("treedef", "leaves")
+
+    def __init__(self, treedef: Any, leaves: list[Any]):
+        self.treedef = treedef
+        self.leaves = leaves
+
+
+class ParamName(str):
+    """A parameter name that remembers its position in the tree it came from.
+
+    It is a plain ``str`` for every purpose (printing, comparing, filtering); the
+    optimizer reads the hidden position to rebuild the whole tree when every group
+    was built from named parameters of one tree.
+    """
+
+    __slots__ = ("_source", "_pos")
+    _source: _Source
+    _pos: int
+
+
+def path_name(path: tuple[Any, ...]) -> str:
+    """A key path as a dotted name, like torch's ``model.named_parameters()`` (``layers.0.w``)."""
+    parts = []
+    for k in path:
+        if isinstance(k, jax.tree_util.DictKey):
+            parts.append(str(k.key))
+        elif isinstance(k, jax.tree_util.SequenceKey):
+            parts.append(str(k.idx))
+        elif isinstance(k, jax.tree_util.GetAttrKey):
+            parts.append(k.name)
+        elif isinstance(k, jax.tree_util.FlattenedIndexKey):
+            parts.append(str(k.key))
+        else:
+            parts.append(str(k))
+    return ".".join(parts)
+
+
+def named_parameters(tree: Any) -> Iterator[tuple[str, Any]]:
+    """Yields ``(name, leaf)`` for every leaf of a pytree, like ``model.named_parameters()``.
+
+    Names are the dotted key paths (``"encoder.layers.0.w"``). Filter the pairs to
+    build parameter groups; when every group of an optimizer comes from named
+    parameters of one tree (same structure), :attr:`Optimizer.params` returns that
+    whole tree, with leaves in no group left as they were (frozen).
+
+    Args:
+        tree: a pytree of arrays.
+
+    Yields:
+        ``(name, leaf)`` pairs, in ``jax.tree.leaves`` order.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab import optim
+        >>> [n for n, _ in optim.named_parameters({"w": jnp.ones(2), "b": [jnp.ones(1)]})]
+        ['b.0', 'w']
+    """
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    source = _Source(treedef, [leaf for _, leaf in pairs])
+    for pos, (path, leaf) in enumerate(pairs):
+        name = ParamName(path_name(path))
+        name._source = source
+        name._pos = pos
+        yield name, leaf
+
+
+def _is_named(params: Any) -> bool:
+    return (isinstance(params, (list, tuple)) and len(params) > 0
+            and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params))
+
+
+def _check_leaf(leaf: Any) -> jax.Array:
+    if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, float)):
+        raise TypeError(
+            f"optimizer can only optimize arrays, but one of the params is {type(leaf).__name__}")
+    arr = jnp.asarray(leaf)
+    if not jnp.issubdtype(arr.dtype, jnp.inexact):
+        raise TypeError(f"optimizer can only optimize floating-point arrays, but one of the "
+                        f"params has dtype {arr.dtype}")
+    return arr
+
+
+@dataclass
+class GroupLayout:
+    """How one group's parameters were given.
+
+    Attributes:
+        indices: global indices of the group's parameters.
+        treedef: the group's tree structure, or ``None`` for named parameters.
+        names: the parameter names (given, or dotted key paths of the tree).
+        named: whether the group was given as ``(name, array)`` pairs.
+        handles: identities used to refuse a parameter in two groups.
+        source: the tree the names came from, when they all share one.
+        positions: the parameters' positions in that source tree.
+    """
+
+    indices: list[int]
+    treedef: Any
+    names: list[str]
+    named: bool
+    handles: list[Any] = field(default_factory=list)
+    source: _Source | None = None
+    positions: list[int] = field(default_factory=list)
+
+
+def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]:
+    """Reads a group's ``params`` entry: a pytree, or a sequence of ``(name, array)`` pairs.
+
+    Raises torch's errors for a set and for pairs mixed with bare arrays, and a
+    ``TypeError`` for leaves that are not floating-point arrays.
+    """
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(
+            "optimizer parameters need to be organized in ordered collections, but "
+            "the ordering of tensors in sets will change between runs. Please use a list instead.")
+    if isinstance(params, Iterator):
+        params = list(params)
+    if isinstance(params, list) and any(isinstance(p, tuple) and len(p) == 2
+                                        and isinstance(p[0], str) for p in params):
+        if not _is_named(params):
+            raise ValueError(
+                "all optimizer params should be with/without names. Some param names are missing")
+    if _is_named(params):
+        names = [n for n, _ in params]
+        leaves = [_check_leaf(p) for _, p in params]
+        sources = {id(n._source.treedef): n._source for n in names if isinstance(n, ParamName)}
+        treedefs = {s.treedef for s in sources.values()}
+        sourced = all(isinstance(n, ParamName) for n in names) and len(treedefs) == 1
+        source = next(iter(sources.values())) if sourced else None
+        positions = [n._pos for n in names] if sourced else []
+        handles = ([("pos", p) for p in positions] if sourced else [("name", str(n)) for n in names])
+        if len(set(handles)) != len(handles):
+            warnings.warn(
+                "optimizer contains a parameter group with duplicate parameters; "
+                "in future, this will cause an error; "
+                "see github.com/pytorch/pytorch/issues/40967 for more information",
+                stacklevel=4)
+        layout = GroupLayout(list(range(start, start + len(leaves))), None,
+                             [str(n) for n in names], True, handles, source, positions)
+        return layout, leaves
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(params)
+    leaves = [_check_leaf(leaf) for _, leaf in pairs]
+    handles = [("id", id(leaf)) for _, leaf in pairs]
+    layout = GroupLayout(list(range(start, start + len(leaves))), treedef,
+                         [path_name(p) for p, _ in pairs], False, handles)
+    return layout, leaves
+
+
+class Layout:
+    """The structure :attr:`Optimizer.params` returns, rebuilt from the flat leaves.
+
+    ``"tree"``: one pytree was given (not a list of groups) and no group was added.
+    ``"source"``: every group holds named parameters of one tree: that whole tree.
+    ``"groups"``: otherwise, a list with one tree per group (a named group's tree is a
+    ``{name: array}`` dict).
+    """
+
+    def __init__(self, groups: Sequence[GroupLayout], single_tree: bool):
+        self.groups = list(groups)
+        if single_tree and len(self.groups) == 1:
+            self.mode = "tree"
+        elif (self.groups and all(g.named and g.source is not None for g in self.groups)
+              and len({g.source.treedef for g in self.groups if g.source is not None}) == 1):
+            self.mode = "source"
+            self.source = self.groups[0].source
+        else:
+            self.mode = "groups"
+
+    def frozen(self) -> list[Any]:
+        """Leaves of the source tree that no group optimizes (in source mode), else ``[]``."""
+        if self.mode != "source":
+            return []
+        used = {p for g in self.groups for p in g.positions}
+        return [leaf for i, leaf in enumerate(self.source.leaves) if i not in used]
+
+    def assemble(self, leaves: Sequence[Any], frozen: Sequence[Any]) -> Any:
+        """The user's structure from the global leaves (and the frozen ones in source mode)."""
+        if self.mode == "tree":
+            g = self.groups[0]
+            return jax.tree_util.tree_unflatten(g.treedef, [leaves[i] for i in g.indices])
+        if self.mode == "source":
+            flat: list[Any] = [None] * len(self.source.leaves)
+            for g in self.groups:
+                for i, pos in zip(g.indices, g.positions, strict=True):
+                    flat[pos] = leaves[i]
+            it = iter(frozen)
+            flat = [next(it) if x is None else x for x in flat]
+            return jax.tree_util.tree_unflatten(self.source.treedef, flat)
+        out = []
+        for g in self.groups:
+            if g.named:
+                out.append({n: leaves[i] for n, i in zip(g.names, g.indices, strict=True)})
+            else:
+                out.append(jax.tree_util.tree_unflatten(g.treedef, [leaves[i] for i in g.indices]))
+        return out
+
+    def flatten(self, tree: Any, n: int) -> list[Any]:
+        """Global list of ``n`` leaves from a tree shaped like :meth:`assemble`'s (``None`` kept)."""
+        out: list[Any] = [None] * n
+        try:
+            if self.mode == "tree":
+                g = self.groups[0]
+                for i, x in zip(g.indices, g.treedef.flatten_up_to(tree), strict=True):
+                    out[i] = x
+            elif self.mode == "source":
+                flat = self.source.treedef.flatten_up_to(tree)
+                for g in self.groups:
+                    for i, pos in zip(g.indices, g.positions, strict=True):
+                        out[i] = flat[pos]
+            else:
+                if not isinstance(tree, (list, tuple)) or len(tree) != len(self.groups):
+                    raise ValueError(f"expected a list of {len(self.groups)} trees, one per group")
+                for g, sub in zip(self.groups, tree, strict=True):
+                    if g.named:
+                        for name, i in zip(g.names, g.indices, strict=True):
+                            out[i] = sub.get(name) if isinstance(sub, dict) else _missing(name)
+                    else:
+                        for i, x in zip(g.indices, g.treedef.flatten_up_to(sub), strict=True):
+                            out[i] = x
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(
+                "the gradients' structure differs from the structure of `opt.params` "
+                f"({self.mode} layout): {e}") from None
+        return out
+
+
+def _missing(name: str) -> Any:
+    raise ValueError(f"a named group's gradients must be a dict; no entry for {name!r}")

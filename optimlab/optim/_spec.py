@@ -1,0 +1,155 @@
+"""The declarative table behind each torch-compatible class (private).
+
+A :class:`Spec` says how a torch parameter group maps onto an optimlab alias
+(which group options are hyperparameters held in the state, which are flags that
+shape the compiled step) and how torch's per-parameter state keys map onto leaves
+of the alias's state. Adding an optimizer class is one ``Spec`` and a signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._base import GradientTransformation
+from .._hyperparams import HyperparamsState
+
+__all__ = ["StateKey", "STEP", "Spec", "required"]
+
+
+class _Required:
+    """Sentinel for a default every parameter group must set (torch's ``required``)."""
+
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+#: Marks an option with no default: each parameter group must give it.
+required = _Required()
+
+
+@dataclass(frozen=True)
+class StateKey:
+    """Where a torch per-parameter state entry lives in the alias's state.
+
+    Attributes:
+        cls: the state class holding it (the first node of that class is used).
+        field: the attribute of that node.
+        optional: torch treats the entry as "not created yet" when it is absent
+            (SGD's ``momentum_buffer``), rather than as a broken checkpoint.
+        dtype: a fixed dtype for the exported value (torch's ``step`` is float32);
+            ``None`` exports the leaf as stored.
+    """
+
+    cls: type
+    field: str
+    optional: bool = False
+    dtype: Any = None
+
+
+#: torch's ``step``: the alias's single step counter, exported as a float32 scalar.
+STEP = StateKey(HyperparamsState, "count", dtype=np.float32)
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return float(value) == 0.0
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How a torch optimizer class maps onto an optimlab alias.
+
+    Attributes:
+        alias: the optimlab alias; called with keyword arguments only.
+        hyperparams: torch group option -> alias hyperparameter name (a tuple of
+            names for a tuple option such as ``betas``). Their values are fed as
+            arrays at every step, so changing them never recompiles.
+        flags: torch group option -> alias keyword for options that shape the
+            compiled step (``nesterov``, ``amsgrad``, ``maximize``...).
+        zero_terms: options the alias leaves out when exactly zero at construction
+            (``momentum``, ``weight_decay``), each with the options left out along
+            with it (``dampening`` goes with ``momentum``): crossing zero rebuilds.
+        static: numeric options the alias does not keep in its state; they are
+            part of the compiled step (changing one rebuilds).
+        state: torch per-parameter state key -> :class:`StateKey`, in torch's order.
+        fixed: group options forced to a value (``AdamW``'s ``decoupled_weight_decay``).
+        single_group: the optimizer accepts one parameter group only (``LBFGS``).
+    """
+
+    alias: Callable[..., GradientTransformation]
+    hyperparams: Mapping[str, str | tuple[str, ...]]
+    state: Mapping[str, StateKey]
+    flags: Mapping[str, str] = field(default_factory=dict)
+    zero_terms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    static: tuple[str, ...] = ()
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    single_group: bool = False
+
+    def kwargs(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        """The alias's keyword arguments for a group's current options."""
+        out: dict[str, Any] = {}
+        for key, names in self.hyperparams.items():
+            value = group[key]
+            if isinstance(names, tuple):
+                values = tuple(value)
+                if len(values) != len(names):
+                    raise ValueError(f"{key} must have {len(names)} values, got {value!r}")
+                out.update(zip(names, values, strict=True))
+            else:
+                out[names] = value
+        for key, name in self.flags.items():
+            out[name] = group[key]
+        return out
+
+    def key(self, group: Mapping[str, Any]) -> tuple[Any, ...]:
+        """What the compiled step depends on: flags, zero terms and static options."""
+        return (tuple(group[k] for k in self.flags),
+                tuple(_is_zero(group[k]) for k in self.zero_terms),
+                tuple(_hashable(group[k]) for k in self.static))
+
+    def build(self, group: Mapping[str, Any]) -> tuple[GradientTransformation, dict[str, Any]]:
+        """Builds (and so validates) the alias for a group.
+
+        Returns the transformation and ``{name: value}`` for each hyperparameter its
+        state holds: ``None`` for those fed from the group at every step, the
+        construction value for those no group option maps to.
+        """
+        tx = self.alias(**self.kwargs(group))
+        probe = tx.init(jnp.zeros((2, 2), jnp.float32))
+        if not isinstance(probe, HyperparamsState):
+            raise TypeError(f"{getattr(self.alias, '__name__', self.alias)} does not keep its "
+                            "hyperparameters in a HyperparamsState; it cannot back a class.")
+        mapped = set(self.kwargs(group))
+        names = {n: (None if n in mapped else np.asarray(v)) for n, v in probe.hyperparams.items()}
+        for key, ol in self.hyperparams.items():
+            absent = {k for z, deps in self.zero_terms.items() if _is_zero(group[z])
+                      for k in (z, *deps)}
+            if key in self.static or key in absent:
+                continue
+            for name in ol if isinstance(ol, tuple) else (ol,):
+                if name not in names:
+                    raise TypeError(f"the state of {getattr(self.alias, '__name__', '')} holds no "
+                                    f"{name!r}: list {key!r} in the spec's static options.")
+        return tx, names
+
+    def feed(self, group: Mapping[str, Any], names: Mapping[str, Any], dtype: Any) -> dict[str, Any]:
+        """The values of the hyperparameters a state holds, as arrays of ``dtype``."""
+        kw = self.kwargs(group)
+        return {n: np.asarray(float(kw[n]) if const is None else const, dtype)
+                for n, const in names.items()}
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return repr(value)

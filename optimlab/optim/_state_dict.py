@@ -1,0 +1,270 @@
+"""torch's ``state_dict`` layout to and from the per-parameter functional states (private).
+
+Everything here validates before anything is changed: :func:`plan_load` returns
+the new groups and states (or raises), and the optimizer commits them afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._spec import Spec, StateKey
+
+if TYPE_CHECKING:
+    from ._optimizer import Optimizer
+
+__all__ = ["LoadResult", "export_state", "import_state", "to_numpy", "pack", "plan_load"]
+
+
+class LoadResult(NamedTuple):
+    """What ``load_state_dict(state_dict, strict=False)`` did.
+
+    Attributes:
+        loaded: names of the parameters whose state was loaded.
+        skipped: ``{name: reason}`` for the saved parameters that were not loaded.
+        missing: names of this optimizer's parameters the state dict has no state for
+            (their state is left as it was).
+    """
+
+    loaded: list[str]
+    skipped: dict[str, str]
+    missing: list[str]
+
+
+def _find(state: Any, cls: type) -> Any:
+    hit = lambda x: isinstance(x, cls)  # noqa: E731
+    for node in jax.tree_util.tree_leaves(state, is_leaf=hit):
+        if hit(node):
+            return node
+    return None
+
+
+def _replace(state: Any, cls: type, field: str, value: Any) -> Any:
+    hit = lambda x: isinstance(x, cls)  # noqa: E731
+    leaves, treedef = jax.tree_util.tree_flatten(state, is_leaf=hit)
+    for i, node in enumerate(leaves):
+        if hit(node):
+            leaves[i] = node._replace(**{field: value})
+            break
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _used(spec: Spec, state: Any) -> dict[str, StateKey]:
+    """The torch keys this configuration's state holds, in the spec's order."""
+    out = {}
+    for key, sk in spec.state.items():
+        node = _find(state, sk.cls)
+        if node is not None and getattr(node, sk.field) is not None:
+            out[key] = sk
+    return out
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A host array from a jax/NumPy array, a number, or a torch tensor (without importing torch)."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu()
+    return np.asarray(value)
+
+
+def export_state(spec: Spec, state: Any) -> dict[str, jax.Array]:
+    """torch's per-parameter dict (``{'step': ..., 'exp_avg': ...}``) from a functional state."""
+    out = {}
+    for key, sk in _used(spec, state).items():
+        value = getattr(_find(state, sk.cls), sk.field)
+        out[key] = value if sk.dtype is None else jnp.asarray(value).astype(sk.dtype)
+    return out
+
+
+def _has_step(spec: Spec) -> bool:
+    return any(sk.dtype is not None for sk in spec.state.values())
+
+
+def import_state(spec: Spec, fresh: Any, entry: Mapping[str, Any], where: str, *,
+                 lenient: bool = False) -> tuple[Any, dict[str, Any]]:
+    """A functional state holding torch's per-parameter ``entry``, checked against ``fresh``.
+
+    Entries the spec knows but this configuration does not use (a ``momentum_buffer``
+    while ``momentum`` is zero) are returned apart, as torch keeps them untouched.
+
+    Args:
+        spec: the optimizer's table.
+        fresh: a freshly initialised state for the parameter (gives shapes and dtypes).
+        entry: torch's per-parameter dict.
+        where: names the parameter in error messages.
+        lenient: fill the entries the configuration needs but ``entry`` lacks with
+            their initial values (used when options change mid-run).
+
+    Returns:
+        ``(state, dormant entries)``.
+
+    Raises:
+        ValueError: an unknown key, a missing key, or a value of the wrong shape.
+    """
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: the state must be a dict, got {type(entry).__name__}")
+    name = getattr(spec.alias, "__name__", "this optimizer")
+    unknown = [k for k in entry if k not in spec.state]
+    if unknown:
+        raise ValueError(f"{where}: {unknown[0]!r} is not a state key of {name} "
+                         f"(its keys are {list(spec.state)}): is the state dict from "
+                         "another optimizer?")
+    used = _used(spec, fresh)
+    if entry and not lenient:
+        missing = [k for k, sk in used.items() if not sk.optional and k not in entry]
+        if missing:
+            raise ValueError(f"{where}: the loaded state has no {missing[0]!r}, which these "
+                             f"options of {name} need")
+    state = fresh
+    for key, sk in used.items():
+        if key not in entry:
+            continue
+        arr = to_numpy(entry[key])
+        current = getattr(_find(state, sk.cls), sk.field)
+        if sk.dtype is not None:
+            if arr.size != 1:
+                raise ValueError(f"{where}: {key!r} must be a scalar, got shape {arr.shape}")
+            value = jnp.asarray(arr.reshape(())).astype(current.dtype)
+        else:
+            if arr.shape != jnp.shape(current):
+                raise ValueError(f"{where}: {key!r} has shape {arr.shape}, but the parameter's "
+                                 f"state needs {jnp.shape(current)}")
+            if np.iscomplexobj(arr) and not jnp.iscomplexobj(current):
+                raise ValueError(f"{where}: {key!r} is complex, the parameter is real")
+            value = jnp.asarray(arr).astype(current.dtype)
+        state = _replace(state, sk.cls, sk.field, value)
+    if not _has_step(spec):
+        # Without a saved step, "has state" means "has taken a step" (SGD's first-step rule).
+        taken = any(k in entry for k in used)
+        state = state._replace(count=jnp.asarray(1 if taken else 0, jnp.int32))
+    dormant = {k: jnp.asarray(to_numpy(v)) for k, v in entry.items() if k not in used}
+    return state, dormant
+
+
+def pack(opt: Optimizer) -> dict[str, Any]:
+    """torch's layout: per-parameter states as NumPy snapshots, groups with parameter ids."""
+    groups = []
+    for g in opt.param_groups:
+        packed = {k: v for k, v in g.items() if k != "params"}
+        packed["params"] = list(g["params"])
+        groups.append(packed)
+    state = {i: {k: np.array(v) for k, v in entry.items()} for i, entry in opt.state.items()}
+    return {"state": state, "param_groups": groups}
+
+
+def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:
+    if not isinstance(saved_groups, Sequence) or isinstance(saved_groups, (str, bytes)):
+        raise ValueError("the state dict's 'param_groups' must be a list of dicts")
+    if len(opt.param_groups) != len(saved_groups):
+        raise ValueError("loaded state dict has a different number of parameter groups")
+    for g in saved_groups:
+        if not isinstance(g, Mapping) or "params" not in g:
+            raise ValueError("each saved parameter group must be a dict with a 'params' list")
+    if any(len(g["params"]) != len(s["params"]) for g, s in zip(opt.param_groups, saved_groups,
+                                                                    strict=True)):
+        raise ValueError("loaded state dict contains a parameter group "
+                         "that doesn't match the size of optimizer's group")
+    name = type(opt).__name__
+    out = []
+    for gi, (ours, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
+        new = copy.deepcopy(dict(saved))
+        for key in opt.defaults:
+            if key not in new:
+                if key in opt.spec.hyperparams or key in opt.spec.static:
+                    raise ValueError(
+                        f"loaded state dict is not from a {name} optimizer: its parameter group "
+                        f"{gi} has no {key!r} option")
+                new[key] = ours[key]
+        new.update(opt.spec.fixed)
+        try:
+            opt._tx_for(new)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"loaded parameter group {gi} is invalid for {name}: {e}") from None
+        new["params"] = list(ours["params"])
+        if "param_names" in ours and "param_names" not in new:
+            new["param_names"] = list(ours["param_names"])
+        out.append(new)
+    return out
+
+
+def _fresh(opt: Optimizer, i: int, group: Mapping[str, Any]) -> Any:
+    return opt._init_state(i, opt._tx_for(group))
+
+
+def _import(opt: Optimizer, i: int, group: Mapping[str, Any], entry: Any) -> Any:
+    """``(state or None, dormant)``: no state at all for an empty entry, as torch."""
+    state, dormant = import_state(opt.spec, _fresh(opt, i, group), entry, _where(opt, i))
+    return (state if entry else None), dormant
+
+
+def plan_load(opt: Optimizer, sd: Mapping[str, Any], strict: bool
+              ) -> tuple[list[dict[str, Any]] | None, dict[int, Any], LoadResult | None]:
+    """Validates ``sd`` and returns ``(new groups, {index: (state, dormant)}, report)``.
+
+    With ``strict`` the groups and every state are replaced (torch's behaviour, with
+    every check done first). Without, only the states of parameters whose name
+    matches are replaced; groups are left as they are (``None``).
+    """
+    if not isinstance(sd, Mapping) or "state" not in sd or "param_groups" not in sd:
+        raise ValueError("a state dict is a dict with 'state' and 'param_groups' entries")
+    saved_state = sd["state"]
+    if not isinstance(saved_state, Mapping):
+        raise ValueError("the state dict's 'state' must be a dict keyed by parameter id")
+    if strict:
+        groups = _check_groups(opt, sd["param_groups"])
+        id_map = {}
+        for saved, ours in zip(sd["param_groups"], groups, strict=True):
+            for k, i in zip(saved["params"], ours["params"], strict=True):
+                id_map[k] = (i, ours)
+        states: dict[int, Any] = {}
+        for k, entry in saved_state.items():
+            if k not in id_map:
+                raise ValueError(f"the state dict has state for parameter id {k!r}, which no "
+                                 "parameter group lists")
+            i, group = id_map[k]
+            states[i] = _import(opt, i, group, entry)
+        return groups, states, None
+    return None, *_plan_by_name(opt, sd)
+
+
+def _where(opt: Optimizer, i: int) -> str:
+    return f"parameter {i} ({opt._names[i]!r})"
+
+
+def _plan_by_name(opt: Optimizer, sd: Mapping[str, Any]) -> tuple[dict[int, Any], LoadResult]:
+    saved_names: dict[Any, str] = {}
+    for g in sd["param_groups"]:
+        if not isinstance(g, Mapping) or "param_names" not in g:
+            raise ValueError("load_state_dict(strict=False) matches parameters by name, but a "
+                             "loaded parameter group has no 'param_names' (build the optimizer "
+                             "from optim.named_parameters to save them)")
+        saved_names.update(zip(g["params"], g["param_names"], strict=True))
+    ours: dict[str, int] = {}
+    for i, n in enumerate(opt._names):
+        if n in ours:
+            raise ValueError(f"load_state_dict(strict=False): parameter name {n!r} is not unique "
+                             "in this optimizer")
+        ours[n] = i
+    states, loaded, skipped = {}, [], {}
+    for k, entry in sd["state"].items():
+        name = saved_names.get(k)
+        if name is None:
+            skipped[f"<id {k}>"] = "no parameter group lists this id"
+            continue
+        if name not in ours:
+            skipped[name] = "no parameter of this name"
+            continue
+        i = ours[name]
+        try:
+            states[i] = _import(opt, i, opt.param_groups[opt._group_of[i]], entry)
+        except ValueError as e:
+            skipped[name] = str(e)
+            continue
+        loaded.append(name)
+    missing = [n for n in opt._names if n not in loaded and n not in skipped]
+    return states, LoadResult(loaded, skipped, missing)
