@@ -1,0 +1,147 @@
+"""optimlab.checkpoint: exact round trips, validation against a template, atomic writes."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optimlab as ol
+from optimlab import checkpoint
+from tests import problems
+
+
+def _bitwise_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_array_equal(np.atleast_1d(np.asarray(x)).view(np.uint8),
+                                      np.atleast_1d(np.asarray(y)).view(np.uint8))
+
+
+def _trained(tx, steps=3):
+    params = problems.quadratic_params()
+    state = tx.init(params)
+    for _ in range(steps):
+        updates, state = tx.update(jax.grad(problems.quadratic_loss)(params), state, params)
+        params = ol.apply_updates(params, updates)
+    return params, state
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ol.adam(1e-2, amsgrad=True, mu_dtype=jnp.bfloat16),
+    lambda: ol.chain(ol.clip_by_global_norm(1.0), ol.sgd(0.1, momentum=0.9)),
+], ids=["adam_bf16_moments", "clip_sgd"])
+def test_round_trip_is_bitwise_with_eval_shape_template(tmp_path, make):
+    tx = make()
+    params, state = _trained(tx)
+    path = checkpoint.save(tmp_path / "ck.npz", state, metadata={"run": "a"})
+    template = jax.eval_shape(tx.init, params)
+    _bitwise_equal(checkpoint.restore(path, template), state)
+    manifest = checkpoint.read_manifest(path)
+    assert manifest["schema_version"] == 1 and manifest["step"] == 3
+    assert manifest["metadata"] == {"run": "a"}
+    assert {e["dtype"] for e in manifest["leaves"]} == {
+        str(x.dtype) for x in jax.tree.leaves(state)}
+
+
+def test_save_restore_continue_equals_uninterrupted(tmp_path):
+    tx = ol.adamw(1e-2)
+    params, state = _trained(tx, 2)
+    checkpoint.save(tmp_path / "ck.npz", state)
+    restored = checkpoint.restore(tmp_path / "ck.npz", tx.init(params))
+    g = jax.grad(problems.quadratic_loss)(params)
+    u1, s1 = tx.update(g, state, params)
+    u2, s2 = tx.update(g, restored, params)
+    _bitwise_equal(u1, u2)
+    _bitwise_equal(s1, s2)
+
+
+def test_a_crash_mid_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    tx = ol.adam(1e-2)
+    params, state = _trained(tx, 1)
+    path = checkpoint.save(tmp_path / "ck.npz", state)
+    _, newer = _trained(tx, 2)
+
+    def crash(f, **arrays):
+        f.write(b"PK\x03\x04partial")
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, newer)
+    monkeypatch.undo()
+    _bitwise_equal(checkpoint.restore(path, tx.init(params)), state)
+    assert os.listdir(tmp_path) == ["ck.npz"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_damaged_files_are_refused(tmp_path, damage):
+    tx = ol.adam()
+    params, state = _trained(tx, 1)
+    path = checkpoint.save(tmp_path / "ck.npz", state)
+    data = path.read_bytes()
+    path.write_bytes({"garbage": os.urandom(len(data)), "truncated": data[: len(data) // 2],
+                      "empty": b""}[damage])
+    with pytest.raises(checkpoint.CheckpointError, match="corrupted or truncated"):
+        checkpoint.restore(path, tx.init(params))
+
+
+def test_checkpoint_of_another_optimizer_is_refused(tmp_path):
+    params = problems.quadratic_params()
+    checkpoint.save(tmp_path / "sgd.npz", ol.sgd(0.1, momentum=0.9).init(params))
+    with pytest.raises(checkpoint.CheckpointError, match=r"another optimizer.*leaf 1"):
+        checkpoint.restore(tmp_path / "sgd.npz", ol.adam().init(params))
+
+
+def test_shape_and_dtype_mismatches_name_the_leaf(tmp_path):
+    tx = ol.adam()
+    params = problems.quadratic_params()
+    checkpoint.save(tmp_path / "ck.npz", tx.init(params))
+    other = dict(params, a=jnp.zeros(4))
+    with pytest.raises(checkpoint.CheckpointError, match=r"\['a'\] has shape \(3,\) .* \(4,\)"):
+        checkpoint.restore(tmp_path / "ck.npz", tx.init(other))
+    with pytest.raises(checkpoint.CheckpointError, match=r"dtype float32 .* bfloat16"):
+        checkpoint.restore(tmp_path / "ck.npz", ol.adam(mu_dtype=jnp.bfloat16).init(params))
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = checkpoint.save(tmp_path / "ck.npz", {"x": jnp.ones(2)})
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    manifest = json.loads(arrays["__manifest__"].tobytes())
+    manifest["schema_version"] = 99
+    arrays["__manifest__"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="schema version 99"):
+        checkpoint.restore(path, {"x": jnp.ones(2)})
+
+
+def test_pickled_payloads_are_never_loaded(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, __manifest__=np.array([{"format": "optimlab-state"}], dtype=object))
+    with pytest.raises(checkpoint.CheckpointError):
+        checkpoint.restore(path, {"x": jnp.ones(2)})
+
+
+def test_tree_round_trip_keeps_int_keys_tuples_and_nonfinite_floats(tmp_path):
+    sd = {"state": {0: {"step": np.float32(3.0), "exp_avg": np.arange(3.0)},
+                    2: {"step": np.float32(1.0)}},
+          "param_groups": [{"lr": float("nan"), "betas": (0.9, 0.999), "params": [0, 2],
+                            "name": None, "foreach": False}]}
+    checkpoint.save_tree(tmp_path / "sd.npz", sd)
+    back = checkpoint.load_tree(tmp_path / "sd.npz")
+    assert set(back["state"]) == {0, 2}
+    np.testing.assert_array_equal(back["state"][0]["exp_avg"], np.arange(3.0))
+    assert back["state"][0]["step"].dtype == np.float32
+    group = back["param_groups"][0]
+    assert group["betas"] == (0.9, 0.999) and np.isnan(group["lr"]) and group["params"] == [0, 2]
+    assert group["name"] is None and group["foreach"] is False
+
+
+def test_tree_refuses_unsupported_values(tmp_path):
+    with pytest.raises(TypeError, match=r"unsupported value of type object at <root>\['x'\]"):
+        checkpoint.save_tree(tmp_path / "x.npz", {"x": object()})
+    assert not (tmp_path / "x.npz").exists()
