@@ -111,7 +111,10 @@ def add_decayed_weights(
     Args:
         weight_decay: :math:`\lambda`.
         mask: optional pytree of bools with the params' structure (or a callable
-            ``params -> mask``); leaves where it is ``False`` are not decayed.
+            ``params -> mask``); leaves where it is ``False`` are not decayed. It may
+            also be path patterns, as for :func:`~optimlab.masked`: a list of the
+            patterns to decay (``["**/kernel"]``) or a dict ``{pattern: bool}``
+            (``{"**": True, "**/bias": False}``).
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
@@ -137,6 +140,8 @@ def add_decayed_weights(
                 "add_decayed_weights: params is None; pass the current params to update()."
             )
         m = mask(params) if callable(mask) else mask
+        if m is not None and _is_pattern_spec(m):
+            m = _pattern_mask_tree(params, m, "add_decayed_weights")
 
         def decay(u, p, keep=True):
             if keep is False:
@@ -152,3 +157,15 @@ def add_decayed_weights(
         return _tree.tree_map(decay, updates, params, m), state
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def _is_pattern_spec(spec: Any) -> bool:
+    from ._partition import is_pattern_spec  # late import (no cycle)
+
+    return is_pattern_spec(spec)
+
+
+def _pattern_mask_tree(params: Any, spec: Any, what: str) -> Any:
+    from ._masking import pattern_mask_tree
+
+    return pattern_mask_tree(params, spec, what)
