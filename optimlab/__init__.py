@@ -8,6 +8,9 @@ compatibility layer is :mod:`optimlab.optim`; schedules are in
 
 from ._accumulate import AccumulateState as AccumulateState
 from ._accumulate import accumulate as accumulate
+from ._adabelief import ScaleByBeliefState as ScaleByBeliefState
+from ._adabelief import adabelief as adabelief
+from ._adabelief import scale_by_belief as scale_by_belief
 from ._adafactor import ScaleByFactoredRmsState as ScaleByFactoredRmsState
 from ._adafactor import ScaleByTorchAdafactorState as ScaleByTorchAdafactorState
 from ._adafactor import adafactor as adafactor
@@ -19,6 +22,9 @@ from ._adam import adam as adam
 from ._adam import adamw as adamw
 from ._adam import amsgrad as amsgrad
 from ._adam import scale_by_adam as scale_by_adam
+from ._adan import ScaleByAdanState as ScaleByAdanState
+from ._adan import adan as adan
+from ._adan import scale_by_adan as scale_by_adan
 from ._asgd import ScaleByAsgdState as ScaleByAsgdState
 from ._asgd import asgd as asgd
 from ._asgd import asgd_averaged_params as asgd_averaged_params
@@ -35,10 +41,17 @@ from ._base import identity as identity
 from ._base import safe_increment as safe_increment
 from ._clipping import clip as clip
 from ._clipping import clip_by_global_norm as clip_by_global_norm
+from ._fromage import fromage as fromage
 from ._hyperparams import HyperparamsState as HyperparamsState
 from ._hyperparams import hyperparams as hyperparams
 from ._hyperparams import set_hyperparams as set_hyperparams
 from ._hyperparams import with_hyperparams as with_hyperparams
+from ._lamb import lamb as lamb
+from ._lamb import lars as lars
+from ._lamb import scale_by_trust_ratio as scale_by_trust_ratio
+from ._lion import ScaleByLionState as ScaleByLionState
+from ._lion import lion as lion
+from ._lion import scale_by_lion as scale_by_lion
 from ._lookahead import LookaheadState as LookaheadState
 from ._lookahead import lookahead as lookahead
 from ._masking import MaskedState as MaskedState
@@ -57,10 +70,22 @@ from ._muon import ScaleByMuonState as ScaleByMuonState
 from ._muon import muon as muon
 from ._muon import newton_schulz as newton_schulz
 from ._muon import scale_by_muon as scale_by_muon
+from ._noisy_sgd import AddNoiseState as AddNoiseState
+from ._noisy_sgd import add_noise as add_noise
+from ._noisy_sgd import noisy_sgd as noisy_sgd
+from ._novograd import ScaleByNovogradState as ScaleByNovogradState
+from ._novograd import novograd as novograd
+from ._novograd import scale_by_novograd as scale_by_novograd
+from ._optimistic import ScaleByOptimisticGradientState as ScaleByOptimisticGradientState
+from ._optimistic import optimistic_adam as optimistic_adam
+from ._optimistic import optimistic_gradient_descent as optimistic_gradient_descent
+from ._optimistic import scale_by_optimistic_gradient as scale_by_optimistic_gradient
 from ._partition import PartitionState as PartitionState
 from ._partition import extend_state as extend_state
 from ._partition import partition as partition
 from ._partition import partition_overrides as partition_overrides
+from ._polyak import polyak_sgd as polyak_sgd
+from ._polyak import scale_by_polyak as scale_by_polyak
 from ._robust import SkipNonfiniteState as SkipNonfiniteState
 from ._robust import ZeroNansState as ZeroNansState
 from ._robust import adaptive_grad_clip as adaptive_grad_clip
@@ -78,8 +103,19 @@ from ._scale import scale_by_learning_rate as scale_by_learning_rate
 from ._sgd import TraceState as TraceState
 from ._sgd import sgd as sgd
 from ._sgd import trace as trace
+from ._sign import ScaleBySignumState as ScaleBySignumState
+from ._sign import scale_by_sign as scale_by_sign
+from ._sign import scale_by_signum as scale_by_signum
+from ._sign import sign_sgd as sign_sgd
+from ._sign import signum as signum
+from ._sm3 import ScaleBySM3State as ScaleBySM3State
+from ._sm3 import scale_by_sm3 as scale_by_sm3
+from ._sm3 import sm3 as sm3
 from ._sparse_adam import ScaleBySparseAdamState as ScaleBySparseAdamState
 from ._sparse_adam import scale_by_sparse_adam as scale_by_sparse_adam
 from ._sparse_adam import sparse_adam as sparse_adam
+from ._yogi import ScaleByYogiState as ScaleByYogiState
+from ._yogi import scale_by_yogi as scale_by_yogi
+from ._yogi import yogi as yogi
 
 __version__ = "0.1.0"
