@@ -123,13 +123,11 @@ class Optimizer:
             self.add_param_group(group)
         if not self._leaves:
             raise ValueError("optimizer got an empty parameter list")
-        self._jit_update = jax.jit(self._update, static_argnums=0, donate_argnums=(1, 2))
 
     # ----------------------------------------------------------------- groups
     def _tx_for(self, group: Mapping[str, Any]) -> Any:
-        key = self.spec.key(group)
-        if key not in self._txs:
-            self._txs[key] = self.spec.build(group)
+        key, compiled = self.spec.build(group)
+        self._txs[key] = compiled
         return key
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -337,26 +335,13 @@ class Optimizer:
                 self._states[i] = self._init_state(i, keys[self._group_of[i]])
         feeds = tuple(self.spec.feed(g, self._txs[k][1], self._hdtype)
                       for g, k in zip(self.param_groups, keys, strict=True))
-        plan = (tuple(self._group_of[i] for i in active), keys)
-        leaves, states = self._jit_update(plan, [self._leaves[i] for i in active],
+        plan = (tuple(self._group_of[i] for i in active), tuple(self._txs[k][0] for k in keys))
+        leaves, states = _jit_update(plan, [self._leaves[i] for i in active],
                                           [self._states[i] for i in active],
                                           [grads[i] for i in active], feeds)
         for i, p, s in zip(active, leaves, states, strict=True):
             self._leaves[i] = p
             self._states[i] = s
-
-    def _update(self, plan, leaves, states, grads, feeds):
-        # The per-parameter states are stored without hyperparameters: each group's
-        # current values are fed here as arrays (so a new lr is data, not a constant).
-        group_of, keys = plan
-        new_leaves, new_states = [], []
-        for gi, p, s, g in zip(group_of, leaves, states, grads, strict=True):
-            tx = self._txs[keys[gi]][0]
-            s = s._replace(hyperparams=dict(feeds[gi]))
-            u, s = tx.update(jnp.asarray(g).astype(p.dtype), s, p)
-            new_leaves.append(apply_updates(p, u))
-            new_states.append(s._replace(hyperparams=None))
-        return new_leaves, new_states
 
     # ----------------------------------------------------------------- state
     @property
@@ -495,6 +480,24 @@ class Optimizer:
                          if k not in ("params", "param_names"))
         lines.append(")")
         return "\n".join(lines)
+
+
+def _update(plan, leaves, states, grads, feeds):
+    # The per-parameter states are stored without hyperparameters: each group's
+    # current values are fed here as arrays (so a new lr is data, not a constant).
+    # ``plan`` (static) is each parameter's group and each group's transformation,
+    # shared by optimizers alike, so they share the compiled step too.
+    group_of, txs = plan
+    new_leaves, new_states = [], []
+    for gi, p, s, g in zip(group_of, leaves, states, grads, strict=True):
+        s = s._replace(hyperparams=dict(feeds[gi]))
+        u, s = txs[gi].update(jnp.asarray(g).astype(p.dtype), s, p)
+        new_leaves.append(apply_updates(p, u))
+        new_states.append(s._replace(hyperparams=None))
+    return new_leaves, new_states
+
+
+_jit_update = jax.jit(_update, static_argnums=0, donate_argnums=(1, 2))
 
 
 @jax.jit

@@ -174,20 +174,21 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
 class Layout:
     """The structure :attr:`Optimizer.params` returns, rebuilt from the flat leaves.
 
-    ``"tree"``: one pytree was given (not a list of groups) and no group was added.
     ``"source"``: every group holds named parameters of one tree: that whole tree.
+    ``"tree"``: else, when one pytree (or one list of pairs, giving a ``{name: array}``
+    dict) was given, not a list of groups, and no group was added.
     ``"groups"``: otherwise, a list with one tree per group (a named group's tree is a
     ``{name: array}`` dict).
     """
 
     def __init__(self, groups: Sequence[GroupLayout], single_tree: bool):
         self.groups = list(groups)
-        if single_tree and len(self.groups) == 1:
-            self.mode = "tree"
-        elif (self.groups and all(g.named and g.source is not None for g in self.groups)
-              and len({g.source.treedef for g in self.groups if g.source is not None}) == 1):
+        if (self.groups and all(g.named and g.source is not None for g in self.groups)
+                and len({g.source.treedef for g in self.groups if g.source is not None}) == 1):
             self.mode = "source"
             self.source = self.groups[0].source
+        elif single_tree and len(self.groups) == 1:
+            self.mode = "tree"
         else:
             self.mode = "groups"
 
@@ -200,9 +201,6 @@ class Layout:
 
     def assemble(self, leaves: Sequence[Any], frozen: Sequence[Any]) -> Any:
         """The user's structure from the global leaves (and the frozen ones in source mode)."""
-        if self.mode == "tree":
-            g = self.groups[0]
-            return jax.tree_util.tree_unflatten(g.treedef, [leaves[i] for i in g.indices])
         if self.mode == "source":
             flat: list[Any] = [None] * len(self.source.leaves)
             for g in self.groups:
@@ -211,34 +209,30 @@ class Layout:
             it = iter(frozen)
             flat = [next(it) if x is None else x for x in flat]
             return jax.tree_util.tree_unflatten(self.source.treedef, flat)
-        out = []
-        for g in self.groups:
-            if g.named:
-                out.append({n: leaves[i] for n, i in zip(g.names, g.indices, strict=True)})
-            else:
-                out.append(jax.tree_util.tree_unflatten(g.treedef, [leaves[i] for i in g.indices]))
-        return out
+        out = [_assemble_group(g, leaves) for g in self.groups]
+        return out[0] if self.mode == "tree" else out
 
     def flatten(self, tree: Any, n: int) -> list[Any]:
         """Global list of ``n`` leaves from a tree shaped like :meth:`assemble`'s (``None`` kept)."""
         out: list[Any] = [None] * n
         try:
-            if self.mode == "tree":
-                g = self.groups[0]
-                for i, x in zip(g.indices, g.treedef.flatten_up_to(tree), strict=True):
-                    out[i] = x
-            elif self.mode == "source":
+            if self.mode == "source":
                 flat = self.source.treedef.flatten_up_to(tree)
                 for g in self.groups:
                     for i, pos in zip(g.indices, g.positions, strict=True):
                         out[i] = flat[pos]
             else:
-                if not isinstance(tree, (list, tuple)) or len(tree) != len(self.groups):
+                if self.mode == "tree":
+                    tree = [tree]
+                elif not isinstance(tree, (list, tuple)) or len(tree) != len(self.groups):
                     raise ValueError(f"expected a list of {len(self.groups)} trees, one per group")
                 for g, sub in zip(self.groups, tree, strict=True):
                     if g.named:
+                        if not isinstance(sub, dict):
+                            raise ValueError("a named group's gradients must be a {name: array} "
+                                             "dict")
                         for name, i in zip(g.names, g.indices, strict=True):
-                            out[i] = sub.get(name) if isinstance(sub, dict) else _missing(name)
+                            out[i] = sub.get(name)
                     else:
                         for i, x in zip(g.indices, g.treedef.flatten_up_to(sub), strict=True):
                             out[i] = x
@@ -249,5 +243,7 @@ class Layout:
         return out
 
 
-def _missing(name: str) -> Any:
-    raise ValueError(f"a named group's gradients must be a dict; no entry for {name!r}")
+def _assemble_group(g: GroupLayout, leaves: Sequence[Any]) -> Any:
+    if g.named:
+        return {n: leaves[i] for n, i in zip(g.names, g.indices, strict=True)}
+    return jax.tree_util.tree_unflatten(g.treedef, [leaves[i] for i in g.indices])

@@ -92,6 +92,7 @@ class Spec:
     static: tuple[str, ...] = ()
     fixed: Mapping[str, Any] = field(default_factory=dict)
     single_group: bool = False
+    _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def kwargs(self, group: Mapping[str, Any]) -> dict[str, Any]:
         """The alias's keyword arguments for a group's current options."""
@@ -115,30 +116,37 @@ class Spec:
                 tuple(_is_zero(group[k]) for k in self.zero_terms),
                 tuple(_hashable(group[k]) for k in self.static))
 
-    def build(self, group: Mapping[str, Any]) -> tuple[GradientTransformation, dict[str, Any]]:
-        """Builds (and so validates) the alias for a group.
+    def build(self, group: Mapping[str, Any]) -> tuple[Any, tuple[GradientTransformation,
+                                                                   dict[str, Any]]]:
+        """Validates a group's options (by building the alias) and returns the compiled form.
 
-        Returns the transformation and ``{name: value}`` for each hyperparameter its
-        state holds: ``None`` for those fed from the group at every step, the
-        construction value for those no group option maps to.
+        Returns ``(key, (tx, names))``: :meth:`key`, the transformation shared by every
+        group with that key (so optimizers alike share their compiled step), and
+        ``{name: value}`` for each hyperparameter its state holds: ``None`` for those
+        fed from the group at every step, the construction value for the others.
         """
         tx = self.alias(**self.kwargs(group))
+        key = self.key(group)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return key, hit
         probe = tx.init(jnp.zeros((2, 2), jnp.float32))
         if not isinstance(probe, HyperparamsState):
             raise TypeError(f"{getattr(self.alias, '__name__', self.alias)} does not keep its "
                             "hyperparameters in a HyperparamsState; it cannot back a class.")
         mapped = set(self.kwargs(group))
         names = {n: (None if n in mapped else np.asarray(v)) for n, v in probe.hyperparams.items()}
-        for key, ol in self.hyperparams.items():
-            absent = {k for z, deps in self.zero_terms.items() if _is_zero(group[z])
-                      for k in (z, *deps)}
-            if key in self.static or key in absent:
+        absent = {k for z, deps in self.zero_terms.items() if _is_zero(group[z])
+                  for k in (z, *deps)}
+        for key_, ol in self.hyperparams.items():
+            if key_ in self.static or key_ in absent:
                 continue
             for name in ol if isinstance(ol, tuple) else (ol,):
                 if name not in names:
                     raise TypeError(f"the state of {getattr(self.alias, '__name__', '')} holds no "
-                                    f"{name!r}: list {key!r} in the spec's static options.")
-        return tx, names
+                                    f"{name!r}: list {key_!r} in the spec's static options.")
+        self._cache[key] = (tx, names)
+        return key, (tx, names)
 
     def feed(self, group: Mapping[str, Any], names: Mapping[str, Any], dtype: Any) -> dict[str, Any]:
         """The values of the hyperparameters a state holds, as arrays of ``dtype``."""
