@@ -40,8 +40,9 @@ def _cyclic_shape(step_size_up: float, step_size_down: float | None, mode: str, 
 
     def height(t):
         t = c.as_step(t)
-        cycle = jnp.floor(1.0 + t / total)
-        x = 1.0 + t / total - cycle
+        whole = jnp.floor(t / total)
+        cycle = whole + 1.0
+        x = (t - whole * total) / total  # = 1 + t/L - c, reduced first to stay exact at large t
         rising = x <= ratio
         factor = jnp.where(rising, x / ratio, (x - 1.0) / (ratio - 1.0 if ratio != 1.0 else -1.0))
         amp = c.value(fn(cycle if scale_mode == "cycle" else t))
