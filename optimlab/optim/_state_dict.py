@@ -177,7 +177,7 @@ def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:
             if key not in new:
                 if key in opt.spec.hyperparams or key in opt.spec.static:
                     raise ValueError(
-                        f"loaded state dict is not from a {name} optimizer: its parameter group "
+                        f"loaded state dict is not from {name}: its parameter group "
                         f"{gi} has no {key!r} option")
                 new[key] = ours[key]
         new.update(opt.spec.fixed)
