@@ -33,8 +33,8 @@ def value(x: Any) -> jax.Array:
 
 def number(x: Any, name: str) -> float:
     """A structural argument that must be a concrete real number (not traced)."""
-    v = _validate.concrete(x)
-    if v is None or isinstance(x, bool):
+    v = None if isinstance(x, (bool, str, bytes)) else _validate.concrete(x)
+    if v is None:
         raise TypeError(f"{name} must be a concrete real number, got {type(x).__name__}.")
     return v
 
