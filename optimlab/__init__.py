@@ -84,6 +84,8 @@ from ._partition import PartitionState as PartitionState
 from ._partition import extend_state as extend_state
 from ._partition import partition as partition
 from ._partition import partition_overrides as partition_overrides
+from ._plateau import ReduceOnPlateauState as ReduceOnPlateauState
+from ._plateau import reduce_on_plateau as reduce_on_plateau
 from ._polyak import polyak_sgd as polyak_sgd
 from ._polyak import scale_by_polyak as scale_by_polyak
 from ._robust import SkipNonfiniteState as SkipNonfiniteState
