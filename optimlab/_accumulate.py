@@ -20,8 +20,10 @@ class AccumulateState(NamedTuple):
     Attributes:
         mini_step: int32 index of the next micro-step within the current window,
             in ``[0, every)``.
-        acc: the running sum of the window's gradients (the only parameter-sized
-            buffer this wrapper adds).
+        acc: the running sum of the current window's gradients (the only
+            parameter-sized buffer this wrapper adds). Right after a boundary it still
+            holds the finished window's sum; the next micro-step overwrites it rather
+            than adding to it, which lets XLA update it in place.
         inner_state: the wrapped optimizer's state, changed only at the last
             micro-step of each window.
     """
@@ -67,12 +69,15 @@ def accumulate(
     ``every=1`` it is bitwise the wrapped optimizer.
 
     Memory: the state adds one accumulator buffer and nothing else that is
-    parameter-sized. Unlike ``optax.MultiSteps`` the inner update is computed at
-    every micro-step and selected with an element-wise ``where``, which XLA fuses
-    into the in-place updates of the donated state, so no copy of the inner state
-    or of the gradients is materialised (see ``benchmarks/accumulate_memory.py``).
-    The cost is the optimizer's arithmetic at each micro-step, small next to a
-    forward and backward pass.
+    parameter-sized (``optax.MultiSteps`` keeps the same accumulator). The inner
+    update is computed at every micro-step and selected with an element-wise
+    ``where``; the accumulator is written in place (it is overwritten at a
+    window's first micro-step instead of being reset at the boundary, which would
+    force XLA to copy it). XLA:CPU still copies the inner optimizer's moments
+    once per step (it does not merge the selected state and the update into one
+    fusion); ``benchmarks/accumulate_memory.py`` measures peak memory against
+    ``optax.MultiSteps``. The cost is the optimizer's arithmetic at each
+    micro-step, small next to a forward and backward pass.
 
     Args:
         opt: the optimizer to apply to the accumulated gradients.
@@ -134,8 +139,7 @@ def accumulate(
         new_updates, new_inner = inner_update(inner_in, state.inner_state, params, **extra_args)
         out = _tree.tree_map(lambda u: jnp.where(boundary, u, jnp.zeros_like(u)), new_updates)
         inner_state = select(boundary, new_inner, state.inner_state)
-        acc = _tree.tree_map(lambda s: jnp.where(boundary, jnp.zeros_like(s), s), sums)
         mini_step = jnp.where(boundary, jnp.zeros_like(state.mini_step), state.mini_step + 1)
-        return out, AccumulateState(mini_step, acc, inner_state)
+        return out, AccumulateState(mini_step, sums, inner_state)
 
     return GradientTransformation(init_fn, update_fn)

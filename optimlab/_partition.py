@@ -18,7 +18,13 @@ _GLOB = frozenset("*?[")
 
 
 def path_str(path: tuple[Any, ...]) -> str:
-    """A key path as the ``'/'``-joined string patterns are matched against."""
+    """A key path as the ``'/'``-joined string patterns are matched against.
+
+    A final ``.value`` attribute (Flax NNX's ``Variable`` wrapper) is dropped, so a
+    ``Variable`` and the raw array in its place (as in NNX gradients) share a path.
+    """
+    if path and isinstance(path[-1], jax.tree_util.GetAttrKey) and path[-1].name == "value":
+        path = path[:-1]
     parts = []
     for k in path:
         if isinstance(k, jax.tree_util.DictKey):
@@ -166,8 +172,9 @@ def partition(
     - a **dict of path patterns** ``{pattern: label}``. A pattern is a glob over
       the ``'/'``-joined path: ``*`` matches within one segment, ``**`` any number
       of segments (zero included), and a pattern that matches an ancestor matches
-      every leaf below it (so ``"encoder"`` is ``"encoder/**"``, and ``"**/bias"``
-      also matches Flax NNX's ``"enc/bias/value"``). **Precedence:** when several
+      every leaf below it (so ``"encoder"`` is ``"encoder/**"``). A final
+      ``value`` attribute (Flax NNX's ``Variable``) is not part of the path.
+      **Precedence:** when several
       patterns match, the one with the most literal segments (segments without
       ``*``, ``?``, ``[``) wins; a tie between different labels is a ``ValueError``
       naming the path, as is a leaf no pattern matches. A dict is read as patterns
