@@ -22,8 +22,7 @@ from ._combinators import join
 __all__ = [
     "constant", "polynomial", "linear", "exponential_decay", "cosine_decay",
     "piecewise_constant", "piecewise_interpolate", "warmup_constant",
-    "warmup_cosine_decay", "warmup_exponential_decay", "sgdr", "cosine_onecycle",
-    "linear_onecycle",
+    "warmup_cosine_decay", "warmup_exponential_decay", "sgdr",
 ]
 
 
@@ -444,94 +443,3 @@ def sgdr(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
         at += c.positive(kw["decay_steps"], "decay_steps")
         bounds.append(at)
     return join(schedules, bounds[:-1])
-
-
-def cosine_onecycle(transition_steps: int, peak_value: ArrayLike, pct_start: float = 0.3,
-                    div_factor: float = 25.0, final_div_factor: float = 1e4) -> Schedule:
-    r"""optax's one-cycle with cosine interpolation (see :func:`one_cycle` for torch's).
-
-    A :func:`piecewise_interpolate` ``"cosine"`` schedule from :math:`v_p / d` up to
-    :math:`v_p` at step :math:`\lfloor \rho T \rfloor`, then down to
-    :math:`v_p / (d f)` at step :math:`T`, constant afterwards.
-
-    Args:
-        transition_steps: :math:`T > 0`.
-        peak_value: :math:`v_p`.
-        pct_start: :math:`\rho`, fraction of the steps spent increasing.
-        div_factor: :math:`d > 0`.
-        final_div_factor: :math:`f > 0`.
-
-    Returns:
-        A schedule ``step -> value``.
-
-    Examples:
-        >>> from optimlab import schedules
-        >>> fn = schedules.cosine_onecycle(10, 1.0, pct_start=0.5, div_factor=10.0)
-        >>> [round(float(fn(t)), 4) for t in (0, 5, 10)]
-        [0.1, 1.0, 0.0]
-
-    References:
-        Smith & Topin, `Super-Convergence <https://arxiv.org/abs/1708.07120>`_, 2017.
-    """
-    steps = c.positive_int(transition_steps, "transition_steps")
-    c.in_range(pct_start, "pct_start", 0.0, 1.0, lo_open=True, hi_open=True)
-    d = c.positive(div_factor, "div_factor")
-    f = c.positive(final_div_factor, "final_div_factor")
-    if not 0 < int(pct_start * steps) < steps:
-        raise ValueError(f"Invalid pct_start value: {pct_start} (int(pct_start * "
-                         f"transition_steps) must lie strictly between 0 and {steps})")
-    return _scaled_interpolate("cosine", peak_value, d,
-                               {int(pct_start * steps): d, steps: 1.0 / (d * f)})
-
-
-def linear_onecycle(transition_steps: int, peak_value: ArrayLike, pct_start: float = 0.3,
-                    pct_final: float = 0.85, div_factor: float = 25.0,
-                    final_div_factor: float = 1e4) -> Schedule:
-    r"""optax's one-cycle with linear interpolation (see :func:`one_cycle` for torch's).
-
-    A :func:`piecewise_interpolate` ``"linear"`` schedule from :math:`v_p / d` up to
-    :math:`v_p` at :math:`\lfloor \rho_s T \rfloor`, back to :math:`v_p / d` at
-    :math:`\lfloor \rho_f T \rfloor`, then to :math:`v_p / (d f)` at :math:`T`.
-
-    Args:
-        transition_steps: :math:`T > 0`.
-        peak_value: :math:`v_p`.
-        pct_start: :math:`\rho_s`.
-        pct_final: :math:`\rho_f > \rho_s`.
-        div_factor: :math:`d > 0`.
-        final_div_factor: :math:`f > 0`.
-
-    Returns:
-        A schedule ``step -> value``.
-
-    Examples:
-        >>> from optimlab import schedules
-        >>> fn = schedules.linear_onecycle(10, 1.0, 0.2, 0.6, div_factor=10.0)
-        >>> [round(float(fn(t)), 4) for t in (0, 2, 6, 10)]
-        [0.1, 1.0, 0.1, 0.0]
-
-    References:
-        Smith & Topin, `Super-Convergence <https://arxiv.org/abs/1708.07120>`_, 2017.
-    """
-    steps = c.positive_int(transition_steps, "transition_steps")
-    c.in_range(pct_start, "pct_start", 0.0, 1.0, lo_open=True, hi_open=True)
-    c.in_range(pct_final, "pct_final", 0.0, 1.0, lo_open=True, hi_open=True)
-    d = c.positive(div_factor, "div_factor")
-    f = c.positive(final_div_factor, "final_div_factor")
-    a, b = int(pct_start * steps), int(pct_final * steps)
-    if not 0 < a < b < steps:
-        raise ValueError(f"Invalid pct_final value: {pct_final} (need 0 < int(pct_start * T) "
-                         f"< int(pct_final * T) < T, got {a}, {b}, {steps})")
-    return _scaled_interpolate("linear", peak_value, d, {a: d, b: 1.0 / d, steps: 1.0 / f})
-
-
-def _scaled_interpolate(kind: str, peak_value: ArrayLike, div: float,
-                        scales: dict[int, float]) -> Schedule:
-    def start(step):
-        del step
-        return c.value(peak_value) / div
-
-    def schedule(step):
-        return piecewise_interpolate(kind, start(step), scales)(step)
-
-    return schedule

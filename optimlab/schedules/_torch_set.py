@@ -191,7 +191,7 @@ def exponential(base_lr: ArrayLike, gamma: float) -> Schedule:
     return schedule
 
 
-def cosine_annealing(base_lr: ArrayLike, T_max: int, eta_min: ArrayLike = 0.0) -> Schedule:  # noqa: N803
+def cosine_annealing(base_lr: ArrayLike, T_max: int, eta_min: ArrayLike = 0.0) -> Schedule:
     r"""torch's ``CosineAnnealingLR``, a cosine of period :math:`2T` (past ``T_max`` too).
 
     .. math::
@@ -236,7 +236,7 @@ def cosine_annealing(base_lr: ArrayLike, T_max: int, eta_min: ArrayLike = 0.0) -
     return schedule
 
 
-def cosine_annealing_warm_restarts(base_lr: ArrayLike, T_0: int, T_mult: int = 1,  # noqa: N803
+def cosine_annealing_warm_restarts(base_lr: ArrayLike, T_0: int, T_mult: int = 1,
                                    eta_min: ArrayLike = 0.0) -> Schedule:
     r"""torch's ``CosineAnnealingWarmRestarts`` (SGDR), fractional epochs included.
 
