@@ -21,6 +21,13 @@ Examples:
     Array([0.512, 1.024], dtype=float32)
 """
 
+from ._adaptive import ASGD as ASGD
+from ._adaptive import Adadelta as Adadelta
+from ._adaptive import Adagrad as Adagrad
+from ._adaptive import NAdam as NAdam
+from ._adaptive import RAdam as RAdam
+from ._adaptive import RMSprop as RMSprop
+from ._adaptive import Rprop as Rprop
 from ._classes import SGD as SGD
 from ._classes import Adam as Adam
 from ._classes import AdamW as AdamW

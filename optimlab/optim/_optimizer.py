@@ -297,9 +297,11 @@ class Optimizer:
         self._apply(grads)
         return loss
 
-    def _init_state(self, i: int, key: Any) -> Any:
+    def _init_state(self, i: int, group: Mapping[str, Any]) -> Any:
+        # Built from the group's current values: some states start from an option
+        # (Adagrad's initial_accumulator_value, Rprop's step size = lr).
         leaf = self._leaves[i]
-        state = self._txs[key][0].init(leaf)
+        state = self.spec.alias(**self.spec.kwargs(group)).init(leaf)
         state = jax.tree.map(lambda x: jnp.array(x, copy=True) if x is leaf else x, state)
         return state._replace(hyperparams=None)
 
@@ -315,7 +317,7 @@ class Optimizer:
                         entry = {**self._dormant[i],
                                  **_state_dict.export_state(self.spec, self._states[i])}
                         self._states[i], self._dormant[i] = _state_dict.import_state(
-                            self.spec, self._init_state(i, key), entry, f"parameter {i}",
+                            self.spec, self._init_state(i, group), entry, f"parameter {i}",
                             lenient=True)
                 self._group_keys[gi] = key
             keys.append(key)
@@ -332,7 +334,7 @@ class Optimizer:
         keys = tuple(self._sync_groups())
         for i in active:
             if self._states[i] is None:
-                self._states[i] = self._init_state(i, keys[self._group_of[i]])
+                self._states[i] = self._init_state(i, self.param_groups[self._group_of[i]])
         feeds = tuple(self.spec.feed(g, self._txs[k][1], self._hdtype)
                       for g, k in zip(self.param_groups, keys, strict=True))
         plan = (tuple(self._group_of[i] for i in active), tuple(self._txs[k][0] for k in keys))

@@ -193,7 +193,8 @@ def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:
 
 
 def _fresh(opt: Optimizer, i: int, group: Mapping[str, Any]) -> Any:
-    return opt._init_state(i, opt._tx_for(group))
+    opt._tx_for(group)
+    return opt._init_state(i, group)
 
 
 def _import(opt: Optimizer, i: int, group: Mapping[str, Any], entry: Any) -> Any:

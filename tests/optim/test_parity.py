@@ -107,3 +107,37 @@ def test_float32_hyperparameters_without_x64_stay_close():
     pair = Pair(optim.Adam, torch.optim.Adam, dict(lr=0.01), dtype="float32")
     pair.tol = dict(rtol=3e-5, atol=1e-6)
     pair.run(5)
+
+
+MORE = [
+    (optim.Adagrad, torch.optim.Adagrad,
+     dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, weight_decay=0.01)),
+    (optim.Adadelta, torch.optim.Adadelta, dict(lr=0.5, rho=0.8, weight_decay=0.01)),
+    (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, momentum=0.9, centered=True)),
+    (optim.NAdam, torch.optim.NAdam, dict(lr=0.01, weight_decay=0.01)),
+    (optim.RAdam, torch.optim.RAdam, dict(lr=0.01, decoupled_weight_decay=True,
+                                          weight_decay=0.1)),
+    (optim.Rprop, torch.optim.Rprop, dict(lr=0.01, etas=(0.4, 1.3), maximize=True)),
+    (optim.ASGD, torch.optim.ASGD, dict(lr=0.01, t0=3, weight_decay=0.01)),
+]
+
+
+@pytest.mark.parametrize("cls,tcls,kwargs", MORE, ids=[c[0].__name__ for c in MORE])
+def test_more_classes_match_torch_with_groups_and_lr_changes(cls, tcls, kwargs):
+    def before(k, pair):
+        if k == 4:
+            pair.set_all(1, lr=pair.ours.param_groups[1]["lr"] * 0.5)
+
+    # torch's NAdam keeps mu_product in its default dtype: float64 here, so that the
+    # comparison is float64 throughout (with float32 it rounds mu_product each step).
+    # That also makes torch's step float64; ours stays float32 (torch's default).
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if cls is optim.NAdam else old)
+    try:
+        with jax.enable_x64(True):
+            pair = Pair(cls, tcls, kwargs, dtype="float64",
+                        groups=[(["b", "w"], {}), (["s", "v"], {"lr": 0.02})])
+            pair.any_dtype = ("step",) if cls is optim.NAdam else ()
+            pair.run(8, before)
+    finally:
+        torch.set_default_dtype(old)

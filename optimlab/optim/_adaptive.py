@@ -1,0 +1,269 @@
+"""More torch.optim-compatible classes, one signature and one :class:`Spec` each (private).
+
+See :class:`~optimlab.optim.Optimizer` for what every class shares and its
+differences from torch; options named ``foreach``, ``capturable``,
+``differentiable`` and ``fused`` are kept in the groups and have no effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._adadelta import ScaleByAdadeltaState, adadelta
+from .._adagrad import ScaleByAdagradState, adagrad
+from .._asgd import ScaleByAsgdState, asgd
+from .._nadam import ScaleByNadamState, nadam
+from .._radam import ScaleByRadamState, radam
+from .._rmsprop import ScaleByRmspropState, rmsprop
+from .._rprop import ScaleByRpropState, rprop
+from .._sgd import TraceState
+from ._optimizer import Optimizer
+from ._spec import STEP, Spec, StateKey
+
+__all__ = ["Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam", "Rprop", "ASGD"]
+
+
+class Adagrad(Optimizer):
+    """``torch.optim.Adagrad`` over :func:`optimlab.adagrad`; state ``{'step', 'sum'}``.
+
+    Unlike torch, which creates every parameter's state at construction, the state
+    is created at a parameter's first gradient (as the other classes do); the values
+    are the same.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        lr_decay: learning-rate decay.
+        weight_decay: L2 penalty.
+        initial_accumulator_value: starting value of the sum of squares.
+        eps: added to the denominator.
+        foreach: no effect.
+        maximize: maximise the objective.
+        differentiable: no effect.
+        fused: no effect.
+    """
+
+    spec = Spec(alias=adagrad,
+                hyperparams={"lr": "learning_rate", "lr_decay": "lr_decay",
+                             "weight_decay": "weight_decay",
+                             "initial_accumulator_value": "initial_accumulator_value",
+                             "eps": "eps"},
+                flags={"maximize": "maximize"}, zero_terms={"weight_decay": ()},
+                state={"step": STEP, "sum": StateKey(ScaleByAdagradState, "sum_of_squares")})
+
+    def __init__(self, params: Any, lr: float = 1e-2, lr_decay: float = 0,
+                 weight_decay: float = 0, initial_accumulator_value: float = 0,
+                 eps: float = 1e-10, foreach: bool | None = None, *, maximize: bool = False,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, dict(
+            lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value, foreach=foreach,
+            maximize=maximize, differentiable=differentiable, fused=fused))
+
+
+class Adadelta(Optimizer):
+    """``torch.optim.Adadelta`` over :func:`optimlab.adadelta`; state
+    ``{'step', 'square_avg', 'acc_delta'}``.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        rho: decay of the running averages.
+        eps: added inside the square roots.
+        weight_decay: L2 penalty.
+        foreach: no effect.
+        capturable: no effect.
+        maximize: maximise the objective.
+        differentiable: no effect.
+    """
+
+    spec = Spec(alias=adadelta,
+                hyperparams={"lr": "learning_rate", "rho": "rho", "eps": "eps",
+                             "weight_decay": "weight_decay"},
+                flags={"maximize": "maximize"}, zero_terms={"weight_decay": ()},
+                state={"step": STEP, "square_avg": StateKey(ScaleByAdadeltaState, "square_avg"),
+                       "acc_delta": StateKey(ScaleByAdadeltaState, "acc_delta")})
+
+    def __init__(self, params: Any, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0, foreach: bool | None = None, *,
+                 capturable: bool = False, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        super().__init__(params, dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
+            capturable=capturable, foreach=foreach, differentiable=differentiable))
+
+
+class RMSprop(Optimizer):
+    """``torch.optim.RMSprop`` over :func:`optimlab.rmsprop` (``alpha`` is ``decay``); state
+    ``{'step', 'square_avg'}`` plus ``'momentum_buffer'`` and ``'grad_avg'`` when used.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        alpha: smoothing constant (``decay``).
+        eps: added to the denominator.
+        weight_decay: L2 penalty.
+        momentum: momentum factor.
+        centered: normalise by the estimated variance.
+        capturable: no effect.
+        foreach: no effect.
+        maximize: maximise the objective.
+        differentiable: no effect.
+    """
+
+    spec = Spec(alias=rmsprop,
+                hyperparams={"lr": "learning_rate", "alpha": "decay", "eps": "eps",
+                             "weight_decay": "weight_decay", "momentum": "momentum"},
+                flags={"centered": "centered", "maximize": "maximize"},
+                zero_terms={"weight_decay": (), "momentum": ()},
+                state={"step": STEP, "square_avg": StateKey(ScaleByRmspropState, "square_avg"),
+                       "momentum_buffer": StateKey(TraceState, "trace"),
+                       "grad_avg": StateKey(ScaleByRmspropState, "grad_avg")})
+
+    def __init__(self, params: Any, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
+                 capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        super().__init__(params, dict(
+            lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+            weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+            maximize=maximize, differentiable=differentiable))
+
+
+class NAdam(Optimizer):
+    """``torch.optim.NAdam`` over :func:`optimlab.nadam`; state
+    ``{'step', 'mu_product', 'exp_avg', 'exp_avg_sq'}``.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        betas: ``(b1, b2)``.
+        eps: added to the denominator.
+        weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
+        momentum_decay: momentum decay :math:`\\psi`.
+        decoupled_weight_decay: NAdamW's decay.
+        foreach: no effect.
+        maximize: maximise the objective.
+        capturable: no effect.
+        differentiable: no effect.
+    """
+
+    spec = Spec(alias=nadam,
+                hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
+                             "weight_decay": "weight_decay", "momentum_decay": "momentum_decay"},
+                flags={"decoupled_weight_decay": "decoupled_weight_decay",
+                       "maximize": "maximize"},
+                zero_terms={"weight_decay": ()},
+                state={"step": STEP, "mu_product": StateKey(ScaleByNadamState, "mu_product"),
+                       "exp_avg": StateKey(ScaleByNadamState, "mu"),
+                       "exp_avg_sq": StateKey(ScaleByNadamState, "nu")})
+
+    def __init__(self, params: Any, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False) -> None:
+        super().__init__(params, dict(
+            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+            momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize, foreach=foreach, capturable=capturable,
+            differentiable=differentiable))
+
+
+class RAdam(Optimizer):
+    """``torch.optim.RAdam`` over :func:`optimlab.radam`; state
+    ``{'step', 'exp_avg', 'exp_avg_sq'}``.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        betas: ``(b1, b2)``.
+        eps: added to the denominator.
+        weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
+        decoupled_weight_decay: RAdamW's decay.
+        foreach: no effect.
+        maximize: maximise the objective.
+        capturable: no effect.
+        differentiable: no effect.
+    """
+
+    spec = Spec(alias=radam,
+                hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
+                             "weight_decay": "weight_decay"},
+                flags={"decoupled_weight_decay": "decoupled_weight_decay",
+                       "maximize": "maximize"},
+                zero_terms={"weight_decay": ()},
+                state={"step": STEP, "exp_avg": StateKey(ScaleByRadamState, "mu"),
+                       "exp_avg_sq": StateKey(ScaleByRadamState, "nu")})
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, decoupled_weight_decay: bool = False,
+                 *, foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False) -> None:
+        super().__init__(params, dict(
+            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize,
+            foreach=foreach, capturable=capturable, decoupled_weight_decay=decoupled_weight_decay,
+            differentiable=differentiable))
+
+
+class Rprop(Optimizer):
+    """``torch.optim.Rprop`` over :func:`optimlab.rprop`; state ``{'step', 'prev', 'step_size'}``.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: initial step size (``learning_rate``).
+        etas: ``(eta_minus, eta_plus)``.
+        step_sizes: ``(min_step_size, max_step_size)``.
+        capturable: no effect.
+        foreach: no effect.
+        maximize: maximise the objective.
+        differentiable: no effect.
+    """
+
+    spec = Spec(alias=rprop,
+                hyperparams={"lr": "learning_rate", "etas": ("eta_minus", "eta_plus"),
+                             "step_sizes": ("min_step_size", "max_step_size")},
+                flags={"maximize": "maximize"},
+                state={"step": STEP, "prev": StateKey(ScaleByRpropState, "prev"),
+                       "step_size": StateKey(ScaleByRpropState, "step_size")})
+
+    def __init__(self, params: Any, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50), *, capturable: bool = False,
+                 foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        super().__init__(params, dict(
+            lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), foreach=foreach,
+            maximize=maximize, differentiable=differentiable, capturable=capturable))
+
+
+class ASGD(Optimizer):
+    """``torch.optim.ASGD`` over :func:`optimlab.asgd`; state ``{'step', 'eta', 'mu', 'ax'}``.
+
+    Args:
+        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
+        lr: learning rate (``learning_rate``).
+        lambd: decay term.
+        alpha: power for the eta update.
+        t0: step at which averaging starts.
+        weight_decay: L2 penalty.
+        foreach: no effect.
+        maximize: maximise the objective.
+        differentiable: no effect.
+        capturable: no effect.
+    """
+
+    spec = Spec(alias=asgd,
+                hyperparams={"lr": "learning_rate", "lambd": "lambd", "alpha": "alpha", "t0": "t0",
+                             "weight_decay": "weight_decay"},
+                flags={"maximize": "maximize"}, zero_terms={"weight_decay": ()},
+                state={"step": STEP, "eta": StateKey(ScaleByAsgdState, "eta"),
+                       "mu": StateKey(ScaleByAsgdState, "mu"),
+                       "ax": StateKey(ScaleByAsgdState, "ax")})
+
+    def __init__(self, params: Any, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75,
+                 t0: float = 1e6, weight_decay: float = 0, foreach: bool | None = None,
+                 maximize: bool = False, differentiable: bool = False,
+                 capturable: bool = False) -> None:
+        super().__init__(params, dict(
+            lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, foreach=foreach,
+            maximize=maximize, differentiable=differentiable, capturable=capturable))
