@@ -1,0 +1,205 @@
+"""RMSprop: ``scale_by_rmsprop`` with the ``rmsprop`` alias."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+from . import _tree, _validate
+from ._base import GradientTransformation, chain
+from ._hyperparams import with_hyperparams
+from ._scale import add_decayed_weights, scale, scale_by_learning_rate
+from ._sgd import trace
+from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
+
+__all__ = ["ScaleByRmspropState", "scale_by_rmsprop", "rmsprop"]
+
+
+class ScaleByRmspropState(NamedTuple):
+    """State of :func:`scale_by_rmsprop`.
+
+    Attributes:
+        square_avg: running average of squared gradients (torch's ``square_avg``).
+        grad_avg: running average of gradients (torch's ``grad_avg``), or ``None``
+            unless centered.
+    """
+
+    square_avg: Updates
+    grad_avg: Updates | None
+
+
+def scale_by_rmsprop(
+    decay: ArrayLike = 0.99,
+    eps: ArrayLike = 1e-8,
+    *,
+    centered: bool = False,
+    accumulator_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""Divides updates by the running RMS of the gradients, with epsilon outside the root.
+
+    See :func:`rmsprop` for the update rule. This is ``torch.optim.RMSprop``'s
+    scaling (without its momentum, which :func:`rmsprop` adds with
+    :func:`~optimlab.trace`): epsilon is added to the square root, where optax's
+    ``scale_by_rms`` adds it inside by default (``eps_in_sqrt=True``). Complex
+    leaves are handled componentwise (torch's ``view_as_real``). Math is done in
+    at least float32; averages are stored in ``accumulator_dtype`` (default: the
+    params').
+
+    Args:
+        decay: :math:`\alpha`, the decay of the running averages (torch's ``alpha``).
+        eps: :math:`\epsilon`, added to the square root.
+        centered: subtract the squared running mean of the gradients (an estimate of
+            their variance instead of their second moment).
+        accumulator_dtype: storage dtype of the averages.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRmspropState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.scale_by_rmsprop(decay=0.75)
+        >>> updates, state = tx.update(jnp.array([2.0, -0.5]), tx.init(jnp.zeros(2)))
+        >>> jnp.round(updates, 4)  # g / sqrt(0.25 g^2)
+        Array([ 2., -2.], dtype=float32)
+    """
+    _validate.eps(eps)
+    _validate.at_least_zero(decay, "alpha")
+
+    def init_fn(params):
+        _tree.reject_complex_for_real_dtypes("scale_by_rmsprop", params,
+                                             accumulator_dtype=accumulator_dtype)
+        sq = _tree.zeros_like(params, accumulator_dtype)
+        ga = _tree.zeros_like(params, accumulator_dtype) if centered else None
+        return ScaleByRmspropState(sq, ga)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_rmsprop", updates, state.square_avg)
+
+        def one(g, sq, ga=None):
+            gc = _tree.upcast(g)
+            sq_new = _tree.update_moment(gc, sq.astype(gc.dtype), decay, 2)
+            if ga is not None:
+                ga_new = _tree.update_moment(gc, ga.astype(gc.dtype), decay, 1)
+                avg = jnp.sqrt(sq_new - ga_new * ga_new)
+            else:
+                ga_new = None
+                avg = jnp.sqrt(sq_new)
+            direction = gc / (avg + _tree.scalar_like(eps, gc))
+            return (direction.astype(g.dtype), sq_new.astype(sq.dtype),
+                    None if ga is None else ga_new.astype(ga.dtype))
+
+        if centered:
+            u, sq, ga = _tree.tree_map_multi(_tree.componentwise(one), 3, updates,
+                                             state.square_avg, state.grad_avg)
+        else:
+            u, sq, _ = _tree.tree_map_multi(_tree.componentwise(one), 3, updates,
+                                            state.square_avg)
+            ga = None
+        return u, ScaleByRmspropState(sq, ga)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def _is_zero(value: Any) -> bool:
+    v = _validate.concrete(value)
+    return v is not None and v == 0.0
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    decay: ScalarOrSchedule = 0.99,
+    eps: ScalarOrSchedule = 1e-8,
+    weight_decay: ScalarOrSchedule = 0.0,
+    momentum: ScalarOrSchedule = 0.0,
+    centered: bool = False,
+    maximize: bool = False,
+    *,
+    accumulator_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""RMSprop, numerically identical to ``torch.optim.RMSprop``.
+
+    With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
+    to the gradient, sign flipped by ``maximize``):
+
+    .. math::
+        s_t &= \alpha\, s_{t-1} + (1-\alpha)\, g_t^2, \qquad
+        \bar g_t = \alpha\, \bar g_{t-1} + (1-\alpha)\, g_t \ \text{(centered)} \\
+        d_t &= \sqrt{s_t - \bar g_t^2} + \epsilon \ \text{(centered)}, \qquad
+        d_t = \sqrt{s_t} + \epsilon \ \text{(otherwise)} \\
+        b_t &= \mu\, b_{t-1} + g_t / d_t, \qquad
+        p_t = p_{t-1} - \eta\, b_t \quad (p_t = p_{t-1} - \eta\, g_t / d_t
+        \text{ if } \mu = 0)
+
+    Every numeric argument lives in the state and may be a schedule. A
+    ``momentum`` or ``weight_decay`` of exactly zero at construction leaves that
+    term (and the momentum buffer) out, as torch does. Complex parameters are
+    optimized componentwise, as torch does. The argument is named ``decay`` as in
+    optax (torch's ``alpha``), with torch's default ``0.99``. optax's
+    ``rmsprop(eps_in_sqrt=False)`` is the same rule (optax's default places
+    epsilon inside the root); its momentum buffer holds
+    :math:`\eta\, b_t` instead of :math:`b_t`, which agrees while the learning
+    rate is constant.
+
+    Args:
+        learning_rate: :math:`\eta` (default ``1e-2``, torch's).
+        decay: :math:`\alpha \ge 0` (torch's ``alpha``).
+        eps: :math:`\epsilon \ge 0`, added outside the square root.
+        weight_decay: L2 penalty :math:`\lambda` added to the gradient.
+        momentum: :math:`\mu \ge 0`.
+        centered: normalise by the estimated variance of the gradients.
+        maximize: maximise the objective.
+        accumulator_dtype: storage dtype of the averages and the momentum buffer
+            (math stays in float32 or wider).
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.rmsprop(learning_rate=0.01, decay=0.75)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, state = tx.update(params, tx.init(params), params)
+        >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
+        [0.98, -0.98]
+
+    References:
+        Hinton, `Neural Networks for Machine Learning, lecture 6e
+        <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_,
+        2012. Graves, `Generating Sequences With Recurrent Neural Networks
+        <https://arxiv.org/abs/1308.0850>`_ (centered variant), 2013.
+    """
+    # torch.optim.RMSprop's order, so the first failing check is the same.
+    _validate.lr(learning_rate)
+    _validate.eps(eps)
+    _validate.momentum(momentum)
+    _validate.weight_decay(weight_decay)
+    _validate.at_least_zero(decay, "alpha")
+    use_momentum = not _is_zero(momentum)
+    use_decay = not _is_zero(weight_decay)
+
+    def build(step, h):
+        txs = []
+        if maximize:
+            txs.append(scale(-1.0))
+        if use_decay:
+            txs.append(add_decayed_weights(h["weight_decay"]))
+        txs.append(scale_by_rmsprop(h["decay"], h["eps"], centered=centered,
+                                    accumulator_dtype=accumulator_dtype))
+        if use_momentum:
+            # torch's buffer starts at zero, so its first step b_1 = g_1 / d_1 is
+            # trace's first-step initialisation (no dampening).
+            txs.append(trace(h["momentum"], accumulator_dtype=accumulator_dtype, step=step))
+        txs.append(scale_by_learning_rate(h["learning_rate"]))
+        return chain(*txs)
+
+    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "decay": decay,
+                                        "eps": eps}
+    if use_decay:
+        hps["weight_decay"] = weight_decay
+    if use_momentum:
+        hps["momentum"] = momentum
+    return with_hyperparams(build, **hps)
