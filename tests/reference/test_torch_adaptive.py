@@ -210,3 +210,40 @@ def test_nadam_float64_with_torch_float32_defaults_stays_close():
         lambda: ol.nadam(0.01), torch.optim.NAdam, dict(lr=0.01), nadam_state,
         dtype="float64", rtol=1e-6, atol=1e-9)
     assert worst["mu_product"] > 1e-12
+
+
+_P = [torch.zeros(1, requires_grad=True)]
+ERROR_PARITY = [
+    (lambda: ol.adamax(-1.0), torch.optim.Adamax, dict(lr=-1.0)),
+    (lambda: ol.adamax(eps=-1.0), torch.optim.Adamax, dict(eps=-1.0)),
+    (lambda: ol.adamax(b1=1.0), torch.optim.Adamax, dict(betas=(1.0, 0.999))),
+    (lambda: ol.adamax(b2=-0.5), torch.optim.Adamax, dict(betas=(0.9, -0.5))),
+    (lambda: ol.adamax(weight_decay=-0.1), torch.optim.Adamax, dict(weight_decay=-0.1)),
+    (lambda: ol.nadam(momentum_decay=-0.004), torch.optim.NAdam, dict(momentum_decay=-0.004)),
+    (lambda: ol.nadam(b1=1.5), torch.optim.NAdam, dict(betas=(1.5, 0.999))),
+    (lambda: ol.nadamw(weight_decay=-0.01), torch.optim.NAdam,
+     dict(weight_decay=-0.01, decoupled_weight_decay=True)),
+    (lambda: ol.radam(eps=-1e-8), torch.optim.RAdam, dict(eps=-1e-8)),
+    (lambda: ol.radam(b2=1.1), torch.optim.RAdam, dict(betas=(0.9, 1.1))),
+    (lambda: ol.adagrad(lr_decay=-0.1), torch.optim.Adagrad, dict(lr_decay=-0.1)),
+    (lambda: ol.adagrad(initial_accumulator_value=-1.0), torch.optim.Adagrad,
+     dict(initial_accumulator_value=-1.0)),
+    (lambda: ol.adagrad(eps=-1e-10), torch.optim.Adagrad, dict(eps=-1e-10)),
+    (lambda: ol.adadelta(rho=1.5), torch.optim.Adadelta, dict(rho=1.5)),
+    (lambda: ol.adadelta(rho=-0.1), torch.optim.Adadelta, dict(rho=-0.1)),
+    (lambda: ol.adadelta(weight_decay=-1.0), torch.optim.Adadelta, dict(weight_decay=-1.0)),
+    (lambda: ol.rmsprop(decay=-0.99), torch.optim.RMSprop, dict(alpha=-0.99)),
+    (lambda: ol.rmsprop(momentum=-0.9), torch.optim.RMSprop, dict(momentum=-0.9)),
+    (lambda: ol.rmsprop(-0.01, momentum=-0.9), torch.optim.RMSprop,
+     dict(lr=-0.01, momentum=-0.9)),  # the first failing check is the same
+]
+
+
+@pytest.mark.parametrize("ours,torch_cls,torch_kwargs", ERROR_PARITY,
+                         ids=[f"{c.__name__}-{'-'.join(k)}" for _, c, k in ERROR_PARITY])
+def test_validation_messages_are_torch_s(ours, torch_cls, torch_kwargs):
+    with pytest.raises(ValueError) as theirs:
+        torch_cls(_P, **torch_kwargs)
+    with pytest.raises(ValueError) as mine:
+        ours()
+    assert str(mine.value) == str(theirs.value)
