@@ -107,7 +107,7 @@ def scale_by_trust_ratio(
 def _scale_by_adam_root(b1, b2, eps, eps_root, *, mu_dtype: DType | None = None,
                         nesterov: bool = False, step: jax.Array | None = None,
                         name: str = "lamb") -> GradientTransformation:
-    """Adam's direction in optax's form, :math:`\\hat m / (\\sqrt{\\hat v + \\epsilon_r} + \\epsilon)`.
+    """Adam's direction in optax's form, ``m_hat / (sqrt(v_hat + eps_root) + eps)``.
 
     Shared by :func:`lamb` and :func:`~optimlab.optimistic_adam`, whose optax
     definitions take ``eps_root`` (and Nesterov's look-ahead of the first moment),

@@ -84,11 +84,13 @@ def scale_by_sm3(
             gc = _tree.upcast(g)
             nd = gc.ndim
             d2 = _tree.scalar_like(b2, gc)
-            coeff = jnp.where(d2 == 1, jnp.ones_like(d2), _tree.scalar_like(1 - jnp.asarray(b2), gc))
+            coeff = jnp.where(d2 == 1, jnp.ones_like(d2),
+                              _tree.scalar_like(1 - jnp.asarray(b2), gc))
             if nd < 2:
                 prev = accs[0].astype(gc.dtype)
             else:
-                shaped = [jnp.reshape(a.astype(gc.dtype), [1] * i + [gc.shape[i]] + [1] * (nd - i - 1))
+                shaped = [jnp.reshape(a.astype(gc.dtype),
+                                      [1] * i + [gc.shape[i]] + [1] * (nd - i - 1))
                           for i, a in enumerate(accs)]
                 prev = functools.reduce(jnp.minimum, shaped)
             acc = coeff * gc * gc + d2 * prev

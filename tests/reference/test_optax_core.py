@@ -10,7 +10,9 @@ Tolerances, each with its reason:
   floats are when it forms ``1 - b`` or a bias correction), 1e-5 relative with a
   1e-7 absolute floor for entries near zero: both sides run the same float32
   operations, associated slightly differently; adaptive denominators that get
-  small (AdaBelief's prediction error, Yogi's) amplify that rounding over 20 steps.
+  small (AdaBelief's prediction error, Yogi's) amplify that rounding over 20 steps;
+  NovoGrad sums the squared gradient norm directly where optax squares
+  ``jnp.linalg.norm`` (up to 2e-7 absolute on entries below 1e-2).
 - float64 (x64 on), 1e-10 relative with a 1e-13 floor: the same operations in
   double precision.
 
