@@ -53,7 +53,7 @@ class LBFGSState(NamedTuple):
     ro: jax.Array
     history_start: jax.Array
     history_count: jax.Array
-    H_diag: jax.Array  # noqa: N815 (torch's name)
+    H_diag: jax.Array
     prev_flat_grad: jax.Array
     prev_loss: jax.Array
     n_iter: jax.Array
@@ -441,7 +441,8 @@ def lbfgs(
     params as the update. Without ``value_fn``, only the single-evaluation case
     is possible, torch's ``LBFGS(max_iter=1)`` without a line search:
     ``update(grad, state)`` returns :math:`t_k d_k` (zero once ``max|g| <=
-    tolerance_grad``), and any other configuration raises a ``ValueError``.
+    tolerance_grad``; ``value``, if given, is kept as torch's ``prev_loss``), and
+    any other configuration raises a ``ValueError``.
     ``learning_rate``, ``max_iter``, ``max_eval`` and both tolerances live in the
     state (see :func:`~optimlab.set_hyperparams`); in the single-evaluation mode
     the iteration count stays one whatever ``max_iter`` says. The L-BFGS state is

@@ -32,7 +32,10 @@ def _py_min(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.where(b < a, b, a)
 
 
-def cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None) -> jax.Array:
+def cubic_interpolate(
+    x1: jax.Array, f1: jax.Array, g1: jax.Array, x2: jax.Array, f2: jax.Array, g2: jax.Array,
+    bounds: tuple[jax.Array, jax.Array] | None = None,
+) -> jax.Array:
     """Minimiser of the cubic through two points with values and slopes, clamped to bounds.
 
     Follows ``torch.optim.lbfgs._cubic_interpolate`` operation by operation: without
