@@ -21,6 +21,7 @@ Examples:
     Array([0.512, 1.024], dtype=float32)
 """
 
+from . import lr_scheduler as lr_scheduler
 from ._adaptive import ASGD as ASGD
 from ._adaptive import Adadelta as Adadelta
 from ._adaptive import Adagrad as Adagrad

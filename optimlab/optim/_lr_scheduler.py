@@ -1,0 +1,552 @@
+"""torch's learning-rate schedulers over the closed forms of ``optimlab.schedules`` (private).
+
+Each class adds torch's bookkeeping (``last_epoch``, ``initial_lr``, ``base_lrs``, the
+step taken at construction, ``get_last_lr``, ``state_dict``) to a pure schedule.
+Values are the closed form; when another scheduler (or the user) has changed a
+group's ``lr`` since this one set it, the class applies torch's *chainable* rule
+to that ``lr`` instead, so that stacked schedulers compose as in torch:
+multiplicative schedulers multiply it by :math:`F(t) / F(t-1)` (their closed-form
+factor at this epoch over the previous one), ``CosineAnnealingLR`` rescales its
+distance to ``eta_min``, and the others overwrite it with their closed form.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+
+from .. import schedules
+from .._types import Schedule
+from ._optimizer import Optimizer
+
+__all__ = [
+    "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
+    "LinearLR", "ExponentialLR", "PolynomialLR",
+]
+
+EPOCH_DEPRECATION_WARNING = (
+    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated "
+    "where possible. Please use `scheduler.step()` to step the scheduler. During the "
+    "deprecation, if epoch is different from None, the closed form is used instead of the new "
+    "chainable form, where available.")
+_BASE_KEYS = ("base_lrs", "last_epoch", "_step_count", "_is_initial",
+              "_get_lr_called_within_step", "_last_lr")
+_BLOCK = 256
+
+
+class Values:
+    """A schedule evaluated on the host in float64, cached per integer step.
+
+    Integer steps are evaluated ``256`` at a time (one vectorised call); other steps
+    (and schedules whose callables only take scalars) one by one.
+    """
+
+    def __init__(self, fn: Schedule):
+        self.fn = fn
+        self.cache: dict[int, float] = {}
+
+    def __call__(self, t: float) -> float:
+        if float(t).is_integer():
+            k = int(t)
+            hit = self.cache.get(k)
+            if hit is None:
+                self._fill(k)
+                hit = self.cache[k]
+            return hit
+        return self._one(float(t))
+
+    def _one(self, t: float) -> float:
+        with jax.enable_x64(True):
+            return float(self.fn(np.float64(t)))
+
+    def _fill(self, k: int) -> None:
+        steps = np.arange(k, k + _BLOCK, dtype=np.float64)
+        try:
+            with jax.enable_x64(True):
+                vals = np.broadcast_to(np.asarray(self.fn(steps), np.float64), steps.shape)
+            values = [float(v) for v in vals]
+        except Exception:  # a callable written for scalars: evaluate this step alone
+            values = [self._one(float(k))]
+        if len(self.cache) > 16 * _BLOCK:
+            self.cache.clear()
+        self.cache.update(zip(range(k, k + len(values)), values, strict=True))
+
+
+def check_optimizer(optimizer: Any) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+
+
+def per_group(name: str, optimizer: Optimizer, value: Any) -> list[Any]:
+    """One value per group from a scalar or a list (torch's ``_format_param``)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(optimizer.param_groups):
+            raise ValueError(f"{name} must have the same length as optimizer.param_groups. "
+                             f"{name} has {len(value)} values, param_groups has "
+                             f"{len(optimizer.param_groups)}.")
+        return list(value)
+    return [value] * len(optimizer.param_groups)
+
+
+def lambdas(optimizer: Optimizer, lr_lambda: Any) -> list[Callable[..., Any]]:
+    if not isinstance(lr_lambda, (list, tuple)):
+        return [lr_lambda] * len(optimizer.param_groups)
+    if len(lr_lambda) != len(optimizer.param_groups):
+        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
+                         f"{len(lr_lambda)}")
+    return list(lr_lambda)
+
+
+class LRScheduler:
+    """Base class of the schedulers: torch's ``LRScheduler`` over a closed form.
+
+    At construction (``last_epoch=-1``) every group gets ``initial_lr`` (its ``lr``,
+    unless already set), ``base_lrs`` are those, and one step is taken to
+    ``last_epoch=0``, writing the first value into ``param_groups``. Resuming with
+    ``last_epoch >= 0`` requires ``initial_lr`` in every group (from a loaded
+    optimizer state dict) and steps to ``last_epoch + 1``, as torch. Call
+    :meth:`step` after the optimizer's ``step``; the new ``lr`` values are plain
+    floats fed to the jitted step as data, so they never recompile it.
+
+    Differences from torch: ``optimizer.step`` is not wrapped, so torch's warning
+    about calling ``scheduler.step()`` before ``optimizer.step()`` is not given;
+    ``state_dict`` lists torch's keys explicitly rather than the object's
+    ``__dict__`` (``load_state_dict`` sets those keys and ignores others).
+
+    Args:
+        optimizer: an :class:`~optimlab.optim.Optimizer`.
+        last_epoch: the index of the last epoch, ``-1`` to start.
+    """
+
+    _keys: ClassVar[tuple[str, ...]] = ()
+    _has_closed_form: ClassVar[bool] = True
+    _is_initial: bool = False
+    _get_lr_called_within_step: bool = False
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+        check_optimizer(optimizer)
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
+                                   "when resuming scheduler with last_epoch >= 0.")
+        self.base_lrs: list[float] = [g["initial_lr"] for g in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._initial_step()
+
+    # -------------------------------------------------------------- stepping
+    def _initial_step(self) -> None:
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
+
+    def step(self, epoch: int | None = None) -> None:
+        """Advances one epoch (or, deprecated as in torch, jumps to ``epoch``: closed form).
+
+        Args:
+            epoch: ``None``; a number sets ``last_epoch`` and warns, as torch.
+        """
+        self._step_count += 1
+        if epoch is not None:
+            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: float | None = None) -> None:
+        self._get_lr_called_within_step = True
+        try:
+            if epoch is None:
+                self.last_epoch += 1
+                values = self.get_lr()
+            else:
+                self.last_epoch = epoch  # type: ignore[assignment]
+                values = self._closed_form_lr() if self._has_closed_form else self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        self._write(values)
+
+    def _write(self, values: Sequence[float]) -> None:
+        groups = self.optimizer.param_groups
+        for group, lr in zip(groups, values, strict=True):
+            group["lr"] = float(lr)
+        self._last_lr = [g["lr"] for g in groups]
+        # Remember which groups now hold exactly the closed form: while nobody else
+        # changes them, the next value is the closed form again.
+        t = self.last_epoch
+        exact = self._has_closed_form and float(t).is_integer()
+        self._mark = (t, [lr if exact and lr == self._value(i, t) else None
+                          for i, lr in enumerate(self._last_lr)])
+
+    def get_lr(self) -> list[float]:
+        """The learning rates for the current ``last_epoch`` (use :meth:`get_last_lr` to read them).
+
+        Returns:
+            One learning rate per parameter group.
+        """
+        if not getattr(self, "_get_lr_called_within_step", False):
+            warnings.warn("To get the last learning rate computed by the scheduler, please use "
+                          "`get_last_lr()`.", UserWarning, stacklevel=2)
+        t = self.last_epoch
+        mark = getattr(self, "_mark", None)
+        out = []
+        for i, group in enumerate(self.optimizer.param_groups):
+            lr = group["lr"]
+            untouched = (not self._is_initial and mark is not None and mark[0] == t - 1
+                         and i < len(mark[1]) and mark[1][i] == lr)
+            out.append(self._value(i, t) if untouched else self._chain(i, lr, t))
+        return out
+
+    def _closed_form_lr(self) -> list[float]:
+        return [self._value(i, self.last_epoch) for i in range(len(self.optimizer.param_groups))]
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rates this scheduler last set, one per parameter group.
+
+        Returns:
+            A new list of floats.
+        """
+        return list(self._last_lr)
+
+    # ------------------------------------------------- the closed form, per class
+    def _schedule(self, base_lr: float) -> Schedule:
+        """The closed form ``epoch -> lr`` from ``base_lr`` (an ``optimlab.schedules`` function)."""
+        raise NotImplementedError
+
+    def _table(self, key: Any, make: Callable[[], Schedule]) -> Values:
+        tables = self.__dict__.setdefault("_tables", {})
+        hit = tables.get(key)
+        if hit is None:
+            hit = tables[key] = Values(make())
+        return hit
+
+    def _value(self, i: int, t: float) -> float:
+        base = self.base_lrs[i]
+        return self._table(("lr", base), lambda: self._schedule(base))(t)
+
+    def _factor_schedule(self) -> Schedule:
+        """The closed form's factor ``epoch -> F(epoch)`` (multiplicative schedulers)."""
+        raise NotImplementedError
+
+    def _factor(self, t: float) -> float:
+        return self._table("factor", self._factor_schedule)(t)
+
+    def _ratio(self, t: float) -> float:
+        """:math:`F(t) / F(t-1)` (1 exactly where the factor is flat)."""
+        a, b = self._factor(t), self._factor(t - 1)
+        return 1.0 if a == b else a / b
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        """Torch's rule applied to the group's current ``lr`` (default: overwrite)."""
+        del lr
+        return self._value(i, t)
+
+    # ------------------------------------------------------------- state dict
+    def state_dict(self) -> dict[str, Any]:
+        """The state dict of the torch scheduler: the same keys and value types.
+
+        Returns:
+            A dict of numbers, strings, lists (and a ``Counter`` for ``MultiStepLR``);
+            it loads into the torch scheduler and saves with ``torch.save``.
+        """
+        return {k: copy.deepcopy(getattr(self, k)) for k in (*self._keys, *_BASE_KEYS)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Loads a state dict from :meth:`state_dict` or from the torch scheduler.
+
+        Args:
+            state_dict: the scheduler state; keys this class does not hold are ignored.
+        """
+        for key in (*self._keys, *_BASE_KEYS):
+            if key in state_dict:
+                setattr(self, key, copy.deepcopy(state_dict[key]))
+        self._mark = None
+
+
+class _Lambdas(LRScheduler):
+    lr_lambdas: list[Callable[..., Any]]
+
+    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+        sd = super().state_dict()
+        # As torch: only callable objects' attributes are saved, functions are not.
+        sd["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(fn.__dict__)
+                            for fn in self.lr_lambdas]
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102
+        super().load_state_dict(state_dict)
+        for fn, saved in zip(self.lr_lambdas, state_dict.get("lr_lambdas", []), strict=False):
+            if saved is not None:
+                fn.__dict__.update(saved)
+
+
+class LambdaLR(_Lambdas):
+    """``torch.optim.lr_scheduler.LambdaLR``: ``base_lr * lr_lambda(epoch)``.
+
+    Values from :func:`optimlab.schedules.lambda_factor`. Differs from torch:
+    ``lr_lambda`` receives the epoch as a float64 array (several epochs at once when
+    it accepts them) rather than a Python ``int``; write it with arithmetic or
+    ``jax.numpy``.
+
+    Args:
+        optimizer: the optimizer.
+        lr_lambda: ``epoch -> factor``, or one per parameter group.
+        last_epoch: the index of the last epoch.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab import optim
+        >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
+        >>> sched = optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.5 ** epoch)
+        >>> sched.step(); sched.step()
+        >>> sched.get_last_lr(), opt.param_groups[0]["lr"]
+        ([0.25], 0.25)
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Any, last_epoch: int = -1) -> None:
+        self.optimizer = optimizer
+        self.lr_lambdas = lambdas(optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def _value(self, i: int, t: float) -> float:
+        return self.base_lrs[i] * _lambda(self, i, t)
+
+
+def _lambda(owner: LRScheduler, i: int, t: float) -> float:
+    fn = owner.lr_lambdas[i]  # type: ignore[attr-defined]
+    return owner._table(("lambda", id(fn)), lambda: schedules.lambda_factor(fn))(t)
+
+
+class MultiplicativeLR(_Lambdas):
+    """``torch.optim.lr_scheduler.MultiplicativeLR``: multiplies ``lr`` by ``lr_lambda(epoch)``.
+
+    Each step multiplies the group's current ``lr`` by the factor of
+    :func:`optimlab.schedules.lambda_factor` (the closed form is the running product,
+    :func:`optimlab.schedules.multiplicative`). ``lr_lambda`` receives a float array
+    (see :class:`LambdaLR`).
+
+    Args:
+        optimizer: the optimizer.
+        lr_lambda: ``epoch -> factor``, or one per parameter group.
+        last_epoch: the index of the last epoch.
+    """
+
+    _has_closed_form = False
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Any, last_epoch: int = -1) -> None:
+        self.optimizer = optimizer
+        self.lr_lambdas = lambdas(optimizer, lr_lambda)
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        if self._is_initial:
+            return lr
+        return lr * _lambda(self, i, t)
+
+
+class _Multiplicative(LRScheduler):
+    """A scheduler whose closed form is ``base_lr * F(epoch)``."""
+
+    def _value(self, i: int, t: float) -> float:
+        return self.base_lrs[i] * self._factor(t)
+
+
+class StepLR(_Multiplicative):
+    """``torch.optim.lr_scheduler.StepLR``: decays by ``gamma`` every ``step_size`` epochs.
+
+    Values from :func:`optimlab.schedules.step`.
+
+    Args:
+        optimizer: the optimizer.
+        step_size: the period of the decay.
+        gamma: the decay factor.
+        last_epoch: the index of the last epoch.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab import optim
+        >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
+        >>> sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        >>> lrs = []
+        >>> for epoch in range(5):
+        ...     lrs.append(sched.get_last_lr()[0])
+        ...     sched.step()
+        >>> lrs
+        [1.0, 1.0, 0.5, 0.5, 0.25]
+    """
+
+    _keys = ("step_size", "gamma")
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
+        self.step_size = step_size
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def _factor_schedule(self) -> Schedule:
+        return schedules.step(1.0, self.step_size, self.gamma)
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        return lr if t == 0 else lr * self._ratio(t)
+
+
+class MultiStepLR(_Multiplicative):
+    """``torch.optim.lr_scheduler.MultiStepLR``: decays by ``gamma`` at each milestone.
+
+    Values from :func:`optimlab.schedules.multistep`.
+
+    Args:
+        optimizer: the optimizer.
+        milestones: epochs (a repeated one decays by ``gamma`` as many times).
+        gamma: the decay factor.
+        last_epoch: the index of the last epoch.
+    """
+
+    _keys = ("milestones", "gamma")
+
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
+        self.milestones = Counter(milestones)
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def _factor_schedule(self) -> Schedule:
+        return schedules.multistep(1.0, sorted(self.milestones.elements()), self.gamma)
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        return lr * self._ratio(t)
+
+
+class ConstantLR(_Multiplicative):
+    """``torch.optim.lr_scheduler.ConstantLR``: ``lr * factor`` until ``total_iters``.
+
+    Values from :func:`optimlab.schedules.constant_factor`.
+
+    Args:
+        optimizer: the optimizer.
+        factor: the factor, in ``(0, 1]``.
+        total_iters: the number of epochs it lasts.
+        last_epoch: the index of the last epoch.
+    """
+
+    _keys = ("factor", "total_iters")
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
+        if factor > 1.0 or factor < 0:
+            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def _factor_schedule(self) -> Schedule:
+        return schedules.constant_factor(self.factor, self.total_iters)
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        return lr * self._factor(0) if t == 0 else lr * self._ratio(t)
+
+
+class LinearLR(_Multiplicative):
+    """``torch.optim.lr_scheduler.LinearLR``: the factor goes linearly from start to end.
+
+    Values from :func:`optimlab.schedules.linear_factor`.
+
+    Args:
+        optimizer: the optimizer.
+        start_factor: the factor at epoch 0, in ``(0, 1]``.
+        end_factor: the factor from ``total_iters`` on, in ``[0, 1]``.
+        total_iters: the length of the ramp.
+        last_epoch: the index of the last epoch.
+    """
+
+    _keys = ("start_factor", "end_factor", "total_iters")
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
+                 end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
+        if start_factor > 1.0 or start_factor <= 0:
+            raise ValueError("Starting multiplicative factor expected to be greater than 0 and "
+                             "less or equal to 1.")
+        if end_factor > 1.0 or end_factor < 0:
+            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def _factor_schedule(self) -> Schedule:
+        return schedules.linear_factor(self.start_factor, self.end_factor, self.total_iters)
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        if t == 0:
+            return lr * self._factor(0)
+        if self._is_initial or t > self.total_iters:
+            return lr
+        return lr * self._ratio(t)
+
+
+class ExponentialLR(_Multiplicative):
+    """``torch.optim.lr_scheduler.ExponentialLR``: ``base_lr * gamma ** epoch``.
+
+    Values from :func:`optimlab.schedules.exponential`.
+
+    Args:
+        optimizer: the optimizer.
+        gamma: the decay per epoch.
+        last_epoch: the index of the last epoch.
+    """
+
+    _keys = ("gamma",)
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def _factor_schedule(self) -> Schedule:
+        return schedules.exponential(1.0, self.gamma)
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        return lr if self._is_initial else lr * self._ratio(t)
+
+
+class PolynomialLR(_Multiplicative):
+    """``torch.optim.lr_scheduler.PolynomialLR``: polynomial decay to 0 in ``total_iters``.
+
+    Values from :func:`optimlab.schedules.polynomial_decay`.
+
+    Args:
+        optimizer: the optimizer.
+        total_iters: the epochs of the decay.
+        power: the power of the polynomial.
+        last_epoch: the index of the last epoch.
+    """
+
+    _keys = ("total_iters", "power")
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1) -> None:
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def _factor_schedule(self) -> Schedule:
+        return schedules.polynomial_decay(1.0, self.total_iters, self.power)
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        if self._is_initial or t > self.total_iters:
+            return lr
+        return lr * self._ratio(t)
