@@ -24,6 +24,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 import torch
 
@@ -247,3 +250,45 @@ def test_validation_messages_are_torch_s(ours, torch_cls, torch_kwargs):
     with pytest.raises(ValueError) as mine:
         ours()
     assert str(mine.value) == str(theirs.value)
+
+
+COMPLEX = [
+    ("adamax", lambda: ol.adamax(0.05, weight_decay=0.1), torch.optim.Adamax,
+     dict(lr=0.05, weight_decay=0.1)),
+    ("nadam", lambda: ol.nadam(0.05), torch.optim.NAdam, dict(lr=0.05)),
+    ("nadamw", lambda: ol.nadamw(0.05, weight_decay=0.1), torch.optim.NAdam,
+     dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("radam", lambda: ol.radam(0.05, weight_decay=0.1), torch.optim.RAdam,
+     dict(lr=0.05, weight_decay=0.1)),
+    ("adagrad", lambda: ol.adagrad(0.05, initial_accumulator_value=0.1, lr_decay=0.01),
+     torch.optim.Adagrad, dict(lr=0.05, initial_accumulator_value=0.1, lr_decay=0.01)),
+    ("adadelta", lambda: ol.adadelta(weight_decay=0.1), torch.optim.Adadelta,
+     dict(weight_decay=0.1)),
+    ("rmsprop", lambda: ol.rmsprop(0.01, momentum=0.9, centered=True), torch.optim.RMSprop,
+     dict(lr=0.01, momentum=0.9, centered=True)),
+]
+
+
+@pytest.mark.parametrize("ours,torch_cls,torch_kwargs", [c[1:] for c in COMPLEX],
+                         ids=[c[0] for c in COMPLEX])
+def test_complex_params_match_torch(ours, torch_cls, torch_kwargs):
+    # torch treats complex tensors componentwise (view_as_real); so does optimlab.
+    # float64 (complex128), 1e-12 relative: the same double operations.
+    rng = np.random.default_rng(0)
+    z0 = rng.normal(size=5) + 1j * rng.normal(size=5)
+    noise = [rng.normal(size=5) + 1j * rng.normal(size=5) for _ in range(12)]
+    with jax.enable_x64(True), _torch_default_for("float64"):
+        tz = torch.tensor(z0, dtype=torch.complex128, requires_grad=True)
+        topt = torch_cls([tz], **torch_kwargs)
+        tx = ours()
+        z = jnp.asarray(z0, jnp.complex128)
+        state = tx.init(z)
+        step = jax.jit(tx.update)
+        for k in range(12):
+            tz.grad = torch.tensor(2.0 * tz.detach().numpy() + noise[k])
+            topt.step()
+            updates, state = step(jnp.asarray(2.0 * np.asarray(z) + noise[k]), state, z)
+            z = ol.apply_updates(z, updates)
+            assert z.dtype == jnp.complex128
+            np.testing.assert_allclose(np.asarray(z), tz.detach().numpy(), rtol=1e-12,
+                                       atol=1e-12, err_msg=f"step {k}")
