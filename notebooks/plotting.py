@@ -10,8 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def plot_schedule(fn: Callable[[jax.Array], Any], steps: int | Sequence[int] | np.ndarray,
-                  ax: Any = None, label: str | None = None) -> Any:
+def plot_schedule(
+    fn: Callable[[jax.Array], Any],
+    steps: int | Sequence[int] | np.ndarray,
+    ax: Any = None,
+    label: str | None = None,
+) -> Any:
     """Plots a schedule's values against the step.
 
     Args:
