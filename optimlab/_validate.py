@@ -100,3 +100,10 @@ def unit_interval(value: Any, name: str) -> None:
     v = concrete(value)
     if v is not None:
         check(0.0 <= v <= 1.0, f"Invalid {name} value: {_fmt(value)}")
+
+
+def positive_int(value: Any, name: str) -> None:
+    """Checks that ``value`` is a Python int (not a bool) greater than zero."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"Invalid {name} value: {value!r} (must be a positive int)")
+    check(value > 0, f"Invalid {name} value: {value} (must be a positive int)")
