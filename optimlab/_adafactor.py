@@ -143,7 +143,7 @@ def scale_by_factored_rms(
 
         def full(p):
             dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
-            return jnp.zeros(p.shape, stat_dtype(p)) if dims is None else None
+            return jnp.zeros_like(p, dtype=stat_dtype(p)) if dims is None else None
 
         return ScaleByFactoredRmsState(count, _tree.tree_map(rows, params),
                                        _tree.tree_map(cols, params), _tree.tree_map(full, params))
