@@ -22,6 +22,7 @@ Examples:
 """
 
 from . import lr_scheduler as lr_scheduler
+from . import swa_utils as swa_utils
 from ._adaptive import ASGD as ASGD
 from ._adaptive import Adadelta as Adadelta
 from ._adaptive import Adagrad as Adagrad

@@ -185,10 +185,6 @@ def test_last_epoch_resumption(name):
     make = CASES[name]
 
     def resumed(M, o, last):
-        import inspect
-
-        src = inspect.getsource(make)
-        del src
         return quiet(lambda: _with_last_epoch(make, M, o, last))
 
     so2, st2 = resumed(L, oo, so.last_epoch), resumed(T, to, st.last_epoch)

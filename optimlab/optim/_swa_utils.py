@@ -1,0 +1,343 @@
+"""torch's ``swa_utils`` for parameter pytrees: AveragedModel, SWALR, update_bn (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .. import _tree, schedules
+from ._lr_scheduler import LRScheduler, check_optimizer, per_group
+from ._optimizer import Optimizer
+
+__all__ = ["AveragedModel", "SWALR", "update_bn", "get_ema_multi_avg_fn", "get_swa_multi_avg_fn",
+           "get_ema_avg_fn", "get_swa_avg_fn"]
+
+
+def _check_decay(decay: float) -> None:
+    if decay < 0.0 or decay > 1.0:
+        raise ValueError(f"Invalid decay value {decay} provided. Please provide a value in [0,1] "
+                         "range.")
+
+
+def _inexact(x: jax.Array) -> bool:
+    return jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def get_ema_multi_avg_fn(decay: float = 0.999) -> Callable[..., list[jax.Array]]:
+    r"""Torch's ``get_ema_multi_avg_fn``: the EMA of a list of leaves, as a new list.
+
+    :math:`\bar p \leftarrow \bar p + (1 - \delta)(p - \bar p)` (torch's ``lerp``,
+    the numerics of :func:`optimlab.ema_params`); integer leaves become
+    :math:`\delta \bar p + (1 - \delta) p`, as torch. Differs from torch: JAX arrays
+    are immutable, so the function returns the new leaves instead of updating in place.
+
+    Args:
+        decay: :math:`\delta \in [0, 1]`.
+
+    Returns:
+        ``fn(averaged_leaves, current_leaves, n_averaged) -> new averaged leaves``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab.optim import swa_utils
+        >>> fn = swa_utils.get_ema_multi_avg_fn(0.9)
+        >>> fn([jnp.array([1.0])], [jnp.array([2.0])], 1)
+        [Array([1.1], dtype=float32)]
+    """
+    _check_decay(decay)
+
+    def ema_update(averaged: list[jax.Array], current: list[jax.Array], n_averaged: Any
+                   ) -> list[jax.Array]:
+        del n_averaged
+        return [_tree.lerp(a, c, 1 - decay) if _inexact(a) else
+                (a * decay + c * (1 - decay)).astype(a.dtype)
+                for a, c in zip(averaged, current, strict=True)]
+
+    return ema_update
+
+
+def get_swa_multi_avg_fn() -> Callable[..., list[jax.Array]]:
+    r"""Torch's ``get_swa_multi_avg_fn``: the running mean of a list of leaves, as a new list.
+
+    :math:`\bar p \leftarrow \bar p + (p - \bar p) / (n + 1)` with torch's ``lerp``
+    and its float32 weight (the numerics of :func:`optimlab.swa_params`); integer
+    leaves hold the latest value. Returns the new leaves (see
+    :func:`get_ema_multi_avg_fn`).
+
+    Returns:
+        ``fn(averaged_leaves, current_leaves, n_averaged) -> new averaged leaves``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab.optim import swa_utils
+        >>> swa_utils.get_swa_multi_avg_fn()([jnp.array([1.0])], [jnp.array([4.0])], 2)
+        [Array([2.], dtype=float32)]
+    """
+
+    def swa_update(averaged: list[jax.Array], current: list[jax.Array], n_averaged: Any
+                   ) -> list[jax.Array]:
+        # torch computes 1 / (n_averaged + 1) on a tensor of its default dtype, float32.
+        weight = 1 / (jnp.asarray(n_averaged).astype(jnp.float32) + 1)
+        return [_tree.lerp(a, c, weight) if _inexact(a) else c
+                for a, c in zip(averaged, current, strict=True)]
+
+    return swa_update
+
+
+def get_ema_avg_fn(decay: float = 0.999) -> Callable[..., jax.Array]:
+    r"""Torch's ``get_ema_avg_fn``: :math:`\delta \bar p + (1 - \delta) p` for one leaf.
+
+    Args:
+        decay: :math:`\delta \in [0, 1]`.
+
+    Returns:
+        ``fn(averaged, current, n_averaged) -> new averaged``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab.optim import swa_utils
+        >>> swa_utils.get_ema_avg_fn(0.5)(jnp.ones(1), jnp.full(1, 3.0), 1)
+        Array([2.], dtype=float32)
+    """
+    _check_decay(decay)
+
+    def ema_update(averaged: jax.Array, current: jax.Array, n_averaged: Any) -> jax.Array:
+        del n_averaged
+        return decay * averaged + (1 - decay) * current
+
+    return ema_update
+
+
+def get_swa_avg_fn() -> Callable[..., jax.Array]:
+    r"""Torch's ``get_swa_avg_fn``: :math:`\bar p + (p - \bar p) / (n + 1)` for one leaf.
+
+    Returns:
+        ``fn(averaged, current, n_averaged) -> new averaged``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab.optim import swa_utils
+        >>> swa_utils.get_swa_avg_fn()(jnp.ones(1), jnp.full(1, 4.0), 2)
+        Array([2.], dtype=float32)
+    """
+
+    def swa_update(averaged: jax.Array, current: jax.Array, n_averaged: Any) -> jax.Array:
+        n = jnp.asarray(n_averaged).astype(averaged.dtype)
+        return averaged + (current - averaged) / (n + 1)
+
+    return swa_update
+
+
+def _split(tree: Any, use_buffers: bool) -> tuple[Any, Any]:
+    """``(averaged part, buffers)``: Flax-style variables average only ``"params"``."""
+    if not use_buffers and isinstance(tree, Mapping) and "params" in tree:
+        return tree["params"], {k: v for k, v in tree.items() if k != "params"}
+    return tree, None
+
+
+class AveragedModel:
+    """Torch's ``swa_utils.AveragedModel`` for a parameter pytree: SWA or EMA weights.
+
+    Holds a copy of the parameters in :attr:`params` and the count
+    :attr:`n_averaged`. :meth:`update_parameters` copies the given parameters on
+    its first call and averages them afterwards, in one jitted call, with
+    ``avg_fn`` (per leaf), ``multi_avg_fn`` (on the list of leaves) or, by default,
+    the equal-weight running mean (:func:`get_swa_multi_avg_fn`).
+
+    Buffers: for Flax-style variables (a dict with a ``"params"`` entry) only
+    ``"params"`` is averaged and the other collections (``"batch_stats"``...) are
+    copied from the model at each update, as torch keeps buffers in sync; with
+    ``use_buffers=True`` every leaf is averaged. A plain tree is averaged whole.
+
+    Differs from torch: it wraps parameters, not a module (there is no ``forward``:
+    apply your model to :attr:`params`); ``multi_avg_fn`` returns the new leaves
+    instead of updating them in place; there is no ``device`` argument.
+
+    Args:
+        params: the parameters (a pytree; copied).
+        avg_fn: ``fn(averaged, current, n_averaged) -> averaged`` per leaf.
+        multi_avg_fn: ``fn(averaged_leaves, current_leaves, n_averaged) -> leaves``.
+        use_buffers: average every collection, not only ``"params"``.
+
+    Raises:
+        AssertionError: both ``avg_fn`` and ``multi_avg_fn`` given (torch's error).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab.optim import swa_utils
+        >>> swa = swa_utils.AveragedModel({"w": jnp.zeros(2)})
+        >>> for w in (1.0, 2.0, 6.0):
+        ...     swa.update_parameters({"w": jnp.full(2, w)})
+        >>> swa.params["w"], int(swa.n_averaged)
+        (Array([3., 3.], dtype=float32), 3)
+    """
+
+    def __init__(self, params: Any, avg_fn: Callable[..., Any] | None = None,
+                 multi_avg_fn: Callable[..., Any] | None = None, use_buffers: bool = False
+                 ) -> None:
+        if avg_fn is not None and multi_avg_fn is not None:
+            raise AssertionError("Only one of avg_fn and multi_avg_fn should be provided")
+        self.params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
+        self.n_averaged = jnp.zeros((), jnp.int32)
+        self.avg_fn = avg_fn
+        self.multi_avg_fn = multi_avg_fn
+        self.use_buffers = use_buffers
+        self._average = jax.jit(self._average_fn)
+
+    def _average_fn(self, averaged: Any, current: Any, n: jax.Array) -> Any:
+        if self.avg_fn is not None:
+            return jax.tree.map(lambda a, c: jnp.asarray(self.avg_fn(a, c, n)).astype(a.dtype),
+                                averaged, current)
+        fn = self.multi_avg_fn or get_swa_multi_avg_fn()
+        leaves, treedef = jax.tree.flatten(averaged)
+        new = fn(leaves, jax.tree.leaves(current), n)
+        return jax.tree.unflatten(treedef, [jnp.asarray(x).astype(a.dtype)
+                                            for x, a in zip(new, leaves, strict=True)])
+
+    def update_parameters(self, model: Any) -> None:
+        """Averages ``model`` (a tree shaped like :attr:`params`) into :attr:`params`.
+
+        Args:
+            model: the current parameters (or Flax variables).
+        """
+        averaged, _ = _split(self.params, self.use_buffers)
+        current, buffers = _split(model, self.use_buffers)
+        if int(self.n_averaged) == 0:
+            new = jax.tree.map(lambda a, c: jnp.array(c, copy=True).astype(a.dtype),
+                               averaged, current)
+        else:
+            new = self._average(averaged, current, self.n_averaged)
+        if buffers is None:
+            self.params = new
+        else:
+            self.params = {**jax.tree.map(lambda x: jnp.array(x, copy=True), buffers),
+                           "params": new}
+        self.n_averaged = self.n_averaged + 1
+
+
+class SWALR(LRScheduler):
+    """Torch's ``swa_utils.SWALR``: anneals each group's ``lr`` to ``swa_lr``, then holds it.
+
+    As torch, it starts from the ``lr`` the group has at construction (recovered
+    from the current ``lr`` at each step, so it follows other changes as torch
+    does) and counts its own steps (not ``last_epoch``); the annealing weight is
+    that of :func:`optimlab.schedules.swa_anneal`.
+
+    Args:
+        optimizer: the optimizer.
+        swa_lr: the target learning rate (one per group, or one for all).
+        anneal_epochs: the epochs of the annealing (``>= 0``).
+        anneal_strategy: ``"cos"`` or ``"linear"``.
+        last_epoch: the index of the last epoch.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from optimlab import optim
+        >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
+        >>> sched = optim.swa_utils.SWALR(opt, swa_lr=0.2, anneal_epochs=4,
+        ...                               anneal_strategy="linear")
+        >>> lrs = []
+        >>> for _ in range(6):
+        ...     lrs.append(round(sched.get_last_lr()[0], 2))
+        ...     sched.step()
+        >>> lrs
+        [1.0, 0.8, 0.6, 0.4, 0.2, 0.2]
+    """
+
+    _keys = ("_anneal_strategy", "anneal_epochs")
+    _has_closed_form = False
+
+    def __init__(self, optimizer: Optimizer, swa_lr: float | list[float], anneal_epochs: int = 10,
+                 anneal_strategy: str = "cos", last_epoch: int = -1) -> None:
+        check_optimizer(optimizer)
+        for lr, group in zip(per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups,
+                             strict=True):
+            group["swa_lr"] = lr
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError("anneal_strategy must be one of 'cos' or 'linear', instead got "
+                             f"{anneal_strategy}")
+        self._anneal_strategy = anneal_strategy
+        if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
+            raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
+        self.anneal_epochs = anneal_epochs
+        super().__init__(optimizer, last_epoch)
+
+    def _alpha(self, step: int) -> float:
+        make = lambda: schedules.swa_anneal(0.0, 1.0, self.anneal_epochs,  # noqa: E731
+                                            self._anneal_strategy)
+        return self._table(("alpha", self.anneal_epochs, self._anneal_strategy), make)(step)
+
+    def _chain(self, i: int, lr: float, t: float) -> float:
+        del t
+        step = self._step_count - 1
+        if self.anneal_epochs == 0:
+            step = max(1, step)
+            prev = 0.0 if step <= 1 else 1.0
+        else:
+            prev = self._alpha(step - 1)
+        swa = self.optimizer.param_groups[i]["swa_lr"]
+        start = swa if prev == 1 else (lr - prev * swa) / (1 - prev)
+        alpha = self._alpha(step)
+        return swa * alpha + start * (1 - alpha)
+
+
+def update_bn(loader: Iterable[Any], apply_fn: Callable[[Any, Any], Any], variables: Any,
+              momentum: float = 0.99) -> Any:
+    r"""Torch's ``swa_utils.update_bn`` for Flax ``batch_stats``: their average over a loader.
+
+    Replaces ``variables["batch_stats"]`` by the cumulative (equal-weight) average,
+    over the batches of ``loader``, of each batch's own statistics, as torch's
+    ``update_bn`` does with ``momentum=None``.
+
+    Contract of ``apply_fn``: ``apply_fn(variables, batch) -> (output, mutated)``,
+    one forward pass in training mode (batch statistics) where ``mutated`` holds
+    the new ``"batch_stats"``, exactly what
+    ``model.apply(variables, x, train=True, mutable=["batch_stats"])`` returns for a
+    Flax Linen model. Each normalisation layer must update its statistics as
+    Flax's ``BatchNorm`` does, :math:`s \leftarrow m s + (1 - m) b` with the batch
+    statistic :math:`b` and ``momentum`` :math:`m` (Flax's default 0.99): the
+    function feeds zero statistics and reads :math:`b = s' / (1 - m)`. A batch that
+    is a list or tuple passes its first element, as torch.
+
+    Differs from torch: the variance averaged is Flax's (biased, over the batch),
+    where torch averages the unbiased one; and with an empty loader the
+    statistics are left as they were (torch resets them).
+
+    Args:
+        loader: an iterable of batches.
+        apply_fn: as above, jitted here.
+        variables: Flax variables; returned unchanged when there is no ``"batch_stats"``.
+        momentum: the layers' momentum :math:`m \in [0, 1)`.
+
+    Returns:
+        New variables with the recomputed ``"batch_stats"``.
+    """
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"Invalid momentum value: {momentum} (must be in [0, 1))")
+    if not isinstance(variables, Mapping) or "batch_stats" not in variables:
+        return variables
+    stats = variables["batch_stats"]
+    probe = {**variables, "batch_stats": jax.tree.map(jnp.zeros_like, stats)}
+
+    @jax.jit
+    def batch_stats(v, x):
+        _, mutated = apply_fn(v, x)
+        return jax.tree.map(lambda s: s / (1 - momentum), mutated["batch_stats"])
+
+    @jax.jit
+    def accumulate(avg, new, n):
+        return jax.tree.map(lambda a, b: _tree.lerp(a, b.astype(a.dtype), 1 / n), avg, new)
+
+    avg, n = None, 0
+    for batch in loader:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        new = batch_stats(probe, x)
+        n += 1
+        avg = new if avg is None else accumulate(avg, new, jnp.asarray(n, jnp.float32))
+    if avg is None:
+        return variables
+    avg = jax.tree.map(lambda a, s: a.astype(s.dtype), avg, stats)
+    return {**variables, "batch_stats": avg}
