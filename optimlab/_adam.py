@@ -81,6 +81,11 @@ def scale_by_adam(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         _tree.check_match("scale_by_adam", updates, state.mu)
+        if (state.nu_max is None) == amsgrad:
+            raise ValueError(
+                f"scale_by_adam: state from another optimizer: it was built with "
+                f"amsgrad={not amsgrad} but this optimizer has amsgrad={amsgrad}."
+            )
         count = step if step is not None else state.count
 
         def one(g, m, v, vmax=None):

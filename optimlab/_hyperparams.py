@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _tree
 from ._base import GradientTransformation, safe_increment
 from ._types import ScalarOrSchedule
 
@@ -118,6 +119,7 @@ def with_hyperparams(build: Builder, /, **hyperparameters: ScalarOrSchedule) -> 
         return out
 
     def init_fn(params):
+        _tree.reject_non_float("init", params)
         count = jnp.zeros([], jnp.int32)
         values = values_at(count, None)
         inner = build(count, values)
@@ -215,6 +217,10 @@ def _normalise(name: str, value: Any, old: jax.Array) -> jax.Array:
         )
     if isinstance(value, bool):
         raise TypeError(f"set_hyperparams: {name!r} must be a number, got a bool.")
+    if not isinstance(value, jax.core.Tracer) and np.asarray(value).dtype.kind not in "biuf" \
+            and np.asarray(value).dtype != jnp.bfloat16:
+        raise TypeError(f"set_hyperparams: {name!r} must be a real number, got "
+                        f"{type(value).__name__} with dtype {np.asarray(value).dtype}.")
     arr = jnp.asarray(value)
     if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
         raise TypeError(f"set_hyperparams: {name!r} must be a real number, got dtype {arr.dtype}.")

@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._types import DType
 
@@ -244,3 +245,22 @@ def tree_sum(fn: Callable[..., jax.Array], dtype: DType, tree: Any, *rest: Any) 
     for p in parts:
         total = total + p
     return total
+
+
+def reject_non_float(name: str, params: Any) -> None:
+    """Raises ``TypeError`` naming the first leaf that is not floating-point or complex.
+
+    Integer and boolean leaves (step counters, masks, embeddings indices...) cannot be
+    optimized: their moments would be integers and every update would round to zero.
+    Runs at trace time only (it reads dtypes, not values).
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"{name}: params must be floating-point or complex, but the leaf at "
+                f"{keystr(path)} is {dtype}. Cast it (e.g. `.astype(jnp.float32)`) or keep it "
+                "out of the optimizer with optimlab.partition, masked or freeze."
+            )

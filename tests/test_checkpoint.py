@@ -145,3 +145,21 @@ def test_tree_refuses_unsupported_values(tmp_path):
     with pytest.raises(TypeError, match=r"unsupported value of type object at <root>\['x'\]"):
         checkpoint.save_tree(tmp_path / "x.npz", {"x": object()})
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_typed_prng_keys_round_trip(tmp_path):
+    tx = ol.noisy_sgd(0.1)
+    params, state = _trained(tx, 2)
+    path = checkpoint.save(tmp_path / "ck.npz", state)
+    restored = checkpoint.restore(path, jax.eval_shape(tx.init, params))
+    key = restored.inner_state[0].rng_key
+    assert jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    np.testing.assert_array_equal(jax.random.key_data(key),
+                                  jax.random.key_data(state.inner_state[0].rng_key))
+    g = jax.grad(problems.quadratic_loss)(params)
+    _bitwise_equal(tx.update(g, restored, params)[0], tx.update(g, state, params)[0])
+    with pytest.raises(checkpoint.CheckpointError, match=r"is a PRNG key \(key<fry>\) in the "
+                       r"checkpoint but float32 in the template"):
+        checkpoint.restore(path, jax.tree.map(
+            lambda x: jnp.zeros(x.shape, jnp.float32)
+            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x, restored))

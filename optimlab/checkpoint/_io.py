@@ -37,6 +37,11 @@ def _encode_array(x: Any) -> tuple[np.ndarray, str]:
     return np.array(arr, order="C").view(np.dtype(f"uint{8 * width}")), name
 
 
+def _is_prng_key(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
 def _decode_array(raw: np.ndarray, name: str) -> np.ndarray:
     dtype = jnp.dtype(name)
     return raw if raw.dtype == dtype else raw.view(dtype)
@@ -111,11 +116,17 @@ def save(path: str | os.PathLike, state: Any, *, step: int | None = None,
         if isinstance(leaf, jax.ShapeDtypeStruct):
             raise TypeError(f"save: the leaf at {jax.tree_util.keystr(kp)} is abstract "
                             "(a ShapeDtypeStruct); save concrete arrays.")
-        raw, dtype_name = _encode_array(leaf)
         key = f"a{i}"
+        entry = {"path": jax.tree_util.keystr(kp), "key": key, "shape": list(np.shape(leaf))}
+        if _is_prng_key(leaf):  # typed PRNG keys (noisy_sgd...): their raw key data
+            raw, dtype_name = _encode_array(jax.random.key_data(leaf))
+            entry["key_impl"] = str(jax.random.key_impl(leaf))
+            dtype_name = str(leaf.dtype)
+        else:
+            raw, dtype_name = _encode_array(leaf)
         arrays[key] = raw
-        entries.append({"path": jax.tree_util.keystr(kp), "key": key,
-                        "shape": list(np.shape(leaf)), "dtype": dtype_name})
+        entry["dtype"] = dtype_name
+        entries.append(entry)
         if getattr(kp[-1], "name", None) == "count" and np.ndim(leaf) == 0:
             counts.append(int(np.asarray(leaf)))
     if step is None and len(counts) == 1:
@@ -229,10 +240,18 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
         if e["key"] not in arrays:
             raise CheckpointError(f"{path}: the array for {where} is missing (truncated file?).")
         raw = arrays[e["key"]]
+        if "key_impl" in e:
+            value = _restore_key(path, where, raw, e, leaf)
+            out.append(value if _sharding_of(leaf) is None
+                       else jax.device_put(value, _sharding_of(leaf)))
+            continue
         try:
             value = _decode_array(raw, e["dtype"])
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: cannot decode {where} as {e['dtype']}: {err}") from err
+        if _is_prng_key(leaf):
+            raise CheckpointError(f"{path}: {where} is a PRNG key in the template but "
+                                  f"{e['dtype']} in the checkpoint.")
         shape, dtype = tuple(np.shape(leaf)), jnp.dtype(leaf.dtype) if hasattr(
             leaf, "dtype") else np.asarray(leaf).dtype
         if tuple(value.shape) != tuple(e["shape"]):
@@ -247,6 +266,28 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
         sharding = _sharding_of(leaf)
         out.append(jax.device_put(value, sharding) if sharding is not None else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _restore_key(path: Any, where: str, raw: np.ndarray, entry: dict, leaf: Any) -> Any:
+    """A typed PRNG key array from its saved key data, checked against the template."""
+    if not _is_prng_key(leaf):
+        raise CheckpointError(f"{path}: {where} is a PRNG key ({entry['dtype']}) in the "
+                              f"checkpoint but {getattr(leaf, 'dtype', type(leaf).__name__)} "
+                              "in the template.")
+    if str(leaf.dtype) != entry["dtype"]:
+        raise CheckpointError(f"{path}: {where} has dtype {entry['dtype']} in the checkpoint "
+                              f"but {leaf.dtype} in the template.")
+    try:
+        value = jax.random.wrap_key_data(raw, impl=entry["key_impl"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot decode the PRNG key at {where}: {err}") from err
+    if tuple(value.shape) != tuple(entry["shape"]):
+        raise CheckpointError(f"{path}: the array for {where} is damaged: shape "
+                              f"{value.shape} but the manifest says {tuple(entry['shape'])}.")
+    if value.shape != tuple(np.shape(leaf)):
+        raise CheckpointError(f"{path}: {where} has shape {value.shape} in the checkpoint "
+                              f"but {tuple(np.shape(leaf))} in the template.")
+    return value
 
 
 # --------------------------------------------------------------------------- containers
