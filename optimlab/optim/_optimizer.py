@@ -102,7 +102,12 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self._leaves: list[jax.Array] = []
         self._grads: list[jax.Array | None] = []
+        # Per-parameter states are kept flat (their arrays, and their tree structures
+        # apart) and without their step counts, which states with equal counts share.
         self._states: list[Any] = []
+        self._treedefs: list[Any] = []
+        self._counts: list[Any] = []
+        self._fed: dict[int, tuple[Any, Any]] = {}
         self._dormant: list[dict[str, jax.Array]] = []
         self._names: list[str] = []
         self._group_of: list[int] = []
@@ -111,6 +116,7 @@ class Optimizer:
         self._txs: dict[Any, Any] = {}
         self._grad_fns: dict[Any, Any] = {}
         self._hdtype = hyperparam_dtype()
+        self._counts_shared = True
         if not any(v is required for v in self.defaults.values()):
             self._tx_for(self.defaults)  # validates the defaults first, as torch does
         if isinstance(params, Iterator):
@@ -179,6 +185,8 @@ class Optimizer:
         self._leaves.extend(jnp.array(x, copy=True) for x in leaves)
         self._grads.extend([None] * len(leaves))
         self._states.extend([None] * len(leaves))
+        self._counts.extend([None] * len(leaves))
+        self._treedefs.extend([None] * len(leaves))
         self._dormant.extend({} for _ in leaves)
         self._names.extend(layout.names)
         self._group_of.extend([gi] * len(leaves))
@@ -309,16 +317,22 @@ class Optimizer:
         """Rebuilds the groups whose flags changed, carrying their states across."""
         keys = []
         for gi, group in enumerate(self.param_groups):
-            key = self._tx_for(group)
             old = self._group_keys[gi]
+            key = self.spec.key(group)
+            if key != old or key not in self._txs:
+                # Only a new compiled form validates (builds the alias): numeric options
+                # are fed as data and, as in torch, not re-validated at every step.
+                key = self._tx_for(group)
             if key != old:
+                self._counts_shared = False
                 for i in group["params"]:
                     if self._states[i] is not None:
                         entry = {**self._dormant[i],
-                                 **_state_dict.export_state(self.spec, self._states[i])}
-                        self._states[i], self._dormant[i] = _state_dict.import_state(
+                                 **_state_dict.export_state(self.spec, self._full_state(i))}
+                        state, self._dormant[i] = _state_dict.import_state(
                             self.spec, self._init_state(i, group), entry, f"parameter {i}",
                             lenient=True)
+                        self._set_state(i, state)
                 self._group_keys[gi] = key
             keys.append(key)
         return keys
@@ -328,22 +342,79 @@ class Optimizer:
         if not active:
             return
         for i in active:
-            if jnp.shape(grads[i]) != self._leaves[i].shape:
+            g = grads[i]
+            if (g.shape if isinstance(g, jax.Array) else jnp.shape(g)) != self._leaves[i].shape:
                 raise ValueError(f"the gradient of parameter {i} ({self._names[i]!r}) has shape "
                                  f"{jnp.shape(grads[i])}, the parameter {self._leaves[i].shape}")
         keys = tuple(self._sync_groups())
+        zero = None
         for i in active:
             if self._states[i] is None:
-                self._states[i] = self._init_state(i, self.param_groups[self._group_of[i]])
-        feeds = tuple(self.spec.feed(g, self._txs[k][1], self._hdtype)
-                      for g, k in zip(self.param_groups, keys, strict=True))
-        plan = (tuple(self._group_of[i] for i in active), tuple(self._txs[k][0] for k in keys))
-        leaves, states = _jit_update(plan, [self._leaves[i] for i in active],
-                                          [self._states[i] for i in active],
-                                          [grads[i] for i in active], feeds)
-        for i, p, s in zip(active, leaves, states, strict=True):
+                zero = jnp.zeros((), jnp.int32) if zero is None else zero
+                self._set_state(i, self._init_state(i, self.param_groups[self._group_of[i]]))
+                self._counts[i] = zero
+        if not self._counts_shared:
+            self._share_counts()
+        feeds = tuple(self._feed(gi, g, k) for gi, (g, k) in enumerate(
+            zip(self.param_groups, keys, strict=True)))
+        # Parameters of one group whose states share one step-count array form a
+        # bucket: the count is passed once, so the scalar work it drives (bias
+        # corrections...) is the same expression for all of them and XLA computes
+        # it once per bucket rather than once per parameter.
+        buckets: dict[tuple[int, int], int] = {}
+        counts: list[jax.Array] = []
+        where = []
+        structures: dict[Any, int] = {}
+        shaped = []
+        for i in active:
+            count = self._counts[i]
+            b = buckets.setdefault((self._group_of[i], id(count)), len(buckets))
+            if b == len(counts):
+                counts.append(count)
+            where.append(b)
+            shaped.append(structures.setdefault(self._treedefs[i], len(structures)))
+        plan = (tuple(self._group_of[i] for i in active), tuple(where), tuple(shaped),
+                tuple(structures), tuple(self._txs[k][0] for k in keys))
+        leaves, states, new_counts = _jit_update(
+            plan, [self._leaves[i] for i in active],
+            [self._states[i] for i in active],
+            [grads[i] for i in active], feeds, counts)
+        for i, p, s, b in zip(active, leaves, states, where, strict=True):
             self._leaves[i] = p
             self._states[i] = s
+            self._counts[i] = new_counts[b]
+
+    def _share_counts(self) -> None:
+        """Makes states with equal step counts share one count array (after a load)."""
+        shared: dict[int, jax.Array] = {}
+        for i, c in enumerate(self._counts):
+            if c is not None:
+                self._counts[i] = shared.setdefault(int(c), c)
+        self._counts_shared = True
+
+    def _set_state(self, i: int, state: Any) -> None:
+        """Stores a parameter's full state (or ``None``): flat, its count apart."""
+        if state is None:
+            self._states[i] = self._treedefs[i] = self._counts[i] = None
+            return
+        self._states[i], self._treedefs[i] = jax.tree.flatten(state._replace(count=None))
+        self._counts[i] = state.count
+
+    def _full_state(self, i: int) -> Any:
+        """A parameter's full state (count included), or ``None``."""
+        s = self._states[i]
+        if s is None:
+            return None
+        return jax.tree.unflatten(self._treedefs[i], s)._replace(count=self._counts[i])
+
+    def _feed(self, gi: int, group: Mapping[str, Any], key: Any) -> dict[str, jax.Array]:
+        """A group's hyperparameter values as device arrays, transferred when they change."""
+        values = self.spec.feed(group, self._txs[key][1], self._hdtype)
+        sig = tuple((n, float(v)) for n, v in values.items())
+        hit = self._fed.get(gi)
+        if hit is None or hit[0] != sig:
+            hit = self._fed[gi] = (sig, jax.device_put(values))
+        return hit[1]
 
     # ----------------------------------------------------------------- state
     @property
@@ -357,7 +428,7 @@ class Optimizer:
         for i, s in enumerate(self._states):
             entry = dict(self._dormant[i])
             if s is not None:
-                entry.update(_state_dict.export_state(self.spec, s))
+                entry.update(_state_dict.export_state(self.spec, self._full_state(i)))
             if entry:
                 out[i] = {k: entry[k] for k in self.spec.state if k in entry}
         return out
@@ -411,10 +482,14 @@ class Optimizer:
         if groups is not None:
             self.param_groups = groups
             self._states = [None] * len(self._leaves)
+            self._counts = [None] * len(self._leaves)
+            self._treedefs = [None] * len(self._leaves)
             self._dormant = [{} for _ in self._leaves]
             self._group_keys = [self.spec.key(g) for g in groups]
         for i, (s, dormant) in states.items():
-            self._states[i], self._dormant[i] = s, dormant
+            self._set_state(i, s)
+            self._dormant[i] = dormant
+        self._counts_shared = False
         for hook in list(self._load_post_hooks.values()):
             hook(self)
         return report
@@ -484,19 +559,26 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _update(plan, leaves, states, grads, feeds):
+def _update(plan, leaves, states, grads, feeds, counts):
     # The per-parameter states are stored without hyperparameters: each group's
-    # current values are fed here as arrays (so a new lr is data, not a constant).
-    # ``plan`` (static) is each parameter's group and each group's transformation,
-    # shared by optimizers alike, so they share the compiled step too.
-    group_of, txs = plan
+    # current values are fed here as arrays (so a new lr is data, not a constant),
+    # and without their step count: each bucket's count is passed once in
+    # ``counts``. ``plan`` (static) is each parameter's group and bucket and each
+    # group's transformation, shared by optimizers alike, so they share the
+    # compiled step too.
+    group_of, bucket_of, shape_of, treedefs, txs = plan
     new_leaves, new_states = [], []
-    for gi, p, s, g in zip(group_of, leaves, states, grads, strict=True):
-        s = s._replace(hyperparams=dict(feeds[gi]))
+    new_counts: list[Any] = [None] * len(counts)
+    for gi, b, t, p, flat, g in zip(group_of, bucket_of, shape_of, leaves, states, grads,
+                                    strict=True):
+        s = jax.tree.unflatten(treedefs[t], flat)
+        s = s._replace(hyperparams=dict(feeds[gi]), count=counts[b])
         u, s = txs[gi].update(jnp.asarray(g).astype(p.dtype), s, p)
         new_leaves.append(apply_updates(p, u))
-        new_states.append(s._replace(hyperparams=None))
-    return new_leaves, new_states
+        if new_counts[b] is None:
+            new_counts[b] = s.count
+        new_states.append(jax.tree.leaves(s._replace(hyperparams=None, count=None)))
+    return new_leaves, new_states, new_counts
 
 
 _jit_update = jax.jit(_update, static_argnums=0, donate_argnums=(1, 2))

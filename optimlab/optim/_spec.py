@@ -111,10 +111,13 @@ class Spec:
         return out
 
     def key(self, group: Mapping[str, Any]) -> tuple[Any, ...]:
-        """What the compiled step depends on: flags, zero terms and static options."""
+        """What the compiled step depends on: flags, zero terms, static options and the
+        hyperparameters set to ``None`` (left out of the alias's state, as Adafactor's
+        ``eps1``)."""
         return (tuple(group[k] for k in self.flags),
                 tuple(_is_zero(group[k]) for k in self.zero_terms),
-                tuple(_hashable(group[k]) for k in self.static))
+                tuple(_hashable(group[k]) for k in self.static),
+                tuple(n for n, v in self.kwargs(group).items() if v is None))
 
     def build(self, group: Mapping[str, Any]) -> tuple[Any, tuple[GradientTransformation,
                                                                    dict[str, Any]]]:
@@ -134,7 +137,8 @@ class Spec:
         if not isinstance(probe, HyperparamsState):
             raise TypeError(f"{getattr(self.alias, '__name__', self.alias)} does not keep its "
                             "hyperparameters in a HyperparamsState; it cannot back a class.")
-        mapped = set(self.kwargs(group))
+        mapped_values = self.kwargs(group)
+        mapped = set(mapped_values)
         names = {n: (None if n in mapped else np.asarray(v)) for n, v in probe.hyperparams.items()}
         absent = {k for z, deps in self.zero_terms.items() if _is_zero(group[z])
                   for k in (z, *deps)}
@@ -142,7 +146,7 @@ class Spec:
             if key_ in self.static or key_ in absent:
                 continue
             for name in ol if isinstance(ol, tuple) else (ol,):
-                if name not in names:
+                if name not in names and mapped_values[name] is not None:
                     raise TypeError(f"the state of {getattr(self.alias, '__name__', '')} holds no "
                                     f"{name!r}: list {key_!r} in the spec's static options.")
         self._cache[key] = (tx, names)
