@@ -30,12 +30,17 @@ from ._adaptive import NAdam as NAdam
 from ._adaptive import RAdam as RAdam
 from ._adaptive import RMSprop as RMSprop
 from ._adaptive import Rprop as Rprop
+from ._lbfgs import LBFGS as LBFGS
 from ._classes import SGD as SGD
 from ._classes import Adam as Adam
 from ._classes import AdamW as AdamW
 from ._optimizer import Optimizer as Optimizer
 from ._optimizer import RemovableHandle as RemovableHandle
 from ._params import named_parameters as named_parameters
+from ._special import Adafactor as Adafactor
+from ._special import Adamax as Adamax
+from ._special import Muon as Muon
+from ._special import SparseAdam as SparseAdam
 from ._spec import STEP as STEP
 from ._spec import Spec as Spec
 from ._spec import StateKey as StateKey
