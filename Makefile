@@ -28,6 +28,10 @@ test-all: $(VENV)/.stamp-test $(VENV)/.stamp-notebooks $(VENV)/.stamp-demo
 bench: $(VENV)/.stamp-bench
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
+docs: $(VENV)/.stamp-docs
+	$(PY) docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 lint: $(VENV)/.stamp-lint $(VENV)/.stamp-test
 	$(VENV)/bin/ruff format --check optimlab tests benchmarks notebooks
 	$(VENV)/bin/ruff check optimlab tests benchmarks notebooks
