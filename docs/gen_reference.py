@@ -98,7 +98,9 @@ def _section_title(module_name: str) -> tuple[str, str]:
     first = _rst_to_md(first)
     head, sep, rest = first.partition(": ")
     if sep and len(head) <= 40:
-        return head, rest[0].upper() + rest[1:] + "." if rest else ""
+        if re.match(r"[a-z]+ ", rest):  # a plain word: capitalise it
+            rest = rest[0].upper() + rest[1:]
+        return head, rest + "." if rest else ""
     return first, ""
 
 
