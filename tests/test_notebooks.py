@@ -37,6 +37,18 @@ def kernel_specs(tmp_path_factory):
     return kernelspec.KernelSpecManager(kernel_dirs=[str(root)])
 
 
+def test_notebooks_exist():
+    names = {p.name for p in PATHS}
+    expected = {
+        "quickstart.ipynb",
+        "schedules.ipynb",
+        "from_pytorch.ipynb",
+        "swa.ipynb",
+        "sweeps.ipynb",
+    }
+    assert expected <= names, sorted(expected - names)
+
+
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_notebook_is_stored_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
