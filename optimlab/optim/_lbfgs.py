@@ -48,10 +48,10 @@ def _as_float(value: Any) -> float:
 
 
 class LBFGS(Optimizer):
-    """``torch.optim.LBFGS`` over :func:`optimlab.minimize`: same signature, defaults,
-    stopping rules and iterates.
+    """``torch.optim.LBFGS`` over :func:`optimlab.minimize`, with torch's iterates.
 
-    ``step(closure)`` runs what one torch ``step(closure)`` does (up to
+    Same signature, defaults and stopping rules as torch. ``step(closure)`` runs what one
+    torch ``step(closure)`` does (up to
     ``max_iter`` iterations, each re-evaluating the loss, with the optional
     strong-Wolfe line search) as one jitted call, and returns the loss at the
     parameters it started from, as torch does. ``closure(params) -> loss`` is a
@@ -165,7 +165,7 @@ class LBFGS(Optimizer):
 
     # ----------------------------------------------------------------- state
     def _export(self) -> dict[str, Any]:
-        """torch's state entry (NumPy snapshots and Python numbers), ``{}`` before any step."""
+        """The torch state entry: NumPy snapshots and Python numbers (``{}`` before a step)."""
         s = self._lstate
         if s is None:
             return {}
@@ -193,7 +193,7 @@ class LBFGS(Optimizer):
 
     def _import(self, entry: Mapping[str, Any], history_size: int, *,
                 keep_newest: bool = False) -> LBFGSState | None:
-        """An :class:`LBFGSState` from torch's state entry; raises ``ValueError`` if it does not fit."""
+        """An :class:`LBFGSState` from torch's state entry (``ValueError`` if it does not fit)."""
         if not entry:
             return None
         unknown = [k for k in entry if k not in _KEYS]
@@ -249,7 +249,7 @@ class LBFGS(Optimizer):
         return {self.param_groups[0]["params"][0]: entry} if entry else {}
 
     def state_dict(self) -> dict[str, Any]:
-        """torch's layout: ``{'state': {0: {...}}, 'param_groups': [{..., 'params': [ids]}]}``.
+        """The state dict, in torch's layout: ``{'state': {0: {...}}, 'param_groups': [...]}``.
 
         Returns:
             The state dict (after the state-dict hooks).

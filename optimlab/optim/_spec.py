@@ -111,9 +111,11 @@ class Spec:
         return out
 
     def key(self, group: Mapping[str, Any]) -> tuple[Any, ...]:
-        """What the compiled step depends on: flags, zero terms, static options and the
-        hyperparameters set to ``None`` (left out of the alias's state, as Adafactor's
-        ``eps1``)."""
+        """What the compiled step depends on.
+
+        That is: flags, zero terms, static options and the hyperparameters set to
+        ``None`` (left out of the alias's state, as Adafactor's ``eps1``).
+        """
         return (tuple(group[k] for k in self.flags),
                 tuple(_is_zero(group[k]) for k in self.zero_terms),
                 tuple(_hashable(group[k]) for k in self.static),

@@ -28,10 +28,10 @@ __all__ = ["Adamax", "SparseAdam", "Adafactor", "Muon"]
 
 
 class Adamax(Optimizer):
-    """``torch.optim.Adamax`` over :func:`optimlab.adamax`; state
-    ``{'step', 'exp_avg', 'exp_inf'}``.
+    """``torch.optim.Adamax`` over :func:`optimlab.adamax`.
 
-    Complex parameters are optimized componentwise, as torch does.
+    The per-parameter state is ``{'step', 'exp_avg', 'exp_inf'}``. Complex parameters are
+    optimized componentwise, as torch does.
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
@@ -70,10 +70,10 @@ class Adamax(Optimizer):
 
 
 class SparseAdam(Optimizer):
-    """``torch.optim.SparseAdam`` over :func:`optimlab.sparse_adam`; state
-    ``{'step', 'exp_avg', 'exp_avg_sq'}``.
+    """``torch.optim.SparseAdam`` over :func:`optimlab.sparse_adam`.
 
-    JAX gradients are dense: a row (an index along the leading axis; an element of
+    The per-parameter state is ``{'step', 'exp_avg', 'exp_avg_sq'}``. JAX gradients are
+    dense: a row (an index along the leading axis; an element of
     a vector) is taken as present in the gradient when it has a non-zero entry,
     which is what torch receives from ``nn.Embedding(sparse=True)``. Differences
     from torch: a row that a torch sparse gradient lists with an exactly zero value
@@ -125,11 +125,11 @@ def _check_eps(eps: Any) -> tuple[Any, Any]:
 
 
 class Adafactor(Optimizer):
-    """``torch.optim.Adafactor`` over :func:`optimlab.torch_adafactor`; state
-    ``{'step', 'row_var', 'col_var'}`` for parameters with two or more axes,
-    ``{'step', 'variance'}`` for the others.
+    """``torch.optim.Adafactor`` over :func:`optimlab.torch_adafactor`.
 
-    ``eps=(eps1, eps2)``; ``eps1=None`` (the default) uses each parameter dtype's
+    The per-parameter state is ``{'step', 'row_var', 'col_var'}`` for parameters
+    with two or more axes, ``{'step', 'variance'}`` for the others. ``eps=(eps1, eps2)``;
+    ``eps1=None`` (the default) uses each parameter dtype's
     machine epsilon, as torch; switching ``eps1`` between ``None`` and a number
     recompiles the step once.
 
