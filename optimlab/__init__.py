@@ -163,11 +163,11 @@ from ._schedule_free import schedule_free as schedule_free
 from ._schedule_free import schedule_free_adamw as schedule_free_adamw
 from ._schedule_free import schedule_free_eval_params as schedule_free_eval_params
 from ._schedule_free import schedule_free_sgd as schedule_free_sgd
-from ._sharding import state_shardings as state_shardings
-from ._sharding import zero1_state_shardings as zero1_state_shardings
 from ._sgd import TraceState as TraceState
 from ._sgd import sgd as sgd
 from ._sgd import trace as trace
+from ._sharding import state_shardings as state_shardings
+from ._sharding import zero1_state_shardings as zero1_state_shardings
 from ._sign import ScaleBySignumState as ScaleBySignumState
 from ._sign import scale_by_sign as scale_by_sign
 from ._sign import scale_by_signum as scale_by_signum
