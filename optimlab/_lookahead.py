@@ -97,10 +97,14 @@ def lookahead(
 
         def one(u, f, s):
             # optax's formulas: diff = f + u - s; the fast update moves to the new slow weights.
-            diff = f + u - s
+            # Mixed param/update dtypes (bf16 params, f32 grads) meet in the wider one.
+            with jax.numpy_dtype_promotion("standard"):
+                dt = jnp.promote_types(u.dtype, f.dtype)
+            uw = u.astype(dt)
+            diff = f.astype(dt) + uw - s.astype(dt)
             a = _tree.scalar_like(slow_step_size, diff)
-            new_u = jnp.where(sync, u - (1 - a) * diff, u)
-            new_s = jnp.where(sync, s + a * diff, s)
+            new_u = jnp.where(sync, uw - (1 - a) * diff, uw).astype(u.dtype)
+            new_s = jnp.where(sync, s.astype(dt) + a * diff, s.astype(dt)).astype(s.dtype)
             return new_u, new_s
 
         new_updates, slow = _tree.tree_map_multi(one, 2, updates, params, state.slow)
