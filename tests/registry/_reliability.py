@@ -76,7 +76,8 @@ def _missing_array():
 
 
 def _damaged_shape():
-    _restore(_rewrite(_saved(), lambda arrays, m: arrays.__setitem__("a5", np.zeros(7, np.float32))))
+    _restore(_rewrite(_saved(),
+                      lambda arrays, m: arrays.__setitem__("a5", np.zeros(7, np.float32))))
 
 
 def _unknown_format():
@@ -208,7 +209,8 @@ ERROR_CASES = [
                   P, ol.sgd(0.1, weight_decay=0.1).init(P), None), "update", ValueError,
               r"add_decayed_weights: params is None"),
     ErrorCase("rel_lion_weight_decay_params_none",
-              lambda: ol.lion(1e-3, weight_decay=0.1).update(P, ol.lion(1e-3, weight_decay=0.1).init(P)),
+              lambda: ol.lion(1e-3, weight_decay=0.1).update(
+                  P, ol.lion(1e-3, weight_decay=0.1).init(P)),
               "update", ValueError, r"params is None"),
     # ---------------------------------------------------------------- set
     ErrorCase("rel_set_string", lambda: ol.set_hyperparams(ol.adam().init(P), eps="tiny"),
