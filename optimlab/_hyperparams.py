@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _tree
+from . import _tree, _validate
 from ._base import GradientTransformation, safe_increment
 from ._types import ScalarOrSchedule
 
@@ -229,8 +229,42 @@ def _normalise(name: str, value: Any, old: jax.Array) -> jax.Array:
             f"set_hyperparams: {name!r} must have shape {old.shape} (the shape stored in the "
             f"state), got {arr.shape}."
         )
+    _check_value(name, value)
     # Same dtype and never weak-typed, so a jitted step sees an identical signature.
     return jnp.asarray(arr, dtype=old.dtype)
+
+
+# The rules every optimizer applies at construction to these common names, applied
+# again when a value is set in a state (the state does not know its optimizer).
+_RULES = {
+    "learning_rate": _validate.lr,
+    "eps": _validate.eps,
+    "weight_decay": _validate.weight_decay,
+    "momentum": _validate.momentum,
+    "b1": lambda v: _validate.beta(v, 0),
+    "b2": lambda v: _validate.beta(v, 1),
+}
+
+
+def _check_value(name: str, value: Any) -> None:
+    """Refuses NaN for any hyperparameter, and out-of-range values for the common names."""
+    if isinstance(value, jax.core.Tracer):
+        return  # traced values (vmap sweeps, jit) cannot be checked eagerly
+    arr = np.asarray(value, dtype=np.float64) if np.ndim(value) else None
+    if arr is not None:
+        if np.isnan(arr).any():
+            raise ValueError(f"set_hyperparams: {name!r} contains NaN.")
+        for v in arr.ravel():
+            rule = _RULES.get(name)
+            if rule is not None:
+                rule(float(v))
+        return
+    v = float(np.asarray(value, dtype=np.float64))
+    if np.isnan(v):
+        raise ValueError(f"set_hyperparams: {name!r} is NaN.")
+    rule = _RULES.get(name)
+    if rule is not None:
+        rule(v)
 
 
 def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> Any:
