@@ -108,3 +108,12 @@ def test_reference_pages_are_up_to_date():
     generated = {p.name for p in gen.pages()}
     on_disk = {p.name for p in REFERENCE.glob("*.md")}
     assert on_disk == generated, f"unexpected pages {sorted(on_disk - generated)}; {FIX}"
+
+
+def test_readme_links_point_to_files():
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if "://" not in t]
+    assert local
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"
