@@ -117,8 +117,9 @@ def accumulate(
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, AccumulateState):
-            raise ValueError(f"accumulate: expected an AccumulateState, got "
-                             f"{type(state).__name__}.")
+            raise ValueError(
+                f"accumulate: expected an AccumulateState, got {type(state).__name__}."
+            )
         _tree.check_match("accumulate", updates, state.acc)
         first = state.mini_step == 0
         boundary = state.mini_step == every - 1

@@ -78,9 +78,11 @@ def scale_by_belief(
             om1 = _tree.scalar_like(1 - d1, gc)
             m_new = om1 * gc + c1 * m.astype(gc.dtype)
             err = gc - m_new
-            v_new = (_tree.scalar_like(1 - jnp.asarray(b2), gc) * err * err
-                     + _tree.scalar_like(b2, gc) * v.astype(gc.dtype)
-                     + _tree.scalar_like(eps_root, gc))
+            v_new = (
+                _tree.scalar_like(1 - jnp.asarray(b2), gc) * err * err
+                + _tree.scalar_like(b2, gc) * v.astype(gc.dtype)
+                + _tree.scalar_like(eps_root, gc)
+            )
             bc1 = _tree.scalar_like(_tree.bias_correction(d1, count), gc)
             if nesterov:
                 t2 = count.astype(d1.dtype) + 2
@@ -153,10 +155,12 @@ def adabelief(
 
     def build(step, h):
         return chain(
-            scale_by_belief(h["b1"], h["b2"], h["eps"], h["eps_root"], nesterov=nesterov,
-                            step=step),
+            scale_by_belief(
+                h["b1"], h["b2"], h["eps"], h["eps_root"], nesterov=nesterov, step=step
+            ),
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    return with_hyperparams(build, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps,
-                            eps_root=eps_root)
+    return with_hyperparams(
+        build, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
+    )

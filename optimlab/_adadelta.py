@@ -59,8 +59,9 @@ def scale_by_adadelta(
     _validate.eps(eps)
 
     def init_fn(params):
-        _tree.reject_complex_for_real_dtypes("scale_by_adadelta", params,
-                                             accumulator_dtype=accumulator_dtype)
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_adadelta", params, accumulator_dtype=accumulator_dtype
+        )
         zeros = _tree.zeros_like(params, accumulator_dtype)
         return ScaleByAdadeltaState(zeros, _tree.zeros_like(params, accumulator_dtype))
 
@@ -76,8 +77,9 @@ def scale_by_adadelta(
             acc_new = _tree.update_moment(delta, acc.astype(gc.dtype), rho, 2)
             return delta.astype(g.dtype), sq_new.astype(sq.dtype), acc_new.astype(acc.dtype)
 
-        u, sq, acc = _tree.tree_map_multi(_tree.componentwise(one), 3, updates,
-                                          state.square_avg, state.acc_delta)
+        u, sq, acc = _tree.tree_map_multi(
+            _tree.componentwise(one), 3, updates, state.square_avg, state.acc_delta
+        )
         return u, ScaleByAdadeltaState(sq, acc)
 
     return GradientTransformation(init_fn, update_fn)

@@ -62,10 +62,14 @@ def _factored_dims(shape: tuple[int, ...], factored: bool, min_dim: int) -> tupl
 
 def _check_factored(name, updates, state, factored, min_dim) -> None:
     """check_match for factored statistics: structure first, then each leaf's shapes."""
-    merged = jax.tree.map(lambda v, r: r if v is None else v, state.v, state.v_row,
-                          is_leaf=_tree.is_none)
-    _tree.check_match(name, _tree.tree_map(lambda u: jnp.zeros(()), updates),
-                      _tree.tree_map(lambda u: jnp.zeros(()), merged))
+    merged = jax.tree.map(
+        lambda v, r: r if v is None else v, state.v, state.v_row, is_leaf=_tree.is_none
+    )
+    _tree.check_match(
+        name,
+        _tree.tree_map(lambda u: jnp.zeros(()), updates),
+        _tree.tree_map(lambda u: jnp.zeros(()), merged),
+    )
     flat = jax.tree_util.tree_flatten_with_path(updates, is_leaf=_tree.is_none)[0]
     stats = [jax.tree.leaves(t, is_leaf=_tree.is_none) for t in (state.v, state.v_row)]
     for (path, u), v, r in zip(flat, *stats, strict=True):
@@ -74,11 +78,14 @@ def _check_factored(name, updates, state, factored, min_dim) -> None:
         dims = _factored_dims(jnp.shape(u), factored, min_dim)
         expected = jnp.shape(v) if v is not None else None
         if dims is not None and r is not None:
-            expected = jnp.shape(u) if tuple(np.delete(jnp.shape(u), dims[1])) == jnp.shape(
-                r) else None
+            expected = (
+                jnp.shape(u) if tuple(np.delete(jnp.shape(u), dims[1])) == jnp.shape(r) else None
+            )
         if expected != jnp.shape(u):
-            raise ValueError(f"{name}: the update at {_tree.keystr(path)} has shape "
-                             f"{jnp.shape(u)}, which does not match the state.")
+            raise ValueError(
+                f"{name}: the update at {_tree.keystr(path)} has shape "
+                f"{jnp.shape(u)}, which does not match the state."
+            )
 
 
 def scale_by_factored_rms(
@@ -133,25 +140,26 @@ def scale_by_factored_rms(
 
         def rows(p):
             dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
-            return None if dims is None else jnp.zeros(
-                np.delete(p.shape, dims[1]), stat_dtype(p))
+            return None if dims is None else jnp.zeros(np.delete(p.shape, dims[1]), stat_dtype(p))
 
         def cols(p):
             dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
-            return None if dims is None else jnp.zeros(
-                np.delete(p.shape, dims[0]), stat_dtype(p))
+            return None if dims is None else jnp.zeros(np.delete(p.shape, dims[0]), stat_dtype(p))
 
         def full(p):
             dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
             return jnp.zeros_like(p, dtype=stat_dtype(p)) if dims is None else None
 
-        return ScaleByFactoredRmsState(count, _tree.tree_map(rows, params),
-                                       _tree.tree_map(cols, params), _tree.tree_map(full, params))
+        return ScaleByFactoredRmsState(
+            count,
+            _tree.tree_map(rows, params),
+            _tree.tree_map(cols, params),
+            _tree.tree_map(full, params),
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        _check_factored("scale_by_factored_rms", updates, state, factored,
-                        min_dim_size_to_factor)
+        _check_factored("scale_by_factored_rms", updates, state, factored, min_dim_size_to_factor)
         count = step if step is not None else state.count
         c = jnp.asarray(decay_rate)
         c = c if jnp.issubdtype(c.dtype, jnp.floating) else c.astype(jnp.result_type(float))
@@ -166,20 +174,19 @@ def scale_by_factored_rms(
             dims = _factored_dims(g.shape, factored, min_dim_size_to_factor)
             if dims is None:
                 v_new = b * v.astype(gc.dtype) + one_minus * sq
-                return (gc * v_new ** -0.5).astype(g.dtype), None, None, v_new.astype(v.dtype)
+                return (gc * v_new**-0.5).astype(g.dtype), None, None, v_new.astype(v.dtype)
             d1, d0 = dims
             vr_new = b * vr.astype(gc.dtype) + one_minus * jnp.mean(sq, axis=d0)
             vc_new = b * vc.astype(gc.dtype) + one_minus * jnp.mean(sq, axis=d1)
             reduced_d1 = d1 - 1 if d1 > d0 else d1
             row_factor = (vr_new / jnp.mean(vr_new, axis=reduced_d1, keepdims=True)) ** -0.5
-            u = gc * jnp.expand_dims(row_factor, d0) * jnp.expand_dims(vc_new ** -0.5, d1)
+            u = gc * jnp.expand_dims(row_factor, d0) * jnp.expand_dims(vc_new**-0.5, d1)
             return u.astype(g.dtype), vr_new.astype(vr.dtype), vc_new.astype(vc.dtype), None
 
         def wrapped(g, vr, vc, v):
             return one(g, vr, vc, v)
 
-        u, vr, vc, v = _tree.tree_map_multi(wrapped, 4, updates, state.v_row, state.v_col,
-                                            state.v)
+        u, vr, vc, v = _tree.tree_map_multi(wrapped, 4, updates, state.v_row, state.v_col, state.v)
         new_count = None if step is not None else safe_increment(state.count)
         return u, ScaleByFactoredRmsState(new_count, vr, vc, v)
 
@@ -241,7 +248,8 @@ def _ema(decay: ArrayLike, dtype: DType) -> GradientTransformation:
         def one(u, m):
             uc = _tree.upcast(u)
             new = _tree.scalar_like(1 - jnp.asarray(decay), uc) * uc + _tree.scalar_like(
-                decay, uc) * m.astype(uc.dtype)
+                decay, uc
+            ) * m.astype(uc.dtype)
             return new.astype(u.dtype), new.astype(m.dtype)
 
         u, m = _tree.tree_map_multi(one, 2, updates, state.ema)
@@ -333,8 +341,16 @@ def adafactor(
     _validate.non_negative(decay_rate, "decay_rate")
 
     def build(step, h):
-        txs = [scale_by_factored_rms(factored, h["decay_rate"], h["decay_offset"],
-                                     min_dim_size_to_factor, h["eps"], step=step)]
+        txs = [
+            scale_by_factored_rms(
+                factored,
+                h["decay_rate"],
+                h["decay_offset"],
+                min_dim_size_to_factor,
+                h["eps"],
+                step=step,
+            )
+        ]
         if clipping_threshold is not None:
             txs.append(_clip_by_block_rms(h["clipping_threshold"]))
         if learning_rate is not None:
@@ -348,11 +364,17 @@ def adafactor(
         txs.append(scale(-1.0))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"decay_rate": decay_rate, "decay_offset": decay_offset,
-                                        "eps": eps}
-    for name, value in (("learning_rate", learning_rate), ("clipping_threshold",
-                        clipping_threshold), ("momentum", momentum),
-                        ("weight_decay_rate", weight_decay_rate)):
+    hps: dict[str, ScalarOrSchedule] = {
+        "decay_rate": decay_rate,
+        "decay_offset": decay_offset,
+        "eps": eps,
+    }
+    for name, value in (
+        ("learning_rate", learning_rate),
+        ("clipping_threshold", clipping_threshold),
+        ("momentum", momentum),
+        ("weight_decay_rate", weight_decay_rate),
+    ):
         if value is not None:
             hps[name] = value
     return with_hyperparams(build, **hps)
@@ -419,13 +441,15 @@ def scale_by_torch_adafactor(
     """
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_torch_adafactor", params,
-                             " (torch's Adafactor neither)")
+        _tree.reject_complex("scale_by_torch_adafactor", params, " (torch's Adafactor neither)")
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        row = _tree.tree_map(lambda p: jnp.zeros((*p.shape[:-1], 1), p.dtype)
-                             if p.ndim > 1 else None, params)
-        col = _tree.tree_map(lambda p: jnp.zeros((*p.shape[:-2], 1, p.shape[-1]), p.dtype)
-                             if p.ndim > 1 else None, params)
+        row = _tree.tree_map(
+            lambda p: jnp.zeros((*p.shape[:-1], 1), p.dtype) if p.ndim > 1 else None, params
+        )
+        col = _tree.tree_map(
+            lambda p: jnp.zeros((*p.shape[:-2], 1, p.shape[-1]), p.dtype) if p.ndim > 1 else None,
+            params,
+        )
         var = _tree.tree_map(lambda p: jnp.zeros_like(p) if p.ndim <= 1 else None, params)
         return ScaleByTorchAdafactorState(count, row, col, var)
 
@@ -433,7 +457,8 @@ def scale_by_torch_adafactor(
         del extra_args
         if params is None:
             raise ValueError(
-                "scale_by_torch_adafactor: params is None; pass the current params to update().")
+                "scale_by_torch_adafactor: params is None; pass the current params to update()."
+            )
         _tree.check_match("scale_by_torch_adafactor", updates, params, "params")
         count = step if step is not None else state.count
         lr = jnp.asarray(learning_rate)
@@ -448,37 +473,44 @@ def scale_by_torch_adafactor(
         def one(g, p, rv, cv, v):
             gc = _tree.upcast(g)
             pc = _tree.upcast(p).astype(gc.dtype)
-            e1 = (jnp.finfo(p.dtype).eps if eps1 is None else eps1)
+            e1 = jnp.finfo(p.dtype).eps if eps1 is None else eps1
             e1 = _tree.scalar_like(e1, gc)
             w = weight
-            alpha = jnp.maximum(jnp.asarray(eps2).astype(hdt),
-                                norm(pc).astype(hdt) / np.sqrt(max(p.size, 1))) * rho
+            alpha = (
+                jnp.maximum(
+                    jnp.asarray(eps2).astype(hdt), norm(pc).astype(hdt) / np.sqrt(max(p.size, 1))
+                )
+                * rho
+            )
             if g.ndim > 1:
                 row_mean = norm_axis(gc, -1) ** 2 / g.shape[-1]
                 col_mean = norm_axis(gc, -2) ** 2 / g.shape[-2]
                 rv_new = _tree.lerp(rv.astype(gc.dtype), row_mean, w)
                 cv_new = _tree.lerp(cv.astype(gc.dtype), col_mean, w)
-                est = (rv_new * cv_new) / jnp.maximum(
-                    jnp.mean(rv_new, axis=-2, keepdims=True), e1)
+                est = (rv_new * cv_new) / jnp.maximum(jnp.mean(rv_new, axis=-2, keepdims=True), e1)
                 v_new = None
             else:
                 v_new = _tree.lerp(v.astype(gc.dtype), gc * gc, w)
                 est = v_new
                 rv_new = cv_new = None
             upd = jax.lax.rsqrt(jnp.maximum(est, e1 * e1)) * gc
-            denom = jnp.maximum(1, norm(upd).astype(hdt) / (np.sqrt(max(g.size, 1)) *
-                                                            jnp.asarray(d).astype(hdt)))
+            denom = jnp.maximum(
+                1, norm(upd).astype(hdt) / (np.sqrt(max(g.size, 1)) * jnp.asarray(d).astype(hdt))
+            )
             out = upd * _tree.scalar_like(alpha / denom, gc)
-            return (out.astype(g.dtype),
-                    None if rv is None else rv_new.astype(rv.dtype),
-                    None if cv is None else cv_new.astype(cv.dtype),
-                    None if v is None else v_new.astype(v.dtype))
+            return (
+                out.astype(g.dtype),
+                None if rv is None else rv_new.astype(rv.dtype),
+                None if cv is None else cv_new.astype(cv.dtype),
+                None if v is None else v_new.astype(v.dtype),
+            )
 
         def norm_axis(x, axis):
             return jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=True))
 
-        u, rv, cv, v = _tree.tree_map_multi(one, 4, updates, params, state.row_var,
-                                            state.col_var, state.variance)
+        u, rv, cv, v = _tree.tree_map_multi(
+            one, 4, updates, params, state.row_var, state.col_var, state.variance
+        )
         new_count = None if step is not None else safe_increment(state.count)
         return u, ScaleByTorchAdafactorState(new_count, rv, cv, v)
 
@@ -557,15 +589,22 @@ def torch_adafactor(
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []
-        txs.append(scale_by_torch_adafactor(h["learning_rate"], h["beta2_decay"],
-                                            h.get("eps1"), h["eps2"], h["d"], step=step))
+        txs.append(
+            scale_by_torch_adafactor(
+                h["learning_rate"], h["beta2_decay"], h.get("eps1"), h["eps2"], h["d"], step=step
+            )
+        )
         if use_decay:
             txs.append(add_decayed_weights(h["learning_rate"] * h["weight_decay"]))
         txs.append(scale(-1.0))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate,
-                                        "beta2_decay": beta2_decay, "eps2": eps2, "d": d}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "beta2_decay": beta2_decay,
+        "eps2": eps2,
+        "d": d,
+    }
     if eps1 is not None:
         hps["eps1"] = eps1
     if use_decay:

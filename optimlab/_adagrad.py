@@ -69,10 +69,14 @@ def scale_by_adagrad(
     _validate.eps(eps)
 
     def init_fn(params):
-        _tree.reject_complex_for_real_dtypes("scale_by_adagrad", params,
-                                             accumulator_dtype=accumulator_dtype)
-        return ScaleByAdagradState(_tree.tree_map(
-            lambda p: _initial_sum(p, initial_accumulator_value, accumulator_dtype), params))
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_adagrad", params, accumulator_dtype=accumulator_dtype
+        )
+        return ScaleByAdagradState(
+            _tree.tree_map(
+                lambda p: _initial_sum(p, initial_accumulator_value, accumulator_dtype), params
+            )
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -84,8 +88,7 @@ def scale_by_adagrad(
             direction = gc / (jnp.sqrt(s_new) + _tree.scalar_like(eps, gc))
             return direction.astype(g.dtype), s_new.astype(s.dtype)
 
-        u, sums = _tree.tree_map_multi(_tree.componentwise(one), 2, updates,
-                                       state.sum_of_squares)
+        u, sums = _tree.tree_map_multi(_tree.componentwise(one), 2, updates, state.sum_of_squares)
         return u, ScaleByAdagradState(sums)
 
     return GradientTransformation(init_fn, update_fn)
@@ -157,18 +160,24 @@ def adagrad(
             txs.append(scale(-1.0))
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(scale_by_adagrad(h["initial_accumulator_value"], h["eps"],
-                                    accumulator_dtype=accumulator_dtype))
+        txs.append(
+            scale_by_adagrad(
+                h["initial_accumulator_value"], h["eps"], accumulator_dtype=accumulator_dtype
+            )
+        )
         # torch: clr = lr / (1 + (t - 1) * lr_decay), with t - 1 the steps taken.
         decay = h["lr_decay"]
-        txs.append(scale_by_learning_rate(
-            h["learning_rate"] / (1 + step.astype(decay.dtype) * decay)))
+        txs.append(
+            scale_by_learning_rate(h["learning_rate"] / (1 + step.astype(decay.dtype) * decay))
+        )
         return chain(*txs)
 
     hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate, "initial_accumulator_value": initial_accumulator_value,
-        "eps": eps, "lr_decay": lr_decay}
+        "learning_rate": learning_rate,
+        "initial_accumulator_value": initial_accumulator_value,
+        "eps": eps,
+        "lr_decay": lr_decay,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)
-

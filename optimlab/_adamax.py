@@ -72,11 +72,13 @@ def scale_by_adamax(
     _validate.eps(eps)
 
     def init_fn(params):
-        _tree.reject_complex_for_real_dtypes("scale_by_adamax", params, mu_dtype=mu_dtype,
-                                            nu_dtype=nu_dtype)
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_adamax", params, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+        )
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByAdamaxState(count, _tree.zeros_like(params, mu_dtype),
-                                  _tree.zeros_like(params, nu_dtype))
+        return ScaleByAdamaxState(
+            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -88,8 +90,10 @@ def scale_by_adamax(
         def one(g, m, u):
             gc = _tree.upcast(g)
             m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
-            u_new = jnp.maximum(u.astype(gc.dtype) * _tree.scalar_like(b2, gc),
-                                jnp.abs(gc) + _tree.scalar_like(eps, gc))
+            u_new = jnp.maximum(
+                u.astype(gc.dtype) * _tree.scalar_like(b2, gc),
+                jnp.abs(gc) + _tree.scalar_like(eps, gc),
+            )
             direction = _tree.scalar_like(inv_bc1, gc) * m_new / u_new
             return direction.astype(g.dtype), m_new.astype(m.dtype), u_new.astype(u.dtype)
 
@@ -164,8 +168,9 @@ def adamax(
         <https://arxiv.org/abs/1412.6980>`_ (section 7.1), 2014.
     """
     _validate_adamax(learning_rate, b1, b2, eps, weight_decay)
-    return _adamax(learning_rate, b1, b2, eps, weight_decay, maximize, False, None,
-                   mu_dtype, nu_dtype)
+    return _adamax(
+        learning_rate, b1, b2, eps, weight_decay, maximize, False, None, mu_dtype, nu_dtype
+    )
 
 
 def adamaxw(
@@ -220,12 +225,14 @@ def adamaxw(
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
     _validate_adamax(learning_rate, b1, b2, eps, weight_decay)
-    return _adamax(learning_rate, b1, b2, eps, weight_decay, maximize, True, mask,
-                   mu_dtype, nu_dtype)
+    return _adamax(
+        learning_rate, b1, b2, eps, weight_decay, maximize, True, mask, mu_dtype, nu_dtype
+    )
 
 
-def _adamax(learning_rate, b1, b2, eps, weight_decay, maximize, decoupled, mask,
-            mu_dtype, nu_dtype) -> GradientTransformation:
+def _adamax(
+    learning_rate, b1, b2, eps, weight_decay, maximize, decoupled, mask, mu_dtype, nu_dtype
+) -> GradientTransformation:
     use_decay = not (_validate.concrete(weight_decay) == 0.0)
 
     def build(step, h):
@@ -234,15 +241,22 @@ def _adamax(learning_rate, b1, b2, eps, weight_decay, maximize, decoupled, mask,
             txs.append(scale(-1.0))
         if use_decay and not decoupled:
             txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(scale_by_adamax(h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype,
-                                   nu_dtype=nu_dtype, step=step))
+        txs.append(
+            scale_by_adamax(
+                h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+            )
+        )
         if use_decay and decoupled:
             txs.append(add_decayed_weights(h["weight_decay"], mask))
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                                        "eps": eps}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

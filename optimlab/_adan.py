@@ -77,8 +77,9 @@ def scale_by_adan(
         count = step if step is not None else state.count
 
         def ema(x, old, decay):
-            return (_tree.scalar_like(1 - jnp.asarray(decay), x) * x
-                    + _tree.scalar_like(decay, x) * old.astype(x.dtype))
+            return _tree.scalar_like(1 - jnp.asarray(decay), x) * x + _tree.scalar_like(
+                decay, x
+            ) * old.astype(x.dtype)
 
         def one(g, m, v, n, g_prev):
             gc = _tree.upcast(g)
@@ -92,12 +93,17 @@ def scale_by_adan(
             v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
             n_hat = n_new / _tree.scalar_like(_tree.bias_correction(b3, count), gc)
             direction = (m_hat + om2 * v_hat) / (
-                jnp.sqrt(n_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc))
-            return (direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype),
-                    n_new.astype(n.dtype), gc.astype(g_prev.dtype))
+                jnp.sqrt(n_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
+            )
+            return (
+                direction.astype(g.dtype),
+                m_new.astype(m.dtype),
+                v_new.astype(v.dtype),
+                n_new.astype(n.dtype),
+                gc.astype(g_prev.dtype),
+            )
 
-        u, m, v, n, g = _tree.tree_map_multi(one, 5, updates, state.m, state.v, state.n,
-                                             state.g)
+        u, m, v, n, g = _tree.tree_map_multi(one, 5, updates, state.m, state.v, state.n, state.g)
         new_count = None if step is not None else safe_increment(state.count)
         return u, ScaleByAdanState(new_count, m, v, n, g)
 
@@ -171,8 +177,14 @@ def adan(
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                                        "b3": b3, "eps": eps, "eps_root": eps_root}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "b3": b3,
+        "eps": eps,
+        "eps_root": eps_root,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

@@ -70,8 +70,12 @@ def scale_by_ademamix(
     def init_fn(params):
         _tree.reject_complex("ademamix", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByAdemamixState(count, _tree.zeros_like(params, mu_dtype),
-                                    _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params))
+        return ScaleByAdemamixState(
+            count,
+            _tree.zeros_like(params, mu_dtype),
+            _tree.zeros_like(params, mu_dtype),
+            _tree.zeros_like(params),
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -87,8 +91,12 @@ def scale_by_ademamix(
             m1h = m1n / sc(_tree.bias_correction(b1, count))
             vh = vn / sc(_tree.bias_correction(b2, count))
             out = (m1h + sc(alpha) * m2n) / (jnp.sqrt(vh + sc(eps_root)) + sc(eps))
-            return (out.astype(g.dtype), m1n.astype(m1.dtype), m2n.astype(m2.dtype),
-                    vn.astype(v.dtype))
+            return (
+                out.astype(g.dtype),
+                m1n.astype(m1.dtype),
+                m2n.astype(m2.dtype),
+                vn.astype(v.dtype),
+            )
 
         out, m1, m2, nu = _tree.tree_map_multi(one, 4, updates, state.m1, state.m2, state.nu)
         new_count = None if step is not None else safe_increment(state.count)
@@ -164,14 +172,31 @@ def ademamix(
     use_decay = _validate.concrete(weight_decay) != 0.0
 
     def build(step, h):
-        txs = [scale_by_ademamix(h["b1"], h["b2"], h["b3"], h["alpha"], h["eps"], h["eps_root"],
-                                 mu_dtype=mu_dtype, step=step)]
+        txs = [
+            scale_by_ademamix(
+                h["b1"],
+                h["b2"],
+                h["b3"],
+                h["alpha"],
+                h["eps"],
+                h["eps_root"],
+                mu_dtype=mu_dtype,
+                step=step,
+            )
+        ]
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"], mask))
         return chain(*txs, scale_by_learning_rate(h["learning_rate"]))
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "b3": b3,
-                           "alpha": alpha, "eps": eps, "eps_root": eps_root}
+    hps: dict[str, Any] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "b3": b3,
+        "alpha": alpha,
+        "eps": eps,
+        "eps_root": eps_root,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

@@ -70,8 +70,9 @@ def scale_by_adopt(
     def init_fn(params):
         _tree.reject_complex("adopt", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByAdoptState(count, _tree.zeros_like(params, mu_dtype),
-                                 _tree.zeros_like(params))
+        return ScaleByAdoptState(
+            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -90,8 +91,11 @@ def scale_by_adopt(
                 normed = jnp.clip(normed, -sc(clip), sc(clip))
             mc = m.astype(gc.dtype)
             m_new = jnp.where(first, mc, _tree.update_moment(normed, mc, b1, 1))
-            out = jnp.where(first, mc, _tree.update_moment(normed, m_new, b1, 1)) if (
-                nesterov) else m_new
+            out = (
+                jnp.where(first, mc, _tree.update_moment(normed, m_new, b1, 1))
+                if (nesterov)
+                else m_new
+            )
             return out.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
         out, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
@@ -162,9 +166,18 @@ def adopt(
     _validate.eps(eps)
 
     def build(step, h):
-        return chain(scale_by_adopt(h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype,
-                                    nesterov=nesterov, use_clipping=use_clipping,
-                                    clip_value_fn=clip_value_fn, step=step),
-                     scale_by_learning_rate(h["learning_rate"]))
+        return chain(
+            scale_by_adopt(
+                h["b1"],
+                h["b2"],
+                h["eps"],
+                mu_dtype=mu_dtype,
+                nesterov=nesterov,
+                use_clipping=use_clipping,
+                clip_value_fn=clip_value_fn,
+                step=step,
+            ),
+            scale_by_learning_rate(h["learning_rate"]),
+        )
 
     return with_hyperparams(build, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)

@@ -94,8 +94,9 @@ def scale_by_asgd(
 
         u, ax = _tree.tree_map_multi(one, 2, updates, params, state.ax)
         lr = jnp.asarray(learning_rate)
-        t = _tree.step_as(count, lr.dtype if jnp.issubdtype(lr.dtype, jnp.floating)
-                          else jnp.result_type(float))
+        t = _tree.step_as(
+            count, lr.dtype if jnp.issubdtype(lr.dtype, jnp.floating) else jnp.result_type(float)
+        )
         eta = (lr / (1 + jnp.asarray(lambd) * lr * t) ** jnp.asarray(alpha)).astype(jnp.float32)
         mu = (1 / jnp.maximum(t - jnp.asarray(t0).astype(t.dtype), 1)).astype(jnp.float32)
         new_count = None if step is not None else safe_increment(state.count)
@@ -169,8 +170,12 @@ def asgd(
         txs.append(scale_by_asgd(h["learning_rate"], h["lambd"], h["alpha"], h["t0"], step=step))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "lambd": lambd,
-                                        "alpha": alpha, "t0": t0}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "lambd": lambd,
+        "alpha": alpha,
+        "t0": t0,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)
@@ -195,9 +200,14 @@ def asgd_averaged_params(state: Any) -> Params:
         >>> optimlab.asgd_averaged_params(state)["w"]
         Array([0., 0.], dtype=float32)
     """
-    found = [x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ScaleByAsgdState))
-             if isinstance(x, ScaleByAsgdState)]
+    found = [
+        x
+        for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ScaleByAsgdState))
+        if isinstance(x, ScaleByAsgdState)
+    ]
     if not found:
-        raise ValueError("asgd_averaged_params: the state holds no ScaleByAsgdState; pass the "
-                         "state of an asgd optimizer.")
+        raise ValueError(
+            "asgd_averaged_params: the state holds no ScaleByAsgdState; pass the "
+            "state of an asgd optimizer."
+        )
     return found[0].ax

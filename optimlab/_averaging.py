@@ -29,8 +29,9 @@ class AveragedParamsState(NamedTuple):
 
 def _averaging(name: str, weight_fn) -> GradientTransformation:
     def init_fn(params):
-        return AveragedParamsState(jnp.zeros([], jnp.int32),
-                                   _tree.tree_map(lambda p: jnp.array(p, copy=True), params))
+        return AveragedParamsState(
+            jnp.zeros([], jnp.int32), _tree.tree_map(lambda p: jnp.array(p, copy=True), params)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -46,8 +47,9 @@ def _averaging(name: str, weight_fn) -> GradientTransformation:
                 return p  # integer leaves (counters, indices) track the latest value
             return jnp.where(first, p, _tree.lerp(avg, p, weight_fn(n)))
 
-        return updates, AveragedParamsState(safe_increment(n),
-                                            _tree.tree_map(one, state.params, current))
+        return updates, AveragedParamsState(
+            safe_increment(n), _tree.tree_map(one, state.params, current)
+        )
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -186,6 +188,7 @@ def averaged_params(state: Any) -> Params:
         raise ValueError(
             f"averaged_params: the state holds {len(found)} averaging states (ema_params, "
             "swa_params or lookahead); it needs exactly one. With several, read each "
-            "node's `params` (or `slow`) field.")
+            "node's `params` (or `slow`) field."
+        )
     node = found[0]
     return node.params if isinstance(node, AveragedParamsState) else node.slow

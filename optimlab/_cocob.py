@@ -54,8 +54,13 @@ def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientT
         _tree.reject_complex("cocob", params)
         up = _tree.tree_map(lambda p: _tree.upcast(jnp.asarray(p)), params)
         zeros = _tree.zeros_like(up)
-        return COCOBState(up, zeros, _tree.tree_map(
-            lambda p: jnp.full_like(p, 1) * _tree.scalar_like(eps, p), up), zeros, zeros)
+        return COCOBState(
+            up,
+            zeros,
+            _tree.tree_map(lambda p: jnp.full_like(p, 1) * _tree.scalar_like(eps, p), up),
+            zeros,
+            zeros,
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -75,8 +80,16 @@ def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientT
             return (p0 + bet - pc).astype(g.dtype), c, lmax, gsum, r
 
         out, c, lmax, gsum, r = _tree.tree_map_multi(
-            one, 5, updates, params, state.init_particles, state.cumulative_gradients,
-            state.scale, state.subgradients, state.reward)
+            one,
+            5,
+            updates,
+            params,
+            state.init_particles,
+            state.cumulative_gradients,
+            state.scale,
+            state.subgradients,
+            state.reward,
+        )
         return out, COCOBState(state.init_particles, c, lmax, gsum, r)
 
     return GradientTransformation(init_fn, update_fn)

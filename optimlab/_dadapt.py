@@ -35,8 +35,7 @@ class DAdaptAdamWState(NamedTuple):
     numerator_weighted: jax.Array
 
 
-def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_decay, *,
-                           step=None):
+def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_decay, *, step=None):
     """The whole D-Adapt AdamW step; see :func:`dadapt_adamw`."""
 
     def init_fn(params):
@@ -44,8 +43,9 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
         sd = _tree.scalar_dtype(params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
         zeros = _tree.zeros_like(params)
-        return DAdaptAdamWState(count, zeros, zeros, zeros, jnp.asarray(estim_lr0).astype(sd),
-                                jnp.zeros([], sd))
+        return DAdaptAdamWState(
+            count, zeros, zeros, zeros, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -54,14 +54,23 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
             raise ValueError("dadapt_adamw: params is None; pass the current params to update().")
         count = step if step is not None else state.count
         sd = state.estim_lr.dtype
-        b1, b2, lr, wd = (jnp.asarray(x).astype(sd) for x in (
-            beta1, beta2, learning_rate, weight_decay))
+        b1, b2, lr, wd = (
+            jnp.asarray(x).astype(sd) for x in (beta1, beta2, learning_rate, weight_decay)
+        )
         sb2 = jnp.sqrt(b2)
         t = _tree.step_as(count, sd)
         dlr = state.estim_lr * lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
-        num = _tree.tree_sum(lambda g, s, v: _tree.upcast(g) * _tree.upcast(s) / (
-            jnp.sqrt(_tree.upcast(v)) + _tree.scalar_like(eps, _tree.upcast(v))), sd,
-            updates, state.grad_sum, state.exp_avg_sq)
+        num = _tree.tree_sum(
+            lambda g, s, v: (
+                _tree.upcast(g)
+                * _tree.upcast(s)
+                / (jnp.sqrt(_tree.upcast(v)) + _tree.scalar_like(eps, _tree.upcast(v)))
+            ),
+            sd,
+            updates,
+            state.grad_sum,
+            state.exp_avg_sq,
+        )
 
         def moments(g, m, v, s):
             gc = _tree.upcast(g)
@@ -71,8 +80,9 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
             s_new = sc(sb2) * s.astype(gc.dtype) + sc(1 - sb2) * sc(dlr) * gc
             return m_new.astype(m.dtype), v_new.astype(v.dtype), s_new.astype(s.dtype)
 
-        m, v, s = _tree.tree_map_multi(moments, 3, updates, state.exp_avg, state.exp_avg_sq,
-                                       state.grad_sum)
+        m, v, s = _tree.tree_map_multi(
+            moments, 3, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum
+        )
         l1 = _tree.tree_sum(lambda x: jnp.abs(_tree.upcast(x)), sd, s)
         nw = sb2 * state.numerator_weighted + (1 - sb2) * dlr * num
         # optax divides unguarded: zero gradients give 0/0 = NaN.
@@ -156,11 +166,23 @@ def dadapt_adamw(
     _validate.weight_decay(weight_decay)
 
     def build(step, h):
-        return _scale_by_dadapt_adamw(h["learning_rate"], h["beta1"], h["beta2"], h["eps"],
-                                      h["estim_lr0"], h.get("weight_decay", 0.0), step=step)
+        return _scale_by_dadapt_adamw(
+            h["learning_rate"],
+            h["beta1"],
+            h["beta2"],
+            h["eps"],
+            h["estim_lr0"],
+            h.get("weight_decay", 0.0),
+            step=step,
+        )
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "beta1": beta1, "beta2": beta2,
-                           "eps": eps, "estim_lr0": estim_lr0}
+    hps: dict[str, Any] = {
+        "learning_rate": learning_rate,
+        "beta1": beta1,
+        "beta2": beta2,
+        "eps": eps,
+        "estim_lr0": estim_lr0,
+    }
     if _validate.concrete(weight_decay) != 0.0:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

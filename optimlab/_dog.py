@@ -28,8 +28,10 @@ def _sq_norm(a: Any, dtype: Any) -> jax.Array:
 
 
 def _scaled(updates: Any, factor: jax.Array) -> Any:
-    return _tree.tree_map(lambda g: (_tree.upcast(g) * _tree.scalar_like(
-        factor, _tree.upcast(g))).astype(g.dtype), updates)
+    return _tree.tree_map(
+        lambda g: (_tree.upcast(g) * _tree.scalar_like(factor, _tree.upcast(g))).astype(g.dtype),
+        updates,
+    )
 
 
 class DoGState(NamedTuple):
@@ -49,15 +51,20 @@ class DoGState(NamedTuple):
 
 
 def _check_init_step(init_step: Any) -> None:
-    if not (isinstance(init_step, tuple) and len(init_step) == 2
-            and init_step[0] in _INIT_TYPES):
-        raise ValueError(f"Invalid init_step value: {init_step!r} (must be a pair (type, value) "
-                         f"with type in {_INIT_TYPES})")
+    if not (isinstance(init_step, tuple) and len(init_step) == 2 and init_step[0] in _INIT_TYPES):
+        raise ValueError(
+            f"Invalid init_step value: {init_step!r} (must be a pair (type, value) "
+            f"with type in {_INIT_TYPES})"
+        )
     _validate.non_negative(init_step[1], "init_step")
 
 
-def scale_by_dog(init_step: InitStep = ("heuristic", 1e-6), eps: ArrayLike = 1e-8, *,
-                 step: jax.Array | None = None) -> GradientTransformation:
+def scale_by_dog(
+    init_step: InitStep = ("heuristic", 1e-6),
+    eps: ArrayLike = 1e-8,
+    *,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
     r"""Scales updates by DoG's step :math:`\bar r_t / \sqrt{\sum_{i\le t} \lVert g_i\rVert^2 + \epsilon}`.
 
     See :func:`dog` for the rule and the meaning of ``init_step``.
@@ -162,8 +169,11 @@ def dog(
 
     def build(step, h):
         txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
-        return chain(*txs, scale_by_dog((kind, h["init_step_value"]), h["eps"], step=step),
-                     scale_by_learning_rate(h["learning_rate"]))
+        return chain(
+            *txs,
+            scale_by_dog((kind, h["init_step_value"]), h["eps"], step=step),
+            scale_by_learning_rate(h["learning_rate"]),
+        )
 
     hps: dict[str, Any] = {"learning_rate": learning_rate, "init_step_value": value, "eps": eps}
     if use_decay:
@@ -185,8 +195,9 @@ class DoWGState(NamedTuple):
     estim_sq_dist: jax.Array
 
 
-def scale_by_dowg(init_estim_sq_dist: ArrayLike | None = None,
-                  eps: ArrayLike = 1e-4) -> GradientTransformation:
+def scale_by_dowg(
+    init_estim_sq_dist: ArrayLike | None = None, eps: ArrayLike = 1e-4
+) -> GradientTransformation:
     r"""Scales updates by DoWG's step :math:`\bar r_t^2 / (\sqrt{v_t} + \epsilon)`.
 
     See :func:`dowg` for the rule.
@@ -206,8 +217,9 @@ def scale_by_dowg(init_estim_sq_dist: ArrayLike | None = None,
         _tree.reject_complex("dowg", params)
         sd = _tree.scalar_dtype(params)
         r0 = eps if init_estim_sq_dist is None else init_estim_sq_dist
-        return DoWGState(_tree.tree_map(jnp.asarray, params), jnp.zeros([], sd),
-                         jnp.asarray(r0).astype(sd))
+        return DoWGState(
+            _tree.tree_map(jnp.asarray, params), jnp.zeros([], sd), jnp.asarray(r0).astype(sd)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -279,8 +291,7 @@ def dowg(
         del step
         txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
         r0 = h["init_estim_sq_dist"] if init_estim_sq_dist is not None else None
-        return chain(*txs, scale_by_dowg(r0, h["eps"]),
-                     scale_by_learning_rate(h["learning_rate"]))
+        return chain(*txs, scale_by_dowg(r0, h["eps"]), scale_by_learning_rate(h["learning_rate"]))
 
     hps: dict[str, Any] = {"learning_rate": learning_rate, "eps": eps}
     if init_estim_sq_dist is not None:

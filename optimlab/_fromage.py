@@ -30,7 +30,8 @@ def _fromage_step(learning_rate: ArrayLike) -> GradientTransformation:
         def one(u, p):
             uc = _tree.upcast(u)
             out = uc * _tree.scalar_like(-(lr * mult), uc) + _tree.scalar_like(
-                mult - 1, uc) * _tree.upcast(p).astype(uc.dtype)
+                mult - 1, uc
+            ) * _tree.upcast(p).astype(uc.dtype)
             return out.astype(u.dtype)
 
         return _tree.tree_map(one, updates, params), state

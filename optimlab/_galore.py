@@ -60,15 +60,20 @@ def _matrix(shape: tuple[int, ...], dims: GaLoreDimensionNumbers):
         raise ValueError(f"galore: projected leaves need rank >= 2, got shape {shape}")
     red, outp = _axes(dims.reduction_axis, ndim), _axes(dims.output_axis, ndim)
     if set(red) & set(outp) or len(set(red) | set(outp)) != ndim:
-        raise ValueError(f"galore: dimension numbers {dims} must split the {ndim} axes of a "
-                         f"leaf of shape {shape} into disjoint reduction and output axes")
+        raise ValueError(
+            f"galore: dimension numbers {dims} must split the {ndim} axes of a "
+            f"leaf of shape {shape} into disjoint reduction and output axes"
+        )
     perm = red + outp
     inv = tuple(sorted(range(ndim), key=lambda i: perm[i]))
     rows = math.prod(shape[a] for a in red)
     cols = math.prod(shape[a] for a in outp)
     moved = tuple(shape[a] for a in perm)
-    return (lambda x: x.transpose(perm).reshape(rows, cols),
-            lambda y: y.reshape(moved).transpose(inv), (rows, cols))
+    return (
+        lambda x: x.transpose(perm).reshape(rows, cols),
+        lambda y: y.reshape(moved).transpose(inv),
+        (rows, cols),
+    )
 
 
 def scale_by_galore(
@@ -111,15 +116,19 @@ def scale_by_galore(
         if callable(wdn) and not isinstance(wdn, GaLoreDimensionNumbers):
             wdn = wdn(tree)
         if wdn is None:
-            dims = [GaLoreDimensionNumbers() if x is not None and jnp.ndim(x) == 2 else None
-                    for x in leaves]
+            dims = [
+                GaLoreDimensionNumbers() if x is not None and jnp.ndim(x) == 2 else None
+                for x in leaves
+            ]
         elif isinstance(wdn, GaLoreDimensionNumbers):
             dims = [wdn if x is not None and jnp.ndim(x) >= 2 else None for x in leaves]
         else:
             dims = jax.tree.leaves(wdn, is_leaf=_is_dims)
             if len(dims) != len(leaves):
-                raise ValueError("galore: weight_dimension_numbers must have the params' "
-                                 "structure, with None for leaves left full.")
+                raise ValueError(
+                    "galore: weight_dimension_numbers must have the params' "
+                    "structure, with None for leaves left full."
+                )
         return leaves, treedef, dims
 
     def init_fn(params):
@@ -137,8 +146,11 @@ def scale_by_galore(
             projs.append(jnp.zeros((m, r) if m >= n else (n, r), dt))
             proxies.append(jnp.zeros((r, n) if m >= n else (m, r), dt))
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return GaLoreState(count, base.init(jax.tree.unflatten(treedef, proxies)),
-                           jax.tree.unflatten(treedef, projs))
+        return GaLoreState(
+            count,
+            base.init(jax.tree.unflatten(treedef, proxies)),
+            jax.tree.unflatten(treedef, projs),
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params
@@ -166,11 +178,13 @@ def scale_by_galore(
             pc = p_new.astype(g2.dtype)
             low.append((pc.T @ g2 if m >= n else g2 @ pc).astype(g.dtype))
             new_projs.append(p_new)
-        low_u, base_state = base_update(jax.tree.unflatten(treedef, low),
-                                        state.base_optimizer_state, None, **extra_args)
+        low_u, base_state = base_update(
+            jax.tree.unflatten(treedef, low), state.base_optimizer_state, None, **extra_args
+        )
         out = []
-        for g, d, p, lu in zip(leaves, dims, new_projs,
-                               jax.tree.leaves(low_u, is_leaf=_tree.is_none), strict=True):
+        for g, d, p, lu in zip(
+            leaves, dims, new_projs, jax.tree.leaves(low_u, is_leaf=_tree.is_none), strict=True
+        ):
             if g is None or d is None:
                 out.append(lu)
                 continue
@@ -180,7 +194,8 @@ def scale_by_galore(
             out.append((full * _tree.scalar_like(scale, full)).astype(g.dtype))
         new_count = None if step is not None else safe_increment(state.count)
         return jax.tree.unflatten(treedef, out), GaLoreState(
-            new_count, base_state, jax.tree.unflatten(treedef, new_projs))
+            new_count, base_state, jax.tree.unflatten(treedef, new_projs)
+        )
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -264,10 +279,14 @@ def galore(
     use_decay = _validate.concrete(weight_decay) != 0.0
 
     def build(step, h):
-        base = scale_by_adam(h["b1"], h["b2"], h["eps"], step=step) if use_adam else (
-            base_optimizer)
-        txs = [scale_by_galore(rank, update_proj_gap, h["scale"], base,
-                               weight_dimension_numbers, step=step)]
+        base = (
+            scale_by_adam(h["b1"], h["b2"], h["eps"], step=step) if use_adam else (base_optimizer)
+        )
+        txs = [
+            scale_by_galore(
+                rank, update_proj_gap, h["scale"], base, weight_dimension_numbers, step=step
+            )
+        ]
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"], mask))
         return chain(*txs, scale_by_learning_rate(h["learning_rate"]))

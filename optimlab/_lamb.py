@@ -89,8 +89,11 @@ def scale_by_trust_ratio(
             pc = _tree.upcast(p).astype(uc.dtype)
             lo = _tree.scalar_like(min_norm, uc)
             p_norm, u_norm = _norm(pc, lo), _norm(uc, lo)
-            ratio = _tree.scalar_like(trust_coefficient, uc) * p_norm / (
-                u_norm + _tree.scalar_like(eps, uc))
+            ratio = (
+                _tree.scalar_like(trust_coefficient, uc)
+                * p_norm
+                / (u_norm + _tree.scalar_like(eps, uc))
+            )
             ratio = jnp.where((p_norm == 0) | (u_norm == 0), jnp.ones_like(ratio), ratio)
             out = uc * ratio
             if keep is not True:
@@ -104,9 +107,17 @@ def scale_by_trust_ratio(
     return GradientTransformation(init_fn, update_fn)
 
 
-def _scale_by_adam_root(b1, b2, eps, eps_root, *, mu_dtype: DType | None = None,
-                        nesterov: bool = False, step: jax.Array | None = None,
-                        name: str = "lamb") -> GradientTransformation:
+def _scale_by_adam_root(
+    b1,
+    b2,
+    eps,
+    eps_root,
+    *,
+    mu_dtype: DType | None = None,
+    nesterov: bool = False,
+    step: jax.Array | None = None,
+    name: str = "lamb",
+) -> GradientTransformation:
     """Adam's direction in optax's form, ``m_hat / (sqrt(v_hat + eps_root) + eps)``.
 
     Shared by :func:`lamb` and :func:`~optimlab.optimistic_adam`, whose optax
@@ -118,8 +129,9 @@ def _scale_by_adam_root(b1, b2, eps, eps_root, *, mu_dtype: DType | None = None,
     def init_fn(params):
         _tree.reject_complex(name, params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByAdamState(count, _tree.zeros_like(params, mu_dtype),
-                                _tree.zeros_like(params), None)
+        return ScaleByAdamState(
+            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params), None
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -132,7 +144,8 @@ def _scale_by_adam_root(b1, b2, eps, eps_root, *, mu_dtype: DType | None = None,
             om1 = _tree.scalar_like(1 - jnp.asarray(b1), gc)
             m_new = om1 * gc + d1 * m.astype(gc.dtype)
             v_new = _tree.scalar_like(1 - jnp.asarray(b2), gc) * gc * gc + _tree.scalar_like(
-                b2, gc) * v.astype(gc.dtype)
+                b2, gc
+            ) * v.astype(gc.dtype)
             bc1 = _tree.scalar_like(_tree.bias_correction(b1, count), gc)
             if nesterov:
                 decay = jnp.asarray(b1)
@@ -141,8 +154,9 @@ def _scale_by_adam_root(b1, b2, eps, eps_root, *, mu_dtype: DType | None = None,
             else:
                 m_hat = m_new / bc1
             v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
-            direction = m_hat / (jnp.sqrt(v_hat + _tree.scalar_like(eps_root, gc))
-                                 + _tree.scalar_like(eps, gc))
+            direction = m_hat / (
+                jnp.sqrt(v_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
+            )
             return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
         u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
@@ -214,8 +228,13 @@ def lamb(
         txs += [scale_by_trust_ratio(), scale_by_learning_rate(h["learning_rate"])]
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                                        "eps": eps, "eps_root": eps_root}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "eps_root": eps_root,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)
@@ -288,17 +307,23 @@ def lars(
         txs = []
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"], wd_mask))
-        txs += [scale_by_trust_ratio(trust_coefficient=h["trust_coefficient"], eps=h["eps"],
-                                     mask=tr_mask),
-                scale_by_learning_rate(h["learning_rate"])]
+        txs += [
+            scale_by_trust_ratio(
+                trust_coefficient=h["trust_coefficient"], eps=h["eps"], mask=tr_mask
+            ),
+            scale_by_learning_rate(h["learning_rate"]),
+        ]
         if use_momentum:
             # torch-style first step (buffer = first update) equals optax's zero-initialised
             # trace here, as there is no dampening.
             txs.append(trace(h["momentum"], nesterov=nesterov, step=step))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate,
-                                        "trust_coefficient": trust_coefficient, "eps": eps}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "trust_coefficient": trust_coefficient,
+        "eps": eps,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     if use_momentum:

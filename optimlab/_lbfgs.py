@@ -79,8 +79,10 @@ class LBFGSInfo(NamedTuple):
 
 
 def _flat_dtype(params: Params) -> jnp.dtype:
-    dtypes = [_tree.compute_dtype(jnp.real(jnp.zeros((), jnp.asarray(p).dtype)).dtype)
-              for p in jax.tree.leaves(params)]
+    dtypes = [
+        _tree.compute_dtype(jnp.real(jnp.zeros((), jnp.asarray(p).dtype)).dtype)
+        for p in jax.tree.leaves(params)
+    ]
     dtype = dtypes[0] if dtypes else jnp.dtype(jnp.float32)
     with jax.numpy_dtype_promotion("standard"):
         for d in dtypes[1:]:
@@ -117,10 +119,19 @@ def _init_state(params: Params, history_size: int) -> LBFGSState:
     n, dt = flat.shape[0], flat.dtype
     zero, izero = jnp.zeros((), dt), jnp.zeros((), jnp.int32)
     return LBFGSState(
-        d=jnp.zeros((n,), dt), t=zero, old_dirs=jnp.zeros((history_size, n), dt),
-        old_stps=jnp.zeros((history_size, n), dt), ro=jnp.zeros((history_size,), dt),
-        history_start=izero, history_count=izero, H_diag=jnp.ones((), dt),
-        prev_flat_grad=jnp.zeros((n,), dt), prev_loss=zero, n_iter=izero, func_evals=izero)
+        d=jnp.zeros((n,), dt),
+        t=zero,
+        old_dirs=jnp.zeros((history_size, n), dt),
+        old_stps=jnp.zeros((history_size, n), dt),
+        ro=jnp.zeros((history_size,), dt),
+        history_start=izero,
+        history_count=izero,
+        H_diag=jnp.ones((), dt),
+        prev_flat_grad=jnp.zeros((n,), dt),
+        prev_loss=zero,
+        n_iter=izero,
+        func_evals=izero,
+    )
 
 
 def _direction(g: jax.Array, s: LBFGSState) -> LBFGSState:
@@ -153,8 +164,15 @@ def _direction(g: jax.Array, s: LBFGSState) -> LBFGSState:
         return r + (al[i] - be) * old_stps[i]
 
     d = lax.fori_loop(0, count, forward, q * h_diag)
-    return s._replace(d=d, old_dirs=old_dirs, old_stps=old_stps, ro=ro, history_start=start,
-                      history_count=count, H_diag=h_diag)
+    return s._replace(
+        d=d,
+        old_dirs=old_dirs,
+        old_stps=old_stps,
+        ro=ro,
+        history_start=start,
+        history_count=count,
+        H_diag=h_diag,
+    )
 
 
 class _Carry(NamedTuple):
@@ -185,9 +203,12 @@ def _step(vg, x, loss, grad, state: LBFGSState, h, line_search: bool):
         n_iter = c.n_iter + one
         s = c.state._replace(n_iter=safe_increment(c.state.n_iter))
         first = s.n_iter == 1
-        fresh = s._replace(d=-c.grad, history_start=jnp.zeros_like(s.history_start),
-                           history_count=jnp.zeros_like(s.history_count),
-                           H_diag=jnp.ones_like(s.H_diag))
+        fresh = s._replace(
+            d=-c.grad,
+            history_start=jnp.zeros_like(s.history_start),
+            history_count=jnp.zeros_like(s.history_count),
+            H_diag=jnp.ones_like(s.H_diag),
+        )
         s = lax.cond(first, lambda: fresh, lambda: _direction(c.grad, s))
         d = s.d
         inv = 1.0 / jnp.sum(jnp.abs(c.grad))
@@ -198,23 +219,30 @@ def _step(vg, x, loss, grad, state: LBFGSState, h, line_search: bool):
 
         def move(_):
             if line_search:
+
                 def obj(step):
                     return vg(c.x + step * d)
 
                 loss, grad, t_ls, ls_evals = strong_wolfe(
-                    obj, t, d, c.loss, c.grad, gtd, max_ls=max_eval - c.evals)
+                    obj, t, d, c.loss, c.grad, gtd, max_ls=max_eval - c.evals
+                )
                 x = c.x + t_ls * d
             else:
                 t_ls = t
                 x = c.x + t * d
                 loss, grad, ls_evals = lax.cond(
-                    n_iter != max_iter, lambda: (*vg(x), one), lambda: (c.loss, c.grad, 0 * one))
+                    n_iter != max_iter, lambda: (*vg(x), one), lambda: (c.loss, c.grad, 0 * one)
+                )
             evals = c.evals + ls_evals
             s2 = s._replace(t=t_ls, func_evals=c.state.func_evals + ls_evals)
             opt_cond = jnp.max(jnp.abs(grad)) <= tol_grad
-            stop = ((n_iter == max_iter) | (evals >= max_eval) | opt_cond
-                    | (jnp.max(jnp.abs(d * t_ls)) <= tol_change)
-                    | (jnp.abs(loss - s.prev_loss) < tol_change))
+            stop = (
+                (n_iter == max_iter)
+                | (evals >= max_eval)
+                | opt_cond
+                | (jnp.max(jnp.abs(d * t_ls)) <= tol_change)
+                | (jnp.abs(loss - s.prev_loss) < tol_change)
+            )
             return _Carry(x, loss, grad, s2, n_iter, evals, stop)
 
         def skip(_):  # the directional derivative is below tolerance: stop without moving
@@ -250,15 +278,18 @@ def _check_state(state: Any, flat: jax.Array, history_size: int, where: str) -> 
     if not isinstance(state, LBFGSState):
         raise ValueError(
             f"{where}: expected an LBFGSState, got {type(state).__name__}. Pass the state "
-            "returned by minimize (or the inner_state of lbfgs(...).init(params)).")
+            "returned by minimize (or the inner_state of lbfgs(...).init(params))."
+        )
     if state.d.shape != flat.shape or state.d.dtype != flat.dtype:
         raise ValueError(
             f"{where}: the state is for {state.d.shape[0]} {state.d.dtype} entries but the "
-            f"params flatten to {flat.shape[0]} {flat.dtype} entries.")
+            f"params flatten to {flat.shape[0]} {flat.dtype} entries."
+        )
     if state.ro.shape[0] != history_size:
         raise ValueError(
             f"{where}: the state holds a history of {state.ro.shape[0]} pairs but "
-            f"history_size={history_size}.")
+            f"history_size={history_size}."
+        )
 
 
 def _value_and_grad(fun: Callable[[Params], ArrayLike], unflatten, dtype):
@@ -345,10 +376,13 @@ def minimize(
     else:
         _check_state(state, _flatten(params)[0], history_size, "minimize")
     hdt = hyperparam_dtype()
-    h = {"learning_rate": jnp.asarray(learning_rate).astype(hdt),
-         "tolerance_grad": jnp.asarray(tolerance_grad).astype(hdt),
-         "tolerance_change": jnp.asarray(tolerance_change).astype(hdt),
-         "max_iter": jnp.asarray(max_iter, jnp.int32), "max_eval": jnp.asarray(max_eval, jnp.int32)}
+    h = {
+        "learning_rate": jnp.asarray(learning_rate).astype(hdt),
+        "tolerance_grad": jnp.asarray(tolerance_grad).astype(hdt),
+        "tolerance_change": jnp.asarray(tolerance_change).astype(hdt),
+        "max_iter": jnp.asarray(max_iter, jnp.int32),
+        "max_eval": jnp.asarray(max_eval, jnp.int32),
+    }
     return _minimize_jit(fun, params, state, h, line_search_fn == "strong_wolfe")
 
 
@@ -356,8 +390,9 @@ def _transform(h, history_size: int, line_search: bool, single: bool) -> Gradien
     def init_fn(params):
         return _init_state(params, history_size)
 
-    def update_fn(updates, state, params=None, *, value=None, grad=None, value_fn=None,
-                  **extra_args):
+    def update_fn(
+        updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra_args
+    ):
         del grad, extra_args
         if params is not None:
             _tree.check_match("lbfgs", updates, params, what="params")
@@ -370,7 +405,8 @@ def _transform(h, history_size: int, line_search: bool, single: bool) -> Gradien
                     "lbfgs: without value_fn, update does one iteration with a fixed step, "
                     "which is torch's LBFGS with max_iter=1 and no line search; build "
                     "lbfgs(max_iter=1) for that, or pass value_fn=<loss of params> (with "
-                    "params and value=<loss at params>) to run the whole torch step.")
+                    "params and value=<loss at params>) to run the whole torch step."
+                )
             x = jnp.zeros_like(g)  # the update is x_new - x = t * d exactly
             loss = jnp.zeros((), dt) if value is None else jnp.asarray(value).astype(dt)
 
@@ -383,7 +419,8 @@ def _transform(h, history_size: int, line_search: bool, single: bool) -> Gradien
             if params is None or value is None:
                 raise ValueError(
                     "lbfgs: with value_fn, update needs params and value=<the loss at params> "
-                    "(updates being the gradient at params).")
+                    "(updates being the gradient at params)."
+                )
             x, unflatten_params = _flatten(params)
             x = x.astype(dt)
             _check_state(state, x, history_size, "lbfgs")
@@ -391,8 +428,10 @@ def _transform(h, history_size: int, line_search: bool, single: bool) -> Gradien
             vg = _value_and_grad(value_fn, unflatten_params, dt)
             h_run = h
         if g.shape != state.d.shape:
-            raise ValueError(f"lbfgs: the updates flatten to {g.shape[0]} entries but the state "
-                             f"is for {state.d.shape[0]}.")
+            raise ValueError(
+                f"lbfgs: the updates flatten to {g.shape[0]} entries but the state "
+                f"is for {state.d.shape[0]}."
+            )
         c = _step(vg, x, loss, g, state, h_run, line_search)
         return unflatten(c.x - x), c.state
 
@@ -501,6 +540,11 @@ def lbfgs(
         del step
         return _transform(h, history_size, line_search, single)
 
-    return with_hyperparams(build, learning_rate=learning_rate, max_iter=max_iter,
-                            max_eval=max_eval, tolerance_grad=tolerance_grad,
-                            tolerance_change=tolerance_change)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        max_eval=max_eval,
+        tolerance_grad=tolerance_grad,
+        tolerance_change=tolerance_change,
+    )

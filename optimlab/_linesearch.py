@@ -33,7 +33,12 @@ def _py_min(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def cubic_interpolate(
-    x1: jax.Array, f1: jax.Array, g1: jax.Array, x2: jax.Array, f2: jax.Array, g2: jax.Array,
+    x1: jax.Array,
+    f1: jax.Array,
+    g1: jax.Array,
+    x2: jax.Array,
+    f2: jax.Array,
+    g2: jax.Array,
     bounds: tuple[jax.Array, jax.Array] | None = None,
 ) -> jax.Array:
     """Minimiser of the cubic through two points with values and slopes, clamped to bounds.
@@ -146,14 +151,28 @@ def strong_wolfe(
     def bracketing_body(c: _Bracketing):
         min_step = c.t + 0.01 * (c.t - c.t_prev)
         max_step = c.t * 10
-        t_next = cubic_interpolate(c.t_prev, c.f_prev, c.gtd_prev, c.t, c.f_new, c.gtd_new,
-                                   bounds=(min_step, max_step))
+        t_next = cubic_interpolate(
+            c.t_prev, c.f_prev, c.gtd_prev, c.t, c.f_new, c.gtd_new, bounds=(min_step, max_step)
+        )
         f_next, g_next, gtd_next = value(t_next)
-        return _Bracketing(t_next, f_next, g_next, gtd_next, c.t, c.f_new, c.g_new, c.gtd_new,
-                           c.ls_iter + one, c.evals + one)
+        return _Bracketing(
+            t_next,
+            f_next,
+            g_next,
+            gtd_next,
+            c.t,
+            c.f_new,
+            c.g_new,
+            c.gtd_new,
+            c.ls_iter + one,
+            c.evals + one,
+        )
 
-    b = lax.while_loop(bracketing_cond, bracketing_body, _Bracketing(
-        t, f_new, g_new, gtd_new, zero, f, g, gtd, jnp.zeros((), jnp.int32), one))
+    b = lax.while_loop(
+        bracketing_cond,
+        bracketing_body,
+        _Bracketing(t, f_new, g_new, gtd_new, zero, f, g, gtd, jnp.zeros((), jnp.int32), one),
+    )
 
     # Which way the bracketing phase ended, in torch's order of tests.
     exhausted = b.ls_iter == max_ls
@@ -175,8 +194,9 @@ def strong_wolfe(
 
     def zoom_body(z: _Zoom):
         br = z.bracket
-        t = cubic_interpolate(br[0], z.bracket_f[0], z.bracket_gtd[0],
-                              br[1], z.bracket_f[1], z.bracket_gtd[1])
+        t = cubic_interpolate(
+            br[0], z.bracket_f[0], z.bracket_gtd[0], br[1], z.bracket_f[1], z.bracket_gtd[1]
+        )
         hi_b = _py_max(br[0], br[1])
         lo_b = _py_min(br[0], br[1])
         eps = 0.1 * (hi_b - lo_b)
@@ -204,10 +224,31 @@ def strong_wolfe(
         bracket_g = put(z.bracket_g, g_new)
         bracket_gtd = put(z.bracket_gtd, gtd_new)
         new_low = jnp.where(bracket_f[0] <= bracket_f[1], 0, 1).astype(jnp.int32)
-        return _Zoom(bracket, bracket_f, bracket_g, bracket_gtd, jnp.where(higher, new_low, low),
-                     wolfe, insuf, z.ls_iter + one, z.evals + one)
+        return _Zoom(
+            bracket,
+            bracket_f,
+            bracket_g,
+            bracket_gtd,
+            jnp.where(higher, new_low, low),
+            wolfe,
+            insuf,
+            z.ls_iter + one,
+            z.evals + one,
+        )
 
-    z = lax.while_loop(zoom_cond, zoom_body, _Zoom(
-        bracket, bracket_f, bracket_g, bracket_gtd, low, done, jnp.zeros((), bool), b.ls_iter,
-        b.evals))
+    z = lax.while_loop(
+        zoom_cond,
+        zoom_body,
+        _Zoom(
+            bracket,
+            bracket_f,
+            bracket_g,
+            bracket_gtd,
+            low,
+            done,
+            jnp.zeros((), bool),
+            b.ls_iter,
+            b.evals,
+        ),
+    )
     return z.bracket_f[z.low], z.bracket_g[z.low], z.bracket[z.low], z.evals

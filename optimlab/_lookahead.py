@@ -79,8 +79,7 @@ def lookahead(
         raise ValueError(f"lookahead: sync_period must be an integer >= 1, got {sync_period!r}.")
     _validate.in_range(slow_step_size, "slow_step_size", 0.0, 1.0)
     if not (hasattr(fast, "init") and hasattr(fast, "update")):
-        raise TypeError(f"lookahead: fast is {type(fast).__name__}, not a gradient "
-                        "transformation.")
+        raise TypeError(f"lookahead: fast is {type(fast).__name__}, not a gradient transformation.")
     fast_update = _update_with_extra_args(fast)
 
     def init_fn(params):
@@ -89,8 +88,9 @@ def lookahead(
 
     def update_fn(updates, state, params=None, **extra_args):
         if params is None:
-            raise ValueError("lookahead: params is None; pass the current (fast) params to "
-                             "update().")
+            raise ValueError(
+                "lookahead: params is None; pass the current (fast) params to update()."
+            )
         _tree.check_match("lookahead", updates, state.slow)
         updates, fast_state = fast_update(updates, state.fast_state, params, **extra_args)
         sync = state.steps_since_sync == sync_period - 1

@@ -38,7 +38,8 @@ def mask_values(tree: Any, mask: Any, what: str) -> list[bool | None]:
         if not isinstance(v, (bool, np.bool_)):
             raise TypeError(
                 f"{what}: the mask value at {path!r} is {type(v).__name__}, not a Python bool; "
-                "the mask decides which leaves the inner state holds, so it must be static.")
+                "the mask decides which leaves the inner state holds, so it must be static."
+            )
         out.append(bool(v))
     return out
 
@@ -106,8 +107,9 @@ def masked(inner: Any, mask: Any) -> GradientTransformation:
         u_flat, treedef = leaves_with_paths(updates)
         _, _, keep = selected(updates if params is None else params)
         p_sel = None if params is None else pick(leaves_with_paths(params)[0], keep)
-        new_sel, inner_state = inner_update(pick(u_flat, keep), state.inner_state, p_sel,
-                                            **extra_args)
+        new_sel, inner_state = inner_update(
+            pick(u_flat, keep), state.inner_state, p_sel, **extra_args
+        )
         out = [new_sel[p] if k else leaf for (p, leaf), k in zip(u_flat, keep, strict=True)]
         return jax.tree_util.tree_unflatten(treedef, out), MaskedState(inner_state)
 

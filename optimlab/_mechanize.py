@@ -43,8 +43,9 @@ def _mechanic(base_optimizer, weight_decay, eps, s_init, num_betas, step):
         sd = _tree.scalar_dtype(params)
         z = jnp.zeros([num_betas], sd)
         s = jnp.ones([num_betas], sd) * jnp.asarray(s_init).astype(sd)
-        return MechanicState(base_optimizer.init(params), z, z, z, s,
-                             _tree.tree_map(jnp.asarray, params))
+        return MechanicState(
+            base_optimizer.init(params), z, z, z, s, _tree.tree_map(jnp.asarray, params)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         _tree.check_match("mechanize", updates, state.x0)
@@ -53,18 +54,26 @@ def _mechanic(base_optimizer, weight_decay, eps, s_init, num_betas, step):
         sd = state.s.dtype
         c = lambda x: jnp.asarray(x).astype(sd)  # noqa: E731
         wd, e, s0 = c(weight_decay), c(eps), c(s_init)
-        base_u, base_state = base_update(updates, state.base_optimizer_state, params,
-                                         **extra_args)
-        x0 = _tree.tree_map(lambda a, p: jnp.where(step == 0, jnp.asarray(p).astype(a.dtype), a),
-                            state.x0, params)
+        base_u, base_state = base_update(updates, state.base_optimizer_state, params, **extra_args)
+        x0 = _tree.tree_map(
+            lambda a, p: jnp.where(step == 0, jnp.asarray(p).astype(a.dtype), a), state.x0, params
+        )
         s_sum = jnp.sum(state.s)
         grad_norm = jnp.sqrt(_tree.tree_sum(lambda g: _tree.upcast(g) ** 2, sd, updates))
         param_norm = jnp.sqrt(_tree.tree_sum(lambda p: _tree.upcast(p) ** 2, sd, params))
         k = wd * s_sum * grad_norm / (param_norm + e)
-        g_wd = _tree.tree_map(lambda g, p: _tree.upcast(g) + _tree.scalar_like(
-            k, _tree.upcast(g)) * _tree.upcast(p), updates, params)
-        delta_prev = _tree.tree_map(lambda a, p: (_tree.upcast(a) - _tree.upcast(p)) /
-                                    _tree.scalar_like(s_sum + e, _tree.upcast(p)), x0, params)
+        g_wd = _tree.tree_map(
+            lambda g, p: _tree.upcast(g) + _tree.scalar_like(k, _tree.upcast(g)) * _tree.upcast(p),
+            updates,
+            params,
+        )
+        delta_prev = _tree.tree_map(
+            lambda a, p: (
+                (_tree.upcast(a) - _tree.upcast(p)) / _tree.scalar_like(s_sum + e, _tree.upcast(p))
+            ),
+            x0,
+            params,
+        )
         h = _tree.tree_sum(lambda a, b: a * b.astype(a.dtype), sd, g_wd, delta_prev)
         clipped = jnp.clip(h, -state.m, state.m)
         betas = (1 - jnp.asarray([0.1**i for i in range(1, num_betas + 1)])).astype(sd)
@@ -141,15 +150,16 @@ def mechanize(
         <https://arxiv.org/abs/2306.00144>`_, 2023.
     """
     if not (hasattr(base_optimizer, "init") and hasattr(base_optimizer, "update")):
-        raise TypeError(f"mechanize: base_optimizer is {type(base_optimizer).__name__}, not a "
-                        "gradient transformation.")
+        raise TypeError(
+            f"mechanize: base_optimizer is {type(base_optimizer).__name__}, not a "
+            "gradient transformation."
+        )
     _validate.weight_decay(weight_decay)
     _validate.eps(eps)
     _validate.positive(s_init, "s_init")
     _validate.positive_int(num_betas, "num_betas")
 
     def build(step, h):
-        return _mechanic(base_optimizer, h["weight_decay"], h["eps"], h["s_init"], num_betas,
-                         step)
+        return _mechanic(base_optimizer, h["weight_decay"], h["eps"], h["s_init"], num_betas, step)
 
     return with_hyperparams(build, weight_decay=weight_decay, eps=eps, s_init=s_init)

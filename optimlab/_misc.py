@@ -67,8 +67,9 @@ def centralize() -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
-def scale_by_schedule(step_size_fn: Schedule, *, step: jax.Array | None = None
-                      ) -> GradientTransformation:
+def scale_by_schedule(
+    step_size_fn: Schedule, *, step: jax.Array | None = None
+) -> GradientTransformation:
     r"""Multiplies the updates by a schedule of the step.
 
     .. math:: u_t \leftarrow s(t)\, u_t
@@ -95,8 +96,9 @@ def scale_by_schedule(step_size_fn: Schedule, *, step: jax.Array | None = None
         Array([0.5], dtype=float32)
     """
     if not callable(step_size_fn):
-        raise TypeError(f"scale_by_schedule: step_size_fn must be callable, got "
-                        f"{type(step_size_fn).__name__}.")
+        raise TypeError(
+            f"scale_by_schedule: step_size_fn must be callable, got {type(step_size_fn).__name__}."
+        )
 
     def init_fn(params):
         del params
@@ -157,8 +159,10 @@ def conditionally_transform(
         (Array([1.], dtype=float32), Array([0.], dtype=float32))
     """
     if not callable(should_transform_fn):
-        raise TypeError("conditionally_transform: should_transform_fn must be callable, got "
-                        f"{type(should_transform_fn).__name__}.")
+        raise TypeError(
+            "conditionally_transform: should_transform_fn must be callable, got "
+            f"{type(should_transform_fn).__name__}."
+        )
     inner_update = _update_with_extra_args(inner)
 
     def init_fn(params):
@@ -169,8 +173,9 @@ def conditionally_transform(
         on = jnp.asarray(should_transform_fn(state.step, **kw), bool)
         new_updates, new_inner = inner_update(updates, state.inner_state, params, **extra_args)
         out = select(on, new_updates, updates)
-        return out, ConditionallyTransformState(select(on, new_inner, state.inner_state),
-                                                safe_increment(state.step))
+        return out, ConditionallyTransformState(
+            select(on, new_inner, state.inner_state), safe_increment(state.step)
+        )
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -210,8 +215,9 @@ def named_chain(*transforms: tuple[str, Any]) -> GradientTransformation:
     txs = [t for _, t in transforms]
     for name, t in transforms:
         if not (hasattr(t, "init") and hasattr(t, "update")):
-            raise TypeError(f"named_chain: {name!r} is {type(t).__name__}, not a gradient "
-                            "transformation.")
+            raise TypeError(
+                f"named_chain: {name!r} is {type(t).__name__}, not a gradient transformation."
+            )
     fns = [_update_with_extra_args(t) for t in txs]
 
     def init_fn(params):
@@ -267,8 +273,7 @@ def monitor(inner: Any) -> GradientTransformation:
         {'grad_norm': 5.0, 'update_norm': 0.5, 'param_norm': 0.0}
     """
     if not (hasattr(inner, "init") and hasattr(inner, "update")):
-        raise TypeError(f"monitor: inner is {type(inner).__name__}, not a gradient "
-                        "transformation.")
+        raise TypeError(f"monitor: inner is {type(inner).__name__}, not a gradient transformation.")
     inner_update = _update_with_extra_args(inner)
 
     def init_fn(params):
@@ -316,12 +321,15 @@ def monitored(state: Any) -> dict[str, jax.Array]:
     from ._hyperparams import _path_name
 
     is_leaf = lambda x: isinstance(x, MonitorState)  # noqa: E731
-    found = [(_path_name(p), s) for p, s in
-             jax.tree_util.tree_flatten_with_path(state, is_leaf=is_leaf)[0]
-             if isinstance(s, MonitorState)]
+    found = [
+        (_path_name(p), s)
+        for p, s in jax.tree_util.tree_flatten_with_path(state, is_leaf=is_leaf)[0]
+        if isinstance(s, MonitorState)
+    ]
     if not found:
-        raise ValueError("monitored: this state holds no monitor; wrap the optimizer in "
-                         "optimlab.monitor(...).")
+        raise ValueError(
+            "monitored: this state holds no monitor; wrap the optimizer in optimlab.monitor(...)."
+        )
     out = {}
     for prefix, s in found:
         for name in ("grad_norm", "update_norm", "param_norm"):

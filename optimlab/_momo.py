@@ -61,18 +61,22 @@ def _value(name: str, extra_args: dict[str, Any], params: Any) -> jax.Array:
         raise ValueError(f"{name}: params is None; pass the current params to update().")
     value = extra_args.get("value")
     if value is None:
-        raise ValueError(f"{name} needs the loss: call update(grads, state, params, value=loss) "
-                         "with the loss from jax.value_and_grad.")
+        raise ValueError(
+            f"{name} needs the loss: call update(grads, state, params, value=loss) "
+            "with the loss from jax.value_and_grad."
+        )
     return jnp.asarray(value)
 
 
 def _vdot(a, b, sd, fa=None):
-    return _tree.tree_sum(lambda x, y: _tree.upcast(x) * _tree.upcast(y).astype(
-        _tree.upcast(x).dtype), sd, a, b)
+    return _tree.tree_sum(
+        lambda x, y: _tree.upcast(x) * _tree.upcast(y).astype(_tree.upcast(x).dtype), sd, a, b
+    )
 
 
-def _momo_core(learning_rate, b1, b2, eps, lower_bound, weight_decay, *, adam, adapt_lower_bound,
-               step):
+def _momo_core(
+    learning_rate, b1, b2, eps, lower_bound, weight_decay, *, adam, adapt_lower_bound, step
+):
     name = "momo_adam" if adam else "momo"
 
     def init_fn(params):
@@ -98,8 +102,10 @@ def _momo_core(learning_rate, b1, b2, eps, lower_bound, weight_decay, *, adam, a
 
         def avg(g, m):
             gc = _tree.upcast(g)
-            out = _tree.scalar_like(beta, gc) * m.astype(gc.dtype) + _tree.scalar_like(
-                1 - beta, gc) * gc
+            out = (
+                _tree.scalar_like(beta, gc) * m.astype(gc.dtype)
+                + _tree.scalar_like(1 - beta, gc) * gc
+            )
             return out.astype(m.dtype)
 
         m = _tree.tree_map(avg, updates, state.exp_avg)
@@ -111,13 +117,20 @@ def _momo_core(learning_rate, b1, b2, eps, lower_bound, weight_decay, *, adam, a
 
             def second(g, v):
                 gc = _tree.upcast(g)
-                out = _tree.scalar_like(b2, gc) * v.astype(gc.dtype) + _tree.scalar_like(
-                    1 - jnp.asarray(b2), gc) * gc * gc
+                out = (
+                    _tree.scalar_like(b2, gc) * v.astype(gc.dtype)
+                    + _tree.scalar_like(1 - jnp.asarray(b2), gc) * gc * gc
+                )
                 return out.astype(v.dtype)
 
             v = _tree.tree_map(second, updates, state.exp_avg_sq)
-            precond = _tree.tree_map(lambda x: _tree.scalar_like(eps, _tree.upcast(x)) + jnp.sqrt(
-                _tree.upcast(x) / _tree.scalar_like(bc2, _tree.upcast(x))), v)
+            precond = _tree.tree_map(
+                lambda x: (
+                    _tree.scalar_like(eps, _tree.upcast(x))
+                    + jnp.sqrt(_tree.upcast(x) / _tree.scalar_like(bc2, _tree.upcast(x)))
+                ),
+                v,
+            )
             norm = _tree.tree_sum(lambda a, p: _tree.upcast(a) ** 2 / p, sd, m, precond)
         else:
             bc1 = c(1.0)
@@ -126,12 +139,14 @@ def _momo_core(learning_rate, b1, b2, eps, lower_bound, weight_decay, *, adam, a
         shrink = 1 + lr * wd
         if adapt_lower_bound:
             cap = shrink * (barf - gamma) + iprod
-            this_lb = jnp.where(cap < shrink * bc1 * state.lb,
-                                jnp.maximum(cap / (2 * bc1 * shrink), lb0), state.lb)
+            this_lb = jnp.where(
+                cap < shrink * bc1 * state.lb, jnp.maximum(cap / (2 * bc1 * shrink), lb0), state.lb
+            )
         else:
             this_lb = state.lb
         t1 = jnp.maximum(shrink * (barf - bc1 * this_lb - gamma) + iprod, 0) / jnp.where(
-            norm <= _TINY, 1, norm)
+            norm <= _TINY, 1, norm
+        )
         t1 = jnp.where(norm <= _TINY, 0, t1)
         tau = jnp.minimum(lr / bc1, t1)
         decay = lr * wd / shrink
@@ -216,9 +231,17 @@ def momo(
     _validate.weight_decay(weight_decay)
 
     def build(step, h):
-        return _momo_core(h["learning_rate"], h["beta"], None, None, h["lower_bound"],
-                          h.get("weight_decay", 0.0), adam=False,
-                          adapt_lower_bound=adapt_lower_bound, step=step)
+        return _momo_core(
+            h["learning_rate"],
+            h["beta"],
+            None,
+            None,
+            h["lower_bound"],
+            h.get("weight_decay", 0.0),
+            adam=False,
+            adapt_lower_bound=adapt_lower_bound,
+            step=step,
+        )
 
     return with_hyperparams(build, **_hps(learning_rate, lower_bound, weight_decay, beta=beta))
 
@@ -286,9 +309,18 @@ def momo_adam(
     _validate.weight_decay(weight_decay)
 
     def build(step, h):
-        return _momo_core(h["learning_rate"], h["b1"], h["b2"], h["eps"], h["lower_bound"],
-                          h.get("weight_decay", 0.0), adam=True,
-                          adapt_lower_bound=adapt_lower_bound, step=step)
+        return _momo_core(
+            h["learning_rate"],
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            h["lower_bound"],
+            h.get("weight_decay", 0.0),
+            adam=True,
+            adapt_lower_bound=adapt_lower_bound,
+            step=step,
+        )
 
-    return with_hyperparams(build, **_hps(learning_rate, lower_bound, weight_decay, b1=b1,
-                                          b2=b2, eps=eps))
+    return with_hyperparams(
+        build, **_hps(learning_rate, lower_bound, weight_decay, b1=b1, b2=b2, eps=eps)
+    )

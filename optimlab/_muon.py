@@ -178,13 +178,15 @@ def scale_by_muon(
         _tree.reject_complex("muon", params, " (torch's Muon neither)")
         count = None if step is not None else jnp.zeros([], jnp.int32)
         mats, rest = split(params)
-        return ScaleByMuonState(count, _tree.zeros_like(mats),
-                                adam_tx(jnp.zeros([], jnp.int32)).init(rest))
+        return ScaleByMuonState(
+            count, _tree.zeros_like(mats), adam_tx(jnp.zeros([], jnp.int32)).init(rest)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        reference = jax.tree.map(lambda m, a: a if m is None else m, state.momentum,
-                                 state.adam.mu, is_leaf=_tree.is_none)
+        reference = jax.tree.map(
+            lambda m, a: a if m is None else m, state.momentum, state.adam.mu, is_leaf=_tree.is_none
+        )
         _tree.check_match("scale_by_muon", updates, reference)
         count = step if step is not None else state.count
         mats, rest = split(updates)
@@ -200,8 +202,7 @@ def scale_by_muon(
             return u.astype(g.dtype), new_buf.astype(buf.dtype)
 
         mat_u, buf = _tree.tree_map_multi(one, 2, mats, state.momentum)
-        merged = _tree.tree_map(lambda g, m, r: m if _is_matrix(g) else r, updates, mat_u,
-                                rest_u)
+        merged = _tree.tree_map(lambda g, m, r: m if _is_matrix(g) else r, updates, mat_u, rest_u)
         new_count = None if step is not None else safe_increment(state.count)
         return merged, ScaleByMuonState(new_count, buf, adam_state)
 
@@ -280,8 +281,11 @@ def muon(
         <https://kellerjordan.github.io/posts/muon/>`_, 2024. Liu et al., `Muon is
         Scalable for LLM Training <https://arxiv.org/abs/2502.16982>`_, 2025.
     """
-    for name, value in (("Learning rate", learning_rate), ("momentum", momentum),
-                        ("weight decay", weight_decay)):
+    for name, value in (
+        ("Learning rate", learning_rate),
+        ("momentum", momentum),
+        ("weight decay", weight_decay),
+    ):
         v = _validate.concrete(value)
         if v is not None:
             _validate.check(0.0 <= v, f"{name} should be >= 0 but is: {v}")
@@ -305,11 +309,21 @@ def muon(
         return _tree.tree_map(lambda p: not _is_matrix(p), params)
 
     def build(step, h):
-        txs = [scale_by_muon(h["momentum"], nesterov=nesterov,
-                             ns_coeffs=(h["ns_a"], h["ns_b"], h["ns_c"]), ns_steps=ns_steps,
-                             eps=h["eps"], adjust_lr_fn=mode, ns_dtype=ns_dtype,
-                             adam_b1=h["adam_b1"], adam_b2=h["adam_b2"],
-                             adam_eps=h["adam_eps"], step=step)]
+        txs = [
+            scale_by_muon(
+                h["momentum"],
+                nesterov=nesterov,
+                ns_coeffs=(h["ns_a"], h["ns_b"], h["ns_c"]),
+                ns_steps=ns_steps,
+                eps=h["eps"],
+                adjust_lr_fn=mode,
+                ns_dtype=ns_dtype,
+                adam_b1=h["adam_b1"],
+                adam_b2=h["adam_b2"],
+                adam_eps=h["adam_eps"],
+                step=step,
+            )
+        ]
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"], mats))
         if use_adam_decay:
@@ -319,8 +333,16 @@ def muon(
 
     a, b, c = ns_coeffs
     hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate, "momentum": momentum, "eps": eps, "ns_a": a,
-        "ns_b": b, "ns_c": c, "adam_b1": adam_b1, "adam_b2": adam_b2, "adam_eps": adam_eps}
+        "learning_rate": learning_rate,
+        "momentum": momentum,
+        "eps": eps,
+        "ns_a": a,
+        "ns_b": b,
+        "ns_c": c,
+        "adam_b1": adam_b1,
+        "adam_b2": adam_b2,
+        "adam_eps": adam_eps,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     if use_adam_decay:

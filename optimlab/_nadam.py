@@ -89,12 +89,16 @@ def scale_by_nadam(
     _validate.at_least_zero(momentum_decay, "momentum_decay")
 
     def init_fn(params):
-        _tree.reject_complex_for_real_dtypes("scale_by_nadam", params, mu_dtype=mu_dtype,
-                                            nu_dtype=nu_dtype)
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_nadam", params, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+        )
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByNadamState(count, jnp.ones([], hyperparam_dtype()),
-                                 _tree.zeros_like(params, mu_dtype),
-                                 _tree.zeros_like(params, nu_dtype))
+        return ScaleByNadamState(
+            count,
+            jnp.ones([], hyperparam_dtype()),
+            _tree.zeros_like(params, mu_dtype),
+            _tree.zeros_like(params, nu_dtype),
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -114,8 +118,10 @@ def scale_by_nadam(
             m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
             v_new = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
             denom = jnp.sqrt(v_new / _tree.scalar_like(bc2, gc)) + _tree.scalar_like(eps, gc)
-            direction = (_tree.scalar_like(coef_g, gc) * gc / denom
-                         + _tree.scalar_like(coef_m, gc) * m_new / denom)
+            direction = (
+                _tree.scalar_like(coef_g, gc) * gc / denom
+                + _tree.scalar_like(coef_m, gc) * m_new / denom
+            )
             return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
         u, mu, nu = _tree.tree_map_multi(_tree.componentwise(one), 3, updates, state.mu, state.nu)
@@ -207,8 +213,10 @@ def nadam(
     """
     _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay)
     if mask is not None and not decoupled_weight_decay:
-        raise ValueError("nadam: mask applies to decoupled weight decay only; pass "
-                         "decoupled_weight_decay=True (or use nadamw).")
+        raise ValueError(
+            "nadam: mask applies to decoupled weight decay only; pass "
+            "decoupled_weight_decay=True (or use nadamw)."
+        )
     use_decay = not (_validate.concrete(weight_decay) == 0.0)
     decoupled = decoupled_weight_decay
 
@@ -218,15 +226,29 @@ def nadam(
             txs.append(scale(-1.0))
         if use_decay and not decoupled:
             txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(scale_by_nadam(h["b1"], h["b2"], h["eps"], h["momentum_decay"],
-                                  mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step))
+        txs.append(
+            scale_by_nadam(
+                h["b1"],
+                h["b2"],
+                h["eps"],
+                h["momentum_decay"],
+                mu_dtype=mu_dtype,
+                nu_dtype=nu_dtype,
+                step=step,
+            )
+        )
         if use_decay and decoupled:
             txs.append(add_decayed_weights(h["weight_decay"], mask))
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                                        "eps": eps, "momentum_decay": momentum_decay}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "momentum_decay": momentum_decay,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)
@@ -282,5 +304,16 @@ def nadamw(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
-    return nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay, True, maximize,
-                 mask=mask, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
+    return nadam(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        weight_decay,
+        momentum_decay,
+        True,
+        maximize,
+        mask=mask,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+    )

@@ -34,9 +34,7 @@ def _as_key(key: jax.Array | int) -> jax.Array:
     if isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.ndim == 1:
         return jax.random.wrap_key_data(key)
     if isinstance(key, bool) or not isinstance(key, int):
-        raise TypeError(
-            f"key must be an int seed or a jax.random key, got {type(key).__name__}."
-        )
+        raise TypeError(f"key must be an int seed or a jax.random key, got {type(key).__name__}.")
     return jax.random.key(key)
 
 
@@ -87,8 +85,9 @@ def add_noise(
         del params, extra_args
         count = step if step is not None else state.count
         e = jnp.asarray(eta)
-        t = _tree.step_as(count, e.dtype if jnp.issubdtype(e.dtype, jnp.floating)
-                          else jnp.result_type(float))
+        t = _tree.step_as(
+            count, e.dtype if jnp.issubdtype(e.dtype, jnp.floating) else jnp.result_type(float)
+        )
         std = jnp.sqrt(e / t ** jnp.asarray(gamma).astype(t.dtype))
         new_key, sample_key = jax.random.split(state.rng_key)
         leaves, treedef = jax.tree.flatten(updates)
@@ -150,7 +149,9 @@ def noisy_sgd(
     rng_key = _as_key(key)
 
     def build(step, h):
-        return chain(add_noise(h["eta"], h["gamma"], rng_key, step=step),
-                     scale_by_learning_rate(h["learning_rate"]))
+        return chain(
+            add_noise(h["eta"], h["gamma"], rng_key, step=step),
+            scale_by_learning_rate(h["learning_rate"]),
+        )
 
     return with_hyperparams(build, learning_rate=learning_rate, eta=eta, gamma=gamma)

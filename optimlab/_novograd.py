@@ -87,17 +87,22 @@ def scale_by_novograd(
             gc = _tree.upcast(g)
             sq_norm = jnp.sum(gc * gc)
             v_new = jnp.where(
-                first, sq_norm,
+                first,
+                sq_norm,
                 _tree.scalar_like(1 - jnp.asarray(b2), gc) * sq_norm
-                + _tree.scalar_like(b2, gc) * v.astype(gc.dtype))
+                + _tree.scalar_like(b2, gc) * v.astype(gc.dtype),
+            )
             v_new = v_new.astype(v.dtype).astype(gc.dtype)  # optax normalises by the stored nu
-            normed = gc / (jnp.sqrt(v_new + _tree.scalar_like(eps_root, gc))
-                           + _tree.scalar_like(eps, gc))
+            normed = gc / (
+                jnp.sqrt(v_new + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
+            )
             if p is not None:
                 normed = normed + _tree.scalar_like(weight_decay, gc) * _tree.upcast(p).astype(
-                    gc.dtype)
-            m_new = jnp.where(first, normed,
-                              _tree.scalar_like(b1, gc) * m.astype(gc.dtype) + normed)
+                    gc.dtype
+                )
+            m_new = jnp.where(
+                first, normed, _tree.scalar_like(b1, gc) * m.astype(gc.dtype) + normed
+            )
             m_new = m_new.astype(m.dtype)
             return m_new.astype(g.dtype), m_new, v_new.astype(v.dtype)
 
@@ -173,8 +178,13 @@ def novograd(
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                                        "eps": eps, "eps_root": eps_root}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "eps_root": eps_root,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

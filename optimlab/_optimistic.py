@@ -130,8 +130,10 @@ def optimistic_gradient_descent(
     _validate.non_negative(beta, "beta")
 
     def build(step, h):
-        return chain(scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
-                     scale_by_learning_rate(h["learning_rate"]))
+        return chain(
+            scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
+            scale_by_learning_rate(h["learning_rate"]),
+        )
 
     return with_hyperparams(build, learning_rate=learning_rate, alpha=alpha, beta=beta)
 
@@ -202,11 +204,27 @@ def optimistic_adam(
 
     def build(step, h):
         return chain(
-            _scale_by_adam_root(h["b1"], h["b2"], h["eps"], h["eps_root"], mu_dtype=mu_dtype,
-                                nesterov=nesterov, step=step, name="optimistic_adam"),
+            _scale_by_adam_root(
+                h["b1"],
+                h["b2"],
+                h["eps"],
+                h["eps_root"],
+                mu_dtype=mu_dtype,
+                nesterov=nesterov,
+                step=step,
+                name="optimistic_adam",
+            ),
             scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    return with_hyperparams(build, learning_rate=learning_rate, alpha=alpha, beta=beta, b1=b1,
-                            b2=b2, eps=eps, eps_root=eps_root)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        alpha=alpha,
+        beta=beta,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+    )

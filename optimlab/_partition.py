@@ -95,13 +95,16 @@ def unique_paths(flat: list[tuple[str, Any]], what: str) -> None:
     seen = set()
     for path, leaf in flat:
         if leaf is not None and path in seen:
-            raise ValueError(f"{what}: two leaves have the same path {path!r} (a key containing "
-                             "'/'?); rename one.")
+            raise ValueError(
+                f"{what}: two leaves have the same path {path!r} (a key containing "
+                "'/'?); rename one."
+            )
         seen.add(path)
 
 
-def resolve(tree: Any, spec: Any, what: str, *, default: Any = None,
-            required: bool = True) -> list[Any]:
+def resolve(
+    tree: Any, spec: Any, what: str, *, default: Any = None, required: bool = True
+) -> list[Any]:
     """One value per leaf of ``tree`` (``None`` for ``None`` leaves), from ``spec``.
 
     ``spec`` is a tree with the structure of ``tree`` (or a prefix of it), a
@@ -131,7 +134,10 @@ def resolve(tree: Any, spec: Any, what: str, *, default: Any = None,
     try:
         per_leaf = jax.tree.map(
             lambda v, sub: jax.tree.map(lambda _: v, sub, is_leaf=_tree.is_none),
-            spec, tree, is_leaf=_tree.is_none)
+            spec,
+            tree,
+            is_leaf=_tree.is_none,
+        )
     except (ValueError, TypeError) as e:
         raise ValueError(
             f"{what}: the tree given does not have the params' structure (or a prefix of "
@@ -153,8 +159,11 @@ class PartitionState(NamedTuple):
 
 
 def _gather(flat: list[tuple[str, Any]], labels: list[Any], group: str) -> dict[str, Any]:
-    return {p: leaf for (p, leaf), lab in zip(flat, labels, strict=True)
-            if leaf is not None and lab == group}
+    return {
+        p: leaf
+        for (p, leaf), lab in zip(flat, labels, strict=True)
+        if leaf is not None and lab == group
+    }
 
 
 def partition(
@@ -226,7 +235,8 @@ def partition(
         if not (hasattr(t, "init") and hasattr(t, "update")):
             raise TypeError(
                 f"partition: the transformation of group {name!r} is {type(t).__name__}, not a "
-                "gradient transformation.")
+                "gradient transformation."
+            )
     groups = dict(transforms)
     updaters = {g: _update_with_extra_args(t) for g, t in groups.items()}
 
@@ -238,7 +248,8 @@ def partition(
             if leaf is not None and lab not in groups:
                 raise ValueError(
                     f"partition: the leaf at {path!r} has label {lab!r}, which is not a group; "
-                    f"the groups are {sorted(groups)}.")
+                    f"the groups are {sorted(groups)}."
+                )
         return flat, labs
 
     def init_fn(params):
@@ -250,7 +261,8 @@ def partition(
             raise ValueError(
                 "partition: expected a PartitionState with groups "
                 f"{sorted(groups)}; pass the state returned by this partition's init (or "
-                "convert an older one with extend_state).")
+                "convert an older one with extend_state)."
+            )
         u_flat, treedef = leaves_with_paths(updates)
         label_source = updates if params is None else params
         _, labs = labels_of(label_source)
@@ -264,7 +276,8 @@ def partition(
             g_updates = _gather(u_flat, labs, g)
             g_params = None if p_flat is None else _gather(p_flat, labs, g)
             g_updates, new_states[g] = updaters[g](
-                g_updates, state.inner_states[g], g_params, **extra_args)
+                g_updates, state.inner_states[g], g_params, **extra_args
+            )
             for path, leaf in g_updates.items():
                 out[index[path]] = leaf
         return jax.tree_util.tree_unflatten(treedef, out), PartitionState(new_states)
@@ -311,13 +324,17 @@ def partition_overrides(
         False
     """
     if not isinstance(overrides, Mapping) or not overrides:
-        raise TypeError("partition_overrides: overrides must be a non-empty dict "
-                        "{group: {hyperparameter: value}}.")
+        raise TypeError(
+            "partition_overrides: overrides must be a non-empty dict "
+            "{group: {hyperparameter: value}}."
+        )
     transforms = {}
     for g, kw in overrides.items():
         if not isinstance(kw, Mapping):
-            raise TypeError(f"partition_overrides: the overrides of group {g!r} must be a dict, "
-                            f"got {type(kw).__name__}.")
+            raise TypeError(
+                f"partition_overrides: the overrides of group {g!r} must be a dict, "
+                f"got {type(kw).__name__}."
+            )
         transforms[g] = factory(**{**shared, **kw})
     return partition(transforms, labels)
 
@@ -366,7 +383,10 @@ def extend_state(tx: GradientTransformation, state: OptState, params: Params) ->
     out = []
     for path, leaf in flat:
         prev = old.get(path)
-        same = (prev is not None and getattr(prev, "shape", None) == getattr(leaf, "shape", None)
-                and getattr(prev, "dtype", None) == getattr(leaf, "dtype", None))
+        same = (
+            prev is not None
+            and getattr(prev, "shape", None) == getattr(leaf, "shape", None)
+            and getattr(prev, "dtype", None) == getattr(leaf, "dtype", None)
+        )
         out.append(prev if same else leaf)
     return jax.tree_util.tree_unflatten(treedef, out)

@@ -110,8 +110,9 @@ def reduce_on_plateau(
     if mode not in ("min", "max"):
         raise ValueError(f"Invalid mode value: {mode!r} (must be 'min' or 'max')")
     if threshold_mode not in ("rel", "abs"):
-        raise ValueError(f"Invalid threshold_mode value: {threshold_mode!r} (must be 'rel' "
-                         "or 'abs')")
+        raise ValueError(
+            f"Invalid threshold_mode value: {threshold_mode!r} (must be 'rel' or 'abs')"
+        )
     if min_lr is not None:
         _validate.non_negative(min_lr, "min_lr")
         if _validate.concrete(min_scale) != 0.0:
@@ -123,8 +124,11 @@ def reduce_on_plateau(
         del params
         dt = hyperparam_dtype()
         return ReduceOnPlateauState(
-            scale=jnp.ones([], dt), best=jnp.asarray(worse, dt),
-            num_bad_epochs=jnp.zeros([], jnp.int32), cooldown_counter=jnp.zeros([], jnp.int32))
+            scale=jnp.ones([], dt),
+            best=jnp.asarray(worse, dt),
+            num_bad_epochs=jnp.zeros([], jnp.int32),
+            cooldown_counter=jnp.zeros([], jnp.int32),
+        )
 
     def is_better(a, best):
         if mode == "min" and threshold_mode == "rel":
@@ -157,15 +161,19 @@ def reduce_on_plateau(
     def update_fn(updates, state, params=None, *, value: Any = None, **extra_args):
         del params, extra_args
         if value is None:
-            raise ValueError("reduce_on_plateau: update needs the metric, as "
-                             "update(updates, state, value=metric).")
+            raise ValueError(
+                "reduce_on_plateau: update needs the metric, as "
+                "update(updates, state, value=metric)."
+            )
         if not isinstance(state, ReduceOnPlateauState):
-            raise ValueError(f"reduce_on_plateau: expected a ReduceOnPlateauState, got "
-                             f"{type(state).__name__}.")
+            raise ValueError(
+                f"reduce_on_plateau: expected a ReduceOnPlateauState, got {type(state).__name__}."
+            )
         metric = jnp.asarray(value)
         if metric.ndim != 0:
-            raise ValueError(f"reduce_on_plateau: the metric must be a scalar, got shape "
-                             f"{metric.shape}.")
+            raise ValueError(
+                f"reduce_on_plateau: the metric must be a scalar, got shape {metric.shape}."
+            )
         metric = metric.astype(state.best.dtype)
         new = step(state, metric)
         state = jax.tree.map(lambda n, o: jnp.where(jnp.isnan(metric), o, n), new, state)

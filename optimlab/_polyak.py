@@ -77,8 +77,7 @@ def scale_by_polyak(
         reals = [jnp.finfo(u.dtype).dtype for u in leaves]
         with jax.numpy_dtype_promotion("standard"):  # the widest real dtype, even under strict
             dtype = functools.reduce(jnp.promote_types, reals, jnp.dtype(jnp.float32))
-        sq = sum((jnp.sum(jnp.abs(u) ** 2).astype(dtype) for u in leaves),
-                 jnp.zeros((), dtype))
+        sq = sum((jnp.sum(jnp.abs(u) ** 2).astype(dtype) for u in leaves), jnp.zeros((), dtype))
         gap = jnp.asarray(value).astype(dtype) - _tree.scalar_like(f_min, sq)
         if variant == "sps+":
             gap = jnp.maximum(gap, jnp.zeros_like(gap))
@@ -151,8 +150,11 @@ def polyak_sgd(
 
     def build(step, h):
         del step
-        return chain(scale(-h["scaling"]),
-                     scale_by_polyak(h["f_min"], h["max_learning_rate"], h["eps"], variant))
+        return chain(
+            scale(-h["scaling"]),
+            scale_by_polyak(h["f_min"], h["max_learning_rate"], h["eps"], variant),
+        )
 
-    return with_hyperparams(build, max_learning_rate=max_learning_rate, scaling=scaling,
-                            f_min=f_min, eps=eps)
+    return with_hyperparams(
+        build, max_learning_rate=max_learning_rate, scaling=scaling, f_min=f_min, eps=eps
+    )

@@ -37,8 +37,19 @@ class ProdigyState(NamedTuple):
     numerator_weighted: jax.Array
 
 
-def _scale_by_prodigy(learning_rate, beta1, beta2, beta3, eps, estim_lr0, estim_lr_coef,
-                      weight_decay, *, safeguard_warmup=False, step=None):
+def _scale_by_prodigy(
+    learning_rate,
+    beta1,
+    beta2,
+    beta3,
+    eps,
+    estim_lr0,
+    estim_lr_coef,
+    weight_decay,
+    *,
+    safeguard_warmup=False,
+    step=None,
+):
     """The whole Prodigy step (learning rate and decay included); see :func:`prodigy`."""
 
     def init_fn(params):
@@ -47,8 +58,9 @@ def _scale_by_prodigy(learning_rate, beta1, beta2, beta3, eps, estim_lr0, estim_
         count = None if step is not None else jnp.zeros([], jnp.int32)
         zeros = _tree.zeros_like(params)
         p0 = _tree.tree_map(jnp.asarray, params)
-        return ProdigyState(count, zeros, zeros, zeros, p0,
-                            jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd))
+        return ProdigyState(
+            count, zeros, zeros, zeros, p0, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -57,14 +69,21 @@ def _scale_by_prodigy(learning_rate, beta1, beta2, beta3, eps, estim_lr0, estim_
             raise ValueError("prodigy: params is None; pass the current params to update().")
         count = step if step is not None else state.count
         sd = state.estim_lr.dtype
-        b1, b2, b3, d0, lr, wd = (jnp.asarray(x).astype(sd) for x in (
-            beta1, beta2, beta3, estim_lr0, learning_rate, weight_decay))
+        b1, b2, b3, d0, lr, wd = (
+            jnp.asarray(x).astype(sd)
+            for x in (beta1, beta2, beta3, estim_lr0, learning_rate, weight_decay)
+        )
         t = _tree.step_as(count, sd)
         bc = jnp.sqrt(1 - b2**t) / (1 - b1**t)
         d = state.estim_lr
         dlr = d * lr * bc
-        num = _tree.tree_sum(lambda g, p0, p: _tree.upcast(g) * (
-            _tree.upcast(p0) - _tree.upcast(p)), sd, updates, state.params0, params)
+        num = _tree.tree_sum(
+            lambda g, p0, p: _tree.upcast(g) * (_tree.upcast(p0) - _tree.upcast(p)),
+            sd,
+            updates,
+            state.params0,
+            params,
+        )
 
         def moments(g, m, v, s):
             gc = _tree.upcast(g)
@@ -76,8 +95,9 @@ def _scale_by_prodigy(learning_rate, beta1, beta2, beta3, eps, estim_lr0, estim_
             s_new = sc(b3) * s.astype(gc.dtype) + sc(w) * dg / sc(d0)
             return m_new.astype(m.dtype), v_new.astype(v.dtype), s_new.astype(s.dtype)
 
-        m, v, s = _tree.tree_map_multi(moments, 3, updates, state.exp_avg, state.exp_avg_sq,
-                                       state.grad_sum)
+        m, v, s = _tree.tree_map_multi(
+            moments, 3, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum
+        )
         nw = b3 * state.numerator_weighted + d / d0 * dlr * num
         denom = _tree.tree_sum(lambda x: jnp.abs(_tree.upcast(x)), sd, s)
         # optax divides by the denominator unguarded: zero gradients give 0/0 = NaN.
@@ -170,12 +190,27 @@ def prodigy(
 
     def build(step, h):
         b3 = h["beta3"] if beta3 is not None else jnp.sqrt(h["beta2"])
-        return _scale_by_prodigy(h["learning_rate"], h["beta1"], h["beta2"], b3, h["eps"],
-                                 h["estim_lr0"], h["estim_lr_coef"], h.get("weight_decay", 0.0),
-                                 safeguard_warmup=safeguard_warmup, step=step)
+        return _scale_by_prodigy(
+            h["learning_rate"],
+            h["beta1"],
+            h["beta2"],
+            b3,
+            h["eps"],
+            h["estim_lr0"],
+            h["estim_lr_coef"],
+            h.get("weight_decay", 0.0),
+            safeguard_warmup=safeguard_warmup,
+            step=step,
+        )
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "beta1": beta1, "beta2": beta2,
-                           "eps": eps, "estim_lr0": estim_lr0, "estim_lr_coef": estim_lr_coef}
+    hps: dict[str, Any] = {
+        "learning_rate": learning_rate,
+        "beta1": beta1,
+        "beta2": beta2,
+        "eps": eps,
+        "estim_lr0": estim_lr0,
+        "estim_lr_coef": estim_lr_coef,
+    }
     if beta3 is not None:
         hps["beta3"] = beta3
     if _validate.concrete(weight_decay) != 0.0:

@@ -93,11 +93,13 @@ def scale_by_radam(
     _validate.eps(eps)
 
     def init_fn(params):
-        _tree.reject_complex_for_real_dtypes("scale_by_radam", params, mu_dtype=mu_dtype,
-                                             nu_dtype=nu_dtype)
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_radam", params, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+        )
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByRadamState(count, _tree.zeros_like(params, mu_dtype),
-                                 _tree.zeros_like(params, nu_dtype))
+        return ScaleByRadamState(
+            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -112,8 +114,9 @@ def scale_by_radam(
             m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
             v_new = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
             m_hat = m_new / _tree.scalar_like(bc1, gc)
-            adaptive = _tree.scalar_like(sqrt_bc2, gc) / (jnp.sqrt(v_new)
-                                                          + _tree.scalar_like(eps, gc))
+            adaptive = _tree.scalar_like(sqrt_bc2, gc) / (
+                jnp.sqrt(v_new) + _tree.scalar_like(eps, gc)
+            )
             rectified = m_hat * adaptive * _tree.scalar_like(r, gc)
             direction = jnp.where(rectify, rectified, m_hat)
             return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
@@ -200,8 +203,9 @@ def radam(
     _validate.beta(b2, 1)
     _validate.weight_decay(weight_decay)
     if mask is not None and not decoupled_weight_decay:
-        raise ValueError("radam: mask applies to decoupled weight decay only; pass "
-                         "decoupled_weight_decay=True.")
+        raise ValueError(
+            "radam: mask applies to decoupled weight decay only; pass decoupled_weight_decay=True."
+        )
     use_decay = not (_validate.concrete(weight_decay) == 0.0)
     decoupled = decoupled_weight_decay
 
@@ -211,15 +215,22 @@ def radam(
             txs.append(scale(-1.0))
         if use_decay and not decoupled:
             txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(scale_by_radam(h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype,
-                                  nu_dtype=nu_dtype, step=step))
+        txs.append(
+            scale_by_radam(
+                h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+            )
+        )
         if use_decay and decoupled:
             txs.append(add_decayed_weights(h["weight_decay"], mask))
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                                        "eps": eps}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

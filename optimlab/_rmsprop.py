@@ -68,8 +68,9 @@ def scale_by_rmsprop(
     _validate.at_least_zero(decay, "alpha")
 
     def init_fn(params):
-        _tree.reject_complex_for_real_dtypes("scale_by_rmsprop", params,
-                                             accumulator_dtype=accumulator_dtype)
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_rmsprop", params, accumulator_dtype=accumulator_dtype
+        )
         sq = _tree.zeros_like(params, accumulator_dtype)
         ga = _tree.zeros_like(params, accumulator_dtype) if centered else None
         return ScaleByRmspropState(sq, ga)
@@ -88,15 +89,18 @@ def scale_by_rmsprop(
                 ga_new = None
                 avg = jnp.sqrt(sq_new)
             direction = gc / (avg + _tree.scalar_like(eps, gc))
-            return (direction.astype(g.dtype), sq_new.astype(sq.dtype),
-                    None if ga is None else ga_new.astype(ga.dtype))
+            return (
+                direction.astype(g.dtype),
+                sq_new.astype(sq.dtype),
+                None if ga is None else ga_new.astype(ga.dtype),
+            )
 
         if centered:
-            u, sq, ga = _tree.tree_map_multi(_tree.componentwise(one), 3, updates,
-                                             state.square_avg, state.grad_avg)
+            u, sq, ga = _tree.tree_map_multi(
+                _tree.componentwise(one), 3, updates, state.square_avg, state.grad_avg
+            )
         else:
-            u, sq, _ = _tree.tree_map_multi(_tree.componentwise(one), 3, updates,
-                                            state.square_avg)
+            u, sq, _ = _tree.tree_map_multi(_tree.componentwise(one), 3, updates, state.square_avg)
             ga = None
         return u, ScaleByRmspropState(sq, ga)
 
@@ -187,8 +191,11 @@ def rmsprop(
             txs.append(scale(-1.0))
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(scale_by_rmsprop(h["decay"], h["eps"], centered=centered,
-                                    accumulator_dtype=accumulator_dtype))
+        txs.append(
+            scale_by_rmsprop(
+                h["decay"], h["eps"], centered=centered, accumulator_dtype=accumulator_dtype
+            )
+        )
         if use_momentum:
             # torch's buffer starts at zero, so its first step b_1 = g_1 / d_1 is
             # trace's first-step initialisation (no dampening).
@@ -196,8 +203,7 @@ def rmsprop(
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "decay": decay,
-                                        "eps": eps}
+    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "decay": decay, "eps": eps}
     if use_decay:
         hps["weight_decay"] = weight_decay
     if use_momentum:

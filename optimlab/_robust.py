@@ -78,13 +78,18 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
         (Array([0., 0.], dtype=float32), 1)
     """
     if max_consecutive is not None and (
-            isinstance(max_consecutive, bool) or not isinstance(max_consecutive, int)
-            or max_consecutive < 0):
-        raise ValueError(f"skip_nonfinite: max_consecutive must be an integer >= 0 or None, got "
-                         f"{max_consecutive!r}.")
+        isinstance(max_consecutive, bool)
+        or not isinstance(max_consecutive, int)
+        or max_consecutive < 0
+    ):
+        raise ValueError(
+            f"skip_nonfinite: max_consecutive must be an integer >= 0 or None, got "
+            f"{max_consecutive!r}."
+        )
     if not (hasattr(inner, "init") and hasattr(inner, "update")):
-        raise TypeError(f"skip_nonfinite: inner is {type(inner).__name__}, not a gradient "
-                        "transformation.")
+        raise TypeError(
+            f"skip_nonfinite: inner is {type(inner).__name__}, not a gradient transformation."
+        )
     inner_update = _update_with_extra_args(inner)
 
     def init_fn(params):
@@ -93,17 +98,20 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, SkipNonfiniteState):
-            raise ValueError(f"skip_nonfinite: expected a SkipNonfiniteState, got "
-                             f"{type(state).__name__}.")
+            raise ValueError(
+                f"skip_nonfinite: expected a SkipNonfiniteState, got {type(state).__name__}."
+            )
         finite = all_finite(updates)
-        run = jnp.where(finite, jnp.zeros_like(state.notfinite_count),
-                        safe_increment(state.notfinite_count))
+        run = jnp.where(
+            finite, jnp.zeros_like(state.notfinite_count), safe_increment(state.notfinite_count)
+        )
         apply = finite if max_consecutive is None else finite | (run > max_consecutive)
         new_updates, new_inner = inner_update(updates, state.inner_state, params, **extra_args)
         out = _tree.tree_map(lambda u: jnp.where(apply, u, jnp.zeros_like(u)), new_updates)
         total = jnp.where(finite, state.total_notfinite, safe_increment(state.total_notfinite))
-        return out, SkipNonfiniteState(run, finite, total,
-                                       select(apply, new_inner, state.inner_state))
+        return out, SkipNonfiniteState(
+            run, finite, total, select(apply, new_inner, state.inner_state)
+        )
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -141,10 +149,13 @@ def zero_nans() -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        if (jax.tree.structure(updates, is_leaf=_tree.is_none)
-                != jax.tree.structure(state.found_nan, is_leaf=_tree.is_none)):
-            raise ValueError("zero_nans: the updates' tree structure differs from the state's; "
-                             "pass updates with the structure of the params given to init.")
+        if jax.tree.structure(updates, is_leaf=_tree.is_none) != jax.tree.structure(
+            state.found_nan, is_leaf=_tree.is_none
+        ):
+            raise ValueError(
+                "zero_nans: the updates' tree structure differs from the state's; "
+                "pass updates with the structure of the params given to init."
+            )
         found = _tree.tree_map(lambda u: jnp.any(jnp.isnan(u)), updates)
         out = _tree.tree_map(lambda u: jnp.where(jnp.isnan(u), jnp.zeros_like(u), u), updates)
         return out, ZeroNansState(found)
@@ -209,8 +220,9 @@ def _unitwise_norm(x: jax.Array, axis: Any) -> jax.Array:
     elif x.ndim == 5:
         n = jnp.sum(sq, axis=(0, 1, 2, 3), keepdims=True)
     else:
-        raise ValueError(f"adaptive_grad_clip: cannot infer the units of a leaf of shape "
-                         f"{x.shape}; pass axis=.")
+        raise ValueError(
+            f"adaptive_grad_clip: cannot infer the units of a leaf of shape {x.shape}; pass axis=."
+        )
     return jnp.broadcast_to(jnp.sqrt(n), x.shape)
 
 
@@ -259,8 +271,9 @@ def adaptive_grad_clip(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         if params is None:
-            raise ValueError("adaptive_grad_clip: params is None; pass the current params to "
-                             "update().")
+            raise ValueError(
+                "adaptive_grad_clip: params is None; pass the current params to update()."
+            )
 
         def one(u, p):
             g = _tree.upcast(u)
@@ -312,8 +325,10 @@ def per_example_global_norm_clip(
     _validate.non_negative(l2_norm_clip, "l2_norm_clip")
     leaves = [jnp.asarray(g) for g in grads]
     if not leaves or any(g.ndim < 1 or g.shape[0] != leaves[0].shape[0] for g in leaves):
-        raise ValueError("per_example_global_norm_clip: every leaf needs the same leading batch "
-                         f"axis; got shapes {[g.shape for g in leaves]}.")
+        raise ValueError(
+            "per_example_global_norm_clip: every leaf needs the same leading batch "
+            f"axis; got shapes {[g.shape for g in leaves]}."
+        )
     norms = jax.vmap(_tree.global_norm)(leaves)
     c = _tree.hp(l2_norm_clip, norms)
     multipliers = jnp.nan_to_num(jnp.minimum(c / norms, jnp.ones_like(norms)), nan=1.0)

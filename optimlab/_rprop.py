@@ -97,16 +97,27 @@ def scale_by_rprop(
             ss = _real_view(size).astype(gc.dtype)
             sign = jnp.sign(gc * pv)
             factor = jnp.where(
-                sign > 0, _tree.scalar_like(eta_plus, gc),
-                jnp.where(sign < 0, _tree.scalar_like(eta_minus, gc), jnp.where(
-                    sign == 0, jnp.ones_like(gc), sign)))
-            new_size = jnp.clip(ss * factor, _tree.scalar_like(min_step_size, gc),
-                                _tree.scalar_like(max_step_size, gc))
+                sign > 0,
+                _tree.scalar_like(eta_plus, gc),
+                jnp.where(
+                    sign < 0,
+                    _tree.scalar_like(eta_minus, gc),
+                    jnp.where(sign == 0, jnp.ones_like(gc), sign),
+                ),
+            )
+            new_size = jnp.clip(
+                ss * factor,
+                _tree.scalar_like(min_step_size, gc),
+                _tree.scalar_like(max_step_size, gc),
+            )
             # Where the sign flipped, this step's gradient is dropped (torch's rule).
             eff = jnp.where(sign < 0, jnp.zeros_like(gc), gc)
             u = -jnp.sign(eff) * new_size
-            return (_from_real_view(u, g), _from_real_view(eff, prev),
-                    _from_real_view(new_size, size))
+            return (
+                _from_real_view(u, g),
+                _from_real_view(eff, prev),
+                _from_real_view(new_size, size),
+            )
 
         u, prev, size = _tree.tree_map_multi(one, 3, updates, state.prev, state.step_size)
         return u, ScaleByRpropState(prev, size)
@@ -190,10 +201,22 @@ def rprop(
     def build(step, h):
         del step
         txs = [scale(-1.0)] if maximize else []
-        txs.append(scale_by_rprop(h["learning_rate"], h["eta_minus"], h["eta_plus"],
-                                  h["min_step_size"], h["max_step_size"]))
+        txs.append(
+            scale_by_rprop(
+                h["learning_rate"],
+                h["eta_minus"],
+                h["eta_plus"],
+                h["min_step_size"],
+                h["max_step_size"],
+            )
+        )
         return chain(*txs)
 
-    return with_hyperparams(build, learning_rate=learning_rate, eta_minus=eta_minus,
-                            eta_plus=eta_plus, min_step_size=min_step_size,
-                            max_step_size=max_step_size)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        eta_minus=eta_minus,
+        eta_plus=eta_plus,
+        min_step_size=min_step_size,
+        max_step_size=max_step_size,
+    )

@@ -39,8 +39,10 @@ def normalize() -> GradientTransformation:
         del params, extra_args
         norm = _tree.global_norm(updates)
         inv = jnp.where(norm > 0, 1 / jnp.where(norm > 0, norm, 1), 0)
-        return _tree.tree_map(lambda u: (_tree.upcast(u) * _tree.scalar_like(
-            inv, _tree.upcast(u))).astype(u.dtype), updates), state
+        return _tree.tree_map(
+            lambda u: (_tree.upcast(u) * _tree.scalar_like(inv, _tree.upcast(u))).astype(u.dtype),
+            updates,
+        ), state
 
     return GradientTransformation(init_fn, update_fn)
 
@@ -124,9 +126,12 @@ def sam(
     adv_update = _update_with_extra_args(adv_optimizer)
 
     def init_fn(params):
-        return SAMState(jnp.zeros([], jnp.int32), optimizer.init(params),
-                        adv_optimizer.init(params),
-                        None if opaque_mode else _tree.tree_map(jnp.asarray, params))
+        return SAMState(
+            jnp.zeros([], jnp.int32),
+            optimizer.init(params),
+            adv_optimizer.init(params),
+            None if opaque_mode else _tree.tree_map(jnp.asarray, params),
+        )
 
     def neg(tree):
         return _tree.tree_map(lambda x: -x, tree)
@@ -142,12 +147,16 @@ def sam(
 
         def outer(c, p, u):
             cc = _tree.upcast(c)
-            return (cc - _tree.upcast(p).astype(cc.dtype) + _tree.upcast(u).astype(
-                cc.dtype)).astype(u.dtype)
+            return (
+                cc - _tree.upcast(p).astype(cc.dtype) + _tree.upcast(u).astype(cc.dtype)
+            ).astype(u.dtype)
 
         opt_u = _tree.tree_map(outer, state.cache, params, opt_u)
-        cache = _pick(first, _tree.tree_map(lambda p, c: jnp.asarray(p).astype(c.dtype),
-                                            params, state.cache), state.cache)
+        cache = _pick(
+            first,
+            _tree.tree_map(lambda p, c: jnp.asarray(p).astype(c.dtype), params, state.cache),
+            state.cache,
+        )
         out = _pick(last, opt_u, neg(adv_u))
         fresh = adv_optimizer.init(params) if reset_state else state.adv_state
         adv_state = _pick(last, fresh, adv_state)
@@ -158,8 +167,10 @@ def sam(
     def opaque(updates, state, params=None, **extra_args):
         grad_fn: Callable[[Params, int], Any] | None = extra_args.pop("grad_fn", None)
         if grad_fn is None:
-            raise ValueError("sam: opaque_mode needs update(..., grad_fn=fn) with "
-                             "fn(params, i) returning the gradients at params.")
+            raise ValueError(
+                "sam: opaque_mode needs update(..., grad_fn=fn) with "
+                "fn(params, i) returning the gradients at params."
+            )
         if params is None:
             raise ValueError("sam: params is None; pass the current params to update().")
         adv_params, adv_u, adv_state = params, updates, state.adv_state

@@ -78,31 +78,37 @@ def schedule_free(
     def init_fn(params):
         _tree.reject_complex("schedule_free", params)
         sd = _tree.scalar_dtype(params)
-        z = _tree.tree_map(lambda p: jnp.asarray(p, dtype=state_dtype or jnp.asarray(p).dtype),
-                           params)
-        return ScheduleFreeState(jnp.asarray(b1).astype(sd), jnp.zeros([], sd),
-                                 jnp.zeros([], sd), z, base_init(params))
+        z = _tree.tree_map(
+            lambda p: jnp.asarray(p, dtype=state_dtype or jnp.asarray(p).dtype), params
+        )
+        return ScheduleFreeState(
+            jnp.asarray(b1).astype(sd), jnp.zeros([], sd), jnp.zeros([], sd), z, base_init(params)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         _tree.check_match("schedule_free", updates, state.z)
         if params is None:
-            raise ValueError("schedule_free: params is None; pass the current params (the "
-                             "points y where the gradients were taken) to update().")
+            raise ValueError(
+                "schedule_free: params is None; pass the current params (the "
+                "points y where the gradients were taken) to update()."
+            )
         sd = state.weight_sum.dtype
         max_lr = jnp.maximum(state.max_lr, jnp.asarray(learning_rate).astype(sd))
         weight = max_lr ** jnp.asarray(weight_lr_power).astype(sd)
         total = state.weight_sum + weight
         ck = jnp.where(total > 0, weight / jnp.where(total > 0, total, 1), 0)
         b1_ = jnp.asarray(b1).astype(sd)
-        base_updates, base_state = base_update(updates, state.base_optimizer_state, params,
-                                               **extra_args)
+        base_updates, base_state = base_update(
+            updates, state.base_optimizer_state, params, **extra_args
+        )
 
         def one(g, z, y, d):
             zc, yc, dc = _tree.upcast(z), _tree.upcast(y), _tree.upcast(d)
             c = _tree.scalar_like(ck, zc)
             w = _tree.scalar_like(1 - b1_ * (1 - ck), zc)
             return (c * (zc - yc.astype(zc.dtype)) + w * dc.astype(zc.dtype)).astype(g.dtype), (
-                zc + dc.astype(zc.dtype)).astype(z.dtype)
+                zc + dc.astype(zc.dtype)
+            ).astype(z.dtype)
 
         out, z = _tree.tree_map_multi(one, 2, updates, state.z, params, base_updates)
         return out, ScheduleFreeState(b1_, total, max_lr, z, base_state)
@@ -124,11 +130,16 @@ def schedule_free_eval_params(state: Any, params: Params) -> Params:
     Raises:
         ValueError: the state holds no :class:`ScheduleFreeState`.
     """
-    found = [x for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(
-        x, ScheduleFreeState)) if isinstance(x, ScheduleFreeState)]
+    found = [
+        x
+        for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ScheduleFreeState))
+        if isinstance(x, ScheduleFreeState)
+    ]
     if not found:
-        raise ValueError("schedule_free_eval_params: the state holds no ScheduleFreeState; "
-                         "pass the state of a schedule-free optimizer.")
+        raise ValueError(
+            "schedule_free_eval_params: the state holds no ScheduleFreeState; "
+            "pass the state of a schedule-free optimizer."
+        )
     sf = found[0]
 
     def one(y, z):
@@ -260,8 +271,9 @@ def schedule_free_sgd(
         del step
         txs = [add_decayed_weights(h["weight_decay"])] if use_decay else []
         base = chain(*txs, scale_by_learning_rate(h["learning_rate"]))
-        return schedule_free(base, h["learning_rate"], h["b1"], h["weight_lr_power"],
-                             state_dtype=state_dtype)
+        return schedule_free(
+            base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
+        )
 
     hps: dict[str, Any] = {"learning_rate": lr, "b1": b1, "weight_lr_power": weight_lr_power}
     if use_decay:
@@ -329,11 +341,17 @@ def schedule_free_adamw(
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"]))
         base = chain(*txs, scale_by_learning_rate(h["learning_rate"]))
-        return schedule_free(base, h["learning_rate"], h["b1"], h["weight_lr_power"],
-                             state_dtype=state_dtype)
+        return schedule_free(
+            base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
+        )
 
-    hps: dict[str, Any] = {"learning_rate": lr, "b1": b1, "b2": b2, "eps": eps,
-                           "weight_lr_power": weight_lr_power}
+    hps: dict[str, Any] = {
+        "learning_rate": lr,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "weight_lr_power": weight_lr_power,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

@@ -171,8 +171,9 @@ def signum(
 
     def build(step, h):
         del step
-        return chain(scale_by_signum(h["beta"], accumulator_dtype=accumulator_dtype),
-                     scale_by_learning_rate(h["learning_rate"]))
+        return chain(
+            scale_by_signum(h["beta"], accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(h["learning_rate"]),
+        )
 
     return with_hyperparams(build, learning_rate=learning_rate, beta=beta)
-

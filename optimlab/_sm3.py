@@ -35,8 +35,10 @@ def _axis_zeros(p: jax.Array) -> list[jax.Array]:
     if p.ndim == 0:
         return [jnp.zeros_like(p)]
     # Reductions of p keep its sharding along the kept axis.
-    return [jnp.zeros_like(jnp.sum(p, axis=tuple(j for j in range(p.ndim) if j != i)))
-            for i in range(p.ndim)]
+    return [
+        jnp.zeros_like(jnp.sum(p, axis=tuple(j for j in range(p.ndim) if j != i)))
+        for i in range(p.ndim)
+    ]
 
 
 def scale_by_sm3(
@@ -84,26 +86,32 @@ def scale_by_sm3(
             gc = _tree.upcast(g)
             nd = gc.ndim
             d2 = _tree.scalar_like(b2, gc)
-            coeff = jnp.where(d2 == 1, jnp.ones_like(d2),
-                              _tree.scalar_like(1 - jnp.asarray(b2), gc))
+            coeff = jnp.where(
+                d2 == 1, jnp.ones_like(d2), _tree.scalar_like(1 - jnp.asarray(b2), gc)
+            )
             if nd < 2:
                 prev = accs[0].astype(gc.dtype)
             else:
-                shaped = [jnp.reshape(a.astype(gc.dtype),
-                                      [1] * i + [gc.shape[i]] + [1] * (nd - i - 1))
-                          for i, a in enumerate(accs)]
+                shaped = [
+                    jnp.reshape(a.astype(gc.dtype), [1] * i + [gc.shape[i]] + [1] * (nd - i - 1))
+                    for i, a in enumerate(accs)
+                ]
                 prev = functools.reduce(jnp.minimum, shaped)
             acc = coeff * gc * gc + d2 * prev
             safe = jnp.where(acc > 0, acc, jnp.ones_like(acc))
-            inv_sqrt = jnp.where(acc > 0, jax.lax.rsqrt(safe + _tree.scalar_like(eps, gc)),
-                                 jnp.zeros_like(acc))
-            m_new = (_tree.scalar_like(1 - jnp.asarray(b1), gc) * (gc * inv_sqrt)
-                     + _tree.scalar_like(b1, gc) * m.astype(gc.dtype))
+            inv_sqrt = jnp.where(
+                acc > 0, jax.lax.rsqrt(safe + _tree.scalar_like(eps, gc)), jnp.zeros_like(acc)
+            )
+            m_new = _tree.scalar_like(1 - jnp.asarray(b1), gc) * (
+                gc * inv_sqrt
+            ) + _tree.scalar_like(b1, gc) * m.astype(gc.dtype)
             if nd < 2:
                 new_accs = [acc.astype(accs[0].dtype)]
             else:
-                new_accs = [jnp.max(acc, axis=tuple(j for j in range(nd) if j != i)).astype(
-                    accs[i].dtype) for i in range(nd)]
+                new_accs = [
+                    jnp.max(acc, axis=tuple(j for j in range(nd) if j != i)).astype(accs[i].dtype)
+                    for i in range(nd)
+                ]
             return m_new.astype(g.dtype), new_accs, m_new.astype(m.dtype)
 
         u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)

@@ -17,8 +17,9 @@ from ._types import ArrayLike, DType, Params, ScalarOrSchedule, Updates
 __all__ = ["SophiaState", "scale_by_sophia", "sophia", "hutchinson_estimator"]
 
 
-def hutchinson_estimator(loss_fn: Callable[[Params], jax.Array], params: Params,
-                         key: jax.Array) -> Params:
+def hutchinson_estimator(
+    loss_fn: Callable[[Params], jax.Array], params: Params, key: jax.Array
+) -> Params:
     r"""Hutchinson's unbiased estimate :math:`z \odot (\nabla^2 f(x)\, z)` of the Hessian diagonal.
 
     :math:`z` has independent Rademacher (:math:`\pm 1`) entries; one
@@ -42,8 +43,10 @@ def hutchinson_estimator(loss_fn: Callable[[Params], jax.Array], params: Params,
     """
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
-    signs = [jax.random.rademacher(k, jnp.shape(x), dtype=jnp.float32).astype(jnp.asarray(x).dtype)
-             for k, x in zip(keys, leaves, strict=True)]
+    signs = [
+        jax.random.rademacher(k, jnp.shape(x), dtype=jnp.float32).astype(jnp.asarray(x).dtype)
+        for k, x in zip(keys, leaves, strict=True)
+    ]
     z = jax.tree.unflatten(treedef, signs)
     hvp = jax.jvp(jax.grad(loss_fn), (params,), (z,))[1]
     return jax.tree.map(lambda h, s: h * s, hvp, z)
@@ -121,8 +124,9 @@ def scale_by_sophia(
             if clip_threshold is not None:
                 out = jnp.clip(out, -sc(clip_threshold), sc(clip_threshold))
             if hd is not None:
-                vc = jnp.where(refresh, _tree.update_moment(_tree.upcast(hd).astype(gc.dtype),
-                                                            vc, b2, 1), vc)
+                vc = jnp.where(
+                    refresh, _tree.update_moment(_tree.upcast(hd).astype(gc.dtype), vc, b2, 1), vc
+                )
             return out.astype(g.dtype), m_new.astype(m.dtype), vc.astype(v.dtype)
 
         rest = (state.mu, state.nu) if hess is None else (state.mu, state.nu, hess)
@@ -212,14 +216,30 @@ def sophia(
     use_decay = _validate.concrete(weight_decay) != 0.0
 
     def build(step, h):
-        txs = [scale_by_sophia(h["b1"], h["b2"], h["eps"], h["gamma"], h.get("clip_threshold"),
-                               h["update_interval"], mu_dtype=mu_dtype, step=step)]
+        txs = [
+            scale_by_sophia(
+                h["b1"],
+                h["b2"],
+                h["eps"],
+                h["gamma"],
+                h.get("clip_threshold"),
+                h["update_interval"],
+                mu_dtype=mu_dtype,
+                step=step,
+            )
+        ]
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"], weight_decay_mask))
         return chain(*txs, scale_by_learning_rate(h["learning_rate"]))
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "b1": b1, "b2": b2, "eps": eps,
-                           "gamma": gamma, "update_interval": update_interval}
+    hps: dict[str, Any] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+        "gamma": gamma,
+        "update_interval": update_interval,
+    }
     if clip_threshold is not None:
         hps["clip_threshold"] = clip_threshold
     if use_decay:

@@ -83,8 +83,9 @@ def scale_by_sparse_adam(
     def init_fn(params):
         _tree.reject_complex("sparse_adam", params, " (torch's SparseAdam neither)")
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleBySparseAdamState(count, _tree.zeros_like(params, mu_dtype),
-                                      _tree.zeros_like(params, nu_dtype))
+        return ScaleBySparseAdamState(
+            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -102,9 +103,11 @@ def scale_by_sparse_adam(
             denom = jnp.sqrt(v_new) + _tree.scalar_like(eps, gc)
             u = (m_new / denom) * _tree.scalar_like(scalar, gc)
             zero = jnp.zeros_like(gc)
-            return (jnp.where(active, u, zero).astype(g.dtype),
-                    jnp.where(active, m_new, mc).astype(m.dtype),
-                    jnp.where(active, v_new, vc).astype(v.dtype))
+            return (
+                jnp.where(active, u, zero).astype(g.dtype),
+                jnp.where(active, m_new, mc).astype(m.dtype),
+                jnp.where(active, v_new, vc).astype(v.dtype),
+            )
 
         u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
         new_count = None if step is not None else safe_increment(state.count)
@@ -184,8 +187,11 @@ def sparse_adam(
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []
-        txs.append(scale_by_sparse_adam(h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype,
-                                        nu_dtype=nu_dtype, step=step))
+        txs.append(
+            scale_by_sparse_adam(
+                h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+            )
+        )
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 

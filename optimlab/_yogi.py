@@ -67,7 +67,8 @@ def scale_by_yogi(
         _tree.reject_complex("scale_by_yogi", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
         init = _tree.tree_map(
-            lambda p: jnp.full_like(p, _tree.scalar_like(initial_accumulator_value, p)), params)
+            lambda p: jnp.full_like(p, _tree.scalar_like(initial_accumulator_value, p)), params
+        )
         return ScaleByYogiState(count, init, init)
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -77,15 +78,17 @@ def scale_by_yogi(
 
         def one(g, m, v):
             gc = _tree.upcast(g)
-            m_new = (_tree.scalar_like(1 - jnp.asarray(b1), gc) * gc
-                     + _tree.scalar_like(b1, gc) * m.astype(gc.dtype))
+            m_new = _tree.scalar_like(1 - jnp.asarray(b1), gc) * gc + _tree.scalar_like(
+                b1, gc
+            ) * m.astype(gc.dtype)
             vc = v.astype(gc.dtype)
             sq = gc * gc
             v_new = vc - _tree.scalar_like(1 - jnp.asarray(b2), gc) * jnp.sign(vc - sq) * sq
             m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), gc)
             v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
-            direction = m_hat / (jnp.sqrt(v_hat + _tree.scalar_like(eps_root, gc))
-                                 + _tree.scalar_like(eps, gc))
+            direction = m_hat / (
+                jnp.sqrt(v_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
+            )
             return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
         u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
@@ -142,7 +145,9 @@ def yogi(
     _validate.eps(eps)
 
     def build(step, h):
-        return chain(scale_by_yogi(h["b1"], h["b2"], h["eps"], step=step),
-                     scale_by_learning_rate(h["learning_rate"]))
+        return chain(
+            scale_by_yogi(h["b1"], h["b2"], h["eps"], step=step),
+            scale_by_learning_rate(h["learning_rate"]),
+        )
 
     return with_hyperparams(build, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
