@@ -75,8 +75,13 @@ def _manifest_array(manifest: dict) -> np.ndarray:
     return np.frombuffer(json.dumps(manifest, sort_keys=True).encode(), dtype=np.uint8)
 
 
-def save(path: str | os.PathLike, state: Any, *, step: int | None = None,
-         metadata: dict[str, Any] | None = None) -> pathlib.Path:
+def save(
+    path: str | os.PathLike,
+    state: Any,
+    *,
+    step: int | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> pathlib.Path:
     """Saves an optimizer state (any pytree of arrays) atomically.
 
     The file is an ``.npz`` archive holding one entry per leaf and a JSON
@@ -114,8 +119,10 @@ def save(path: str | os.PathLike, state: Any, *, step: int | None = None,
     counts = []
     for i, (kp, leaf) in enumerate(leaves):
         if isinstance(leaf, jax.ShapeDtypeStruct):
-            raise TypeError(f"save: the leaf at {jax.tree_util.keystr(kp)} is abstract "
-                            "(a ShapeDtypeStruct); save concrete arrays.")
+            raise TypeError(
+                f"save: the leaf at {jax.tree_util.keystr(kp)} is abstract "
+                "(a ShapeDtypeStruct); save concrete arrays."
+            )
         key = f"a{i}"
         entry = {"path": jax.tree_util.keystr(kp), "key": key, "shape": list(np.shape(leaf))}
         if _is_prng_key(leaf):  # typed PRNG keys (noisy_sgd...): their raw key data
@@ -131,9 +138,14 @@ def save(path: str | os.PathLike, state: Any, *, step: int | None = None,
             counts.append(int(np.asarray(leaf)))
     if step is None and len(counts) == 1:
         step = counts[0]
-    manifest = {"format": "optimlab-state", "schema_version": SCHEMA_VERSION,
-                "treedef": str(jax.tree.structure(state)), "leaves": entries,
-                "step": step, "metadata": metadata or {}}
+    manifest = {
+        "format": "optimlab-state",
+        "schema_version": SCHEMA_VERSION,
+        "treedef": str(jax.tree.structure(state)),
+        "leaves": entries,
+        "step": step,
+        "metadata": metadata or {},
+    }
     json.dumps(manifest)  # fail early, before touching the file, if metadata is not JSON
     arrays[_MANIFEST] = _manifest_array(manifest)
     path = pathlib.Path(path)
@@ -242,27 +254,37 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
         raw = arrays[e["key"]]
         if "key_impl" in e:
             value = _restore_key(path, where, raw, e, leaf)
-            out.append(value if _sharding_of(leaf) is None
-                       else jax.device_put(value, _sharding_of(leaf)))
+            out.append(
+                value if _sharding_of(leaf) is None else jax.device_put(value, _sharding_of(leaf))
+            )
             continue
         try:
             value = _decode_array(raw, e["dtype"])
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: cannot decode {where} as {e['dtype']}: {err}") from err
         if _is_prng_key(leaf):
-            raise CheckpointError(f"{path}: {where} is a PRNG key in the template but "
-                                  f"{e['dtype']} in the checkpoint.")
-        shape, dtype = tuple(np.shape(leaf)), jnp.dtype(leaf.dtype) if hasattr(
-            leaf, "dtype") else np.asarray(leaf).dtype
+            raise CheckpointError(
+                f"{path}: {where} is a PRNG key in the template but {e['dtype']} in the checkpoint."
+            )
+        shape, dtype = (
+            tuple(np.shape(leaf)),
+            jnp.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.asarray(leaf).dtype,
+        )
         if tuple(value.shape) != tuple(e["shape"]):
-            raise CheckpointError(f"{path}: the array for {where} is damaged: shape "
-                                  f"{value.shape} but the manifest says {tuple(e['shape'])}.")
+            raise CheckpointError(
+                f"{path}: the array for {where} is damaged: shape "
+                f"{value.shape} but the manifest says {tuple(e['shape'])}."
+            )
         if value.shape != shape:
-            raise CheckpointError(f"{path}: {where} has shape {value.shape} in the checkpoint "
-                                  f"but {shape} in the template.")
+            raise CheckpointError(
+                f"{path}: {where} has shape {value.shape} in the checkpoint "
+                f"but {shape} in the template."
+            )
         if jnp.dtype(value.dtype) != dtype:
-            raise CheckpointError(f"{path}: {where} has dtype {value.dtype} in the checkpoint "
-                                  f"but {dtype} in the template.")
+            raise CheckpointError(
+                f"{path}: {where} has dtype {value.dtype} in the checkpoint "
+                f"but {dtype} in the template."
+            )
         sharding = _sharding_of(leaf)
         out.append(jax.device_put(value, sharding) if sharding is not None else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, out)
@@ -271,22 +293,30 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
 def _restore_key(path: Any, where: str, raw: np.ndarray, entry: dict, leaf: Any) -> Any:
     """A typed PRNG key array from its saved key data, checked against the template."""
     if not _is_prng_key(leaf):
-        raise CheckpointError(f"{path}: {where} is a PRNG key ({entry['dtype']}) in the "
-                              f"checkpoint but {getattr(leaf, 'dtype', type(leaf).__name__)} "
-                              "in the template.")
+        raise CheckpointError(
+            f"{path}: {where} is a PRNG key ({entry['dtype']}) in the "
+            f"checkpoint but {getattr(leaf, 'dtype', type(leaf).__name__)} "
+            "in the template."
+        )
     if str(leaf.dtype) != entry["dtype"]:
-        raise CheckpointError(f"{path}: {where} has dtype {entry['dtype']} in the checkpoint "
-                              f"but {leaf.dtype} in the template.")
+        raise CheckpointError(
+            f"{path}: {where} has dtype {entry['dtype']} in the checkpoint "
+            f"but {leaf.dtype} in the template."
+        )
     try:
         value = jax.random.wrap_key_data(raw, impl=entry["key_impl"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot decode the PRNG key at {where}: {err}") from err
     if tuple(value.shape) != tuple(entry["shape"]):
-        raise CheckpointError(f"{path}: the array for {where} is damaged: shape "
-                              f"{value.shape} but the manifest says {tuple(entry['shape'])}.")
+        raise CheckpointError(
+            f"{path}: the array for {where} is damaged: shape "
+            f"{value.shape} but the manifest says {tuple(entry['shape'])}."
+        )
     if value.shape != tuple(np.shape(leaf)):
-        raise CheckpointError(f"{path}: {where} has shape {value.shape} in the checkpoint "
-                              f"but {tuple(np.shape(leaf))} in the template.")
+        raise CheckpointError(
+            f"{path}: {where} has shape {value.shape} in the checkpoint "
+            f"but {tuple(np.shape(leaf))} in the template."
+        )
     return value
 
 
@@ -301,8 +331,12 @@ def _encode_tree(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
             return {"__float__": repr(obj)}
         return obj
     if isinstance(obj, dict):
-        return {"__dict__": [[_encode_key(k, where), _encode_tree(v, arrays, f"{where}[{k!r}]")]
-                             for k, v in obj.items()]}
+        return {
+            "__dict__": [
+                [_encode_key(k, where), _encode_tree(v, arrays, f"{where}[{k!r}]")]
+                for k, v in obj.items()
+            ]
+        }
     if isinstance(obj, tuple):
         return {"__tuple__": [_encode_tree(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
     if isinstance(obj, list):
@@ -314,8 +348,10 @@ def _encode_tree(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         key = f"t{len(arrays)}"
         arrays[key] = raw
         return {"__array__": key, "dtype": name}
-    raise TypeError(f"save_tree: unsupported value of type {type(obj).__name__} at {where}; "
-                    "only arrays, numbers, strings, None, lists, tuples and dicts are stored.")
+    raise TypeError(
+        f"save_tree: unsupported value of type {type(obj).__name__} at {where}; "
+        "only arrays, numbers, strings, None, lists, tuples and dicts are stored."
+    )
 
 
 def _encode_key(k: Any, where: str) -> Any:
@@ -342,8 +378,9 @@ def _decode_tree(obj: Any, arrays: dict[str, np.ndarray], path: Any) -> Any:
     return obj
 
 
-def save_tree(path: str | os.PathLike, tree: Any, *, metadata: dict[str, Any] | None = None
-              ) -> pathlib.Path:
+def save_tree(
+    path: str | os.PathLike, tree: Any, *, metadata: dict[str, Any] | None = None
+) -> pathlib.Path:
     """Saves nested dicts/lists/tuples of arrays, numbers and strings, atomically, without pickle.
 
     Use it for an ``optimlab.optim`` ``state_dict()`` (integer dict keys, tuples
@@ -370,8 +407,12 @@ def save_tree(path: str | os.PathLike, tree: Any, *, metadata: dict[str, Any] | 
     """
     arrays: dict[str, np.ndarray] = {}
     encoded = _encode_tree(tree, arrays, "<root>")
-    manifest = {"format": "optimlab-tree", "schema_version": SCHEMA_VERSION, "tree": encoded,
-                "metadata": metadata or {}}
+    manifest = {
+        "format": "optimlab-tree",
+        "schema_version": SCHEMA_VERSION,
+        "tree": encoded,
+        "metadata": metadata or {},
+    }
     arrays[_MANIFEST] = _manifest_array(manifest)
     path = pathlib.Path(path)
     _atomic_write(path, arrays)

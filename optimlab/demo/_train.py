@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     digits = load_digits()  # 1,797 8x8 images shipped inside scikit-learn
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int32)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=args.seed,
-                                              stratify=y)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=0.25, random_state=args.seed, stratify=y
+    )
     steps_per_epoch = len(x_tr) // args.batch_size
     total = args.epochs * steps_per_epoch
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in bar:
         order = rng.permutation(len(x_tr))
         for i in range(steps_per_epoch):
-            idx = order[i * args.batch_size:(i + 1) * args.batch_size]
+            idx = order[i * args.batch_size : (i + 1) * args.batch_size]
             params, state, loss = train_step(params, state, x_tr[idx], y_tr[idx])
             losses.append(float(loss))
             lrs.append(float(optimlab.hyperparams(state)["learning_rate"]))

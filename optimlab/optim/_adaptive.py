@@ -43,22 +43,48 @@ class Adagrad(Optimizer):
         fused: no effect.
     """
 
-    spec = Spec(alias=adagrad,
-                hyperparams={"lr": "learning_rate", "lr_decay": "lr_decay",
-                             "weight_decay": "weight_decay",
-                             "initial_accumulator_value": "initial_accumulator_value",
-                             "eps": "eps"},
-                flags={"maximize": "maximize"}, zero_terms={"weight_decay": ()},
-                state={"step": STEP, "sum": StateKey(ScaleByAdagradState, "sum_of_squares")})
+    spec = Spec(
+        alias=adagrad,
+        hyperparams={
+            "lr": "learning_rate",
+            "lr_decay": "lr_decay",
+            "weight_decay": "weight_decay",
+            "initial_accumulator_value": "initial_accumulator_value",
+            "eps": "eps",
+        },
+        flags={"maximize": "maximize"},
+        zero_terms={"weight_decay": ()},
+        state={"step": STEP, "sum": StateKey(ScaleByAdagradState, "sum_of_squares")},
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-2, lr_decay: float = 0,
-                 weight_decay: float = 0, initial_accumulator_value: float = 0,
-                 eps: float = 1e-10, foreach: bool | None = None, *, maximize: bool = False,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
-        super().__init__(params, dict(
-            lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value, foreach=foreach,
-            maximize=maximize, differentiable=differentiable, fused=fused))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lr_decay=lr_decay,
+                eps=eps,
+                weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value,
+                foreach=foreach,
+                maximize=maximize,
+                differentiable=differentiable,
+                fused=fused,
+            ),
+        )
 
 
 class Adadelta(Optimizer):
@@ -77,20 +103,49 @@ class Adadelta(Optimizer):
         differentiable: no effect.
     """
 
-    spec = Spec(alias=adadelta,
-                hyperparams={"lr": "learning_rate", "rho": "rho", "eps": "eps",
-                             "weight_decay": "weight_decay"},
-                flags={"maximize": "maximize"}, zero_terms={"weight_decay": ()},
-                state={"step": STEP, "square_avg": StateKey(ScaleByAdadeltaState, "square_avg"),
-                       "acc_delta": StateKey(ScaleByAdadeltaState, "acc_delta")})
+    spec = Spec(
+        alias=adadelta,
+        hyperparams={
+            "lr": "learning_rate",
+            "rho": "rho",
+            "eps": "eps",
+            "weight_decay": "weight_decay",
+        },
+        flags={"maximize": "maximize"},
+        zero_terms={"weight_decay": ()},
+        state={
+            "step": STEP,
+            "square_avg": StateKey(ScaleByAdadeltaState, "square_avg"),
+            "acc_delta": StateKey(ScaleByAdadeltaState, "acc_delta"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0, foreach: bool | None = None, *,
-                 capturable: bool = False, maximize: bool = False,
-                 differentiable: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize,
-            capturable=capturable, foreach=foreach, differentiable=differentiable))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        capturable: bool = False,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                rho=rho,
+                eps=eps,
+                weight_decay=weight_decay,
+                maximize=maximize,
+                capturable=capturable,
+                foreach=foreach,
+                differentiable=differentiable,
+            ),
+        )
 
 
 class RMSprop(Optimizer):
@@ -111,23 +166,54 @@ class RMSprop(Optimizer):
         differentiable: no effect.
     """
 
-    spec = Spec(alias=rmsprop,
-                hyperparams={"lr": "learning_rate", "alpha": "decay", "eps": "eps",
-                             "weight_decay": "weight_decay", "momentum": "momentum"},
-                flags={"centered": "centered", "maximize": "maximize"},
-                zero_terms={"weight_decay": (), "momentum": ()},
-                state={"step": STEP, "square_avg": StateKey(ScaleByRmspropState, "square_avg"),
-                       "momentum_buffer": StateKey(TraceState, "trace"),
-                       "grad_avg": StateKey(ScaleByRmspropState, "grad_avg")})
+    spec = Spec(
+        alias=rmsprop,
+        hyperparams={
+            "lr": "learning_rate",
+            "alpha": "decay",
+            "eps": "eps",
+            "weight_decay": "weight_decay",
+            "momentum": "momentum",
+        },
+        flags={"centered": "centered", "maximize": "maximize"},
+        zero_terms={"weight_decay": (), "momentum": ()},
+        state={
+            "step": STEP,
+            "square_avg": StateKey(ScaleByRmspropState, "square_avg"),
+            "momentum_buffer": StateKey(TraceState, "trace"),
+            "grad_avg": StateKey(ScaleByRmspropState, "grad_avg"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
-                 capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
-                 differentiable: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-            weight_decay=weight_decay, capturable=capturable, foreach=foreach,
-            maximize=maximize, differentiable=differentiable))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                alpha=alpha,
+                eps=eps,
+                centered=centered,
+                weight_decay=weight_decay,
+                capturable=capturable,
+                foreach=foreach,
+                maximize=maximize,
+                differentiable=differentiable,
+            ),
+        )
 
 
 class NAdam(Optimizer):
@@ -148,26 +234,55 @@ class NAdam(Optimizer):
         differentiable: no effect.
     """
 
-    spec = Spec(alias=nadam,
-                hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
-                             "weight_decay": "weight_decay", "momentum_decay": "momentum_decay"},
-                flags={"decoupled_weight_decay": "decoupled_weight_decay",
-                       "maximize": "maximize"},
-                zero_terms={"weight_decay": ()},
-                state={"step": STEP, "mu_product": StateKey(ScaleByNadamState, "mu_product"),
-                       "exp_avg": StateKey(ScaleByNadamState, "mu"),
-                       "exp_avg_sq": StateKey(ScaleByNadamState, "nu")})
+    spec = Spec(
+        alias=nadam,
+        hyperparams={
+            "lr": "learning_rate",
+            "betas": ("b1", "b2"),
+            "eps": "eps",
+            "weight_decay": "weight_decay",
+            "momentum_decay": "momentum_decay",
+        },
+        flags={"decoupled_weight_decay": "decoupled_weight_decay", "maximize": "maximize"},
+        zero_terms={"weight_decay": ()},
+        state={
+            "step": STEP,
+            "mu_product": StateKey(ScaleByNadamState, "mu_product"),
+            "exp_avg": StateKey(ScaleByNadamState, "mu"),
+            "exp_avg_sq": StateKey(ScaleByNadamState, "nu"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
-                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
-                 maximize: bool = False, capturable: bool = False,
-                 differentiable: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-            momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize, foreach=foreach, capturable=capturable,
-            differentiable=differentiable))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                momentum_decay=momentum_decay,
+                decoupled_weight_decay=decoupled_weight_decay,
+                maximize=maximize,
+                foreach=foreach,
+                capturable=capturable,
+                differentiable=differentiable,
+            ),
+        )
 
 
 class RAdam(Optimizer):
@@ -187,23 +302,51 @@ class RAdam(Optimizer):
         differentiable: no effect.
     """
 
-    spec = Spec(alias=radam,
-                hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
-                             "weight_decay": "weight_decay"},
-                flags={"decoupled_weight_decay": "decoupled_weight_decay",
-                       "maximize": "maximize"},
-                zero_terms={"weight_decay": ()},
-                state={"step": STEP, "exp_avg": StateKey(ScaleByRadamState, "mu"),
-                       "exp_avg_sq": StateKey(ScaleByRadamState, "nu")})
+    spec = Spec(
+        alias=radam,
+        hyperparams={
+            "lr": "learning_rate",
+            "betas": ("b1", "b2"),
+            "eps": "eps",
+            "weight_decay": "weight_decay",
+        },
+        flags={"decoupled_weight_decay": "decoupled_weight_decay", "maximize": "maximize"},
+        zero_terms={"weight_decay": ()},
+        state={
+            "step": STEP,
+            "exp_avg": StateKey(ScaleByRadamState, "mu"),
+            "exp_avg_sq": StateKey(ScaleByRadamState, "nu"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0, decoupled_weight_decay: bool = False,
-                 *, foreach: bool | None = None, maximize: bool = False,
-                 capturable: bool = False, differentiable: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize,
-            foreach=foreach, capturable=capturable, decoupled_weight_decay=decoupled_weight_decay,
-            differentiable=differentiable))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                maximize=maximize,
+                foreach=foreach,
+                capturable=capturable,
+                decoupled_weight_decay=decoupled_weight_decay,
+                differentiable=differentiable,
+            ),
+        )
 
 
 class Rprop(Optimizer):
@@ -220,20 +363,45 @@ class Rprop(Optimizer):
         differentiable: no effect.
     """
 
-    spec = Spec(alias=rprop,
-                hyperparams={"lr": "learning_rate", "etas": ("eta_minus", "eta_plus"),
-                             "step_sizes": ("min_step_size", "max_step_size")},
-                flags={"maximize": "maximize"},
-                state={"step": STEP, "prev": StateKey(ScaleByRpropState, "prev"),
-                       "step_size": StateKey(ScaleByRpropState, "step_size")})
+    spec = Spec(
+        alias=rprop,
+        hyperparams={
+            "lr": "learning_rate",
+            "etas": ("eta_minus", "eta_plus"),
+            "step_sizes": ("min_step_size", "max_step_size"),
+        },
+        flags={"maximize": "maximize"},
+        state={
+            "step": STEP,
+            "prev": StateKey(ScaleByRpropState, "prev"),
+            "step_size": StateKey(ScaleByRpropState, "step_size"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
-                 step_sizes: tuple[float, float] = (1e-6, 50), *, capturable: bool = False,
-                 foreach: bool | None = None, maximize: bool = False,
-                 differentiable: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), foreach=foreach,
-            maximize=maximize, differentiable=differentiable, capturable=capturable))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        etas: tuple[float, float] = (0.5, 1.2),
+        step_sizes: tuple[float, float] = (1e-6, 50),
+        *,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                etas=tuple(etas),
+                step_sizes=tuple(step_sizes),
+                foreach=foreach,
+                maximize=maximize,
+                differentiable=differentiable,
+                capturable=capturable,
+            ),
+        )
 
 
 class ASGD(Optimizer):
@@ -252,18 +420,49 @@ class ASGD(Optimizer):
         capturable: no effect.
     """
 
-    spec = Spec(alias=asgd,
-                hyperparams={"lr": "learning_rate", "lambd": "lambd", "alpha": "alpha", "t0": "t0",
-                             "weight_decay": "weight_decay"},
-                flags={"maximize": "maximize"}, zero_terms={"weight_decay": ()},
-                state={"step": STEP, "eta": StateKey(ScaleByAsgdState, "eta"),
-                       "mu": StateKey(ScaleByAsgdState, "mu"),
-                       "ax": StateKey(ScaleByAsgdState, "ax")})
+    spec = Spec(
+        alias=asgd,
+        hyperparams={
+            "lr": "learning_rate",
+            "lambd": "lambd",
+            "alpha": "alpha",
+            "t0": "t0",
+            "weight_decay": "weight_decay",
+        },
+        flags={"maximize": "maximize"},
+        zero_terms={"weight_decay": ()},
+        state={
+            "step": STEP,
+            "eta": StateKey(ScaleByAsgdState, "eta"),
+            "mu": StateKey(ScaleByAsgdState, "mu"),
+            "ax": StateKey(ScaleByAsgdState, "ax"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75,
-                 t0: float = 1e6, weight_decay: float = 0, foreach: bool | None = None,
-                 maximize: bool = False, differentiable: bool = False,
-                 capturable: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, foreach=foreach,
-            maximize=maximize, differentiable=differentiable, capturable=capturable))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        lambd: float = 1e-4,
+        alpha: float = 0.75,
+        t0: float = 1e6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lambd=lambd,
+                alpha=alpha,
+                t0=t0,
+                weight_decay=weight_decay,
+                foreach=foreach,
+                maximize=maximize,
+                differentiable=differentiable,
+                capturable=capturable,
+            ),
+        )

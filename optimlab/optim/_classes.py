@@ -13,20 +13,32 @@ from ._spec import STEP, Spec, StateKey
 __all__ = ["SGD", "Adam", "AdamW"]
 
 
-def _adam_or_adamw(*, decoupled_weight_decay: bool = False, **kwargs: Any) -> GradientTransformation:
+def _adam_or_adamw(
+    *, decoupled_weight_decay: bool = False, **kwargs: Any
+) -> GradientTransformation:
     return (adamw if decoupled_weight_decay else adam)(**kwargs)
 
 
 _ADAM_SPEC = Spec(
     alias=_adam_or_adamw,
-    hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
-                 "weight_decay": "weight_decay"},
-    flags={"amsgrad": "amsgrad", "maximize": "maximize",
-           "decoupled_weight_decay": "decoupled_weight_decay"},
+    hyperparams={
+        "lr": "learning_rate",
+        "betas": ("b1", "b2"),
+        "eps": "eps",
+        "weight_decay": "weight_decay",
+    },
+    flags={
+        "amsgrad": "amsgrad",
+        "maximize": "maximize",
+        "decoupled_weight_decay": "decoupled_weight_decay",
+    },
     zero_terms={"weight_decay": ()},
-    state={"step": STEP, "exp_avg": StateKey(ScaleByAdamState, "mu"),
-           "exp_avg_sq": StateKey(ScaleByAdamState, "nu"),
-           "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max")},
+    state={
+        "step": STEP,
+        "exp_avg": StateKey(ScaleByAdamState, "mu"),
+        "exp_avg_sq": StateKey(ScaleByAdamState, "nu"),
+        "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max"),
+    },
 )
 
 
@@ -62,21 +74,45 @@ class SGD(Optimizer):
 
     spec = Spec(
         alias=sgd,
-        hyperparams={"lr": "learning_rate", "momentum": "momentum", "dampening": "dampening",
-                     "weight_decay": "weight_decay"},
+        hyperparams={
+            "lr": "learning_rate",
+            "momentum": "momentum",
+            "dampening": "dampening",
+            "weight_decay": "weight_decay",
+        },
         flags={"nesterov": "nesterov", "maximize": "maximize"},
         zero_terms={"momentum": ("dampening",), "weight_decay": ()},
         state={"momentum_buffer": StateKey(TraceState, "trace", optional=True)},
     )
 
-    def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
-                 foreach: bool | None = None, differentiable: bool = False,
-                 fused: bool | None = None) -> None:
-        super().__init__(params, dict(
-            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-            nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
-            fused=fused))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+                foreach=foreach,
+                differentiable=differentiable,
+                fused=fused,
+            ),
+        )
 
 
 class Adam(Optimizer):
@@ -113,16 +149,38 @@ class Adam(Optimizer):
 
     spec = _ADAM_SPEC
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
-                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
-                 differentiable: bool = False, fused: bool | None = None,
-                 decoupled_weight_decay: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-            maximize=maximize, foreach=foreach, capturable=capturable,
-            differentiable=differentiable, fused=fused,
-            decoupled_weight_decay=decoupled_weight_decay))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+                foreach=foreach,
+                capturable=capturable,
+                differentiable=differentiable,
+                fused=fused,
+                decoupled_weight_decay=decoupled_weight_decay,
+            ),
+        )
 
 
 class AdamW(Optimizer):
@@ -146,15 +204,43 @@ class AdamW(Optimizer):
         fused: accepted for compatibility; no effect.
     """
 
-    spec = Spec(alias=_ADAM_SPEC.alias, hyperparams=_ADAM_SPEC.hyperparams,
-                flags=_ADAM_SPEC.flags, zero_terms=_ADAM_SPEC.zero_terms,
-                state=_ADAM_SPEC.state, fixed={"decoupled_weight_decay": True})
+    spec = Spec(
+        alias=_ADAM_SPEC.alias,
+        hyperparams=_ADAM_SPEC.hyperparams,
+        flags=_ADAM_SPEC.flags,
+        zero_terms=_ADAM_SPEC.zero_terms,
+        state=_ADAM_SPEC.state,
+        fixed={"decoupled_weight_decay": True},
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False, foreach: bool | None = None, capturable: bool = False,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
-        super().__init__(params, dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-            maximize=maximize, foreach=foreach, capturable=capturable,
-            differentiable=differentiable, fused=fused, decoupled_weight_decay=True))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+                foreach=foreach,
+                capturable=capturable,
+                differentiable=differentiable,
+                fused=fused,
+                decoupled_weight_decay=True,
+            ),
+        )

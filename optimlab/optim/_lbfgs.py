@@ -25,8 +25,19 @@ from ._spec import Spec
 __all__ = ["LBFGS"]
 
 #: torch's per-state keys, in the order torch creates them (``al`` moves, see below).
-_KEYS = ("func_evals", "n_iter", "d", "t", "old_dirs", "old_stps", "ro", "H_diag",
-         "prev_flat_grad", "prev_loss", "al")
+_KEYS = (
+    "func_evals",
+    "n_iter",
+    "d",
+    "t",
+    "old_dirs",
+    "old_stps",
+    "ro",
+    "H_diag",
+    "prev_flat_grad",
+    "prev_loss",
+    "al",
+)
 
 
 def _run(closure, layout, leaves, frozen, state, h, line_search):
@@ -110,31 +121,54 @@ class LBFGS(Optimizer):
         ['H_diag', 'al', 'd']
     """
 
-    spec = Spec(alias=lbfgs,
-                hyperparams={"lr": "learning_rate", "max_iter": "max_iter",
-                             "max_eval": "max_eval", "tolerance_grad": "tolerance_grad",
-                             "tolerance_change": "tolerance_change"},
-                flags={"history_size": "history_size", "line_search_fn": "line_search_fn"},
-                state={}, single_group=True)
+    spec = Spec(
+        alias=lbfgs,
+        hyperparams={
+            "lr": "learning_rate",
+            "max_iter": "max_iter",
+            "max_eval": "max_eval",
+            "tolerance_grad": "tolerance_grad",
+            "tolerance_change": "tolerance_change",
+        },
+        flags={"history_size": "history_size", "line_search_fn": "line_search_fn"},
+        state={},
+        single_group=True,
+    )
 
-    def __init__(self, params: Any, lr: float = 1, max_iter: int = 20,
-                 max_eval: int | None = None, tolerance_grad: float = 1e-7,
-                 tolerance_change: float = 1e-9, history_size: int = 100,
-                 line_search_fn: str | None = None) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1,
+        max_iter: int = 20,
+        max_eval: int | None = None,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+        history_size: int = 100,
+        line_search_fn: str | None = None,
+    ) -> None:
         self._lstate: LBFGSState | None = None
         self._al_first: bool | None = None
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        super().__init__(params, dict(
-            lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
-            tolerance_change=tolerance_change, history_size=history_size,
-            line_search_fn=line_search_fn))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                max_iter=max_iter,
+                max_eval=max_eval,
+                tolerance_grad=tolerance_grad,
+                tolerance_change=tolerance_change,
+                history_size=history_size,
+                line_search_fn=line_search_fn,
+            ),
+        )
 
     # ------------------------------------------------------------------ step
     def _step(self, closure: Any = None) -> Any:
         if not callable(closure):
-            raise TypeError("LBFGS.step needs a closure: step(closure), with "
-                            "closure(params) -> loss")
+            raise TypeError(
+                "LBFGS.step needs a closure: step(closure), with closure(params) -> loss"
+            )
         group = self.param_groups[0]
         self._tx_for(group)  # validates the current options
         history_size = group["history_size"]
@@ -145,14 +179,22 @@ class LBFGS(Optimizer):
         hdt = self._hdtype
         max_eval = group["max_eval"]
         max_eval = group["max_iter"] * 5 // 4 if max_eval is None else max_eval
-        h = {"learning_rate": np.asarray(float(group["lr"]), hdt),
-             "tolerance_grad": np.asarray(float(group["tolerance_grad"]), hdt),
-             "tolerance_change": np.asarray(float(group["tolerance_change"]), hdt),
-             "max_iter": np.asarray(group["max_iter"], np.int32),
-             "max_eval": np.asarray(max_eval, np.int32)}
-        leaves, state, loss = _run_jit(closure, self._layout, self._leaves,
-                                       self._layout.frozen(), self._lstate, h,
-                                       group["line_search_fn"] == "strong_wolfe")
+        h = {
+            "learning_rate": np.asarray(float(group["lr"]), hdt),
+            "tolerance_grad": np.asarray(float(group["tolerance_grad"]), hdt),
+            "tolerance_change": np.asarray(float(group["tolerance_change"]), hdt),
+            "max_iter": np.asarray(group["max_iter"], np.int32),
+            "max_eval": np.asarray(max_eval, np.int32),
+        }
+        leaves, state, loss = _run_jit(
+            closure,
+            self._layout,
+            self._leaves,
+            self._layout.frozen(),
+            self._lstate,
+            h,
+            group["line_search_fn"] == "strong_wolfe",
+        )
         self._leaves = list(leaves)
         self._lstate = state
         if self._al_first is None:
@@ -176,9 +218,16 @@ class LBFGS(Optimizer):
         m = s.ro.shape[0]
         idx = (int(s.history_start) + np.arange(int(s.history_count))) % m
         dirs, stps, ro = (np.asarray(a)[idx] for a in (s.old_dirs, s.old_stps, s.ro))
-        out.update(d=np.array(s.d), t=float(s.t), old_dirs=list(dirs), old_stps=list(stps),
-                   ro=[np.array(r) for r in ro], H_diag=np.array(s.H_diag),
-                   prev_flat_grad=np.array(s.prev_flat_grad), prev_loss=float(s.prev_loss))
+        out.update(
+            d=np.array(s.d),
+            t=float(s.t),
+            old_dirs=list(dirs),
+            old_stps=list(stps),
+            ro=[np.array(r) for r in ro],
+            H_diag=np.array(s.H_diag),
+            prev_flat_grad=np.array(s.prev_flat_grad),
+            prev_loss=float(s.prev_loss),
+        )
         if n_iter >= 2:
             # The last iteration's first loop, on its gradient and history.
             q = -out["prev_flat_grad"]
@@ -191,21 +240,28 @@ class LBFGS(Optimizer):
                 out = {k: out[k] for k in ("func_evals", "n_iter", "al", *_KEYS[2:-1])}
         return out
 
-    def _import(self, entry: Mapping[str, Any], history_size: int, *,
-                keep_newest: bool = False) -> LBFGSState | None:
+    def _import(
+        self, entry: Mapping[str, Any], history_size: int, *, keep_newest: bool = False
+    ) -> LBFGSState | None:
         """An :class:`LBFGSState` from torch's state entry (``ValueError`` if it does not fit)."""
         if not entry:
             return None
         unknown = [k for k in entry if k not in _KEYS]
-        check(not unknown, f"{unknown[0]!r} is not a state key of LBFGS (its keys are "
-                           f"{list(_KEYS)}): is the state dict from another optimizer?"
-              if unknown else "")
+        check(
+            not unknown,
+            f"{unknown[0]!r} is not a state key of LBFGS (its keys are "
+            f"{list(_KEYS)}): is the state dict from another optimizer?"
+            if unknown
+            else "",
+        )
         fresh = _init_state(self._leaves, history_size)
         n, dt = fresh.d.shape[0], fresh.d.dtype
         for key in ("func_evals", "n_iter"):
             check(key in entry, f"the LBFGS state has no {key!r}")
-        s = fresh._replace(func_evals=jnp.asarray(int(_as_float(entry["func_evals"])), jnp.int32),
-                           n_iter=jnp.asarray(int(_as_float(entry["n_iter"])), jnp.int32))
+        s = fresh._replace(
+            func_evals=jnp.asarray(int(_as_float(entry["func_evals"])), jnp.int32),
+            n_iter=jnp.asarray(int(_as_float(entry["n_iter"])), jnp.int32),
+        )
         rest = [k for k in _KEYS[2:-1] if k not in entry]
         if len(rest) == len(_KEYS) - 3:
             return s
@@ -213,34 +269,51 @@ class LBFGS(Optimizer):
 
         def vector(key: str) -> jax.Array:
             arr = _state_dict.to_numpy(entry[key])
-            check(arr.shape == (n,), f"the LBFGS state's {key!r} has shape {arr.shape}, but "
-                                     f"the parameters flatten to ({n},)")
+            check(
+                arr.shape == (n,),
+                f"the LBFGS state's {key!r} has shape {arr.shape}, but "
+                f"the parameters flatten to ({n},)",
+            )
             return jnp.asarray(arr).astype(dt)
 
         pairs = [list(entry[k]) for k in ("old_dirs", "old_stps", "ro")]
-        check(len(pairs[0]) == len(pairs[1]) == len(pairs[2]),
-              "the LBFGS state's old_dirs, old_stps and ro differ in length")
+        check(
+            len(pairs[0]) == len(pairs[1]) == len(pairs[2]),
+            "the LBFGS state's old_dirs, old_stps and ro differ in length",
+        )
         count = len(pairs[0])
         if count > history_size:
-            check(keep_newest, f"the LBFGS state holds {count} curvature pairs, more than "
-                               f"history_size={history_size}")
-            pairs = [p[count - history_size:] for p in pairs]
+            check(
+                keep_newest,
+                f"the LBFGS state holds {count} curvature pairs, more than "
+                f"history_size={history_size}",
+            )
+            pairs = [p[count - history_size :] for p in pairs]
             count = history_size
         dirs, stps = fresh.old_dirs, fresh.old_stps
         ro = np.zeros(history_size, dt)
         for i in range(count):
             for arr, key in ((pairs[0][i], "old_dirs"), (pairs[1][i], "old_stps")):
-                check(_state_dict.to_numpy(arr).shape == (n,),
-                      f"an entry of the LBFGS state's {key!r} does not have shape ({n},)")
+                check(
+                    _state_dict.to_numpy(arr).shape == (n,),
+                    f"an entry of the LBFGS state's {key!r} does not have shape ({n},)",
+                )
             dirs = dirs.at[i].set(jnp.asarray(_state_dict.to_numpy(pairs[0][i])).astype(dt))
             stps = stps.at[i].set(jnp.asarray(_state_dict.to_numpy(pairs[1][i])).astype(dt))
             ro[i] = _as_float(pairs[2][i])
         scalar = lambda key: jnp.asarray(_as_float(entry[key])).astype(dt)  # noqa: E731
-        return s._replace(d=vector("d"), t=scalar("t"), old_dirs=dirs, old_stps=stps,
-                          ro=jnp.asarray(ro), history_start=jnp.zeros((), jnp.int32),
-                          history_count=jnp.asarray(count, jnp.int32), H_diag=scalar("H_diag"),
-                          prev_flat_grad=vector("prev_flat_grad"),
-                          prev_loss=scalar("prev_loss"))
+        return s._replace(
+            d=vector("d"),
+            t=scalar("t"),
+            old_dirs=dirs,
+            old_stps=stps,
+            ro=jnp.asarray(ro),
+            history_start=jnp.zeros((), jnp.int32),
+            history_count=jnp.asarray(count, jnp.int32),
+            H_diag=scalar("H_diag"),
+            prev_flat_grad=vector("prev_flat_grad"),
+            prev_loss=scalar("prev_loss"),
+        )
 
     @property
     def state(self) -> dict[int, dict[str, Any]]:  # type: ignore[override]
@@ -268,8 +341,9 @@ class LBFGS(Optimizer):
                 sd = result
         return sd
 
-    def load_state_dict(self, state_dict: Mapping[str, Any],
-                        strict: bool = True) -> _state_dict.LoadResult | None:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> _state_dict.LoadResult | None:
         """Loads a state dict from :meth:`state_dict` or from a real ``torch.optim.LBFGS``.
 
         Everything is validated before anything changes (torch's messages for the
@@ -287,8 +361,10 @@ class LBFGS(Optimizer):
                 is unchanged.
         """
         if not strict:
-            raise ValueError("LBFGS keeps one global state, not one per parameter: "
-                             "load_state_dict(strict=False) is not supported")
+            raise ValueError(
+                "LBFGS keeps one global state, not one per parameter: "
+                "load_state_dict(strict=False) is not supported"
+            )
         sd = dict(state_dict)
         for hook in list(self._load_pre_hooks.values()):
             result = hook(self, sd)
@@ -301,8 +377,10 @@ class LBFGS(Optimizer):
         saved = dict(sd["state"])
         entry = saved.pop(first, {})
         if saved:
-            raise ValueError(f"the state dict has state for parameter id {next(iter(saved))!r}; "
-                             f"LBFGS keeps its state under the first parameter ({first!r})")
+            raise ValueError(
+                f"the state dict has state for parameter id {next(iter(saved))!r}; "
+                f"LBFGS keeps its state under the first parameter ({first!r})"
+            )
         try:
             state = self._import(entry, groups[0]["history_size"])
         except ValueError as e:
@@ -311,8 +389,13 @@ class LBFGS(Optimizer):
         self._group_keys = [self.spec.key(g) for g in groups]
         self._lstate = state
         keys = list(entry)
-        self._al_first = (keys.index("al") < keys.index("d") if "al" in keys and "d" in keys
-                          else False if "d" in keys else None)
+        self._al_first = (
+            keys.index("al") < keys.index("d")
+            if "al" in keys and "d" in keys
+            else False
+            if "d" in keys
+            else None
+        )
         for hook in list(self._load_post_hooks.values()):
             hook(self)
         return None

@@ -20,14 +20,18 @@ def _check_members(owner: str, schedulers: Sequence[Any], optimizer: Any) -> Non
         if not hasattr(s, "optimizer"):
             raise TypeError(f"{owner} at index {i} should have `optimizer` as its attribute.")
         if isinstance(s, ReduceLROnPlateau):
-            raise ValueError(f"{owner} does not support `ReduceLROnPlateau` scheduler as it "
-                             "requires additional kwargs to be specified when calling `step`, "
-                             f"but got one at index {i} in the given schedulers sequence.")
+            raise ValueError(
+                f"{owner} does not support `ReduceLROnPlateau` scheduler as it "
+                "requires additional kwargs to be specified when calling `step`, "
+                f"but got one at index {i} in the given schedulers sequence."
+            )
         if optimizer is not s.optimizer:
-            raise ValueError(f"{owner} expects all schedulers to belong to the same optimizer, "
-                             f"but got scheduler {type(s).__name__} at index {i} has "
-                             f"{s.optimizer}, which is different from "
-                             f"{type(optimizer).__name__}.")
+            raise ValueError(
+                f"{owner} expects all schedulers to belong to the same optimizer, "
+                f"but got scheduler {type(s).__name__} at index {i} has "
+                f"{s.optimizer}, which is different from "
+                f"{type(optimizer).__name__}."
+            )
 
 
 class _Composite(LRScheduler):
@@ -79,17 +83,24 @@ class SequentialLR(_Composite):
 
     _keys = ("_milestones", "last_epoch", "_last_lr")
 
-    def __init__(self, optimizer: Optimizer, schedulers: list[LRScheduler],
-                 milestones: list[int], last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedulers: list[LRScheduler],
+        milestones: list[int],
+        last_epoch: int = -1,
+    ) -> None:
         name = type(self).__name__
         if len(schedulers) < 1:
             raise ValueError(f"{name} expects at least one scheduler, but got no scheduler.")
         _check_members(name, schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError("Sequential Schedulers expects number of schedulers provided to be "
-                             "one more than the number of milestone points, but got number of "
-                             f"schedulers {len(schedulers)} and the number of milestones to be "
-                             f"equal to {len(milestones)}")
+            raise ValueError(
+                "Sequential Schedulers expects number of schedulers provided to be "
+                "one more than the number of milestone points, but got number of "
+                f"schedulers {len(schedulers)} and the number of milestones to be "
+                f"equal to {len(milestones)}"
+            )
         self._schedulers = schedulers
         self._milestones = milestones
         self.last_epoch = last_epoch + 1
@@ -156,12 +167,14 @@ class ChainedScheduler(_Composite):
 
     _keys = ("_last_lr",)
 
-    def __init__(self, schedulers: Sequence[LRScheduler],
-                 optimizer: Optimizer | None = None) -> None:
+    def __init__(
+        self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None
+    ) -> None:
         name = type(self).__name__
         if len(schedulers) < 1:
-            raise ValueError(f"{name} expects at least one scheduler to be chained, but got no "
-                             "scheduler.")
+            raise ValueError(
+                f"{name} expects at least one scheduler to be chained, but got no scheduler."
+            )
         optimizer = optimizer or schedulers[0].optimizer
         _check_members(name, schedulers, optimizer)
         self._schedulers = list(schedulers)
@@ -207,13 +220,36 @@ class ReduceLROnPlateau(LRScheduler):
         [0.5]
     """
 
-    _keys = ("factor", "default_min_lr", "min_lrs", "patience", "cooldown", "eps", "last_epoch",
-             "_last_lr", "mode_worse", "mode", "threshold", "threshold_mode", "best",
-             "cooldown_counter", "num_bad_epochs")
+    _keys = (
+        "factor",
+        "default_min_lr",
+        "min_lrs",
+        "patience",
+        "cooldown",
+        "eps",
+        "last_epoch",
+        "_last_lr",
+        "mode_worse",
+        "mode",
+        "threshold",
+        "threshold_mode",
+        "best",
+        "cooldown_counter",
+        "num_bad_epochs",
+    )
 
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
-                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
-                 cooldown: int = 0, min_lr: list[float] | float = 0, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: list[float] | float = 0,
+        eps: float = 1e-8,
+    ) -> None:
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
         self.factor = factor
@@ -221,8 +257,9 @@ class ReduceLROnPlateau(LRScheduler):
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got "
-                                 f"{len(min_lr)}")
+                raise ValueError(
+                    f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}"
+                )
             self.default_min_lr = None
             self.min_lrs = list(min_lr)
         else:
@@ -250,10 +287,14 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _is_better(self, a: float, best: float) -> bool:
         if self.mode == "min":
-            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel"
-                        else best - self.threshold)
-        return a > (best * (self.threshold + 1.0) if self.threshold_mode == "rel"
-                    else best + self.threshold)
+            return a < (
+                best * (1.0 - self.threshold)
+                if self.threshold_mode == "rel"
+                else best - self.threshold
+            )
+        return a > (
+            best * (self.threshold + 1.0) if self.threshold_mode == "rel" else best + self.threshold
+        )
 
     def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
         """Takes the epoch's metric (a number or a scalar array) and reduces ``lr`` if it stalled.
@@ -286,11 +327,13 @@ class ReduceLROnPlateau(LRScheduler):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise RuntimeError(f"The number of param groups in the `optimizer` ({len(groups)})"
-                                   " differs from when `ReduceLROnPlateau` was initialized "
-                                   f"({len(self.min_lrs)}), usually due to a new param group "
-                                   "being added to the optimizer. Please modify the `min_lrs` "
-                                   "field to match the length of the `optimizer` param groups.")
+                raise RuntimeError(
+                    f"The number of param groups in the `optimizer` ({len(groups)})"
+                    " differs from when `ReduceLROnPlateau` was initialized "
+                    f"({len(self.min_lrs)}), usually due to a new param group "
+                    "being added to the optimizer. Please modify the `min_lrs` "
+                    "field to match the length of the `optimizer` param groups."
+                )
             self.min_lrs = [self.default_min_lr] * len(groups)
         for i, group in enumerate(groups):
             old = float(group["lr"])

@@ -31,8 +31,9 @@ class CosineAnnealingLR(LRScheduler):
 
     _keys = ("T_max", "eta_min")
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -73,15 +74,22 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     _keys = ("T_0", "T_i", "T_mult", "eta_min", "T_cur")
     _has_closed_form = False
 
-    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
         if T_0 <= 0 or not isinstance(T_0, int):
             raise ValueError(f"Expected positive integer T_0, but got {T_0}")
         if T_mult < 1 or not isinstance(T_mult, int):
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type "
-                             f"{type(eta_min)}")
+            raise ValueError(
+                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}"
+            )
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
@@ -90,8 +98,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _schedule(self, base_lr: float) -> Schedule:
-        return schedules.cosine_annealing_warm_restarts(base_lr, self.T_0, self.T_mult,
-                                                        self.eta_min)
+        return schedules.cosine_annealing_warm_restarts(
+            base_lr, self.T_0, self.T_mult, self.eta_min
+        )
 
     def _value(self, i: int, t: float) -> float:
         del t  # the position is (T_i, T_cur), which step() keeps as torch does
@@ -150,14 +159,21 @@ class _Cycling(LRScheduler):
     def _momentum(self, i: int, t: float) -> float:
         raise NotImplementedError
 
-    def _setup_momentum(self, optimizer: Optimizer, cycle_momentum: bool, base_momentum: Any,
-                        max_momentum: Any, last_epoch: int) -> tuple[list[Any], list[Any]]:
+    def _setup_momentum(
+        self,
+        optimizer: Optimizer,
+        cycle_momentum: bool,
+        base_momentum: Any,
+        max_momentum: Any,
+        last_epoch: int,
+    ) -> tuple[list[Any], list[Any]]:
         self.cycle_momentum = cycle_momentum
         if not cycle_momentum:
             return [], []
         if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-            raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` "
-                             "option enabled")
+            raise ValueError(
+                "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
+            )
         self.use_beta1 = "betas" in optimizer.defaults
         base = per_group("base_momentum", optimizer, base_momentum)
         top = per_group("max_momentum", optimizer, max_momentum)
@@ -211,13 +227,22 @@ class CyclicLR(_Cycling):
         (0.55, 0.85)
     """
 
-    def __init__(self, optimizer: Optimizer, base_lr: float | list[float],
-                 max_lr: float | list[float], step_size_up: int = 2000,
-                 step_size_down: int | None = None, mode: str = "triangular",
-                 gamma: float = 1.0, scale_fn: Callable[[Any], Any] | None = None,
-                 scale_mode: str = "cycle", cycle_momentum: bool = True,
-                 base_momentum: float | list[float] = 0.8,
-                 max_momentum: float | list[float] = 0.9, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        base_lr: float | list[float],
+        max_lr: float | list[float],
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+        scale_fn: Callable[[Any], Any] | None = None,
+        scale_mode: str = "cycle",
+        cycle_momentum: bool = True,
+        base_momentum: float | list[float] = 0.8,
+        max_momentum: float | list[float] = 0.9,
+        last_epoch: int = -1,
+    ) -> None:
         check_optimizer(optimizer)
         self.optimizer = optimizer
         base_lrs = per_group("base_lr", optimizer, base_lr)
@@ -234,16 +259,32 @@ class CyclicLR(_Cycling):
         self.mode = mode
         self.gamma = gamma
         self._scale_fn_custom = scale_fn
-        self.scale_mode = (scale_mode if scale_fn is not None
-                           else "iterations" if mode == "exp_range" else "cycle")
-        self._shape = dict(step_size_up=up, step_size_down=down, mode=mode, gamma=gamma,
-                           scale_fn=scale_fn, scale_mode=self.scale_mode)
+        self.scale_mode = (
+            scale_mode if scale_fn is not None else "iterations" if mode == "exp_range" else "cycle"
+        )
+        self._shape = dict(
+            step_size_up=up,
+            step_size_down=down,
+            mode=mode,
+            gamma=gamma,
+            scale_fn=scale_fn,
+            scale_mode=self.scale_mode,
+        )
         schedules.cyclic(0.0, 1.0, **self._shape)  # validates
         self.base_momentums, self.max_momentums = self._setup_momentum(
-            optimizer, cycle_momentum, base_momentum, max_momentum, last_epoch)
+            optimizer, cycle_momentum, base_momentum, max_momentum, last_epoch
+        )
         extra = ("use_beta1", "base_momentums", "max_momentums") if cycle_momentum else ()
-        self._keys = ("max_lrs", "total_size", "step_ratio", "mode", "gamma", "scale_mode",
-                      "cycle_momentum", *extra)
+        self._keys = (
+            "max_lrs",
+            "total_size",
+            "step_ratio",
+            "mode",
+            "gamma",
+            "scale_mode",
+            "cycle_momentum",
+            *extra,
+        )
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
@@ -259,8 +300,9 @@ class CyclicLR(_Cycling):
     def state_dict(self) -> dict[str, Any]:  # noqa: D102
         sd = super().state_dict()
         fn = self._scale_fn_custom
-        sd["_scale_fn_custom"] = (None if fn is None or isinstance(fn, types.FunctionType)
-                                  else dict(fn.__dict__))
+        sd["_scale_fn_custom"] = (
+            None if fn is None or isinstance(fn, types.FunctionType) else dict(fn.__dict__)
+        )
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102
@@ -298,14 +340,23 @@ class OneCycleLR(_Cycling):
         last_epoch: the index of the last batch.
     """
 
-    def __init__(self, optimizer: Optimizer, max_lr: float | list[float],
-                 total_steps: int | None = None, epochs: int | None = None,
-                 steps_per_epoch: int | None = None, pct_start: float = 0.3,
-                 anneal_strategy: str = "cos", cycle_momentum: bool = True,
-                 base_momentum: float | list[float] = 0.85,
-                 max_momentum: float | list[float] = 0.95, div_factor: float = 25.0,
-                 final_div_factor: float = 1e4, three_phase: bool = False,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr: float | list[float],
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float | list[float] = 0.85,
+        max_momentum: float | list[float] = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
         check_optimizer(optimizer)
         self.optimizer = optimizer
         if total_steps is not None:
@@ -316,8 +367,9 @@ class OneCycleLR(_Cycling):
             if not isinstance(epochs, int) or epochs <= 0:
                 raise ValueError(f"Expected positive integer epochs, but got {epochs}")
             if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError("Expected positive integer steps_per_epoch, but got "
-                                 f"{steps_per_epoch}")
+                raise ValueError(
+                    f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}"
+                )
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
@@ -325,23 +377,32 @@ class OneCycleLR(_Cycling):
         names = [("initial_lr", "max_lr", "max_momentum", "base_momentum")]
         ends = [float(pct_start * n) - 1]
         if three_phase:
-            names += [("max_lr", "initial_lr", "base_momentum", "max_momentum"),
-                      ("initial_lr", "min_lr", "max_momentum", "max_momentum")]
+            names += [
+                ("max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                ("initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
             ends += [float(2 * pct_start * n) - 2, n - 1]
         else:
             names += [("max_lr", "min_lr", "base_momentum", "max_momentum")]
             ends += [n - 1]
         keys = ("start_lr", "end_lr", "start_momentum", "end_momentum")
-        self._schedule_phases = [{"end_step": e, **dict(zip(keys, nm, strict=True))}
-                                 for e, nm in zip(ends, names, strict=True)]
+        self._schedule_phases = [
+            {"end_step": e, **dict(zip(keys, nm, strict=True))}
+            for e, nm in zip(ends, names, strict=True)
+        ]
         if pct_start < 0 or pct_start > 1 or not isinstance(pct_start, float):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError("anneal_strategy must be one of 'cos' or 'linear', instead got "
-                             f"{anneal_strategy}")
+            raise ValueError(
+                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
+            )
         self._anneal_func_type = anneal_strategy
-        self._shape = dict(total_steps=n, pct_start=pct_start, anneal_strategy=anneal_strategy,
-                           three_phase=three_phase)
+        self._shape = dict(
+            total_steps=n,
+            pct_start=pct_start,
+            anneal_strategy=anneal_strategy,
+            three_phase=three_phase,
+        )
         self._divs = dict(div_factor=div_factor, final_div_factor=final_div_factor)
         schedules.one_cycle(1.0, **self._shape, **self._divs)  # validates
         max_lrs = per_group("max_lr", optimizer, max_lr)
@@ -351,14 +412,21 @@ class OneCycleLR(_Cycling):
                 group["max_lr"] = m
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self._setup_momentum(optimizer, cycle_momentum, base_momentum, max_momentum, last_epoch)
-        self._keys = ("total_steps", "_schedule_phases", "_anneal_func_type", "cycle_momentum",
-                      *(("use_beta1",) if cycle_momentum else ()))
+        self._keys = (
+            "total_steps",
+            "_schedule_phases",
+            "_anneal_func_type",
+            "cycle_momentum",
+            *(("use_beta1",) if cycle_momentum else ()),
+        )
         super().__init__(optimizer, last_epoch)
 
     def _check(self, t: float) -> None:
         if t > self.total_steps:
-            raise ValueError(f"Tried to step {t} times. The specified number of total steps is "
-                             f"{self.total_steps}")
+            raise ValueError(
+                f"Tried to step {t} times. The specified number of total steps is "
+                f"{self.total_steps}"
+            )
 
     def _value(self, i: int, t: float) -> float:
         self._check(t)
@@ -370,5 +438,6 @@ class OneCycleLR(_Cycling):
         group = self.optimizer.param_groups[i]
         lo, hi = group["base_momentum"], group["max_momentum"]
         make = lambda: schedules.one_cycle_momentum(  # noqa: E731
-            base_momentum=lo, max_momentum=hi, **self._shape)
+            base_momentum=lo, max_momentum=hi, **self._shape
+        )
         return self._table(("momentum", lo, hi), make)(t)

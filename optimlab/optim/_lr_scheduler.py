@@ -27,17 +27,31 @@ from .._types import Schedule
 from ._optimizer import Optimizer
 
 __all__ = [
-    "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
-    "LinearLR", "ExponentialLR", "PolynomialLR",
+    "LRScheduler",
+    "LambdaLR",
+    "MultiplicativeLR",
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "PolynomialLR",
 ]
 
 EPOCH_DEPRECATION_WARNING = (
     "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated "
     "where possible. Please use `scheduler.step()` to step the scheduler. During the "
     "deprecation, if epoch is different from None, the closed form is used instead of the new "
-    "chainable form, where available.")
-_BASE_KEYS = ("base_lrs", "last_epoch", "_step_count", "_is_initial",
-              "_get_lr_called_within_step", "_last_lr")
+    "chainable form, where available."
+)
+_BASE_KEYS = (
+    "base_lrs",
+    "last_epoch",
+    "_step_count",
+    "_is_initial",
+    "_get_lr_called_within_step",
+    "_last_lr",
+)
 _BLOCK = 256
 
 
@@ -88,9 +102,11 @@ def per_group(name: str, optimizer: Optimizer, value: Any) -> list[Any]:
     """One value per group from a scalar or a list (torch's ``_format_param``)."""
     if isinstance(value, (list, tuple)):
         if len(value) != len(optimizer.param_groups):
-            raise ValueError(f"{name} must have the same length as optimizer.param_groups. "
-                             f"{name} has {len(value)} values, param_groups has "
-                             f"{len(optimizer.param_groups)}.")
+            raise ValueError(
+                f"{name} must have the same length as optimizer.param_groups. "
+                f"{name} has {len(value)} values, param_groups has "
+                f"{len(optimizer.param_groups)}."
+            )
         return list(value)
     return [value] * len(optimizer.param_groups)
 
@@ -99,8 +115,9 @@ def lambdas(optimizer: Optimizer, lr_lambda: Any) -> list[Callable[..., Any]]:
     if not isinstance(lr_lambda, (list, tuple)):
         return [lr_lambda] * len(optimizer.param_groups)
     if len(lr_lambda) != len(optimizer.param_groups):
-        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
-                         f"{len(lr_lambda)}")
+        raise ValueError(
+            f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}"
+        )
     return list(lr_lambda)
 
 
@@ -139,8 +156,10 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
-                                   "when resuming scheduler with last_epoch >= 0.")
+                    raise KeyError(
+                        f"param 'initial_lr' is not specified in param_groups[{i}] "
+                        "when resuming scheduler with last_epoch >= 0."
+                    )
         self.base_lrs: list[float] = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._initial_step()
@@ -187,8 +206,13 @@ class LRScheduler:
         # changes them, the next value is the closed form again.
         t = self.last_epoch
         exact = self._has_closed_form and float(t).is_integer()
-        self._mark = (t, [lr if exact and lr == self._value(i, t) else None
-                          for i, lr in enumerate(self._last_lr)])
+        self._mark = (
+            t,
+            [
+                lr if exact and lr == self._value(i, t) else None
+                for i, lr in enumerate(self._last_lr)
+            ],
+        )
 
     def get_lr(self) -> list[float]:
         """The learning rates for the current ``last_epoch`` (use :meth:`get_last_lr` to read them).
@@ -197,15 +221,24 @@ class LRScheduler:
             One learning rate per parameter group.
         """
         if not getattr(self, "_get_lr_called_within_step", False):
-            warnings.warn("To get the last learning rate computed by the scheduler, please use "
-                          "`get_last_lr()`.", UserWarning, stacklevel=2)
+            warnings.warn(
+                "To get the last learning rate computed by the scheduler, please use "
+                "`get_last_lr()`.",
+                UserWarning,
+                stacklevel=2,
+            )
         t = self.last_epoch
         mark = getattr(self, "_mark", None)
         out = []
         for i, group in enumerate(self.optimizer.param_groups):
             lr = group["lr"]
-            untouched = (not self._is_initial and mark is not None and mark[0] == t - 1
-                         and i < len(mark[1]) and mark[1][i] == lr)
+            untouched = (
+                not self._is_initial
+                and mark is not None
+                and mark[0] == t - 1
+                and i < len(mark[1])
+                and mark[1][i] == lr
+            )
             out.append(self._value(i, t) if untouched else self._chain(i, lr, t))
         return out
 
@@ -281,8 +314,10 @@ class _Lambdas(LRScheduler):
     def state_dict(self) -> dict[str, Any]:  # noqa: D102
         sd = super().state_dict()
         # As torch: only callable objects' attributes are saved, functions are not.
-        sd["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(fn.__dict__)
-                            for fn in self.lr_lambdas]
+        sd["lr_lambdas"] = [
+            None if isinstance(fn, types.FunctionType) else dict(fn.__dict__)
+            for fn in self.lr_lambdas
+        ]
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102
@@ -392,8 +427,9 @@ class StepLR(_Multiplicative):
 
     _keys = ("step_size", "gamma")
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -419,8 +455,13 @@ class MultiStepLR(_Multiplicative):
 
     _keys = ("milestones", "gamma")
 
-    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Iterable[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -446,8 +487,13 @@ class ConstantLR(_Multiplicative):
 
     _keys = ("factor", "total_iters")
 
-    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         if factor > 1.0 or factor < 0:
             raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
         self.factor = factor
@@ -476,11 +522,19 @@ class LinearLR(_Multiplicative):
 
     _keys = ("start_factor", "end_factor", "total_iters")
 
-    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
-                 end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 and "
-                             "less or equal to 1.")
+            raise ValueError(
+                "Starting multiplicative factor expected to be greater than 0 and "
+                "less or equal to 1."
+            )
         if end_factor > 1.0 or end_factor < 0:
             raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
         self.start_factor = start_factor
@@ -537,8 +591,9 @@ class PolynomialLR(_Multiplicative):
 
     _keys = ("total_iters", "power")
 
-    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
-                 last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
+    ) -> None:
         self.total_iters = total_iters
         self.power = power
         super().__init__(optimizer, last_epoch)

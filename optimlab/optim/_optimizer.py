@@ -39,8 +39,9 @@ class RemovableHandle:
         self.remove()
 
 
-def _register(hooks: OrderedDict[int, Callable[..., Any]], hook: Callable[..., Any],
-              prepend: bool = False) -> RemovableHandle:
+def _register(
+    hooks: OrderedDict[int, Callable[..., Any]], hook: Callable[..., Any], prepend: bool = False
+) -> RemovableHandle:
     handle = RemovableHandle(hooks)
     hooks[handle.id] = hook
     if prepend:
@@ -123,8 +124,11 @@ class Optimizer:
             params = list(params)
         if isinstance(params, (list, tuple)) and len(params) == 0:
             raise ValueError("optimizer got an empty parameter list")
-        self._single_tree = not (isinstance(params, (list, tuple)) and isinstance(params[0], dict)
-                                 and "params" in params[0])
+        self._single_tree = not (
+            isinstance(params, (list, tuple))
+            and isinstance(params[0], dict)
+            and "params" in params[0]
+        )
         for group in [{"params": params}] if self._single_tree else params:
             self.add_param_group(group)
         if not self._leaves:
@@ -154,18 +158,23 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
         if self.spec.single_group and self.param_groups:
-            raise ValueError(f"{type(self).__name__} doesn't support per-parameter options "
-                             "(parameter groups)")
+            raise ValueError(
+                f"{type(self).__name__} doesn't support per-parameter options (parameter groups)"
+            )
         layout, leaves = split_params(param_group["params"], len(self._leaves))
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
-                raise ValueError("parameter group didn't specify a value of required "
-                                 f"optimization parameter {name}")
+                raise ValueError(
+                    "parameter group didn't specify a value of required "
+                    f"optimization parameter {name}"
+                )
         for other in self._layouts:
             if layout.named != other.named:
                 txt = "with names" if layout.named else "without names"
-                raise ValueError("all optimizer param groups should be with/without names. "
-                                 f"cannot add param group {txt} to the optimizer")
+                raise ValueError(
+                    "all optimizer param groups should be with/without names. "
+                    f"cannot add param group {txt} to the optimizer"
+                )
         taken = {h for other in self._layouts for h in other.handles}
         if not taken.isdisjoint(layout.handles):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -285,8 +294,10 @@ class Optimizer:
             result = hook(self, args, kwargs)
             if result is not None:
                 if not (isinstance(result, tuple) and len(result) == 2):
-                    raise RuntimeError(f"{hook} must return None or a tuple of "
-                                       f"(new_args, new_kwargs), but got {result}.")
+                    raise RuntimeError(
+                        f"{hook} must return None or a tuple of "
+                        f"(new_args, new_kwargs), but got {result}."
+                    )
                 args, kwargs = result
         out = self._step(*args, **kwargs)
         for hook in list(self._step_post_hooks.values()):
@@ -327,11 +338,17 @@ class Optimizer:
                 self._counts_shared = False
                 for i in group["params"]:
                     if self._states[i] is not None:
-                        entry = {**self._dormant[i],
-                                 **_state_dict.export_state(self.spec, self._full_state(i))}
+                        entry = {
+                            **self._dormant[i],
+                            **_state_dict.export_state(self.spec, self._full_state(i)),
+                        }
                         state, self._dormant[i] = _state_dict.import_state(
-                            self.spec, self._init_state(i, group), entry, f"parameter {i}",
-                            lenient=True)
+                            self.spec,
+                            self._init_state(i, group),
+                            entry,
+                            f"parameter {i}",
+                            lenient=True,
+                        )
                         self._set_state(i, state)
                 self._group_keys[gi] = key
             keys.append(key)
@@ -344,8 +361,10 @@ class Optimizer:
         for i in active:
             g = grads[i]
             if (g.shape if isinstance(g, jax.Array) else jnp.shape(g)) != self._leaves[i].shape:
-                raise ValueError(f"the gradient of parameter {i} ({self._names[i]!r}) has shape "
-                                 f"{jnp.shape(grads[i])}, the parameter {self._leaves[i].shape}")
+                raise ValueError(
+                    f"the gradient of parameter {i} ({self._names[i]!r}) has shape "
+                    f"{jnp.shape(grads[i])}, the parameter {self._leaves[i].shape}"
+                )
         keys = tuple(self._sync_groups())
         zero = None
         for i in active:
@@ -355,8 +374,10 @@ class Optimizer:
                 self._counts[i] = zero
         if not self._counts_shared:
             self._share_counts()
-        feeds = tuple(self._feed(gi, g, k) for gi, (g, k) in enumerate(
-            zip(self.param_groups, keys, strict=True)))
+        feeds = tuple(
+            self._feed(gi, g, k)
+            for gi, (g, k) in enumerate(zip(self.param_groups, keys, strict=True))
+        )
         # Parameters of one group whose states share one step-count array form a
         # bucket: the count is passed once, so the scalar work it drives (bias
         # corrections...) is the same expression for all of them and XLA computes
@@ -373,12 +394,21 @@ class Optimizer:
                 counts.append(count)
             where.append(b)
             shaped.append(structures.setdefault(self._treedefs[i], len(structures)))
-        plan = (tuple(self._group_of[i] for i in active), tuple(where), tuple(shaped),
-                tuple(structures), tuple(self._txs[k][0] for k in keys))
+        plan = (
+            tuple(self._group_of[i] for i in active),
+            tuple(where),
+            tuple(shaped),
+            tuple(structures),
+            tuple(self._txs[k][0] for k in keys),
+        )
         leaves, states, new_counts = _jit_update(
-            plan, [self._leaves[i] for i in active],
+            plan,
+            [self._leaves[i] for i in active],
             [self._states[i] for i in active],
-            [grads[i] for i in active], feeds, counts)
+            [grads[i] for i in active],
+            feeds,
+            counts,
+        )
         for i, p, s, b in zip(active, leaves, states, where, strict=True):
             self._leaves[i] = p
             self._states[i] = s
@@ -452,8 +482,9 @@ class Optimizer:
                 sd = result
         return sd
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True
-                        ) -> _state_dict.LoadResult | None:
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> _state_dict.LoadResult | None:
         """Loads a state dict from :meth:`state_dict` or from a real ``torch.optim`` one.
 
         Everything is validated before anything changes: group count and sizes
@@ -511,8 +542,9 @@ class Optimizer:
         """
         return _register(self._step_post_hooks, hook)
 
-    def register_state_dict_pre_hook(self, hook: Callable[..., Any],
-                                     prepend: bool = False) -> RemovableHandle:
+    def register_state_dict_pre_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
         """Registers ``hook(optimizer)``, run before :meth:`state_dict` builds the dict.
 
         Returns:
@@ -520,8 +552,9 @@ class Optimizer:
         """
         return _register(self._state_dict_pre_hooks, hook, prepend)
 
-    def register_state_dict_post_hook(self, hook: Callable[..., Any],
-                                      prepend: bool = False) -> RemovableHandle:
+    def register_state_dict_post_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
         """Registers ``hook(optimizer, state_dict) -> None | state_dict``, run on the result.
 
         Returns:
@@ -529,8 +562,9 @@ class Optimizer:
         """
         return _register(self._state_dict_post_hooks, hook, prepend)
 
-    def register_load_state_dict_pre_hook(self, hook: Callable[..., Any],
-                                          prepend: bool = False) -> RemovableHandle:
+    def register_load_state_dict_pre_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
         """Registers ``hook(optimizer, state_dict) -> None | state_dict``, run before loading.
 
         The hook gets a shallow copy of the dict given to :meth:`load_state_dict`.
@@ -540,8 +574,9 @@ class Optimizer:
         """
         return _register(self._load_pre_hooks, hook, prepend)
 
-    def register_load_state_dict_post_hook(self, hook: Callable[..., Any],
-                                           prepend: bool = False) -> RemovableHandle:
+    def register_load_state_dict_post_hook(
+        self, hook: Callable[..., Any], prepend: bool = False
+    ) -> RemovableHandle:
         """Registers ``hook(optimizer)``, run after a successful load.
 
         Returns:
@@ -553,8 +588,9 @@ class Optimizer:
         lines = [f"{type(self).__name__} ("]
         for i, g in enumerate(self.param_groups):
             lines.append(f"Parameter Group {i}")
-            lines.extend(f"    {k}: {v}" for k, v in sorted(g.items())
-                         if k not in ("params", "param_names"))
+            lines.extend(
+                f"    {k}: {v}" for k, v in sorted(g.items()) if k not in ("params", "param_names")
+            )
         lines.append(")")
         return "\n".join(lines)
 
@@ -569,8 +605,9 @@ def _update(plan, leaves, states, grads, feeds, counts):
     group_of, bucket_of, shape_of, treedefs, txs = plan
     new_leaves, new_states = [], []
     new_counts: list[Any] = [None] * len(counts)
-    for gi, b, t, p, flat, g in zip(group_of, bucket_of, shape_of, leaves, states, grads,
-                                    strict=True):
+    for gi, b, t, p, flat, g in zip(
+        group_of, bucket_of, shape_of, leaves, states, grads, strict=True
+    ):
         s = jax.tree.unflatten(treedefs[t], flat)
         s = s._replace(hyperparams=dict(feeds[gi]), count=counts[b])
         u, s = txs[gi].update(jnp.asarray(g).astype(p.dtype), s, p)

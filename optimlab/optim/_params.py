@@ -90,18 +90,24 @@ def named_parameters(tree: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _is_named(params: Any) -> bool:
-    return (isinstance(params, (list, tuple)) and len(params) > 0
-            and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params))
+    return (
+        isinstance(params, (list, tuple))
+        and len(params) > 0
+        and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params)
+    )
 
 
 def _check_leaf(leaf: Any) -> jax.Array:
     if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, float)):
         raise TypeError(
-            f"optimizer can only optimize arrays, but one of the params is {type(leaf).__name__}")
+            f"optimizer can only optimize arrays, but one of the params is {type(leaf).__name__}"
+        )
     arr = jnp.asarray(leaf)
     if not jnp.issubdtype(arr.dtype, jnp.inexact):
-        raise TypeError(f"optimizer can only optimize floating-point arrays, but one of the "
-                        f"params has dtype {arr.dtype}")
+        raise TypeError(
+            f"optimizer can only optimize floating-point arrays, but one of the "
+            f"params has dtype {arr.dtype}"
+        )
     return arr
 
 
@@ -137,14 +143,17 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
     if isinstance(params, (set, frozenset)):
         raise TypeError(
             "optimizer parameters need to be organized in ordered collections, but "
-            "the ordering of tensors in sets will change between runs. Please use a list instead.")
+            "the ordering of tensors in sets will change between runs. Please use a list instead."
+        )
     if isinstance(params, Iterator):
         params = list(params)
-    if isinstance(params, list) and any(isinstance(p, tuple) and len(p) == 2
-                                        and isinstance(p[0], str) for p in params):
+    if isinstance(params, list) and any(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params
+    ):
         if not _is_named(params):
             raise ValueError(
-                "all optimizer params should be with/without names. Some param names are missing")
+                "all optimizer params should be with/without names. Some param names are missing"
+            )
     if _is_named(params):
         names = [n for n, _ in params]
         leaves = [_check_leaf(p) for _, p in params]
@@ -153,21 +162,34 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
         sourced = all(isinstance(n, ParamName) for n in names) and len(treedefs) == 1
         source = next(iter(sources.values())) if sourced else None
         positions = [n._pos for n in names] if sourced else []
-        handles = ([("pos", p) for p in positions] if sourced else [("name", str(n)) for n in names])
+        handles = [("pos", p) for p in positions] if sourced else [("name", str(n)) for n in names]
         if len(set(handles)) != len(handles):
             warnings.warn(
                 "optimizer contains a parameter group with duplicate parameters; "
                 "in future, this will cause an error; "
                 "see github.com/pytorch/pytorch/issues/40967 for more information",
-                stacklevel=4)
-        layout = GroupLayout(list(range(start, start + len(leaves))), None,
-                             [str(n) for n in names], True, handles, source, positions)
+                stacklevel=4,
+            )
+        layout = GroupLayout(
+            list(range(start, start + len(leaves))),
+            None,
+            [str(n) for n in names],
+            True,
+            handles,
+            source,
+            positions,
+        )
         return layout, leaves
     pairs, treedef = jax.tree_util.tree_flatten_with_path(params)
     leaves = [_check_leaf(leaf) for _, leaf in pairs]
     handles = [("id", id(leaf)) for _, leaf in pairs]
-    layout = GroupLayout(list(range(start, start + len(leaves))), treedef,
-                         [path_name(p) for p, _ in pairs], False, handles)
+    layout = GroupLayout(
+        list(range(start, start + len(leaves))),
+        treedef,
+        [path_name(p) for p, _ in pairs],
+        False,
+        handles,
+    )
     return layout, leaves
 
 
@@ -183,8 +205,11 @@ class Layout:
 
     def __init__(self, groups: Sequence[GroupLayout], single_tree: bool):
         self.groups = list(groups)
-        if (self.groups and all(g.named and g.source is not None for g in self.groups)
-                and len({g.source.treedef for g in self.groups if g.source is not None}) == 1):
+        if (
+            self.groups
+            and all(g.named and g.source is not None for g in self.groups)
+            and len({g.source.treedef for g in self.groups if g.source is not None}) == 1
+        ):
             self.mode = "source"
             self.source = self.groups[0].source
         elif single_tree and len(self.groups) == 1:
@@ -229,8 +254,9 @@ class Layout:
                 for g, sub in zip(self.groups, tree, strict=True):
                     if g.named:
                         if not isinstance(sub, dict):
-                            raise ValueError("a named group's gradients must be a {name: array} "
-                                             "dict")
+                            raise ValueError(
+                                "a named group's gradients must be a {name: array} dict"
+                            )
                         for name, i in zip(g.names, g.indices, strict=True):
                             out[i] = sub.get(name)
                     else:
@@ -239,7 +265,8 @@ class Layout:
         except (ValueError, TypeError, KeyError) as e:
             raise ValueError(
                 "the gradients' structure differs from the structure of `opt.params` "
-                f"({self.mode} layout): {e}") from None
+                f"({self.mode} layout): {e}"
+            ) from None
         return out
 
 

@@ -116,13 +116,16 @@ class Spec:
         That is: flags, zero terms, static options and the hyperparameters set to
         ``None`` (left out of the alias's state, as Adafactor's ``eps1``).
         """
-        return (tuple(group[k] for k in self.flags),
-                tuple(_is_zero(group[k]) for k in self.zero_terms),
-                tuple(_hashable(group[k]) for k in self.static),
-                tuple(n for n, v in self.kwargs(group).items() if v is None))
+        return (
+            tuple(group[k] for k in self.flags),
+            tuple(_is_zero(group[k]) for k in self.zero_terms),
+            tuple(_hashable(group[k]) for k in self.static),
+            tuple(n for n, v in self.kwargs(group).items() if v is None),
+        )
 
-    def build(self, group: Mapping[str, Any]) -> tuple[Any, tuple[GradientTransformation,
-                                                                   dict[str, Any]]]:
+    def build(
+        self, group: Mapping[str, Any]
+    ) -> tuple[Any, tuple[GradientTransformation, dict[str, Any]]]:
         """Validates a group's options (by building the alias) and returns the compiled form.
 
         Returns ``(key, (tx, names))``: :meth:`key`, the transformation shared by every
@@ -137,28 +140,37 @@ class Spec:
             return key, hit
         probe = tx.init(jnp.zeros((2, 2), jnp.float32))
         if not isinstance(probe, HyperparamsState):
-            raise TypeError(f"{getattr(self.alias, '__name__', self.alias)} does not keep its "
-                            "hyperparameters in a HyperparamsState; it cannot back a class.")
+            raise TypeError(
+                f"{getattr(self.alias, '__name__', self.alias)} does not keep its "
+                "hyperparameters in a HyperparamsState; it cannot back a class."
+            )
         mapped_values = self.kwargs(group)
         mapped = set(mapped_values)
         names = {n: (None if n in mapped else np.asarray(v)) for n, v in probe.hyperparams.items()}
-        absent = {k for z, deps in self.zero_terms.items() if _is_zero(group[z])
-                  for k in (z, *deps)}
+        absent = {
+            k for z, deps in self.zero_terms.items() if _is_zero(group[z]) for k in (z, *deps)
+        }
         for key_, ol in self.hyperparams.items():
             if key_ in self.static or key_ in absent:
                 continue
             for name in ol if isinstance(ol, tuple) else (ol,):
                 if name not in names and mapped_values[name] is not None:
-                    raise TypeError(f"the state of {getattr(self.alias, '__name__', '')} holds no "
-                                    f"{name!r}: list {key_!r} in the spec's static options.")
+                    raise TypeError(
+                        f"the state of {getattr(self.alias, '__name__', '')} holds no "
+                        f"{name!r}: list {key_!r} in the spec's static options."
+                    )
         self._cache[key] = (tx, names)
         return key, (tx, names)
 
-    def feed(self, group: Mapping[str, Any], names: Mapping[str, Any], dtype: Any) -> dict[str, Any]:
+    def feed(
+        self, group: Mapping[str, Any], names: Mapping[str, Any], dtype: Any
+    ) -> dict[str, Any]:
         """The values of the hyperparameters a state holds, as arrays of ``dtype``."""
         kw = self.kwargs(group)
-        return {n: np.asarray(float(kw[n]) if const is None else const, dtype)
-                for n, const in names.items()}
+        return {
+            n: np.asarray(float(kw[n]) if const is None else const, dtype)
+            for n, const in names.items()
+        }
 
 
 def _hashable(value: Any) -> Any:

@@ -53,20 +53,49 @@ class Adamax(Optimizer):
         Array([ 0.9, -0.9], dtype=float32)
     """
 
-    spec = Spec(alias=adamax,
-                hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps",
-                             "weight_decay": "weight_decay"},
-                flags={"maximize": "maximize"}, zero_terms={"weight_decay": ()},
-                state={"step": STEP, "exp_avg": StateKey(ScaleByAdamaxState, "mu"),
-                       "exp_inf": StateKey(ScaleByAdamaxState, "nu")})
+    spec = Spec(
+        alias=adamax,
+        hyperparams={
+            "lr": "learning_rate",
+            "betas": ("b1", "b2"),
+            "eps": "eps",
+            "weight_decay": "weight_decay",
+        },
+        flags={"maximize": "maximize"},
+        zero_terms={"weight_decay": ()},
+        state={
+            "step": STEP,
+            "exp_avg": StateKey(ScaleByAdamaxState, "mu"),
+            "exp_inf": StateKey(ScaleByAdamaxState, "nu"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0, foreach: bool | None = None, *,
-                 maximize: bool = False, differentiable: bool = False,
-                 capturable: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, foreach=foreach,
-            maximize=maximize, differentiable=differentiable, capturable=capturable))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                foreach=foreach,
+                maximize=maximize,
+                differentiable=differentiable,
+                capturable=capturable,
+            ),
+        )
 
 
 class SparseAdam(Optimizer):
@@ -100,21 +129,36 @@ class SparseAdam(Optimizer):
         Array([1. , 0.9, 1. ], dtype=float32)
     """
 
-    spec = Spec(alias=sparse_adam,
-                hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps"},
-                flags={"maximize": "maximize"},
-                state={"step": StateKey(HyperparamsState, "count", dtype=int),
-                       "exp_avg": StateKey(ScaleBySparseAdamState, "mu"),
-                       "exp_avg_sq": StateKey(ScaleBySparseAdamState, "nu")})
+    spec = Spec(
+        alias=sparse_adam,
+        hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps"},
+        flags={"maximize": "maximize"},
+        state={
+            "step": StateKey(HyperparamsState, "count", dtype=int),
+            "exp_avg": StateKey(ScaleBySparseAdamState, "mu"),
+            "exp_avg_sq": StateKey(ScaleBySparseAdamState, "nu"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, maximize: bool = False) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        maximize: bool = False,
+    ) -> None:
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
-        bad = [[gi, j] for gi, g in enumerate(self.param_groups)
-               for j, i in enumerate(g["params"]) if jnp.iscomplexobj(self._leaves[i])]
+        bad = [
+            [gi, j]
+            for gi, g in enumerate(self.param_groups)
+            for j, i in enumerate(g["params"])
+            if jnp.iscomplexobj(self._leaves[i])
+        ]
         if bad:
-            raise ValueError(f"Complex params at indices {bad}: SparseAdam does not support "
-                             "complex parameters")
+            raise ValueError(
+                f"Complex params at indices {bad}: SparseAdam does not support complex parameters"
+            )
 
 
 def _check_eps(eps: Any) -> tuple[Any, Any]:
@@ -153,22 +197,49 @@ class Adafactor(Optimizer):
         Array([ 2.6464, -3.6464], dtype=float32)
     """
 
-    spec = Spec(alias=torch_adafactor,
-                hyperparams={"lr": "learning_rate", "beta2_decay": "beta2_decay",
-                             "eps": ("eps1", "eps2"), "d": "d", "weight_decay": "weight_decay"},
-                flags={"maximize": "maximize"}, zero_terms={"weight_decay": ()},
-                state={"step": STEP,
-                       "row_var": StateKey(ScaleByTorchAdafactorState, "row_var"),
-                       "col_var": StateKey(ScaleByTorchAdafactorState, "col_var"),
-                       "variance": StateKey(ScaleByTorchAdafactorState, "variance")})
+    spec = Spec(
+        alias=torch_adafactor,
+        hyperparams={
+            "lr": "learning_rate",
+            "beta2_decay": "beta2_decay",
+            "eps": ("eps1", "eps2"),
+            "d": "d",
+            "weight_decay": "weight_decay",
+        },
+        flags={"maximize": "maximize"},
+        zero_terms={"weight_decay": ()},
+        state={
+            "step": STEP,
+            "row_var": StateKey(ScaleByTorchAdafactorState, "row_var"),
+            "col_var": StateKey(ScaleByTorchAdafactorState, "col_var"),
+            "variance": StateKey(ScaleByTorchAdafactorState, "variance"),
+        },
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-2, beta2_decay: float = -0.8,
-                 eps: tuple[float | None, float] = (None, 1e-3), d: float = 1.0,
-                 weight_decay: float = 0.0, *, foreach: bool | None = None,
-                 maximize: bool = False) -> None:
-        super().__init__(params, dict(
-            lr=lr, beta2_decay=beta2_decay, eps=_check_eps(eps), d=d, weight_decay=weight_decay,
-            foreach=foreach, maximize=maximize))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-2,
+        beta2_decay: float = -0.8,
+        eps: tuple[float | None, float] = (None, 1e-3),
+        d: float = 1.0,
+        weight_decay: float = 0.0,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                beta2_decay=beta2_decay,
+                eps=_check_eps(eps),
+                d=d,
+                weight_decay=weight_decay,
+                foreach=foreach,
+                maximize=maximize,
+            ),
+        )
 
 
 def _muon(*, ns_a: Any, ns_b: Any, ns_c: Any, **kwargs: Any) -> GradientTransformation:
@@ -209,23 +280,47 @@ class Muon(Optimizer):
                [0.  , 0.89]], dtype=float32)
     """
 
-    spec = Spec(alias=_muon,
-                hyperparams={"lr": "learning_rate", "weight_decay": "weight_decay",
-                             "momentum": "momentum",
-                             "ns_coefficients": ("ns_a", "ns_b", "ns_c"), "eps": "eps",
-                             "ns_steps": "ns_steps"},
-                flags={"nesterov": "nesterov", "adjust_lr_fn": "adjust_lr_fn"},
-                zero_terms={"weight_decay": ()}, static=("ns_steps",),
-                state={"momentum_buffer": StateKey(ScaleByMuonState, "momentum")})
+    spec = Spec(
+        alias=_muon,
+        hyperparams={
+            "lr": "learning_rate",
+            "weight_decay": "weight_decay",
+            "momentum": "momentum",
+            "ns_coefficients": ("ns_a", "ns_b", "ns_c"),
+            "eps": "eps",
+            "ns_steps": "ns_steps",
+        },
+        flags={"nesterov": "nesterov", "adjust_lr_fn": "adjust_lr_fn"},
+        zero_terms={"weight_decay": ()},
+        static=("ns_steps",),
+        state={"momentum_buffer": StateKey(ScaleByMuonState, "momentum")},
+    )
 
-    def __init__(self, params: Any, lr: float = 1e-3, weight_decay: float = 0.1,
-                 momentum: float = 0.95, nesterov: bool = True,
-                 ns_coefficients: tuple[float, float, float] = NS_COEFFS, eps: float = 1e-7,
-                 ns_steps: int = 5, adjust_lr_fn: str | None = None) -> None:
-        super().__init__(params, dict(
-            lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-            ns_coefficients=tuple(ns_coefficients), eps=eps, ns_steps=ns_steps,
-            adjust_lr_fn=adjust_lr_fn))
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = NS_COEFFS,
+        eps: float = 1e-7,
+        ns_steps: int = 5,
+        adjust_lr_fn: str | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                weight_decay=weight_decay,
+                momentum=momentum,
+                nesterov=nesterov,
+                ns_coefficients=tuple(ns_coefficients),
+                eps=eps,
+                ns_steps=ns_steps,
+                adjust_lr_fn=adjust_lr_fn,
+            ),
+        )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Adds a parameter group of 2-D parameters (see :meth:`Optimizer.add_param_group`).
@@ -239,6 +334,8 @@ class Muon(Optimizer):
             _, leaves = split_params(param_group["params"], 0)
             for leaf in leaves:
                 if np.ndim(leaf) != 2:
-                    raise ValueError("Muon only supports 2D parameters whereas we found a "
-                                     f"parameter with size: {tuple(leaf.shape)}")
+                    raise ValueError(
+                        "Muon only supports 2D parameters whereas we found a "
+                        f"parameter with size: {tuple(leaf.shape)}"
+                    )
         super().add_param_group(param_group)

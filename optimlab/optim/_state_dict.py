@@ -85,8 +85,9 @@ def _has_step(spec: Spec) -> bool:
     return any(sk.dtype is not None for sk in spec.state.values())
 
 
-def import_state(spec: Spec, fresh: Any, entry: Mapping[str, Any], where: str, *,
-                 lenient: bool = False) -> tuple[Any, dict[str, Any]]:
+def import_state(
+    spec: Spec, fresh: Any, entry: Mapping[str, Any], where: str, *, lenient: bool = False
+) -> tuple[Any, dict[str, Any]]:
     """A functional state holding torch's per-parameter ``entry``, checked against ``fresh``.
 
     Entries the spec knows but this configuration does not use (a ``momentum_buffer``
@@ -111,15 +112,19 @@ def import_state(spec: Spec, fresh: Any, entry: Mapping[str, Any], where: str, *
     name = getattr(spec.alias, "__name__", "this optimizer")
     unknown = [k for k in entry if k not in spec.state]
     if unknown:
-        raise ValueError(f"{where}: {unknown[0]!r} is not a state key of {name} "
-                         f"(its keys are {list(spec.state)}): is the state dict from "
-                         "another optimizer?")
+        raise ValueError(
+            f"{where}: {unknown[0]!r} is not a state key of {name} "
+            f"(its keys are {list(spec.state)}): is the state dict from "
+            "another optimizer?"
+        )
     used = _used(spec, fresh)
     if entry and not lenient:
         missing = [k for k, sk in used.items() if not sk.optional and k not in entry]
         if missing:
-            raise ValueError(f"{where}: the loaded state has no {missing[0]!r}, which these "
-                             f"options of {name} need")
+            raise ValueError(
+                f"{where}: the loaded state has no {missing[0]!r}, which these "
+                f"options of {name} need"
+            )
     state = fresh
     for key, sk in used.items():
         if key not in entry:
@@ -132,8 +137,10 @@ def import_state(spec: Spec, fresh: Any, entry: Mapping[str, Any], where: str, *
             value = jnp.asarray(arr.reshape(())).astype(current.dtype)
         else:
             if arr.shape != jnp.shape(current):
-                raise ValueError(f"{where}: {key!r} has shape {arr.shape}, but the parameter's "
-                                 f"state needs {jnp.shape(current)}")
+                raise ValueError(
+                    f"{where}: {key!r} has shape {arr.shape}, but the parameter's "
+                    f"state needs {jnp.shape(current)}"
+                )
             if np.iscomplexobj(arr) and not jnp.iscomplexobj(current):
                 raise ValueError(f"{where}: {key!r} is complex, the parameter is real")
             value = jnp.asarray(arr).astype(current.dtype)
@@ -165,10 +172,14 @@ def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:
     for g in saved_groups:
         if not isinstance(g, Mapping) or "params" not in g:
             raise ValueError("each saved parameter group must be a dict with a 'params' list")
-    if any(len(g["params"]) != len(s["params"]) for g, s in zip(opt.param_groups, saved_groups,
-                                                                    strict=True)):
-        raise ValueError("loaded state dict contains a parameter group "
-                         "that doesn't match the size of optimizer's group")
+    if any(
+        len(g["params"]) != len(s["params"])
+        for g, s in zip(opt.param_groups, saved_groups, strict=True)
+    ):
+        raise ValueError(
+            "loaded state dict contains a parameter group "
+            "that doesn't match the size of optimizer's group"
+        )
     name = type(opt).__name__
     out = []
     for gi, (ours, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
@@ -178,7 +189,8 @@ def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:
                 if key in opt.spec.hyperparams or key in opt.spec.static:
                     raise ValueError(
                         f"loaded state dict is not from {name}: its parameter group "
-                        f"{gi} has no {key!r} option")
+                        f"{gi} has no {key!r} option"
+                    )
                 new[key] = ours[key]
         new.update(opt.spec.fixed)
         try:
@@ -203,8 +215,9 @@ def _import(opt: Optimizer, i: int, group: Mapping[str, Any], entry: Any) -> Any
     return (state if entry else None), dormant
 
 
-def plan_load(opt: Optimizer, sd: Mapping[str, Any], strict: bool
-              ) -> tuple[list[dict[str, Any]] | None, dict[int, Any], LoadResult | None]:
+def plan_load(
+    opt: Optimizer, sd: Mapping[str, Any], strict: bool
+) -> tuple[list[dict[str, Any]] | None, dict[int, Any], LoadResult | None]:
     """Validates ``sd`` and returns ``(new groups, {index: (state, dormant)}, report)``.
 
     With ``strict`` the groups and every state are replaced (torch's behaviour, with
@@ -225,8 +238,10 @@ def plan_load(opt: Optimizer, sd: Mapping[str, Any], strict: bool
         states: dict[int, Any] = {}
         for k, entry in saved_state.items():
             if k not in id_map:
-                raise ValueError(f"the state dict has state for parameter id {k!r}, which no "
-                                 "parameter group lists")
+                raise ValueError(
+                    f"the state dict has state for parameter id {k!r}, which no "
+                    "parameter group lists"
+                )
             i, group = id_map[k]
             states[i] = _import(opt, i, group, entry)
         return groups, states, None
@@ -241,15 +256,19 @@ def _plan_by_name(opt: Optimizer, sd: Mapping[str, Any]) -> tuple[dict[int, Any]
     saved_names: dict[Any, str] = {}
     for g in sd["param_groups"]:
         if not isinstance(g, Mapping) or "param_names" not in g:
-            raise ValueError("load_state_dict(strict=False) matches parameters by name, but a "
-                             "loaded parameter group has no 'param_names' (build the optimizer "
-                             "from optim.named_parameters to save them)")
+            raise ValueError(
+                "load_state_dict(strict=False) matches parameters by name, but a "
+                "loaded parameter group has no 'param_names' (build the optimizer "
+                "from optim.named_parameters to save them)"
+            )
         saved_names.update(zip(g["params"], g["param_names"], strict=True))
     ours: dict[str, int] = {}
     for i, n in enumerate(opt._names):
         if n in ours:
-            raise ValueError(f"load_state_dict(strict=False): parameter name {n!r} is not unique "
-                             "in this optimizer")
+            raise ValueError(
+                f"load_state_dict(strict=False): parameter name {n!r} is not unique "
+                "in this optimizer"
+            )
         ours[n] = i
     states, loaded, skipped = {}, [], {}
     for k, entry in sd["state"].items():

@@ -12,14 +12,22 @@ from .. import _tree, schedules
 from ._lr_scheduler import LRScheduler, check_optimizer, per_group
 from ._optimizer import Optimizer
 
-__all__ = ["AveragedModel", "SWALR", "update_bn", "get_ema_multi_avg_fn", "get_swa_multi_avg_fn",
-           "get_ema_avg_fn", "get_swa_avg_fn"]
+__all__ = [
+    "AveragedModel",
+    "SWALR",
+    "update_bn",
+    "get_ema_multi_avg_fn",
+    "get_swa_multi_avg_fn",
+    "get_ema_avg_fn",
+    "get_swa_avg_fn",
+]
 
 
 def _check_decay(decay: float) -> None:
     if decay < 0.0 or decay > 1.0:
-        raise ValueError(f"Invalid decay value {decay} provided. Please provide a value in [0,1] "
-                         "range.")
+        raise ValueError(
+            f"Invalid decay value {decay} provided. Please provide a value in [0,1] range."
+        )
 
 
 def _inexact(x: jax.Array) -> bool:
@@ -49,12 +57,16 @@ def get_ema_multi_avg_fn(decay: float = 0.999) -> Callable[..., list[jax.Array]]
     """
     _check_decay(decay)
 
-    def ema_update(averaged: list[jax.Array], current: list[jax.Array], n_averaged: Any
-                   ) -> list[jax.Array]:
+    def ema_update(
+        averaged: list[jax.Array], current: list[jax.Array], n_averaged: Any
+    ) -> list[jax.Array]:
         del n_averaged
-        return [_tree.lerp(a, c, 1 - decay) if _inexact(a) else
-                (a * decay + c * (1 - decay)).astype(a.dtype)
-                for a, c in zip(averaged, current, strict=True)]
+        return [
+            _tree.lerp(a, c, 1 - decay)
+            if _inexact(a)
+            else (a * decay + c * (1 - decay)).astype(a.dtype)
+            for a, c in zip(averaged, current, strict=True)
+        ]
 
     return ema_update
 
@@ -77,12 +89,15 @@ def get_swa_multi_avg_fn() -> Callable[..., list[jax.Array]]:
         [Array([2.], dtype=float32)]
     """
 
-    def swa_update(averaged: list[jax.Array], current: list[jax.Array], n_averaged: Any
-                   ) -> list[jax.Array]:
+    def swa_update(
+        averaged: list[jax.Array], current: list[jax.Array], n_averaged: Any
+    ) -> list[jax.Array]:
         # torch computes 1 / (n_averaged + 1) on a tensor of its default dtype, float32.
         weight = 1 / (jnp.asarray(n_averaged).astype(jnp.float32) + 1)
-        return [_tree.lerp(a, c, weight) if _inexact(a) else c
-                for a, c in zip(averaged, current, strict=True)]
+        return [
+            _tree.lerp(a, c, weight) if _inexact(a) else c
+            for a, c in zip(averaged, current, strict=True)
+        ]
 
     return swa_update
 
@@ -175,9 +190,13 @@ class AveragedModel:
         (Array([3., 3.], dtype=float32), 3)
     """
 
-    def __init__(self, params: Any, avg_fn: Callable[..., Any] | None = None,
-                 multi_avg_fn: Callable[..., Any] | None = None, use_buffers: bool = False
-                 ) -> None:
+    def __init__(
+        self,
+        params: Any,
+        avg_fn: Callable[..., Any] | None = None,
+        multi_avg_fn: Callable[..., Any] | None = None,
+        use_buffers: bool = False,
+    ) -> None:
         if avg_fn is not None and multi_avg_fn is not None:
             raise AssertionError("Only one of avg_fn and multi_avg_fn should be provided")
         self.params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
@@ -189,13 +208,15 @@ class AveragedModel:
 
     def _average_fn(self, averaged: Any, current: Any, n: jax.Array) -> Any:
         if self.avg_fn is not None:
-            return jax.tree.map(lambda a, c: jnp.asarray(self.avg_fn(a, c, n)).astype(a.dtype),
-                                averaged, current)
+            return jax.tree.map(
+                lambda a, c: jnp.asarray(self.avg_fn(a, c, n)).astype(a.dtype), averaged, current
+            )
         fn = self.multi_avg_fn or get_swa_multi_avg_fn()
         leaves, treedef = jax.tree.flatten(averaged)
         new = fn(leaves, jax.tree.leaves(current), n)
-        return jax.tree.unflatten(treedef, [jnp.asarray(x).astype(a.dtype)
-                                            for x, a in zip(new, leaves, strict=True)])
+        return jax.tree.unflatten(
+            treedef, [jnp.asarray(x).astype(a.dtype) for x, a in zip(new, leaves, strict=True)]
+        )
 
     def update_parameters(self, model: Any) -> None:
         """Averages ``model`` (a tree shaped like :attr:`params`) into :attr:`params`.
@@ -206,15 +227,18 @@ class AveragedModel:
         averaged, _ = _split(self.params, self.use_buffers)
         current, buffers = _split(model, self.use_buffers)
         if int(self.n_averaged) == 0:
-            new = jax.tree.map(lambda a, c: jnp.array(c, copy=True).astype(a.dtype),
-                               averaged, current)
+            new = jax.tree.map(
+                lambda a, c: jnp.array(c, copy=True).astype(a.dtype), averaged, current
+            )
         else:
             new = self._average(averaged, current, self.n_averaged)
         if buffers is None:
             self.params = new
         else:
-            self.params = {**jax.tree.map(lambda x: jnp.array(x, copy=True), buffers),
-                           "params": new}
+            self.params = {
+                **jax.tree.map(lambda x: jnp.array(x, copy=True), buffers),
+                "params": new,
+            }
         self.n_averaged = self.n_averaged + 1
 
 
@@ -250,15 +274,23 @@ class SWALR(LRScheduler):
     _keys = ("_anneal_strategy", "anneal_epochs")
     _has_closed_form = False
 
-    def __init__(self, optimizer: Optimizer, swa_lr: float | list[float], anneal_epochs: int = 10,
-                 anneal_strategy: str = "cos", last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        swa_lr: float | list[float],
+        anneal_epochs: int = 10,
+        anneal_strategy: str = "cos",
+        last_epoch: int = -1,
+    ) -> None:
         check_optimizer(optimizer)
-        for lr, group in zip(per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups,
-                             strict=True):
+        for lr, group in zip(
+            per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups, strict=True
+        ):
             group["swa_lr"] = lr
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError("anneal_strategy must be one of 'cos' or 'linear', instead got "
-                             f"{anneal_strategy}")
+            raise ValueError(
+                f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
+            )
         self._anneal_strategy = anneal_strategy
         if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
             raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
@@ -266,8 +298,12 @@ class SWALR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _alpha(self, step: int) -> float:
-        make = lambda: schedules.swa_anneal(0.0, 1.0, self.anneal_epochs,  # noqa: E731
-                                            self._anneal_strategy)
+        make = lambda: schedules.swa_anneal(
+            0.0,
+            1.0,
+            self.anneal_epochs,  # noqa: E731
+            self._anneal_strategy,
+        )
         return self._table(("alpha", self.anneal_epochs, self._anneal_strategy), make)(step)
 
     def _chain(self, i: int, lr: float, t: float) -> float:
@@ -284,8 +320,12 @@ class SWALR(LRScheduler):
         return swa * alpha + start * (1 - alpha)
 
 
-def update_bn(loader: Iterable[Any], apply_fn: Callable[[Any, Any], Any], variables: Any,
-              momentum: float = 0.99) -> Any:
+def update_bn(
+    loader: Iterable[Any],
+    apply_fn: Callable[[Any, Any], Any],
+    variables: Any,
+    momentum: float = 0.99,
+) -> Any:
     r"""Torch's ``swa_utils.update_bn`` for Flax ``batch_stats``: their average over a loader.
 
     Replaces ``variables["batch_stats"]`` by the cumulative (equal-weight) average,

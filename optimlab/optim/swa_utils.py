@@ -29,5 +29,12 @@ from ._swa_utils import get_swa_avg_fn as get_swa_avg_fn
 from ._swa_utils import get_swa_multi_avg_fn as get_swa_multi_avg_fn
 from ._swa_utils import update_bn as update_bn
 
-__all__ = ["AveragedModel", "update_bn", "SWALR", "get_ema_multi_avg_fn", "get_swa_multi_avg_fn",
-           "get_ema_avg_fn", "get_swa_avg_fn"]
+__all__ = [
+    "AveragedModel",
+    "update_bn",
+    "SWALR",
+    "get_ema_multi_avg_fn",
+    "get_swa_multi_avg_fn",
+    "get_ema_avg_fn",
+    "get_swa_avg_fn",
+]

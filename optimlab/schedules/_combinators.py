@@ -41,8 +41,10 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
     if not fns:
         raise ValueError("Invalid schedules value: [] (must hold at least one schedule)")
     if len(boundaries) != len(fns) - 1:
-        raise ValueError(f"Invalid boundaries value: {list(boundaries)} (expected "
-                         f"{len(fns) - 1} boundaries for {len(fns)} schedules)")
+        raise ValueError(
+            f"Invalid boundaries value: {list(boundaries)} (expected "
+            f"{len(fns) - 1} boundaries for {len(fns)} schedules)"
+        )
     bounds = c.boundaries(boundaries, "boundaries", strict=True)
 
     def schedule(step):
@@ -88,8 +90,10 @@ def sequential(schedules: Sequence[Schedule], milestones: Sequence[int]) -> Sche
     if not fns:
         raise ValueError("Invalid schedules value: [] (must hold at least one schedule)")
     if len(milestones) != len(fns) - 1:
-        raise ValueError(f"Invalid milestones value: {list(milestones)} (expected "
-                         f"{len(fns) - 1} milestones for {len(fns)} schedules)")
+        raise ValueError(
+            f"Invalid milestones value: {list(milestones)} (expected "
+            f"{len(fns) - 1} milestones for {len(fns)} schedules)"
+        )
     return join(fns, milestones)
 
 

@@ -59,21 +59,25 @@ def positive_int(x: Any, name: str, minimum: int = 1) -> int:
     return int(v)
 
 
-def in_range(x: Any, name: str, lo: float, hi: float, *, lo_open: bool = False,
-             hi_open: bool = False) -> None:
+def in_range(
+    x: Any, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> None:
     """Checks a value in a range when it is concrete (traced values are not checked)."""
     _validate.in_range(x, name, lo, hi, lo_open=lo_open, hi_open=hi_open)
 
 
 def choice(x: Any, name: str, options: Sequence[str]) -> None:
-    _validate.check(x in options, f"Invalid {name} value: {x!r} (must be one of "
-                                  f"{', '.join(repr(o) for o in options)})")
+    _validate.check(
+        x in options,
+        f"Invalid {name} value: {x!r} (must be one of {', '.join(repr(o) for o in options)})",
+    )
 
 
 def schedule_fn(fn: Any, name: str) -> Callable[[jax.Array], Any]:
     if not callable(fn):
-        raise TypeError(f"{name} must be a schedule (a callable of the step), got "
-                        f"{type(fn).__name__}.")
+        raise TypeError(
+            f"{name} must be a schedule (a callable of the step), got {type(fn).__name__}."
+        )
     return fn
 
 

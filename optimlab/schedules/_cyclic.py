@@ -12,16 +12,25 @@ from . import _common as c
 from ._optax_set import piecewise_interpolate
 
 __all__ = [
-    "cyclic", "cyclic_momentum", "one_cycle", "one_cycle_momentum", "cosine_onecycle",
+    "cyclic",
+    "cyclic_momentum",
+    "one_cycle",
+    "one_cycle_momentum",
+    "cosine_onecycle",
     "linear_onecycle",
 ]
 
 _MODES = ("triangular", "triangular2", "exp_range")
 
 
-def _cyclic_shape(step_size_up: float, step_size_down: float | None, mode: str, gamma: float,
-                  scale_fn: Callable[[jax.Array], ArrayLike] | None, scale_mode: str
-                  ) -> Callable[[jax.Array], jax.Array]:
+def _cyclic_shape(
+    step_size_up: float,
+    step_size_down: float | None,
+    mode: str,
+    gamma: float,
+    scale_fn: Callable[[jax.Array], ArrayLike] | None,
+    scale_mode: str,
+) -> Callable[[jax.Array], jax.Array]:
     """``step -> height``: the triangle's height in [0, 1] times the amplitude scale."""
     up = c.positive(step_size_up, "step_size_up")
     down = up if step_size_down is None else c.non_negative(step_size_down, "step_size_down")
@@ -55,10 +64,16 @@ def _cyclic_shape(step_size_up: float, step_size_down: float | None, mode: str, 
     return height
 
 
-def cyclic(base_lr: ArrayLike, max_lr: ArrayLike, step_size_up: int = 2000,
-           step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
-           scale_fn: Callable[[jax.Array], ArrayLike] | None = None,
-           scale_mode: str = "cycle") -> Schedule:
+def cyclic(
+    base_lr: ArrayLike,
+    max_lr: ArrayLike,
+    step_size_up: int = 2000,
+    step_size_down: int | None = None,
+    mode: str = "triangular",
+    gamma: float = 1.0,
+    scale_fn: Callable[[jax.Array], ArrayLike] | None = None,
+    scale_mode: str = "cycle",
+) -> Schedule:
     r"""torch's ``CyclicLR``: a triangle wave between ``base_lr`` and ``max_lr``.
 
     With :math:`L = u + d` steps per cycle and :math:`r = u / L`:
@@ -106,11 +121,16 @@ def cyclic(base_lr: ArrayLike, max_lr: ArrayLike, step_size_up: int = 2000,
     return schedule
 
 
-def cyclic_momentum(base_momentum: ArrayLike = 0.8, max_momentum: ArrayLike = 0.9,
-                    step_size_up: int = 2000, step_size_down: int | None = None,
-                    mode: str = "triangular", gamma: float = 1.0,
-                    scale_fn: Callable[[jax.Array], ArrayLike] | None = None,
-                    scale_mode: str = "cycle") -> Schedule:
+def cyclic_momentum(
+    base_momentum: ArrayLike = 0.8,
+    max_momentum: ArrayLike = 0.9,
+    step_size_up: int = 2000,
+    step_size_down: int | None = None,
+    mode: str = "triangular",
+    gamma: float = 1.0,
+    scale_fn: Callable[[jax.Array], ArrayLike] | None = None,
+    scale_mode: str = "cycle",
+) -> Schedule:
     r"""The momentum that torch's ``CyclicLR`` cycles inversely to the learning rate.
 
     .. math:: \mu_t = \mu_m - (\mu_m - \mu_b)\, h\, \sigma
@@ -150,23 +170,32 @@ def cyclic_momentum(base_momentum: ArrayLike = 0.8, max_momentum: ArrayLike = 0.
     return schedule
 
 
-def _phases(total_steps: int, pct_start: float, three_phase: bool
-            ) -> tuple[int, list[float]]:
+def _phases(total_steps: int, pct_start: float, three_phase: bool) -> tuple[int, list[float]]:
     total = c.positive_int(total_steps, "total_steps")
     c.in_range(pct_start, "pct_start", 0.0, 1.0)
     p = float(pct_start)
-    ends = ([p * total - 1, 2 * p * total - 2, total - 1.0] if three_phase
-            else [p * total - 1, total - 1.0])
+    ends = (
+        [p * total - 1, 2 * p * total - 2, total - 1.0]
+        if three_phase
+        else [p * total - 1, total - 1.0]
+    )
     starts = [0.0, *ends[:-1]]
     for s, e in zip(starts, ends, strict=True):
         if s == e:
-            raise ValueError(f"Invalid pct_start value: {pct_start} (a phase of {total} "
-                             "total_steps would have zero length)")
+            raise ValueError(
+                f"Invalid pct_start value: {pct_start} (a phase of {total} "
+                "total_steps would have zero length)"
+            )
     return total, ends
 
 
-def _one_cycle(values: list[tuple[jax.Array, jax.Array]], total: int, ends: list[float],
-               anneal: Callable[..., jax.Array], t: jax.Array) -> jax.Array:
+def _one_cycle(
+    values: list[tuple[jax.Array, jax.Array]],
+    total: int,
+    ends: list[float],
+    anneal: Callable[..., jax.Array],
+    t: jax.Array,
+) -> jax.Array:
     t = jnp.clip(c.as_step(t), 0.0, float(total))
     out = None
     for i in reversed(range(len(ends))):
@@ -178,9 +207,15 @@ def _one_cycle(values: list[tuple[jax.Array, jax.Array]], total: int, ends: list
     return out
 
 
-def one_cycle(max_lr: ArrayLike, total_steps: int, pct_start: float = 0.3,
-              anneal_strategy: str = "cos", div_factor: float = 25.0,
-              final_div_factor: float = 1e4, three_phase: bool = False) -> Schedule:
+def one_cycle(
+    max_lr: ArrayLike,
+    total_steps: int,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    three_phase: bool = False,
+) -> Schedule:
     r"""torch's ``OneCycleLR``: warm up to ``max_lr``, then anneal far below the start.
 
     With :math:`\eta_0 = \eta_m / d` and :math:`\eta_{\min} = \eta_0 / f`, the
@@ -231,16 +266,24 @@ def one_cycle(max_lr: ArrayLike, total_steps: int, pct_start: float = 0.3,
         peak = c.value(max_lr)
         initial = peak / d
         low = initial / f
-        values = ([(initial, peak), (peak, initial), (initial, low)] if three_phase
-                  else [(initial, peak), (peak, low)])
+        values = (
+            [(initial, peak), (peak, initial), (initial, low)]
+            if three_phase
+            else [(initial, peak), (peak, low)]
+        )
         return _one_cycle(values, total, ends, anneal, t)
 
     return schedule
 
 
-def one_cycle_momentum(total_steps: int, pct_start: float = 0.3, anneal_strategy: str = "cos",
-                       base_momentum: ArrayLike = 0.85, max_momentum: ArrayLike = 0.95,
-                       three_phase: bool = False) -> Schedule:
+def one_cycle_momentum(
+    total_steps: int,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    base_momentum: ArrayLike = 0.85,
+    max_momentum: ArrayLike = 0.95,
+    three_phase: bool = False,
+) -> Schedule:
     r"""The momentum that torch's ``OneCycleLR`` anneals inversely to the learning rate.
 
     Same phases and annealing as :func:`one_cycle`, from :math:`\mu_m` down to
@@ -280,8 +323,13 @@ def one_cycle_momentum(total_steps: int, pct_start: float = 0.3, anneal_strategy
     return schedule
 
 
-def cosine_onecycle(transition_steps: int, peak_value: ArrayLike, pct_start: float = 0.3,
-                    div_factor: float = 25.0, final_div_factor: float = 1e4) -> Schedule:
+def cosine_onecycle(
+    transition_steps: int,
+    peak_value: ArrayLike,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> Schedule:
     r"""optax's one-cycle with cosine interpolation (see :func:`one_cycle` for torch's).
 
     A :func:`piecewise_interpolate` ``"cosine"`` schedule from :math:`v_p / d` up to
@@ -312,15 +360,23 @@ def cosine_onecycle(transition_steps: int, peak_value: ArrayLike, pct_start: flo
     d = c.positive(div_factor, "div_factor")
     f = c.positive(final_div_factor, "final_div_factor")
     if not 0 < int(pct_start * steps) < steps:
-        raise ValueError(f"Invalid pct_start value: {pct_start} (int(pct_start * "
-                         f"transition_steps) must lie strictly between 0 and {steps})")
-    return _scaled_interpolate("cosine", peak_value, d,
-                               {int(pct_start * steps): d, steps: 1.0 / (d * f)})
+        raise ValueError(
+            f"Invalid pct_start value: {pct_start} (int(pct_start * "
+            f"transition_steps) must lie strictly between 0 and {steps})"
+        )
+    return _scaled_interpolate(
+        "cosine", peak_value, d, {int(pct_start * steps): d, steps: 1.0 / (d * f)}
+    )
 
 
-def linear_onecycle(transition_steps: int, peak_value: ArrayLike, pct_start: float = 0.3,
-                    pct_final: float = 0.85, div_factor: float = 25.0,
-                    final_div_factor: float = 1e4) -> Schedule:
+def linear_onecycle(
+    transition_steps: int,
+    peak_value: ArrayLike,
+    pct_start: float = 0.3,
+    pct_final: float = 0.85,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> Schedule:
     r"""optax's one-cycle with linear interpolation (see :func:`one_cycle` for torch's).
 
     A :func:`piecewise_interpolate` ``"linear"`` schedule from :math:`v_p / d` up to
@@ -354,13 +410,16 @@ def linear_onecycle(transition_steps: int, peak_value: ArrayLike, pct_start: flo
     f = c.positive(final_div_factor, "final_div_factor")
     a, b = int(pct_start * steps), int(pct_final * steps)
     if not 0 < a < b < steps:
-        raise ValueError(f"Invalid pct_final value: {pct_final} (need 0 < int(pct_start * T) "
-                         f"< int(pct_final * T) < T, got {a}, {b}, {steps})")
+        raise ValueError(
+            f"Invalid pct_final value: {pct_final} (need 0 < int(pct_start * T) "
+            f"< int(pct_final * T) < T, got {a}, {b}, {steps})"
+        )
     return _scaled_interpolate("linear", peak_value, d, {a: d, b: 1.0 / d, steps: 1.0 / f})
 
 
-def _scaled_interpolate(kind: str, peak_value: ArrayLike, div: float,
-                        scales: dict[int, float]) -> Schedule:
+def _scaled_interpolate(
+    kind: str, peak_value: ArrayLike, div: float, scales: dict[int, float]
+) -> Schedule:
     def start(step):
         del step
         return c.value(peak_value) / div

@@ -20,9 +20,17 @@ from . import _common as c
 from ._combinators import join
 
 __all__ = [
-    "constant", "polynomial", "linear", "exponential_decay", "cosine_decay",
-    "piecewise_constant", "piecewise_interpolate", "warmup_constant",
-    "warmup_cosine_decay", "warmup_exponential_decay", "sgdr",
+    "constant",
+    "polynomial",
+    "linear",
+    "exponential_decay",
+    "cosine_decay",
+    "piecewise_constant",
+    "piecewise_interpolate",
+    "warmup_constant",
+    "warmup_cosine_decay",
+    "warmup_exponential_decay",
+    "sgdr",
 ]
 
 
@@ -48,8 +56,13 @@ def constant(value: ArrayLike) -> Schedule:
     return schedule
 
 
-def polynomial(init_value: ArrayLike, end_value: ArrayLike, power: ArrayLike,
-               transition_steps: int, transition_begin: int = 0) -> Schedule:
+def polynomial(
+    init_value: ArrayLike,
+    end_value: ArrayLike,
+    power: ArrayLike,
+    transition_steps: int,
+    transition_begin: int = 0,
+) -> Schedule:
     r"""Polynomial interpolation from ``init_value`` to ``end_value``.
 
     .. math::
@@ -91,8 +104,9 @@ def polynomial(init_value: ArrayLike, end_value: ArrayLike, power: ArrayLike,
     return schedule
 
 
-def linear(init_value: ArrayLike, end_value: ArrayLike, transition_steps: int,
-           transition_begin: int = 0) -> Schedule:
+def linear(
+    init_value: ArrayLike, end_value: ArrayLike, transition_steps: int, transition_begin: int = 0
+) -> Schedule:
     """Linear interpolation: :func:`polynomial` with ``power=1``.
 
     Args:
@@ -113,9 +127,14 @@ def linear(init_value: ArrayLike, end_value: ArrayLike, transition_steps: int,
     return polynomial(init_value, end_value, 1, transition_steps, transition_begin)
 
 
-def exponential_decay(init_value: ArrayLike, transition_steps: int, decay_rate: ArrayLike,
-                      transition_begin: int = 0, staircase: bool = False,
-                      end_value: ArrayLike | None = None) -> Schedule:
+def exponential_decay(
+    init_value: ArrayLike,
+    transition_steps: int,
+    decay_rate: ArrayLike,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: ArrayLike | None = None,
+) -> Schedule:
     r"""Exponential decay, optionally staircased and clipped at ``end_value``.
 
     .. math::
@@ -165,8 +184,9 @@ def exponential_decay(init_value: ArrayLike, transition_steps: int, decay_rate: 
     return schedule
 
 
-def cosine_decay(init_value: ArrayLike, decay_steps: int, alpha: ArrayLike = 0.0,
-                 exponent: ArrayLike = 1.0) -> Schedule:
+def cosine_decay(
+    init_value: ArrayLike, decay_steps: int, alpha: ArrayLike = 0.0, exponent: ArrayLike = 1.0
+) -> Schedule:
     r"""Cosine decay from ``init_value`` to ``alpha * init_value``, then constant.
 
     .. math::
@@ -204,8 +224,9 @@ def cosine_decay(init_value: ArrayLike, decay_steps: int, alpha: ArrayLike = 0.0
     return schedule
 
 
-def _sorted_scales(boundaries_and_scales: Mapping[int, float] | None, who: str
-                   ) -> tuple[list[float], list[float]]:
+def _sorted_scales(
+    boundaries_and_scales: Mapping[int, float] | None, who: str
+) -> tuple[list[float], list[float]]:
     if not boundaries_and_scales:
         return [], []
     items = sorted(boundaries_and_scales.items())
@@ -213,13 +234,16 @@ def _sorted_scales(boundaries_and_scales: Mapping[int, float] | None, who: str
     scales = [c.number(s, "boundaries_and_scales") for _, s in items]
     for s in scales:
         if not s >= 0:
-            raise ValueError(f"Invalid boundaries_and_scales value: {dict(items)} ({who} "
-                             "expects non-negative scale factors)")
+            raise ValueError(
+                f"Invalid boundaries_and_scales value: {dict(items)} ({who} "
+                "expects non-negative scale factors)"
+            )
     return bounds, scales
 
 
-def piecewise_constant(init_value: ArrayLike,
-                       boundaries_and_scales: Mapping[int, float] | None = None) -> Schedule:
+def piecewise_constant(
+    init_value: ArrayLike, boundaries_and_scales: Mapping[int, float] | None = None
+) -> Schedule:
     r"""Piecewise constant: multiplied by each scale once its boundary is reached.
 
     .. math:: v_t = v_0 \prod_{i:\ b_i \le t} s_i
@@ -249,9 +273,11 @@ def piecewise_constant(init_value: ArrayLike,
     return schedule
 
 
-def piecewise_interpolate(interpolate_type: str, init_value: ArrayLike,
-                          boundaries_and_scales: Mapping[int, float] | None = None
-                          ) -> Schedule:
+def piecewise_interpolate(
+    interpolate_type: str,
+    init_value: ArrayLike,
+    boundaries_and_scales: Mapping[int, float] | None = None,
+) -> Schedule:
     r"""Interpolates (linearly or by a half cosine) between scaled values at boundaries.
 
     With :math:`b_0 = 0`, :math:`v_{(0)} = v_0` and :math:`v_{(i)} = v_{(i-1)} s_i`,
@@ -300,8 +326,7 @@ def piecewise_interpolate(interpolate_type: str, init_value: ArrayLike,
     return schedule
 
 
-def warmup_constant(init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: int
-                    ) -> Schedule:
+def warmup_constant(init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: int) -> Schedule:
     """Linear warmup from ``init_value`` to ``peak_value``, then constant (:func:`linear`).
 
     Args:
@@ -321,9 +346,14 @@ def warmup_constant(init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: 
     return linear(init_value, peak_value, warmup_steps)
 
 
-def warmup_cosine_decay(init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: int,
-                        decay_steps: int, end_value: ArrayLike = 0.0,
-                        exponent: ArrayLike = 1.0) -> Schedule:
+def warmup_cosine_decay(
+    init_value: ArrayLike,
+    peak_value: ArrayLike,
+    warmup_steps: int,
+    decay_steps: int,
+    end_value: ArrayLike = 0.0,
+    exponent: ArrayLike = 1.0,
+) -> Schedule:
     r"""Linear warmup to ``peak_value``, then cosine decay to ``end_value``.
 
     With :math:`W` warmup steps and :math:`D` total steps (warmup included):
@@ -360,8 +390,9 @@ def warmup_cosine_decay(init_value: ArrayLike, peak_value: ArrayLike, warmup_ste
     w = c.non_negative(warmup_steps, "warmup_steps")
     d = c.positive(decay_steps, "decay_steps")
     if not d > w:
-        raise ValueError(f"Invalid decay_steps value: {decay_steps} (must be > warmup_steps "
-                         f"= {warmup_steps})")
+        raise ValueError(
+            f"Invalid decay_steps value: {decay_steps} (must be > warmup_steps = {warmup_steps})"
+        )
 
     def alpha(step):
         del step
@@ -375,10 +406,16 @@ def warmup_cosine_decay(init_value: ArrayLike, peak_value: ArrayLike, warmup_ste
     return join([linear(init_value, peak_value, w), decay], [w])
 
 
-def warmup_exponential_decay(init_value: ArrayLike, peak_value: ArrayLike, warmup_steps: int,
-                             transition_steps: int, decay_rate: ArrayLike,
-                             transition_begin: int = 0, staircase: bool = False,
-                             end_value: ArrayLike | None = None) -> Schedule:
+def warmup_exponential_decay(
+    init_value: ArrayLike,
+    peak_value: ArrayLike,
+    warmup_steps: int,
+    transition_steps: int,
+    decay_rate: ArrayLike,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: ArrayLike | None = None,
+) -> Schedule:
     r"""Linear warmup to ``peak_value``, then :func:`exponential_decay` from it.
 
     .. math::
@@ -406,9 +443,15 @@ def warmup_exponential_decay(init_value: ArrayLike, peak_value: ArrayLike, warmu
         [0.0, 0.5, 1.0, 0.5, 0.25]
     """
     w = c.non_negative(warmup_steps, "warmup_steps")
-    return join([linear(init_value, peak_value, w),
-                 exponential_decay(peak_value, transition_steps, decay_rate,
-                                   transition_begin, staircase, end_value)], [w])
+    return join(
+        [
+            linear(init_value, peak_value, w),
+            exponential_decay(
+                peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
+            ),
+        ],
+        [w],
+    )
 
 
 def sgdr(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:

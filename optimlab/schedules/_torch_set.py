@@ -22,9 +22,17 @@ from .._types import ArrayLike, Schedule
 from . import _common as c
 
 __all__ = [
-    "step", "multistep", "constant_factor", "linear_factor", "exponential",
-    "cosine_annealing", "cosine_annealing_warm_restarts", "polynomial_decay",
-    "lambda_factor", "multiplicative", "swa_anneal",
+    "step",
+    "multistep",
+    "constant_factor",
+    "linear_factor",
+    "exponential",
+    "cosine_annealing",
+    "cosine_annealing_warm_restarts",
+    "polynomial_decay",
+    "lambda_factor",
+    "multiplicative",
+    "swa_anneal",
 ]
 
 
@@ -129,8 +137,9 @@ def constant_factor(factor: float = 1.0 / 3, total_iters: int = 5) -> Schedule:
     return schedule
 
 
-def linear_factor(start_factor: float = 1.0 / 3, end_factor: float = 1.0,
-                  total_iters: int = 5) -> Schedule:
+def linear_factor(
+    start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5
+) -> Schedule:
     r"""torch's ``LinearLR`` as a factor: linear from ``start_factor`` to ``end_factor``.
 
     .. math:: f_t = \phi_0 + (\phi_1 - \phi_0)\, \min(t, T) / T
@@ -236,8 +245,9 @@ def cosine_annealing(base_lr: ArrayLike, T_max: int, eta_min: ArrayLike = 0.0) -
     return schedule
 
 
-def cosine_annealing_warm_restarts(base_lr: ArrayLike, T_0: int, T_mult: int = 1,
-                                   eta_min: ArrayLike = 0.0) -> Schedule:
+def cosine_annealing_warm_restarts(
+    base_lr: ArrayLike, T_0: int, T_mult: int = 1, eta_min: ArrayLike = 0.0
+) -> Schedule:
     r"""torch's ``CosineAnnealingWarmRestarts`` (SGDR), fractional epochs included.
 
     Cycle :math:`n` has length :math:`T_i = T_0 T_m^n` and starts at
@@ -369,8 +379,7 @@ def _factors_table(fn: Callable[[Any], Any], n: int) -> np.ndarray:
     return out
 
 
-def multiplicative(lr_lambda: Callable[[Any], ArrayLike], num_steps: int | None = None
-                   ) -> Schedule:
+def multiplicative(lr_lambda: Callable[[Any], ArrayLike], num_steps: int | None = None) -> Schedule:
     r"""torch's ``MultiplicativeLR`` as a factor: the running product of ``lr_lambda``.
 
     .. math:: f_t = \prod_{k=1}^{t} \lambda(k) \qquad (f_t = 1 \text{ for } t \le 0)
@@ -423,8 +432,9 @@ def multiplicative(lr_lambda: Callable[[Any], ArrayLike], num_steps: int | None 
     return schedule
 
 
-def swa_anneal(base_lr: ArrayLike, swa_lr: ArrayLike, anneal_epochs: int = 10,
-               anneal_strategy: str = "cos") -> Schedule:
+def swa_anneal(
+    base_lr: ArrayLike, swa_lr: ArrayLike, anneal_epochs: int = 10, anneal_strategy: str = "cos"
+) -> Schedule:
     r"""torch's ``SWALR``: anneals from ``base_lr`` to ``swa_lr``, then holds it.
 
     With :math:`p = \operatorname{clip}(t / \max(1, A), 0, 1)` (and :math:`t` raised
