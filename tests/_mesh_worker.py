@@ -15,8 +15,9 @@ import tempfile
 import traceback
 import warnings
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=8").strip()
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 warnings.simplefilter("error")
 
@@ -33,8 +34,14 @@ from optimlab import checkpoint  # noqa: E402
 from tests.registry import CASES  # noqa: E402
 
 # Representative cases that also get a compiled init and update on the mesh.
-JIT_CASES = ("adam", "sgd_momentum", "lookahead_adam", "muon", "adafactor_momentum_wd",
-             "partition_two_groups")
+JIT_CASES = (
+    "adam",
+    "sgd_momentum",
+    "lookahead_adam",
+    "muon",
+    "adafactor_momentum_wd",
+    "partition_two_groups",
+)
 
 
 def _mesh(explicit: bool):
@@ -46,8 +53,11 @@ def _sharded_params(mesh):
     # Distinct shapes, so a state leaf with a parameter's shape belongs to that parameter.
     return {
         "a": jax.device_put(jnp.linspace(-1.0, 1.0, 24), NamedSharding(mesh, P("model"))),
-        "b": {"c": jax.device_put(jnp.linspace(-2.0, 2.0, 128).reshape(16, 8),
-                                  NamedSharding(mesh, P("data", "model")))},
+        "b": {
+            "c": jax.device_put(
+                jnp.linspace(-2.0, 2.0, 128).reshape(16, 8), NamedSharding(mesh, P("data", "model"))
+            )
+        },
         "d": jax.device_put(jnp.linspace(0.5, 1.5, 10), NamedSharding(mesh, P())),
     }
 
@@ -69,7 +79,8 @@ def _check_follows(params, state, label):
         if shape in want and shape != ():
             got = leaf.sharding
             assert got.is_equivalent_to(want[shape], len(shape)), (
-                f"{label}: {jax.tree_util.keystr(path)} is {got}, the param is {want[shape]}")
+                f"{label}: {jax.tree_util.keystr(path)} is {got}, the param is {want[shape]}"
+            )
             matched += 1
     return matched
 
@@ -84,8 +95,11 @@ def check_inherit(case):
     # state_shardings: the same placement, computed abstractly, for jit's out_shardings.
     shardings = ol.state_shardings(tx, params, mesh)
     assert jax.tree.structure(shardings) == jax.tree.structure(jax.eval_shape(tx.init, params))
-    abstract = jax.tree.map(lambda s, x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                            shardings, jax.eval_shape(tx.init, params))
+    abstract = jax.tree.map(
+        lambda s, x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        shardings,
+        jax.eval_shape(tx.init, params),
+    )
     if case.id != "lbfgs_single":  # flat history: documented as replicated
         _check_follows(params, abstract, "state_shardings")
     return matched
@@ -137,10 +151,15 @@ def check_auto_jit_without_out_shardings_replicates():
 
 
 def _replicated_params(mesh):
-    return jax.tree.map(lambda p: jax.device_put(p, NamedSharding(mesh, P())),
-                        {"w1": jnp.linspace(-0.5, 0.5, 32).reshape(4, 8),
-                         "b1": jnp.zeros(8), "w2": jnp.linspace(0.3, -0.3, 8).reshape(8, 1),
-                         "b2": jnp.zeros(1)})
+    return jax.tree.map(
+        lambda p: jax.device_put(p, NamedSharding(mesh, P())),
+        {
+            "w1": jnp.linspace(-0.5, 0.5, 32).reshape(4, 8),
+            "b1": jnp.zeros(8),
+            "w2": jnp.linspace(0.3, -0.3, 8).reshape(8, 1),
+            "b2": jnp.zeros(1),
+        },
+    )
 
 
 def _mlp_loss(params, x, y):
@@ -203,8 +222,9 @@ def check_zero1_training_matches_single_device():
     cpu0 = jax.devices()[0]
     p0 = jax.device_put(_replicated_params(mesh), cpu0)
     p0 = jax.tree.map(lambda a: jax.device_put(np.asarray(a), cpu0), p0)
-    ref_p, ref_s, ref_l = _train(tx, p0, tx.init(p0), jax.device_put(x, cpu0),
-                                 jax.device_put(y, cpu0), 5, _make_step(tx))
+    ref_p, ref_s, ref_l = _train(
+        tx, p0, tx.init(p0), jax.device_put(x, cpu0), jax.device_put(y, cpu0), 5, _make_step(tx)
+    )
     # 8 devices: params replicated, batch split over "data", state ZeRO-1 sharded.
     params = _replicated_params(mesh)
     shardings = ol.zero1_state_shardings(tx, params, mesh)
@@ -237,18 +257,26 @@ def check_checkpoint_restore_on_mesh():
     _, state = jax.jit(tx.update, out_shardings=(None, shardings))(grads, state, params)
     path = pathlib.Path(tempfile.mkdtemp()) / "zero1.npz"
     checkpoint.save(path, state)
-    template = jax.tree.map(lambda s, x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                            shardings, jax.eval_shape(tx.init, params))
+    template = jax.tree.map(
+        lambda s, x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        shardings,
+        jax.eval_shape(tx.init, params),
+    )
     restored = checkpoint.restore(path, template)
-    for a, b, s in zip(jax.tree.leaves(restored), jax.tree.leaves(state),
-                       jax.tree.leaves(shardings), strict=True):
+    for a, b, s in zip(
+        jax.tree.leaves(restored), jax.tree.leaves(state), jax.tree.leaves(shardings), strict=True
+    ):
         assert a.sharding == s, (a.sharding, s)
-        np.testing.assert_array_equal(np.asarray(a).view(np.uint8) if a.ndim else np.asarray(a),
-                                      np.asarray(b).view(np.uint8) if b.ndim else np.asarray(b))
+        np.testing.assert_array_equal(
+            np.asarray(a).view(np.uint8) if a.ndim else np.asarray(a),
+            np.asarray(b).view(np.uint8) if b.ndim else np.asarray(b),
+        )
     # A concrete sharded template works the same way.
     restored2 = checkpoint.restore(path, state)
-    assert all(a.sharding == b.sharding for a, b in zip(jax.tree.leaves(restored2),
-                                                        jax.tree.leaves(state), strict=True))
+    assert all(
+        a.sharding == b.sharding
+        for a, b in zip(jax.tree.leaves(restored2), jax.tree.leaves(state), strict=True)
+    )
 
 
 def checks():
@@ -259,7 +287,8 @@ def checks():
     for cid in JIT_CASES:
         out[f"jit/{cid}"] = lambda c=by_id[cid]: check_jit(c, explicit=c.id != "muon")
     out["auto_jit_without_out_shardings_replicates"] = (
-        check_auto_jit_without_out_shardings_replicates)
+        check_auto_jit_without_out_shardings_replicates
+    )
     out["zero1_layout"] = check_zero1_layout
     out["zero1_training_matches_single_device"] = check_zero1_training_matches_single_device
     out["checkpoint_restore_on_mesh"] = check_checkpoint_restore_on_mesh

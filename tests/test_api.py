@@ -13,10 +13,13 @@ def public_names(module):
 
 
 def test_every_public_name_has_a_docstring():
-    missing = [n for n in public_names(optimlab)
-               if not inspect.isbuiltin(getattr(optimlab, n))
-               and not inspect.ismodule(getattr(optimlab, n))
-               and not (getattr(optimlab, n).__doc__ or "").strip()]
+    missing = [
+        n
+        for n in public_names(optimlab)
+        if not inspect.isbuiltin(getattr(optimlab, n))
+        and not inspect.ismodule(getattr(optimlab, n))
+        and not (getattr(optimlab, n).__doc__ or "").strip()
+    ]
     assert not missing, missing
 
 

@@ -17,8 +17,9 @@ def _bitwise_equal(a, b):
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         assert x.dtype == y.dtype and x.shape == y.shape
-        np.testing.assert_array_equal(np.atleast_1d(np.asarray(x)).view(np.uint8),
-                                      np.atleast_1d(np.asarray(y)).view(np.uint8))
+        np.testing.assert_array_equal(
+            np.atleast_1d(np.asarray(x)).view(np.uint8), np.atleast_1d(np.asarray(y)).view(np.uint8)
+        )
 
 
 def _trained(tx, steps=3):
@@ -30,10 +31,14 @@ def _trained(tx, steps=3):
     return params, state
 
 
-@pytest.mark.parametrize("make", [
-    lambda: ol.adam(1e-2, amsgrad=True, mu_dtype=jnp.bfloat16),
-    lambda: ol.chain(ol.clip_by_global_norm(1.0), ol.sgd(0.1, momentum=0.9)),
-], ids=["adam_bf16_moments", "clip_sgd"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ol.adam(1e-2, amsgrad=True, mu_dtype=jnp.bfloat16),
+        lambda: ol.chain(ol.clip_by_global_norm(1.0), ol.sgd(0.1, momentum=0.9)),
+    ],
+    ids=["adam_bf16_moments", "clip_sgd"],
+)
 def test_round_trip_is_bitwise_with_eval_shape_template(tmp_path, make):
     tx = make()
     params, state = _trained(tx)
@@ -44,7 +49,8 @@ def test_round_trip_is_bitwise_with_eval_shape_template(tmp_path, make):
     assert manifest["schema_version"] == 1 and manifest["step"] == 3
     assert manifest["metadata"] == {"run": "a"}
     assert {e["dtype"] for e in manifest["leaves"]} == {
-        str(x.dtype) for x in jax.tree.leaves(state)}
+        str(x.dtype) for x in jax.tree.leaves(state)
+    }
 
 
 def test_save_restore_continue_equals_uninterrupted(tmp_path):
@@ -83,8 +89,11 @@ def test_damaged_files_are_refused(tmp_path, damage):
     params, state = _trained(tx, 1)
     path = checkpoint.save(tmp_path / "ck.npz", state)
     data = path.read_bytes()
-    path.write_bytes({"garbage": os.urandom(len(data)), "truncated": data[: len(data) // 2],
-                      "empty": b""}[damage])
+    path.write_bytes(
+        {"garbage": os.urandom(len(data)), "truncated": data[: len(data) // 2], "empty": b""}[
+            damage
+        ]
+    )
     with pytest.raises(checkpoint.CheckpointError, match="corrupted or truncated"):
         checkpoint.restore(path, tx.init(params))
 
@@ -127,10 +136,21 @@ def test_pickled_payloads_are_never_loaded(tmp_path):
 
 
 def test_tree_round_trip_keeps_int_keys_tuples_and_nonfinite_floats(tmp_path):
-    sd = {"state": {0: {"step": np.float32(3.0), "exp_avg": np.arange(3.0)},
-                    2: {"step": np.float32(1.0)}},
-          "param_groups": [{"lr": float("nan"), "betas": (0.9, 0.999), "params": [0, 2],
-                            "name": None, "foreach": False}]}
+    sd = {
+        "state": {
+            0: {"step": np.float32(3.0), "exp_avg": np.arange(3.0)},
+            2: {"step": np.float32(1.0)},
+        },
+        "param_groups": [
+            {
+                "lr": float("nan"),
+                "betas": (0.9, 0.999),
+                "params": [0, 2],
+                "name": None,
+                "foreach": False,
+            }
+        ],
+    }
     checkpoint.save_tree(tmp_path / "sd.npz", sd)
     back = checkpoint.load_tree(tmp_path / "sd.npz")
     assert set(back["state"]) == {0, 2}
@@ -154,12 +174,24 @@ def test_typed_prng_keys_round_trip(tmp_path):
     restored = checkpoint.restore(path, jax.eval_shape(tx.init, params))
     key = restored.inner_state[0].rng_key
     assert jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
-    np.testing.assert_array_equal(jax.random.key_data(key),
-                                  jax.random.key_data(state.inner_state[0].rng_key))
+    np.testing.assert_array_equal(
+        jax.random.key_data(key), jax.random.key_data(state.inner_state[0].rng_key)
+    )
     g = jax.grad(problems.quadratic_loss)(params)
     _bitwise_equal(tx.update(g, restored, params)[0], tx.update(g, state, params)[0])
-    with pytest.raises(checkpoint.CheckpointError, match=r"is a PRNG key \(key<fry>\) in the "
-                       r"checkpoint but float32 in the template"):
-        checkpoint.restore(path, jax.tree.map(
-            lambda x: jnp.zeros(x.shape, jnp.float32)
-            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x, restored))
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"is a PRNG key \(key<fry>\) in the "
+        r"checkpoint but float32 in the template",
+    ):
+        checkpoint.restore(
+            path,
+            jax.tree.map(
+                lambda x: (
+                    jnp.zeros(x.shape, jnp.float32)
+                    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+                    else x
+                ),
+                restored,
+            ),
+        )

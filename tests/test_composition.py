@@ -13,8 +13,10 @@ from tests import problems
 
 def _grad_seq(params, n, seed=0):
     rng = np.random.default_rng(seed)
-    return [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params)
-            for _ in range(n)]
+    return [
+        jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), p.dtype), params)
+        for _ in range(n)
+    ]
 
 
 def _bits(tree):
@@ -51,7 +53,7 @@ def test_accumulate_equals_inner_on_the_window_mean(mode):
     windows = []
     for w in range(2):
         total = grads[w * k]
-        for g in grads[w * k + 1:(w + 1) * k]:
+        for g in grads[w * k + 1 : (w + 1) * k]:
             total = jax.tree.map(jnp.add, total, g)
         windows.append(jax.tree.map(lambda t: t / k, total) if mode == "mean" else total)
     ref_params, ref_state, _ = _drive(ol.adam(0.1), params, windows)
@@ -125,24 +127,36 @@ def _optax_pair(ours, theirs, params, grads, rtol=1e-6):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-7), a, b)
 
 
-_MAT = {"w": jnp.arange(12.0).reshape(3, 4) / 7 - 0.5, "k": jnp.ones((2, 2, 3, 4)),
-        "b": jnp.array([0.3, -0.2])}
+_MAT = {
+    "w": jnp.arange(12.0).reshape(3, 4) / 7 - 0.5,
+    "k": jnp.ones((2, 2, 3, 4)),
+    "b": jnp.array([0.3, -0.2]),
+}
 
 
-@pytest.mark.parametrize("name", ["block_rms", "agc", "zero_nans", "centralize", "schedule",
-                                  "conditional", "lookahead"])
+@pytest.mark.parametrize(
+    "name", ["block_rms", "agc", "zero_nans", "centralize", "schedule", "conditional", "lookahead"]
+)
 def test_optax_parity(name):
     pairs = {
         "block_rms": (ol.clip_by_block_rms(0.1), optax.clip_by_block_rms(0.1)),
         "agc": (ol.adaptive_grad_clip(0.05), optax.adaptive_grad_clip(0.05)),
-        "zero_nans": (ol.chain(ol.zero_nans(), ol.scale(-0.1)),
-                      optax.chain(optax.zero_nans(), optax.scale(-0.1))),
-        "centralize": (ol.chain(ol.centralize(), ol.scale(-0.1)),
-                       optax.chain(optax.centralize(), optax.scale(-0.1))),
-        "schedule": (ol.scale_by_schedule(lambda t: -0.5 / (1.0 + t.astype(jnp.float32))),
-                     optax.scale_by_schedule(lambda t: -0.5 / (1.0 + t))),
-        "conditional": (ol.conditionally_transform(ol.scale(0.5), lambda t: t % 2 == 0),
-                        optax.conditionally_transform(optax.scale(0.5), lambda t: t % 2 == 0)),
+        "zero_nans": (
+            ol.chain(ol.zero_nans(), ol.scale(-0.1)),
+            optax.chain(optax.zero_nans(), optax.scale(-0.1)),
+        ),
+        "centralize": (
+            ol.chain(ol.centralize(), ol.scale(-0.1)),
+            optax.chain(optax.centralize(), optax.scale(-0.1)),
+        ),
+        "schedule": (
+            ol.scale_by_schedule(lambda t: -0.5 / (1.0 + t.astype(jnp.float32))),
+            optax.scale_by_schedule(lambda t: -0.5 / (1.0 + t)),
+        ),
+        "conditional": (
+            ol.conditionally_transform(ol.scale(0.5), lambda t: t % 2 == 0),
+            optax.conditionally_transform(optax.scale(0.5), lambda t: t % 2 == 0),
+        ),
     }
     grads = _grad_seq(_MAT, 6, seed=3)
     if name == "zero_nans":
@@ -192,8 +206,11 @@ def test_averaging_matches_torch_averaged_model(kind, dtype):
     seq = [rng.normal(size=(1, 1)).astype(dtype) for _ in range(12)]
     torch.set_default_dtype(getattr(torch, dtype))
     try:
-        fn = (torch.optim.swa_utils.get_ema_multi_avg_fn(0.8) if kind == "ema"
-              else torch.optim.swa_utils.get_swa_multi_avg_fn())
+        fn = (
+            torch.optim.swa_utils.get_ema_multi_avg_fn(0.8)
+            if kind == "ema"
+            else torch.optim.swa_utils.get_swa_multi_avg_fn()
+        )
         ref = _torch_average(fn, seq)
     finally:
         torch.set_default_dtype(torch.float32)

@@ -40,7 +40,8 @@ def test_trains_under_jit(case):
     abstract = jax.eval_shape(tx.init, params)
     assert jax.tree.structure(abstract) == jax.tree.structure(state)
     assert [(a.shape, a.dtype) for a in jax.tree.leaves(abstract)] == [
-        (jnp.shape(c), jnp.asarray(c).dtype) for c in jax.tree.leaves(state)]
+        (jnp.shape(c), jnp.asarray(c).dtype) for c in jax.tree.leaves(state)
+    ]
 
     # Updates come back with the gradients' structure and dtypes (traced only).
     grads = jax.grad(problems.quadratic_loss)(params)
@@ -49,8 +50,11 @@ def test_trains_under_jit(case):
     assert _leaf_dtypes(updates) == _leaf_dtypes(grads)
 
     if case.lr_name is not None:  # exactly one int32 step counter
-        counts = [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]
-                  if getattr(path[-1], "name", None) == "count"]
+        counts = [
+            leaf
+            for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]
+            if getattr(path[-1], "name", None) == "count"
+        ]
         assert len(counts) == 1 and counts[0].dtype == jnp.int32
 
     train = problems.make_train(tx, problems.quadratic_loss, case.converge_steps)
@@ -58,7 +62,8 @@ def test_trains_under_jit(case):
     assert final["frozen"] is None
     assert np.all(np.isfinite(np.asarray(losses)))
     assert problems.distance_to_zero(final) < case.quadratic_tol, (
-        f"{case.id}: distance {problems.distance_to_zero(final)}")
+        f"{case.id}: distance {problems.distance_to_zero(final)}"
+    )
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
     assert _leaf_dtypes(new_state) == _leaf_dtypes(state)
 
@@ -75,8 +80,10 @@ def test_trains_under_jit(case):
 @pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
 def test_low_precision_zero_gradients(case):
     tx = case.make()
-    params = {"bf16": problems.quadratic_params(jnp.bfloat16),
-              "f16": problems.quadratic_params(jnp.float16)}
+    params = {
+        "bf16": problems.quadratic_params(jnp.bfloat16),
+        "f16": problems.quadratic_params(jnp.float16),
+    }
     dtypes = _leaf_dtypes(params)
     state = tx.init(params)
     zeros = jax.tree.map(jnp.zeros_like, params)

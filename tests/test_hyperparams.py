@@ -19,8 +19,17 @@ def test_read_and_set():
     np.testing.assert_allclose(ol.hyperparams(state)["b1"], 0.8, rtol=1e-7)  # not mutated
 
 
-@pytest.mark.parametrize("value", [0.01, np.float32(0.01), np.float64(0.01), jnp.asarray(0.01),
-                                   jnp.asarray(0.01, jnp.bfloat16), 1])
+@pytest.mark.parametrize(
+    "value",
+    [
+        0.01,
+        np.float32(0.01),
+        np.float64(0.01),
+        jnp.asarray(0.01),
+        jnp.asarray(0.01, jnp.bfloat16),
+        1,
+    ],
+)
 def test_setting_any_scalar_kind_never_recompiles(value):
     tx = ol.adamw(1e-3)
     params = problems.quadratic_params()
@@ -49,7 +58,9 @@ def test_changing_values_over_100_steps_compiles_once():
 def test_schedule_and_constant_give_identical_state_structure():
     params = problems.quadratic_params()
     const = ol.adam(1e-3).init(params)
-    sched = ol.adam(lambda step: 1e-3 * 0.5 ** step.astype(jnp.float32), b1=lambda step: 0.9).init(params)
+    sched = ol.adam(lambda step: 1e-3 * 0.5 ** step.astype(jnp.float32), b1=lambda step: 0.9).init(
+        params
+    )
     assert jax.tree.structure(const) == jax.tree.structure(sched)
     assert [x.dtype for x in jax.tree.leaves(const)] == [x.dtype for x in jax.tree.leaves(sched)]
 
@@ -94,7 +105,8 @@ def test_vmap_over_batched_states():
     tx = ol.sgd(0.1, momentum=0.9)
     params = {"w": jnp.ones(3)}
     states = jax.vmap(lambda lr: ol.set_hyperparams(tx.init(params), learning_rate=lr))(
-        jnp.array([0.1, 0.2]))
+        jnp.array([0.1, 0.2])
+    )
     assert ol.hyperparams(states)["learning_rate"].shape == (2,)
     updates, states = jax.vmap(lambda s: tx.update({"w": jnp.ones(3)}, s, params))(states)
     np.testing.assert_allclose(updates["w"][:, 0], [-0.1, -0.2], rtol=1e-6)

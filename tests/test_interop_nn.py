@@ -24,8 +24,10 @@ class _Net(nnx.Module):
 def test_partition_with_flax_nnx_optimizer():
     model = _Net(nnx.Rngs(0))
     before = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))
-    tx = ol.partition({"frozen": ol.set_to_zero(), "train": ol.sgd(0.1), "bias": ol.adam(1e-2)},
-                      {"**": "train", "enc": "frozen", "head/bias": "bias"})
+    tx = ol.partition(
+        {"frozen": ol.set_to_zero(), "train": ol.sgd(0.1), "bias": ol.adam(1e-2)},
+        {"**": "train", "enc": "frozen", "head/bias": "bias"},
+    )
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     x = jnp.ones((2, 3))
 
@@ -53,12 +55,17 @@ def test_partition_with_equinox_filter_and_partition():
         steps: jax.Array  # an integer leaf
         name: str = "m"
 
-    model = Model(eqx.nn.MLP(2, 1, 8, 1, key=jax.random.key(0)), jnp.array(1.0),
-                  jnp.array(0, jnp.int32))
+    model = Model(
+        eqx.nn.MLP(2, 1, 8, 1, key=jax.random.key(0)), jnp.array(1.0), jnp.array(0, jnp.int32)
+    )
     params, static = eqx.partition(model, eqx.is_inexact_array)  # None where not trained
     assert params.steps is None
-    tx = ol.partition_overrides(ol.adamw, {"body": {}, "last": {"learning_rate": 1e-4}},
-                                {"**": "body", "mlp/layers/1": "last"}, learning_rate=1e-2)
+    tx = ol.partition_overrides(
+        ol.adamw,
+        {"body": {}, "last": {"learning_rate": 1e-4}},
+        {"**": "body", "mlp/layers/1": "last"},
+        learning_rate=1e-2,
+    )
     state = tx.init(params)
     x = jnp.ones((5, 2))
 
@@ -76,8 +83,9 @@ def test_partition_with_equinox_filter_and_partition():
     # adamw's first step moves each weight with a gradient by about its group's lr
     # (weights of dead ReLU units only see the tiny decay).
     for layer, lr in ((1, 1e-4), (0, 1e-2)):
-        moved = np.abs(np.asarray(new_params.mlp.layers[layer].weight
-                                  - params.mlp.layers[layer].weight))
+        moved = np.abs(
+            np.asarray(new_params.mlp.layers[layer].weight - params.mlp.layers[layer].weight)
+        )
         moved = moved[moved > lr / 10]
         assert moved.size > 0
         np.testing.assert_allclose(moved, lr, rtol=0.05)

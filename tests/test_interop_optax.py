@@ -37,8 +37,9 @@ def test_optimlab_inside_optax_chain():
 
 
 def test_optax_inside_optimlab_chain():
-    ours = _run(ol.chain(optax.clip_by_global_norm(1.0), ol.sgd(0.1, momentum=0.0),
-                         optax.scale(1.0)))
+    ours = _run(
+        ol.chain(optax.clip_by_global_norm(1.0), ol.sgd(0.1, momentum=0.0), optax.scale(1.0))
+    )
     ref = _run(optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(0.1)))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), ours, ref)
 

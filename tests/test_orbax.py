@@ -13,8 +13,17 @@ ocp = pytest.importorskip("orbax.checkpoint", reason="orbax-checkpoint is in the
 
 # Several state shapes: hyperparameters only, moments in bf16, a wrapper around an
 # alias, param copies, factored statistics, param groups and a flat history.
-IDS = ("sgd", "adam_bf16_moments", "adam_amsgrad_wd", "lookahead_adam", "skip_nonfinite_sgd",
-       "adafactor_momentum_wd", "partition_two_groups", "lbfgs_single", "muon")
+IDS = (
+    "sgd",
+    "adam_bf16_moments",
+    "adam_amsgrad_wd",
+    "lookahead_adam",
+    "skip_nonfinite_sgd",
+    "adafactor_momentum_wd",
+    "partition_two_groups",
+    "lbfgs_single",
+    "muon",
+)
 SELECTED = [c for c in CASES if c.id in IDS]
 
 

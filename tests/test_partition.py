@@ -29,16 +29,23 @@ def _run(tx, params, steps=4):
     return params, state
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("encoder/w", "enc"),          # "encoder/**" (1 literal) beats "**" (0)
-    ("head/bias", "nobias"),       # "**/bias" (1) beats "**"
-    ("encoder/bias", "enc_bias"),  # "encoder/**/bias" (2) beats both
-    ("head/w", "rest"),
-    ("head/w/value", "rest"),      # a pattern matching an ancestor matches below it
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("encoder/w", "enc"),  # "encoder/**" (1 literal) beats "**" (0)
+        ("head/bias", "nobias"),  # "**/bias" (1) beats "**"
+        ("encoder/bias", "enc_bias"),  # "encoder/**/bias" (2) beats both
+        ("head/w", "rest"),
+        ("head/w/value", "rest"),  # a pattern matching an ancestor matches below it
+    ],
+)
 def test_pattern_precedence(path, expected):
-    patterns = {"**": "rest", "encoder/**": "enc", "**/bias": "nobias",
-                "encoder/**/bias": "enc_bias"}
+    patterns = {
+        "**": "rest",
+        "encoder/**": "enc",
+        "**/bias": "nobias",
+        "encoder/**/bias": "enc_bias",
+    }
     assert match_patterns(path, patterns, "t") == (True, expected)
 
 
@@ -54,8 +61,9 @@ def test_ancestor_match_and_ambiguity():
 
 def test_group_learning_rates_equal_separate_optimizers_on_subtrees():
     params = _params()
-    tx = ol.partition({"slow": ol.adam(1e-3), "fast": ol.adam(1e-1)},
-                      {"encoder": "slow", "head": "fast"})
+    tx = ol.partition(
+        {"slow": ol.adam(1e-3), "fast": ol.adam(1e-1)}, {"encoder": "slow", "head": "fast"}
+    )
     final, _ = _run(tx, params)
     for name, lr in (("encoder", 1e-3), ("head", 1e-1)):
         sub, _ = _run(ol.adam(lr), params[name])
@@ -67,8 +75,9 @@ def test_labels_as_function_tree_and_patterns_agree():
     params = _params()
     txs = {"decay": ol.sgd(0.1, weight_decay=0.1), "plain": ol.sgd(0.1)}
     by_fn = ol.partition(txs, lambda path, leaf: "plain" if path.endswith("bias") else "decay")
-    by_tree = ol.partition(txs, {"encoder": {"w": "decay", "bias": "plain"},
-                                 "head": {"w": "decay", "bias": "plain"}})
+    by_tree = ol.partition(
+        txs, {"encoder": {"w": "decay", "bias": "plain"}, "head": {"w": "decay", "bias": "plain"}}
+    )
     by_patterns = ol.partition(txs, {"**": "decay", "**/bias": "plain"})
     results = [_run(tx, params)[0] for tx in (by_fn, by_tree, by_patterns)]
     for other in results[1:]:
@@ -86,10 +95,13 @@ def test_group_states_hold_only_their_leaves():
 
 def test_hyperparams_report_and_set_per_group():
     params = _params()
-    tx = ol.partition_overrides(ol.adamw, {"slow": {"learning_rate": 1e-4},
-                                           "no_decay": {"weight_decay": 0.0}, "rest": {}},
-                                {"**": "rest", "encoder": "slow", "head/bias": "no_decay"},
-                                learning_rate=1e-3, weight_decay=0.05)
+    tx = ol.partition_overrides(
+        ol.adamw,
+        {"slow": {"learning_rate": 1e-4}, "no_decay": {"weight_decay": 0.0}, "rest": {}},
+        {"**": "rest", "encoder": "slow", "head/bias": "no_decay"},
+        learning_rate=1e-3,
+        weight_decay=0.05,
+    )
     state = tx.init(params)
     hp = ol.hyperparams(state)
     assert {"slow/learning_rate", "no_decay/learning_rate", "rest/weight_decay"} <= set(hp)
@@ -107,11 +119,13 @@ def test_hyperparams_report_and_set_per_group():
 
 def test_extend_state_adds_a_group_without_resetting_others():
     params = _params()
-    before = ol.partition({"train": ol.adam(0.1), "frozen": ol.set_to_zero()},
-                          {"encoder": "frozen", "head": "train"})
+    before = ol.partition(
+        {"train": ol.adam(0.1), "frozen": ol.set_to_zero()}, {"encoder": "frozen", "head": "train"}
+    )
     _, state = _run(before, params, steps=3)
-    after = ol.partition({"train": ol.adam(0.1), "encoder": ol.adam(0.01)},
-                         {"encoder": "encoder", "head": "train"})
+    after = ol.partition(
+        {"train": ol.adam(0.1), "encoder": ol.adam(0.01)}, {"encoder": "encoder", "head": "train"}
+    )
     new_state = ol.extend_state(after, state, params)
     old_train, new_train = state.inner_states["train"], new_state.inner_states["train"]
     jax.tree.map(np.testing.assert_array_equal, old_train, new_train)
@@ -124,8 +138,9 @@ def test_extend_state_adds_a_group_without_resetting_others():
 
 def test_none_leaves_and_integer_leaves():
     params = {"w": jnp.ones(2), "step": jnp.array(3, jnp.int32), "gone": None}
-    tx = ol.partition({"train": ol.sgd(0.1), "frozen": ol.set_to_zero()},
-                      {"**": "train", "step": "frozen"})
+    tx = ol.partition(
+        {"train": ol.sgd(0.1), "frozen": ol.set_to_zero()}, {"**": "train", "step": "frozen"}
+    )
     grads = {"w": jnp.ones(2), "step": jnp.array(0, jnp.int32), "gone": None}
     updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
     assert updates["gone"] is None

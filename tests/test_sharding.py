@@ -16,18 +16,37 @@ import pytest
 from tests.registry import CASES
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-JIT_CASES = ("adam", "sgd_momentum", "lookahead_adam", "muon", "adafactor_momentum_wd",
-             "partition_two_groups")
-NAMES = ([f"inherit/{c.id}" for c in CASES] + [f"jit/{c}" for c in JIT_CASES] + [
-    "auto_jit_without_out_shardings_replicates", "zero1_layout",
-    "zero1_training_matches_single_device", "checkpoint_restore_on_mesh"])
+JIT_CASES = (
+    "adam",
+    "sgd_momentum",
+    "lookahead_adam",
+    "muon",
+    "adafactor_momentum_wd",
+    "partition_two_groups",
+)
+NAMES = (
+    [f"inherit/{c.id}" for c in CASES]
+    + [f"jit/{c}" for c in JIT_CASES]
+    + [
+        "auto_jit_without_out_shardings_replicates",
+        "zero1_layout",
+        "zero1_training_matches_single_device",
+        "checkpoint_restore_on_mesh",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
 def results():
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "_mesh_worker.py")],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "_mesh_worker.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -41,8 +41,15 @@ def roundtrip(sd: Mapping[str, Any]) -> Any:
     return torch.load(buf, weights_only=True)
 
 
-def assert_state_dicts_close(ours: Mapping[str, Any], theirs: Mapping[str, Any], *, rtol: float,
-                             atol: float, where: str = "", any_dtype: Sequence[str] = ()) -> None:
+def assert_state_dicts_close(
+    ours: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    *,
+    rtol: float,
+    atol: float,
+    where: str = "",
+    any_dtype: Sequence[str] = (),
+) -> None:
     """Same layout, same group options, same state keys, values within tolerance."""
     assert set(ours) == {"state", "param_groups"}, where
     assert ours["param_groups"] == theirs["param_groups"], where
@@ -55,8 +62,9 @@ def assert_state_dicts_close(ours: Mapping[str, Any], theirs: Mapping[str, Any],
             assert isinstance(mine, np.ndarray), f"{where} {key}"
             if key not in any_dtype:
                 assert mine.dtype == theirs_np.dtype, f"{where} state {i} {key}: {mine.dtype}"
-            np.testing.assert_allclose(mine, theirs_np, rtol=rtol, atol=atol,
-                                       err_msg=f"{where} state {i} {key}")
+            np.testing.assert_allclose(
+                mine, theirs_np, rtol=rtol, atol=atol, err_msg=f"{where} state {i} {key}"
+            )
 
 
 class Pair:
@@ -67,9 +75,18 @@ class Pair:
     one dict tree, torch's from ``(name, tensor)`` pairs in the same order.
     """
 
-    def __init__(self, ours_cls: type, torch_cls: type, kwargs: Mapping[str, Any], *,
-                 dtype: str, groups: Sequence[tuple[Sequence[str], Mapping[str, Any]]] | None = None,
-                 start: Mapping[str, np.ndarray] | None = None, shapes=SHAPES, seed: int = 0):
+    def __init__(
+        self,
+        ours_cls: type,
+        torch_cls: type,
+        kwargs: Mapping[str, Any],
+        *,
+        dtype: str,
+        groups: Sequence[tuple[Sequence[str], Mapping[str, Any]]] | None = None,
+        start: Mapping[str, np.ndarray] | None = None,
+        shapes=SHAPES,
+        seed: int = 0,
+    ):
         start = dict(start if start is not None else init_params(seed, shapes))
         self.dtype = dtype
         self.tol = TOL[dtype]
@@ -77,8 +94,9 @@ class Pair:
         self.grad_fn = make_grad_fn(seed + 1, shapes, 120)
         tree = {n: jnp.asarray(np.asarray(v, NP[dtype])) for n, v in start.items()}
         self.order = [str(n) for n, _ in optim.named_parameters(tree)]
-        self.tparams = {n: torch.tensor(np.asarray(start[n], NP[dtype]), requires_grad=True)
-                        for n in self.order}
+        self.tparams = {
+            n: torch.tensor(np.asarray(start[n], NP[dtype]), requires_grad=True) for n in self.order
+        }
         if groups is None:
             self.ours = ours_cls(tree, **kwargs)
             self.theirs = torch_cls([self.tparams[n] for n in self.order], **kwargs)
@@ -86,10 +104,15 @@ class Pair:
             ours_groups, torch_groups = [], []
             for names, overrides in groups:
                 ordered = [n for n in self.order if n in names]
-                ours_groups.append({"params": [(n, p) for n, p in optim.named_parameters(tree)
-                                               if n in names], **overrides})
-                torch_groups.append({"params": [(n, self.tparams[n]) for n in ordered],
-                                     **overrides})
+                ours_groups.append(
+                    {
+                        "params": [(n, p) for n, p in optim.named_parameters(tree) if n in names],
+                        **overrides,
+                    }
+                )
+                torch_groups.append(
+                    {"params": [(n, self.tparams[n]) for n in ordered], **overrides}
+                )
             self.ours = ours_cls(ours_groups, **kwargs)
             self.theirs = torch_cls(torch_groups, **kwargs)
 
@@ -99,10 +122,13 @@ class Pair:
         g_ours = self.grad_fn(k, ours_np)
         g_theirs = self.grad_fn(k, theirs_np)
         cast = NP[self.dtype]
-        return ({n: None if n in skip else jnp.asarray(np.asarray(g, cast))
-                 for n, g in g_ours.items()},
-                {n: None if n in skip else torch.tensor(np.asarray(g, cast))
-                 for n, g in g_theirs.items()})
+        return (
+            {n: None if n in skip else jnp.asarray(np.asarray(g, cast)) for n, g in g_ours.items()},
+            {
+                n: None if n in skip else torch.tensor(np.asarray(g, cast))
+                for n, g in g_theirs.items()
+            },
+        )
 
     def step(self, k: int, skip: Sequence[str] = ()) -> None:
         g_ours, g_theirs = self.grads(k, skip)
@@ -115,13 +141,23 @@ class Pair:
         params = self.ours.params
         for n, t in self.tparams.items():
             assert params[n].dtype == jnp.dtype(NP[self.dtype])
-            np.testing.assert_allclose(np.asarray(params[n]), t.detach().numpy(), **self.tol,
-                                       err_msg=f"{where} param {n}")
-        assert_state_dicts_close(self.ours.state_dict(), self.theirs.state_dict(), **self.tol,
-                                 where=where, any_dtype=self.any_dtype)
+            np.testing.assert_allclose(
+                np.asarray(params[n]), t.detach().numpy(), **self.tol, err_msg=f"{where} param {n}"
+            )
+        assert_state_dicts_close(
+            self.ours.state_dict(),
+            self.theirs.state_dict(),
+            **self.tol,
+            where=where,
+            any_dtype=self.any_dtype,
+        )
 
-    def run(self, steps: int, before: Callable[[int, Pair], None] | None = None,
-            skip: Callable[[int], Sequence[str]] = lambda k: ()) -> None:
+    def run(
+        self,
+        steps: int,
+        before: Callable[[int, Pair], None] | None = None,
+        skip: Callable[[int], Sequence[str]] = lambda k: (),
+    ) -> None:
         for k in range(steps):
             if before is not None:
                 before(k, self)

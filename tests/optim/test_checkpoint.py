@@ -12,10 +12,18 @@ from optimlab import optim
 from tests.optim._pair import Pair, assert_state_dicts_close, roundtrip
 
 CASES = [
-    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.01),
-     [(["b", "w"], {}), (["s", "v"], {"lr": 0.01, "momentum": 0.5})]),
-    (optim.Adam, torch.optim.Adam, dict(lr=0.01, amsgrad=True),
-     [(["b", "w"], {"betas": (0.8, 0.9)}), (["s", "v"], {"lr": 0.02})]),
+    (
+        optim.SGD,
+        torch.optim.SGD,
+        dict(lr=0.05, momentum=0.9, weight_decay=0.01),
+        [(["b", "w"], {}), (["s", "v"], {"lr": 0.01, "momentum": 0.5})],
+    ),
+    (
+        optim.Adam,
+        torch.optim.Adam,
+        dict(lr=0.01, amsgrad=True),
+        [(["b", "w"], {"betas": (0.8, 0.9)}), (["s", "v"], {"lr": 0.02})],
+    ),
     (optim.AdamW, torch.optim.AdamW, dict(lr=0.01), None),
 ]
 IDS = ["sgd", "adam", "adamw"]
@@ -26,8 +34,14 @@ def _restart(pair, from_ours: bool):
     loaded into both (after a torch.save/torch.load(weights_only=True) round trip)."""
     start = {n: t.detach().numpy().copy() for n, t in pair.tparams.items()}
     sd = roundtrip(pair.ours.state_dict() if from_ours else pair.theirs.state_dict())
-    fresh = Pair(type(pair.ours), type(pair.theirs), pair.kwargs, dtype="float64",
-                 groups=pair.groups, start=start)
+    fresh = Pair(
+        type(pair.ours),
+        type(pair.theirs),
+        pair.kwargs,
+        dtype="float64",
+        groups=pair.groups,
+        start=start,
+    )
     fresh.grad_fn = pair.grad_fn
     fresh.theirs.load_state_dict(sd)
     assert fresh.ours.load_state_dict(sd) is None
@@ -81,9 +95,16 @@ def test_state_dict_is_made_of_plain_values_and_snapshots():
 
 def test_load_state_dict_casts_to_the_parameter_dtype():
     opt = optim.Adam({"w": jnp.ones(2, jnp.float32)}, lr=0.1)
-    sd = {"state": {0: {"step": torch.tensor(4.0), "exp_avg": torch.ones(2, dtype=torch.float64),
-                        "exp_avg_sq": torch.ones(2, dtype=torch.float64)}},
-          "param_groups": [dict(opt.state_dict()["param_groups"][0], lr=0.2)]}
+    sd = {
+        "state": {
+            0: {
+                "step": torch.tensor(4.0),
+                "exp_avg": torch.ones(2, dtype=torch.float64),
+                "exp_avg_sq": torch.ones(2, dtype=torch.float64),
+            }
+        },
+        "param_groups": [dict(opt.state_dict()["param_groups"][0], lr=0.2)],
+    }
     opt.load_state_dict(sd)
     assert opt.param_groups[0]["lr"] == 0.2
     state = opt.state[0]

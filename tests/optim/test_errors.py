@@ -18,19 +18,29 @@ def tree():
     return {"b": jnp.ones(2), "w": jnp.ones((2, 3))}
 
 
-@pytest.mark.parametrize("cls,kwargs,message", [
-    (optim.SGD, dict(lr=-0.1), "Invalid learning rate: -0.1"),
-    (optim.SGD, dict(momentum=-0.5), "Invalid momentum value: -0.5"),
-    (optim.SGD, dict(weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
-    (optim.SGD, dict(nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
-    (optim.SGD, dict(nesterov=True, momentum=0.9, dampening=0.1),
-     "Nesterov momentum requires a momentum and zero dampening"),
-    (optim.Adam, dict(lr=-0.1), "Invalid learning rate: -0.1"),
-    (optim.Adam, dict(eps=-0.5), "Invalid epsilon value: -0.5"),
-    (optim.Adam, dict(betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
-    (optim.AdamW, dict(betas=(0.9, -0.5)), "Invalid beta parameter at index 1: -0.5"),
-    (optim.AdamW, dict(weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
-])
+@pytest.mark.parametrize(
+    "cls,kwargs,message",
+    [
+        (optim.SGD, dict(lr=-0.1), "Invalid learning rate: -0.1"),
+        (optim.SGD, dict(momentum=-0.5), "Invalid momentum value: -0.5"),
+        (optim.SGD, dict(weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
+        (
+            optim.SGD,
+            dict(nesterov=True),
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
+        (
+            optim.SGD,
+            dict(nesterov=True, momentum=0.9, dampening=0.1),
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
+        (optim.Adam, dict(lr=-0.1), "Invalid learning rate: -0.1"),
+        (optim.Adam, dict(eps=-0.5), "Invalid epsilon value: -0.5"),
+        (optim.Adam, dict(betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
+        (optim.AdamW, dict(betas=(0.9, -0.5)), "Invalid beta parameter at index 1: -0.5"),
+        (optim.AdamW, dict(weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
+    ],
+)
 def test_invalid_options_raise_torch_messages(cls, kwargs, message):
     theirs = getattr(torch.optim, cls.__name__)
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
@@ -53,16 +63,25 @@ def test_empty_parameter_list(params):
 def test_add_param_group_checks():
     opt = optim.SGD([{"params": tree()}], lr=0.1)
     before = copy.deepcopy(opt.param_groups)
-    with pytest.raises(TypeError, match=re.escape("param_group must be a dict, but got <class 'list'>")):
+    with pytest.raises(
+        TypeError, match=re.escape("param_group must be a dict, but got <class 'list'>")
+    ):
         opt.add_param_group([jnp.ones(2)])
     with pytest.raises(TypeError, match="ordered collections, but the ordering of tensors in sets"):
         opt.add_param_group({"params": {1.0}})
-    with pytest.raises(TypeError, match="optimizer can only optimize arrays, but one of the params is str"):
+    with pytest.raises(
+        TypeError, match="optimizer can only optimize arrays, but one of the params is str"
+    ):
         opt.add_param_group({"params": ["abc"]})
-    with pytest.raises(TypeError, match="floating-point arrays, but one of the params has dtype int32"):
+    with pytest.raises(
+        TypeError, match="floating-point arrays, but one of the params has dtype int32"
+    ):
         opt.add_param_group({"params": [jnp.ones(2, jnp.int32)]})
-    with pytest.raises(ValueError, match="^all optimizer param groups should be with/without names. "
-                                         "cannot add param group with names to the optimizer$"):
+    with pytest.raises(
+        ValueError,
+        match="^all optimizer param groups should be with/without names. "
+        "cannot add param group with names to the optimizer$",
+    ):
         opt.add_param_group({"params": [("x", jnp.ones(2))]})
     with pytest.raises(KeyError, match="params"):
         opt.add_param_group({"lr": 0.1})
@@ -71,26 +90,34 @@ def test_add_param_group_checks():
 
 def test_overlapping_groups_are_refused():
     t = tree()
-    with pytest.raises(ValueError, match="^some parameters appear in more than one parameter group$"):
+    with pytest.raises(
+        ValueError, match="^some parameters appear in more than one parameter group$"
+    ):
         optim.SGD([{"params": t}, {"params": [t["w"]]}], lr=0.1)
     named = list(optim.named_parameters(t))
     opt = optim.SGD([{"params": named[:1]}], lr=0.1)
-    with pytest.raises(ValueError, match="^some parameters appear in more than one parameter group$"):
+    with pytest.raises(
+        ValueError, match="^some parameters appear in more than one parameter group$"
+    ):
         opt.add_param_group({"params": list(optim.named_parameters(t)), "lr": 0.01})
     opt.add_param_group({"params": named[1:], "lr": 0.01})  # the rest is fine
     assert [g["param_names"] for g in opt.param_groups] == [["b"], ["w"]]
 
 
 def test_names_on_some_params_only():
-    with pytest.raises(ValueError, match="^all optimizer params should be with/without names. "
-                                         "Some param names are missing$"):
+    with pytest.raises(
+        ValueError,
+        match="^all optimizer params should be with/without names. Some param names are missing$",
+    ):
         optim.SGD([{"params": [("a", jnp.ones(2)), jnp.ones(2)]}], lr=0.1)
 
 
 def test_required_option_missing():
     opt = optim.SGD([{"params": tree(), "lr": 0.1}], lr=optim.required)
-    with pytest.raises(ValueError, match="^parameter group didn't specify a value of required "
-                                         "optimization parameter lr$"):
+    with pytest.raises(
+        ValueError,
+        match="^parameter group didn't specify a value of required optimization parameter lr$",
+    ):
         opt.add_param_group({"params": [jnp.ones(2)]})
 
 
@@ -114,7 +141,9 @@ def test_gradients_of_the_wrong_shape_or_structure():
 def test_step_pre_hook_must_return_args_and_kwargs():
     opt = optim.SGD(tree(), lr=0.1)
     opt.register_step_pre_hook(lambda o, a, k: "nonsense")
-    with pytest.raises(RuntimeError, match=r"must return None or a tuple of \(new_args, new_kwargs\)"):
+    with pytest.raises(
+        RuntimeError, match=r"must return None or a tuple of \(new_args, new_kwargs\)"
+    ):
         opt.step()
 
 
@@ -126,9 +155,12 @@ def _trained(cls=optim.Adam, **kwargs):
 
 
 def _twin(opt):
-    return torch.optim.Adam([{"params": [torch.zeros(2, requires_grad=True),
-                                         torch.zeros(2, 3, requires_grad=True)]},
-                             {"params": [torch.zeros(4, requires_grad=True)]}])
+    return torch.optim.Adam(
+        [
+            {"params": [torch.zeros(2, requires_grad=True), torch.zeros(2, 3, requires_grad=True)]},
+            {"params": [torch.zeros(4, requires_grad=True)]},
+        ]
+    )
 
 
 def _bad(edit):
@@ -136,31 +168,72 @@ def _bad(edit):
         sd = copy.deepcopy(sd)
         edit(sd)
         return sd
+
     return make
 
 
 BAD = [
-    ("group-count", _bad(lambda sd: sd["param_groups"].pop()),
-     "^loaded state dict has a different number of parameter groups$", True),
-    ("group-size", _bad(lambda sd: sd["param_groups"][0]["params"].pop()),
-     "^loaded state dict contains a parameter group that doesn't match the size of "
-     "optimizer's group$", True),
-    ("other-kind", _bad(lambda sd: [g.pop("betas") for g in sd["param_groups"]]),
-     "not from Adam: its parameter group 0 has no 'betas' option", False),
-    ("unknown-key", _bad(lambda sd: sd["state"][0].update(momentum_buffer=np.ones(2))),
-     r"parameter 0 \('b'\): 'momentum_buffer' is not a state key", False),
-    ("missing-key", _bad(lambda sd: sd["state"][1].pop("exp_avg_sq")),
-     r"parameter 1 \('w'\): the loaded state has no 'exp_avg_sq'", False),
-    ("shape", _bad(lambda sd: sd["state"][1].update(exp_avg=np.ones((3, 2)))),
-     r"'exp_avg' has shape \(3, 2\), but the parameter's state needs \(2, 3\)", False),
-    ("step-shape", _bad(lambda sd: sd["state"][2].update(step=np.ones(2))),
-     "'step' must be a scalar", False),
-    ("unlisted-id", _bad(lambda sd: sd["state"].update({7: sd["state"][0]})),
-     "state for parameter id 7, which no parameter group lists", False),
-    ("invalid-option", _bad(lambda sd: sd["param_groups"][1].update(lr=-1.0)),
-     "loaded parameter group 1 is invalid for Adam: Invalid learning rate: -1.0", False),
-    ("not-a-state-dict", lambda sd: {"state": {}},
-     "a state dict is a dict with 'state' and 'param_groups' entries", False),
+    (
+        "group-count",
+        _bad(lambda sd: sd["param_groups"].pop()),
+        "^loaded state dict has a different number of parameter groups$",
+        True,
+    ),
+    (
+        "group-size",
+        _bad(lambda sd: sd["param_groups"][0]["params"].pop()),
+        "^loaded state dict contains a parameter group that doesn't match the size of "
+        "optimizer's group$",
+        True,
+    ),
+    (
+        "other-kind",
+        _bad(lambda sd: [g.pop("betas") for g in sd["param_groups"]]),
+        "not from Adam: its parameter group 0 has no 'betas' option",
+        False,
+    ),
+    (
+        "unknown-key",
+        _bad(lambda sd: sd["state"][0].update(momentum_buffer=np.ones(2))),
+        r"parameter 0 \('b'\): 'momentum_buffer' is not a state key",
+        False,
+    ),
+    (
+        "missing-key",
+        _bad(lambda sd: sd["state"][1].pop("exp_avg_sq")),
+        r"parameter 1 \('w'\): the loaded state has no 'exp_avg_sq'",
+        False,
+    ),
+    (
+        "shape",
+        _bad(lambda sd: sd["state"][1].update(exp_avg=np.ones((3, 2)))),
+        r"'exp_avg' has shape \(3, 2\), but the parameter's state needs \(2, 3\)",
+        False,
+    ),
+    (
+        "step-shape",
+        _bad(lambda sd: sd["state"][2].update(step=np.ones(2))),
+        "'step' must be a scalar",
+        False,
+    ),
+    (
+        "unlisted-id",
+        _bad(lambda sd: sd["state"].update({7: sd["state"][0]})),
+        "state for parameter id 7, which no parameter group lists",
+        False,
+    ),
+    (
+        "invalid-option",
+        _bad(lambda sd: sd["param_groups"][1].update(lr=-1.0)),
+        "loaded parameter group 1 is invalid for Adam: Invalid learning rate: -1.0",
+        False,
+    ),
+    (
+        "not-a-state-dict",
+        lambda sd: {"state": {}},
+        "a state dict is a dict with 'state' and 'param_groups' entries",
+        False,
+    ),
 ]
 
 
@@ -180,5 +253,6 @@ def test_bad_state_dicts_raise_and_change_nothing(name, make, message, torch_too
             np.testing.assert_array_equal(after["state"][i][k], v)
     if torch_too:  # torch raises the very same message
         from tests.optim._pair import to_torch
+
         with pytest.raises(ValueError, match=message):
             _twin(opt).load_state_dict(to_torch(bad))

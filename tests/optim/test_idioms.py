@@ -13,7 +13,11 @@ from optimlab import optim
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(16, 3))
 Y = RNG.normal(size=(16, 2))
-INIT = {"body": RNG.normal(size=(3, 4)), "head": RNG.normal(size=(4, 2)), "bias": RNG.normal(size=2)}
+INIT = {
+    "body": RNG.normal(size=(3, 4)),
+    "head": RNG.normal(size=(4, 2)),
+    "bias": RNG.normal(size=2),
+}
 
 
 def loss_fn(p, x, y):
@@ -36,8 +40,9 @@ def jax_params():
 
 def assert_close(tree, tparams, rtol=1e-10):
     for k, t in tparams.items():
-        np.testing.assert_allclose(np.asarray(tree[k]), t.detach().numpy(), rtol=rtol, atol=1e-12,
-                                   err_msg=k)
+        np.testing.assert_allclose(
+            np.asarray(tree[k]), t.detach().numpy(), rtol=rtol, atol=1e-12, err_msg=k
+        )
 
 
 def test_two_groups_with_an_lr_override_and_momentum():
@@ -45,13 +50,20 @@ def test_two_groups_with_an_lr_override_and_momentum():
     #            {'params': model.classifier.parameters(), 'lr': 1e-3}], lr=1e-2, momentum=0.9)
     with jax.enable_x64(True):
         tp = torch_params()
-        topt = torch.optim.SGD([{"params": [tp["body"]]},
-                                {"params": [tp["head"], tp["bias"]], "lr": 1e-3}],
-                               lr=1e-2, momentum=0.9)
+        topt = torch.optim.SGD(
+            [{"params": [tp["body"]]}, {"params": [tp["head"], tp["bias"]], "lr": 1e-3}],
+            lr=1e-2,
+            momentum=0.9,
+        )
         p = jax_params()
-        opt = optim.SGD([{"params": {"body": p["body"]}},
-                         {"params": {"head": p["head"], "bias": p["bias"]}, "lr": 1e-3}],
-                        lr=1e-2, momentum=0.9)
+        opt = optim.SGD(
+            [
+                {"params": {"body": p["body"]}},
+                {"params": {"head": p["head"], "bias": p["bias"]}, "lr": 1e-3},
+            ],
+            lr=1e-2,
+            momentum=0.9,
+        )
 
         def grouped_loss(groups, x, y):
             return loss_fn({**groups[0], **groups[1]}, x, y)
@@ -128,8 +140,9 @@ def test_step_with_a_closure():
             ol = opt.step(our_closure)
             np.testing.assert_allclose(float(ol), tl.item(), rtol=1e-12)
             assert_close(opt.params, tp)
-        np.testing.assert_allclose(np.asarray(opt.grads["bias"]), tp["bias"].grad.numpy(),
-                                   rtol=1e-10)
+        np.testing.assert_allclose(
+            np.asarray(opt.grads["bias"]), tp["bias"].grad.numpy(), rtol=1e-10
+        )
 
 
 def test_add_param_group_to_unfreeze_a_layer():
@@ -139,13 +152,18 @@ def test_add_param_group_to_unfreeze_a_layer():
         tp = torch_params()
         topt = torch.optim.SGD([tp["head"], tp["bias"]], lr=0.1, momentum=0.9)
         p = jax_params()
-        opt = optim.SGD([(n, x) for n, x in optim.named_parameters(p) if n != "body"],
-                        lr=0.1, momentum=0.9)
+        opt = optim.SGD(
+            [(n, x) for n, x in optim.named_parameters(p) if n != "body"], lr=0.1, momentum=0.9
+        )
         for step in range(6):
             if step == 3:
                 topt.add_param_group({"params": [tp["body"]], "lr": 0.01})
-                opt.add_param_group({"params": [(n, x) for n, x in optim.named_parameters(p)
-                                                if n == "body"], "lr": 0.01})
+                opt.add_param_group(
+                    {
+                        "params": [(n, x) for n, x in optim.named_parameters(p) if n == "body"],
+                        "lr": 0.01,
+                    }
+                )
             topt.zero_grad()
             torch_loss(tp, X, Y).backward()
             topt.step()
@@ -199,8 +217,9 @@ def test_hooks_run_in_torch_order_and_are_removable(prepend):
         opt.register_state_dict_post_hook(lambda o, sd: {**sd, "extra": 1}),
         opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append("load-pre")),
         opt.register_load_state_dict_post_hook(lambda o: calls.append("load-post")),
-        opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append("load-pre-0"),
-                                              prepend=prepend),
+        opt.register_load_state_dict_pre_hook(
+            lambda o, sd: calls.append("load-pre-0"), prepend=prepend
+        ),
     ]
     opt.step({"w": jnp.ones(2)})
     sd = opt.state_dict()
@@ -227,6 +246,7 @@ def test_load_state_dict_pre_hook_may_rewrite_the_dict():
     opt = optim.SGD({"w": jnp.ones(2)}, lr=0.1)
     sd = opt.state_dict()
     opt.register_load_state_dict_pre_hook(
-        lambda o, d: {**d, "param_groups": [{**d["param_groups"][0], "lr": 0.7}]})
+        lambda o, d: {**d, "param_groups": [{**d["param_groups"][0], "lr": 0.7}]}
+    )
     opt.load_state_dict(sd)
     assert opt.param_groups[0]["lr"] == 0.7 and sd["param_groups"][0]["lr"] == 0.1

@@ -32,8 +32,13 @@ def _close(ours, theirs, what, atol=TOL["atol"]):
     if theirs is None:
         assert ours is None, what
         return
-    np.testing.assert_allclose(np.asarray(ours, np.float64), np.asarray(_np(theirs), np.float64),
-                               rtol=TOL["rtol"], atol=atol, err_msg=what)
+    np.testing.assert_allclose(
+        np.asarray(ours, np.float64),
+        np.asarray(_np(theirs), np.float64),
+        rtol=TOL["rtol"],
+        atol=atol,
+        err_msg=what,
+    )
 
 
 def assert_lbfgs_state_dicts_close(ours, theirs, where):
@@ -60,8 +65,9 @@ def assert_lbfgs_state_dicts_close(ours, theirs, where):
 def _pair(problem, options, start=None):
     fun_jax, fun_torch, start0 = PROBLEMS[problem]
     start = start0 if start is None else start
-    tparams = [torch.tensor(np.asarray(v, np.float64), requires_grad=True)
-               for v in jax.tree.leaves(start)]
+    tparams = [
+        torch.tensor(np.asarray(v, np.float64), requires_grad=True) for v in jax.tree.leaves(start)
+    ]
     topt = torch.optim.LBFGS(tparams, **options)
 
     def closure():
@@ -70,8 +76,9 @@ def _pair(problem, options, start=None):
         loss.backward()
         return loss
 
-    opt = optim.LBFGS(jax.tree.map(lambda v: jnp.asarray(np.asarray(v, np.float64)), start),
-                      **options)
+    opt = optim.LBFGS(
+        jax.tree.map(lambda v: jnp.asarray(np.asarray(v, np.float64)), start), **options
+    )
     return opt, topt, fun_jax, closure, tparams
 
 
@@ -84,10 +91,16 @@ def _check(opt, topt, tparams, where):
 CONFIGS = {
     "rosenbrock-wolfe": ("rosenbrock", dict(line_search_fn="strong_wolfe"), 4),
     "rosenbrock-fixed": ("rosenbrock", dict(lr=0.1, max_iter=15, history_size=5), 3),
-    "logistic-wolfe": ("logistic", dict(line_search_fn="strong_wolfe", history_size=4,
-                                        max_eval=9, max_iter=8), 3),
-    "logistic-fixed": ("logistic", dict(lr=0.5, max_iter=10, history_size=3,
-                                        tolerance_change=1e-6), 3),
+    "logistic-wolfe": (
+        "logistic",
+        dict(line_search_fn="strong_wolfe", history_size=4, max_eval=9, max_iter=8),
+        3,
+    ),
+    "logistic-fixed": (
+        "logistic",
+        dict(lr=0.5, max_iter=10, history_size=3, tolerance_change=1e-6),
+        3,
+    ),
     "logistic-one-iteration": ("logistic", dict(lr=0.5, max_iter=1, history_size=3), 4),
 }
 
@@ -170,8 +183,12 @@ def test_bad_state_dicts_raise_and_change_nothing():
         (lambda e: e.update(d=np.zeros(4)), r"'d' has shape \(4,\)"),
         (lambda e: e.update(momentum_buffer=1), "'momentum_buffer' is not a state key"),
         (lambda e: e.pop("ro"), "has no 'ro'"),
-        (lambda e: e.update(old_dirs=[np.zeros(3)] * 3, old_stps=[np.zeros(3)] * 3,
-                            ro=[1.0] * 3), "3 curvature pairs, more than history_size=2"),
+        (
+            lambda e: e.update(
+                old_dirs=[np.zeros(3)] * 3, old_stps=[np.zeros(3)] * 3, ro=[1.0] * 3
+            ),
+            "3 curvature pairs, more than history_size=2",
+        ),
     ]:
         bad = {"state": {0: dict(good["state"][0])}, "param_groups": good["param_groups"]}
         edit(bad["state"][0])

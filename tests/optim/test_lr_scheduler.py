@@ -28,8 +28,10 @@ def pair(kind="sgd"):
     groups = [{"params": {"a": jnp.zeros(2)}}, {"params": {"b": jnp.zeros(2)}, "lr": 0.05}]
     tgroups = [{"params": [tp[0]]}, {"params": [tp[1]], "lr": 0.05}]
     if kind == "sgd":
-        return (optim.SGD(groups, lr=0.1, momentum=0.9),
-                torch.optim.SGD(tgroups, lr=0.1, momentum=0.9))
+        return (
+            optim.SGD(groups, lr=0.1, momentum=0.9),
+            torch.optim.SGD(tgroups, lr=0.1, momentum=0.9),
+        )
     return optim.Adam(groups, lr=0.1), torch.optim.Adam(tgroups, lr=0.1)
 
 
@@ -41,14 +43,16 @@ def quiet(fn, *args):
 
 
 def check(so, st, oo, to, where):
-    np.testing.assert_allclose(so.get_last_lr(), st.get_last_lr(), rtol=RTOL, atol=ATOL,
-                               err_msg=where)
+    np.testing.assert_allclose(
+        so.get_last_lr(), st.get_last_lr(), rtol=RTOL, atol=ATOL, err_msg=where
+    )
     for go, gt in zip(oo.param_groups, to.param_groups, strict=True):
         assert isinstance(go["lr"], float), where
         for key in ("lr", "momentum", "betas", "initial_lr"):
             if key in gt:
-                np.testing.assert_allclose(go[key], gt[key], rtol=RTOL, atol=ATOL,
-                                           err_msg=f"{where} {key}")
+                np.testing.assert_allclose(
+                    go[key], gt[key], rtol=RTOL, atol=ATOL, err_msg=f"{where} {key}"
+                )
 
 
 def lockstep(so, st, oo, to, n=N, step=None, start=0):
@@ -75,11 +79,13 @@ def run(make, kind="sgd", n=N, step=None):
 
 CASES = {
     "LambdaLR-pow": lambda M, o: M.LambdaLR(o, lambda e: 0.95**e),
-    "LambdaLR-per-group": lambda M, o: M.LambdaLR(o, [lambda e: 1 / (1 + e),
-                                                      lambda e: 0.9 ** (e // 10)]),
+    "LambdaLR-per-group": lambda M, o: M.LambdaLR(
+        o, [lambda e: 1 / (1 + e), lambda e: 0.9 ** (e // 10)]
+    ),
     "MultiplicativeLR": lambda M, o: M.MultiplicativeLR(o, lambda e: 0.97),
     "MultiplicativeLR-per-group": lambda M, o: M.MultiplicativeLR(
-        o, [lambda e: 0.99, lambda e: 1.0 - 0.001 * (e % 3)]),
+        o, [lambda e: 0.99, lambda e: 1.0 - 0.001 * (e % 3)]
+    ),
     "StepLR": lambda M, o: M.StepLR(o, 7, 0.5),
     "StepLR-30": lambda M, o: M.StepLR(o, 30),
     "MultiStepLR": lambda M, o: M.MultiStepLR(o, [10, 50, 50, 80], 0.5),
@@ -97,22 +103,35 @@ CASES = {
     "CAWR": lambda M, o: M.CosineAnnealingWarmRestarts(o, 10),
     "CAWR-x2": lambda M, o: M.CosineAnnealingWarmRestarts(o, 5, 2, 1e-3),
     "CyclicLR": lambda M, o: M.CyclicLR(o, 0.01, 0.1, step_size_up=20),
-    "CyclicLR-exp_range": lambda M, o: M.CyclicLR(o, 0.01, [0.1, 0.2], 12, 8, mode="exp_range",
-                                                  gamma=0.99),
+    "CyclicLR-exp_range": lambda M, o: M.CyclicLR(
+        o, 0.01, [0.1, 0.2], 12, 8, mode="exp_range", gamma=0.99
+    ),
     "CyclicLR-triangular2-no-momentum": lambda M, o: M.CyclicLR(
-        o, [0.01, 0.02], 0.1, 15, 25, mode="triangular2", cycle_momentum=False),
+        o, [0.01, 0.02], 0.1, 15, 25, mode="triangular2", cycle_momentum=False
+    ),
     "OneCycleLR": lambda M, o: M.OneCycleLR(o, 0.1, N),
     "OneCycleLR-three-phase": lambda M, o: M.OneCycleLR(
-        o, [0.1, 0.3], epochs=10, steps_per_epoch=15, three_phase=True, anneal_strategy="linear",
-        base_momentum=0.8, max_momentum=[0.9, 0.95]),
+        o,
+        [0.1, 0.3],
+        epochs=10,
+        steps_per_epoch=15,
+        three_phase=True,
+        anneal_strategy="linear",
+        base_momentum=0.8,
+        max_momentum=[0.9, 0.95],
+    ),
     "SequentialLR": lambda M, o: M.SequentialLR(
-        o, [M.LinearLR(o, 0.1, total_iters=10), M.CosineAnnealingLR(o, 30, 0.01)], [10]),
+        o, [M.LinearLR(o, 0.1, total_iters=10), M.CosineAnnealingLR(o, 30, 0.01)], [10]
+    ),
     "SequentialLR-three": lambda M, o: M.SequentialLR(
-        o, [M.ConstantLR(o, 0.5, 3), M.ExponentialLR(o, 0.95), M.StepLR(o, 5)], [5, 60]),
-    "ChainedScheduler": lambda M, o: M.ChainedScheduler([M.ConstantLR(o, 0.1, 20),
-                                                         M.ExponentialLR(o, 0.98)]),
+        o, [M.ConstantLR(o, 0.5, 3), M.ExponentialLR(o, 0.95), M.StepLR(o, 5)], [5, 60]
+    ),
+    "ChainedScheduler": lambda M, o: M.ChainedScheduler(
+        [M.ConstantLR(o, 0.1, 20), M.ExponentialLR(o, 0.98)]
+    ),
     "ChainedScheduler-affine": lambda M, o: M.ChainedScheduler(
-        [M.MultiStepLR(o, [20, 70]), M.CosineAnnealingLR(o, 25, 0.001), M.ConstantLR(o, 0.2, 10)]),
+        [M.MultiStepLR(o, [20, 70]), M.CosineAnnealingLR(o, 25, 0.001), M.ConstantLR(o, 0.2, 10)]
+    ),
 }
 
 
@@ -121,8 +140,9 @@ def test_lockstep_with_torch(name):
     run(CASES[name])
 
 
-@pytest.mark.parametrize("name", ["CyclicLR", "CyclicLR-exp_range", "OneCycleLR",
-                                  "OneCycleLR-three-phase"])
+@pytest.mark.parametrize(
+    "name", ["CyclicLR", "CyclicLR-exp_range", "OneCycleLR", "OneCycleLR-three-phase"]
+)
 def test_momentum_cycling_on_adam_betas(name):
     so, st, oo, to = run(CASES[name], kind="adam")
     assert oo.param_groups[0]["betas"][1] == 0.999
@@ -148,12 +168,17 @@ def test_epoch_argument_uses_the_closed_form():
         s.step(5)
 
 
-@pytest.mark.parametrize("first,second", [
-    (lambda M, o: M.StepLR(o, 7, 0.5), lambda M, o: M.ExponentialLR(o, 0.98)),
-    (lambda M, o: M.LinearLR(o, 0.1, total_iters=15), lambda M, o: M.CosineAnnealingLR(o, 40,
-                                                                                       0.002)),
-    (lambda M, o: M.ConstantLR(o, 0.3, 12), lambda M, o: M.PolynomialLR(o, 90, 1.5)),
-])
+@pytest.mark.parametrize(
+    "first,second",
+    [
+        (lambda M, o: M.StepLR(o, 7, 0.5), lambda M, o: M.ExponentialLR(o, 0.98)),
+        (
+            lambda M, o: M.LinearLR(o, 0.1, total_iters=15),
+            lambda M, o: M.CosineAnnealingLR(o, 40, 0.002),
+        ),
+        (lambda M, o: M.ConstantLR(o, 0.3, 12), lambda M, o: M.PolynomialLR(o, 90, 1.5)),
+    ],
+)
 def test_two_schedulers_stacked_on_one_optimizer(first, second):
     oo, to = pair()
     so = [quiet(first, L, oo), quiet(second, L, oo)]
@@ -173,9 +198,22 @@ def test_two_schedulers_stacked_on_one_optimizer(first, second):
     lockstep(Both(so), Both(st), oo, to)
 
 
-@pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ConstantLR-40", "LinearLR-decay",
-                                  "ExponentialLR", "PolynomialLR", "CosineAnnealingLR-past-T",
-                                  "CAWR-x2", "CyclicLR", "OneCycleLR", "LambdaLR-pow"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "StepLR",
+        "MultiStepLR",
+        "ConstantLR-40",
+        "LinearLR-decay",
+        "ExponentialLR",
+        "PolynomialLR",
+        "CosineAnnealingLR-past-T",
+        "CAWR-x2",
+        "CyclicLR",
+        "OneCycleLR",
+        "LambdaLR-pow",
+    ],
+)
 def test_last_epoch_resumption(name):
     # Resume as torch documents: a new scheduler with last_epoch on the optimizer that
     # holds the run's state (initial_lr and the current lr in its groups).
@@ -207,9 +245,18 @@ def test_reduce_lr_on_plateau_same_metrics_with_nan():
     rng = np.random.default_rng(0)
     metrics = list(np.maximum(1.0 - 0.01 * np.arange(120), 0.3) + 0.02 * rng.normal(size=120))
     metrics[5] = metrics[40] = metrics[41] = math.nan
-    for kw in ({"patience": 3, "cooldown": 2, "factor": 0.5},
-               {"mode": "max", "threshold_mode": "abs", "threshold": 0.01, "patience": 2,
-                "min_lr": [0.01, 0.002], "factor": 0.7, "eps": 1e-4}):
+    for kw in (
+        {"patience": 3, "cooldown": 2, "factor": 0.5},
+        {
+            "mode": "max",
+            "threshold_mode": "abs",
+            "threshold": 0.01,
+            "patience": 2,
+            "min_lr": [0.01, 0.002],
+            "factor": 0.7,
+            "eps": 1e-4,
+        },
+    ):
         seq = metrics if kw.get("mode") != "max" else [-m for m in metrics]
 
         def step(s, k, seq=seq):
@@ -228,8 +275,18 @@ def roundtrip(sd):
     return torch.load(buf, weights_only=True)
 
 
-INTEROP = ["StepLR", "MultiStepLR", "LambdaLR-pow", "CosineAnnealingLR-past-T", "CAWR-x2",
-           "CyclicLR", "OneCycleLR", "SequentialLR", "ChainedScheduler", "LinearLR-decay"]
+INTEROP = [
+    "StepLR",
+    "MultiStepLR",
+    "LambdaLR-pow",
+    "CosineAnnealingLR-past-T",
+    "CAWR-x2",
+    "CyclicLR",
+    "OneCycleLR",
+    "SequentialLR",
+    "ChainedScheduler",
+    "LinearLR-decay",
+]
 
 
 @pytest.mark.parametrize("name", INTEROP)
@@ -291,7 +348,7 @@ def test_step_lr_epoch_loop_idiom_trains_like_torch():
 
     for _epoch in range(10):
         for b in range(4):
-            xb, yb = x[8 * b:8 * b + 8], y[8 * b:8 * b + 8]
+            xb, yb = x[8 * b : 8 * b + 8], y[8 * b : 8 * b + 8]
             topt.zero_grad()
             torch.mean((torch.as_tensor(xb) @ tw - torch.as_tensor(yb)) ** 2).backward()
             topt.step()

@@ -23,19 +23,29 @@ GROUPS = [(["b", "w"], {}), (["s", "v"], {"lr": 0.02})]
 def _halve_lr_at(k_change):
     def before(k, pair):
         if k == k_change:
-            for g_ours, g_theirs in zip(pair.ours.param_groups, pair.theirs.param_groups,
-                                        strict=True):
+            for g_ours, g_theirs in zip(
+                pair.ours.param_groups, pair.theirs.param_groups, strict=True
+            ):
                 g_ours["lr"] = g_theirs["lr"] = g_ours["lr"] * 0.5
+
     return before
 
 
 CASES = [
     ("adamax", optim.Adamax, torch.optim.Adamax, dict(lr=0.01, weight_decay=0.01)),
-    ("adamax-maximize", optim.Adamax, torch.optim.Adamax,
-     dict(lr=0.01, betas=(0.8, 0.9), eps=1e-4, maximize=True)),
+    (
+        "adamax-maximize",
+        optim.Adamax,
+        torch.optim.Adamax,
+        dict(lr=0.01, betas=(0.8, 0.9), eps=1e-4, maximize=True),
+    ),
     ("adafactor", optim.Adafactor, torch.optim.Adafactor, dict(lr=0.05)),
-    ("adafactor-eps1-decay-maximize", optim.Adafactor, torch.optim.Adafactor,
-     dict(lr=0.05, eps=(1e-6, 1e-2), d=1.5, beta2_decay=-0.6, weight_decay=0.1, maximize=True)),
+    (
+        "adafactor-eps1-decay-maximize",
+        optim.Adafactor,
+        torch.optim.Adafactor,
+        dict(lr=0.05, eps=(1e-6, 1e-2), d=1.5, beta2_decay=-0.6, weight_decay=0.1, maximize=True),
+    ),
 ]
 
 
@@ -55,19 +65,31 @@ def test_adafactor_eps1_switched_mid_run_matches_torch():
             pair.set_all(0, eps=(1e-5, 1e-3) if k == 3 else (None, 1e-3))
 
     with jax.enable_x64(True):
-        Pair(optim.Adafactor, torch.optim.Adafactor, dict(lr=0.05), dtype="float64",
-             groups=GROUPS).run(8, before)
+        Pair(
+            optim.Adafactor, torch.optim.Adafactor, dict(lr=0.05), dtype="float64", groups=GROUPS
+        ).run(8, before)
 
 
 MATRICES = {"u": (5, 2), "v": (4, 4), "w": (3, 4)}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("kwargs", [
-    dict(lr=0.02),
-    dict(lr=0.02, momentum=0.9, nesterov=False, weight_decay=0.0,
-         adjust_lr_fn="match_rms_adamw", ns_coefficients=(3.0, -4.0, 2.0), ns_steps=3),
-], ids=["defaults", "options"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(lr=0.02),
+        dict(
+            lr=0.02,
+            momentum=0.9,
+            nesterov=False,
+            weight_decay=0.0,
+            adjust_lr_fn="match_rms_adamw",
+            ns_coefficients=(3.0, -4.0, 2.0),
+            ns_steps=3,
+        ),
+    ],
+    ids=["defaults", "options"],
+)
 def test_muon_matches_torch(kwargs, dtype):
     # The Newton-Schulz iteration runs in bfloat16 on both sides with the same
     # roundings, so float64 parameters still agree to 1e-10.
@@ -102,17 +124,23 @@ class SparsePair(Pair):
         for n, g in ours.items():
             dense = torch.tensor(np.asarray(g))
             rows = torch.nonzero(dense.reshape(dense.shape[0], -1).abs().sum(1)).reshape(-1)
-            theirs[n] = torch.sparse_coo_tensor(rows[None], dense[rows], dense.shape,
-                                                check_invariants=True).coalesce()
+            theirs[n] = torch.sparse_coo_tensor(
+                rows[None], dense[rows], dense.shape, check_invariants=True
+            ).coalesce()
         return ours, theirs
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sparse_adam_matches_torch_on_sparse_gradients(dtype):
     with jax.enable_x64(True):
-        pair = SparsePair(optim.SparseAdam, torch.optim.SparseAdam,
-                          dict(lr=0.05, betas=(0.8, 0.95)), dtype=dtype, shapes=EMBED,
-                          groups=[(["b", "e"], {}), (["w"], {"lr": 0.02, "maximize": True})])
+        pair = SparsePair(
+            optim.SparseAdam,
+            torch.optim.SparseAdam,
+            dict(lr=0.05, betas=(0.8, 0.95)),
+            dtype=dtype,
+            shapes=EMBED,
+            groups=[(["b", "e"], {}), (["w"], {"lr": 0.02, "maximize": True})],
+        )
         pair.run(7, _halve_lr_at(4))
         assert pair.ours.state_dict()["state"][0]["step"] == 7
 
@@ -137,8 +165,9 @@ def test_sparse_adam_with_an_embedding_layer():
             opt.zero_grad()
             opt.backward(loss, jnp.asarray(ids))
             opt.step()
-        np.testing.assert_allclose(opt.params["weight"], emb.weight.detach().numpy(),
-                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            opt.params["weight"], emb.weight.detach().numpy(), rtol=1e-12, atol=1e-14
+        )
         ours, theirs = opt.state_dict()["state"][0], topt.state_dict()["state"][0]
         for key in ("exp_avg", "exp_avg_sq"):
             np.testing.assert_allclose(ours[key], theirs[key].numpy(), rtol=1e-12, atol=1e-14)
@@ -146,34 +175,40 @@ def test_sparse_adam_with_an_embedding_layer():
 
 
 def test_sparse_adam_refuses_complex_params_with_torch_message():
-    message = ("Complex params at indices [[0, 1]]: SparseAdam does not support complex "
-               "parameters")
+    message = "Complex params at indices [[0, 1]]: SparseAdam does not support complex parameters"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         torch.optim.SparseAdam([torch.zeros(2), torch.zeros(2, dtype=torch.complex64)])
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         optim.SparseAdam([jnp.zeros(2), jnp.zeros(2, jnp.complex64)])
 
 
-@pytest.mark.parametrize("cls,kwargs,message", [
-    (optim.Adamax, dict(lr=-0.1), "Invalid learning rate: -0.1"),
-    (optim.Adamax, dict(eps=-1.0), "Invalid epsilon value: -1.0"),
-    (optim.Adamax, dict(betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
-    (optim.Adamax, dict(weight_decay=-1.0), "Invalid weight_decay value: -1.0"),
-    (optim.SparseAdam, dict(lr=0.0), "Invalid learning rate: 0.0"),
-    (optim.SparseAdam, dict(eps=0.0), "Invalid epsilon value: 0.0"),
-    (optim.SparseAdam, dict(betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
-    (optim.Adafactor, dict(lr=-1.0), "Learning rate should be >= 0 but is: -1.0"),
-    (optim.Adafactor, dict(beta2_decay=0.5), "beta2_decay should be <= 0 but is: 0.5"),
-    (optim.Adafactor, dict(eps=(-1.0, 1e-3)), "epsilon1 should be >= 0 but is: -1.0"),
-    (optim.Adafactor, dict(eps=(None, -1.0)), "epsilon2 should be >= 0 but is: -1.0"),
-    (optim.Adafactor, dict(d=0.5), "Clipping threshold d should be >= 1 but is: 0.5"),
-    (optim.Adafactor, dict(weight_decay=-1.0), "weight_decay should be >= 0 but is: -1.0"),
-    (optim.Muon, dict(lr=-1.0), "Learning rate should be >= 0 but is: -1.0"),
-    (optim.Muon, dict(momentum=-1.0), "momentum should be >= 0 but is: -1.0"),
-    (optim.Muon, dict(weight_decay=-1.0), "weight decay should be >= 0 but is: -1.0"),
-    (optim.Muon, dict(adjust_lr_fn="other"),
-     "Adjust learning rate function other is not supported"),
-], ids=lambda x: x.__name__ if isinstance(x, type) else None)
+@pytest.mark.parametrize(
+    "cls,kwargs,message",
+    [
+        (optim.Adamax, dict(lr=-0.1), "Invalid learning rate: -0.1"),
+        (optim.Adamax, dict(eps=-1.0), "Invalid epsilon value: -1.0"),
+        (optim.Adamax, dict(betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+        (optim.Adamax, dict(weight_decay=-1.0), "Invalid weight_decay value: -1.0"),
+        (optim.SparseAdam, dict(lr=0.0), "Invalid learning rate: 0.0"),
+        (optim.SparseAdam, dict(eps=0.0), "Invalid epsilon value: 0.0"),
+        (optim.SparseAdam, dict(betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
+        (optim.Adafactor, dict(lr=-1.0), "Learning rate should be >= 0 but is: -1.0"),
+        (optim.Adafactor, dict(beta2_decay=0.5), "beta2_decay should be <= 0 but is: 0.5"),
+        (optim.Adafactor, dict(eps=(-1.0, 1e-3)), "epsilon1 should be >= 0 but is: -1.0"),
+        (optim.Adafactor, dict(eps=(None, -1.0)), "epsilon2 should be >= 0 but is: -1.0"),
+        (optim.Adafactor, dict(d=0.5), "Clipping threshold d should be >= 1 but is: 0.5"),
+        (optim.Adafactor, dict(weight_decay=-1.0), "weight_decay should be >= 0 but is: -1.0"),
+        (optim.Muon, dict(lr=-1.0), "Learning rate should be >= 0 but is: -1.0"),
+        (optim.Muon, dict(momentum=-1.0), "momentum should be >= 0 but is: -1.0"),
+        (optim.Muon, dict(weight_decay=-1.0), "weight decay should be >= 0 but is: -1.0"),
+        (
+            optim.Muon,
+            dict(adjust_lr_fn="other"),
+            "Adjust learning rate function other is not supported",
+        ),
+    ],
+    ids=lambda x: x.__name__ if isinstance(x, type) else None,
+)
 def test_invalid_options_raise_torch_messages(cls, kwargs, message):
     shape = (2, 2)
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
@@ -182,11 +217,15 @@ def test_invalid_options_raise_torch_messages(cls, kwargs, message):
         cls({"w": jnp.zeros(shape)}, **kwargs)
 
 
-@pytest.mark.parametrize("cls,tcls,kwargs,shapes", [
-    (optim.Adamax, torch.optim.Adamax, dict(lr=0.01), None),
-    (optim.Adafactor, torch.optim.Adafactor, dict(lr=0.05), None),
-    (optim.Muon, torch.optim.Muon, dict(lr=0.02), MATRICES),
-], ids=["adamax", "adafactor", "muon"])
+@pytest.mark.parametrize(
+    "cls,tcls,kwargs,shapes",
+    [
+        (optim.Adamax, torch.optim.Adamax, dict(lr=0.01), None),
+        (optim.Adafactor, torch.optim.Adafactor, dict(lr=0.05), None),
+        (optim.Muon, torch.optim.Muon, dict(lr=0.02), MATRICES),
+    ],
+    ids=["adamax", "adafactor", "muon"],
+)
 def test_checkpoints_cross_both_ways(cls, tcls, kwargs, shapes):
     with jax.enable_x64(True):
         extra = {} if shapes is None else dict(shapes=shapes)

@@ -18,20 +18,43 @@ GROUPS = [(["b", "w"], {}), (["s", "v"], {"lr": 0.01, "weight_decay": 0.1})]
 CASES = [
     # (id, ours, torch, kwargs, groups)
     ("sgd-plain", optim.SGD, torch.optim.SGD, dict(lr=0.05), None),
-    ("sgd-nesterov-wd", optim.SGD, torch.optim.SGD,
-     dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01), None),
-    ("sgd-groups-dampening-maximize", optim.SGD, torch.optim.SGD,
-     dict(lr=0.05, momentum=0.9, dampening=0.1, maximize=True),
-     [(["b", "w"], {}), (["s", "v"], {"lr": 0.01, "momentum": 0, "weight_decay": 0.1})]),
+    (
+        "sgd-nesterov-wd",
+        optim.SGD,
+        torch.optim.SGD,
+        dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+        None,
+    ),
+    (
+        "sgd-groups-dampening-maximize",
+        optim.SGD,
+        torch.optim.SGD,
+        dict(lr=0.05, momentum=0.9, dampening=0.1, maximize=True),
+        [(["b", "w"], {}), (["s", "v"], {"lr": 0.01, "momentum": 0, "weight_decay": 0.1})],
+    ),
     ("adam-plain", optim.Adam, torch.optim.Adam, dict(lr=0.01), None),
-    ("adam-groups-amsgrad", optim.Adam, torch.optim.Adam,
-     dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, amsgrad=True),
-     [(["b", "w"], {"betas": (0.9, 0.99)}), (["s", "v"], {"lr": 0.02, "weight_decay": 0.1})]),
-    ("adam-decoupled-maximize", optim.Adam, torch.optim.Adam,
-     dict(lr=0.01, weight_decay=0.1, maximize=True, decoupled_weight_decay=True), GROUPS),
+    (
+        "adam-groups-amsgrad",
+        optim.Adam,
+        torch.optim.Adam,
+        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, amsgrad=True),
+        [(["b", "w"], {"betas": (0.9, 0.99)}), (["s", "v"], {"lr": 0.02, "weight_decay": 0.1})],
+    ),
+    (
+        "adam-decoupled-maximize",
+        optim.Adam,
+        torch.optim.Adam,
+        dict(lr=0.01, weight_decay=0.1, maximize=True, decoupled_weight_decay=True),
+        GROUPS,
+    ),
     ("adamw-plain", optim.AdamW, torch.optim.AdamW, dict(lr=0.01), None),
-    ("adamw-groups-amsgrad", optim.AdamW, torch.optim.AdamW, dict(lr=0.01, amsgrad=True),
-     [(["b", "w"], {"weight_decay": 0}), (["s", "v"], {"lr": 0.003, "eps": 1e-5})]),
+    (
+        "adamw-groups-amsgrad",
+        optim.AdamW,
+        torch.optim.AdamW,
+        dict(lr=0.01, amsgrad=True),
+        [(["b", "w"], {"weight_decay": 0}), (["s", "v"], {"lr": 0.003, "eps": 1e-5})],
+    ),
 ]
 
 
@@ -42,8 +65,9 @@ def test_matches_torch_with_lr_changes(case, dtype):
 
     def before(k, pair):
         if k in (3, 6):  # the torch idiom: for g in opt.param_groups: g["lr"] = ...
-            for g_ours, g_theirs in zip(pair.ours.param_groups, pair.theirs.param_groups,
-                                        strict=True):
+            for g_ours, g_theirs in zip(
+                pair.ours.param_groups, pair.theirs.param_groups, strict=True
+            ):
                 g_ours["lr"] = g_ours["lr"] * 0.5
                 g_theirs["lr"] = g_theirs["lr"] * 0.5
 
@@ -51,10 +75,14 @@ def test_matches_torch_with_lr_changes(case, dtype):
         Pair(ours, theirs, kwargs, dtype=dtype, groups=groups).run(9, before)
 
 
-@pytest.mark.parametrize("cls,tcls,kwargs", [
-    (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
-    (optim.Adam, torch.optim.Adam, dict(lr=0.01, amsgrad=True)),
-], ids=["sgd", "adam"])
+@pytest.mark.parametrize(
+    "cls,tcls,kwargs",
+    [
+        (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
+        (optim.Adam, torch.optim.Adam, dict(lr=0.01, amsgrad=True)),
+    ],
+    ids=["sgd", "adam"],
+)
 def test_none_gradients_are_skipped_as_torch_skips_them(cls, tcls, kwargs):
     # "v" gets no gradient at all, "b" only from step 3 on, "s" misses steps 2 and 4:
     # no state is created for a parameter until its first gradient, and a skipped
@@ -83,8 +111,13 @@ def test_options_changed_mid_run_match_torch():
             pair.set_all(1, nesterov=True, maximize=True)
 
     with jax.enable_x64(True):
-        pair = Pair(optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9), dtype="float64",
-                    groups=[(["b", "w"], {}), (["s", "v"], {"lr": 0.02})])
+        pair = Pair(
+            optim.SGD,
+            torch.optim.SGD,
+            dict(lr=0.05, momentum=0.9),
+            dtype="float64",
+            groups=[(["b", "w"], {}), (["s", "v"], {"lr": 0.02})],
+        )
         pair.run(9, before)
 
 
@@ -96,8 +129,9 @@ def test_adam_betas_eps_and_amsgrad_changed_mid_run_match_torch():
             pair.set_all(1, lr=0.1)
 
     with jax.enable_x64(True):
-        Pair(optim.Adam, torch.optim.Adam, dict(lr=0.01), dtype="float64", groups=GROUPS
-             ).run(8, before)
+        Pair(optim.Adam, torch.optim.Adam, dict(lr=0.01), dtype="float64", groups=GROUPS).run(
+            8, before
+        )
 
 
 def test_float32_hyperparameters_without_x64_stay_close():
@@ -110,13 +144,15 @@ def test_float32_hyperparameters_without_x64_stay_close():
 
 
 MORE = [
-    (optim.Adagrad, torch.optim.Adagrad,
-     dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, weight_decay=0.01)),
+    (
+        optim.Adagrad,
+        torch.optim.Adagrad,
+        dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, weight_decay=0.01),
+    ),
     (optim.Adadelta, torch.optim.Adadelta, dict(lr=0.5, rho=0.8, weight_decay=0.01)),
     (optim.RMSprop, torch.optim.RMSprop, dict(lr=0.01, momentum=0.9, centered=True)),
     (optim.NAdam, torch.optim.NAdam, dict(lr=0.01, weight_decay=0.01)),
-    (optim.RAdam, torch.optim.RAdam, dict(lr=0.01, decoupled_weight_decay=True,
-                                          weight_decay=0.1)),
+    (optim.RAdam, torch.optim.RAdam, dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.1)),
     (optim.Rprop, torch.optim.Rprop, dict(lr=0.01, etas=(0.4, 1.3), maximize=True)),
     (optim.ASGD, torch.optim.ASGD, dict(lr=0.01, t0=3, weight_decay=0.01)),
 ]
@@ -135,8 +171,13 @@ def test_more_classes_match_torch_with_groups_and_lr_changes(cls, tcls, kwargs):
     torch.set_default_dtype(torch.float64 if cls is optim.NAdam else old)
     try:
         with jax.enable_x64(True):
-            pair = Pair(cls, tcls, kwargs, dtype="float64",
-                        groups=[(["b", "w"], {}), (["s", "v"], {"lr": 0.02})])
+            pair = Pair(
+                cls,
+                tcls,
+                kwargs,
+                dtype="float64",
+                groups=[(["b", "w"], {}), (["s", "v"], {"lr": 0.02})],
+            )
             pair.any_dtype = ("step",) if cls is optim.NAdam else ()
             pair.run(8, before)
     finally:

@@ -10,9 +10,11 @@ import torch
 from optimlab import optim
 
 TORCH_OPTIMIZERS = sorted(
-    name for name in torch.optim.__all__
+    name
+    for name in torch.optim.__all__
     if inspect.isclass(getattr(torch.optim, name))
-    and issubclass(getattr(torch.optim, name), torch.optim.Optimizer))
+    and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
+)
 
 #: Documented differences, ``{class: {parameter: reason}}``; the defaults of these
 #: parameters are not compared (names and kinds still are). None at present.

@@ -18,8 +18,10 @@ from optimlab.optim import lr_scheduler as L
 from optimlab.optim import swa_utils
 
 RNG = np.random.default_rng(0)
-SEQ = [{"w": RNG.normal(size=(3, 2)).astype(np.float32), "b": RNG.normal(size=2).astype(np.float32)}
-       for _ in range(12)]
+SEQ = [
+    {"w": RNG.normal(size=(3, 2)).astype(np.float32), "b": RNG.normal(size=2).astype(np.float32)}
+    for _ in range(12)
+]
 
 
 def torch_model(p):
@@ -34,8 +36,10 @@ def torch_model(p):
 def test_averaged_model_matches_torch(kind):
     ours_kw, torch_kw = {
         "swa": ({}, {}),
-        "ema-multi": ({"multi_avg_fn": swa_utils.get_ema_multi_avg_fn(0.9)},
-                      {"multi_avg_fn": TS.get_ema_multi_avg_fn(0.9)}),
+        "ema-multi": (
+            {"multi_avg_fn": swa_utils.get_ema_multi_avg_fn(0.9)},
+            {"multi_avg_fn": TS.get_ema_multi_avg_fn(0.9)},
+        ),
         "ema": ({"avg_fn": swa_utils.get_ema_avg_fn(0.8)}, {"avg_fn": TS.get_ema_avg_fn(0.8)}),
         "swa-single": ({"avg_fn": swa_utils.get_swa_avg_fn()}, {"avg_fn": TS.get_swa_avg_fn()}),
     }[kind]
@@ -50,10 +54,12 @@ def test_averaged_model_matches_torch(kind):
         avg.update_parameters({k: jnp.asarray(v) for k, v in p.items()})
         assert int(avg.n_averaged) == int(tavg.n_averaged)
         # float32 on both sides; the same lerp (or formula) per element: an ulp or two.
-        np.testing.assert_allclose(np.asarray(avg.params["w"]),
-                                   tavg.module.weight.detach().numpy().T, rtol=1e-6, atol=1e-7)
-        np.testing.assert_allclose(np.asarray(avg.params["b"]),
-                                   tavg.module.bias.detach().numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            np.asarray(avg.params["w"]), tavg.module.weight.detach().numpy().T, rtol=1e-6, atol=1e-7
+        )
+        np.testing.assert_allclose(
+            np.asarray(avg.params["b"]), tavg.module.bias.detach().numpy(), rtol=1e-6, atol=1e-7
+        )
         assert avg.params["w"].dtype == jnp.float32
 
 
@@ -68,20 +74,27 @@ def test_averaged_model_buffers_follow_torch_rules():
     np.testing.assert_allclose(synced.params["batch_stats"]["mean"], 40.0)  # copied, as torch
     np.testing.assert_allclose(averaged.params["batch_stats"]["mean"], 25.0)
     with pytest.raises(AssertionError, match="Only one of avg_fn and multi_avg_fn"):
-        swa_utils.AveragedModel(var, avg_fn=swa_utils.get_swa_avg_fn(),
-                                multi_avg_fn=swa_utils.get_swa_multi_avg_fn())
+        swa_utils.AveragedModel(
+            var, avg_fn=swa_utils.get_swa_avg_fn(), multi_avg_fn=swa_utils.get_swa_multi_avg_fn()
+        )
     with pytest.raises(ValueError, match="Invalid decay value"):
         swa_utils.get_ema_multi_avg_fn(1.5)
 
 
-@pytest.mark.parametrize("kw", [{"swa_lr": 0.05}, {"swa_lr": [0.01, 0.02], "anneal_epochs": 7,
-                                                    "anneal_strategy": "linear"},
-                                {"swa_lr": 0.03, "anneal_epochs": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"swa_lr": 0.05},
+        {"swa_lr": [0.01, 0.02], "anneal_epochs": 7, "anneal_strategy": "linear"},
+        {"swa_lr": 0.03, "anneal_epochs": 0},
+    ],
+)
 def test_swalr_after_cosine_annealing_lockstep(kw):
     tp = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
     to = torch.optim.SGD([{"params": [tp[0]]}, {"params": [tp[1]], "lr": 0.05}], lr=0.1)
-    oo = optim.SGD([{"params": {"a": jnp.zeros(2)}}, {"params": {"b": jnp.zeros(2)}, "lr": 0.05}],
-                   lr=0.1)
+    oo = optim.SGD(
+        [{"params": {"a": jnp.zeros(2)}}, {"params": {"b": jnp.zeros(2)}, "lr": 0.05}], lr=0.1
+    )
     tc, oc = T.CosineAnnealingLR(to, 40), L.CosineAnnealingLR(oo, 40)
     for _ in range(15):
         to.step()
@@ -110,7 +123,7 @@ class Net(nn.Module):
 
 def test_update_bn_is_the_cumulative_average_of_batch_statistics():
     x = RNG.normal(size=(40, 3)).astype(np.float32) * 3 + 1
-    batches = [(x[i:i + 8], np.zeros(8)) for i in range(0, 40, 8)]
+    batches = [(x[i : i + 8], np.zeros(8)) for i in range(0, 40, 8)]
     model = Net()
     variables = model.init(jax.random.key(0), x[:2], train=False)
 
@@ -127,18 +140,21 @@ def test_update_bn_is_the_cumulative_average_of_batch_statistics():
     np.testing.assert_allclose(np.asarray(got["mean"]), want_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(got["var"]), want_var, rtol=1e-5, atol=1e-6)
     assert got["mean"].dtype == jnp.float32
-    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), new["params"],
-                                     variables["params"]))
+    assert jax.tree.all(
+        jax.tree.map(lambda a, b: bool(jnp.all(a == b)), new["params"], variables["params"])
+    )
     # torch's update_bn on the same layer: the same means (its variance is unbiased).
     lin, bn = torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)
     with torch.no_grad():
         lin.weight.copy_(torch.from_numpy(kernel.T.astype(np.float32)))
         lin.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
     TS.update_bn([torch.from_numpy(xb) for xb, _ in batches], torch.nn.Sequential(lin, bn))
-    np.testing.assert_allclose(np.asarray(got["mean"]), bn.running_mean.numpy(), rtol=1e-5,
-                               atol=1e-6)
-    np.testing.assert_allclose(np.asarray(got["var"]), bn.running_var.numpy() * 7 / 8, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(got["mean"]), bn.running_mean.numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(got["var"]), bn.running_var.numpy() * 7 / 8, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_swa_idiom_with_averaged_model_swalr_and_update_bn():
@@ -155,15 +171,16 @@ def test_swa_idiom_with_averaged_model_swalr_and_update_bn():
     stats = variables["batch_stats"]
 
     def loss_fn(params, stats, xb, yb):
-        out, mutated = model.apply({"params": params, "batch_stats": stats}, xb, train=True,
-                                   mutable=["batch_stats"])
+        out, mutated = model.apply(
+            {"params": params, "batch_stats": stats}, xb, train=True, mutable=["batch_stats"]
+        )
         return jnp.mean((out - yb) ** 2), mutated["batch_stats"]
 
     grad_fn = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
     lrs = []
     for epoch in range(20):
         for i in range(0, 32, 8):
-            (_, stats), grads = grad_fn(opt.params, stats, x[i:i + 8], y[i:i + 8])
+            (_, stats), grads = grad_fn(opt.params, stats, x[i : i + 8], y[i : i + 8])
             opt.step(grads)
         if epoch > swa_start:
             swa_model.update_parameters({"params": opt.params, "batch_stats": stats})
@@ -173,11 +190,14 @@ def test_swa_idiom_with_averaged_model_swalr_and_update_bn():
         lrs.append(opt.param_groups[0]["lr"])
     assert int(swa_model.n_averaged) == 9
     assert lrs[-1] == pytest.approx(0.01) and lrs[swa_start] > 0.01
-    averaged = swa_utils.update_bn([(x[i:i + 8],) for i in range(0, 32, 8)],
-                                   lambda v, xb: model.apply(v, xb, train=True,
-                                                             mutable=["batch_stats"]),
-                                   swa_model.params)
+    averaged = swa_utils.update_bn(
+        [(x[i : i + 8],) for i in range(0, 32, 8)],
+        lambda v, xb: model.apply(v, xb, train=True, mutable=["batch_stats"]),
+        swa_model.params,
+    )
     out = model.apply(averaged, x, train=False)
     assert np.isfinite(np.asarray(out)).all()
-    assert not np.allclose(np.asarray(averaged["batch_stats"]["BatchNorm_0"]["mean"]),
-                           np.asarray(swa_model.params["batch_stats"]["BatchNorm_0"]["mean"]))
+    assert not np.allclose(
+        np.asarray(averaged["batch_stats"]["BatchNorm_0"]["mean"]),
+        np.asarray(swa_model.params["batch_stats"]["BatchNorm_0"]["mean"]),
+    )

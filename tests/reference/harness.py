@@ -94,8 +94,10 @@ def compare_with_torch(
         worst[key.split("[")[0]] = max(worst.get(key.split("[")[0], 0.0), dev)
 
     with jax.enable_x64(x64):
-        tparams = {k: torch.tensor(np.asarray(v, np_dtype), dtype=torch_dtype,
-                                   requires_grad=True) for k, v in start.items()}
+        tparams = {
+            k: torch.tensor(np.asarray(v, np_dtype), dtype=torch_dtype, requires_grad=True)
+            for k, v in start.items()
+        }
         topt = torch_cls(list(tparams.values()), **torch_kwargs)
         names = list(tparams)
         tx = make_ours()
@@ -110,8 +112,9 @@ def compare_with_torch(
             for n, t in tparams.items():
                 t.grad = torch.tensor(np.asarray(tg[n], np_dtype), dtype=torch_dtype)
             topt.step()
-            updates, state = step({n: jnp.asarray(np.asarray(og[n], np_dtype)) for n in ours},
-                                  state, ours)
+            updates, state = step(
+                {n: jnp.asarray(np.asarray(og[n], np_dtype)) for n in ours}, state, ours
+            )
             ours = ol.apply_updates(ours, updates)
             for n in names:
                 assert ours[n].dtype == jnp.dtype(np_dtype)

@@ -66,8 +66,9 @@ def compare_with_optax(make_ours, make_theirs, *, dtype, rtol, atol, steps=STEPS
             for n in start:
                 ours, theirs = np.asarray(sides[0][1][n]), np.asarray(sides[1][1][n])
                 assert ours.dtype == np_dtype
-                np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol,
-                                           err_msg=f"param[{n}] step {k}")
+                np.testing.assert_allclose(
+                    ours, theirs, rtol=rtol, atol=atol, err_msg=f"param[{n}] step {k}"
+                )
                 dev = np.abs(ours - theirs) / np.maximum(np.abs(theirs), atol / rtol)
                 worst = max(worst, float(np.max(dev)))
     return worst
@@ -75,48 +76,85 @@ def compare_with_optax(make_ours, make_theirs, *, dtype, rtol, atol, steps=STEPS
 
 # (id, optimlab, optax) where the algorithms coincide.
 PAIRS = [
-    ("adamax", lambda: ol.adamax(0.01, b1=0.8, b2=0.95, eps=1e-6),
-     lambda: optax.adamax(0.01, b1=0.8, b2=0.95, eps=1e-6)),
-    ("adamaxw", lambda: ol.adamaxw(0.01, weight_decay=0.1),
-     lambda: optax.adamaxw(0.01, weight_decay=0.1)),
+    (
+        "adamax",
+        lambda: ol.adamax(0.01, b1=0.8, b2=0.95, eps=1e-6),
+        lambda: optax.adamax(0.01, b1=0.8, b2=0.95, eps=1e-6),
+    ),
+    (
+        "adamaxw",
+        lambda: ol.adamaxw(0.01, weight_decay=0.1),
+        lambda: optax.adamaxw(0.01, weight_decay=0.1),
+    ),
     # optax's nadam has no momentum schedule: mu_t = b1 at every step, which is
     # torch's schedule in the limit momentum_decay -> inf.
-    ("nadam", lambda: ol.nadam(0.01, b1=0.85, b2=0.98, momentum_decay=float("inf")),
-     lambda: optax.nadam(0.01, b1=0.85, b2=0.98)),
-    ("nadamw", lambda: ol.nadamw(0.01, weight_decay=0.1, momentum_decay=float("inf")),
-     lambda: optax.nadamw(0.01, weight_decay=0.1)),
+    (
+        "nadam",
+        lambda: ol.nadam(0.01, b1=0.85, b2=0.98, momentum_decay=float("inf")),
+        lambda: optax.nadam(0.01, b1=0.85, b2=0.98),
+    ),
+    (
+        "nadamw",
+        lambda: ol.nadamw(0.01, weight_decay=0.1, momentum_decay=float("inf")),
+        lambda: optax.nadamw(0.01, weight_decay=0.1),
+    ),
     # optax's radam adds eps to sqrt(v_hat), torch to sqrt(v): the same rule when
     # eps = 0 (see test_radam_eps_placement_differs_from_optax).
-    ("radam", lambda: ol.radam(0.01, b2=0.99, eps=0.0),
-     lambda: optax.radam(0.01, b2=0.99, eps=0.0)),
+    (
+        "radam",
+        lambda: ol.radam(0.01, b2=0.99, eps=0.0),
+        lambda: optax.radam(0.01, b2=0.99, eps=0.0),
+    ),
     ("radam_default_b2", lambda: ol.radam(0.01, eps=0.0), lambda: optax.radam(0.01, eps=0.0)),
     # optax's adagrad adds eps inside the root and has no lr_decay: the same rule
     # when eps = 0 and lr_decay = 0 (see test_adagrad_eps_placement_differs_from_optax).
-    ("adagrad", lambda: ol.adagrad(0.05, initial_accumulator_value=0.1, eps=0.0),
-     lambda: optax.adagrad(0.05, initial_accumulator_value=0.1, eps=0.0)),
-    ("adadelta", lambda: ol.adadelta(1.0, rho=0.8, eps=1e-4),
-     lambda: optax.adadelta(1.0, rho=0.8, eps=1e-4)),
-    ("adadelta_wd", lambda: ol.adadelta(0.5, eps=1e-4, weight_decay=0.1),
-     lambda: optax.adadelta(0.5, eps=1e-4, weight_decay=0.1)),
+    (
+        "adagrad",
+        lambda: ol.adagrad(0.05, initial_accumulator_value=0.1, eps=0.0),
+        lambda: optax.adagrad(0.05, initial_accumulator_value=0.1, eps=0.0),
+    ),
+    (
+        "adadelta",
+        lambda: ol.adadelta(1.0, rho=0.8, eps=1e-4),
+        lambda: optax.adadelta(1.0, rho=0.8, eps=1e-4),
+    ),
+    (
+        "adadelta_wd",
+        lambda: ol.adadelta(0.5, eps=1e-4, weight_decay=0.1),
+        lambda: optax.adadelta(0.5, eps=1e-4, weight_decay=0.1),
+    ),
     # torch's rmsprop is optax's with eps_in_sqrt=False (optax's default puts it
     # inside); torch's alpha is optax's decay.
-    ("rmsprop", lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6),
-     lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False)),
-    ("rmsprop_centered", lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, centered=True),
-     lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, centered=True)),
+    (
+        "rmsprop",
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6),
+        lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False),
+    ),
+    (
+        "rmsprop_centered",
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, centered=True),
+        lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, centered=True),
+    ),
     # optax's momentum buffer holds lr * b_t (lr applied before the trace): the
     # same parameters while lr is constant (see test_rmsprop_momentum_buffer_...).
-    ("rmsprop_momentum", lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, momentum=0.9),
-     lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, momentum=0.9)),
-    ("rmsprop_centered_momentum",
-     lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, momentum=0.9, centered=True),
-     lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, momentum=0.9,
-                           centered=True)),
+    (
+        "rmsprop_momentum",
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, momentum=0.9),
+        lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, momentum=0.9),
+    ),
+    (
+        "rmsprop_centered_momentum",
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, momentum=0.9, centered=True),
+        lambda: optax.rmsprop(
+            0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, momentum=0.9, centered=True
+        ),
+    ),
 ]
 
 
-@pytest.mark.parametrize("dtype", [
-    "float32", "float64", pytest.param("float32_x32", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "dtype", ["float32", "float64", pytest.param("float32_x32", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("ours,theirs", [p[1:] for p in PAIRS], ids=[p[0] for p in PAIRS])
 def test_matches_optax(ours, theirs, dtype):
     compare_with_optax(ours, theirs, dtype=dtype, **TOL[dtype])
@@ -168,8 +206,9 @@ def test_radam_eps_placement_differs_from_optax():
             assert theirs[t - 1] == pytest.approx(-lr * g, rel=1e-12)
             continue
         r = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
-        assert ours[t - 1] == pytest.approx(-lr * r * g / (abs(g) + eps / math.sqrt(bc2)),
-                                            rel=1e-12)
+        assert ours[t - 1] == pytest.approx(
+            -lr * r * g / (abs(g) + eps / math.sqrt(bc2)), rel=1e-12
+        )
         assert theirs[t - 1] == pytest.approx(-lr * r * g / (abs(g) + eps), rel=1e-12)
         assert abs(ours[t - 1] - theirs[t - 1]) > 1e-3 * abs(theirs[t - 1])
 
@@ -179,9 +218,11 @@ def test_adagrad_eps_placement_differs_from_optax():
     # optax: g / sqrt(s_t + eps).
     lr, s0, eps, g, steps = 1.0, 0.1, 0.5, 2.0, 5
     ours, _ = _constant_gradient_updates(
-        ol.adagrad(lr, initial_accumulator_value=s0, eps=eps), g, steps)
+        ol.adagrad(lr, initial_accumulator_value=s0, eps=eps), g, steps
+    )
     theirs, _ = _constant_gradient_updates(
-        optax.adagrad(lr, initial_accumulator_value=s0, eps=eps), g, steps)
+        optax.adagrad(lr, initial_accumulator_value=s0, eps=eps), g, steps
+    )
     for t in range(1, steps + 1):
         s = s0 + t * g * g
         assert ours[t - 1] == pytest.approx(-lr * g / (math.sqrt(s) + eps), rel=1e-12)
@@ -204,7 +245,8 @@ def test_rmsprop_momentum_buffer_differs_from_optax_by_the_learning_rate():
     lr = 0.01
     _, ours = _constant_gradient_updates(ol.rmsprop(lr, momentum=0.9), 0.5, 3)
     _, theirs = _constant_gradient_updates(
-        optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False, momentum=0.9), 0.5, 3)
+        optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False, momentum=0.9), 0.5, 3
+    )
     ours_buf = float(find(ours, ol.TraceState).trace[0])
     theirs_buf = float(jax.tree.leaves(theirs[2])[0][0])
     assert theirs_buf == pytest.approx(-lr * ours_buf, rel=1e-12)  # -lr: descent sign
@@ -222,8 +264,11 @@ def test_rmsprop_eps_defaults_outside_the_root_unlike_optax():
     assert theirs == pytest.approx(-g / math.sqrt(g * g + eps), rel=1e-12)
 
 
-@pytest.mark.parametrize("ours,theirs", [(ol.adamaxw, optax.adamaxw), (ol.nadamw, optax.nadamw)],
-                         ids=["adamaxw", "nadamw"])
+@pytest.mark.parametrize(
+    "ours,theirs",
+    [(ol.adamaxw, optax.adamaxw), (ol.nadamw, optax.nadamw)],
+    ids=["adamaxw", "nadamw"],
+)
 def test_decoupled_weight_decay_default_is_adamw_s_not_optax_s(ours, theirs):
     # The decoupled aliases default to torch AdamW's 1e-2 (as optimlab.adamw does);
     # optax defaults to 1e-4.

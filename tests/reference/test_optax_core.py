@@ -56,8 +56,9 @@ def _trajectory(tx, apply, params, curv, noise, with_value):
         g = {n: curv[n] * p[n] + noise[n][k] for n in p}
         extra = {}
         if with_value:
-            extra["value"] = sum(jnp.sum(0.5 * curv[n] * p[n] * p[n] + noise[n][k] * p[n])
-                                 for n in p)
+            extra["value"] = sum(
+                jnp.sum(0.5 * curv[n] * p[n] * p[n] + noise[n][k] * p[n]) for n in p
+            )
         u, s = tx.update(g, s, p, **extra)
         p = apply(p, u)
         ps.append(p)
@@ -90,49 +91,93 @@ def compare(ours, theirs, dtype, *, shapes=SHAPES, with_value=False):
 # sides unless a comment says otherwise.
 CONFIGS = [
     ("lion", lambda: ol.lion(0.01), lambda: optax.lion(0.01), {}),
-    ("lion_betas_no_wd", lambda: ol.lion(0.01, b1=0.8, b2=0.95, weight_decay=0.0),
-     lambda: optax.lion(0.01, b1=0.8, b2=0.95, weight_decay=0.0), {}),
-    ("lamb_wd_eps_root", lambda: ol.lamb(0.05, weight_decay=0.01, eps_root=1e-8),
-     lambda: optax.lamb(0.05, weight_decay=0.01, eps_root=1e-8), {}),
+    (
+        "lion_betas_no_wd",
+        lambda: ol.lion(0.01, b1=0.8, b2=0.95, weight_decay=0.0),
+        lambda: optax.lion(0.01, b1=0.8, b2=0.95, weight_decay=0.0),
+        {},
+    ),
+    (
+        "lamb_wd_eps_root",
+        lambda: ol.lamb(0.05, weight_decay=0.01, eps_root=1e-8),
+        lambda: optax.lamb(0.05, weight_decay=0.01, eps_root=1e-8),
+        {},
+    ),
     ("lars", lambda: ol.lars(0.5), lambda: optax.lars(0.5), {}),
-    ("lars_wd_nesterov", lambda: ol.lars(0.5, weight_decay=0.01, trust_coefficient=0.01,
-                                         eps=1e-6, nesterov=True),
-     lambda: optax.lars(0.5, weight_decay=0.01, trust_coefficient=0.01, eps=1e-6,
-                        nesterov=True), {}),
+    (
+        "lars_wd_nesterov",
+        lambda: ol.lars(0.5, weight_decay=0.01, trust_coefficient=0.01, eps=1e-6, nesterov=True),
+        lambda: optax.lars(0.5, weight_decay=0.01, trust_coefficient=0.01, eps=1e-6, nesterov=True),
+        {},
+    ),
     ("adabelief", lambda: ol.adabelief(0.05), lambda: optax.adabelief(0.05), {}),
-    ("adabelief_nesterov", lambda: ol.adabelief(0.05, nesterov=True),
-     lambda: optax.adabelief(0.05, nesterov=True), {}),
+    (
+        "adabelief_nesterov",
+        lambda: ol.adabelief(0.05, nesterov=True),
+        lambda: optax.adabelief(0.05, nesterov=True),
+        {},
+    ),
     ("yogi", lambda: ol.yogi(0.05), lambda: optax.yogi(0.05), {}),
-    ("adan_wd", lambda: ol.adan(0.05, weight_decay=0.01),
-     lambda: optax.adan(0.05, weight_decay=0.01), {}),
-    ("novograd_wd", lambda: ol.novograd(0.05, weight_decay=0.01),
-     lambda: optax.novograd(0.05, weight_decay=0.01), {}),
+    (
+        "adan_wd",
+        lambda: ol.adan(0.05, weight_decay=0.01),
+        lambda: optax.adan(0.05, weight_decay=0.01),
+        {},
+    ),
+    (
+        "novograd_wd",
+        lambda: ol.novograd(0.05, weight_decay=0.01),
+        lambda: optax.novograd(0.05, weight_decay=0.01),
+        {},
+    ),
     ("sign_sgd", lambda: ol.sign_sgd(0.01), lambda: optax.sign_sgd(0.01), {}),
     ("signum", lambda: ol.signum(0.01, beta=0.5), lambda: optax.signum(0.01, beta=0.5), {}),
     # optax.sm3 fails on scalar leaves (see test_sm3_scalar_leaves below): no scalar here.
-    ("sm3", lambda: ol.sm3(0.1, momentum=0.5), lambda: optax.sm3(0.1, momentum=0.5),
-     {"shapes": NO_SCALAR}),
+    (
+        "sm3",
+        lambda: ol.sm3(0.1, momentum=0.5),
+        lambda: optax.sm3(0.1, momentum=0.5),
+        {"shapes": NO_SCALAR},
+    ),
     ("fromage", lambda: ol.fromage(0.05), lambda: optax.fromage(0.05), {}),
-    ("noisy_sgd", lambda: ol.noisy_sgd(0.05, eta=0.1, gamma=0.3, key=3),
-     lambda: optax.noisy_sgd(0.05, eta=0.1, gamma=0.3, key=3), {}),
+    (
+        "noisy_sgd",
+        lambda: ol.noisy_sgd(0.05, eta=0.1, gamma=0.3, key=3),
+        lambda: optax.noisy_sgd(0.05, eta=0.1, gamma=0.3, key=3),
+        {},
+    ),
     ("polyak_sgd", lambda: ol.polyak_sgd(), lambda: optax.polyak_sgd(), {"with_value": True}),
-    ("polyak_sgd_plus", lambda: ol.polyak_sgd(0.5, scaling=0.5, f_min=-1.0, variant="sps+"),
-     lambda: optax.polyak_sgd(0.5, scaling=0.5, f_min=-1.0, variant="sps+"),
-     {"with_value": True}),
-    ("optimistic_gradient_descent",
-     lambda: ol.optimistic_gradient_descent(0.05, alpha=0.5, beta=2.0),
-     lambda: optax.optimistic_gradient_descent(0.05, alpha=0.5, beta=2.0), {}),
+    (
+        "polyak_sgd_plus",
+        lambda: ol.polyak_sgd(0.5, scaling=0.5, f_min=-1.0, variant="sps+"),
+        lambda: optax.polyak_sgd(0.5, scaling=0.5, f_min=-1.0, variant="sps+"),
+        {"with_value": True},
+    ),
+    (
+        "optimistic_gradient_descent",
+        lambda: ol.optimistic_gradient_descent(0.05, alpha=0.5, beta=2.0),
+        lambda: optax.optimistic_gradient_descent(0.05, alpha=0.5, beta=2.0),
+        {},
+    ),
     # optimistic_adam has the interface of optax.optimistic_adam_v2 (see the test below
     # for the deprecated optax.optimistic_adam).
-    ("optimistic_adam", lambda: ol.optimistic_adam(0.05, alpha=0.5, beta=0.5),
-     lambda: optax.optimistic_adam_v2(0.05, alpha=0.5, beta=0.5), {}),
+    (
+        "optimistic_adam",
+        lambda: ol.optimistic_adam(0.05, alpha=0.5, beta=0.5),
+        lambda: optax.optimistic_adam_v2(0.05, alpha=0.5, beta=0.5),
+        {},
+    ),
 ]
 
 
 # Variants of an alias already compared in both dtypes run in float64 only (time budget).
 VARIANTS = {"lion_betas_no_wd", "lars", "adabelief_nesterov", "polyak_sgd_plus"}
-GRID = [pytest.param(c, d, id=f"{c[0]}-{d}") for c in CONFIGS for d in ("float32", "float64")
-        if d == "float64" or c[0] not in VARIANTS]
+GRID = [
+    pytest.param(c, d, id=f"{c[0]}-{d}")
+    for c in CONFIGS
+    for d in ("float32", "float64")
+    if d == "float64" or c[0] not in VARIANTS
+]
 
 
 @pytest.mark.parametrize("cfg,dtype", GRID)
@@ -181,8 +226,7 @@ def test_noisy_sgd_default_key_is_zero_without_warning():
         warnings.simplefilter("error")
         state = ol.noisy_sgd(0.05).init({"w": jnp.zeros(2)})
     key = state.inner_state[0].rng_key
-    np.testing.assert_array_equal(jax.random.key_data(key),
-                                  jax.random.key_data(jax.random.key(0)))
+    np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(jax.random.key(0)))
 
 
 def test_polyak_variant_refused_at_construction():

@@ -40,8 +40,7 @@ def _problem(seed=0):
 
 
 def _loss(curv, noise_k, params):
-    return sum(jnp.sum(0.5 * c * params[k] ** 2 + noise_k[k] * params[k]) for k, c in
-               curv.items())
+    return sum(jnp.sum(0.5 * c * params[k] ** 2 + noise_k[k] * params[k]) for k, c in curv.items())
 
 
 def _hessian(curv, k, params):
@@ -70,8 +69,10 @@ def _run(tx, dtype, extra, standard, steps=20):
     step = jax.jit(lambda g, s, p, e: tx.update(g, s, p, **e))
     ps, us = [], []
     for k in range(steps):
+
         def f(p, k=k):
             return _loss(curv, {n: jnp.asarray(v, dtype) for n, v in noise[k].items()}, p)
+
         with jax.numpy_dtype_promotion("standard" if standard else "strict"):
             value, grads = jax.value_and_grad(f)(params)
             e = {"value": value} if "value" in extra else {}
@@ -87,46 +88,92 @@ def _run(tx, dtype, extra, standard, steps=20):
 # name -> (optimlab factory, optax factory, extra args). Arguments away from the
 # defaults are chosen so that every branch (decay, flags) is exercised.
 CASES = {
-    "schedule_free_sgd": (lambda: ol.schedule_free_sgd(0.1, weight_decay=0.01),
-                          lambda: oc.schedule_free_sgd(0.1, weight_decay=0.01), ()),
-    "schedule_free_adamw": (lambda: ol.schedule_free_adamw(0.05, weight_decay=0.01, b1=0.8),
-                            lambda: oc.schedule_free_adamw(0.05, weight_decay=0.01, b1=0.8), ()),
+    "schedule_free_sgd": (
+        lambda: ol.schedule_free_sgd(0.1, weight_decay=0.01),
+        lambda: oc.schedule_free_sgd(0.1, weight_decay=0.01),
+        (),
+    ),
+    "schedule_free_adamw": (
+        lambda: ol.schedule_free_adamw(0.05, weight_decay=0.01, b1=0.8),
+        lambda: oc.schedule_free_adamw(0.05, weight_decay=0.01, b1=0.8),
+        (),
+    ),
     "prodigy": (lambda: ol.prodigy(weight_decay=0.1), lambda: oc.prodigy(weight_decay=0.1), ()),
-    "prodigy_safeguard": (lambda: ol.prodigy(0.5, beta3=0.9, safeguard_warmup=True),
-                          lambda: oc.prodigy(0.5, beta3=0.9, safeguard_warmup=True), ()),
-    "dadapt_adamw": (lambda: ol.dadapt_adamw(weight_decay=0.1),
-                     lambda: oc.dadapt_adamw(weight_decay=0.1), ()),
-    "mechanize": (lambda: ol.mechanize(ol.adam(0.1), weight_decay=0.1),
-                  lambda: oc.mechanize(optax.adam(0.1), weight_decay=0.1), ()),
-    "cocob": (lambda: ol.cocob(0.5, weight_decay=0.1), lambda: oc.cocob(0.5, weight_decay=0.1),
-              ()),
+    "prodigy_safeguard": (
+        lambda: ol.prodigy(0.5, beta3=0.9, safeguard_warmup=True),
+        lambda: oc.prodigy(0.5, beta3=0.9, safeguard_warmup=True),
+        (),
+    ),
+    "dadapt_adamw": (
+        lambda: ol.dadapt_adamw(weight_decay=0.1),
+        lambda: oc.dadapt_adamw(weight_decay=0.1),
+        (),
+    ),
+    "mechanize": (
+        lambda: ol.mechanize(ol.adam(0.1), weight_decay=0.1),
+        lambda: oc.mechanize(optax.adam(0.1), weight_decay=0.1),
+        (),
+    ),
+    "cocob": (lambda: ol.cocob(0.5, weight_decay=0.1), lambda: oc.cocob(0.5, weight_decay=0.1), ()),
     "dog": (lambda: ol.dog(weight_decay=0.01), lambda: oc.dog(weight_decay=0.01), ()),
-    "dog_learning_rate": (lambda: ol.dog(init_step=("learning_rate", 0.1)),
-                          lambda: oc.dog(init_step=("learning_rate", 0.1)), ()),
-    "dog_distance": (lambda: ol.dog(init_step=("distance", 0.1)),
-                     lambda: oc.dog(init_step=("distance", 0.1)), ()),
-    "dowg": (lambda: ol.dowg(init_estim_sq_dist=0.01), lambda: oc.dowg(init_estim_sq_dist=0.01),
-             ()),
-    "momo": (lambda: ol.momo(0.5, weight_decay=0.1, adapt_lower_bound=True),
-             lambda: oc.momo(0.5, weight_decay=0.1, adapt_lower_bound=True), ("value",)),
-    "momo_adam": (lambda: ol.momo_adam(0.1, weight_decay=0.1, adapt_lower_bound=True),
-                  lambda: oc.momo_adam(0.1, weight_decay=0.1, adapt_lower_bound=True),
-                  ("value",)),
-    "ademamix": (lambda: ol.ademamix(0.05, b3=0.99, weight_decay=0.1),
-                 lambda: oc.ademamix(0.05, b3=0.99, weight_decay=0.1), ()),
+    "dog_learning_rate": (
+        lambda: ol.dog(init_step=("learning_rate", 0.1)),
+        lambda: oc.dog(init_step=("learning_rate", 0.1)),
+        (),
+    ),
+    "dog_distance": (
+        lambda: ol.dog(init_step=("distance", 0.1)),
+        lambda: oc.dog(init_step=("distance", 0.1)),
+        (),
+    ),
+    "dowg": (
+        lambda: ol.dowg(init_estim_sq_dist=0.01),
+        lambda: oc.dowg(init_estim_sq_dist=0.01),
+        (),
+    ),
+    "momo": (
+        lambda: ol.momo(0.5, weight_decay=0.1, adapt_lower_bound=True),
+        lambda: oc.momo(0.5, weight_decay=0.1, adapt_lower_bound=True),
+        ("value",),
+    ),
+    "momo_adam": (
+        lambda: ol.momo_adam(0.1, weight_decay=0.1, adapt_lower_bound=True),
+        lambda: oc.momo_adam(0.1, weight_decay=0.1, adapt_lower_bound=True),
+        ("value",),
+    ),
+    "ademamix": (
+        lambda: ol.ademamix(0.05, b3=0.99, weight_decay=0.1),
+        lambda: oc.ademamix(0.05, b3=0.99, weight_decay=0.1),
+        (),
+    ),
     "adopt": (lambda: ol.adopt(0.05), lambda: oc.adopt(0.05), ()),
-    "adopt_nesterov": (lambda: ol.adopt(0.05, nesterov=True, use_clipping=False),
-                       lambda: oc.adopt(0.05, nesterov=True, use_clipping=False), ()),
-    "sophia": (lambda: ol.sophia(0.05, update_interval=3),
-               lambda: oc.sophia(0.05, update_interval=3,
-                                 hessian_diagonal_fn=_optax_hessian_fn()), ("hessian",)),
-    "sam": (lambda: ol.sam(ol.adam(0.05), ol.chain(ol.normalize(), ol.sgd(0.05)),
-                           sync_period=3, reset_state=False),
-            lambda: oc.sam(optax.adam(0.05), optax.chain(oc.normalize(), optax.sgd(0.05)),
-                           sync_period=3, reset_state=False), ()),
-    "galore": (lambda: ol.galore(0.05, rank=2, update_proj_gap=7, scale=0.5, weight_decay=0.1),
-               lambda: oc.galore(0.05, rank=2, update_proj_gap=7, scale=0.5, weight_decay=0.1),
-               ()),
+    "adopt_nesterov": (
+        lambda: ol.adopt(0.05, nesterov=True, use_clipping=False),
+        lambda: oc.adopt(0.05, nesterov=True, use_clipping=False),
+        (),
+    ),
+    "sophia": (
+        lambda: ol.sophia(0.05, update_interval=3),
+        lambda: oc.sophia(0.05, update_interval=3, hessian_diagonal_fn=_optax_hessian_fn()),
+        ("hessian",),
+    ),
+    "sam": (
+        lambda: ol.sam(
+            ol.adam(0.05), ol.chain(ol.normalize(), ol.sgd(0.05)), sync_period=3, reset_state=False
+        ),
+        lambda: oc.sam(
+            optax.adam(0.05),
+            optax.chain(oc.normalize(), optax.sgd(0.05)),
+            sync_period=3,
+            reset_state=False,
+        ),
+        (),
+    ),
+    "galore": (
+        lambda: ol.galore(0.05, rank=2, update_proj_gap=7, scale=0.5, weight_decay=0.1),
+        lambda: oc.galore(0.05, rank=2, update_proj_gap=7, scale=0.5, weight_decay=0.1),
+        (),
+    ),
 }
 
 
@@ -138,8 +185,7 @@ PARAM_SCALED_UPDATES = {"schedule_free_sgd", "schedule_free_adamw", "mechanize",
 
 def _close(ours, theirs, tol, what, like=None):
     like = theirs if like is None else like
-    scale = max(max(float(np.max(np.abs(np.asarray(v, np.float64)))) for v in like.values()),
-                1e-30)
+    scale = max(max(float(np.max(np.abs(np.asarray(v, np.float64)))) for v in like.values()), 1e-30)
     for k in theirs:
         a, b = np.asarray(ours[k], np.float64), np.asarray(theirs[k], np.float64)
         dev = float(np.max(np.abs(a - b))) / scale
@@ -176,8 +222,10 @@ def test_schedule_free_warmup_differs_from_optax_as_documented():
     # base optimizer sees lr * (t - 1) / T, so its first step does not move.
     params = {"w": jnp.ones(2)}
     g = {"w": jnp.ones(2)}
-    ours, theirs = ol.schedule_free_sgd(1.0, warmup_steps=4), oc.schedule_free_sgd(
-        1.0, warmup_steps=4)
+    ours, theirs = (
+        ol.schedule_free_sgd(1.0, warmup_steps=4),
+        oc.schedule_free_sgd(1.0, warmup_steps=4),
+    )
     u_ours, _ = ours.update(g, ours.init(params), params)
     with jax.numpy_dtype_promotion("standard"):
         u_theirs, _ = theirs.update(g, theirs.init(params), params)
@@ -236,8 +284,11 @@ def test_sam_opaque_mode_equals_transparent_mode():
         del i
         return {"w": 2 * p["w"] + 1.0}
 
-    make = lambda opaque: ol.sam(ol.sgd(0.1), ol.chain(ol.normalize(), ol.sgd(0.05)),  # noqa: E731
-                                 opaque_mode=opaque)
+    make = lambda opaque: ol.sam(
+        ol.sgd(0.1),
+        ol.chain(ol.normalize(), ol.sgd(0.05)),  # noqa: E731
+        opaque_mode=opaque,
+    )
     p = {"w": jnp.array([1.0, -2.0])}
     tx = make(False)
     s = tx.init(p)

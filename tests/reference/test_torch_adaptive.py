@@ -52,8 +52,7 @@ def adamax_state(state):
 
 def nadam_state(state):
     s = find(state, ol.ScaleByNadamState)
-    return {"exp_avg": s.mu, "exp_avg_sq": s.nu, "mu_product": s.mu_product,
-            "step": _step(state)}
+    return {"exp_avg": s.mu, "exp_avg_sq": s.nu, "mu_product": s.mu_product, "step": _step(state)}
 
 
 def radam_state(state):
@@ -117,13 +116,21 @@ def _torch_default_for(dtype):
 @pytest.mark.parametrize("cfg", _grid(weight_decay=[0.0, 0.1], maximize=[False, True]))
 def test_adamax_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.adamax(0.01, b1=0.8, b2=0.95, eps=1e-6, **cfg), torch.optim.Adamax,
-        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, **cfg), adamax_state, dtype=dtype,
-        **TOL[dtype])
+        lambda: ol.adamax(0.01, b1=0.8, b2=0.95, eps=1e-6, **cfg),
+        torch.optim.Adamax,
+        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, **cfg),
+        adamax_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
-NADAM_GRID = _grid(decoupled_weight_decay=[False, True], weight_decay=[0.0, 0.1],
-                   maximize=[False, True], momentum_decay=[4e-3, 0.3])
+NADAM_GRID = _grid(
+    decoupled_weight_decay=[False, True],
+    weight_decay=[0.0, 0.1],
+    maximize=[False, True],
+    momentum_decay=[4e-3, 0.3],
+)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -131,9 +138,13 @@ NADAM_GRID = _grid(decoupled_weight_decay=[False, True], weight_decay=[0.0, 0.1]
 def test_nadam_matches_torch(cfg, dtype):
     with _torch_default_for(dtype):
         compare_with_torch(
-            lambda: ol.nadam(0.01, b1=0.85, b2=0.98, eps=1e-7, **cfg), torch.optim.NAdam,
-            dict(lr=0.01, betas=(0.85, 0.98), eps=1e-7, **cfg), nadam_state, dtype=dtype,
-            **TOL[dtype])
+            lambda: ol.nadam(0.01, b1=0.85, b2=0.98, eps=1e-7, **cfg),
+            torch.optim.NAdam,
+            dict(lr=0.01, betas=(0.85, 0.98), eps=1e-7, **cfg),
+            nadam_state,
+            dtype=dtype,
+            **TOL[dtype],
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -141,47 +152,85 @@ def test_nadam_matches_torch(cfg, dtype):
 def test_nadamw_matches_torch_decoupled_nadam(cfg, dtype):
     with _torch_default_for(dtype):
         compare_with_torch(
-            lambda: ol.nadamw(0.01, **cfg), torch.optim.NAdam,
-            dict(lr=0.01, decoupled_weight_decay=True, **cfg), nadam_state, dtype=dtype,
-            **TOL[dtype])
+            lambda: ol.nadamw(0.01, **cfg),
+            torch.optim.NAdam,
+            dict(lr=0.01, decoupled_weight_decay=True, **cfg),
+            nadam_state,
+            dtype=dtype,
+            **TOL[dtype],
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("cfg", _grid(decoupled_weight_decay=[False, True],
-                                      weight_decay=[0.0, 0.1], maximize=[False, True]))
+@pytest.mark.parametrize(
+    "cfg",
+    _grid(decoupled_weight_decay=[False, True], weight_decay=[0.0, 0.1], maximize=[False, True]),
+)
 def test_radam_matches_torch(cfg, dtype):
     # b2 = 0.99 and 0.999 cross the rho_t > 5 threshold at steps 6 and 7, so
     # both branches run within the 20 steps.
     compare_with_torch(
-        lambda: ol.radam(0.01, b2=0.99, **cfg), torch.optim.RAdam,
-        dict(lr=0.01, betas=(0.9, 0.99), **cfg), radam_state, dtype=dtype, **TOL[dtype])
+        lambda: ol.radam(0.01, b2=0.99, **cfg),
+        torch.optim.RAdam,
+        dict(lr=0.01, betas=(0.9, 0.99), **cfg),
+        radam_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("cfg", _grid(lr_decay=[0.0, 0.05], initial_accumulator_value=[0.0, 0.1],
-                                      weight_decay=[0.0, 0.1], maximize=[False, True]))
+@pytest.mark.parametrize(
+    "cfg",
+    _grid(
+        lr_decay=[0.0, 0.05],
+        initial_accumulator_value=[0.0, 0.1],
+        weight_decay=[0.0, 0.1],
+        maximize=[False, True],
+    ),
+)
 def test_adagrad_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.adagrad(0.05, eps=1e-8, **cfg), torch.optim.Adagrad,
-        dict(lr=0.05, eps=1e-8, **cfg), adagrad_state, dtype=dtype, **TOL[dtype])
+        lambda: ol.adagrad(0.05, eps=1e-8, **cfg),
+        torch.optim.Adagrad,
+        dict(lr=0.05, eps=1e-8, **cfg),
+        adagrad_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("cfg", _grid(rho=[0.9, 0.5], weight_decay=[0.0, 0.1],
-                                      maximize=[False, True]))
+@pytest.mark.parametrize(
+    "cfg", _grid(rho=[0.9, 0.5], weight_decay=[0.0, 0.1], maximize=[False, True])
+)
 def test_adadelta_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.adadelta(eps=1e-4, **cfg), torch.optim.Adadelta,
-        dict(eps=1e-4, **cfg), adadelta_state, dtype=dtype, **TOL[dtype])
+        lambda: ol.adadelta(eps=1e-4, **cfg),
+        torch.optim.Adadelta,
+        dict(eps=1e-4, **cfg),
+        adadelta_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("cfg", _grid(centered=[False, True], momentum=[0.0, 0.9],
-                                      weight_decay=[0.0, 0.1], maximize=[False, True]))
+@pytest.mark.parametrize(
+    "cfg",
+    _grid(
+        centered=[False, True], momentum=[0.0, 0.9], weight_decay=[0.0, 0.1], maximize=[False, True]
+    ),
+)
 def test_rmsprop_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, **cfg), torch.optim.RMSprop,
-        dict(lr=0.01, alpha=0.9, eps=1e-6, **cfg), rmsprop_state, dtype=dtype, **TOL[dtype])
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, **cfg),
+        torch.optim.RMSprop,
+        dict(lr=0.01, alpha=0.9, eps=1e-6, **cfg),
+        rmsprop_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -194,15 +243,28 @@ def test_adagrad_lr_and_lr_decay_change_midway_match_torch(dtype):
             return ol.set_hyperparams(state, learning_rate=0.02, lr_decay=0.2)
         return state
 
-    compare_with_torch(lambda: ol.adagrad(0.05, lr_decay=0.05), torch.optim.Adagrad,
-                       dict(lr=0.05, lr_decay=0.05), adagrad_state, dtype=dtype,
-                       before_step=before_step, **TOL[dtype])
+    compare_with_torch(
+        lambda: ol.adagrad(0.05, lr_decay=0.05),
+        torch.optim.Adagrad,
+        dict(lr=0.05, lr_decay=0.05),
+        adagrad_state,
+        dtype=dtype,
+        before_step=before_step,
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_radam_default_betas_match_torch(dtype):
-    compare_with_torch(lambda: ol.radam(1e-2), torch.optim.RAdam, dict(lr=1e-2),
-                       radam_state, dtype=dtype, steps=20, **TOL[dtype])
+    compare_with_torch(
+        lambda: ol.radam(1e-2),
+        torch.optim.RAdam,
+        dict(lr=1e-2),
+        radam_state,
+        dtype=dtype,
+        steps=20,
+        **TOL[dtype],
+    )
 
 
 def test_nadam_float64_with_torch_float32_defaults_stays_close():
@@ -210,8 +272,14 @@ def test_nadam_float64_with_torch_float32_defaults_stays_close():
     # every step while optimlab (x64) keeps it in float64: the two then differ by
     # float32 rounding of mu_product alone (~1e-7), well above float64 noise.
     worst = compare_with_torch(
-        lambda: ol.nadam(0.01), torch.optim.NAdam, dict(lr=0.01), nadam_state,
-        dtype="float64", rtol=1e-6, atol=1e-9)
+        lambda: ol.nadam(0.01),
+        torch.optim.NAdam,
+        dict(lr=0.01),
+        nadam_state,
+        dtype="float64",
+        rtol=1e-6,
+        atol=1e-9,
+    )
     assert worst["mu_product"] > 1e-12
 
 
@@ -224,26 +292,38 @@ ERROR_PARITY = [
     (lambda: ol.adamax(weight_decay=-0.1), torch.optim.Adamax, dict(weight_decay=-0.1)),
     (lambda: ol.nadam(momentum_decay=-0.004), torch.optim.NAdam, dict(momentum_decay=-0.004)),
     (lambda: ol.nadam(b1=1.5), torch.optim.NAdam, dict(betas=(1.5, 0.999))),
-    (lambda: ol.nadamw(weight_decay=-0.01), torch.optim.NAdam,
-     dict(weight_decay=-0.01, decoupled_weight_decay=True)),
+    (
+        lambda: ol.nadamw(weight_decay=-0.01),
+        torch.optim.NAdam,
+        dict(weight_decay=-0.01, decoupled_weight_decay=True),
+    ),
     (lambda: ol.radam(eps=-1e-8), torch.optim.RAdam, dict(eps=-1e-8)),
     (lambda: ol.radam(b2=1.1), torch.optim.RAdam, dict(betas=(0.9, 1.1))),
     (lambda: ol.adagrad(lr_decay=-0.1), torch.optim.Adagrad, dict(lr_decay=-0.1)),
-    (lambda: ol.adagrad(initial_accumulator_value=-1.0), torch.optim.Adagrad,
-     dict(initial_accumulator_value=-1.0)),
+    (
+        lambda: ol.adagrad(initial_accumulator_value=-1.0),
+        torch.optim.Adagrad,
+        dict(initial_accumulator_value=-1.0),
+    ),
     (lambda: ol.adagrad(eps=-1e-10), torch.optim.Adagrad, dict(eps=-1e-10)),
     (lambda: ol.adadelta(rho=1.5), torch.optim.Adadelta, dict(rho=1.5)),
     (lambda: ol.adadelta(rho=-0.1), torch.optim.Adadelta, dict(rho=-0.1)),
     (lambda: ol.adadelta(weight_decay=-1.0), torch.optim.Adadelta, dict(weight_decay=-1.0)),
     (lambda: ol.rmsprop(decay=-0.99), torch.optim.RMSprop, dict(alpha=-0.99)),
     (lambda: ol.rmsprop(momentum=-0.9), torch.optim.RMSprop, dict(momentum=-0.9)),
-    (lambda: ol.rmsprop(-0.01, momentum=-0.9), torch.optim.RMSprop,
-     dict(lr=-0.01, momentum=-0.9)),  # the first failing check is the same
+    (
+        lambda: ol.rmsprop(-0.01, momentum=-0.9),
+        torch.optim.RMSprop,
+        dict(lr=-0.01, momentum=-0.9),
+    ),  # the first failing check is the same
 ]
 
 
-@pytest.mark.parametrize("ours,torch_cls,torch_kwargs", ERROR_PARITY,
-                         ids=[f"{c.__name__}-{'-'.join(k)}" for _, c, k in ERROR_PARITY])
+@pytest.mark.parametrize(
+    "ours,torch_cls,torch_kwargs",
+    ERROR_PARITY,
+    ids=[f"{c.__name__}-{'-'.join(k)}" for _, c, k in ERROR_PARITY],
+)
 def test_validation_messages_are_torch_s(ours, torch_cls, torch_kwargs):
     with pytest.raises(ValueError) as theirs:
         torch_cls(_P, **torch_kwargs)
@@ -253,24 +333,49 @@ def test_validation_messages_are_torch_s(ours, torch_cls, torch_kwargs):
 
 
 COMPLEX = [
-    ("adamax", lambda: ol.adamax(0.05, weight_decay=0.1), torch.optim.Adamax,
-     dict(lr=0.05, weight_decay=0.1)),
+    (
+        "adamax",
+        lambda: ol.adamax(0.05, weight_decay=0.1),
+        torch.optim.Adamax,
+        dict(lr=0.05, weight_decay=0.1),
+    ),
     ("nadam", lambda: ol.nadam(0.05), torch.optim.NAdam, dict(lr=0.05)),
-    ("nadamw", lambda: ol.nadamw(0.05, weight_decay=0.1), torch.optim.NAdam,
-     dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
-    ("radam", lambda: ol.radam(0.05, weight_decay=0.1), torch.optim.RAdam,
-     dict(lr=0.05, weight_decay=0.1)),
-    ("adagrad", lambda: ol.adagrad(0.05, initial_accumulator_value=0.1, lr_decay=0.01),
-     torch.optim.Adagrad, dict(lr=0.05, initial_accumulator_value=0.1, lr_decay=0.01)),
-    ("adadelta", lambda: ol.adadelta(weight_decay=0.1), torch.optim.Adadelta,
-     dict(weight_decay=0.1)),
-    ("rmsprop", lambda: ol.rmsprop(0.01, momentum=0.9, centered=True), torch.optim.RMSprop,
-     dict(lr=0.01, momentum=0.9, centered=True)),
+    (
+        "nadamw",
+        lambda: ol.nadamw(0.05, weight_decay=0.1),
+        torch.optim.NAdam,
+        dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
+    ),
+    (
+        "radam",
+        lambda: ol.radam(0.05, weight_decay=0.1),
+        torch.optim.RAdam,
+        dict(lr=0.05, weight_decay=0.1),
+    ),
+    (
+        "adagrad",
+        lambda: ol.adagrad(0.05, initial_accumulator_value=0.1, lr_decay=0.01),
+        torch.optim.Adagrad,
+        dict(lr=0.05, initial_accumulator_value=0.1, lr_decay=0.01),
+    ),
+    (
+        "adadelta",
+        lambda: ol.adadelta(weight_decay=0.1),
+        torch.optim.Adadelta,
+        dict(weight_decay=0.1),
+    ),
+    (
+        "rmsprop",
+        lambda: ol.rmsprop(0.01, momentum=0.9, centered=True),
+        torch.optim.RMSprop,
+        dict(lr=0.01, momentum=0.9, centered=True),
+    ),
 ]
 
 
-@pytest.mark.parametrize("ours,torch_cls,torch_kwargs", [c[1:] for c in COMPLEX],
-                         ids=[c[0] for c in COMPLEX])
+@pytest.mark.parametrize(
+    "ours,torch_cls,torch_kwargs", [c[1:] for c in COMPLEX], ids=[c[0] for c in COMPLEX]
+)
 def test_complex_params_match_torch(ours, torch_cls, torch_kwargs):
     # torch treats complex tensors componentwise (view_as_real); so does optimlab.
     # float64 (complex128), 1e-12 relative: the same double operations.
@@ -290,5 +395,6 @@ def test_complex_params_match_torch(ours, torch_cls, torch_kwargs):
             updates, state = step(jnp.asarray(2.0 * np.asarray(z) + noise[k]), state, z)
             z = ol.apply_updates(z, updates)
             assert z.dtype == jnp.complex128
-            np.testing.assert_allclose(np.asarray(z), tz.detach().numpy(), rtol=1e-12,
-                                       atol=1e-12, err_msg=f"step {k}")
+            np.testing.assert_allclose(
+                np.asarray(z), tz.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=f"step {k}"
+            )

@@ -47,8 +47,9 @@ def adam_state(state):
 
 SGD_GRID = [
     dict(momentum=m, dampening=d, nesterov=n, weight_decay=w, maximize=x)
-    for m, d, n, w, x in itertools.product([0.0, 0.9], [0.0, 0.3], [False, True], [0.0, 0.05],
-                                           [False, True])
+    for m, d, n, w, x in itertools.product(
+        [0.0, 0.9], [0.0, 0.3], [False, True], [0.0, 0.05], [False, True]
+    )
     if not (n and (m == 0.0 or d != 0.0))
 ]
 
@@ -57,8 +58,13 @@ SGD_GRID = [
 @pytest.mark.parametrize("cfg", SGD_GRID, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_sgd_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.sgd(0.05, **cfg), torch.optim.SGD, dict(lr=0.05, **cfg), sgd_state,
-        dtype=dtype, **TOL[dtype])
+        lambda: ol.sgd(0.05, **cfg),
+        torch.optim.SGD,
+        dict(lr=0.05, **cfg),
+        sgd_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 ADAM_GRID = [
@@ -71,17 +77,26 @@ ADAM_GRID = [
 @pytest.mark.parametrize("cfg", ADAM_GRID, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_adam_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.adam(0.01, b1=0.8, b2=0.95, eps=1e-6, **cfg), torch.optim.Adam,
-        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, **cfg), adam_state, dtype=dtype,
-        **TOL[dtype])
+        lambda: ol.adam(0.01, b1=0.8, b2=0.95, eps=1e-6, **cfg),
+        torch.optim.Adam,
+        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, **cfg),
+        adam_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cfg", ADAM_GRID, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_adamw_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.adamw(0.01, **cfg), torch.optim.AdamW, dict(lr=0.01, **cfg), adam_state,
-        dtype=dtype, **TOL[dtype])
+        lambda: ol.adamw(0.01, **cfg),
+        torch.optim.AdamW,
+        dict(lr=0.01, **cfg),
+        adam_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -93,5 +108,12 @@ def test_adam_lr_change_midway_matches_torch(dtype):
             return ol.set_hyperparams(state, learning_rate=0.003)
         return state
 
-    compare_with_torch(lambda: ol.adam(0.01), torch.optim.Adam, dict(lr=0.01), adam_state,
-                       dtype=dtype, before_step=before_step, **TOL[dtype])
+    compare_with_torch(
+        lambda: ol.adam(0.01),
+        torch.optim.Adam,
+        dict(lr=0.01),
+        adam_state,
+        dtype=dtype,
+        before_step=before_step,
+        **TOL[dtype],
+    )

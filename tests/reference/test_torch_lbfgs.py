@@ -82,8 +82,11 @@ def logistic_torch(params):
 
 PROBLEMS = {
     "rosenbrock": (rosenbrock_jax, rosenbrock_torch, {"xy": np.array([-1.5, 2.0])}),
-    "logistic": (logistic_jax, logistic_torch,
-                 {"b": np.array(0.3), "w": np.linspace(-1.0, 1.0, X.shape[1])}),
+    "logistic": (
+        logistic_jax,
+        logistic_torch,
+        {"b": np.array(0.3), "w": np.linspace(-1.0, 1.0, X.shape[1])},
+    ),
 }
 
 
@@ -120,10 +123,13 @@ def _run(problem, options, *, calls, dtype, chain=False):
     np_dtype = np.float64 if dtype == "float64" else np.float32
     cmp = Compare(TOL[dtype])
     with jax.enable_x64(True):
-        tparams = [torch.tensor(np.asarray(v, np_dtype), requires_grad=True)
-                   for v in jax.tree.leaves(start)]
-        topt = torch.optim.LBFGS(tparams, **{("lr" if k == "learning_rate" else k): v
-                                             for k, v in options.items()})
+        tparams = [
+            torch.tensor(np.asarray(v, np_dtype), requires_grad=True)
+            for v in jax.tree.leaves(start)
+        ]
+        topt = torch.optim.LBFGS(
+            tparams, **{("lr" if k == "learning_rate" else k): v for k, v in options.items()}
+        )
 
         def closure():
             topt.zero_grad()
@@ -174,10 +180,16 @@ CONFIGS = {
     "rosenbrock-wolfe": ("rosenbrock", dict(line_search_fn="strong_wolfe"), 5),
     "rosenbrock-fixed": ("rosenbrock", dict(learning_rate=0.1, max_iter=15, history_size=5), 3),
     # A history of 4 pairs wraps the ring buffer; max_eval=9 cuts line searches short.
-    "logistic-wolfe": ("logistic", dict(line_search_fn="strong_wolfe", history_size=4,
-                                        max_eval=9, max_iter=8), 4),
-    "logistic-fixed": ("logistic", dict(learning_rate=0.5, max_iter=10, history_size=3,
-                                        tolerance_change=1e-6), 3),
+    "logistic-wolfe": (
+        "logistic",
+        dict(line_search_fn="strong_wolfe", history_size=4, max_eval=9, max_iter=8),
+        4,
+    ),
+    "logistic-fixed": (
+        "logistic",
+        dict(learning_rate=0.5, max_iter=10, history_size=3, tolerance_change=1e-6),
+        3,
+    ),
 }
 
 
@@ -195,12 +207,17 @@ def test_minimize_matches_torch_float32(config):
     _run(problem, options, calls=min(calls, 2) if "wolfe" in config else calls, dtype="float32")
 
 
-@pytest.mark.parametrize("options", [
-    dict(max_iter=1, history_size=3),
-    dict(max_iter=6, line_search_fn="strong_wolfe", history_size=3),
-], ids=["single", "value_fn-wolfe"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(max_iter=1, history_size=3),
+        dict(max_iter=6, line_search_fn="strong_wolfe", history_size=3),
+    ],
+    ids=["single", "value_fn-wolfe"],
+)
 def test_lbfgs_transformation_matches_torch(options):
     # Updates are applied with apply_updates (x + (x_new - x)), a rounding step
     # torch does not take, within the float64 tolerance.
-    _run("logistic", options, calls=8 if options["max_iter"] == 1 else 3, dtype="float64",
-         chain=True)
+    _run(
+        "logistic", options, calls=8 if options["max_iter"] == 1 else 3, dtype="float64", chain=True
+    )

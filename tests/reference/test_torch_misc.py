@@ -38,8 +38,7 @@ DTYPES = ["float64", "float32", "float32_x32"]
 
 def _fast_first(grid, fast):
     """The configurations ``fast`` (indices) run in CI; the rest are marked slow."""
-    return [c if i in fast else pytest.param(c, marks=pytest.mark.slow)
-            for i, c in enumerate(grid)]
+    return [c if i in fast else pytest.param(c, marks=pytest.mark.slow) for i, c in enumerate(grid)]
 
 
 def _ids(cfg):
@@ -54,8 +53,9 @@ def _count(state):
 
 RPROP_GRID = [
     dict(etas=e, step_sizes=s, maximize=m)
-    for e, s, m in itertools.product([(0.5, 1.2), (0.3, 1.7)], [(1e-6, 50.0), (1e-3, 0.05)],
-                                     [False, True])
+    for e, s, m in itertools.product(
+        [(0.5, 1.2), (0.3, 1.7)], [(1e-6, 50.0), (1e-3, 0.05)], [False, True]
+    )
 ]
 
 
@@ -69,8 +69,13 @@ def rprop_state(state):
 def test_rprop_matches_torch(cfg, dtype):
     (em, ep), (lo, hi) = cfg["etas"], cfg["step_sizes"]
     compare_with_torch(
-        lambda: ol.rprop(0.02, em, ep, lo, hi, maximize=cfg["maximize"]), torch.optim.Rprop,
-        dict(lr=0.02, **cfg), rprop_state, dtype=dtype, **TOL[dtype])
+        lambda: ol.rprop(0.02, em, ep, lo, hi, maximize=cfg["maximize"]),
+        torch.optim.Rprop,
+        dict(lr=0.02, **cfg),
+        rprop_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 def test_rprop_is_not_one_step_stale_like_optax():
@@ -109,8 +114,13 @@ def asgd_state(state):
 @pytest.mark.parametrize("cfg", _fast_first(ASGD_GRID, {15}), ids=_ids)
 def test_asgd_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.asgd(0.05, **cfg), torch.optim.ASGD, dict(lr=0.05, **cfg), asgd_state,
-        dtype=dtype, **TOL[dtype])
+        lambda: ol.asgd(0.05, **cfg),
+        torch.optim.ASGD,
+        dict(lr=0.05, **cfg),
+        asgd_state,
+        dtype=dtype,
+        **TOL[dtype],
+    )
 
 
 def test_asgd_averaged_params_is_the_mean_of_the_iterates_after_t0():
@@ -124,8 +134,7 @@ def test_asgd_averaged_params_is_the_mean_of_the_iterates_after_t0():
         iterates.append(np.asarray(params))
     # With t0 = 0, step t averages with weight mu_{t-1} = 1/max(1, t-1): ax is the
     # running mean of p_2 .. p_6 (torch's schedule, one step after t0 + 1).
-    np.testing.assert_allclose(ol.asgd_averaged_params(state), np.mean(iterates[1:], 0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(ol.asgd_averaged_params(state), np.mean(iterates[1:], 0), rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- sparse adam
@@ -142,19 +151,21 @@ def _run_sparse_adam(dtype, maximize, steps=20, rows=10, dim=4):
     targets = [[rng.normal(size=(5, dim)) for _ in tables] for _ in range(steps)]
     worst = 0.0
     with jax.enable_x64(x64):
-        embs = [torch.nn.Embedding(t.shape[0], dim, sparse=True, dtype=torch_dtype)
-                for t in tables]
+        embs = [torch.nn.Embedding(t.shape[0], dim, sparse=True, dtype=torch_dtype) for t in tables]
         for e, t in zip(embs, tables, strict=True):
             e.weight.data = torch.tensor(t.astype(np_dtype), dtype=torch_dtype)
-        topt = torch.optim.SparseAdam([e.weight for e in embs], lr=0.05, betas=(0.8, 0.95),
-                                      eps=1e-6, maximize=maximize)
+        topt = torch.optim.SparseAdam(
+            [e.weight for e in embs], lr=0.05, betas=(0.8, 0.95), eps=1e-6, maximize=maximize
+        )
         tx = ol.sparse_adam(0.05, 0.8, 0.95, 1e-6, maximize=maximize)
         ours = [jnp.asarray(t.astype(np_dtype)) for t in tables]
         state = tx.init(ours)
 
         def loss(params, idxs, tgts):
-            return sum(jnp.sum((p[idx] - tgt) ** 2 * 0.5) for p, idx, tgt in
-                       zip(params, idxs, tgts, strict=True))
+            return sum(
+                jnp.sum((p[idx] - tgt) ** 2 * 0.5)
+                for p, idx, tgt in zip(params, idxs, tgts, strict=True)
+            )
 
         @jax.jit
         def step(params, state, idxs, tgts):
@@ -162,23 +173,30 @@ def _run_sparse_adam(dtype, maximize, steps=20, rows=10, dim=4):
 
         for k in range(steps):
             topt.zero_grad()
-            tloss = sum(((e(torch.tensor(idx)) - torch.tensor(tgt, dtype=torch_dtype)) ** 2
-                         * 0.5).sum() for e, idx, tgt in zip(embs, lookups[k], targets[k],
-                                                           strict=True))
+            tloss = sum(
+                ((e(torch.tensor(idx)) - torch.tensor(tgt, dtype=torch_dtype)) ** 2 * 0.5).sum()
+                for e, idx, tgt in zip(embs, lookups[k], targets[k], strict=True)
+            )
             tloss.backward()
             assert all(e.weight.grad.is_sparse for e in embs)
             topt.step()
-            updates, state = step(ours, state, [jnp.asarray(i) for i in lookups[k]],
-                                  [jnp.asarray(t.astype(np_dtype)) for t in targets[k]])
+            updates, state = step(
+                ours,
+                state,
+                [jnp.asarray(i) for i in lookups[k]],
+                [jnp.asarray(t.astype(np_dtype)) for t in targets[k]],
+            )
             ours = ol.apply_updates(ours, updates)
             s = find(state, ol.ScaleBySparseAdamState)
             for i, e in enumerate(embs):
                 st = topt.state[e.weight]
-                for mine, theirs in ((ours[i], e.weight), (s.mu[i], st["exp_avg"]),
-                                     (s.nu[i], st["exp_avg_sq"])):
+                for mine, theirs in (
+                    (ours[i], e.weight),
+                    (s.mu[i], st["exp_avg"]),
+                    (s.nu[i], st["exp_avg_sq"]),
+                ):
                     theirs = theirs.detach().numpy()
-                    np.testing.assert_allclose(np.asarray(mine, np.float64), theirs,
-                                               **TOL[dtype])
+                    np.testing.assert_allclose(np.asarray(mine, np.float64), theirs, **TOL[dtype])
                     scale = np.maximum(np.abs(theirs), TOL[dtype]["atol"] / TOL[dtype]["rtol"])
                     worst = max(worst, float(np.max(np.abs(np.asarray(mine) - theirs) / scale)))
                 assert int(_count(state)) == st["step"]
@@ -189,8 +207,9 @@ def _run_sparse_adam(dtype, maximize, steps=20, rows=10, dim=4):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("maximize", [False, pytest.param(True, marks=pytest.mark.slow)],
-                         ids=["min", "max"])
+@pytest.mark.parametrize(
+    "maximize", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["min", "max"]
+)
 def test_sparse_adam_matches_torch_embedding(maximize, dtype):
     _run_sparse_adam(dtype, maximize)
 
@@ -201,11 +220,10 @@ MATRIX_SHAPES = {"w": (3, 4), "t": (2, 3, 5), "u": (4, 4)}
 VECTOR_SHAPES = {"b": (4,), "s": (), "v": (6,)}
 ADAFACTOR_GRID = [
     dict(lr=lr, eps=e, d=d, weight_decay=w, maximize=m)
-    for lr, e, d, w, m in itertools.product([0.05, 1.0], [(None, 1e-3), (1e-4, 0.5)],
-                                            [1.0, 2.0], [0.0, 0.05], [False, True])
+    for lr, e, d, w, m in itertools.product(
+        [0.05, 1.0], [(None, 1e-3), (1e-4, 0.5)], [1.0, 2.0], [0.0, 0.05], [False, True]
+    )
 ]
-
-
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -217,16 +235,31 @@ def test_torch_adafactor_matches_torch(cfg, shapes, dtype):
 
     def state_map(state):
         s = find(state, ol.ScaleByTorchAdafactorState)
-        keys = ({"row_var": s.row_var, "col_var": s.col_var} if shapes is MATRIX_SHAPES
-                else {"variance": s.variance})
+        keys = (
+            {"row_var": s.row_var, "col_var": s.col_var}
+            if shapes is MATRIX_SHAPES
+            else {"variance": s.variance}
+        )
         return {**keys, "step": _count(state)}
 
     eps1, eps2 = cfg["eps"]
     compare_with_torch(
-        lambda: ol.torch_adafactor(cfg["lr"], beta2_decay=-0.8, eps1=eps1, eps2=eps2,
-                                   d=cfg["d"], weight_decay=cfg["weight_decay"],
-                                   maximize=cfg["maximize"]),
-        torch.optim.Adafactor, cfg, state_map, dtype=dtype, shapes=shapes, **TOL[dtype])
+        lambda: ol.torch_adafactor(
+            cfg["lr"],
+            beta2_decay=-0.8,
+            eps1=eps1,
+            eps2=eps2,
+            d=cfg["d"],
+            weight_decay=cfg["weight_decay"],
+            maximize=cfg["maximize"],
+        ),
+        torch.optim.Adafactor,
+        cfg,
+        state_map,
+        dtype=dtype,
+        shapes=shapes,
+        **TOL[dtype],
+    )
 
 
 # ----------------------------------------------------------------------------- muon
@@ -248,9 +281,14 @@ def test_muon_matches_torch_on_matrices(cfg, dtype):
     # torch runs Newton-Schulz in bfloat16; so does muon by default, with the same
     # roundings, so the bf16 result is bit-identical on these small matrices.
     compare_with_torch(
-        lambda: ol.muon(0.02, momentum=0.9, **cfg), torch.optim.Muon,
-        dict(lr=0.02, momentum=0.9, **cfg), muon_state, dtype=dtype, shapes=MUON_SHAPES,
-        **TOL[dtype])
+        lambda: ol.muon(0.02, momentum=0.9, **cfg),
+        torch.optim.Muon,
+        dict(lr=0.02, momentum=0.9, **cfg),
+        muon_state,
+        dtype=dtype,
+        shapes=MUON_SHAPES,
+        **TOL[dtype],
+    )
 
 
 def _adam_fallback_state(state):
@@ -263,9 +301,13 @@ def _adam_fallback_state(state):
 def test_muon_adam_fallback_matches_torch_adamw(wd, dtype):
     compare_with_torch(
         lambda: ol.muon(0.01, adam_b1=0.8, adam_b2=0.95, adam_eps=1e-6, adam_weight_decay=wd),
-        torch.optim.AdamW, dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=wd),
-        _adam_fallback_state, dtype=dtype, shapes={"b": (4,), "s": (), "t": (2, 3, 2)},
-        **TOL[dtype])
+        torch.optim.AdamW,
+        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=wd),
+        _adam_fallback_state,
+        dtype=dtype,
+        shapes={"b": (4,), "s": (), "t": (2, 3, 2)},
+        **TOL[dtype],
+    )
 
 
 def test_muon_mixed_tree_splits_between_muon_and_adamw():
@@ -273,8 +315,9 @@ def test_muon_mixed_tree_splits_between_muon_and_adamw():
     grads = {"w": jnp.linspace(-1, 1, 12).reshape(3, 4), "b": jnp.array([0.3, -1.0, 2.0])}
     tx = ol.muon(0.02, weight_decay=0.1, adam_weight_decay=0.01)
     u, _ = tx.update(grads, tx.init(params), params)
-    uw, _ = ol.muon(0.02, weight_decay=0.1).update({"w": grads["w"]}, ol.muon(0.02).init(
-        {"w": params["w"]}), {"w": params["w"]})
+    uw, _ = ol.muon(0.02, weight_decay=0.1).update(
+        {"w": grads["w"]}, ol.muon(0.02).init({"w": params["w"]}), {"w": params["w"]}
+    )
     ref = ol.adamw(0.02, weight_decay=0.01)
     ub, _ = ref.update(grads["b"], ref.init(params["b"]), params["b"])
     np.testing.assert_array_equal(u["w"], uw["w"])
@@ -286,8 +329,15 @@ def test_muon_mixed_tree_splits_between_muon_and_adamw():
 OPTAX_ADAFACTOR = [
     dict(learning_rate=0.05, min_dim_size_to_factor=2),
     dict(learning_rate=None, min_dim_size_to_factor=2, multiply_by_parameter_scale=True),
-    dict(learning_rate=0.05, min_dim_size_to_factor=2, momentum=0.9, weight_decay_rate=1e-3,
-         clipping_threshold=None, decay_rate=0.7, decay_offset=3),
+    dict(
+        learning_rate=0.05,
+        min_dim_size_to_factor=2,
+        momentum=0.9,
+        weight_decay_rate=1e-3,
+        clipping_threshold=None,
+        decay_rate=0.7,
+        decay_offset=3,
+    ),
     dict(learning_rate=0.05, factored=False, multiply_by_parameter_scale=False),
     dict(learning_rate=0.05),  # default min_dim 128: nothing factored
 ]
@@ -305,8 +355,9 @@ def test_adafactor_matches_optax(cfg):
     po, pt = params, params
     so, st = ours.init(po), theirs.init(pt)
     for k in range(20):
-        noise = {n: jnp.asarray(rng.normal(scale=0.3, size=s), jnp.float32)
-                 for n, s in shapes.items()}
+        noise = {
+            n: jnp.asarray(rng.normal(scale=0.3, size=s), jnp.float32) for n, s in shapes.items()
+        }
         uo, so = ours.update({n: curv[n] * po[n] + noise[n] for n in po}, so, po)
         with jax.numpy_dtype_promotion("standard"):
             ut, st = theirs.update({n: curv[n] * pt[n] + noise[n] for n in pt}, st, pt)

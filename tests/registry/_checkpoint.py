@@ -32,17 +32,41 @@ def _restore_state_from_tree():
 
 
 ERROR_CASES = [
-    ErrorCase("checkpoint_missing_file", lambda: checkpoint.restore(_tmp("nope.npz"), {}),
-              "load", FileNotFoundError, "checkpoint not found"),
-    ErrorCase("checkpoint_other_optimizer", _restore_other_optimizer, "load",
-              checkpoint.CheckpointError, "does not match the template"),
-    ErrorCase("checkpoint_truncated", _restore_truncated, "load", checkpoint.CheckpointError,
-              "corrupted or truncated"),
-    ErrorCase("checkpoint_tree_is_not_a_state", _restore_state_from_tree, "load",
-              checkpoint.CheckpointError, "use load_tree"),
-    ErrorCase("checkpoint_save_abstract_leaf",
-              lambda: checkpoint.save(_tmp("a.npz"), {"w": jax_abstract()}), "load", TypeError,
-              "is abstract"),
+    ErrorCase(
+        "checkpoint_missing_file",
+        lambda: checkpoint.restore(_tmp("nope.npz"), {}),
+        "load",
+        FileNotFoundError,
+        "checkpoint not found",
+    ),
+    ErrorCase(
+        "checkpoint_other_optimizer",
+        _restore_other_optimizer,
+        "load",
+        checkpoint.CheckpointError,
+        "does not match the template",
+    ),
+    ErrorCase(
+        "checkpoint_truncated",
+        _restore_truncated,
+        "load",
+        checkpoint.CheckpointError,
+        "corrupted or truncated",
+    ),
+    ErrorCase(
+        "checkpoint_tree_is_not_a_state",
+        _restore_state_from_tree,
+        "load",
+        checkpoint.CheckpointError,
+        "use load_tree",
+    ),
+    ErrorCase(
+        "checkpoint_save_abstract_leaf",
+        lambda: checkpoint.save(_tmp("a.npz"), {"w": jax_abstract()}),
+        "load",
+        TypeError,
+        "is abstract",
+    ),
 ]
 
 

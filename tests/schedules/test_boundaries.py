@@ -49,83 +49,168 @@ def wcd_ref(t, init, peak, warm, decay, end):
 # id -> (schedule, reference, steps besides 0 and the BIG ones)
 TABLE = {
     "constant": (S.constant(0.3), lambda t: 0.3, [-1, 1]),
-    "linear": (S.linear(1.0, 0.0, 100, 10), lambda t: 1 - min(max(t - 10, 0), 100) / 100,
-               [-1, 9, 10, 11, 60, 109, 110, 111]),
-    "polynomial": (S.polynomial(1.0, 0.1, 2, 100),
-                   lambda t: 0.9 * (1 - min(max(t, 0), 100) / 100) ** 2 + 0.1,
-                   [-1, 1, 50, 99, 100, 101]),
-    "exponential_decay": (S.exponential_decay(1.0, 10, 0.5, 5, True, 0.01),
-                          lambda t: 1.0 if t <= 5 else max(0.5 ** ((t - 5) // 10), 0.01),
-                          [-1, 5, 6, 14, 15, 16, 25, 75, 76]),
-    "cosine_decay": (S.cosine_decay(1.0, 100, 0.1),
-                     lambda t: 0.9 * (1 + math.cos(math.pi * min(t, 100) / 100)) / 2 + 0.1,
-                     [1, 50, 99, 100, 101]),
-    "piecewise_constant": (S.piecewise_constant(1.0, {10: 0.5, 20: 0.5}),
-                           lambda t: 0.5 ** ((t >= 10) + (t >= 20)), [-1, 9, 10, 19, 20, 21]),
+    "linear": (
+        S.linear(1.0, 0.0, 100, 10),
+        lambda t: 1 - min(max(t - 10, 0), 100) / 100,
+        [-1, 9, 10, 11, 60, 109, 110, 111],
+    ),
+    "polynomial": (
+        S.polynomial(1.0, 0.1, 2, 100),
+        lambda t: 0.9 * (1 - min(max(t, 0), 100) / 100) ** 2 + 0.1,
+        [-1, 1, 50, 99, 100, 101],
+    ),
+    "exponential_decay": (
+        S.exponential_decay(1.0, 10, 0.5, 5, True, 0.01),
+        lambda t: 1.0 if t <= 5 else max(0.5 ** ((t - 5) // 10), 0.01),
+        [-1, 5, 6, 14, 15, 16, 25, 75, 76],
+    ),
+    "cosine_decay": (
+        S.cosine_decay(1.0, 100, 0.1),
+        lambda t: 0.9 * (1 + math.cos(math.pi * min(t, 100) / 100)) / 2 + 0.1,
+        [1, 50, 99, 100, 101],
+    ),
+    "piecewise_constant": (
+        S.piecewise_constant(1.0, {10: 0.5, 20: 0.5}),
+        lambda t: 0.5 ** ((t >= 10) + (t >= 20)),
+        [-1, 9, 10, 19, 20, 21],
+    ),
     "piecewise_interpolate": (
         S.piecewise_interpolate("cosine", 1.0, {10: 0.5, 20: 0.0}),
-        lambda t: 0.0 if t < 0 else (cos_between(1.0, 0.5, t / 10) if t < 10 else (
-            cos_between(0.5, 0.0, (t - 10) / 10) if t < 20 else 0.0)),
-        [-1, 5, 9, 10, 15, 19, 20, 21]),
-    "warmup_constant": (S.warmup_constant(0.0, 1.0, 10), lambda t: min(max(t, 0), 10) / 10,
-                        [-1, 5, 10, 11]),
-    "warmup_cosine_decay": (S.warmup_cosine_decay(0.0, 1.0, 10, 110, 0.1),
-                            lambda t: wcd_ref(t, 0.0, 1.0, 10, 110, 0.1),
-                            [5, 9, 10, 11, 60, 109, 110, 111]),
+        lambda t: (
+            0.0
+            if t < 0
+            else (
+                cos_between(1.0, 0.5, t / 10)
+                if t < 10
+                else (cos_between(0.5, 0.0, (t - 10) / 10) if t < 20 else 0.0)
+            )
+        ),
+        [-1, 5, 9, 10, 15, 19, 20, 21],
+    ),
+    "warmup_constant": (
+        S.warmup_constant(0.0, 1.0, 10),
+        lambda t: min(max(t, 0), 10) / 10,
+        [-1, 5, 10, 11],
+    ),
+    "warmup_cosine_decay": (
+        S.warmup_cosine_decay(0.0, 1.0, 10, 110, 0.1),
+        lambda t: wcd_ref(t, 0.0, 1.0, 10, 110, 0.1),
+        [5, 9, 10, 11, 60, 109, 110, 111],
+    ),
     "warmup_exponential_decay": (
         S.warmup_exponential_decay(0.0, 1.0, 10, 10, 0.5),
-        lambda t: t / 10 if t < 10 else 0.5 ** ((t - 10) / 10), [5, 10, 11, 20, 30]),
-    "sgdr": (S.sgdr([dict(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=50)] * 2),
-             lambda t: wcd_ref(t if t < 50 else t - 50, 0.0, 1.0, 10, 50, 0.0),
-             [9, 10, 49, 50, 51, 60, 99, 100, 101]),
-    "join": (S.join([S.constant(1.0), S.linear(1.0, 0.0, 10)], [5]),
-             lambda t: 1.0 if t < 5 else 1 - min(t - 5, 10) / 10, [-1, 4, 5, 6, 15, 16]),
+        lambda t: t / 10 if t < 10 else 0.5 ** ((t - 10) / 10),
+        [5, 10, 11, 20, 30],
+    ),
+    "sgdr": (
+        S.sgdr([dict(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=50)] * 2),
+        lambda t: wcd_ref(t if t < 50 else t - 50, 0.0, 1.0, 10, 50, 0.0),
+        [9, 10, 49, 50, 51, 60, 99, 100, 101],
+    ),
+    "join": (
+        S.join([S.constant(1.0), S.linear(1.0, 0.0, 10)], [5]),
+        lambda t: 1.0 if t < 5 else 1 - min(t - 5, 10) / 10,
+        [-1, 4, 5, 6, 15, 16],
+    ),
     "cosine_onecycle": (
         S.cosine_onecycle(100, 1.0),
-        lambda t: 0.0 if t < 0 else (cos_between(0.04, 1.0, t / 30) if t < 30 else (
-            cos_between(1.0, 4e-6, (t - 30) / 70) if t < 100 else 4e-6)),
-        [-1, 29, 30, 31, 99, 100, 101]),
+        lambda t: (
+            0.0
+            if t < 0
+            else (
+                cos_between(0.04, 1.0, t / 30)
+                if t < 30
+                else (cos_between(1.0, 4e-6, (t - 30) / 70) if t < 100 else 4e-6)
+            )
+        ),
+        [-1, 29, 30, 31, 99, 100, 101],
+    ),
     "linear_onecycle": (
         S.linear_onecycle(100, 1.0),
-        lambda t: 0.0 if t < 0 else (0.04 + 0.96 * t / 30 if t < 30 else (
-            1.0 - 0.96 * (t - 30) / 55 if t < 85 else (
-                0.04 + (4e-6 - 0.04) * (t - 85) / 15 if t < 100 else 4e-6))),
-        [-1, 29, 30, 31, 84, 85, 86, 99, 100, 101]),
+        lambda t: (
+            0.0
+            if t < 0
+            else (
+                0.04 + 0.96 * t / 30
+                if t < 30
+                else (
+                    1.0 - 0.96 * (t - 30) / 55
+                    if t < 85
+                    else (0.04 + (4e-6 - 0.04) * (t - 85) / 15 if t < 100 else 4e-6)
+                )
+            )
+        ),
+        [-1, 29, 30, 31, 84, 85, 86, 99, 100, 101],
+    ),
     "step": (S.step(1.0, 10, 0.5), lambda t: 0.5 ** (t // 10), [9, 10, 11, 19, 20]),
-    "multistep": (S.multistep(1.0, [10, 20, 20], 0.5),
-                  lambda t: 0.5 ** ((t >= 10) + 2 * (t >= 20)), [9, 10, 11, 19, 20, 21]),
-    "constant_factor": (S.constant_factor(0.5, 10), lambda t: 0.5 if t < 10 else 1.0,
-                        [9, 10, 11]),
-    "linear_factor": (S.linear_factor(0.5, 1.0, 10), lambda t: 0.5 + 0.5 * min(t, 10) / 10,
-                      [5, 9, 10, 11]),
+    "multistep": (
+        S.multistep(1.0, [10, 20, 20], 0.5),
+        lambda t: 0.5 ** ((t >= 10) + 2 * (t >= 20)),
+        [9, 10, 11, 19, 20, 21],
+    ),
+    "constant_factor": (S.constant_factor(0.5, 10), lambda t: 0.5 if t < 10 else 1.0, [9, 10, 11]),
+    "linear_factor": (
+        S.linear_factor(0.5, 1.0, 10),
+        lambda t: 0.5 + 0.5 * min(t, 10) / 10,
+        [5, 9, 10, 11],
+    ),
     "exponential": (S.exponential(1.0, 0.9), lambda t: 0.9**t, [1, 10, 300]),
-    "cosine_annealing": (S.cosine_annealing(1.0, 10, 0.1),
-                         lambda t: 0.1 + 0.9 * (1 + math.cos(math.pi * (t % 20) / 10)) / 2,
-                         [5, 9, 10, 11, 19, 20, 21]),
-    "cosine_annealing_warm_restarts": (S.cosine_annealing_warm_restarts(1.0, 10, 2),
-                                       lambda t: cawr_ref(t, 10, 2),
-                                       [9, 10, 11, 29, 30, 31, 69, 70]),
-    "cyclic": (S.cyclic(0.1, 1.0, 10), lambda t: 0.1 + 0.9 * cyclic_ref(t, 10),
-               [5, 10, 15, 20, 21]),
-    "cyclic_momentum": (S.cyclic_momentum(0.8, 0.9, 10), lambda t: 0.9 - 0.1 * cyclic_ref(t, 10),
-                        [5, 10, 15, 20, 21]),
-    "one_cycle": (S.one_cycle(1.0, 100),
-                  lambda t: one_cycle_ref(t, 100, 0.3, 0.04, 1.0, 4e-6),
-                  [28, 29, 30, 98, 99, 100, 101]),
-    "one_cycle_momentum": (S.one_cycle_momentum(100),
-                           lambda t: one_cycle_ref(t, 100, 0.3, 0.95, 0.85, 0.95),
-                           [28, 29, 30, 99, 100, 101]),
-    "polynomial_decay": (S.polynomial_decay(1.0, 10, 2.0),
-                         lambda t: (1 - min(t, 10) / 10) ** 2, [5, 9, 10, 11]),
+    "cosine_annealing": (
+        S.cosine_annealing(1.0, 10, 0.1),
+        lambda t: 0.1 + 0.9 * (1 + math.cos(math.pi * (t % 20) / 10)) / 2,
+        [5, 9, 10, 11, 19, 20, 21],
+    ),
+    "cosine_annealing_warm_restarts": (
+        S.cosine_annealing_warm_restarts(1.0, 10, 2),
+        lambda t: cawr_ref(t, 10, 2),
+        [9, 10, 11, 29, 30, 31, 69, 70],
+    ),
+    "cyclic": (
+        S.cyclic(0.1, 1.0, 10),
+        lambda t: 0.1 + 0.9 * cyclic_ref(t, 10),
+        [5, 10, 15, 20, 21],
+    ),
+    "cyclic_momentum": (
+        S.cyclic_momentum(0.8, 0.9, 10),
+        lambda t: 0.9 - 0.1 * cyclic_ref(t, 10),
+        [5, 10, 15, 20, 21],
+    ),
+    "one_cycle": (
+        S.one_cycle(1.0, 100),
+        lambda t: one_cycle_ref(t, 100, 0.3, 0.04, 1.0, 4e-6),
+        [28, 29, 30, 98, 99, 100, 101],
+    ),
+    "one_cycle_momentum": (
+        S.one_cycle_momentum(100),
+        lambda t: one_cycle_ref(t, 100, 0.3, 0.95, 0.85, 0.95),
+        [28, 29, 30, 99, 100, 101],
+    ),
+    "polynomial_decay": (
+        S.polynomial_decay(1.0, 10, 2.0),
+        lambda t: (1 - min(t, 10) / 10) ** 2,
+        [5, 9, 10, 11],
+    ),
     "lambda_factor": (S.lambda_factor(lambda t: 1 / (1 + t)), lambda t: 1 / (1 + t), [1, 10]),
-    "multiplicative": (S.multiplicative(lambda k: 0.5, num_steps=20),
-                       lambda t: 0.5 ** min(max(t, 0), 20), [-1, 1, 19, 20, 21]),
-    "swa_anneal": (S.swa_anneal(1.0, 0.1, 10, "linear"),
-                   lambda t: 1.0 - 0.9 * min(t, 10) / 10, [5, 9, 10, 11]),
-    "sequential": (S.sequential([S.constant(0.5), S.exponential(1.0, 0.5)], [10]),
-                   lambda t: 0.5 if t < 10 else 0.5 ** (t - 10), [9, 10, 11]),
-    "chained": (S.chained(S.constant_factor(0.5, 10), S.step(1.0, 5, 0.5)),
-                lambda t: (0.5 if t < 10 else 1.0) * 0.5 ** (t // 5), [4, 5, 9, 10, 11]),
+    "multiplicative": (
+        S.multiplicative(lambda k: 0.5, num_steps=20),
+        lambda t: 0.5 ** min(max(t, 0), 20),
+        [-1, 1, 19, 20, 21],
+    ),
+    "swa_anneal": (
+        S.swa_anneal(1.0, 0.1, 10, "linear"),
+        lambda t: 1.0 - 0.9 * min(t, 10) / 10,
+        [5, 9, 10, 11],
+    ),
+    "sequential": (
+        S.sequential([S.constant(0.5), S.exponential(1.0, 0.5)], [10]),
+        lambda t: 0.5 if t < 10 else 0.5 ** (t - 10),
+        [9, 10, 11],
+    ),
+    "chained": (
+        S.chained(S.constant_factor(0.5, 10), S.step(1.0, 5, 0.5)),
+        lambda t: (0.5 if t < 10 else 1.0) * 0.5 ** (t // 5),
+        [4, 5, 9, 10, 11],
+    ),
 }
 
 
@@ -157,8 +242,9 @@ def test_traced_step_inside_a_scan():
         return carry, fn(t)
 
     _, values = jax.lax.scan(body, 0, jnp.arange(120))
-    np.testing.assert_allclose(values, [wcd_ref(t, 0.0, 1.0, 10, 110, 0.0) for t in range(120)],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        values, [wcd_ref(t, 0.0, 1.0, 10, 110, 0.0) for t in range(120)], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_multiplicative_loop_is_exact_beyond_the_table_and_vmaps():

@@ -20,15 +20,24 @@ WITH_NAN = [1.0, 0.9, NAN, 0.9, 0.9, NAN, NAN, 0.9, 0.9, 0.5, NAN] + [0.5] * 30 
 
 CASES = [
     ("min-rel", PLATEAUS, dict(patience=3)),
-    ("min-abs-cooldown", PLATEAUS, dict(patience=2, threshold=0.05, threshold_mode="abs",
-                                        cooldown=4, factor=0.5)),
+    (
+        "min-abs-cooldown",
+        PLATEAUS,
+        dict(patience=2, threshold=0.05, threshold_mode="abs", cooldown=4, factor=0.5),
+    ),
     ("min-rel-min_lr", NOISY, dict(patience=5, factor=0.5, min_lr=0.004, cooldown=2)),
     ("max-rel", RISING, dict(mode="max", patience=4, threshold=0.01, factor=0.3)),
-    ("max-abs-cooldown", [-m for m in PLATEAUS], dict(mode="max", threshold_mode="abs",
-                                                      threshold=0.02, patience=1, cooldown=3)),
+    (
+        "max-abs-cooldown",
+        [-m for m in PLATEAUS],
+        dict(mode="max", threshold_mode="abs", threshold=0.02, patience=1, cooldown=3),
+    ),
     ("nan-min", WITH_NAN, dict(patience=2, factor=0.5)),
-    ("nan-max-abs", [-m for m in WITH_NAN], dict(mode="max", threshold_mode="abs", patience=1,
-                                                 cooldown=2, factor=0.5)),
+    (
+        "nan-max-abs",
+        [-m for m in WITH_NAN],
+        dict(mode="max", threshold_mode="abs", patience=1, cooldown=2, factor=0.5),
+    ),
     ("eps-stops-reductions", PLATEAUS, dict(patience=0, factor=0.5, eps=1e-3)),
 ]
 
