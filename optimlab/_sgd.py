@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain, safe_increment
+from ._base import EmptyState, GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -94,6 +94,26 @@ def trace(
     return GradientTransformation(init_fn, update_fn)
 
 
+def _matches_params(name: str) -> GradientTransformation:
+    """Checks (at trace time) that updates have the params' structure and shapes.
+
+    Stateless aliases have no state to compare the updates with; this catches a
+    wrong gradient tree early, naming the key path, instead of in apply_updates.
+    """
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is not None:
+            _tree.check_match(name, updates, params, what="params")
+        return updates, state
+
+    return GradientTransformation(init_fn, update_fn)
+
+
 def _is_zero(value: Any) -> bool:
     v = _validate.concrete(value)
     return v is not None and v == 0.0
@@ -160,7 +180,7 @@ def sgd(
     use_decay = not _is_zero(weight_decay)
 
     def build(step, h):
-        txs = []
+        txs = [] if use_momentum else [_matches_params("sgd")]
         if maximize:
             txs.append(scale(-1.0))
         if use_decay:
