@@ -55,6 +55,12 @@ from ._base import apply_updates as apply_updates
 from ._base import chain as chain
 from ._base import identity as identity
 from ._base import safe_increment as safe_increment
+from ._bucketed import BUCKET_SAFE as BUCKET_SAFE
+from ._bucketed import BucketedState as BucketedState
+from ._bucketed import Buckets as Buckets
+from ._bucketed import bucket_state as bucket_state
+from ._bucketed import bucketed as bucketed
+from ._bucketed import unbucket_state as unbucket_state
 from ._clipping import clip as clip
 from ._clipping import clip_by_global_norm as clip_by_global_norm
 from ._cocob import COCOBState as COCOBState
