@@ -41,7 +41,7 @@ def scale_by_asgd(
     *,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
-    r"""ASGD's decayed step and iterate averaging, with torch's numerics; returns the descent update.
+    r"""ASGD's decayed step and iterate averaging with torch's numerics; returns the descent update.
 
     See :func:`asgd` for the update rule. The returned update moves the params
     from :math:`p_{t-1}` to :math:`p_t` (it includes the step size, so no learning
@@ -182,13 +182,13 @@ def asgd(
 
 
 def asgd_averaged_params(state: Any) -> Params:
-    """Returns the averaged iterate held in an :func:`asgd` (or :func:`scale_by_asgd`) state.
+    r"""Returns the averaged iterate held in an :func:`asgd` (or :func:`scale_by_asgd`) state.
 
     Args:
         state: a state containing a :class:`ScaleByAsgdState`.
 
     Returns:
-        The averaged params :math:`\\bar p_t` (torch's ``ax``), with the params' structure.
+        The averaged params :math:`\bar p_t` (torch's ``ax``), with the params' structure.
 
     Raises:
         ValueError: the state holds no :class:`ScaleByAsgdState`.

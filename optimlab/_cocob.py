@@ -16,13 +16,13 @@ __all__ = ["COCOBState", "scale_by_cocob", "cocob"]
 
 
 class COCOBState(NamedTuple):
-    """State of :func:`scale_by_cocob` (every tree in at least float32).
+    r"""State of :func:`scale_by_cocob` (every tree in at least float32).
 
     Attributes:
         init_particles: the initial parameters :math:`x_0`.
-        cumulative_gradients: :math:`\\theta_t = -\\sum_i g_i`.
-        scale: :math:`L_t = \\max(\\epsilon, \\max_i |g_i|)`.
-        subgradients: :math:`G_t = \\sum_i |g_i|`.
+        cumulative_gradients: :math:`\theta_t = -\sum_i g_i`.
+        scale: :math:`L_t = \max(\epsilon, \max_i |g_i|)`.
+        subgradients: :math:`G_t = \sum_i |g_i|`.
         reward: :math:`R_t`, the betting reward.
     """
 

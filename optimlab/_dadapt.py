@@ -16,11 +16,11 @@ __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 
 
 class DAdaptAdamWState(NamedTuple):
-    """State of :func:`dadapt_adamw`.
+    r"""State of :func:`dadapt_adamw`.
 
     Attributes:
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
-        exp_avg: first moment of :math:`\\hat\\eta_t g_t`.
+        exp_avg: first moment of :math:`\hat\eta_t g_t`.
         exp_avg_sq: second moment of :math:`g_t`.
         grad_sum: the weighted sum :math:`s_t`.
         estim_lr: the distance estimate :math:`d_t`.
@@ -54,17 +54,22 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
             raise ValueError("dadapt_adamw: params is None; pass the current params to update().")
         count = step if step is not None else state.count
         sd = state.estim_lr.dtype
-        b1, b2, lr, wd = (
-            jnp.asarray(x).astype(sd) for x in (beta1, beta2, learning_rate, weight_decay)
-        )
+        # Scalar math on the hyperparameters (1 - beta, sqrt(beta2), the bias correction)
+        # stays in their own precision (float64 under x64, as optax's Python floats);
+        # results are cast to the statistics' dtype where they meet them.
+        b1, b2 = jnp.asarray(beta1), jnp.asarray(beta2)
+        lr, wd = (jnp.asarray(x).astype(sd) for x in (learning_rate, weight_decay))
         sb2 = jnp.sqrt(b2)
-        t = _tree.step_as(count, sd)
-        dlr = state.estim_lr * lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
+        t = _tree.step_as(count, b2.dtype)
+        bc = (jnp.sqrt(1 - b2**t) / (1 - b1**t)).astype(sd)
+        dlr = state.estim_lr * lr * bc
         num = _tree.tree_sum(
             lambda g, s, v: (
                 _tree.upcast(g)
-                * _tree.upcast(s)
-                / (jnp.sqrt(_tree.upcast(v)) + _tree.scalar_like(eps, _tree.upcast(v)))
+                * (
+                    _tree.upcast(s)
+                    / (jnp.sqrt(_tree.upcast(v)) + _tree.scalar_like(eps, _tree.upcast(v)))
+                )
             ),
             sd,
             updates,
@@ -84,9 +89,10 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
             moments, 3, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum
         )
         l1 = _tree.tree_sum(lambda x: jnp.abs(_tree.upcast(x)), sd, s)
-        nw = sb2 * state.numerator_weighted + (1 - sb2) * dlr * num
+        sb2_, one_minus_sb2 = sb2.astype(sd), (1 - sb2).astype(sd)
+        nw = sb2_ * state.numerator_weighted + one_minus_sb2 * dlr * num
         # optax divides unguarded: zero gradients give 0/0 = NaN.
-        denom = (1 - sb2) * l1
+        denom = one_minus_sb2 * l1
         estimate = nw / jnp.where(denom > 0, denom, 1)
         d_new = jnp.where(denom > 0, jnp.maximum(state.estim_lr, estimate), state.estim_lr)
 

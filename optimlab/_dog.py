@@ -35,13 +35,13 @@ def _scaled(updates: Any, factor: jax.Array) -> Any:
 
 
 class DoGState(NamedTuple):
-    """State of :func:`scale_by_dog`.
+    r"""State of :func:`scale_by_dog`.
 
     Attributes:
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
         init_params: the initial parameters :math:`x_0`.
-        max_dist: :math:`\\bar r_t = \\max(r_\\epsilon, \\max_i \\lVert x_i - x_0\\rVert)`.
-        sum_sq_norm_grads: :math:`\\sum_i \\lVert g_i\\rVert^2`.
+        max_dist: :math:`\bar r_t = \max(r_\epsilon, \max_i \lVert x_i - x_0\rVert)`.
+        sum_sq_norm_grads: :math:`\sum_i \lVert g_i\rVert^2`.
     """
 
     count: jax.Array | None
@@ -65,8 +65,9 @@ def scale_by_dog(
     *,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
-    r"""Scales updates by DoG's step :math:`\bar r_t / \sqrt{\sum_{i\le t} \lVert g_i\rVert^2 + \epsilon}`.
+    r"""Scales updates by DoG's step size.
 
+    The step is :math:`\bar r_t / \sqrt{\sum_{i\le t} \lVert g_i\rVert^2 + \epsilon}`.
     See :func:`dog` for the rule and the meaning of ``init_step``.
 
     Args:
@@ -182,12 +183,12 @@ def dog(
 
 
 class DoWGState(NamedTuple):
-    """State of :func:`scale_by_dowg`.
+    r"""State of :func:`scale_by_dowg`.
 
     Attributes:
         init_params: the initial parameters :math:`x_0`.
-        weighted_sq_norm_grads: :math:`v_t = \\sum_i \\bar r_i^2 \\lVert g_i\\rVert^2`.
-        estim_sq_dist: :math:`\\bar r_t^2`.
+        weighted_sq_norm_grads: :math:`v_t = \sum_i \bar r_i^2 \lVert g_i\rVert^2`.
+        estim_sq_dist: :math:`\bar r_t^2`.
     """
 
     init_params: Updates

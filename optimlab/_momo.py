@@ -16,16 +16,17 @@ __all__ = ["MomoState", "MomoAdamState", "momo", "momo_adam"]
 
 # optax compares the squared norm with float64's machine epsilon whatever the dtype.
 _TINY = float(jnp.finfo(jnp.float64).eps)
+_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 class MomoState(NamedTuple):
-    """State of :func:`momo`.
+    r"""State of :func:`momo`.
 
     Attributes:
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
         exp_avg: momentum :math:`d_t` of the gradients.
-        barf: average :math:`\\bar f_t` of the loss values.
-        gamma: average :math:`\\gamma_t` of :math:`\\langle g_i, x_i\\rangle`.
+        barf: average :math:`\bar f_t` of the loss values.
+        gamma: average :math:`\gamma_t` of :math:`\langle g_i, x_i\rangle`.
         lb: the current lower bound :math:`f_*` on the loss.
     """
 
@@ -37,14 +38,14 @@ class MomoState(NamedTuple):
 
 
 class MomoAdamState(NamedTuple):
-    """State of :func:`momo_adam`: :class:`MomoState` plus ``exp_avg_sq``.
+    r"""State of :func:`momo_adam`: :class:`MomoState` plus ``exp_avg_sq``.
 
     Attributes:
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
         exp_avg: first moment of the gradients.
         exp_avg_sq: second moment of the gradients.
         barf: average of the loss values.
-        gamma: average of :math:`\\langle g_i, x_i\\rangle`.
+        gamma: average of :math:`\langle g_i, x_i\rangle`.
         lb: the current lower bound on the loss.
     """
 
@@ -68,10 +69,14 @@ def _value(name: str, extra_args: dict[str, Any], params: Any) -> jax.Array:
     return jnp.asarray(value)
 
 
-def _vdot(a, b, sd, fa=None):
-    return _tree.tree_sum(
-        lambda x, y: _tree.upcast(x) * _tree.upcast(y).astype(_tree.upcast(x).dtype), sd, a, b
-    )
+def _vdot(a, b, sd):
+    """The inner product of two trees, one dot product per leaf (summed as optax does)."""
+
+    def dot(x, y):
+        x = _tree.upcast(x)
+        return jnp.tensordot(x, _tree.upcast(y).astype(x.dtype), x.ndim, precision=_HIGHEST)
+
+    return _tree.tree_sum(dot, sd, a, b)
 
 
 def _momo_core(
@@ -95,10 +100,14 @@ def _momo_core(
         value = _value(name, extra_args, params)
         count = step if step is not None else state.count
         sd = state.barf.dtype
+        # Scalar math on the hyperparameters (1 - beta, the bias corrections,
+        # 1 + lr * wd) stays in their own precision (float64 under x64, as optax's
+        # Python floats); ``c`` casts a result to the statistics' dtype where it meets them.
         c = lambda x: jnp.asarray(x).astype(sd)  # noqa: E731
-        lr, wd, lb0 = c(learning_rate), c(weight_decay), c(lower_bound)
-        beta = c(b1) if adam else jnp.where(count == 0, c(0.0), c(b1))
-        barf = beta * state.barf + (1 - beta) * value.astype(sd)
+        lr, lb0 = c(learning_rate), c(lower_bound)
+        hb = jnp.asarray(b1)
+        beta = hb if adam else jnp.where(count == 0, jnp.zeros_like(hb), hb)
+        barf = c(beta) * state.barf + c(1 - beta) * value.astype(sd)
 
         def avg(g, m):
             gc = _tree.upcast(g)
@@ -109,11 +118,11 @@ def _momo_core(
             return out.astype(m.dtype)
 
         m = _tree.tree_map(avg, updates, state.exp_avg)
-        gamma = beta * state.gamma + (1 - beta) * _vdot(updates, params, sd)
+        gamma = c(beta) * state.gamma + c(1 - beta) * _vdot(updates, params, sd)
         iprod = _vdot(m, params, sd)
         if adam:
-            t = _tree.step_as(count, sd)
-            bc1, bc2 = 1 - c(b1) ** t, 1 - c(b2) ** t
+            t = _tree.step_as(count, hb.dtype)
+            bc1, bc2 = c(1 - hb**t), 1 - jnp.asarray(b2) ** t
 
             def second(g, v):
                 gc = _tree.upcast(g)
@@ -131,12 +140,13 @@ def _momo_core(
                 ),
                 v,
             )
-            norm = _tree.tree_sum(lambda a, p: _tree.upcast(a) ** 2 / p, sd, m, precond)
+            norm = _vdot(m, _tree.tree_map(lambda a, p: _tree.upcast(a) / p, m, precond), sd)
         else:
             bc1 = c(1.0)
             v, precond = None, None
             norm = _tree.tree_sum(lambda a: _tree.upcast(a) ** 2, sd, m)
-        shrink = 1 + lr * wd
+        lr_wd = jnp.asarray(learning_rate) * jnp.asarray(weight_decay)
+        shrink, decay = c(1 + lr_wd), c(lr_wd / (1 + lr_wd))
         if adapt_lower_bound:
             cap = shrink * (barf - gamma) + iprod
             this_lb = jnp.where(
@@ -149,12 +159,12 @@ def _momo_core(
         )
         t1 = jnp.where(norm <= _TINY, 0, t1)
         tau = jnp.minimum(lr / bc1, t1)
-        decay = lr * wd / shrink
 
         def step_fn(g, a, p, pre=None):
             pc = _tree.upcast(p)
-            d = _tree.upcast(a) if pre is None else _tree.upcast(a) / pre
-            out = -_tree.scalar_like(tau, pc) * d
+            out = -_tree.scalar_like(tau, pc) * _tree.upcast(a)
+            if pre is not None:
+                out = out / pre
             if _validate.concrete(weight_decay) != 0.0:
                 out = out - _tree.scalar_like(decay, pc) * pc
             return out.astype(g.dtype)
@@ -269,7 +279,8 @@ def momo_adam(
     :math:`D_t = \epsilon + \sqrt{v_t/(1-\beta_2^t)}`, and the step is
     :math:`u_t = -\tau_t D_t^{-1} d_t - \frac{\alpha\lambda}{1+\alpha\lambda} x_t` with
     :math:`\tau_t = \min\big(\alpha/(1-\beta_1^t),\ [(1+\alpha\lambda)(\bar f_t -
-    (1-\beta_1^t) f_* - \gamma_t) + \langle d_t, x_t\rangle]_+ / \lVert d_t\rVert^2_{D_t^{-1}}\big)`.
+    (1-\beta_1^t) f_* - \gamma_t) + \langle d_t, x_t\rangle]_+
+    / \lVert d_t\rVert^2_{D_t^{-1}}\big)`.
     Matches optax's ``contrib.momo_adam``.
 
     Args:

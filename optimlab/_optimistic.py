@@ -1,5 +1,4 @@
-"""Optimism: ``scale_by_optimistic_gradient`` with ``optimistic_gradient_descent`` and
-``optimistic_adam``."""
+"""Optimism: ``scale_by_optimistic_gradient`` with ``optimistic_gradient_descent`` and ``optimistic_adam``."""  # noqa: E501 (one sentence, the reference page's section title)
 
 from __future__ import annotations
 

@@ -23,12 +23,12 @@ __all__ = [
 
 
 class ScheduleFreeState(NamedTuple):
-    """State of :func:`schedule_free`.
+    r"""State of :func:`schedule_free`.
 
     Attributes:
         b1: the interpolation weight the current parameters ``y`` were formed with
             (the ``b1`` of the last step), used by :func:`schedule_free_eval_params`.
-        weight_sum: running sum of the averaging weights :math:`\\sum_i \\gamma_{\\max,i}^{r}`.
+        weight_sum: running sum of the averaging weights :math:`\sum_i \gamma_{\max,i}^{r}`.
         max_lr: largest learning rate seen so far.
         z: the base optimizer's iterate sequence :math:`z_t`.
         base_optimizer_state: the state of the wrapped optimizer.

@@ -88,8 +88,9 @@ class Adagrad(Optimizer):
 
 
 class Adadelta(Optimizer):
-    """``torch.optim.Adadelta`` over :func:`optimlab.adadelta`; state
-    ``{'step', 'square_avg', 'acc_delta'}``.
+    """``torch.optim.Adadelta`` over :func:`optimlab.adadelta`.
+
+    The per-parameter state is ``{'step', 'square_avg', 'acc_delta'}``.
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
@@ -149,8 +150,10 @@ class Adadelta(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """``torch.optim.RMSprop`` over :func:`optimlab.rmsprop` (``alpha`` is ``decay``); state
-    ``{'step', 'square_avg'}`` plus ``'momentum_buffer'`` and ``'grad_avg'`` when used.
+    """``torch.optim.RMSprop`` over :func:`optimlab.rmsprop` (``alpha`` is ``decay``).
+
+    The per-parameter state is ``{'step', 'square_avg'}`` plus ``'momentum_buffer'``
+    and ``'grad_avg'`` when used.
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
@@ -217,8 +220,9 @@ class RMSprop(Optimizer):
 
 
 class NAdam(Optimizer):
-    """``torch.optim.NAdam`` over :func:`optimlab.nadam`; state
-    ``{'step', 'mu_product', 'exp_avg', 'exp_avg_sq'}``.
+    r"""``torch.optim.NAdam`` over :func:`optimlab.nadam`.
+
+    The per-parameter state is ``{'step', 'mu_product', 'exp_avg', 'exp_avg_sq'}``.
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
@@ -226,7 +230,7 @@ class NAdam(Optimizer):
         betas: ``(b1, b2)``.
         eps: added to the denominator.
         weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
-        momentum_decay: momentum decay :math:`\\psi`.
+        momentum_decay: momentum decay :math:`\psi`.
         decoupled_weight_decay: NAdamW's decay.
         foreach: no effect.
         maximize: maximise the objective.
@@ -286,8 +290,9 @@ class NAdam(Optimizer):
 
 
 class RAdam(Optimizer):
-    """``torch.optim.RAdam`` over :func:`optimlab.radam`; state
-    ``{'step', 'exp_avg', 'exp_avg_sq'}``.
+    """``torch.optim.RAdam`` over :func:`optimlab.radam`.
+
+    The per-parameter state is ``{'step', 'exp_avg', 'exp_avg_sq'}``.
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.

@@ -116,8 +116,9 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """``torch.optim.Adam`` over :func:`optimlab.adam` (or :func:`optimlab.adamw` with
-    ``decoupled_weight_decay=True``): same signature, defaults and state dict.
+    """``torch.optim.Adam`` over :func:`optimlab.adam`: same signature, defaults and state dict.
+
+    With ``decoupled_weight_decay=True`` it runs :func:`optimlab.adamw` instead.
 
     The per-parameter state is ``{'step', 'exp_avg', 'exp_avg_sq'}`` plus
     ``'max_exp_avg_sq'`` with ``amsgrad``; ``step`` is a float32 scalar in the state

@@ -527,7 +527,9 @@ class Optimizer:
 
     # ----------------------------------------------------------------- hooks
     def register_step_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """Registers ``hook(optimizer, args, kwargs) -> None | (args, kwargs)``, run before each step.
+        """Registers ``hook(optimizer, args, kwargs)``, run before each step.
+
+        The hook returns ``None``, or new ``(args, kwargs)`` for the step.
 
         Returns:
             A handle whose ``remove()`` unregisters it.

@@ -66,7 +66,7 @@ def _used(spec: Spec, state: Any) -> dict[str, StateKey]:
 
 
 def to_numpy(value: Any) -> np.ndarray:
-    """A host array from a jax/NumPy array, a number, or a torch tensor (without importing torch)."""
+    """A host array from a jax/NumPy array, a number or a torch tensor (never imports torch)."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu()
     return np.asarray(value)
