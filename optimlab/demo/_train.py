@@ -8,6 +8,7 @@ step. Needs the ``demo`` extra (scikit-learn, matplotlib, tqdm).
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import pathlib
 import time
@@ -40,7 +41,9 @@ def warmup_cosine(peak: float, warmup: int, total: int, end: float = 0.0):
 
 def init_mlp(key, sizes):
     params = []
-    for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes, sizes[1:])):
+    for k, (n_in, n_out) in zip(
+        jax.random.split(key, len(sizes) - 1), itertools.pairwise(sizes), strict=True
+    ):
         w = jax.random.normal(k, (n_in, n_out), jnp.float32) * jnp.sqrt(2.0 / n_in)
         params.append({"w": w, "b": jnp.zeros((n_out,), jnp.float32)})
     return params
@@ -75,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    digits = load_digits()  # 1,797 8x8 images shipped inside scikit-learn
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int32)
+    images, labels = load_digits(return_X_y=True)  # 1,797 8x8 images shipped inside scikit-learn
+    x = (images / 16.0).astype(np.float32)
+    y = labels.astype(np.int32)
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=0.25, random_state=args.seed, stratify=y
     )
