@@ -97,7 +97,7 @@ def scale_by_factored_rms(
     *,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
-    r"""Scales updates by a factored estimate of the gradient's root mean square (classic Adafactor).
+    r"""Scales updates by a factored estimate of the gradient's RMS (classic Adafactor).
 
     See :func:`adafactor` for the update rule. Leaves whose two largest axes are
     both at least ``min_dim_size_to_factor`` keep a row and a column statistic
@@ -214,7 +214,10 @@ def _clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
 
 
 def _scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation:
-    """Multiplies each leaf by ``max(rms(param), min_scale)`` (optax's ``scale_by_param_block_rms``)."""
+    """Multiplies each leaf by ``max(rms(param), min_scale)``.
+
+    As optax's ``scale_by_param_block_rms``.
+    """
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -488,22 +491,17 @@ def scale_by_torch_adafactor(
                 rv_new = _tree.lerp(rv.astype(gc.dtype), row_mean, w)
                 cv_new = _tree.lerp(cv.astype(gc.dtype), col_mean, w)
                 est = (rv_new * cv_new) / jnp.maximum(jnp.mean(rv_new, axis=-2, keepdims=True), e1)
-                v_new = None
+                moments = (rv_new.astype(rv.dtype), cv_new.astype(cv.dtype), None)
             else:
                 v_new = _tree.lerp(v.astype(gc.dtype), gc * gc, w)
                 est = v_new
-                rv_new = cv_new = None
+                moments = (None, None, v_new.astype(v.dtype))
             upd = jax.lax.rsqrt(jnp.maximum(est, e1 * e1)) * gc
             denom = jnp.maximum(
                 1, norm(upd).astype(hdt) / (np.sqrt(max(g.size, 1)) * jnp.asarray(d).astype(hdt))
             )
             out = upd * _tree.scalar_like(alpha / denom, gc)
-            return (
-                out.astype(g.dtype),
-                None if rv is None else rv_new.astype(rv.dtype),
-                None if cv is None else cv_new.astype(cv.dtype),
-                None if v is None else v_new.astype(v.dtype),
-            )
+            return (out.astype(g.dtype), *moments)
 
         def norm_axis(x, axis):
             return jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=True))

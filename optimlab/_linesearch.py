@@ -125,8 +125,8 @@ def strong_wolfe(
         ``(loss, gradient, step size, number of evaluations)`` at the accepted step.
     """
     dt = d.dtype
-    c1 = jnp.asarray(c1, dt)
-    c2 = jnp.asarray(c2, dt)
+    c1_t = jnp.asarray(c1, dt)
+    c2_t = jnp.asarray(c2, dt)
     tol = jnp.asarray(tolerance_change, dt)
     zero = jnp.zeros((), dt)
     d_norm = jnp.max(jnp.abs(d))
@@ -139,10 +139,10 @@ def strong_wolfe(
     one = jnp.ones((), jnp.int32)
 
     def armijo_fails(c: _Bracketing):
-        return (c.f_new > f + c1 * c.t * gtd) | ((c.ls_iter > 1) & (c.f_new >= c.f_prev))
+        return (c.f_new > f + c1_t * c.t * gtd) | ((c.ls_iter > 1) & (c.f_new >= c.f_prev))
 
     def wolfe_holds(gtd_new):
-        return jnp.abs(gtd_new) <= -c2 * gtd
+        return jnp.abs(gtd_new) <= -c2_t * gtd
 
     def bracketing_cond(c: _Bracketing):
         found = armijo_fails(c) | wolfe_holds(c.gtd_new) | (c.gtd_new >= 0)
@@ -208,7 +208,7 @@ def strong_wolfe(
 
         f_new, g_new, gtd_new = value(t)
         low, high = z.low, 1 - z.low
-        higher = (f_new > f + c1 * t * gtd) | (f_new >= z.bracket_f[low])
+        higher = (f_new > f + c1_t * t * gtd) | (f_new >= z.bracket_f[low])
         wolfe = ~higher & wolfe_holds(gtd_new)
         flip = ~higher & ~wolfe & (gtd_new * (br[high] - br[low]) >= 0)
         # Where the new point goes: the high end if it is higher, else the low end

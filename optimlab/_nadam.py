@@ -17,11 +17,11 @@ __all__ = ["ScaleByNadamState", "scale_by_nadam", "nadam", "nadamw"]
 
 
 class ScaleByNadamState(NamedTuple):
-    """State of :func:`scale_by_nadam`.
+    r"""State of :func:`scale_by_nadam`.
 
     Attributes:
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
-        mu_product: the scalar product :math:`\\prod_{i \\le t} \\mu_i` of the momentum
+        mu_product: the scalar product :math:`\prod_{i \le t} \mu_i` of the momentum
             coefficients so far (torch's ``mu_product``), in the hyperparameter dtype.
         mu: first moment (torch's ``exp_avg``).
         nu: second moment (torch's ``exp_avg_sq``).
@@ -33,7 +33,7 @@ class ScaleByNadamState(NamedTuple):
     nu: Updates
 
 
-def _momentum_coefficient(b1: jax.Array, momentum_decay: jax.Array, t: jax.Array) -> jax.Array:
+def _momentum_coefficient(b1: ArrayLike, momentum_decay: ArrayLike, t: jax.Array) -> jax.Array:
     """``b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))`` in ``t``'s dtype."""
     dtype = t.dtype
     b1 = jnp.asarray(b1).astype(dtype)

@@ -85,15 +85,12 @@ def scale_by_rmsprop(
             if ga is not None:
                 ga_new = _tree.update_moment(gc, ga.astype(gc.dtype), decay, 1)
                 avg = jnp.sqrt(sq_new - ga_new * ga_new)
+                ga_out = ga_new.astype(ga.dtype)
             else:
-                ga_new = None
+                ga_out = None
                 avg = jnp.sqrt(sq_new)
             direction = gc / (avg + _tree.scalar_like(eps, gc))
-            return (
-                direction.astype(g.dtype),
-                sq_new.astype(sq.dtype),
-                None if ga is None else ga_new.astype(ga.dtype),
-            )
+            return direction.astype(g.dtype), sq_new.astype(sq.dtype), ga_out
 
         if centered:
             u, sq, ga = _tree.tree_map_multi(

@@ -39,7 +39,7 @@ def _encode_array(x: Any) -> tuple[np.ndarray, str]:
 
 def _is_prng_key(x: Any) -> bool:
     dtype = getattr(x, "dtype", None)
-    return dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    return dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
 
 
 def _decode_array(raw: np.ndarray, name: str) -> np.ndarray:
@@ -53,7 +53,8 @@ def _atomic_write(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            # numpy's stub matches ``**arrays`` against the ``allow_pickle: bool`` keyword.
+            np.savez(f, **arrays)  # pyright: ignore[reportArgumentType]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -304,7 +305,8 @@ def _restore_key(path: Any, where: str, raw: np.ndarray, entry: dict, leaf: Any)
             f"but {leaf.dtype} in the template."
         )
     try:
-        value = jax.random.wrap_key_data(raw, impl=entry["key_impl"])
+        # wrap_key_data takes any uint32 array-like; its annotation says jax.Array.
+        value = jax.random.wrap_key_data(raw, impl=entry["key_impl"])  # pyright: ignore[reportArgumentType]
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: cannot decode the PRNG key at {where}: {err}") from err
     if tuple(value.shape) != tuple(entry["shape"]):
@@ -343,7 +345,8 @@ def _encode_tree(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         return [_encode_tree(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
     if hasattr(obj, "shape") and hasattr(obj, "dtype") or isinstance(obj, np.generic):
         if type(obj).__module__.startswith("torch"):
-            obj = obj.detach().cpu().numpy()
+            # A torch tensor, recognised without importing torch (so unknown to the checker).
+            obj = obj.detach().cpu().numpy()  # pyright: ignore[reportAttributeAccessIssue]
         raw, name = _encode_array(obj)
         key = f"t{len(arrays)}"
         arrays[key] = raw

@@ -221,12 +221,14 @@ class Layout:
         """Leaves of the source tree that no group optimizes (in source mode), else ``[]``."""
         if self.mode != "source":
             return []
+        assert self.source is not None  # set with mode "source"
         used = {p for g in self.groups for p in g.positions}
         return [leaf for i, leaf in enumerate(self.source.leaves) if i not in used]
 
     def assemble(self, leaves: Sequence[Any], frozen: Sequence[Any]) -> Any:
         """The user's structure from the global leaves (and the frozen ones in source mode)."""
         if self.mode == "source":
+            assert self.source is not None  # set with mode "source"
             flat: list[Any] = [None] * len(self.source.leaves)
             for g in self.groups:
                 for i, pos in zip(g.indices, g.positions, strict=True):
@@ -238,10 +240,14 @@ class Layout:
         return out[0] if self.mode == "tree" else out
 
     def flatten(self, tree: Any, n: int) -> list[Any]:
-        """Global list of ``n`` leaves from a tree shaped like :meth:`assemble`'s (``None`` kept)."""
+        """Global list of ``n`` leaves from a tree shaped like :meth:`assemble`'s output.
+
+        ``None`` leaves are kept.
+        """
         out: list[Any] = [None] * n
         try:
             if self.mode == "source":
+                assert self.source is not None  # set with mode "source"
                 flat = self.source.treedef.flatten_up_to(tree)
                 for g in self.groups:
                     for i, pos in zip(g.indices, g.positions, strict=True):

@@ -207,9 +207,10 @@ class AveragedModel:
         self._average = jax.jit(self._average_fn)
 
     def _average_fn(self, averaged: Any, current: Any, n: jax.Array) -> Any:
-        if self.avg_fn is not None:
+        avg_fn = self.avg_fn
+        if avg_fn is not None:
             return jax.tree.map(
-                lambda a, c: jnp.asarray(self.avg_fn(a, c, n)).astype(a.dtype), averaged, current
+                lambda a, c: jnp.asarray(avg_fn(a, c, n)).astype(a.dtype), averaged, current
             )
         fn = self.multi_avg_fn or get_swa_multi_avg_fn()
         leaves, treedef = jax.tree.flatten(averaged)
