@@ -122,7 +122,7 @@ def _momo_core(
         iprod = _vdot(m, params, sd)
         if adam:
             t = _tree.step_as(count, hb.dtype)
-            bc1, bc2 = c(1 - hb**t), 1 - jnp.asarray(b2) ** t
+            bc1, bc2 = c(1 - hb**t), c(1 - jnp.asarray(b2) ** t)
 
             def second(g, v):
                 gc = _tree.upcast(g)

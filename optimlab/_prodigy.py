@@ -69,12 +69,15 @@ def _scale_by_prodigy(
             raise ValueError("prodigy: params is None; pass the current params to update().")
         count = step if step is not None else state.count
         sd = state.estim_lr.dtype
-        b1, b2, b3, d0, lr, wd = (
-            jnp.asarray(x).astype(sd)
-            for x in (beta1, beta2, beta3, estim_lr0, learning_rate, weight_decay)
+        # Scalar math on the hyperparameters (1 - beta, the bias correction) stays in
+        # their own precision (float64 under x64, as optax's Python floats); results are
+        # cast to the statistics' dtype where they meet them.
+        b1, b2 = jnp.asarray(beta1), jnp.asarray(beta2)
+        b3, d0, lr, wd = (
+            jnp.asarray(x).astype(sd) for x in (beta3, estim_lr0, learning_rate, weight_decay)
         )
-        t = _tree.step_as(count, sd)
-        bc = jnp.sqrt(1 - b2**t) / (1 - b1**t)
+        t = _tree.step_as(count, b2.dtype)
+        bc = (jnp.sqrt(1 - b2**t) / (1 - b1**t)).astype(sd)
         d = state.estim_lr
         dlr = d * lr * bc
         num = _tree.tree_sum(
