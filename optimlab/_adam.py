@@ -97,23 +97,25 @@ def scale_by_adam(
             v_new = _tree.update_moment(gc, v.astype(real), b2, 2)
             bc1 = _tree.bias_correction(b1, count).astype(real)
             bc2_sqrt = jnp.sqrt(_tree.bias_correction(b2, count)).astype(real)
+            vmax_out = None
             if vmax is not None:
                 vmax_new = jnp.maximum(vmax.astype(real), v_new)
                 denom = jnp.sqrt(vmax_new) / bc2_sqrt + _tree.hp(eps, gc)
+                vmax_out = vmax_new.astype(vmax.dtype)
             else:
-                vmax_new = None
                 denom = jnp.sqrt(v_new) / bc2_sqrt + _tree.hp(eps, gc)
             direction = (m_new / denom.astype(m_new.dtype)) / bc1.astype(m_new.dtype)
             return (
                 direction.astype(g.dtype),
                 m_new.astype(m.dtype),
                 v_new.astype(v.dtype),
-                None if vmax is None else vmax_new.astype(vmax.dtype),
+                vmax_out,
             )
 
         if amsgrad:
             u, mu, nu, nu_max = _tree.tree_map_multi(
-                one, 4, updates, state.mu, state.nu, state.nu_max)
+                one, 4, updates, state.mu, state.nu, state.nu_max
+            )
         else:
             u, mu, nu, _ = _tree.tree_map_multi(one, 4, updates, state.mu, state.nu)
             nu_max = None
@@ -196,8 +198,9 @@ def adam(
         of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018.
     """
     _validate_adam(learning_rate, b1, b2, eps, weight_decay)
-    return _adam(learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize, False, None,
-                 mu_dtype, nu_dtype)
+    return _adam(
+        learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize, False, None, mu_dtype, nu_dtype
+    )
 
 
 def adamw(
@@ -249,8 +252,9 @@ def adamw(
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
     _validate_adam(learning_rate, b1, b2, eps, weight_decay)
-    return _adam(learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize, True, mask,
-                 mu_dtype, nu_dtype)
+    return _adam(
+        learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize, True, mask, mu_dtype, nu_dtype
+    )
 
 
 def amsgrad(
@@ -277,8 +281,19 @@ def amsgrad(
     return adam(learning_rate, b1, b2, eps, weight_decay, amsgrad=True, maximize=maximize)
 
 
-def _adam(learning_rate, b1, b2, eps, weight_decay, amsgrad_, maximize, decoupled, mask,
-          mu_dtype, nu_dtype) -> GradientTransformation:
+def _adam(
+    learning_rate,
+    b1,
+    b2,
+    eps,
+    weight_decay,
+    amsgrad_,
+    maximize,
+    decoupled,
+    mask,
+    mu_dtype,
+    nu_dtype,
+) -> GradientTransformation:
     use_decay = not (_validate.concrete(weight_decay) == 0.0)
 
     def build(step, h):
@@ -287,15 +302,28 @@ def _adam(learning_rate, b1, b2, eps, weight_decay, amsgrad_, maximize, decouple
             txs.append(scale(-1.0))
         if use_decay and not decoupled:
             txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(scale_by_adam(h["b1"], h["b2"], h["eps"], amsgrad=amsgrad_,
-                                 mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step))
+        txs.append(
+            scale_by_adam(
+                h["b1"],
+                h["b2"],
+                h["eps"],
+                amsgrad=amsgrad_,
+                mu_dtype=mu_dtype,
+                nu_dtype=nu_dtype,
+                step=step,
+            )
+        )
         if use_decay and decoupled:
             txs.append(add_decayed_weights(h["weight_decay"], mask))
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "b1": b1, "b2": b2,
-                                        "eps": eps}
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "b1": b1,
+        "b2": b2,
+        "eps": eps,
+    }
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

@@ -6,12 +6,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
 from . import _tree, _validate
 from ._base import GradientTransformation, safe_increment
 from ._types import ScalarOrSchedule
+
+_Tracer = jax.core.Tracer
 
 __all__ = [
     "HyperparamsState",
@@ -46,7 +49,7 @@ def hyperparam_dtype() -> jnp.dtype:
 
 
 def _is_concrete_scalar(value: Any) -> bool:
-    return not isinstance(value, jax.core.Tracer)
+    return not isinstance(value, _Tracer)
 
 
 def _as_hparam(name: str, value: Any, dtype: jnp.dtype) -> jax.Array:
@@ -68,7 +71,9 @@ def _as_hparam(name: str, value: Any, dtype: jnp.dtype) -> jax.Array:
     return jnp.asarray(value).astype(dtype)
 
 
-def with_hyperparams(build: Builder, /, **hyperparameters: ScalarOrSchedule) -> GradientTransformation:
+def with_hyperparams(
+    build: Builder, /, **hyperparameters: ScalarOrSchedule
+) -> GradientTransformation:
     """Builds an optimizer whose numeric hyperparameters live in its state.
 
     ``build(step, h)`` returns the transformation to apply, given the step count
@@ -217,10 +222,15 @@ def _normalise(name: str, value: Any, old: jax.Array) -> jax.Array:
         )
     if isinstance(value, bool):
         raise TypeError(f"set_hyperparams: {name!r} must be a number, got a bool.")
-    if not isinstance(value, jax.core.Tracer) and np.asarray(value).dtype.kind not in "biuf" \
-            and np.asarray(value).dtype != jnp.bfloat16:
-        raise TypeError(f"set_hyperparams: {name!r} must be a real number, got "
-                        f"{type(value).__name__} with dtype {np.asarray(value).dtype}.")
+    if (
+        not isinstance(value, _Tracer)
+        and np.asarray(value).dtype.kind not in "biuf"
+        and np.asarray(value).dtype != jnp.bfloat16
+    ):
+        raise TypeError(
+            f"set_hyperparams: {name!r} must be a real number, got "
+            f"{type(value).__name__} with dtype {np.asarray(value).dtype}."
+        )
     arr = jnp.asarray(value)
     if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
         raise TypeError(f"set_hyperparams: {name!r} must be a real number, got dtype {arr.dtype}.")
@@ -248,7 +258,7 @@ _RULES = {
 
 def _check_value(name: str, value: Any) -> None:
     """Refuses NaN for any hyperparameter, and out-of-range values for the common names."""
-    if isinstance(value, jax.core.Tracer):
+    if isinstance(value, _Tracer):
         return  # traced values (vmap sweeps, jit) cannot be checked eagerly
     arr = np.asarray(value, dtype=np.float64) if np.ndim(value) else None
     if arr is not None:

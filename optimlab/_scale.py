@@ -80,8 +80,11 @@ def scale_by_learning_rate(
     sign = -1.0 if flip_sign else 1.0
     if not callable(learning_rate):
         _validate.lr(learning_rate)
-        return scale(sign * jnp.asarray(learning_rate) if isinstance(
-            learning_rate, jax.Array) else sign * learning_rate)
+        return scale(
+            sign * jnp.asarray(learning_rate)
+            if isinstance(learning_rate, jax.Array)
+            else sign * learning_rate
+        )
     schedule: Callable[[jax.Array], Any] = learning_rate
 
     def init_fn(params):
@@ -97,9 +100,7 @@ def scale_by_learning_rate(
     return GradientTransformation(init_fn, update_fn)
 
 
-def add_decayed_weights(
-    weight_decay: ArrayLike = 0.0, mask: Any = None
-) -> GradientTransformation:
+def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> GradientTransformation:
     r"""Adds ``weight_decay * params`` to the updates (L2 or decoupled decay, by position).
 
     .. math:: u \leftarrow u + \lambda\, p

@@ -186,8 +186,15 @@ def sgd(
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"]))
         if use_momentum:
-            txs.append(trace(h["momentum"], dampening=h["dampening"], nesterov=nesterov,
-                             accumulator_dtype=accumulator_dtype, step=step))
+            txs.append(
+                trace(
+                    h["momentum"],
+                    dampening=h["dampening"],
+                    nesterov=nesterov,
+                    accumulator_dtype=accumulator_dtype,
+                    step=step,
+                )
+            )
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ._types import DType
 
@@ -69,7 +70,7 @@ def scalar_like(value: Any, like: jax.Array) -> jax.Array:
     return jnp.asarray(value).astype(jnp.asarray(like).dtype)
 
 
-def lerp(m: jax.Array, g: jax.Array, weight: jax.Array) -> jax.Array:
+def lerp(m: jax.Array, g: jax.Array, weight: ArrayLike) -> jax.Array:
     """``m + weight * (g - m)``: torch's ``lerp`` for weights below 0.5 (the moment case).
 
     For larger weights torch switches to ``g - (g - m) * (1 - weight)``; the two
@@ -78,7 +79,7 @@ def lerp(m: jax.Array, g: jax.Array, weight: jax.Array) -> jax.Array:
     return m + scalar_like(weight, m) * (g - m)
 
 
-def update_moment(g: jax.Array, m: jax.Array, decay: jax.Array, order: int) -> jax.Array:
+def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> jax.Array:
     """Exponential moving average of ``g**order`` (``|g|**2`` for complex ``g``).
 
     ``1 - decay`` is formed in the hyperparameter's own precision before the cast
@@ -94,7 +95,7 @@ def update_moment(g: jax.Array, m: jax.Array, decay: jax.Array, order: int) -> j
     return m * d + (g**order).astype(m.dtype) * one_minus
 
 
-def bias_correction(decay: jax.Array, count: jax.Array) -> jax.Array:
+def bias_correction(decay: ArrayLike, count: jax.Array) -> jax.Array:
     """``1 - decay**t`` with ``t = count + 1``, in the hyperparameter's precision (never wraps)."""
     decay = jnp.asarray(decay)
     if not jnp.issubdtype(decay.dtype, jnp.floating):
@@ -113,8 +114,10 @@ def global_norm(tree: Any) -> jax.Array:
     leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
     if not leaves:
         return jnp.zeros((), jnp.float32)
-    sq = [jnp.sum(jnp.abs(upcast(x)) ** 2) if jnp.iscomplexobj(x) else jnp.sum(upcast(x) ** 2)
-          for x in leaves]
+    sq = [
+        jnp.sum(jnp.abs(upcast(x)) ** 2) if jnp.iscomplexobj(x) else jnp.sum(upcast(x) ** 2)
+        for x in leaves
+    ]
     dtype = sq[0].dtype
     for s in sq[1:]:
         dtype = jnp.promote_types(dtype, s.dtype)
@@ -127,8 +130,11 @@ def keystr(path: tuple[Any, ...]) -> str:
 
 
 def check_match(name: str, updates: Any, reference: Any, what: str = "state") -> None:
-    """Raises ``ValueError`` naming ``name`` and the first key path where ``updates``
-    differs (in structure or shape) from ``reference``. Runs at trace time only."""
+    """Raises ``ValueError`` naming ``name`` and the first differing key path.
+
+    ``updates`` is compared with ``reference`` in structure and shapes. Runs at
+    trace time only, so it costs nothing in a jitted step.
+    """
     u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)
     r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference, is_leaf=is_none)
     if u_def != r_def:
@@ -141,8 +147,9 @@ def check_match(name: str, updates: Any, reference: Any, what: str = "state") ->
                     f"{keystr(up)} (the {what} has {keystr(rp)}). Pass updates with the "
                     "structure of the params given to init."
                 )
-        longer, kind = (u_paths, "updates have") if len(u_paths) > len(r_paths) else (
-            r_paths, f"{what} has")
+        longer, kind = (
+            (u_paths, "updates have") if len(u_paths) > len(r_paths) else (r_paths, f"{what} has")
+        )
         idx = min(len(u_paths), len(r_paths))
         where = keystr(longer[idx]) if idx < len(longer) else "<root>"
         raise ValueError(
@@ -182,7 +189,7 @@ class _Box:
 
 
 def reject_complex(name: str, params: Any, why: str = "") -> None:
-    """Raises ``TypeError`` naming the first complex leaf (for algorithms without complex support)."""
+    """Raises ``TypeError`` naming the first complex leaf (algorithms without complex support)."""
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         if jnp.iscomplexobj(leaf):
             raise TypeError(
@@ -209,8 +216,9 @@ def componentwise(fn: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any
             return fn(*(take(x) if x is not None and jnp.iscomplexobj(x) else x for x in xs))
 
         re, im = part(jnp.real), part(jnp.imag)
-        return tuple(None if r is None else jax.lax.complex(r, i)
-                     for r, i in zip(re, im, strict=True))
+        return tuple(
+            None if r is None else jax.lax.complex(r, i) for r, i in zip(re, im, strict=True)
+        )
 
     return wrapped
 

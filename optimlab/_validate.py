@@ -6,12 +6,15 @@ import math
 from typing import Any
 
 import jax
+import jax.core
 import numpy as np
+
+_Tracer = jax.core.Tracer
 
 
 def concrete(value: Any) -> float | None:
     """The value as a Python float, or ``None`` for schedules and traced values."""
-    if callable(value) or isinstance(value, jax.core.Tracer):
+    if callable(value) or isinstance(value, _Tracer):
         return None
     arr = np.asarray(value)
     if arr.ndim != 0:
@@ -27,7 +30,7 @@ def _fmt(value: Any) -> Any:
     return value if v is None else v
 
 
-def check(ok: bool, message: str) -> None:
+def check(ok: bool | np.bool_, message: str) -> None:
     if not ok:
         raise ValueError(message)
 
@@ -62,8 +65,16 @@ def beta(value: Any, index: int) -> None:
         check(0.0 <= v < 1.0, f"Invalid beta parameter at index {index}: {_fmt(value)}")
 
 
-def in_range(value: Any, name: str, lo: float, hi: float, *, lo_open: bool = False,
-             hi_open: bool = False, label: str | None = None) -> None:
+def in_range(
+    value: Any,
+    name: str,
+    lo: float,
+    hi: float,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    label: str | None = None,
+) -> None:
     """Checks ``lo <= value <= hi`` (or open ends), naming the argument."""
     v = concrete(value)
     if v is None:
