@@ -40,8 +40,9 @@ X32_TOL = {"prodigy": 3e-5, "dadapt_adamw": 5e-5, "momo_adam": 3e-5, "ademamix":
 
 # Each run is one small program compiled once: XLA's compile time dominates, and
 # these options (the older element-wise emitters, no LLVM optimisation) cut it by
-# about 5x. Neither reorders floating-point operations (no fast math), and both
-# sides are compiled alike.
+# about 5x. Both sides are compiled alike. Without LLVM optimisation a*b + c is not
+# contracted into a fused multiply-add (by default that depends on how XLA fuses
+# each program), so roundings follow the operations as each library writes them.
 _FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
 
 
