@@ -37,7 +37,7 @@ __all__ = ["BucketedState", "Buckets", "bucketed", "unbucket_state", "bucket_sta
 BUCKET_SAFE: tuple[str, ...] = (
     "identity", "scale", "scale_by_learning_rate", "add_decayed_weights", "clip",
     "clip_by_global_norm", "trace", "scale_by_adam", "scale_by_lion", "scale_by_rmsprop",
-    "scale_by_adagrad",
+    "scale_by_adagrad", "_matches_params",
 )
 _COMBINATORS = ("chain", "with_hyperparams")
 

@@ -1,0 +1,257 @@
+"""The multi-tensor path: every bucket-safe registry case through ``bucketed``, equality
+with the per-leaf path, state conversion, compile counts and memory bounds."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optimlab as ol
+from tests import test_conformance as conformance
+from tests.registry import CASES
+
+
+def _bucket_safe(case) -> bool:
+    try:
+        ol.bucketed(case.make())
+    except ValueError as e:
+        if "bucket-safe" in str(e):
+            return False
+        raise
+    return True
+
+
+SAFE = [dataclasses.replace(c, make=lambda c=c: ol.bucketed(c.make()), rosenbrock=None)
+        for c in CASES if _bucket_safe(c)]
+IDS = [c.id for c in SAFE]
+
+CHECKS = {
+    "trains": conformance.test_trains_under_jit,
+    "low_precision": conformance.test_low_precision_zero_gradients,
+    "complex": conformance.test_complex_params,
+}
+
+
+def test_the_core_optimizers_are_bucket_safe():
+    ids = set(IDS)
+    for name in ("sgd", "sgd_momentum", "sgd_nesterov_wd", "adam", "adamw", "amsgrad",
+                 "clip_adamw", "lion", "rmsprop", "rmsprop_centered_momentum", "adagrad"):
+        assert name in ids
+
+
+@pytest.mark.parametrize("check", list(CHECKS))
+@pytest.mark.parametrize("case", SAFE, ids=IDS)
+def test_conformance_through_bucketed(case, check):
+    CHECKS[check](case)
+
+
+def _params():
+    rng = np.random.default_rng(0)
+    shapes = {"big": (40, 50), "w": (3, 4), "b": (5,), "s": (), "v": (7,)}
+    p = {k: jnp.asarray(rng.standard_normal(s), jnp.float32) for k, s in shapes.items()}
+    p["h"] = [jnp.asarray(rng.standard_normal(6), jnp.bfloat16),
+              jnp.asarray(rng.standard_normal(3), jnp.bfloat16), None]
+    return p
+
+
+def _grads(params, k):
+    return jax.tree.map(lambda p: (jnp.sin(p.astype(jnp.float32) * (k + 1)) * 3).astype(p.dtype),
+                        params)
+
+
+INNER = {
+    "sgd": lambda: ol.sgd(0.1),
+    "sgd_momentum_nesterov_wd": lambda: ol.sgd(0.1, momentum=0.9, nesterov=True,
+                                               weight_decay=1e-2),
+    "adam_amsgrad_wd": lambda: ol.adam(0.1, amsgrad=True, weight_decay=1e-2),
+    "adamw": lambda: ol.adamw(0.1),
+    "lion": lambda: ol.lion(0.1, weight_decay=0.1),
+    "rmsprop_centered_momentum": lambda: ol.rmsprop(0.1, momentum=0.9, centered=True),
+    "adagrad": lambda: ol.adagrad(0.1, lr_decay=0.01, weight_decay=1e-2),
+}
+
+
+def _run(tx, params, steps=3):
+    state = tx.init(params)
+    step = jax.jit(lambda g, s, p: tx.update(g, s, p))
+    out = []
+    for k in range(steps):
+        updates, state = step(_grads(params, k), state, params)
+        params = ol.apply_updates(params, updates)
+        out.append(updates)
+    return params, state, out
+
+
+@pytest.mark.parametrize("clip", [False, True], ids=["plain", "clip"])
+@pytest.mark.parametrize("name", list(INNER))
+def test_bucketed_equals_per_leaf(name, clip):
+    def make():
+        inner = INNER[name]()
+        return ol.chain(ol.clip_by_global_norm(1.0), inner) if clip else inner
+
+    params = _params()
+    tx = ol.bucketed(make(), min_leaf_size=100)
+    p1, s1, u1 = _run(make(), params)
+    p2, s2, u2 = _run(tx, params)
+    back = ol.unbucket_state(tx, s2, params)
+    assert jax.tree.structure(back) == jax.tree.structure(s1)
+    # Elementwise rules match to an ulp, not bitwise: XLA:CPU vectorises a bucket's loop
+    # and may lower a division or square root to another (equally accurate) instruction
+    # sequence than a small leaf's scalar loop. With clipping, the global norm also sums
+    # squares bucket by bucket instead of leaf by leaf (a last-ulp change of the factor),
+    # and three steps of Adam-type rules can amplify it where moments are tiny.
+    rtol, atol = (2e-5, 1e-6) if clip else (1e-6, 1e-7)
+
+    def compare(a, b):
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                   rtol=rtol if a.dtype != jnp.bfloat16 else 1e-2, atol=atol)
+
+    for a, b in zip(jax.tree.leaves((p1, u1, s1)), jax.tree.leaves((p2, u2, back)), strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        compare(a, b)
+
+
+def test_state_is_bucketed_and_large_leaves_stay_per_leaf():
+    params = _params()
+    tx = ol.bucketed(ol.adamw(0.1), min_leaf_size=100)
+    state = tx.init(params)
+    mu = state.inner_state.inner_state[0].mu
+    assert isinstance(mu, ol.Buckets)
+    assert [x.shape for x in mu.leaves] == [(40, 50)]
+    # f32: w, b, s, v (12 + 5 + 1 + 7 elements, in flattening order); bf16: h[0], h[1].
+    assert sorted((x.shape, x.dtype) for x in mu.buckets) == sorted(
+        [((25,), jnp.dtype(jnp.float32)), ((9,), jnp.dtype(jnp.bfloat16))])
+    assert len(state.offsets) == 6
+    abstract = jax.eval_shape(tx.init, params)
+    assert jax.tree.structure(abstract) == jax.tree.structure(state)
+
+
+def test_state_conversion_round_trips():
+    params = _params()
+    inner = ol.chain(ol.clip_by_global_norm(1.0), ol.adamw(0.1, amsgrad=True))
+    tx = ol.bucketed(inner, min_leaf_size=100)
+    _, state, _ = _run(tx, params, steps=2)
+    per_leaf = ol.unbucket_state(tx, state, params)
+    again = ol.bucket_state(tx, per_leaf, params)
+    assert jax.tree.structure(again) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # The per-leaf form is the wrapped optimizer's own state: it can continue there.
+    fresh = ol.unbucket_state(tx, tx.init(params), params)
+    for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(inner.init(params)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert ol.hyperparams(again).keys() == ol.hyperparams(per_leaf).keys()
+    abstract = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params)
+    assert jax.tree.structure(ol.bucket_state(tx, per_leaf, abstract)) == jax.tree.structure(
+        state)
+
+
+def test_conversion_errors():
+    params = _params()
+    tx = ol.bucketed(ol.adam(0.1))
+    with pytest.raises(ValueError, match="not built by optimlab.bucketed"):
+        ol.unbucket_state(ol.adam(0.1), tx.init(params), params)
+    with pytest.raises(ValueError, match="bucket_state: the state does not have the structure"):
+        ol.bucket_state(tx, ol.sgd(0.1).init(params), params)
+    with pytest.raises(ValueError, match="expected a BucketedState"):
+        tx.update(params, ol.adam(0.1).init(params), params)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: ol.lamb(0.1), "_scale_by_adam_root|scale_by_trust_ratio"),
+    (lambda: ol.adafactor(0.1), "adafactor|factored"),
+    (lambda: ol.chain(ol.clip_by_global_norm(1.0), optax.adam(0.1)), "optax"),
+    (lambda: ol.clip_by_block_rms(1.0), "clip_by_block_rms"),
+], ids=["lamb", "adafactor", "optax", "block_rms"])
+def test_unsafe_transformations_raise(make, name):
+    with pytest.raises(ValueError, match=rf"bucketed: .*({name}).* is not bucket-safe"):
+        ol.bucketed(make())
+
+
+def test_masked_weight_decay_raises():
+    with pytest.raises(ValueError, match="add_decayed_weights with a mask is not bucket-safe"):
+        ol.bucketed(ol.adamw(0.1, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)))
+
+
+def test_min_leaf_size_validated():
+    with pytest.raises(ValueError, match="min_leaf_size must be at least 1"):
+        ol.bucketed(ol.sgd(0.1), min_leaf_size=0)
+
+
+def test_setting_hyperparams_never_recompiles():
+    params = {f"p{i}": jnp.ones((3,)) for i in range(20)}
+    tx = ol.bucketed(ol.chain(ol.clip_by_global_norm(1.0), ol.adamw(1e-3)))
+    state = tx.init(params)
+    step = jax.jit(lambda p, s: tx.update(p, s, p), donate_argnums=(1,))
+    _, state = step(params, state)
+    for value in (0.5, np.float32(0.25), np.float64(0.125), jnp.asarray(0.1), np.asarray(0.2),
+                  jnp.asarray(0.3, jnp.bfloat16), 1):
+        state = ol.set_hyperparams(state, learning_rate=value, weight_decay=value)
+        _, state = step(params, state)
+    assert step._cache_size() == 1
+
+
+def _kernels(text):
+    """Fused computations of a compiled module, with names, ids and metadata removed."""
+    out, body = [], None
+    for line in text.splitlines():
+        if line.lstrip("%").startswith("fused_computation"):
+            body = [line.split("(", 1)[1]]
+        elif body is not None:
+            body.append(line)
+            if line.startswith("}"):
+                out.append(re.sub(r"[.]\d+|, metadata=\{[^}]*\}", "", "\n".join(body)))
+                body = None
+    return out
+
+
+def test_many_leaves_compile_into_shared_kernels():
+    # Leaves are sliced out of their bucket at runtime offsets, so every leaf of one
+    # shape runs the same kernel (XLA:CPU compiles each distinct kernel separately).
+    params = {f"p{i:03d}": jnp.ones((10,)) for i in range(300)}
+    tx = ol.bucketed(ol.chain(ol.clip_by_global_norm(1.0), ol.adamw(1e-3)))
+
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return ol.apply_updates(p, u), s
+
+    text = jax.jit(step, donate_argnums=(0, 1)).lower(params, tx.init(params), params) \
+        .compile().as_text()
+    kernels = _kernels(text)
+    assert len(kernels) < 2 * 300 + 50
+    assert len(set(kernels)) < 20
+
+
+MB = 2**20
+
+
+def _temp_fraction(tx, params):
+    def step(p, s, g):
+        u, s = tx.update(g, s, p)
+        return ol.apply_updates(p, u), s
+
+    state = jax.eval_shape(tx.init, params)
+    mem = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, params).compile() \
+        .memory_analysis()
+    nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))  # noqa: E731
+    return mem.temp_size_in_bytes / (2 * nbytes(params) + nbytes(state))
+
+
+@pytest.mark.parametrize("clip", [False, True], ids=["adamw", "clip_adamw"])
+@pytest.mark.parametrize("wrap", [False, True], ids=["per_leaf", "bucketed"])
+def test_donated_step_has_small_temporaries(clip, wrap):
+    params = {"w": jax.ShapeDtypeStruct((2_000_000,), jnp.float32)}
+    params.update({f"m{i}": jax.ShapeDtypeStruct((50_000,), jnp.float32) for i in range(10)})
+    params.update({f"b{i}": jax.ShapeDtypeStruct((500,), jnp.float32) for i in range(30)})
+    tx = ol.adamw(1e-3)
+    if clip:
+        tx = ol.chain(ol.clip_by_global_norm(1.0), tx)
+    if wrap:
+        tx = ol.bucketed(tx)
+    assert _temp_fraction(tx, params) < 0.05
