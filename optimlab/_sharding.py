@@ -17,7 +17,8 @@ def _param_spec(leaf: Any, mesh: Mesh) -> PartitionSpec:
     sharding = getattr(leaf, "sharding", None)
     if isinstance(sharding, NamedSharding):
         if tuple(sharding.mesh.axis_names) != tuple(mesh.axis_names) or dict(
-                sharding.mesh.shape) != dict(mesh.shape):
+            sharding.mesh.shape
+        ) != dict(mesh.shape):
             raise ValueError(
                 f"the params are sharded over a mesh with axes {dict(sharding.mesh.shape)}, "
                 f"not the mesh given ({dict(mesh.shape)})."
@@ -34,14 +35,16 @@ def _specs(tx: Any, params: Params, mesh: Mesh) -> Any:
     parameter (moments, factored statistics, copies) gets the spec JAX derives for it
     and scalars get ``P()``. Nothing is allocated and nothing is compiled.
     """
-    explicit = Mesh(mesh.devices, mesh.axis_names,
-                    axis_types=(AxisType.Explicit,) * len(mesh.axis_names))
+    explicit = Mesh(
+        mesh.devices, mesh.axis_names, axis_types=(AxisType.Explicit,) * len(mesh.axis_names)
+    )
 
     def typed(leaf):
         if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
             leaf = jnp.asarray(leaf)
-        return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
-                                    sharding=NamedSharding(explicit, _param_spec(leaf, mesh)))
+        return jax.ShapeDtypeStruct(
+            leaf.shape, leaf.dtype, sharding=NamedSharding(explicit, _param_spec(leaf, mesh))
+        )
 
     try:
         abstract_state = jax.eval_shape(tx.init, jax.tree.map(typed, params))
@@ -98,8 +101,9 @@ def state_shardings(tx: Any, params: Params, mesh: Mesh) -> Any:
         P('data',)
     """
     specs, _ = _specs(tx, params, mesh)
-    return jax.tree.map(lambda s: NamedSharding(mesh, s), specs,
-                        is_leaf=lambda x: isinstance(x, PartitionSpec))
+    return jax.tree.map(
+        lambda s: NamedSharding(mesh, s), specs, is_leaf=lambda x: isinstance(x, PartitionSpec)
+    )
 
 
 def zero1_state_shardings(tx: Any, params: Params, mesh: Mesh, data_axis: str = "data") -> Any:
@@ -141,8 +145,10 @@ def zero1_state_shardings(tx: Any, params: Params, mesh: Mesh, data_axis: str = 
         P('data', None)
     """
     if data_axis not in mesh.axis_names:
-        raise ValueError(f"zero1_state_shardings: data_axis {data_axis!r} is not an axis of the "
-                         f"mesh (axes: {tuple(mesh.axis_names)}).")
+        raise ValueError(
+            f"zero1_state_shardings: data_axis {data_axis!r} is not an axis of the "
+            f"mesh (axes: {tuple(mesh.axis_names)})."
+        )
     n = mesh.shape[data_axis]
     specs, abstract = _specs(tx, params, mesh)
 

@@ -21,13 +21,16 @@ INT32_MAX = 2**31 - 1
 
 
 def _params(dtype=jnp.float32):
-    return {"a": jnp.array([1.0, -2.0, 3.0], dtype),
-            "c": jnp.array([[0.5, -1.0], [2.0, 0.25]], dtype)}
+    return {
+        "a": jnp.array([1.0, -2.0, 3.0], dtype),
+        "c": jnp.array([[0.5, -1.0], [2.0, 0.25]], dtype),
+    }
 
 
 def _grads(params, i):
-    return jax.tree.map(lambda p: (jnp.sin(p.astype(jnp.float32) * (i + 1)) + 0.1).astype(
-        p.dtype), params)
+    return jax.tree.map(
+        lambda p: (jnp.sin(p.astype(jnp.float32) * (i + 1)) + 0.1).astype(p.dtype), params
+    )
 
 
 def _bits(x):
@@ -44,9 +47,11 @@ def _assert_bitwise(a, b):
 
 
 def _finite(tree):
-    return all(bool(jnp.all(jnp.isfinite(jnp.asarray(x).astype(jnp.float32))))
-               for x in jax.tree.leaves(tree)
-               if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact))
+    return all(
+        bool(jnp.all(jnp.isfinite(jnp.asarray(x).astype(jnp.float32))))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
+    )
 
 
 @functools.cache
@@ -134,8 +139,11 @@ def test_low_precision_zero_gradients_after_training(case, dtype):
 
 
 def _counts(state):
-    return [(p, x) for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
-            if getattr(p[-1], "name", None) == "count"]
+    return [
+        (p, x)
+        for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
+        if getattr(p[-1], "name", None) == "count"
+    ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
@@ -148,7 +156,8 @@ def test_step_counter_restored_at_int32_max_saturates(case):
     if not counts:
         pytest.skip(f"{case.id} keeps no step counter")
     restored = jax.tree_util.tree_map_with_path(
-        lambda p, x: jnp.full_like(x, INT32_MAX) if p in counts else x, state)
+        lambda p, x: jnp.full_like(x, INT32_MAX) if p in counts else x, state
+    )
     for i in range(2):
         u, restored = step(_grads(params, i), restored, params)
         assert _finite(u), f"non-finite update at the int32 maximum: {u}"
@@ -168,20 +177,25 @@ def test_step_counter_restored_at_int32_max_saturates(case):
 @pytest.mark.parametrize("mix", ["bf16_params_f32_grads", "f32_params_bf16_grads"])
 @pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
 def test_mixed_dtypes_under_scan_keep_the_carry_type(case, mix):
-    p_dtype, g_dtype = ((jnp.bfloat16, jnp.float32) if mix == "bf16_params_f32_grads"
-                        else (jnp.float32, jnp.bfloat16))
+    p_dtype, g_dtype = (
+        (jnp.bfloat16, jnp.float32)
+        if mix == "bf16_params_f32_grads"
+        else (jnp.float32, jnp.bfloat16)
+    )
     tx = case.make()
     params = _params(p_dtype)
 
     def body(carry, i):
         p, s = carry
-        g = jax.tree.map(lambda x: (jnp.sin(x.astype(jnp.float32) * (i + 1)) + 0.1).astype(
-            g_dtype), p)
+        g = jax.tree.map(
+            lambda x: (jnp.sin(x.astype(jnp.float32) * (i + 1)) + 0.1).astype(g_dtype), p
+        )
         u, s = tx.update(g, s, p)
         return (ol.apply_updates(p, u), s), jax.tree.map(lambda x: x.dtype == g_dtype, u)
 
     (p, s), _ = jax.jit(lambda p, s: jax.lax.scan(body, (p, s), jnp.arange(4.0)))(
-        params, tx.init(params))
+        params, tx.init(params)
+    )
     assert all(x.dtype == p_dtype for x in jax.tree.leaves(p))
     assert _finite(p) and _finite(s)
 
@@ -189,8 +203,9 @@ def test_mixed_dtypes_under_scan_keep_the_carry_type(case, mix):
 # --------------------------------------------------------------------------- hyperparameters
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.lr_name], ids=case_ids(
-    [c for c in CASES if c.lr_name]))
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.lr_name], ids=case_ids([c for c in CASES if c.lr_name])
+)
 def test_hyperparameter_value_types_do_not_recompile(case):
     tx, step = _compiled(case.id)
     params = _params()
@@ -201,8 +216,14 @@ def test_hyperparameter_value_types_do_not_recompile(case):
     hp = ol.hyperparams(state)
     names = [n for n in hp if n.split("/")[-1] == case.lr_name]
     value = float(hp[names[0]])
-    forms = [value, np.float32(value), np.float64(value), jnp.asarray(value, jnp.bfloat16),
-             np.asarray(value), jnp.asarray(value, jnp.float16)]
+    forms = [
+        value,
+        np.float32(value),
+        np.float64(value),
+        jnp.asarray(value, jnp.bfloat16),
+        np.asarray(value),
+        jnp.asarray(value, jnp.float16),
+    ]
     for form in forms:
         new = ol.set_hyperparams(state, **{case.lr_name: form})
         assert jax.tree.structure(new) == jax.tree.structure(state)

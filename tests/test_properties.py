@@ -33,8 +33,13 @@ def leaves(dtypes):
         x = np.random.default_rng(seed).uniform(-scale, scale, size=shape)
         return np.asarray(x).astype(dtype)  # NumPy: made into JAX arrays in the test
 
-    arrays = st.builds(make, st.sampled_from(SHAPES), st.sampled_from(dtypes),
-                       st.integers(0, 2**16), st.sampled_from([1e-3, 1.0, 10.0]))
+    arrays = st.builds(
+        make,
+        st.sampled_from(SHAPES),
+        st.sampled_from(dtypes),
+        st.integers(0, 2**16),
+        st.sampled_from([1e-3, 1.0, 10.0]),
+    )
     return st.one_of(st.none(), arrays, arrays)
 
 
@@ -57,26 +62,44 @@ wd = st.sampled_from([0.0, 1e-4, 1e-2])
 
 # (name, strategy of optimizers with random valid hyperparameters)
 OPTIMIZERS = {
-    "sgd": st.builds(lambda a, m, w, n: ol.sgd(a, momentum=m, weight_decay=w,
-                                               nesterov=n and m > 0),
-                     lr, beta, wd, st.booleans()),
-    "adam": st.builds(lambda a, b1, b2, w, ams: ol.adam(a, b1, b2, weight_decay=w, amsgrad=ams),
-                      lr, beta, st.floats(0.9, 0.9999), wd, st.booleans()),
+    "sgd": st.builds(
+        lambda a, m, w, n: ol.sgd(a, momentum=m, weight_decay=w, nesterov=n and m > 0),
+        lr,
+        beta,
+        wd,
+        st.booleans(),
+    ),
+    "adam": st.builds(
+        lambda a, b1, b2, w, ams: ol.adam(a, b1, b2, weight_decay=w, amsgrad=ams),
+        lr,
+        beta,
+        st.floats(0.9, 0.9999),
+        wd,
+        st.booleans(),
+    ),
     "adamw": st.builds(lambda a, b1, w: ol.adamw(a, b1=b1, weight_decay=w), lr, beta, wd),
-    "rmsprop": st.builds(lambda a, al, m, c: ol.rmsprop(a, decay=al, momentum=m, centered=c),
-                         lr, st.floats(0.5, 0.999), beta, st.booleans()),
+    "rmsprop": st.builds(
+        lambda a, al, m, c: ol.rmsprop(a, decay=al, momentum=m, centered=c),
+        lr,
+        st.floats(0.5, 0.999),
+        beta,
+        st.booleans(),
+    ),
     "adagrad": st.builds(lambda a, w: ol.adagrad(a, weight_decay=w), lr, wd),
     "lion": st.builds(lambda a, b1, w: ol.lion(a, b1=b1, weight_decay=w), lr, beta, wd),
     "nadamw": st.builds(lambda a, w: ol.nadamw(a, weight_decay=w), lr, wd),
-    "clip_adamw": st.builds(lambda c, a: ol.chain(ol.clip_by_global_norm(c), ol.adamw(a)),
-                            st.floats(0.1, 10.0), lr),
-    "accumulate_adam": st.builds(lambda k, a: ol.accumulate(ol.adam(a), every=k),
-                                 st.integers(1, 3), lr),
+    "clip_adamw": st.builds(
+        lambda c, a: ol.chain(ol.clip_by_global_norm(c), ol.adamw(a)), st.floats(0.1, 10.0), lr
+    ),
+    "accumulate_adam": st.builds(
+        lambda k, a: ol.accumulate(ol.adam(a), every=k), st.integers(1, 3), lr
+    ),
     "skip_nonfinite_radam": st.builds(lambda a: ol.skip_nonfinite(ol.radam(a)), lr),
     "noisy_sgd": st.builds(lambda a: ol.noisy_sgd(a), lr),
 }
 optimizers = st.sampled_from(sorted(OPTIMIZERS)).flatmap(
-    lambda name: OPTIMIZERS[name].map(lambda tx: (name, tx)))
+    lambda name: OPTIMIZERS[name].map(lambda tx: (name, tx))
+)
 
 
 def _grads(params, i):
@@ -88,9 +111,11 @@ def _dtypes(tree):
 
 
 def _finite(tree):
-    return all(bool(jnp.all(jnp.isfinite(jnp.asarray(x).astype(jnp.float32))))
-               for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype,
-                                                                 jnp.inexact))
+    return all(
+        bool(jnp.all(jnp.isfinite(jnp.asarray(x).astype(jnp.float32))))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
+    )
 
 
 def _bits(x):
@@ -128,8 +153,9 @@ def check(named_tx, params):
     _bitwise(tx.update(grads, restored, params), tx.update(grads, state, params))
 
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                      HealthCheck.data_too_large])
+SETTINGS = dict(
+    deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @settings(max_examples=30, **SETTINGS)
