@@ -46,9 +46,14 @@ def scale(step_size: ArrayLike) -> GradientTransformation:
 
 
 class ScaleByScheduleState(NamedTuple):
-    """Step counter of a standalone scheduled scaling."""
+    """Step counter of a standalone scheduled scaling.
 
-    count: jax.Array
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step
+            (:func:`~optimlab.scale_by_schedule` with ``step``).
+    """
+
+    count: jax.Array | None
 
 
 def scale_by_learning_rate(

@@ -177,8 +177,8 @@ def _scale_by_rms(b2, eps, *, step=None) -> GradientTransformation:
             return out.astype(g.dtype), v_new.astype(v.dtype)
 
         out, nu = _tree.tree_map_multi(one, 2, updates, state.nu)
-        count = None if step is not None else safe_increment(state.count)
-        return out, _ScaleByRmsState(count, nu)
+        new_count = None if step is not None else safe_increment(state.count)
+        return out, _ScaleByRmsState(new_count, nu)
 
     return GradientTransformation(init_fn, update_fn)
 
