@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import schedules
 from .._types import Schedule
@@ -142,6 +142,33 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self._write([self._value(i, 0) for i in range(len(self.optimizer.param_groups))])
 
 
+class _CyclicShape(TypedDict):
+    """The keyword arguments shared by ``schedules.cyclic`` and ``cyclic_momentum``."""
+
+    step_size_up: float
+    step_size_down: float
+    mode: str
+    gamma: float
+    scale_fn: Callable[[Any], Any] | None
+    scale_mode: str
+
+
+class _OneCycleShape(TypedDict):
+    """The keyword arguments shared by ``schedules.one_cycle`` and ``one_cycle_momentum``."""
+
+    total_steps: int
+    pct_start: float
+    anneal_strategy: str
+    three_phase: bool
+
+
+class _OneCycleDivs(TypedDict):
+    """``schedules.one_cycle``'s ``div_factor`` and ``final_div_factor``."""
+
+    div_factor: float
+    final_div_factor: float
+
+
 def _set_momentum(group: dict[str, Any], value: float, use_beta1: bool) -> None:
     if use_beta1:
         group["betas"] = (value, *group["betas"][1:])
@@ -262,14 +289,14 @@ class CyclicLR(_Cycling):
         self.scale_mode = (
             scale_mode if scale_fn is not None else "iterations" if mode == "exp_range" else "cycle"
         )
-        self._shape = dict(
-            step_size_up=up,
-            step_size_down=down,
-            mode=mode,
-            gamma=gamma,
-            scale_fn=scale_fn,
-            scale_mode=self.scale_mode,
-        )
+        self._shape: _CyclicShape = {
+            "step_size_up": up,
+            "step_size_down": down,
+            "mode": mode,
+            "gamma": gamma,
+            "scale_fn": scale_fn,
+            "scale_mode": self.scale_mode,
+        }
         schedules.cyclic(0.0, 1.0, **self._shape)  # validates
         self.base_momentums, self.max_momentums = self._setup_momentum(
             optimizer, cycle_momentum, base_momentum, max_momentum, last_epoch
@@ -397,13 +424,13 @@ class OneCycleLR(_Cycling):
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
             )
         self._anneal_func_type = anneal_strategy
-        self._shape = dict(
-            total_steps=n,
-            pct_start=pct_start,
-            anneal_strategy=anneal_strategy,
-            three_phase=three_phase,
-        )
-        self._divs = dict(div_factor=div_factor, final_div_factor=final_div_factor)
+        self._shape: _OneCycleShape = {
+            "total_steps": n,
+            "pct_start": pct_start,
+            "anneal_strategy": anneal_strategy,
+            "three_phase": three_phase,
+        }
+        self._divs: _OneCycleDivs = {"div_factor": div_factor, "final_div_factor": final_div_factor}
         schedules.one_cycle(1.0, **self._shape, **self._divs)  # validates
         max_lrs = per_group("max_lr", optimizer, max_lr)
         if last_epoch == -1:

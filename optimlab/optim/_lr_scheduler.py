@@ -78,13 +78,17 @@ class Values:
 
     def _one(self, t: float) -> float:
         with jax.enable_x64(True):
-            return float(self.fn(np.float64(t)))
+            # Schedules take NumPy steps (they convert with jnp.asarray) and return a real
+            # value; the Schedule annotation says jax.Array in and ArrayLike out.
+            return float(self.fn(np.float64(t)))  # pyright: ignore[reportArgumentType]
 
     def _fill(self, k: int) -> None:
         steps = np.arange(k, k + _BLOCK, dtype=np.float64)
         try:
             with jax.enable_x64(True):
-                vals = np.broadcast_to(np.asarray(self.fn(steps), np.float64), steps.shape)
+                # A NumPy step array, as in _one (the annotation says jax.Array).
+                out = self.fn(steps)  # pyright: ignore[reportArgumentType]
+                vals = np.broadcast_to(np.asarray(out, np.float64), steps.shape)
             values = [float(v) for v in vals]
         except Exception:  # a callable written for scalars: evaluate this step alone
             values = [self._one(float(k))]
@@ -142,7 +146,9 @@ class LRScheduler:
         last_epoch: the index of the last epoch, ``-1`` to start.
     """
 
-    _keys: ClassVar[tuple[str, ...]] = ()
+    # The attributes state_dict saves besides the base ones; a class constant, except
+    # where the saved set depends on the arguments (CyclicLR, OneCycleLR set it in __init__).
+    _keys: tuple[str, ...] = ()
     _has_closed_form: ClassVar[bool] = True
     _is_initial: bool = False
     _get_lr_called_within_step: bool = False

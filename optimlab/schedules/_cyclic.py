@@ -67,8 +67,8 @@ def _cyclic_shape(
 def cyclic(
     base_lr: ArrayLike,
     max_lr: ArrayLike,
-    step_size_up: int = 2000,
-    step_size_down: int | None = None,
+    step_size_up: float = 2000,
+    step_size_down: float | None = None,
     mode: str = "triangular",
     gamma: float = 1.0,
     scale_fn: Callable[[jax.Array], ArrayLike] | None = None,
@@ -124,8 +124,8 @@ def cyclic(
 def cyclic_momentum(
     base_momentum: ArrayLike = 0.8,
     max_momentum: ArrayLike = 0.9,
-    step_size_up: int = 2000,
-    step_size_down: int | None = None,
+    step_size_up: float = 2000,
+    step_size_down: float | None = None,
     mode: str = "triangular",
     gamma: float = 1.0,
     scale_fn: Callable[[jax.Array], ArrayLike] | None = None,
