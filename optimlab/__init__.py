@@ -55,7 +55,6 @@ from ._base import apply_updates as apply_updates
 from ._base import chain as chain
 from ._base import identity as identity
 from ._base import safe_increment as safe_increment
-from ._bucketed import BUCKET_SAFE as BUCKET_SAFE
 from ._bucketed import BucketedState as BucketedState
 from ._bucketed import Buckets as Buckets
 from ._bucketed import bucket_state as bucket_state

@@ -207,7 +207,7 @@ def bucketed(tx: GradientTransformation, *,
     leaves pass through, and :func:`unbucket_state` / :func:`bucket_state`
     convert the state to and from ``tx``'s own per-leaf form (for checkpoints).
 
-    ``tx`` must be built from the transformations in :data:`BUCKET_SAFE`
+    ``tx`` must be built from the elementwise transformations listed in ``BUCKET_SAFE``
     (``sgd``, ``adam``, ``adamw``, ``amsgrad``, ``lion``, ``rmsprop``, ``adagrad``
     and the clippings in front of them, through ``chain`` and the aliases);
     anything else raises ``ValueError`` here, at construction. Updates must have
