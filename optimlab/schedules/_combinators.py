@@ -12,7 +12,7 @@ from . import _common as c
 __all__ = ["join", "sequential", "chained"]
 
 
-def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+def join(schedules: Sequence[Schedule], boundaries: Sequence[float]) -> Schedule:
     r"""Runs schedules one after another, each restarted from 0 at its boundary.
 
     With boundaries :math:`b_1 < \dots < b_{n-1}` and :math:`b_0 = 0`:

@@ -60,8 +60,8 @@ def polynomial(
     init_value: ArrayLike,
     end_value: ArrayLike,
     power: ArrayLike,
-    transition_steps: int,
-    transition_begin: int = 0,
+    transition_steps: float,
+    transition_begin: float = 0,
 ) -> Schedule:
     r"""Polynomial interpolation from ``init_value`` to ``end_value``.
 
@@ -105,7 +105,10 @@ def polynomial(
 
 
 def linear(
-    init_value: ArrayLike, end_value: ArrayLike, transition_steps: int, transition_begin: int = 0
+    init_value: ArrayLike,
+    end_value: ArrayLike,
+    transition_steps: float,
+    transition_begin: float = 0,
 ) -> Schedule:
     """Linear interpolation: :func:`polynomial` with ``power=1``.
 
@@ -185,7 +188,7 @@ def exponential_decay(
 
 
 def cosine_decay(
-    init_value: ArrayLike, decay_steps: int, alpha: ArrayLike = 0.0, exponent: ArrayLike = 1.0
+    init_value: ArrayLike, decay_steps: float, alpha: ArrayLike = 0.0, exponent: ArrayLike = 1.0
 ) -> Schedule:
     r"""Cosine decay from ``init_value`` to ``alpha * init_value``, then constant.
 
