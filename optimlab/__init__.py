@@ -82,13 +82,13 @@ from ._hyperparams import HyperparamsState as HyperparamsState
 from ._hyperparams import hyperparams as hyperparams
 from ._hyperparams import set_hyperparams as set_hyperparams
 from ._hyperparams import with_hyperparams as with_hyperparams
+from ._lamb import lamb as lamb
+from ._lamb import lars as lars
+from ._lamb import scale_by_trust_ratio as scale_by_trust_ratio
 from ._lbfgs import LBFGSInfo as LBFGSInfo
 from ._lbfgs import LBFGSState as LBFGSState
 from ._lbfgs import lbfgs as lbfgs
 from ._lbfgs import minimize as minimize
-from ._lamb import lamb as lamb
-from ._lamb import lars as lars
-from ._lamb import scale_by_trust_ratio as scale_by_trust_ratio
 from ._lion import ScaleByLionState as ScaleByLionState
 from ._lion import lion as lion
 from ._lion import scale_by_lion as scale_by_lion
