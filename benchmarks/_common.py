@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -15,13 +16,11 @@ import numpy as np
 
 def machine() -> str:
     dev = jax.devices()[0]
-    try:
-        import os
-
-        cores = os.cpu_count()
-    except Exception:  # pragma: no cover
-        cores = "?"
-    return f"{platform.node() or 'host'}: {platform.processor() or platform.machine()}, {cores} cores, jax {jax.__version__} on {dev.platform} ({dev.device_kind})"
+    cpu = platform.processor() or platform.machine()
+    return (
+        f"{platform.node() or 'host'}: {cpu}, {os.cpu_count()} cores, "
+        f"jax {jax.__version__} on {dev.platform} ({dev.device_kind})"
+    )
 
 
 def one_leaf(n: int = 10_000_000) -> dict[str, tuple[int, ...]]:
@@ -36,14 +35,22 @@ def transformer_like(target: int = 10_000_000, layers: int = 16) -> dict[str, tu
     shapes: dict[str, tuple[int, ...]] = {"embed": (512, d)}
     for i in range(layers):
         p = f"layer{i:02d}"
-        shapes.update({
-            f"{p}/ln1/scale": (d,), f"{p}/ln1/bias": (d,),
-            f"{p}/attn/qkv": (d, 3 * d), f"{p}/attn/qkv_bias": (3 * d,),
-            f"{p}/attn/out": (d, d), f"{p}/attn/out_bias": (d,),
-            f"{p}/ln2/scale": (d,), f"{p}/ln2/bias": (d,),
-            f"{p}/mlp/up": (d, 4 * d), f"{p}/mlp/up_bias": (4 * d,),
-            f"{p}/mlp/down": (4 * d, d), f"{p}/mlp/down_bias": (d,),
-        })
+        shapes.update(
+            {
+                f"{p}/ln1/scale": (d,),
+                f"{p}/ln1/bias": (d,),
+                f"{p}/attn/qkv": (d, 3 * d),
+                f"{p}/attn/qkv_bias": (3 * d,),
+                f"{p}/attn/out": (d, d),
+                f"{p}/attn/out_bias": (d,),
+                f"{p}/ln2/scale": (d,),
+                f"{p}/ln2/bias": (d,),
+                f"{p}/mlp/up": (d, 4 * d),
+                f"{p}/mlp/up_bias": (4 * d,),
+                f"{p}/mlp/down": (4 * d, d),
+                f"{p}/mlp/down_bias": (d,),
+            }
+        )
     shapes["final_ln/scale"] = (d,)
     return shapes
 
@@ -65,15 +72,18 @@ def n_params(shapes: dict[str, tuple[int, ...]]) -> int:
 
 def make_tree(shapes: dict[str, tuple[int, ...]], seed: int = 0, scale: float = 1.0):
     rng = np.random.default_rng(seed)
-    return {k: jnp.asarray(rng.standard_normal(s, dtype=np.float32) * scale) for k, s in shapes.items()}
+    return {
+        k: jnp.asarray(rng.standard_normal(s, dtype=np.float32) * scale) for k, s in shapes.items()
+    }
 
 
 def block(tree: Any) -> None:
     jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
-def time_loop(step: Callable[[], None], *, warmup: int = 3, repeats: int = 15,
-              min_time: float = 0.3) -> float:
+def time_loop(
+    step: Callable[[], None], *, warmup: int = 3, repeats: int = 15, min_time: float = 0.3
+) -> float:
     """Median seconds per call of ``step`` (which must block until done)."""
     for _ in range(warmup):
         step()
@@ -153,8 +163,10 @@ def torch_step_timer(make_opt, shapes) -> float:
     import torch
 
     rng = np.random.default_rng(0)
-    params = [torch.tensor(rng.standard_normal(s, dtype=np.float32), requires_grad=True)
-              for s in shapes.values()]
+    params = [
+        torch.tensor(rng.standard_normal(s, dtype=np.float32), requires_grad=True)
+        for s in shapes.values()
+    ]
     for p in params:
         p.grad = torch.full_like(p, 1e-3)
     opt = make_opt(params)

@@ -40,8 +40,10 @@ def _analysis(tx, params) -> dict:
         "alias": mem.alias_size_in_bytes,
         "temp": mem.temp_size_in_bytes,
         "state": state_bytes,
-        "peak": mem.argument_size_in_bytes + mem.output_size_in_bytes
-        - mem.alias_size_in_bytes + mem.temp_size_in_bytes,
+        "peak": mem.argument_size_in_bytes
+        + mem.output_size_in_bytes
+        - mem.alias_size_in_bytes
+        + mem.temp_size_in_bytes,
     }
 
 
@@ -50,10 +52,12 @@ def measure(n_params: int = 10_000_000, n_leaves: int = 20, every: int = 4) -> d
     params = _params(n_params, n_leaves)
     return {
         f"optimlab.accumulate(adamw, every={every})": _analysis(
-            ol.accumulate(ol.adamw(1e-3), every=every), params),
+            ol.accumulate(ol.adamw(1e-3), every=every), params
+        ),
         f"optax.MultiSteps(optax.adamw, {every})": _analysis(
             optax.MultiSteps(optax.adamw(1e-3), every_k_schedule=every).gradient_transformation(),
-            params),
+            params,
+        ),
     }
 
 
@@ -71,7 +75,8 @@ def table(n_params: int = 10_000_000, n_leaves: int = 20, every: int = 4) -> str
     for name, m in measure(n_params, n_leaves, every).items():
         rows.append(
             f"| `{name}` | {m['state'] / MB:.0f} MiB | {m['temp'] / MB:.1f} MiB | "
-            f"{m['peak'] / MB:.0f} MiB | {m['peak'] / p_bytes:.2f} |")
+            f"{m['peak'] / MB:.0f} MiB | {m['peak'] / p_bytes:.2f} |"
+        )
     return "\n".join(rows)
 
 

@@ -41,20 +41,30 @@ def compile_table(leaf_counts, per_leaf_max: int) -> list[dict]:
         else:
             row["optimlab_s"] = row["optax_s"] = float("nan")
         rows.append(row)
-        print(f"compile clip+adamw {n:>5} leaves: bucketed {row['bucketed_s']:.2f} s, optimlab "
-              f"{row['optimlab_s']:.2f} s, optax {row['optax_s']:.2f} s", flush=True)
+        print(
+            f"compile clip+adamw {n:>5} leaves: bucketed {row['bucketed_s']:.2f} s, optimlab "
+            f"{row['optimlab_s']:.2f} s, optax {row['optax_s']:.2f} s",
+            flush=True,
+        )
     return rows
 
 
 def markdown(rows, per_leaf_max: int) -> str:
-    lines = ["| leaves | optimlab bucketed s | optimlab per-leaf s | optax s | "
-             "bucketed / optax | per-leaf / optax |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| leaves | optimlab bucketed s | optimlab per-leaf s | optax s | "
+        "bucketed / optax | per-leaf / optax |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['leaves']} | {r['bucketed_s']:.2f} | {r['optimlab_s']:.2f} | "
-                     f"{r['optax_s']:.2f} | {r['bucketed_s'] / r['optax_s']:.3f} | "
-                     f"{r['optimlab_s'] / r['optax_s']:.2f} |")
-    lines.append(f"\nPer-leaf variants (optimlab default and optax) are not compiled above "
-                 f"{per_leaf_max} leaves: their compile time grows superlinearly with the "
-                 "number of fusions (optax clip+adamw on 5,000 leaves, ~35,000 fusions, took "
-                 "237 s on this machine), which would take most of the benchmark's budget.")
+        lines.append(
+            f"| {r['leaves']} | {r['bucketed_s']:.2f} | {r['optimlab_s']:.2f} | "
+            f"{r['optax_s']:.2f} | {r['bucketed_s'] / r['optax_s']:.3f} | "
+            f"{r['optimlab_s'] / r['optax_s']:.2f} |"
+        )
+    lines.append(
+        f"\nPer-leaf variants (optimlab default and optax) are not compiled above "
+        f"{per_leaf_max} leaves: their compile time grows superlinearly with the "
+        "number of fusions (optax clip+adamw on 5,000 leaves, ~35,000 fusions, took "
+        "237 s on this machine), which would take most of the benchmark's budget."
+    )
     return "\n".join(lines)

@@ -33,11 +33,12 @@ def _time(tx, apply_updates) -> float:
 def dispatch_table() -> list[dict]:
     cases = {
         "optimlab.adam (hyperparams in state)": (optimlab.adam(1e-3), optimlab.apply_updates),
-        "optimlab.bucketed(adam)": (optimlab.bucketed(optimlab.adam(1e-3)),
-                                    optimlab.apply_updates),
+        "optimlab.bucketed(adam)": (optimlab.bucketed(optimlab.adam(1e-3)), optimlab.apply_updates),
         "optax.adam": (optax.adam(1e-3), optax.apply_updates),
-        "optax.inject_hyperparams(adam)": (optax.inject_hyperparams(optax.adam)(
-            learning_rate=1e-3), optax.apply_updates),
+        "optax.inject_hyperparams(adam)": (
+            optax.inject_hyperparams(optax.adam)(learning_rate=1e-3),
+            optax.apply_updates,
+        ),
     }
     rows = []
     for name, (tx, ap) in cases.items():

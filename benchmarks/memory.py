@@ -18,12 +18,20 @@ def _analysis(tx, params, apply_updates) -> dict:
 
     with jax.numpy_dtype_promotion("standard"):
         state = jax.eval_shape(tx.init, params)
-        mem = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, params).compile() \
+        mem = (
+            jax.jit(step, donate_argnums=(0, 1))
+            .lower(params, state, params)
+            .compile()
             .memory_analysis()
+        )
     nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))  # noqa: E731
     floor = 2 * nbytes(params) + nbytes(state)
-    peak = mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes \
+    peak = (
+        mem.argument_size_in_bytes
+        + mem.output_size_in_bytes
+        - mem.alias_size_in_bytes
         + mem.temp_size_in_bytes
+    )
     return {"floor": floor, "temp": mem.temp_size_in_bytes, "peak": peak}
 
 
@@ -39,25 +47,33 @@ def memory_table(n_params: int) -> list[dict]:
         "optax adamw": (optax.adamw(1e-3), optax.apply_updates),
         "optimlab clip+adamw": (ol_clip(), optimlab.apply_updates),
         "optimlab bucketed clip+adamw": (optimlab.bucketed(ol_clip()), optimlab.apply_updates),
-        "optax clip+adamw": (optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3)),
-                             optax.apply_updates),
+        "optax clip+adamw": (
+            optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-3)),
+            optax.apply_updates,
+        ),
     }
     rows = []
     for name, (tx, ap) in cases.items():
         r = {"name": name, **_analysis(tx, params, ap)}
         rows.append(r)
-        print(f"memory {name:>30}: peak {r['peak'] / MB:7.1f} MB, temp {r['temp'] / MB:6.1f} MB "
-              f"({r['temp'] / r['floor']:.1%} of params+grads+state)")
+        print(
+            f"memory {name:>30}: peak {r['peak'] / MB:7.1f} MB, temp {r['temp'] / MB:6.1f} MB "
+            f"({r['temp'] / r['floor']:.1%} of params+grads+state)"
+        )
     return rows
 
 
 def markdown(rows, n_params: int) -> str:
-    lines = [f"{n_params / 1e6:.0f}M float32 params (one large leaf and 100 leaves of 10,000), "
-             "params and state donated. Floor = params + grads + state.\n",
-             "| step | peak MB | temp MB | floor MB | peak / floor | temp / floor |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"{n_params / 1e6:.0f}M float32 params (one large leaf and 100 leaves of 10,000), "
+        "params and state donated. Floor = params + grads + state.\n",
+        "| step | peak MB | temp MB | floor MB | peak / floor | temp / floor |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['peak'] / MB:.1f} | {r['temp'] / MB:.1f} | "
-                     f"{r['floor'] / MB:.1f} | {r['peak'] / r['floor']:.3f} | "
-                     f"{r['temp'] / r['floor']:.2%} |")
+        lines.append(
+            f"| {r['name']} | {r['peak'] / MB:.1f} | {r['temp'] / MB:.1f} | "
+            f"{r['floor'] / MB:.1f} | {r['peak'] / r['floor']:.3f} | "
+            f"{r['temp'] / r['floor']:.2%} |"
+        )
     return "\n".join(lines)

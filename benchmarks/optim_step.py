@@ -70,26 +70,33 @@ def measure(rounds: int = 5) -> dict[str, float]:
         times["shell"].append(C.time_loop(shell))
     ratios = [s / f for s, f in zip(times["shell"], times["functional"], strict=True)]
     floor = C.floor_timer(n, 28)
-    return dict(leaves=len(shapes), params=n, shell_s=statistics.median(times["shell"]),
-                functional_s=statistics.median(times["functional"]), floor_s=floor,
-                ratio=statistics.median(ratios))
+    return dict(
+        leaves=len(shapes),
+        params=n,
+        shell_s=statistics.median(times["shell"]),
+        functional_s=statistics.median(times["functional"]),
+        floor_s=floor,
+        ratio=statistics.median(ratios),
+    )
 
 
 def table(rounds: int = 5) -> str:
     """The Markdown table of one measurement (see :func:`measure`)."""
     r = measure(rounds)
     ok = "yes" if r["ratio"] <= TARGET else "no"
-    return "\n".join([
-        "| step | structure | ms | / functional | / floor |",
-        "|---|---|---|---|---|",
-        f"| functional `adamw` (jit, donated) | {r['leaves']} leaves, {r['params']:,} params "
-        f"| {r['functional_s'] * 1e3:.2f} | 1.00 | {r['functional_s'] / r['floor_s']:.2f} |",
-        f"| `optim.AdamW.step(grads)` | same | {r['shell_s'] * 1e3:.2f} | {r['ratio']:.2f} "
-        f"| {r['shell_s'] / r['floor_s']:.2f} |",
-        "",
-        f"Shell overhead target: at most {TARGET:.2f}x the functional step (met: {ok}). "
-        f"Floor: one fused pass over 28 B/param, {r['floor_s'] * 1e3:.2f} ms.",
-    ])
+    return "\n".join(
+        [
+            "| step | structure | ms | / functional | / floor |",
+            "|---|---|---|---|---|",
+            f"| functional `adamw` (jit, donated) | {r['leaves']} leaves, {r['params']:,} params "
+            f"| {r['functional_s'] * 1e3:.2f} | 1.00 | {r['functional_s'] / r['floor_s']:.2f} |",
+            f"| `optim.AdamW.step(grads)` | same | {r['shell_s'] * 1e3:.2f} | {r['ratio']:.2f} "
+            f"| {r['shell_s'] / r['floor_s']:.2f} |",
+            "",
+            f"Shell overhead target: at most {TARGET:.2f}x the functional step (met: {ok}). "
+            f"Floor: one fused pass over 28 B/param, {r['floor_s'] * 1e3:.2f} ms.",
+        ]
+    )
 
 
 if __name__ == "__main__":

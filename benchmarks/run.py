@@ -14,7 +14,7 @@ import datetime
 import pathlib
 
 from . import _common as C
-from . import accumulate_memory, chart, compile_time, dispatch, memory, steps
+from . import accumulate_memory, chart, compile_time, dispatch, memory, optim_step, steps
 
 HERE = pathlib.Path(__file__).resolve().parent
 PER_LEAF_MAX = 2000  # compile per-leaf clip+adamw (optimlab default, optax) up to this many leaves
@@ -22,8 +22,11 @@ PER_LEAF_MAX = 2000  # compile per-leaf clip+adamw (optimlab default, optax) up 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="adamw and clip+adamw only, no torch, compile at 200 leaves")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="adamw and clip+adamw only, no torch, compile at 200 leaves",
+    )
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "RESULTS.md")
     args = parser.parse_args(argv)
     print(f"machine: {C.machine()}")
@@ -38,21 +41,36 @@ def main(argv=None) -> int:
     dispatch_rows = dispatch.dispatch_table()
     memory_rows = memory.memory_table(n_mem)
     acc = accumulate_memory.table()
+    shell = optim_step.table()
     md = [
         "# Benchmark results\n",
         f"Machine: {C.machine()}  ",
         f"Date: {datetime.date.today().isoformat()}{' (--quick)' if args.quick else ''}. "
         "Medians of jitted, donated steps; every ratio is within this run. `bucketed` is "
         "`optimlab.bucketed(tx)` (leaves under 16,384 elements packed per dtype).\n",
-        "## Step time\n", steps.markdown(step_rows), "",
+        "## Step time\n",
+        steps.markdown(step_rows),
+        "",
         "## Clipping cost: clip_by_global_norm + adamw against adamw\n",
-        steps.clip_markdown(step_rows), "",
+        steps.clip_markdown(step_rows),
+        "",
         "## Compile time of clip_by_global_norm + adamw (leaves of 1,000 floats)\n",
-        compile_time.markdown(compile_rows, PER_LEAF_MAX), "",
-        "## Dispatch of a one-leaf step\n", dispatch.markdown(dispatch_rows), "",
-        "## Memory of donated steps\n", memory.markdown(memory_rows, n_mem), "",
-        "## Gradient accumulation memory\n", acc, "",
-        "![step and compile time](results.png)", "",
+        compile_time.markdown(compile_rows, PER_LEAF_MAX),
+        "",
+        "## Dispatch of a one-leaf step\n",
+        dispatch.markdown(dispatch_rows),
+        "",
+        "## Memory of donated steps\n",
+        memory.markdown(memory_rows, n_mem),
+        "",
+        "## Gradient accumulation memory\n",
+        acc,
+        "",
+        "## optimlab.optim shell: optim.AdamW.step against the functional step\n",
+        shell,
+        "",
+        "![step and compile time](results.png)",
+        "",
     ]
     args.out.write_text("\n".join(md) + "\n")
     chart.plot(step_rows, compile_rows, args.out.with_name("results.png"))

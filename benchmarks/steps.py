@@ -25,16 +25,30 @@ def _clip(tx, lib):
 
 OPTIMIZERS = {
     # name: (optimlab factory, optax factory, torch factory or None, bytes/param for the floor)
-    "adam": (lambda: optimlab.adam(1e-3), lambda: optax.adam(1e-3),
-             lambda fused: (lambda ps: _torch("Adam", ps, fused, lr=1e-3)), 28),
-    "adamw": (lambda: optimlab.adamw(1e-3), lambda: optax.adamw(1e-3, weight_decay=1e-2),
-              lambda fused: (lambda ps: _torch("AdamW", ps, fused, lr=1e-3)), 28),
-    "clip+adamw": (lambda: _clip(optimlab.adamw(1e-3), optimlab),
-                   lambda: _clip(optax.adamw(1e-3, weight_decay=1e-2), optax), None, 28),
-    "sgd-momentum": (lambda: optimlab.sgd(1e-3, momentum=0.9),
-                     lambda: optax.sgd(1e-3, momentum=0.9),
-                     lambda fused: (lambda ps: _torch("SGD", ps, fused, lr=1e-3, momentum=0.9)),
-                     20),
+    "adam": (
+        lambda: optimlab.adam(1e-3),
+        lambda: optax.adam(1e-3),
+        lambda fused: lambda ps: _torch("Adam", ps, fused, lr=1e-3),
+        28,
+    ),
+    "adamw": (
+        lambda: optimlab.adamw(1e-3),
+        lambda: optax.adamw(1e-3, weight_decay=1e-2),
+        lambda fused: lambda ps: _torch("AdamW", ps, fused, lr=1e-3),
+        28,
+    ),
+    "clip+adamw": (
+        lambda: _clip(optimlab.adamw(1e-3), optimlab),
+        lambda: _clip(optax.adamw(1e-3, weight_decay=1e-2), optax),
+        None,
+        28,
+    ),
+    "sgd-momentum": (
+        lambda: optimlab.sgd(1e-3, momentum=0.9),
+        lambda: optax.sgd(1e-3, momentum=0.9),
+        lambda fused: lambda ps: _torch("SGD", ps, fused, lr=1e-3, momentum=0.9),
+        20,
+    ),
 }
 
 
@@ -49,14 +63,24 @@ def step_table(structures, optimizers, with_torch=True) -> list[dict]:
             if nbytes not in floors:
                 floors[nbytes] = C.floor_timer(n, nbytes)
             c_ol, t_ol = C.jax_step_timer(ours(), shapes, apply_updates=optimlab.apply_updates)
-            c_bk, t_bk = C.jax_step_timer(optimlab.bucketed(ours()), shapes,
-                                          apply_updates=optimlab.apply_updates)
+            c_bk, t_bk = C.jax_step_timer(
+                optimlab.bucketed(ours()), shapes, apply_updates=optimlab.apply_updates
+            )
             with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
                 c_ox, t_ox = C.jax_step_timer(theirs(), shapes, apply_updates=optax.apply_updates)
-            row = dict(structure=sname, leaves=len(shapes), params=n, optimizer=oname,
-                       floor_ms=floors[nbytes] * 1e3, optimlab_ms=t_ol * 1e3,
-                       bucketed_ms=t_bk * 1e3, optax_ms=t_ox * 1e3, optimlab_compile_s=c_ol,
-                       bucketed_compile_s=c_bk, optax_compile_s=c_ox)
+            row = dict(
+                structure=sname,
+                leaves=len(shapes),
+                params=n,
+                optimizer=oname,
+                floor_ms=floors[nbytes] * 1e3,
+                optimlab_ms=t_ol * 1e3,
+                bucketed_ms=t_bk * 1e3,
+                optax_ms=t_ox * 1e3,
+                optimlab_compile_s=c_ol,
+                bucketed_compile_s=c_bk,
+                optax_compile_s=c_ox,
+            )
             for label, fused in (("torch_foreach_ms", False), ("torch_fused_ms", True)):
                 row[label] = float("nan")
                 if with_torch and torch_make is not None:
@@ -65,10 +89,13 @@ def step_table(structures, optimizers, with_torch=True) -> list[dict]:
                     except Exception as e:  # e.g. fused unsupported for an optimizer
                         print(f"  ({oname} {label}: {type(e).__name__})", file=sys.stderr)
             rows.append(row)
-            print(f"{oname:>13} | {sname:>20} | floor {row['floor_ms']:7.2f} | optimlab "
-                  f"{row['optimlab_ms']:7.2f} | bucketed {row['bucketed_ms']:7.2f} | optax "
-                  f"{row['optax_ms']:7.2f} | torch fused {row['torch_fused_ms']:7.2f} foreach "
-                  f"{row['torch_foreach_ms']:7.2f} ms", flush=True)
+            print(
+                f"{oname:>13} | {sname:>20} | floor {row['floor_ms']:7.2f} | optimlab "
+                f"{row['optimlab_ms']:7.2f} | bucketed {row['bucketed_ms']:7.2f} | optax "
+                f"{row['optax_ms']:7.2f} | torch fused {row['torch_fused_ms']:7.2f} foreach "
+                f"{row['torch_foreach_ms']:7.2f} ms",
+                flush=True,
+            )
     return rows
 
 
@@ -85,20 +112,25 @@ def markdown(rows) -> str:
             f"{r['optimlab_ms']:.2f} | {r['bucketed_ms']:.2f} | {r['optax_ms']:.2f} | "
             f"{r['torch_fused_ms']:.2f} | {r['torch_foreach_ms']:.2f} | "
             f"{r['optimlab_ms'] / r['optax_ms']:.2f} | {r['bucketed_ms'] / r['optax_ms']:.2f} | "
-            f"{r['bucketed_ms'] / r['floor_ms']:.2f} | {r['optax_ms'] / r['floor_ms']:.2f} |")
+            f"{r['bucketed_ms'] / r['floor_ms']:.2f} | {r['optax_ms'] / r['floor_ms']:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def clip_markdown(rows) -> str:
     """clip+adamw against adamw, per structure and implementation (same run)."""
     by = {(r["structure"], r["optimizer"]): r for r in rows}
-    lines = ["| structure | optimlab clip / adamw | bucketed clip / adamw | optax clip / adamw |",
-             "|---|---|---|---|"]
+    lines = [
+        "| structure | optimlab clip / adamw | bucketed clip / adamw | optax clip / adamw |",
+        "|---|---|---|---|",
+    ]
     for (sname, oname), r in by.items():
         base = by.get((sname, "adamw"))
         if oname != "clip+adamw" or base is None:
             continue
-        lines.append(f"| {sname} | {r['optimlab_ms'] / base['optimlab_ms']:.2f} | "
-                     f"{r['bucketed_ms'] / base['bucketed_ms']:.2f} | "
-                     f"{r['optax_ms'] / base['optax_ms']:.2f} |")
+        lines.append(
+            f"| {sname} | {r['optimlab_ms'] / base['optimlab_ms']:.2f} | "
+            f"{r['bucketed_ms'] / base['bucketed_ms']:.2f} | "
+            f"{r['optax_ms'] / base['optax_ms']:.2f} |"
+        )
     return "\n".join(lines)
