@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain, safe_increment
-from ._hyperparams import with_hyperparams
-from ._scale import add_decayed_weights, scale, scale_by_learning_rate
+from ._alias import torch_style, validate_adam_like
+from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByAdamaxState", "scale_by_adamax", "adamax", "adamaxw"]
@@ -104,15 +103,6 @@ def scale_by_adamax(
     return GradientTransformation(init_fn, update_fn)
 
 
-def _validate_adamax(learning_rate, b1, b2, eps, weight_decay) -> None:
-    # torch.optim.Adamax's order, so the first failing check is the same.
-    _validate.lr(learning_rate)
-    _validate.eps(eps)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.weight_decay(weight_decay)
-
-
 def adamax(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -167,7 +157,7 @@ def adamax(
         Kingma & Ba, `Adam: A Method for Stochastic Optimization
         <https://arxiv.org/abs/1412.6980>`_ (section 7.1), 2014.
     """
-    _validate_adamax(learning_rate, b1, b2, eps, weight_decay)
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
     return _adamax(
         learning_rate, b1, b2, eps, weight_decay, maximize, False, None, mu_dtype, nu_dtype
     )
@@ -224,7 +214,7 @@ def adamaxw(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
-    _validate_adamax(learning_rate, b1, b2, eps, weight_decay)
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
     return _adamax(
         learning_rate, b1, b2, eps, weight_decay, maximize, True, mask, mu_dtype, nu_dtype
     )
@@ -233,30 +223,16 @@ def adamaxw(
 def _adamax(
     learning_rate, b1, b2, eps, weight_decay, maximize, decoupled, mask, mu_dtype, nu_dtype
 ) -> GradientTransformation:
-    use_decay = not (_validate.concrete(weight_decay) == 0.0)
-
-    def build(step, h):
-        txs = []
-        if maximize:
-            txs.append(scale(-1.0))
-        if use_decay and not decoupled:
-            txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(
-            scale_by_adamax(
-                h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
-            )
-        )
-        if use_decay and decoupled:
-            txs.append(add_decayed_weights(h["weight_decay"], mask))
-        txs.append(scale_by_learning_rate(h["learning_rate"]))
-        return chain(*txs)
-
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return torch_style(
+        lambda step, h: scale_by_adamax(
+            h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+        ),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        decoupled=decoupled,
+        mask=mask,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain, safe_increment
-from ._hyperparams import hyperparam_dtype, with_hyperparams
-from ._scale import add_decayed_weights, scale, scale_by_learning_rate
+from ._alias import torch_style, validate_adam_like
+from ._base import GradientTransformation, safe_increment
+from ._hyperparams import hyperparam_dtype
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByNadamState", "scale_by_nadam", "nadam", "nadamw"]
@@ -133,11 +133,7 @@ def scale_by_nadam(
 
 def _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay) -> None:
     # torch.optim.NAdam's order, so the first failing check is the same.
-    _validate.lr(learning_rate)
-    _validate.eps(eps)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.weight_decay(weight_decay)
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
     _validate.at_least_zero(momentum_decay, "momentum_decay")
 
 
@@ -217,41 +213,26 @@ def nadam(
             "nadam: mask applies to decoupled weight decay only; pass "
             "decoupled_weight_decay=True (or use nadamw)."
         )
-    use_decay = not (_validate.concrete(weight_decay) == 0.0)
-    decoupled = decoupled_weight_decay
-
-    def build(step, h):
-        txs = []
-        if maximize:
-            txs.append(scale(-1.0))
-        if use_decay and not decoupled:
-            txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(
-            scale_by_nadam(
-                h["b1"],
-                h["b2"],
-                h["eps"],
-                h["momentum_decay"],
-                mu_dtype=mu_dtype,
-                nu_dtype=nu_dtype,
-                step=step,
-            )
-        )
-        if use_decay and decoupled:
-            txs.append(add_decayed_weights(h["weight_decay"], mask))
-        txs.append(scale_by_learning_rate(h["learning_rate"]))
-        return chain(*txs)
-
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "momentum_decay": momentum_decay,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return torch_style(
+        lambda step, h: scale_by_nadam(
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            h["momentum_decay"],
+            mu_dtype=mu_dtype,
+            nu_dtype=nu_dtype,
+            step=step,
+        ),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        decoupled=decoupled_weight_decay,
+        mask=mask,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        momentum_decay=momentum_decay,
+    )
 
 
 def nadamw(
