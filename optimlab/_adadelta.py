@@ -7,9 +7,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain
-from ._hyperparams import with_hyperparams
-from ._scale import add_decayed_weights, scale, scale_by_learning_rate
+from ._alias import torch_style
+from ._base import GradientTransformation
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByAdadeltaState", "scale_by_adadelta", "adadelta"]
@@ -140,20 +139,11 @@ def adadelta(
     _validate.unit_interval(rho, "rho")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
-    use_decay = not (_validate.concrete(weight_decay) == 0.0)
-
-    def build(step, h):
-        del step
-        txs = []
-        if maximize:
-            txs.append(scale(-1.0))
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(scale_by_adadelta(h["rho"], h["eps"], accumulator_dtype=accumulator_dtype))
-        txs.append(scale_by_learning_rate(h["learning_rate"]))
-        return chain(*txs)
-
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "rho": rho, "eps": eps}
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return torch_style(
+        lambda step, h: scale_by_adadelta(h["rho"], h["eps"], accumulator_dtype=accumulator_dtype),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        rho=rho,
+        eps=eps,
+    )

@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain, safe_increment
-from ._hyperparams import with_hyperparams
-from ._scale import scale, scale_by_learning_rate
+from ._alias import torch_style
+from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleBySparseAdamState", "scale_by_sparse_adam", "sparse_adam"]
@@ -185,14 +184,13 @@ def sparse_adam(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
 
-    def build(step, h):
-        txs = [scale(-1.0)] if maximize else []
-        txs.append(
-            scale_by_sparse_adam(
-                h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
-            )
-        )
-        txs.append(scale_by_learning_rate(h["learning_rate"]))
-        return chain(*txs)
-
-    return with_hyperparams(build, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
+    return torch_style(
+        lambda step, h: scale_by_sparse_adam(
+            h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+        ),
+        learning_rate=learning_rate,
+        maximize=maximize,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )
