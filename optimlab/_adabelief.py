@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain, safe_increment
-from ._hyperparams import with_hyperparams
-from ._scale import scale_by_learning_rate
+from ._alias import torch_style
+from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByBeliefState", "scale_by_belief", "adabelief"]
@@ -153,14 +152,13 @@ def adabelief(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
 
-    def build(step, h):
-        return chain(
-            scale_by_belief(
-                h["b1"], h["b2"], h["eps"], h["eps_root"], nesterov=nesterov, step=step
-            ),
-            scale_by_learning_rate(h["learning_rate"]),
-        )
-
-    return with_hyperparams(
-        build, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
+    return torch_style(
+        lambda step, h: scale_by_belief(
+            h["b1"], h["b2"], h["eps"], h["eps_root"], nesterov=nesterov, step=step
+        ),
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
     )

@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain, safe_increment
-from ._hyperparams import with_hyperparams
-from ._scale import add_decayed_weights, scale_by_learning_rate
+from ._alias import torch_style
+from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByAdemamixState", "scale_by_ademamix", "ademamix"]
@@ -169,34 +168,25 @@ def ademamix(
     _validate.eps(eps)
     _validate.eps(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
-    use_decay = _validate.concrete(weight_decay) != 0.0
-
-    def build(step, h):
-        txs = [
-            scale_by_ademamix(
-                h["b1"],
-                h["b2"],
-                h["b3"],
-                h["alpha"],
-                h["eps"],
-                h["eps_root"],
-                mu_dtype=mu_dtype,
-                step=step,
-            )
-        ]
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"], mask))
-        return chain(*txs, scale_by_learning_rate(h["learning_rate"]))
-
-    hps: dict[str, Any] = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "b3": b3,
-        "alpha": alpha,
-        "eps": eps,
-        "eps_root": eps_root,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return torch_style(
+        lambda step, h: scale_by_ademamix(
+            h["b1"],
+            h["b2"],
+            h["b3"],
+            h["alpha"],
+            h["eps"],
+            h["eps_root"],
+            mu_dtype=mu_dtype,
+            step=step,
+        ),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        decoupled=True,
+        mask=mask,
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        alpha=alpha,
+        eps=eps,
+        eps_root=eps_root,
+    )

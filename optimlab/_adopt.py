@@ -9,9 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain, safe_increment
-from ._hyperparams import with_hyperparams
-from ._scale import scale_by_learning_rate
+from ._alias import torch_style
+from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByAdoptState", "scale_by_adopt", "adopt"]
@@ -165,19 +164,19 @@ def adopt(
     _validate.beta(b2, 1)
     _validate.eps(eps)
 
-    def build(step, h):
-        return chain(
-            scale_by_adopt(
-                h["b1"],
-                h["b2"],
-                h["eps"],
-                mu_dtype=mu_dtype,
-                nesterov=nesterov,
-                use_clipping=use_clipping,
-                clip_value_fn=clip_value_fn,
-                step=step,
-            ),
-            scale_by_learning_rate(h["learning_rate"]),
-        )
-
-    return with_hyperparams(build, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
+    return torch_style(
+        lambda step, h: scale_by_adopt(
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            mu_dtype=mu_dtype,
+            nesterov=nesterov,
+            use_clipping=use_clipping,
+            clip_value_fn=clip_value_fn,
+            step=step,
+        ),
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )

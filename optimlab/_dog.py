@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
+from ._alias import torch_style
 from ._base import GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale_by_learning_rate
@@ -165,21 +166,15 @@ def dog(
     _validate.eps(eps)
     if weight_decay is not None:
         _validate.weight_decay(weight_decay)
-    use_decay = weight_decay is not None and _validate.concrete(weight_decay) != 0.0
     kind, value = init_step
-
-    def build(step, h):
-        txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
-        return chain(
-            *txs,
-            scale_by_dog((kind, h["init_step_value"]), h["eps"], step=step),
-            scale_by_learning_rate(h["learning_rate"]),
-        )
-
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "init_step_value": value, "eps": eps}
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return torch_style(
+        lambda step, h: scale_by_dog((kind, h["init_step_value"]), h["eps"], step=step),
+        learning_rate=learning_rate,
+        weight_decay=0.0 if weight_decay is None else weight_decay,
+        mask=mask,
+        init_step_value=value,
+        eps=eps,
+    )
 
 
 class DoWGState(NamedTuple):

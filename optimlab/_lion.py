@@ -7,9 +7,8 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain
-from ._hyperparams import with_hyperparams
-from ._scale import add_decayed_weights, scale_by_learning_rate
+from ._alias import torch_style
+from ._base import GradientTransformation
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByLionState", "scale_by_lion", "lion"]
@@ -120,17 +119,12 @@ def lion(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.weight_decay(weight_decay)
-    use_decay = _validate.concrete(weight_decay) != 0.0
-
-    def build(step, h):
-        del step
-        txs = [scale_by_lion(h["b1"], h["b2"], mu_dtype)]
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"], mask))
-        txs.append(scale_by_learning_rate(h["learning_rate"]))
-        return chain(*txs)
-
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "b1": b1, "b2": b2}
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return torch_style(
+        lambda step, h: scale_by_lion(h["b1"], h["b2"], mu_dtype),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        decoupled=True,
+        mask=mask,
+        b1=b1,
+        b2=b2,
+    )

@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from . import _tree, _validate
-from ._base import GradientTransformation, chain, safe_increment
-from ._hyperparams import with_hyperparams
-from ._scale import scale_by_learning_rate
+from ._alias import torch_style
+from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByYogiState", "scale_by_yogi", "yogi"]
@@ -144,10 +143,10 @@ def yogi(
     _validate.beta(b2, 1)
     _validate.eps(eps)
 
-    def build(step, h):
-        return chain(
-            scale_by_yogi(h["b1"], h["b2"], h["eps"], step=step),
-            scale_by_learning_rate(h["learning_rate"]),
-        )
-
-    return with_hyperparams(build, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
+    return torch_style(
+        lambda step, h: scale_by_yogi(h["b1"], h["b2"], h["eps"], step=step),
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )
