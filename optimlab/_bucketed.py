@@ -29,15 +29,23 @@ import jax.numpy as jnp
 
 from ._base import GradientTransformation
 
-__all__ = ["BucketedState", "Buckets", "bucketed", "unbucket_state", "bucket_state",
-           "BUCKET_SAFE"]
+__all__ = ["BucketedState", "Buckets", "bucketed", "unbucket_state", "bucket_state", "BUCKET_SAFE"]
 
 #: Factories whose transformations act elementwise (or, for ``clip_by_global_norm``,
 #: through a global statistic only), so they give the same result on buckets.
 BUCKET_SAFE: tuple[str, ...] = (
-    "identity", "scale", "scale_by_learning_rate", "add_decayed_weights", "clip",
-    "clip_by_global_norm", "trace", "scale_by_adam", "scale_by_lion", "scale_by_rmsprop",
-    "scale_by_adagrad", "_matches_params",
+    "identity",
+    "scale",
+    "scale_by_learning_rate",
+    "add_decayed_weights",
+    "clip",
+    "clip_by_global_norm",
+    "trace",
+    "scale_by_adam",
+    "scale_by_lion",
+    "scale_by_rmsprop",
+    "scale_by_adagrad",
+    "_matches_params",
 )
 _COMBINATORS = ("chain", "with_hyperparams")
 
@@ -108,8 +116,15 @@ def _layout(tree: Any, min_leaf_size: int) -> _Layout:
         if where[i][0] == -1:
             where[i] = (-1, n_large)
             n_large += 1
-    return _Layout(treedef, shapes, tuple(where), tuple(offsets),
-                   tuple(d for d, _ in groups), tuple(sizes), tuple(slots))
+    return _Layout(
+        treedef,
+        shapes,
+        tuple(where),
+        tuple(offsets),
+        tuple(d for d, _ in groups),
+        tuple(sizes),
+        tuple(slots),
+    )
 
 
 def _pack(layout: _Layout, tree: Any, offsets: tuple[Any, ...] | None) -> Buckets:
@@ -117,7 +132,7 @@ def _pack(layout: _Layout, tree: Any, offsets: tuple[Any, ...] | None) -> Bucket
     leaves = layout.treedef.flatten_up_to(tree)
     large = tuple(x for x, (b, _) in zip(leaves, layout.where, strict=True) if b == -1)
     buckets = []
-    for b, idx in enumerate(layout.bucket_slots):
+    for idx in layout.bucket_slots:
         dtype = jnp.result_type(leaves[idx[0]])
         parts = [jnp.ravel(jnp.asarray(leaves[i])).astype(dtype) for i in idx]
         buckets.append(jnp.concatenate(parts))
@@ -135,7 +150,7 @@ def _unpack(layout: _Layout, packed: Buckets, offsets: tuple[Any, ...] | None) -
         size = math.prod(layout.shapes[i])
         if offsets is None:
             start = layout.offsets[j]
-            flat = packed.buckets[b][start:start + size]
+            flat = packed.buckets[b][start : start + size]
         else:
             flat = jax.lax.dynamic_slice(packed.buckets[b], (offsets[j],), (size,))
         out.append(flat.reshape(layout.shapes[i]))
@@ -189,8 +204,9 @@ def _check_safe(update: Callable[..., Any]) -> None:
         )
 
 
-def bucketed(tx: GradientTransformation, *,
-             min_leaf_size: int = DEFAULT_MIN_LEAF_SIZE) -> GradientTransformation:
+def bucketed(
+    tx: GradientTransformation, *, min_leaf_size: int = DEFAULT_MIN_LEAF_SIZE
+) -> GradientTransformation:
     """Runs an elementwise transformation on flat buckets of the small leaves (multi-tensor).
 
     Leaves with fewer than ``min_leaf_size`` elements are packed, per dtype, into
@@ -273,8 +289,9 @@ def bucketed(tx: GradientTransformation, *,
             )
         offsets = state.offsets
         packed_params = None if params is None else _pack(layout, params, offsets)
-        packed, inner_state = tx.update(_pack(layout, updates, offsets), state.inner_state,
-                                        packed_params, **extra_args)
+        packed, inner_state = tx.update(
+            _pack(layout, updates, offsets), state.inner_state, packed_params, **extra_args
+        )
         return _unpack(layout, packed, offsets), BucketedState(offsets, inner_state)
 
     out = GradientTransformation(init_fn, update_fn)
@@ -360,8 +377,9 @@ def bucket_state(tx: GradientTransformation, state: Any, params: Any) -> Buckete
             "bucket_state: the state does not have the structure of the wrapped "
             f"transformation's state for these params ({e})."
         ) from None
-    out = [_pack(layout, s, None) if isinstance(t, Buckets) else s
-           for t, s in zip(t_leaves, subtrees, strict=True)]
+    out = [
+        _pack(layout, s, None) if isinstance(t, Buckets) else s
+        for t, s in zip(t_leaves, subtrees, strict=True)
+    ]
     offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.offsets)
     return BucketedState(offsets, prefix.unflatten(out))
-

@@ -27,8 +27,11 @@ def _bucket_safe(case) -> bool:
     return True
 
 
-SAFE = [dataclasses.replace(c, make=lambda c=c: ol.bucketed(c.make()), rosenbrock=None)
-        for c in CASES if _bucket_safe(c)]
+SAFE = [
+    dataclasses.replace(c, make=lambda c=c: ol.bucketed(c.make()), rosenbrock=None)
+    for c in CASES
+    if _bucket_safe(c)
+]
 IDS = [c.id for c in SAFE]
 
 CHECKS = {
@@ -40,8 +43,19 @@ CHECKS = {
 
 def test_the_core_optimizers_are_bucket_safe():
     ids = set(IDS)
-    for name in ("sgd", "sgd_momentum", "sgd_nesterov_wd", "adam", "adamw", "amsgrad",
-                 "clip_adamw", "lion", "rmsprop", "rmsprop_centered_momentum", "adagrad"):
+    for name in (
+        "sgd",
+        "sgd_momentum",
+        "sgd_nesterov_wd",
+        "adam",
+        "adamw",
+        "amsgrad",
+        "clip_adamw",
+        "lion",
+        "rmsprop",
+        "rmsprop_centered_momentum",
+        "adagrad",
+    ):
         assert name in ids
 
 
@@ -55,20 +69,23 @@ def _params():
     rng = np.random.default_rng(0)
     shapes = {"big": (40, 50), "w": (3, 4), "b": (5,), "s": (), "v": (7,)}
     p = {k: jnp.asarray(rng.standard_normal(s), jnp.float32) for k, s in shapes.items()}
-    p["h"] = [jnp.asarray(rng.standard_normal(6), jnp.bfloat16),
-              jnp.asarray(rng.standard_normal(3), jnp.bfloat16), None]
+    p["h"] = [
+        jnp.asarray(rng.standard_normal(6), jnp.bfloat16),
+        jnp.asarray(rng.standard_normal(3), jnp.bfloat16),
+        None,
+    ]
     return p
 
 
 def _grads(params, k):
-    return jax.tree.map(lambda p: (jnp.sin(p.astype(jnp.float32) * (k + 1)) * 3).astype(p.dtype),
-                        params)
+    return jax.tree.map(
+        lambda p: (jnp.sin(p.astype(jnp.float32) * (k + 1)) * 3).astype(p.dtype), params
+    )
 
 
 INNER = {
     "sgd": lambda: ol.sgd(0.1),
-    "sgd_momentum_nesterov_wd": lambda: ol.sgd(0.1, momentum=0.9, nesterov=True,
-                                               weight_decay=1e-2),
+    "sgd_momentum_nesterov_wd": lambda: ol.sgd(0.1, momentum=0.9, nesterov=True, weight_decay=1e-2),
     "adam_amsgrad_wd": lambda: ol.adam(0.1, amsgrad=True, weight_decay=1e-2),
     "adamw": lambda: ol.adamw(0.1),
     "lion": lambda: ol.lion(0.1, weight_decay=0.1),
@@ -109,8 +126,12 @@ def test_bucketed_equals_per_leaf(name, clip):
     rtol, atol = (2e-5, 1e-6) if clip else (1e-6, 1e-7)
 
     def compare(a, b):
-        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
-                                   rtol=rtol if a.dtype != jnp.bfloat16 else 1e-2, atol=atol)
+        np.testing.assert_allclose(
+            np.asarray(a, np.float64),
+            np.asarray(b, np.float64),
+            rtol=rtol if a.dtype != jnp.bfloat16 else 1e-2,
+            atol=atol,
+        )
 
     for a, b in zip(jax.tree.leaves((p1, u1, s1)), jax.tree.leaves((p2, u2, back)), strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
@@ -126,7 +147,8 @@ def test_state_is_bucketed_and_large_leaves_stay_per_leaf():
     assert [x.shape for x in mu.leaves] == [(40, 50)]
     # f32: w, b, s, v (12 + 5 + 1 + 7 elements, in flattening order); bf16: h[0], h[1].
     assert sorted((x.shape, x.dtype) for x in mu.buckets) == sorted(
-        [((25,), jnp.dtype(jnp.float32)), ((9,), jnp.dtype(jnp.bfloat16))])
+        [((25,), jnp.dtype(jnp.float32)), ((9,), jnp.dtype(jnp.bfloat16))]
+    )
     assert len(state.offsets) == 6
     abstract = jax.eval_shape(tx.init, params)
     assert jax.tree.structure(abstract) == jax.tree.structure(state)
@@ -148,8 +170,7 @@ def test_state_conversion_round_trips():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert ol.hyperparams(again).keys() == ol.hyperparams(per_leaf).keys()
     abstract = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params)
-    assert jax.tree.structure(ol.bucket_state(tx, per_leaf, abstract)) == jax.tree.structure(
-        state)
+    assert jax.tree.structure(ol.bucket_state(tx, per_leaf, abstract)) == jax.tree.structure(state)
 
 
 def test_conversion_errors():
@@ -163,12 +184,16 @@ def test_conversion_errors():
         tx.update(params, ol.adam(0.1).init(params), params)
 
 
-@pytest.mark.parametrize("make, name", [
-    (lambda: ol.lamb(0.1), "_scale_by_adam_root|scale_by_trust_ratio"),
-    (lambda: ol.adafactor(0.1), "adafactor|factored"),
-    (lambda: ol.chain(ol.clip_by_global_norm(1.0), optax.adam(0.1)), "optax"),
-    (lambda: ol.clip_by_block_rms(1.0), "clip_by_block_rms"),
-], ids=["lamb", "adafactor", "optax", "block_rms"])
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: ol.lamb(0.1), "_scale_by_adam_root|scale_by_trust_ratio"),
+        (lambda: ol.adafactor(0.1), "adafactor|factored"),
+        (lambda: ol.chain(ol.clip_by_global_norm(1.0), optax.adam(0.1)), "optax"),
+        (lambda: ol.clip_by_block_rms(1.0), "clip_by_block_rms"),
+    ],
+    ids=["lamb", "adafactor", "optax", "block_rms"],
+)
 def test_unsafe_transformations_raise(make, name):
     with pytest.raises(ValueError, match=rf"bucketed: .*({name}).* is not bucket-safe"):
         ol.bucketed(make())
@@ -190,8 +215,15 @@ def test_setting_hyperparams_never_recompiles():
     state = tx.init(params)
     step = jax.jit(lambda p, s: tx.update(p, s, p), donate_argnums=(1,))
     _, state = step(params, state)
-    for value in (0.5, np.float32(0.25), np.float64(0.125), jnp.asarray(0.1), np.asarray(0.2),
-                  jnp.asarray(0.3, jnp.bfloat16), 1):
+    for value in (
+        0.5,
+        np.float32(0.25),
+        np.float64(0.125),
+        jnp.asarray(0.1),
+        np.asarray(0.2),
+        jnp.asarray(0.3, jnp.bfloat16),
+        1,
+    ):
         state = ol.set_hyperparams(state, learning_rate=value, weight_decay=value)
         _, state = step(params, state)
     assert step._cache_size() == 1
@@ -221,8 +253,12 @@ def test_many_leaves_compile_into_shared_kernels():
         u, s = tx.update(g, s, p)
         return ol.apply_updates(p, u), s
 
-    text = jax.jit(step, donate_argnums=(0, 1)).lower(params, tx.init(params), params) \
-        .compile().as_text()
+    text = (
+        jax.jit(step, donate_argnums=(0, 1))
+        .lower(params, tx.init(params), params)
+        .compile()
+        .as_text()
+    )
     kernels = _kernels(text)
     assert len(kernels) < 2 * 300 + 50
     assert len(set(kernels)) < 20
@@ -237,8 +273,12 @@ def _temp_fraction(tx, params):
         return ol.apply_updates(p, u), s
 
     state = jax.eval_shape(tx.init, params)
-    mem = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, params).compile() \
+    mem = (
+        jax.jit(step, donate_argnums=(0, 1))
+        .lower(params, state, params)
+        .compile()
         .memory_analysis()
+    )
     nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))  # noqa: E731
     return mem.temp_size_in_bytes / (2 * nbytes(params) + nbytes(state))
 
