@@ -21,9 +21,11 @@ class AccumulateState(NamedTuple):
         mini_step: int32 index of the next micro-step within the current window,
             in ``[0, every)``.
         acc: the running sum of the current window's gradients (the only
-            parameter-sized buffer this wrapper adds). Right after a boundary it still
-            holds the finished window's sum; the next micro-step overwrites it rather
-            than adding to it, which lets XLA update it in place.
+            parameter-sized buffer this wrapper adds). Right after a boundary it holds
+            the update just returned (stored in the accumulator's dtype) or, when that
+            dtype cannot hold the update exactly, the finished window's sum; the next
+            micro-step overwrites it rather than adding to it, which lets XLA update it
+            in place.
         inner_state: the wrapped optimizer's state, changed only at the last
             micro-step of each window.
     """
@@ -42,6 +44,31 @@ def select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
         return jnp.where(pred, a, b)
 
     return jax.tree.map(one, on_true, on_false, is_leaf=_tree.is_none)
+
+
+def _fits(updates: Any, acc: Any) -> bool:
+    """Whether every update leaf can be stored in the accumulator and read back exactly."""
+
+    def one(u, a) -> bool:
+        if u is None or a is None:
+            return u is None and a is None
+        u_dt, a_dt = jnp.dtype(u.dtype), jnp.dtype(a.dtype)
+        if u.shape != a.shape:
+            return False
+        if u_dt == a_dt:
+            return True
+        # float32 and float64 hold every narrower float exactly (bf16, f16, fp8).
+        real = all(
+            jnp.issubdtype(d, jnp.floating) and not jnp.issubdtype(d, jnp.complexfloating)
+            for d in (u_dt, a_dt)
+        )
+        return real and a_dt in (jnp.float32, jnp.float64) and u_dt.itemsize < a_dt.itemsize
+
+    if jax.tree.structure(updates, is_leaf=_tree.is_none) != jax.tree.structure(
+        acc, is_leaf=_tree.is_none
+    ):
+        return False
+    return all(jax.tree.leaves(jax.tree.map(one, updates, acc, is_leaf=_tree.is_none)))
 
 
 def accumulate(
@@ -69,15 +96,18 @@ def accumulate(
     ``every=1`` it is bitwise the wrapped optimizer.
 
     Memory: the state adds one accumulator buffer and nothing else that is
-    parameter-sized (``optax.MultiSteps`` keeps the same accumulator). The inner
-    update is computed at every micro-step and selected with an element-wise
-    ``where``; the accumulator is written in place (it is overwritten at a
-    window's first micro-step instead of being reset at the boundary, which would
-    force XLA to copy it). XLA:CPU still copies the inner optimizer's moments
-    once per step (it does not merge the selected state and the update into one
-    fusion); ``benchmarks/accumulate_memory.py`` measures peak memory against
-    ``optax.MultiSteps``. The cost is the optimizer's arithmetic at each
-    micro-step, small next to a forward and backward pass.
+    parameter-sized (``optax.MultiSteps`` keeps the same accumulator), and a
+    donated micro-step needs no parameter-sized temporary: its peak is params +
+    grads + optimizer state + accumulator (measured with ``adamw`` on XLA:CPU).
+    The wrapped optimizer runs inside a ``lax.cond``, only at boundaries,
+    updating its state in place; its update is written into the accumulator (the
+    window's sum is no longer needed then) and read from there, and the
+    accumulator is overwritten at a window's first micro-step instead of being
+    reset at the boundary, which would force XLA to copy it. If the accumulator's
+    dtype cannot hold the update exactly (say a bfloat16 accumulator for float32
+    gradients), the update gets its own buffer: one parameter-sized temporary.
+    ``benchmarks/accumulate_memory.py`` measures peak memory against
+    ``optax.MultiSteps``.
 
     Args:
         opt: the optimizer to apply to the accumulated gradients.
@@ -136,11 +166,51 @@ def accumulate(
                 s = s / _tree.scalar_like(every, s)
             return s.astype(g.dtype)
 
-        inner_in = _tree.tree_map(to_inner, sums, updates)
-        new_updates, new_inner = inner_update(inner_in, state.inner_state, params, **extra_args)
-        out = _tree.tree_map(lambda u: jnp.where(boundary, u, jnp.zeros_like(u)), new_updates)
-        inner_state = select(boundary, new_inner, state.inner_state)
+        def apply(sums, inner_state):
+            inner_in = _tree.tree_map(to_inner, sums, updates)
+            return inner_update(inner_in, inner_state, params, **extra_args)
+
+        new_updates, new_inner = jax.eval_shape(apply, sums, state.inner_state)
+        # Both branches return the dtypes ``jnp.where(new, old)`` would.
+        dtypes = _tree.tree_map(jnp.result_type, new_inner, state.inner_state)
+
+        def as_state(tree):
+            return _tree.tree_map(lambda x, dt: jnp.asarray(x).astype(dt), tree, dtypes)
+
         mini_step = jnp.where(boundary, jnp.zeros_like(state.mini_step), state.mini_step + 1)
+        # The inner optimizer runs in a ``cond``, so its state is updated in place at
+        # boundaries and passed through untouched elsewhere (selecting between its new
+        # and old state with ``where`` makes XLA copy every moment at every micro-step).
+        if _fits(new_updates, sums):
+            # The update goes into the accumulator, whose window sum it no longer needs,
+            # so it takes no buffer of its own: the step stays at params + grads +
+            # state.
+            def step_into_acc(sums, inner_state):
+                u, inner = apply(sums, inner_state)
+                return _tree.tree_map(lambda x, a: x.astype(a.dtype), u, sums), as_state(inner)
+
+            def keep_sums(sums, inner_state):
+                return sums, as_state(inner_state)
+
+            acc, inner_state = jax.lax.cond(
+                boundary, step_into_acc, keep_sums, sums, state.inner_state
+            )
+            out = _tree.tree_map(
+                lambda u, a: jnp.where(boundary, a.astype(u.dtype), jnp.zeros([], u.dtype)),
+                new_updates,
+                acc,
+            )
+            return out, AccumulateState(mini_step, acc, inner_state)
+
+        def step(sums, inner_state):
+            u, inner = apply(sums, inner_state)
+            return u, as_state(inner)
+
+        def skip(sums, inner_state):
+            zeros = _tree.tree_map(lambda u: jnp.zeros(u.shape, u.dtype), new_updates)
+            return zeros, as_state(inner_state)
+
+        out, inner_state = jax.lax.cond(boundary, step, skip, sums, state.inner_state)
         return out, AccumulateState(mini_step, sums, inner_state)
 
     return GradientTransformation(init_fn, update_fn)

@@ -84,6 +84,50 @@ def test_accumulate_keeps_one_accumulator_and_beats_multisteps_on_memory():
     assert ours["peak"] < theirs["peak"]
 
 
+def test_accumulate_donated_step_has_no_parameter_sized_temporary():
+    from benchmarks.accumulate_memory import measure
+
+    n_params = 2_000_000
+    ours, _ = measure(n_params=n_params, n_leaves=8).values()
+    params_and_grads = 2 * 4 * n_params
+    assert ours["temp"] < 0.05 * (params_and_grads + ours["state"])
+
+
+@pytest.mark.parametrize(
+    ("grad_dtype", "acc_dtype"),
+    [(jnp.float32, None), (jnp.bfloat16, jnp.float32), (jnp.float32, jnp.bfloat16)],
+    ids=["same", "wider_accumulator", "narrower_accumulator"],
+)
+def test_accumulate_holds_the_inner_state_between_boundaries(grad_dtype, acc_dtype):
+    # A narrower accumulator cannot hold the update exactly, so the update then takes
+    # a buffer of its own; the results obey the same rules either way.
+    k = 3
+    params = {"w": jnp.linspace(-1.0, 1.0, 7, dtype=grad_dtype)}
+    tx = ol.accumulate(ol.adam(0.1), every=k, accumulator_dtype=acc_dtype)
+    step = jax.jit(lambda g, s, p: tx.update(g, s, p))
+    state = tx.init(params)
+    for t, g in enumerate(_grad_seq(params, 2 * k)):
+        updates, new_state = step(g, state, params)
+        assert all(x.dtype == grad_dtype for x in jax.tree.leaves(updates))
+        if t % k != k - 1:
+            assert all(bool(jnp.all(x == 0)) for x in jax.tree.leaves(updates))
+            assert _bits(new_state.inner_state) == _bits(state.inner_state)
+        else:
+            assert int(new_state.inner_state.count) == t // k + 1
+            assert all(bool(jnp.any(x != 0)) for x in jax.tree.leaves(updates))
+        params = ol.apply_updates(params, updates)
+        state = new_state
+
+
+def test_accumulate_update_with_a_narrower_accumulator():
+    tx = ol.accumulate(ol.sgd(1.0), every=2, accumulator_dtype=jnp.bfloat16)
+    state = tx.init(jnp.zeros(2))
+    u1, state = tx.update(jnp.array([1.0, -0.5]), state)
+    u2, state = tx.update(jnp.array([3.0, 2.5]), state)
+    assert u1.dtype == u2.dtype == jnp.float32
+    assert _bits([u1, u2]) == _bits([jnp.zeros(2), jnp.array([-2.0, -1.0])])
+
+
 def test_masked_all_false_is_identity():
     params = problems.quadratic_params()
     tx = ol.masked(ol.adam(0.1), jax.tree.map(lambda _: False, params))
