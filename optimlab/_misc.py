@@ -298,7 +298,8 @@ def _norm_dtype(params: Any) -> jnp.dtype:
     for leaf in jax.tree.leaves(params):
         leaf_dtype = jnp.real(jnp.zeros((), jnp.asarray(leaf).dtype)).dtype
         if jnp.issubdtype(leaf_dtype, jnp.floating):
-            dtype = jnp.promote_types(dtype, _tree.compute_dtype(leaf_dtype))
+            with jax.numpy_dtype_promotion("standard"):  # the widest, even under strict
+                dtype = jnp.promote_types(dtype, _tree.compute_dtype(leaf_dtype))
     return dtype
 
 

@@ -119,8 +119,9 @@ def global_norm(tree: Any) -> jax.Array:
         for x in leaves
     ]
     dtype = sq[0].dtype
-    for s in sq[1:]:
-        dtype = jnp.promote_types(dtype, s.dtype)
+    with jax.numpy_dtype_promotion("standard"):  # the widest leaf dtype, even under strict
+        for s in sq[1:]:
+            dtype = jnp.promote_types(dtype, s.dtype)
     total = sum(s.astype(dtype) for s in sq)
     return jnp.sqrt(total)
 
