@@ -1,5 +1,6 @@
-"""The multi-tensor path: every bucket-safe registry case through ``bucketed``, equality
-with the per-leaf path, state conversion, compile counts and memory bounds."""
+"""The multi-tensor path: every bucket-safe registry case through ``bucketed`` (the
+conformance checks, and Rosenbrock on a point split into two leaves), equality with
+the per-leaf path, state conversion, compile counts and memory bounds."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ import optax
 import pytest
 
 import optimlab as ol
+from tests import problems
 from tests import test_conformance as conformance
 from tests.registry import CASES
 
 
-def _bucket_safe(case) -> bool:
+def _bucket_safe(make) -> bool:
     try:
-        ol.bucketed(case.make())
+        ol.bucketed(make())
     except ValueError as e:
         if "bucket-safe" in str(e):
             return False
@@ -30,7 +32,7 @@ def _bucket_safe(case) -> bool:
 SAFE = [
     dataclasses.replace(c, make=lambda c=c: ol.bucketed(c.make()), rosenbrock=None)
     for c in CASES
-    if _bucket_safe(c)
+    if _bucket_safe(c.make)
 ]
 IDS = [c.id for c in SAFE]
 
@@ -63,6 +65,31 @@ def test_the_core_optimizers_are_bucket_safe():
 @pytest.mark.parametrize("case", SAFE, ids=IDS)
 def test_conformance_through_bucketed(case, check):
     CHECKS[check](case)
+
+
+ROSENBROCK = [c for c in CASES if c.rosenbrock and _bucket_safe(c.rosenbrock[0])]
+
+
+def _rosenbrock_two_leaves(params):
+    return problems.rosenbrock({"xy": jnp.stack([params["x"], params["y"]])})
+
+
+@pytest.mark.parametrize("case", ROSENBROCK, ids=[c.id for c in ROSENBROCK])
+def test_converges_on_rosenbrock_through_bucketed(case):
+    # The conformance problem's single leaf would stay per-leaf: the point is split
+    # into two scalar leaves, which share one bucket of 2 elements.
+    make, steps, tol = case.rosenbrock
+    tx = ol.bucketed(make())
+    xy = problems.rosenbrock_params()["xy"]
+    params = {"x": xy[0], "y": xy[1]}
+    state = tx.init(params)
+    assert isinstance(state, ol.BucketedState) and len(state.offsets) == 2
+    nodes = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ol.Buckets))
+    buckets = [b for x in nodes if isinstance(x, ol.Buckets) for b in x.buckets]
+    assert buckets and all(b.shape == (2,) for b in buckets)
+    final, _, _ = problems.make_train(tx, _rosenbrock_two_leaves, steps)(params, state)
+    err = max(float(jnp.abs(final["x"] - 1.0)), float(jnp.abs(final["y"] - 1.0)))
+    assert err < tol, f"{case.id}: max(|x - 1|, |y - 1|) = {err}"
 
 
 def _params():
