@@ -7,14 +7,15 @@ compile. :func:`bucketed` wraps an elementwise transformation so that it sees
 one flat array per dtype for all the small leaves: its arithmetic becomes a
 handful of large fused operations whatever the number of leaves.
 
-Two measured details keep the packing cheap (see ``benchmarks/RESULTS.md``):
-leaves are written into the bucket with ``lax.dynamic_update_slice`` (in place)
-rather than ``jnp.concatenate`` (an unfused copy that XLA also fuses into its
-consumers, with a select per operand), and the start of every leaf in its
-bucket is a *runtime* int32 scalar kept in the state. With offsets known at
-compile time each leaf's slice is a distinct kernel (compiled separately, about
-as slow to compile as the per-leaf optimizer); with runtime offsets all leaves
-of one shape share a single compiled kernel.
+Two measured details keep the packing cheap to compile (see
+``benchmarks/RESULTS.md``). Leaves are concatenated in groups, each group behind
+an optimization barrier: one concatenate of thousands of operands compiles for
+seconds on XLA:CPU (and, fused into its consumers, selects between its operands
+for every element). And the start of every leaf in its bucket is a *runtime*
+int32 scalar kept in the state: with offsets known at compile time each leaf's
+slice is a distinct kernel (compiled separately, about as slow to compile as the
+per-leaf optimizer, and also slower to run at 2,000 leaves); with runtime offsets all leaves of one shape share a single
+compiled kernel.
 """
 
 from __future__ import annotations
@@ -127,17 +128,39 @@ def _layout(tree: Any, min_leaf_size: int) -> _Layout:
     )
 
 
+#: Leaves concatenated at once when packing. A concatenate of thousands of operands
+#: compiles slowly on XLA:CPU (about 1 s for 2,000, 3 s for 5,000); concatenating in
+#: groups, each group behind an optimization barrier so that XLA does not merge the
+#: levels back into one, compiles in a fraction of that (groups of one shape are one
+#: kernel) for the same copy.
+_CONCAT_GROUP = 64
+
+
+def _concat(parts: list[Any]) -> Any:
+    while len(parts) > _CONCAT_GROUP:
+        groups = [parts[i : i + _CONCAT_GROUP] for i in range(0, len(parts), _CONCAT_GROUP)]
+        merged = [jax.lax.concatenate(g, 0) for g in groups if len(g) > 1]
+        merged = list(jax.lax.optimization_barrier(merged))
+        it = iter(merged)
+        parts = [next(it) if len(g) > 1 else g[0] for g in groups]
+    return jax.lax.optimization_barrier(jax.lax.concatenate(parts, 0))
+
+
+def _flat(x: Any, dtype: Any) -> Any:
+    x = jnp.asarray(x)
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    return x if x.ndim == 1 else jax.lax.reshape(x, (x.size,))
+
+
 def _pack(layout: _Layout, tree: Any, offsets: tuple[Any, ...] | None) -> Buckets:
-    """Packs a tree into :class:`Buckets`; in place with runtime ``offsets``, else concatenates."""
+    """Packs a tree into :class:`Buckets` (one flat array per bucket)."""
     leaves = layout.treedef.flatten_up_to(tree)
     large = tuple(x for x, (b, _) in zip(leaves, layout.where, strict=True) if b == -1)
     buckets = []
-    for idx in layout.bucket_slots:
-        dtype = jnp.result_type(leaves[idx[0]])
-        parts = [jnp.ravel(jnp.asarray(leaves[i])).astype(dtype) for i in idx]
-        buckets.append(jnp.concatenate(parts))
-    if offsets is not None and buckets:
-        buckets = jax.lax.optimization_barrier(buckets)
+    for idx, dtype in zip(layout.bucket_slots, layout.bucket_dtypes, strict=True):
+        parts = [_flat(leaves[i], dtype) for i in idx]
+        buckets.append(jnp.concatenate(parts) if offsets is None else _concat(parts))
     return Buckets(large, tuple(buckets))
 
 
@@ -152,8 +175,11 @@ def _unpack(layout: _Layout, packed: Buckets, offsets: tuple[Any, ...] | None) -
             start = layout.offsets[j]
             flat = packed.buckets[b][start : start + size]
         else:
-            flat = jax.lax.dynamic_slice(packed.buckets[b], (offsets[j],), (size,))
-        out.append(flat.reshape(layout.shapes[i]))
+            flat = jax.lax.dynamic_slice(
+                packed.buckets[b], (offsets[j],), (size,), allow_negative_indices=False
+            )
+        shape = layout.shapes[i]
+        out.append(flat if len(shape) == 1 else jax.lax.reshape(flat, shape))
     return layout.treedef.unflatten(out)
 
 
