@@ -11,11 +11,14 @@ Two measured details keep the packing cheap to compile (see
 ``benchmarks/RESULTS.md``). Leaves are concatenated in groups, each group behind
 an optimization barrier: one concatenate of thousands of operands compiles for
 seconds on XLA:CPU (and, fused into its consumers, selects between its operands
-for every element). And the start of every leaf in its bucket is a *runtime*
-int32 scalar kept in the state: with offsets known at compile time each leaf's
-slice is a distinct kernel (compiled separately, about as slow to compile as the
-per-leaf optimizer, and also slower to run at 2,000 leaves); with runtime offsets all leaves of one shape share a single
-compiled kernel.
+for every element). And leaves are sliced out of
+their bucket at *runtime* offsets kept in the state: with offsets known at
+compile time each leaf's slice is a distinct kernel (compiled separately, about
+as slow to compile as the per-leaf optimizer, and also slower to run at 2,000
+leaves), while with runtime offsets leaves of one shape share one kernel. As each
+runtime offset is also passed in and out of every jitted call, leaves of one
+shape are sliced in chunks of about the square root of their number: one offset
+per chunk, one kernel per position in a chunk.
 """
 
 from __future__ import annotations
@@ -70,9 +73,10 @@ class BucketedState(NamedTuple):
     """State of :func:`bucketed`.
 
     Attributes:
-        offsets: the start of each small leaf in its bucket, one int32 scalar per
-            leaf. They are runtime values on purpose: XLA then compiles one
-            packing kernel per leaf shape instead of one per leaf.
+        offsets: int32 scalars, the start in its bucket of each chunk of small
+            leaves of one shape (see :func:`bucketed`). They are runtime values on
+            purpose: XLA then compiles one slicing kernel per leaf shape and
+            position in a chunk instead of one per leaf.
         inner_state: the wrapped transformation's state over :class:`Buckets`.
     """
 
@@ -84,34 +88,56 @@ class _Layout(NamedTuple):
     treedef: Any
     shapes: tuple[tuple[int, ...], ...]
     where: tuple[tuple[int, int], ...]  # per leaf: (-1, index of large leaf) or (bucket, slot)
-    offsets: tuple[int, ...]  # per small leaf (slot order), start in its bucket
+    starts: tuple[int, ...]  # per small leaf (slot order): start in its bucket
+    chunk: tuple[int, ...]  # per small leaf: index of its chunk in ``chunk_starts``
+    within: tuple[int, ...]  # per small leaf: start relative to its chunk
+    chunk_starts: tuple[int, ...]  # per chunk: start in its bucket (the runtime offsets)
     bucket_dtypes: tuple[Any, ...]
     bucket_sizes: tuple[int, ...]
     bucket_slots: tuple[tuple[int, ...], ...]  # leaf indices of each bucket, in order
+
+
+def _chunk_length(count: int) -> int:
+    """Leaves of one shape per chunk: about the square root of their number.
+
+    A jitted step passes each runtime offset in and out (a few microseconds per
+    scalar per call), and compiles one kernel per position in a chunk (a few
+    milliseconds each, once): the square root balances both (2,000 leaves of one
+    shape: 45 offsets, 45 kernels).
+    """
+    return min(64, math.isqrt(count - 1) + 1) if count > 1 else 1
 
 
 def _layout(tree: Any, min_leaf_size: int) -> _Layout:
     leaves, treedef = jax.tree.flatten(tree)
     shapes = tuple(tuple(jnp.shape(x)) for x in leaves)
     dtypes = [jnp.result_type(x) for x in leaves]
-    small: dict[Any, list[int]] = {}
+    small: dict[Any, dict[tuple[int, ...], list[int]]] = {}
     for i, (s, d) in enumerate(zip(shapes, dtypes, strict=True)):
         if math.prod(s) < min_leaf_size:
-            small.setdefault(d, []).append(i)
+            small.setdefault(d, {}).setdefault(s, []).append(i)
     # A bucket of one leaf saves nothing: such a leaf stays per-leaf.
-    groups = [(d, idx) for d, idx in small.items() if len(idx) > 1]
+    groups = [
+        (d, by_shape) for d, by_shape in small.items() if sum(map(len, by_shape.values())) > 1
+    ]
     where: list[tuple[int, int]] = [(-1, -1)] * len(leaves)
-    offsets, sizes, slots = [], [], []
-    slot = 0
-    for b, (_, idx) in enumerate(groups):
+    starts, chunk, within, chunk_starts, sizes, slots = [], [], [], [], [], []
+    for b, (_, by_shape) in enumerate(groups):
         off = 0
-        for i in idx:
-            where[i] = (b, slot)
-            offsets.append(off)
-            off += math.prod(shapes[i])
-            slot += 1
+        order: list[int] = []
+        for shape, idx in by_shape.items():  # leaves of one shape are contiguous
+            size, length = math.prod(shape), _chunk_length(len(idx))
+            for k, i in enumerate(idx):
+                if k % length == 0:
+                    chunk_starts.append(off)
+                where[i] = (b, len(starts))
+                starts.append(off)
+                chunk.append(len(chunk_starts) - 1)
+                within.append(off - chunk_starts[-1])
+                off += size
+            order.extend(idx)
         sizes.append(off)
-        slots.append(tuple(idx))
+        slots.append(tuple(order))
     n_large = 0
     for i in range(len(leaves)):
         if where[i][0] == -1:
@@ -121,7 +147,10 @@ def _layout(tree: Any, min_leaf_size: int) -> _Layout:
         treedef,
         shapes,
         tuple(where),
-        tuple(offsets),
+        tuple(starts),
+        tuple(chunk),
+        tuple(within),
+        tuple(chunk_starts),
         tuple(d for d, _ in groups),
         tuple(sizes),
         tuple(slots),
@@ -172,11 +201,14 @@ def _unpack(layout: _Layout, packed: Buckets, offsets: tuple[Any, ...] | None) -
             continue
         size = math.prod(layout.shapes[i])
         if offsets is None:
-            start = layout.offsets[j]
+            start = layout.starts[j]
             flat = packed.buckets[b][start : start + size]
         else:
+            start = offsets[layout.chunk[j]]
+            if layout.within[j]:
+                start = start + jnp.int32(layout.within[j])
             flat = jax.lax.dynamic_slice(
-                packed.buckets[b], (offsets[j],), (size,), allow_negative_indices=False
+                packed.buckets[b], (start,), (size,), allow_negative_indices=False
             )
         shape = layout.shapes[i]
         out.append(flat if len(shape) == 1 else jax.lax.reshape(flat, shape))
@@ -296,7 +328,7 @@ def bucketed(
 
     def init_fn(params):
         layout = _layout(params, min_size)
-        offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.offsets)
+        offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.chunk_starts)
         return BucketedState(offsets, tx.init(_pack(layout, params, None)))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -307,10 +339,11 @@ def bucketed(
                 "optimlab.bucket_state)."
             )
         layout = _layout(updates, min_size)
-        if len(layout.offsets) != len(state.offsets):
+        if len(layout.chunk_starts) != len(state.offsets):
             raise ValueError(
-                f"bucketed: the updates have {len(layout.offsets)} small leaves but the state "
-                f"was built for {len(state.offsets)}. Pass updates with the structure, shapes "
+                f"bucketed: the updates pack into {len(layout.chunk_starts)} chunks of small "
+                f"leaves but the state was built for {len(state.offsets)}. Pass updates with "
+                "the structure, shapes "
                 "and dtypes of the params given to init."
             )
         offsets = state.offsets
@@ -407,5 +440,5 @@ def bucket_state(tx: GradientTransformation, state: Any, params: Any) -> Buckete
         _pack(layout, s, None) if isinstance(t, Buckets) else s
         for t, s in zip(t_leaves, subtrees, strict=True)
     ]
-    offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.offsets)
+    offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.chunk_starts)
     return BucketedState(offsets, prefix.unflatten(out))
