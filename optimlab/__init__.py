@@ -82,6 +82,7 @@ from ._hyperparams import HyperparamsState as HyperparamsState
 from ._hyperparams import hyperparams as hyperparams
 from ._hyperparams import set_hyperparams as set_hyperparams
 from ._hyperparams import with_hyperparams as with_hyperparams
+from ._hyperparams_packed import Hyperparams as Hyperparams
 from ._lamb import lamb as lamb
 from ._lamb import lars as lars
 from ._lamb import scale_by_trust_ratio as scale_by_trust_ratio

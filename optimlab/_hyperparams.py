@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _tree, _validate
 from ._base import GradientTransformation, safe_increment
+from ._hyperparams_packed import Hyperparams, hyperparam_dtype
 from ._types import ScalarOrSchedule
 
 _Tracer = jax.core.Tracer
@@ -33,19 +34,15 @@ class HyperparamsState(NamedTuple):
     Attributes:
         count: the optimizer's single int32 step counter (saturating). It is the
             number of updates applied so far and the step fed to schedules.
-        hyperparams: every numeric hyperparameter as a scalar array, holding the
-            value used at the last step (the initial value before any step).
+        hyperparams: every numeric hyperparameter, packed into one array (a
+            :class:`Hyperparams`), holding the values used at the last step (the
+            initial values before any step).
         inner_state: the state of the transformations built from them.
     """
 
     count: jax.Array
-    hyperparams: dict[str, jax.Array]
+    hyperparams: Hyperparams
     inner_state: Any
-
-
-def hyperparam_dtype() -> jnp.dtype:
-    """The dtype hyperparameters are stored in: float64 under ``jax_enable_x64``, else float32."""
-    return jnp.dtype(jnp.result_type(float))
 
 
 def _is_concrete_scalar(value: Any) -> bool:
@@ -77,13 +74,15 @@ def with_hyperparams(
     """Builds an optimizer whose numeric hyperparameters live in its state.
 
     ``build(step, h)`` returns the transformation to apply, given the step count
-    and a mapping ``h`` of hyperparameter values (scalar arrays, possibly traced).
-    Each hyperparameter is a number or a schedule (a pure function of the step).
-    The state is a :class:`HyperparamsState` holding one step counter and the
-    current value of every hyperparameter, so its structure is the same whether a
-    value is a constant or a schedule, values can be read with :func:`hyperparams`
-    and changed with :func:`set_hyperparams` without recompiling, and
-    :func:`jax.vmap` over states trains a population with different values.
+    and a mapping ``h`` of hyperparameter values (a :class:`~optimlab.Hyperparams`
+    of scalar arrays, possibly traced). Each hyperparameter is a number or a
+    schedule (a pure function of the step). The state is a :class:`HyperparamsState`
+    holding one step counter and the current values of all hyperparameters packed
+    into one array (one buffer of a jitted step for all of them). Its structure is
+    the same whether a value is a constant or a schedule, values can be read with
+    :func:`hyperparams` and changed with :func:`set_hyperparams` without
+    recompiling, and :func:`jax.vmap` over states trains a population with
+    different values.
 
     ``build`` is called once when the step is traced (not on every jitted call);
     no signature is inspected. When a hyperparameter is a schedule, its value is
@@ -110,9 +109,18 @@ def with_hyperparams(
     for name, value in specs.items():
         if not callable(value):
             _as_hparam(name, value, hyperparam_dtype())
+    names = tuple(specs)
+    scheduled = any(callable(spec) for spec in specs.values())
 
     def values_at(step, stored):
-        dtype = hyperparam_dtype()
+        # The values for this step, packed in this optimizer's order. A packed state
+        # without schedules is returned as is, so a jitted step adds no operation.
+        if isinstance(stored, Hyperparams):
+            if not scheduled and stored.names == names:
+                return stored
+            dtype = stored.values.dtype
+        else:
+            dtype = hyperparam_dtype()
         out = {}
         for name, spec in specs.items():
             if callable(spec):
@@ -121,7 +129,7 @@ def with_hyperparams(
                 out[name] = _as_hparam(name, spec, dtype)
             else:
                 out[name] = stored[name]
-        return out
+        return Hyperparams.from_mapping(out, dtype)
 
     def init_fn(params):
         _tree.reject_non_float("init", params)
@@ -214,7 +222,21 @@ def hyperparams(state: Any) -> dict[str, jax.Array]:
     return out
 
 
-def _normalise(name: str, value: Any, old: jax.Array) -> jax.Array:
+def _with_values(stored: Mapping[str, jax.Array], values: Mapping[str, Any]) -> Hyperparams:
+    """``stored`` with the given values written into its packed array (one scatter)."""
+    if not isinstance(stored, Hyperparams):
+        stored = Hyperparams.from_mapping(stored)
+    old = jnp.asarray(stored.values)
+    names = [n for n in values if n in stored]
+    if not names:
+        return stored
+    like = jax.ShapeDtypeStruct(old.shape[:-1], old.dtype)
+    new = [_normalise(n, values[n], like) for n in names]
+    index = np.array([stored.names.index(n) for n in names])
+    return Hyperparams(stored.names, old.at[..., index].set(jnp.stack(new, axis=-1)))
+
+
+def _normalise(name: str, value: Any, old: jax.ShapeDtypeStruct) -> jax.Array:
     if callable(value):
         raise TypeError(
             f"set_hyperparams: {name!r} must be a value, not a schedule; schedules are "
@@ -331,11 +353,7 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
     new_nodes = {}
     for p in targets:
         s = paths[p]
-        hp = dict(s.hyperparams)
-        for name, value in values.items():
-            if name in hp:
-                hp[name] = _normalise(name, value, hp[name])
-        new_nodes[p] = s._replace(hyperparams=hp)
+        new_nodes[p] = s._replace(hyperparams=_with_values(s.hyperparams, values))
 
     leaves, treedef = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hstate)
     out = []

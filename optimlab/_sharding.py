@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from ._hyperparams_packed import Hyperparams
 from ._types import Params
 
 __all__ = ["state_shardings", "zero1_state_shardings"]
@@ -114,10 +115,10 @@ def zero1_state_shardings(tx: Any, params: Params, mesh: Mesh, data_axis: str = 
     state leaf over ``data_axis``, on its first dimension that is not already
     sharded and whose size the axis divides. Leaves already sharded over
     ``data_axis`` (FSDP-style params) and leaves with no such dimension are left
-    as they are; scalars stay replicated. Params are typically replicated over
-    ``data_axis``: each data-parallel rank then holds ``1/n`` of the optimizer
-    state, and XLA inserts the gathers the update step needs. The numbers are
-    those of the unsharded step.
+    as they are; scalars and the packed hyperparameters stay replicated. Params
+    are typically replicated over ``data_axis``: each data-parallel rank then
+    holds ``1/n`` of the optimizer state, and XLA inserts the gathers the update
+    step needs. The numbers are those of the unsharded step.
 
     Args:
         tx: the optimizer.
@@ -153,6 +154,10 @@ def zero1_state_shardings(tx: Any, params: Params, mesh: Mesh, data_axis: str = 
     specs, abstract = _specs(tx, params, mesh)
 
     def split(spec, leaf):
+        if isinstance(spec, Hyperparams):  # one small vector read whole by every step
+            return jax.tree.map(
+                lambda _: NamedSharding(mesh, PartitionSpec()), spec, is_leaf=_is_spec
+            )
         shape = leaf.shape
         entries = list(spec) + [None] * (len(shape) - len(spec))
         used = {a for e in entries if e is not None for a in (e if isinstance(e, tuple) else (e,))}
@@ -164,4 +169,10 @@ def zero1_state_shardings(tx: Any, params: Params, mesh: Mesh, data_axis: str = 
                 break
         return NamedSharding(mesh, PartitionSpec(*entries))
 
-    return jax.tree.map(split, specs, abstract, is_leaf=lambda x: isinstance(x, PartitionSpec))
+    return jax.tree.map(
+        split, specs, abstract, is_leaf=lambda x: isinstance(x, (PartitionSpec, Hyperparams))
+    )
+
+
+def _is_spec(x: Any) -> bool:
+    return isinstance(x, PartitionSpec)

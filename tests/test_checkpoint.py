@@ -101,8 +101,19 @@ def test_damaged_files_are_refused(tmp_path, damage):
 def test_checkpoint_of_another_optimizer_is_refused(tmp_path):
     params = problems.quadratic_params()
     checkpoint.save(tmp_path / "sgd.npz", ol.sgd(0.1, momentum=0.9).init(params))
-    with pytest.raises(checkpoint.CheckpointError, match=r"another optimizer.*leaf 1"):
+    # Leaf 0 is the count and leaf 1 the packed hyperparameters (one path in both
+    # states); leaf 2 is the first moment: sgd's trace, adam's mu.
+    with pytest.raises(checkpoint.CheckpointError, match=r"another optimizer.*leaf 2 is "):
         checkpoint.restore(tmp_path / "sgd.npz", ol.adam().init(params))
+
+
+def test_other_hyperparameter_names_with_the_same_leaves_are_refused(tmp_path):
+    # The names are the packed array's static part: same key paths, other tree structure.
+    params = problems.quadratic_params()
+    build = lambda step, h: ol.scale(-h[next(iter(h))])  # noqa: E731
+    checkpoint.save(tmp_path / "a.npz", ol.with_hyperparams(build, a=0.1).init(params))
+    with pytest.raises(checkpoint.CheckpointError, match=r"hyperparameters are \('a',\) in the"):
+        checkpoint.restore(tmp_path / "a.npz", ol.with_hyperparams(build, b=0.1).init(params))
 
 
 def test_shape_and_dtype_mismatches_name_the_leaf(tmp_path):

@@ -1,5 +1,6 @@
 """Hyperparameters live in the state: readable, settable, schedulable, vmappable."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -150,3 +151,127 @@ def test_nested_optimizers_are_prefixed():
     hp = ol.hyperparams(state)
     assert float(hp["0/learning_rate"]) == pytest.approx(0.1)
     assert float(hp["1/learning_rate"]) == pytest.approx(0.5)
+
+
+# --- the packed layout: one array holds every hyperparameter of one optimizer ---
+
+
+def test_one_leaf_adam_state_has_four_buffers():
+    state = ol.adam(1e-3).init(jnp.zeros(3))
+    leaves = jax.tree.leaves(state)
+    assert len(leaves) == 4  # count, packed hyperparameters, mu, nu
+    assert isinstance(state.hyperparams, ol.Hyperparams)
+    assert state.hyperparams.values.shape == (4,)
+    assert state.hyperparams.values.dtype == jnp.float32
+    assert not state.hyperparams.values.weak_type
+
+
+def test_hyperparams_is_a_read_only_mapping():
+    h = ol.Hyperparams.from_mapping({"learning_rate": 0.5, "b1": 0.25, "eps": 1})
+    assert list(h) == list(h.keys()) == ["learning_rate", "b1", "eps"]
+    assert len(h) == 3 and "b1" in h and "b2" not in h
+    assert h.values.dtype == jnp.float32 and h.values.shape == (3,)
+    assert dict(h) == {"learning_rate": 0.5, "b1": 0.25, "eps": 1.0}
+    assert [(k, float(v)) for k, v in h.items()] == [
+        ("learning_rate", 0.5),
+        ("b1", 0.25),
+        ("eps", 1),
+    ]
+    assert h["eps"].dtype == jnp.float32 and h["eps"].shape == ()
+    assert repr(h) == "Hyperparams(learning_rate=0.5, b1=0.25, eps=1.0)"
+    assert h == ol.Hyperparams(("learning_rate", "b1", "eps"), jnp.array([0.5, 0.25, 1.0]))
+    assert h != ol.Hyperparams.from_mapping({"learning_rate": 0.5, "b1": 0.5, "eps": 1})
+    assert ol.Hyperparams.from_mapping(h) == h
+    with pytest.raises(KeyError):
+        h["b2"]
+    with pytest.raises(AttributeError, match="read-only"):
+        h.values = jnp.zeros(3)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(h)
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., 2\)"):
+        ol.Hyperparams(("a", "b"), jnp.zeros(3))
+    leaves, treedef = jax.tree.flatten(h)
+    assert len(leaves) == 1 and leaves[0] is h.values
+    assert jax.tree.unflatten(treedef, leaves) == h
+    path = jax.tree_util.keystr(jax.tree_util.tree_flatten_with_path(h)[0][0][0])
+    assert path == ".values"
+
+
+def test_constant_hyperparams_pass_through_a_jitted_step_untouched():
+    tx = ol.adam(1e-3)
+    params = {"w": jnp.ones(3)}
+    state = tx.init(params)
+    jaxpr = jax.make_jaxpr(tx.update)(params, state, params).jaxpr
+    in_pos = len(jax.tree.leaves(params)) + 1  # after the updates and the count
+    out_pos = len(jax.tree.leaves(params)) + 1
+    assert jaxpr.outvars[out_pos] is jaxpr.invars[in_pos]  # no op on the packed array
+
+
+def test_schedules_are_packed_in_the_stored_order_and_dtype():
+    tx = ol.adam(lambda step: 0.5 ** step.astype(jnp.float32), b2=lambda step: 0.5)
+    state = tx.init(jnp.zeros(2))
+    _, new = jax.jit(tx.update)(jnp.ones(2), state)
+    assert new.hyperparams.names == state.hyperparams.names
+    assert new.hyperparams.values.dtype == state.hyperparams.values.dtype
+    assert jax.tree.structure(new) == jax.tree.structure(state)
+    np.testing.assert_allclose(new.hyperparams["learning_rate"], 1.0)
+    np.testing.assert_allclose(new.hyperparams["b2"], 0.5)
+
+
+def test_reading_and_setting_under_jit_compile_once():
+    tx = ol.sgd(0.1, momentum=0.9)
+    params = {"w": jnp.ones(2)}
+
+    @jax.jit
+    def step(state, lr):
+        state = ol.set_hyperparams(state, learning_rate=lr)
+        updates, state = tx.update(params, state, params)
+        return updates, state, ol.hyperparams(state)["learning_rate"]
+
+    state = tx.init(params)
+    for lr in (0.1, 0.2, np.float32(0.3)):
+        updates, state, seen = step(state, jnp.float32(lr))
+        np.testing.assert_allclose(seen, lr, rtol=1e-7)
+    assert step._cache_size() == 1
+
+
+def test_set_hyperparams_on_a_population_batched_outside_vmap():
+    tx = ol.adam(1e-3)
+    params = {"w": jnp.ones(2)}
+    states = jax.vmap(lambda _: tx.init(params))(jnp.arange(3))
+    assert states.hyperparams.values.shape == (3, 4)
+    states = ol.set_hyperparams(
+        states, learning_rate=np.array([0.1, 0.2, 0.3]), b1=0.5 * np.ones(3)
+    )
+    hp = ol.hyperparams(states)
+    np.testing.assert_allclose(hp["learning_rate"], [0.1, 0.2, 0.3], rtol=1e-7)
+    np.testing.assert_allclose(hp["b1"], [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(hp["b2"], [0.999] * 3, rtol=1e-7)
+    assert states.hyperparams.values.dtype == jnp.float32
+    with pytest.raises(ValueError, match=r"must have shape \(3,\)"):
+        ol.set_hyperparams(states, learning_rate=0.1)
+    updates, _ = jax.vmap(lambda s: tx.update(params, s, params))(states)
+    np.testing.assert_allclose(updates["w"][:, 0], [-0.1, -0.2, -0.3], rtol=1e-5)
+
+
+def test_eval_shape_init_gives_the_packed_array():
+    tx = ol.adamw(1e-3)
+    abstract = jax.eval_shape(tx.init, problems.quadratic_params())
+    assert isinstance(abstract.hyperparams, ol.Hyperparams)
+    assert abstract.hyperparams.values.shape == (5,)
+    assert jax.tree.structure(abstract) == jax.tree.structure(tx.init(problems.quadratic_params()))
+
+
+def test_a_state_with_a_plain_dict_of_values_still_updates():
+    # optimlab.optim feeds each group's values as a dict into the stored state.
+    tx = ol.adam(1e-3)
+    params = {"w": jnp.arange(3.0)}
+    state = tx.init(params)
+    fed = state._replace(hyperparams=dict(ol.hyperparams(state), learning_rate=jnp.float32(0.1)))
+    updates, new = jax.jit(tx.update)(params, fed, params)
+    assert isinstance(new.hyperparams, ol.Hyperparams)
+    assert new.hyperparams.names == state.hyperparams.names
+    expected, _ = tx.update(params, ol.set_hyperparams(state, learning_rate=0.1), params)
+    chex.assert_trees_all_close(updates, expected)
+    with pytest.raises(ValueError, match="state from another optimizer"):
+        tx.update(params, state._replace(hyperparams={"learning_rate": 0.1}), params)

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import tempfile
 import zipfile
 from typing import Any
@@ -244,8 +245,8 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
                 f"{len(t_paths)} (another optimizer or other params?)."
             )
         raise CheckpointError(
-            f"{path}: the checkpoint's tree structure differs from the template's "
-            "(another optimizer?)."
+            f"{path}: the checkpoint does not match the template (another optimizer or other "
+            f"params?): {_structure_difference(str(manifest.get('treedef')), str(treedef))}"
         )
     out = []
     for e, (kp, leaf) in zip(entries, t_leaves, strict=True):
@@ -289,6 +290,16 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
         sharding = _sharding_of(leaf)
         out.append(jax.device_put(value, sharding) if sharding is not None else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _structure_difference(saved: str, template: str) -> str:
+    """Says how two tree structures with the same key paths differ."""
+    # The hyperparameter names are the static part of each packed Hyperparams node.
+    pattern = r"Hyperparams\[(\([^\]]*\))\]"
+    for a, b in zip(re.findall(pattern, saved), re.findall(pattern, template), strict=False):
+        if a != b:
+            return f"the hyperparameters are {a} in the checkpoint but {b} in the template."
+    return "the tree structures differ."
 
 
 def _restore_key(path: Any, where: str, raw: np.ndarray, entry: dict, leaf: Any) -> Any:

@@ -1,0 +1,143 @@
+"""Packed hyperparameters: one array for all the hyperparameters of one optimizer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jax
+import jax.core
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["Hyperparams", "hyperparam_dtype"]
+
+_Tracer = jax.core.Tracer
+
+
+def hyperparam_dtype() -> jnp.dtype:
+    """The dtype hyperparameters are stored in: float64 under ``jax_enable_x64``, else float32."""
+    return jnp.dtype(jnp.result_type(float))
+
+
+@jax.tree_util.register_pytree_with_keys_class
+class Hyperparams(Mapping[str, jax.Array]):
+    """The hyperparameters of one optimizer, packed into one array.
+
+    A read-only mapping from name to value, held in
+    :attr:`~optimlab.HyperparamsState.hyperparams`. It is a pytree whose only leaf is
+    ``values``, every hyperparameter stacked along the last axis (shape ``(k,)``
+    for ``k`` names, ``(P, k)`` for a population batched outside :func:`jax.vmap`),
+    and whose static part is the tuple of names. One array instead of one scalar
+    per hyperparameter keeps a jitted step to one input and one output buffer for
+    all of them. ``h[name]`` is ``h.values[..., i]``; ``h.values`` is the packed
+    array, not the mapping method (use ``h.items()``). Read values with
+    :func:`~optimlab.hyperparams` and change them with
+    :func:`~optimlab.set_hyperparams`.
+
+    Args:
+        names: the hyperparameter names, in the order of the last axis of ``values``.
+        values: the packed values, shape ``(..., len(names))``.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> h = optimlab.Hyperparams.from_mapping({"learning_rate": 0.5, "b1": 0.9})
+        >>> h
+        Hyperparams(learning_rate=0.5, b1=0.9)
+        >>> h.values
+        Array([0.5, 0.9], dtype=float32)
+        >>> list(h), h["learning_rate"]
+        (['learning_rate', 'b1'], Array(0.5, dtype=float32))
+    """
+
+    __slots__ = ("names", "values")
+    names: tuple[str, ...]
+    values: jax.Array
+
+    def __init__(self, names: tuple[str, ...], values: jax.Array):
+        names = tuple(names)
+        if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"Hyperparams: names must be distinct strings, got {names!r}.")
+        shape = getattr(values, "shape", None)
+        if shape is not None and (len(shape) == 0 or shape[-1] != len(names)):
+            raise ValueError(
+                f"Hyperparams: values must have shape (..., {len(names)}) for names "
+                f"{names!r}, got {tuple(shape)}."
+            )
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "values", values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], dtype: Any = None) -> Hyperparams:
+        """Packs ``{name: value}`` (scalars, or arrays of one batch shape) into one array.
+
+        Args:
+            values: the values by name; their order is the packed order.
+            dtype: the dtype of the packed array (default :func:`hyperparam_dtype`).
+
+        Returns:
+            A :class:`Hyperparams` with these names.
+        """
+        dtype = hyperparam_dtype() if dtype is None else jnp.dtype(dtype)
+        arrays = [jnp.asarray(values[n]).astype(dtype) for n in values]
+        if not arrays:
+            return cls((), jnp.zeros((0,), dtype))
+        if len({a.shape for a in arrays}) > 1:
+            arrays = jnp.broadcast_arrays(*arrays)
+        return cls(tuple(values), jnp.stack(arrays, axis=-1))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Hyperparams is read-only: use optimlab.set_hyperparams.")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Hyperparams, (self.names, self.values)
+
+    def __getitem__(self, name: str) -> jax.Array:
+        try:
+            i = self.names.index(name)
+        except ValueError:
+            raise KeyError(name) from None
+        return self.values[..., i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if isinstance(other, Hyperparams) and other.values is self.values:
+            return other.names == self.names
+        if set(self) != set(other):
+            return False
+        return all(bool(np.array_equal(self[n], other[n])) for n in self.names)
+
+    def __repr__(self) -> str:
+        v = self.values
+        if isinstance(v, (jax.Array, np.ndarray)) and not isinstance(v, _Tracer):
+            arr = np.asarray(v)
+            pairs = ", ".join(f"{n}={arr[..., i]!s}" for i, n in enumerate(self.names))
+            return f"Hyperparams({pairs})"
+        return f"Hyperparams(names={self.names!r}, values={v!r})"
+
+    def tree_flatten(self) -> tuple[tuple[jax.Array], tuple[str, ...]]:
+        """The pytree protocol: the packed array is the only child, the names are static."""
+        return (self.values,), self.names
+
+    def tree_flatten_with_keys(self) -> tuple[tuple[tuple[Any, jax.Array]], tuple[str, ...]]:
+        """The pytree protocol, with the key path ``.values`` for the packed array."""
+        return ((jax.tree_util.GetAttrKey("values"), self.values),), self.names
+
+    @classmethod
+    def tree_unflatten(cls, names: tuple[str, ...], children: Any) -> Hyperparams:
+        """The pytree protocol (no check: transformations put any object in the leaf)."""
+        out = object.__new__(cls)
+        object.__setattr__(out, "names", names)
+        object.__setattr__(out, "values", children[0])
+        return out
