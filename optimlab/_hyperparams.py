@@ -118,7 +118,7 @@ def with_hyperparams(
         if isinstance(stored, Hyperparams):
             if not scheduled and stored.names == names:
                 return stored
-            dtype = stored.values.dtype
+            dtype = stored.packed.dtype
         else:
             dtype = hyperparam_dtype()
         out = {}
@@ -226,7 +226,7 @@ def _with_values(stored: Mapping[str, jax.Array], values: Mapping[str, Any]) -> 
     """``stored`` with the given values written into its packed array (one scatter)."""
     if not isinstance(stored, Hyperparams):
         stored = Hyperparams.from_mapping(stored)
-    old = jnp.asarray(stored.values)
+    old = jnp.asarray(stored.packed)
     names = [n for n in values if n in stored]
     if not names:
         return stored

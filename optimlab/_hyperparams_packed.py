@@ -26,18 +26,17 @@ class Hyperparams(Mapping[str, jax.Array]):
 
     A read-only mapping from name to value, held in
     :attr:`~optimlab.HyperparamsState.hyperparams`. It is a pytree whose only leaf is
-    ``values``, every hyperparameter stacked along the last axis (shape ``(k,)``
+    ``packed``, every hyperparameter stacked along the last axis (shape ``(k,)``
     for ``k`` names, ``(P, k)`` for a population batched outside :func:`jax.vmap`),
     and whose static part is the tuple of names. One array instead of one scalar
     per hyperparameter keeps a jitted step to one input and one output buffer for
-    all of them. ``h[name]`` is ``h.values[..., i]``; ``h.values`` is the packed
-    array, not the mapping method (use ``h.items()``). Read values with
+    all of them. ``h[name]`` is ``h.packed[..., i]``. Read values with
     :func:`~optimlab.hyperparams` and change them with
     :func:`~optimlab.set_hyperparams`.
 
     Args:
-        names: the hyperparameter names, in the order of the last axis of ``values``.
-        values: the packed values, shape ``(..., len(names))``.
+        names: the hyperparameter names, in the order of the last axis of ``packed``.
+        packed: the packed values, shape ``(..., len(names))``.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -45,28 +44,28 @@ class Hyperparams(Mapping[str, jax.Array]):
         >>> h = optimlab.Hyperparams.from_mapping({"learning_rate": 0.5, "b1": 0.9})
         >>> h
         Hyperparams(learning_rate=0.5, b1=0.9)
-        >>> h.values
+        >>> h.packed
         Array([0.5, 0.9], dtype=float32)
         >>> list(h), h["learning_rate"]
         (['learning_rate', 'b1'], Array(0.5, dtype=float32))
     """
 
-    __slots__ = ("names", "values")
+    __slots__ = ("names", "packed")
     names: tuple[str, ...]
-    values: jax.Array
+    packed: jax.Array
 
-    def __init__(self, names: tuple[str, ...], values: jax.Array):
+    def __init__(self, names: tuple[str, ...], packed: jax.Array):
         names = tuple(names)
         if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
             raise ValueError(f"Hyperparams: names must be distinct strings, got {names!r}.")
-        shape = getattr(values, "shape", None)
+        shape = getattr(packed, "shape", None)
         if shape is not None and (len(shape) == 0 or shape[-1] != len(names)):
             raise ValueError(
-                f"Hyperparams: values must have shape (..., {len(names)}) for names "
+                f"Hyperparams: packed must have shape (..., {len(names)}) for names "
                 f"{names!r}, got {tuple(shape)}."
             )
         object.__setattr__(self, "names", names)
-        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "packed", packed)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], dtype: Any = None) -> Hyperparams:
@@ -91,14 +90,14 @@ class Hyperparams(Mapping[str, jax.Array]):
         raise AttributeError("Hyperparams is read-only: use optimlab.set_hyperparams.")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return Hyperparams, (self.names, self.values)
+        return Hyperparams, (self.names, self.packed)
 
     def __getitem__(self, name: str) -> jax.Array:
         try:
             i = self.names.index(name)
         except ValueError:
             raise KeyError(name) from None
-        return self.values[..., i]
+        return self.packed[..., i]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
@@ -112,32 +111,32 @@ class Hyperparams(Mapping[str, jax.Array]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Mapping):
             return NotImplemented
-        if isinstance(other, Hyperparams) and other.values is self.values:
+        if isinstance(other, Hyperparams) and other.packed is self.packed:
             return other.names == self.names
         if set(self) != set(other):
             return False
         return all(bool(np.array_equal(self[n], other[n])) for n in self.names)
 
     def __repr__(self) -> str:
-        v = self.values
+        v = self.packed
         if isinstance(v, (jax.Array, np.ndarray)) and not isinstance(v, _Tracer):
             arr = np.asarray(v)
             pairs = ", ".join(f"{n}={arr[..., i]!s}" for i, n in enumerate(self.names))
             return f"Hyperparams({pairs})"
-        return f"Hyperparams(names={self.names!r}, values={v!r})"
+        return f"Hyperparams(names={self.names!r}, packed={v!r})"
 
     def tree_flatten(self) -> tuple[tuple[jax.Array], tuple[str, ...]]:
         """The pytree protocol: the packed array is the only child, the names are static."""
-        return (self.values,), self.names
+        return (self.packed,), self.names
 
     def tree_flatten_with_keys(self) -> tuple[tuple[tuple[Any, jax.Array]], tuple[str, ...]]:
-        """The pytree protocol, with the key path ``.values`` for the packed array."""
-        return ((jax.tree_util.GetAttrKey("values"), self.values),), self.names
+        """The pytree protocol, with the key path ``.packed`` for the packed array."""
+        return ((jax.tree_util.GetAttrKey("packed"), self.packed),), self.names
 
     @classmethod
     def tree_unflatten(cls, names: tuple[str, ...], children: Any) -> Hyperparams:
         """The pytree protocol (no check: transformations put any object in the leaf)."""
         out = object.__new__(cls)
         object.__setattr__(out, "names", names)
-        object.__setattr__(out, "values", children[0])
+        object.__setattr__(out, "packed", children[0])
         return out

@@ -184,10 +184,10 @@ def check_zero1_layout():
     assert mu["b2"].sharding.is_fully_replicated, mu["b2"].sharding  # size 1: not divisible
     assert mu["w1"].addressable_shards[0].data.shape == (1, 8)  # a quarter per data rank
     assert state[1].count.sharding.is_fully_replicated
-    assert state[1].hyperparams.values.sharding.is_fully_replicated
+    assert state[1].hyperparams.packed.sharding.is_fully_replicated
     # Packed hyperparameters stay whole even when the data axis divides their number.
     adam_shardings = ol.zero1_state_shardings(ol.adam(1e-2), params, mesh)
-    assert adam_shardings.hyperparams.values.spec == P(), adam_shardings.hyperparams.values
+    assert adam_shardings.hyperparams.packed.spec == P(), adam_shardings.hyperparams.packed
     # An FSDP-style param already split over "data" keeps its placement.
     fsdp = dict(params, w1=jax.device_put(params["w1"], NamedSharding(mesh, P(None, "data"))))
     s2 = ol.zero1_state_shardings(tx, fsdp, mesh)

@@ -161,16 +161,16 @@ def test_one_leaf_adam_state_has_four_buffers():
     leaves = jax.tree.leaves(state)
     assert len(leaves) == 4  # count, packed hyperparameters, mu, nu
     assert isinstance(state.hyperparams, ol.Hyperparams)
-    assert state.hyperparams.values.shape == (4,)
-    assert state.hyperparams.values.dtype == jnp.float32
-    assert not state.hyperparams.values.weak_type
+    assert state.hyperparams.packed.shape == (4,)
+    assert state.hyperparams.packed.dtype == jnp.float32
+    assert not state.hyperparams.packed.weak_type
 
 
 def test_hyperparams_is_a_read_only_mapping():
     h = ol.Hyperparams.from_mapping({"learning_rate": 0.5, "b1": 0.25, "eps": 1})
     assert list(h) == list(h.keys()) == ["learning_rate", "b1", "eps"]
     assert len(h) == 3 and "b1" in h and "b2" not in h
-    assert h.values.dtype == jnp.float32 and h.values.shape == (3,)
+    assert h.packed.dtype == jnp.float32 and h.packed.shape == (3,)
     assert dict(h) == {"learning_rate": 0.5, "b1": 0.25, "eps": 1.0}
     assert [(k, float(v)) for k, v in h.items()] == [
         ("learning_rate", 0.5),
@@ -185,16 +185,16 @@ def test_hyperparams_is_a_read_only_mapping():
     with pytest.raises(KeyError):
         h["b2"]
     with pytest.raises(AttributeError, match="read-only"):
-        h.values = jnp.zeros(3)  # type: ignore[misc]
+        h.packed = jnp.zeros(3)  # type: ignore[misc]
     with pytest.raises(TypeError):
         hash(h)
     with pytest.raises(ValueError, match=r"shape \(\.\.\., 2\)"):
         ol.Hyperparams(("a", "b"), jnp.zeros(3))
     leaves, treedef = jax.tree.flatten(h)
-    assert len(leaves) == 1 and leaves[0] is h.values
+    assert len(leaves) == 1 and leaves[0] is h.packed
     assert jax.tree.unflatten(treedef, leaves) == h
     path = jax.tree_util.keystr(jax.tree_util.tree_flatten_with_path(h)[0][0][0])
-    assert path == ".values"
+    assert path == ".packed"
 
 
 def test_constant_hyperparams_pass_through_a_jitted_step_untouched():
@@ -212,7 +212,7 @@ def test_schedules_are_packed_in_the_stored_order_and_dtype():
     state = tx.init(jnp.zeros(2))
     _, new = jax.jit(tx.update)(jnp.ones(2), state)
     assert new.hyperparams.names == state.hyperparams.names
-    assert new.hyperparams.values.dtype == state.hyperparams.values.dtype
+    assert new.hyperparams.packed.dtype == state.hyperparams.packed.dtype
     assert jax.tree.structure(new) == jax.tree.structure(state)
     np.testing.assert_allclose(new.hyperparams["learning_rate"], 1.0)
     np.testing.assert_allclose(new.hyperparams["b2"], 0.5)
@@ -239,7 +239,7 @@ def test_set_hyperparams_on_a_population_batched_outside_vmap():
     tx = ol.adam(1e-3)
     params = {"w": jnp.ones(2)}
     states = jax.vmap(lambda _: tx.init(params))(jnp.arange(3))
-    assert states.hyperparams.values.shape == (3, 4)
+    assert states.hyperparams.packed.shape == (3, 4)
     states = ol.set_hyperparams(
         states, learning_rate=np.array([0.1, 0.2, 0.3]), b1=0.5 * np.ones(3)
     )
@@ -247,7 +247,7 @@ def test_set_hyperparams_on_a_population_batched_outside_vmap():
     np.testing.assert_allclose(hp["learning_rate"], [0.1, 0.2, 0.3], rtol=1e-7)
     np.testing.assert_allclose(hp["b1"], [0.5, 0.5, 0.5])
     np.testing.assert_allclose(hp["b2"], [0.999] * 3, rtol=1e-7)
-    assert states.hyperparams.values.dtype == jnp.float32
+    assert states.hyperparams.packed.dtype == jnp.float32
     with pytest.raises(ValueError, match=r"must have shape \(3,\)"):
         ol.set_hyperparams(states, learning_rate=0.1)
     updates, _ = jax.vmap(lambda s: tx.update(params, s, params))(states)
@@ -258,7 +258,7 @@ def test_eval_shape_init_gives_the_packed_array():
     tx = ol.adamw(1e-3)
     abstract = jax.eval_shape(tx.init, problems.quadratic_params())
     assert isinstance(abstract.hyperparams, ol.Hyperparams)
-    assert abstract.hyperparams.values.shape == (5,)
+    assert abstract.hyperparams.packed.shape == (5,)
     assert jax.tree.structure(abstract) == jax.tree.structure(tx.init(problems.quadratic_params()))
 
 
