@@ -289,6 +289,12 @@ def test_many_leaves_compile_into_shared_kernels():
     kernels = _kernels(text)
     assert len(kernels) < 2 * 300 + 50
     assert len(set(kernels)) < 18 + 20
+    # The update is materialised before it is sliced: each leaf's kernel is the slice
+    # and the add of apply_updates (three parameters, an offset add, the slice, the
+    # add), not a copy of the update rule's tail.
+    slicing = [k for k in kernels if "dynamic-slice(" in k]
+    assert len(slicing) == 300
+    assert max(k.count("\n") for k in slicing) <= 8
 
 
 MB = 2**20
