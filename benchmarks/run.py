@@ -14,7 +14,16 @@ import datetime
 import pathlib
 
 from . import _common as C
-from . import accumulate_memory, chart, compile_time, dispatch, memory, optim_step, steps
+from . import (
+    accumulate_memory,
+    chart,
+    compile_time,
+    dispatch,
+    memory,
+    optim_step,
+    steps,
+    targets,
+)
 
 HERE = pathlib.Path(__file__).resolve().parent
 PER_LEAF_MAX = 2000  # compile per-leaf clip+adamw (optimlab default, optax) up to this many leaves
@@ -42,12 +51,18 @@ def main(argv=None) -> int:
     memory_rows = memory.memory_table(n_mem)
     acc = accumulate_memory.table()
     shell = optim_step.table()
+    met = targets.targets(step_rows, compile_rows, dispatch_rows, memory_rows, n_mem)
+    for t, fig, ok in met:
+        print(f"target {'MET' if ok else 'not met'}: {t}: {fig}")
     md = [
         "# Benchmark results\n",
         f"Machine: {C.machine()}  ",
         f"Date: {datetime.date.today().isoformat()}{' (--quick)' if args.quick else ''}. "
         "Medians of jitted, donated steps; every ratio is within this run. `bucketed` is "
         "`optimlab.bucketed(tx)` (leaves under 16,384 elements packed per dtype).\n",
+        "## Targets\n",
+        targets.markdown(met),
+        "",
         "## Step time\n",
         steps.markdown(step_rows),
         "",

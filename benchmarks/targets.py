@@ -1,0 +1,100 @@
+"""The performance targets, each marked met or not with the figure measured in this run."""
+
+from __future__ import annotations
+
+import math
+
+
+def _row(rows, **match):
+    for r in rows:
+        if all(r.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "not measured" if x is None or math.isnan(x) else format(x, spec)
+
+
+def targets(
+    step_rows, compile_rows, dispatch_rows, memory_rows, n_mem: int
+) -> list[tuple[str, str, bool]]:
+    """``(target, figure, met)`` for every target that this run measured."""
+    out: list[tuple[str, str, bool]] = []
+
+    def step(optimizer, structure, key):
+        r = _row(step_rows, optimizer=optimizer, structure=structure)
+        return None if r is None else r[key] / r["optax_ms"]
+
+    c2000 = _row(compile_rows, leaves=2000)
+    if c2000 is not None and not math.isnan(c2000["optax_s"]):
+        ratio = c2000["bucketed_s"] / c2000["optax_s"]
+        fig = f"{c2000['bucketed_s']:.2f} s vs {c2000['optax_s']:.2f} s = {ratio:.3f}x"
+        out.append(("compile clip+adamw, 2,000 leaves: <= 0.1x optax", fig, ratio <= 0.1))
+    c5000 = _row(compile_rows, leaves=5000)
+    if c5000 is not None:
+        s = c5000["bucketed_s"]
+        out.append(("compile clip+adamw, 5,000 leaves: <= 10 s", f"{s:.2f} s", s <= 10))
+        out.append(("(stretch) 5,000 leaves under 1 s", f"{s:.2f} s", s < 1))
+    for structure in ("1 leaf x 10M", "~200 leaves, ~10M"):
+        for key, name in (("optimlab_ms", "per-leaf"), ("bucketed_ms", "bucketed")):
+            ratio = step("adamw", structure, key)
+            if ratio is not None:
+                out.append(
+                    (
+                        f"adamw step, {structure} ({name}): <= 1.0x optax",
+                        f"{ratio:.2f}x",
+                        ratio <= 1,
+                    )
+                )
+    ratio = step("adamw", "2,000 leaves x 1,000", "bucketed_ms")
+    if ratio is not None:
+        out.append(
+            ("adamw step, 2,000 leaves (bucketed): <= 0.5x optax", f"{ratio:.2f}x", ratio <= 0.5)
+        )
+        out.append(("(stretch) 2,000 leaves <= 0.25x optax", f"{ratio:.2f}x", ratio <= 0.25))
+    for structure in ("1 leaf x 10M", "~200 leaves, ~10M", "2,000 leaves x 1,000"):
+        clip = _row(step_rows, optimizer="clip+adamw", structure=structure)
+        base = _row(step_rows, optimizer="adamw", structure=structure)
+        if clip is None or base is None:
+            continue
+        for key, name in (("optimlab_ms", "per-leaf"), ("bucketed_ms", "bucketed")):
+            ratio = clip[key] / base[key]
+            out.append(
+                (
+                    f"clip+adamw <= 1.15x adamw, {structure} ({name})",
+                    f"{ratio:.2f}x",
+                    ratio <= 1.15,
+                )
+            )
+    d = _row(dispatch_rows, name="optimlab.adam (hyperparams in state)")
+    if d is not None:
+        out.append(
+            (
+                "dispatch of a one-leaf step: <= 1.1x optax.adam",
+                f"{d['us']:.1f} us = {d['ratio']:.2f}x",
+                d["ratio"] <= 1.1,
+            )
+        )
+    for r in memory_rows:
+        if r["name"].startswith("optimlab"):
+            frac = r["temp"] / r["floor"]
+            out.append(
+                (
+                    f"temporaries of {r['name']} at {n_mem / 1e6:g}M params: "
+                    "< 5% of params+grads+state",
+                    f"{frac:.2%}",
+                    frac < 0.05,
+                )
+            )
+    return out
+
+
+def markdown(rows: list[tuple[str, str, bool]], gpu: bool = False) -> str:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t} | {fig} | {'yes' if ok else 'no'} |" for t, fig, ok in rows]
+    if not gpu:
+        lines.append(
+            "| GPU: 2,000 leaves >= 5x faster than per-leaf optax | no GPU in this run | - |"
+        )
+    return "\n".join(lines)
