@@ -177,6 +177,7 @@ def test_hyperparams_is_a_read_only_mapping():
         ("b1", 0.25),
         ("eps", 1),
     ]
+    assert [float(v) for v in h.values()] == [0.5, 0.25, 1.0]  # the Mapping method
     assert h["eps"].dtype == jnp.float32 and h["eps"].shape == ()
     assert repr(h) == "Hyperparams(learning_rate=0.5, b1=0.25, eps=1.0)"
     assert h == ol.Hyperparams(("learning_rate", "b1", "eps"), jnp.array([0.5, 0.25, 1.0]))
