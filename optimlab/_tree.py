@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from ._base import safe_increment
 from ._types import DType
 
 
@@ -96,11 +97,16 @@ def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> j
 
 
 def bias_correction(decay: ArrayLike, count: jax.Array) -> jax.Array:
-    """``1 - decay**t`` with ``t = count + 1``, in the hyperparameter's precision (never wraps)."""
+    """``1 - decay**t`` with ``t = count + 1``, in the hyperparameter's precision.
+
+    ``t`` is the saturating increment of the counter, the very expression of the
+    new step count: XLA computes it once and can update a donated counter in place
+    (reading the old count after the increment would make it copy the counter).
+    """
     decay = jnp.asarray(decay)
     if not jnp.issubdtype(decay.dtype, jnp.floating):
         decay = decay.astype(jnp.result_type(float))
-    t = count.astype(decay.dtype) + 1
+    t = safe_increment(count).astype(decay.dtype)
     return 1 - decay**t
 
 
