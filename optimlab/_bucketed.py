@@ -89,8 +89,7 @@ class _Layout(NamedTuple):
     treedef: Any
     shapes: tuple[tuple[int, ...], ...]
     where: tuple[tuple[int, int], ...]  # per leaf: (-1, index of large leaf) or (bucket, slot)
-    starts: tuple[int, ...]  # per small leaf (slot order): start in its bucket
-    chunk: tuple[int, ...]  # per small leaf: index of its chunk in ``chunk_starts``
+    chunk: tuple[int, ...]  # per small leaf (slot order): index of its chunk
     within: tuple[int, ...]  # per small leaf: start relative to its chunk
     chunk_starts: tuple[int, ...]  # per chunk: start in its bucket (the runtime offsets)
     bucket_dtypes: tuple[Any, ...]
@@ -122,7 +121,7 @@ def _layout(tree: Any, min_leaf_size: int) -> _Layout:
         (d, by_shape) for d, by_shape in small.items() if sum(map(len, by_shape.values())) > 1
     ]
     where: list[tuple[int, int]] = [(-1, -1)] * len(leaves)
-    starts, chunk, within, chunk_starts, sizes, slots = [], [], [], [], [], []
+    chunk, within, chunk_starts, sizes, slots = [], [], [], [], []
     for b, (_, by_shape) in enumerate(groups):
         off = 0
         order: list[int] = []
@@ -131,8 +130,7 @@ def _layout(tree: Any, min_leaf_size: int) -> _Layout:
             for k, i in enumerate(idx):
                 if k % length == 0:
                     chunk_starts.append(off)
-                where[i] = (b, len(starts))
-                starts.append(off)
+                where[i] = (b, len(chunk))
                 chunk.append(len(chunk_starts) - 1)
                 within.append(off - chunk_starts[-1])
                 off += size
@@ -148,7 +146,6 @@ def _layout(tree: Any, min_leaf_size: int) -> _Layout:
         treedef,
         shapes,
         tuple(where),
-        tuple(starts),
         tuple(chunk),
         tuple(within),
         tuple(chunk_starts),
@@ -223,7 +220,7 @@ def _unpack(layout: _Layout, packed: Buckets, offsets: tuple[Any, ...] | None) -
             continue
         size = math.prod(layout.shapes[i])
         if offsets is None:
-            start = layout.starts[j]
+            start = layout.chunk_starts[layout.chunk[j]] + layout.within[j]
             flat = packed.buckets[b][start : start + size]
         else:
             start = offsets[layout.chunk[j]]
