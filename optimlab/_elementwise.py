@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["declare", "declare_parts", "refuse", "bucket_unsafe_part"]
 
@@ -63,13 +63,15 @@ def _name(tx: Any) -> str:
 
 def bucket_unsafe_part(tx: Any) -> str | None:
     """``None`` if ``tx`` is bucket-safe, else a sentence naming the part that is not."""
-    declared = _DECLARED.get(getattr(tx, "update", None)) if hasattr(tx, "update") else None
+    update = getattr(tx, "update", None)
+    declared: Any = _DECLARED.get(update) if callable(update) else None
     if declared in (ELEMENTWISE, GLOBAL):
         return None
     if isinstance(declared, _Refused):
         return str(declared)
     if callable(declared):
-        for part in declared():
+        parts = cast("Callable[[], Sequence[Any]]", declared)
+        for part in parts():
             why = bucket_unsafe_part(part)
             if why is not None:
                 return why
