@@ -86,9 +86,17 @@ def match_patterns(path: str, patterns: Mapping[str, Any], what: str) -> tuple[b
     return True, top[0][1]
 
 
-def leaves_with_paths(tree: Any) -> tuple[list[tuple[str, Any]], Any]:
-    """``[(path string, leaf)]`` with ``None`` kept as a leaf, and the treedef."""
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_tree.is_none)
+def _is_empty(x: Any) -> bool:
+    return x is None or not jax.tree.leaves(x)
+
+
+def leaves_with_paths(tree: Any, *, keep_empty: bool = False) -> tuple[list[tuple[str, Any]], Any]:
+    """``[(path string, leaf)]`` with ``None`` kept as a leaf, and the treedef.
+
+    ``keep_empty`` also lists each empty subtree (``{}``, ``()``) as a leaf.
+    """
+    is_leaf = _is_empty if keep_empty else _tree.is_none
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)
     return [(path_str(p), leaf) for p, leaf in flat], treedef
 
 
@@ -129,7 +137,7 @@ def subset_scope(flat: list[tuple[str, Any]]) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
-def _by_paths(flat: list[tuple[str, Any]], spec: Any) -> tuple[list[Any], list[str], list[str]]:
+def _by_paths(tree: Any, spec: Any) -> tuple[list[Any], list[str], list[str]]:
     """Reads ``spec`` as a tree: each leaf takes the value at its longest path prefix.
 
     Returns ``(values, missing, extra)``: ``missing`` are the leaves' paths no
@@ -137,6 +145,7 @@ def _by_paths(flat: list[tuple[str, Any]], spec: Any) -> tuple[list[Any], list[s
     (and no leaf of the enclosing :func:`subset_scope`). A tree with the params'
     structure, a prefix of it, or the same paths in a flat dict all resolve.
     """
+    flat, _ = leaves_with_paths(tree)
     spec_flat = jax.tree_util.tree_flatten_with_path(spec, is_leaf=_tree.is_none)[0]
     table = {path_str(p): v for p, v in spec_flat}
     used: set[str] = set()
@@ -154,8 +163,13 @@ def _by_paths(flat: list[tuple[str, Any]], spec: Any) -> tuple[list[Any], list[s
             values.append(None)
             if leaf is not None:
                 missing.append(path)
+    known: set[str] = set()
+    if len(used) < len(table):  # the paths of the params, empty subtrees included
+        for path, _ in leaves_with_paths(tree, keep_empty=True)[0]:
+            segs = path.split("/") if path else []
+            known.update("/".join(segs[:k]) for k in range(len(segs) + 1))
     scope = _SCOPE.get()
-    extra = [p for p in table if p not in used and p not in scope]
+    extra = [p for p in table if p not in used and p not in known and p not in scope]
     return values, missing, extra
 
 
@@ -171,8 +185,19 @@ def is_function_spec(spec: Any, tree: Any) -> bool:
         return False
     if jax.tree_util.treedef_is_leaf(jax.tree.structure(spec, is_leaf=_tree.is_none)):
         return True
-    _, missing, extra = _by_paths(leaves_with_paths(tree)[0], spec)
+    _, missing, extra = _by_paths(tree, spec)
     return bool(missing or extra)
+
+
+def _call(fn: Callable[[str, Any], Any], path: str, leaf: Any, what: str) -> Any:
+    try:
+        return fn(path, leaf)
+    except TypeError as e:
+        raise TypeError(
+            f"{what}: calling the labels function as fn(path, leaf) failed at {path!r}: {e}. "
+            "It takes the leaf's '/'-joined path and the leaf; for optax's form "
+            "(a function params -> label tree) pass its result, the label tree, instead."
+        ) from e
 
 
 def _mismatch(what: str, noun: str, missing: list[str], extra: list[str]) -> ValueError:
@@ -233,10 +258,10 @@ def resolve(
     """
     flat, _ = leaves_with_paths(tree)
     if is_function_spec(spec, tree):
-        return [None if leaf is None else spec(path, leaf) for path, leaf in flat]
+        return [None if leaf is None else _call(spec, path, leaf, what) for path, leaf in flat]
     pattern_list = isinstance(spec, (list, tuple)) and is_pattern_spec(spec)
     if not (patterns_first and pattern_list):
-        values, missing, extra = _by_paths(flat, spec)
+        values, missing, extra = _by_paths(tree, spec)
         if not (missing or extra):
             return [None if leaf is None else v for (_, leaf), v in zip(flat, values, strict=True)]
         if not is_pattern_spec(spec):

@@ -76,3 +76,13 @@ ERROR_CASES = [
         r"lookahead: expected a LookaheadState, got HyperparamsState",
     ),
 ]
+ERROR_CASES.append(
+    ErrorCase(
+        "partition_optax_style_label_function",
+        lambda: ol.partition({"a": ol.sgd(0.1)}, lambda params: {"enc": "a", "head": "a"}).init(_P),
+        "init",
+        TypeError,
+        r"partition: calling the labels function as fn\(path, leaf\) failed at 'enc/bias'.*"
+        r"pass its result, the label tree, instead",
+    )
+)
