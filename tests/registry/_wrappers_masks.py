@@ -86,3 +86,40 @@ ERROR_CASES.append(
         r"pass its result, the label tree, instead",
     )
 )
+
+
+def _foreign(tx):
+    return _update(tx, _P, ol.sgd(0.1).init(_P))
+
+
+ERROR_CASES += [
+    ErrorCase(
+        f"{case}_foreign_state",
+        lambda make=make: _foreign(make()),
+        "update",
+        ValueError,
+        rf"{name}: expected a {cls}, got HyperparamsState; pass the state returned by",
+    )
+    for case, name, cls, make in [
+        ("zero_nans", "zero_nans", "ZeroNansState", ol.zero_nans),
+        (
+            "conditionally_transform",
+            "conditionally_transform",
+            "ConditionallyTransformState",
+            lambda: ol.conditionally_transform(ol.sgd(0.1), lambda step: step < 2),
+        ),
+        ("sam", "sam", "SAMState", lambda: ol.sam(ol.sgd(0.1), ol.sgd(0.05))),
+        (
+            "sam_opaque",
+            "sam",
+            "SAMState",
+            lambda: ol.sam(ol.sgd(0.1), ol.sgd(0.05), opaque_mode=True),
+        ),
+        (
+            "schedule_free",
+            "schedule_free",
+            "ScheduleFreeState",
+            lambda: ol.schedule_free(ol.sgd(0.1), 0.1),
+        ),
+    ]
+]
