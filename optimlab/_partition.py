@@ -137,7 +137,9 @@ def subset_scope(flat: list[tuple[str, Any]]) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
-def _by_paths(tree: Any, spec: Any) -> tuple[list[Any], list[str], list[str]]:
+def _by_paths(
+    tree: Any, spec: Any, is_leaf: Callable[[Any], bool] | None = None
+) -> tuple[list[Any], list[str], list[str]]:
     """Reads ``spec`` as a tree: each leaf takes the value at its longest path prefix.
 
     Returns ``(values, missing, extra)``: ``missing`` are the leaves' paths no
@@ -146,7 +148,8 @@ def _by_paths(tree: Any, spec: Any) -> tuple[list[Any], list[str], list[str]]:
     structure, a prefix of it, or the same paths in a flat dict all resolve.
     """
     flat, _ = leaves_with_paths(tree)
-    spec_flat = jax.tree_util.tree_flatten_with_path(spec, is_leaf=_tree.is_none)[0]
+    spec_leaf = _tree.is_none if is_leaf is None else (lambda x: x is None or is_leaf(x))
+    spec_flat = jax.tree_util.tree_flatten_with_path(spec, is_leaf=spec_leaf)[0]
     table = {path_str(p): v for p, v in spec_flat}
     used: set[str] = set()
     values: list[Any] = []
@@ -173,19 +176,20 @@ def _by_paths(tree: Any, spec: Any) -> tuple[list[Any], list[str], list[str]]:
     return values, missing, extra
 
 
-def is_function_spec(spec: Any, tree: Any) -> bool:
+def is_function_spec(spec: Any, tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> bool:
     """Whether a mask or label ``spec`` is a function to call rather than a tree.
 
     A callable that is itself a pytree node (an Equinox module, a ``Partial``) is
     a tree when its paths cover ``tree``'s leaves: a mask built by mapping over
     an ``eqx.Module`` is callable but is a mask. Every place that takes a mask or
-    a label tree decides with this.
+    a label tree decides with this; ``is_leaf`` marks the spec's own leaf type
+    when it is itself a pytree (as :class:`~optimlab.GaLoreDimensionNumbers`).
     """
     if not callable(spec):
         return False
     if jax.tree_util.treedef_is_leaf(jax.tree.structure(spec, is_leaf=_tree.is_none)):
         return True
-    _, missing, extra = _by_paths(tree, spec)
+    _, missing, extra = _by_paths(tree, spec, is_leaf)
     return bool(missing or extra)
 
 

@@ -132,3 +132,12 @@ def test_callable_masks_are_still_called():
         {"a": ol.scale(-1.0), "b": ol.identity()}, lambda path, leaf: "a" if path != "l3" else "b"
     )
     _assert_same(_steps(labels, params), _steps(by_tree, params))
+
+
+def test_equinox_shaped_galore_dimension_numbers_are_a_tree():
+    params, mask = _mlp()
+    dims = jax.tree.map(lambda m: ol.GaLoreDimensionNumbers() if m else None, mask)
+    assert callable(dims)
+    as_tree = ol.galore(0.1, rank=1, weight_dimension_numbers=dims)
+    as_fn = ol.galore(0.1, rank=1, weight_dimension_numbers=lambda p: dims)
+    _assert_same(_steps(as_tree, params), _steps(as_fn, params))
