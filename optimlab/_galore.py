@@ -13,6 +13,7 @@ from . import _tree, _validate
 from ._adam import scale_by_adam
 from ._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
 from ._hyperparams import with_hyperparams
+from ._partition import is_function_spec
 from ._scale import add_decayed_weights, scale_by_learning_rate
 from ._types import ArrayLike, OptState, ScalarOrSchedule, Updates
 
@@ -113,7 +114,7 @@ def scale_by_galore(
     def dims_of(tree):
         leaves, treedef = jax.tree.flatten(tree, is_leaf=_tree.is_none)
         wdn = weight_dimension_numbers
-        if callable(wdn) and not isinstance(wdn, GaLoreDimensionNumbers):
+        if is_function_spec(wdn, tree, _is_dims):
             wdn = wdn(tree)
         if wdn is None:
             dims = [

@@ -315,7 +315,9 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
         group: when the state holds several optimizers (param groups, chains), the
             prefix of the one to change, as shown by :func:`hyperparams`; ``None``
             changes the name everywhere it appears.
-        **values: new values by hyperparameter name.
+        **values: new values by hyperparameter name, or by the full name
+            :func:`hyperparams` reports (``"head/learning_rate"``, passed as
+            ``**{"head/learning_rate": v}``), which changes that optimizer only.
 
     Returns:
         The updated state (the input is not modified).
@@ -337,6 +339,21 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
             "set_hyperparams: this state holds no hyperparameters; it was not built by an "
             "optimlab optimizer alias (or with_hyperparams)."
         )
+    # A full name as hyperparams() reports it ("head/learning_rate") targets one optimizer.
+    full = (
+        {}
+        if len(found) == 1
+        else {(f"{p}/{n}" if p else n): (p, n) for p, s in found for n in s.hyperparams}
+    )
+    routed: dict[str, dict[str, Any]] = {}
+    for key in [k for k in values if k in full and full[k][1] != k]:
+        prefix, name = full[key]
+        if group is not None and not (prefix == group or prefix.startswith(group + "/")):
+            raise ValueError(
+                f"set_hyperparams: {key!r} is not in group {group!r}; drop the prefix or "
+                "the group argument."
+            )
+        routed.setdefault(prefix, {})[name] = values.pop(key)
     if group is not None:
         targets = [p for p, _ in found if p == group or p.startswith(group + "/")]
         if not targets:
@@ -346,6 +363,8 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
             )
     else:
         targets = [p for p, _ in found]
+    if routed and not values:
+        targets = []
     available = set().union(*(set(s.hyperparams) for p, s in found if p in targets))
     unknown = sorted(set(values) - available)
     if unknown:
@@ -356,9 +375,14 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
 
     paths = dict(found)
     new_nodes = {}
-    for p in targets:
+    for p in dict.fromkeys([*targets, *routed]):
         s = paths[p]
-        new_nodes[p] = s._replace(hyperparams=_with_values(s.hyperparams, values))
+        hp = s.hyperparams
+        if p in targets:
+            hp = _with_values(hp, values)
+        if p in routed:
+            hp = _with_values(hp, routed[p])
+        new_nodes[p] = s._replace(hyperparams=hp)
 
     leaves, treedef = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hstate)
     out = []

@@ -11,6 +11,7 @@ from . import _elementwise, _tree, _validate
 from ._adam import ScaleByAdamState
 from ._base import EmptyState, GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
+from ._masking import mask_tree
 from ._scale import add_decayed_weights, scale_by_learning_rate
 from ._sgd import trace
 from ._types import ArrayLike, DType, ScalarOrSchedule
@@ -80,7 +81,7 @@ def scale_by_trust_ratio(
                 "scale_by_trust_ratio: params is None; pass the current params to update()."
             )
         _tree.check_match("scale_by_trust_ratio", updates, params, "params")
-        m = mask(params) if callable(mask) else mask
+        m = None if mask is None else mask_tree(params, mask, "scale_by_trust_ratio")
 
         def one(u, p, keep=True):
             if keep is False:

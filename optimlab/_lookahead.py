@@ -91,6 +91,11 @@ def lookahead(
             raise ValueError(
                 "lookahead: params is None; pass the current (fast) params to update()."
             )
+        if not isinstance(state, LookaheadState):
+            raise ValueError(
+                f"lookahead: expected a LookaheadState, got {type(state).__name__}; pass the "
+                "state returned by this lookahead's init."
+            )
         _tree.check_match("lookahead", updates, state.slow)
         updates, fast_state = fast_update(updates, state.fast_state, params, **extra_args)
         sync = state.steps_since_sync == sync_period - 1

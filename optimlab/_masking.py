@@ -10,7 +10,14 @@ import numpy as np
 
 from . import _tree
 from ._base import EmptyState, GradientTransformation, _update_with_extra_args
-from ._partition import is_pattern_spec, leaves_with_paths, resolve, unique_paths
+from ._partition import (
+    is_function_spec,
+    is_pattern_spec,
+    leaves_with_paths,
+    resolve,
+    subset_scope,
+    unique_paths,
+)
 from ._types import OptState
 
 __all__ = ["MaskedState", "masked", "freeze", "set_to_zero"]
@@ -23,12 +30,7 @@ def mask_values(tree: Any, mask: Any, what: str) -> list[bool | None]:
     it), a callable ``params -> mask tree``, a list of path patterns (``True``
     where one matches) or a dict ``{pattern: bool}`` (every leaf must match).
     """
-    if callable(mask):
-        mask = mask(tree)
-    if is_pattern_spec(mask) and isinstance(mask, (list, tuple)):
-        values = resolve(tree, mask, what, default=False, required=False)
-    else:
-        values = resolve(tree, mask, what)
+    values = _mask_leaves(tree, mask, what)
     flat, _ = leaves_with_paths(tree)
     out: list[bool | None] = []
     for (path, leaf), v in zip(flat, values, strict=True):
@@ -65,9 +67,15 @@ def masked(inner: Any, mask: Any) -> GradientTransformation:
     (most literal segments wins, a tie or an unmatched leaf is a ``ValueError``).
     Patterns glob over ``'/'``-joined key paths (``"**/bias"``, ``"encoder/*"``).
 
+    A callable that is itself a pytree with the params' key paths (a mask built
+    by mapping over an Equinox module) is a mask tree, not a function. A mask
+    tree with a leaf the params lack, or lacking one of theirs, is a
+    ``ValueError`` naming the key paths.
+
     The inner transformation sees, and its state holds, only the selected leaves
     (a flat dict keyed by path), so an all-false mask is the identity with an
-    empty inner state.
+    empty inner state. Masks and label trees inside it (a nested ``masked``) may
+    be written for the whole params: they are matched by key path.
 
     Args:
         inner: the transformation applied to the selected leaves.
@@ -99,17 +107,24 @@ def masked(inner: Any, mask: Any) -> GradientTransformation:
 
     def init_fn(params):
         flat, _, keep = selected(params)
-        return MaskedState(inner.init(pick(flat, keep)))
+        with subset_scope(flat):
+            return MaskedState(inner.init(pick(flat, keep)))
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, MaskedState):
-            raise ValueError(f"masked: expected a MaskedState, got {type(state).__name__}.")
+            raise ValueError(
+                f"masked: expected a MaskedState, got {type(state).__name__}; pass the state "
+                "returned by this masked transformation's init."
+            )
         u_flat, treedef = leaves_with_paths(updates)
+        if params is not None and _structure(updates) != _structure(params):
+            _tree.check_match("masked", updates, params, what="params")
         _, _, keep = selected(updates if params is None else params)
         p_sel = None if params is None else pick(leaves_with_paths(params)[0], keep)
-        new_sel, inner_state = inner_update(
-            pick(u_flat, keep), state.inner_state, p_sel, **extra_args
-        )
+        with subset_scope(u_flat):
+            new_sel, inner_state = inner_update(
+                pick(u_flat, keep), state.inner_state, p_sel, **extra_args
+            )
         out = [new_sel[p] if k else leaf for (p, leaf), k in zip(u_flat, keep, strict=True)]
         return jax.tree_util.tree_unflatten(treedef, out), MaskedState(inner_state)
 
@@ -169,7 +184,26 @@ def freeze(mask: Any) -> GradientTransformation:
     return masked(set_to_zero(), mask)
 
 
-def pattern_mask_tree(params: Any, patterns: Any, what: str) -> Any:
-    """A tree of Python bools with ``params``' structure, from a pattern list or dict."""
-    _, treedef = leaves_with_paths(params)
-    return jax.tree_util.tree_unflatten(treedef, mask_values(params, patterns, what))
+def _structure(tree: Any) -> Any:
+    return jax.tree.structure(tree, is_leaf=_tree.is_none)
+
+
+def mask_tree(params: Any, mask: Any, what: str) -> Any:
+    """The mask's value for each leaf, as a tree with ``params``' structure.
+
+    ``mask`` is anything :func:`masked` takes; its values may also be boolean
+    arrays (for transformations that select with ``jnp.where``).
+    """
+    return jax.tree_util.tree_unflatten(
+        leaves_with_paths(params)[1], _mask_leaves(params, mask, what)
+    )
+
+
+def _mask_leaves(tree: Any, mask: Any, what: str) -> list[Any]:
+    """The mask's value for each leaf of ``tree`` (the one reading of every mask form)."""
+    if is_function_spec(mask, tree):
+        mask = mask(tree)
+    pattern_list = isinstance(mask, (list, tuple)) and is_pattern_spec(mask)
+    return resolve(
+        tree, mask, what, default=False, required=not pattern_list, noun="mask", patterns_first=True
+    )

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _elementwise, _tree
+from . import _elementwise, _tree, _validate
 from ._accumulate import select
 from ._base import GradientTransformation, _update_with_extra_args, safe_increment
 from ._scale import ScaleByScheduleState
@@ -169,6 +169,7 @@ def conditionally_transform(
         return ConditionallyTransformState(inner.init(params), jnp.zeros([], jnp.int32))
 
     def update_fn(updates, state, params=None, **extra_args):
+        _validate.state_type("conditionally_transform", state, ConditionallyTransformState)
         kw = extra_args if forward_extra_args else {}
         on = jnp.asarray(should_transform_fn(state.step, **kw), bool)
         new_updates, new_inner = inner_update(updates, state.inner_state, params, **extra_args)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import fnmatch
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -84,9 +86,17 @@ def match_patterns(path: str, patterns: Mapping[str, Any], what: str) -> tuple[b
     return True, top[0][1]
 
 
-def leaves_with_paths(tree: Any) -> tuple[list[tuple[str, Any]], Any]:
-    """``[(path string, leaf)]`` with ``None`` kept as a leaf, and the treedef."""
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_tree.is_none)
+def _is_empty(x: Any) -> bool:
+    return x is None or not jax.tree.leaves(x)
+
+
+def leaves_with_paths(tree: Any, *, keep_empty: bool = False) -> tuple[list[tuple[str, Any]], Any]:
+    """``[(path string, leaf)]`` with ``None`` kept as a leaf, and the treedef.
+
+    ``keep_empty`` also lists each empty subtree (``{}``, ``()``) as a leaf.
+    """
+    is_leaf = _is_empty if keep_empty else _tree.is_none
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)
     return [(path_str(p), leaf) for p, leaf in flat], treedef
 
 
@@ -102,49 +112,166 @@ def unique_paths(flat: list[tuple[str, Any]], what: str) -> None:
         seen.add(path)
 
 
+_SCOPE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "optimlab_subset_scope", default=frozenset()
+)
+
+
+@contextlib.contextmanager
+def subset_scope(flat: list[tuple[str, Any]]) -> Iterator[None]:
+    """Marks the trees an inner transformation sees as subsets of ``flat``'s tree.
+
+    :func:`masked` and :func:`partition` hand their inner transformations only
+    some leaves (a flat dict keyed by path). A mask or label tree written for the
+    whole params (a nested ``masked``) then names leaves the subset lacks; inside
+    the scope those are not an error, as long as the whole tree has them.
+    """
+    paths = set(_SCOPE.get())
+    for path, _ in flat:
+        segs = path.split("/") if path else []
+        paths.update("/".join(segs[:k]) for k in range(len(segs) + 1))
+    token = _SCOPE.set(frozenset(paths))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def _by_paths(
+    tree: Any, spec: Any, is_leaf: Callable[[Any], bool] | None = None
+) -> tuple[list[Any], list[str], list[str]]:
+    """Reads ``spec`` as a tree: each leaf takes the value at its longest path prefix.
+
+    Returns ``(values, missing, extra)``: ``missing`` are the leaves' paths no
+    entry of ``spec`` covers, ``extra`` the paths of ``spec`` that cover no leaf
+    (and no leaf of the enclosing :func:`subset_scope`). A tree with the params'
+    structure, a prefix of it, or the same paths in a flat dict all resolve.
+    """
+    flat, _ = leaves_with_paths(tree)
+    spec_leaf = _tree.is_none if is_leaf is None else (lambda x: x is None or is_leaf(x))
+    spec_flat = jax.tree_util.tree_flatten_with_path(spec, is_leaf=spec_leaf)[0]
+    table = {path_str(p): v for p, v in spec_flat}
+    used: set[str] = set()
+    values: list[Any] = []
+    missing: list[str] = []
+    for path, leaf in flat:
+        segs = path.split("/") if path else []
+        for k in range(len(segs), -1, -1):
+            key = "/".join(segs[:k])
+            if key in table:
+                used.add(key)
+                values.append(table[key])
+                break
+        else:
+            values.append(None)
+            if leaf is not None:
+                missing.append(path)
+    known: set[str] = set()
+    if len(used) < len(table):  # the paths of the params, empty subtrees included
+        for path, _ in leaves_with_paths(tree, keep_empty=True)[0]:
+            segs = path.split("/") if path else []
+            known.update("/".join(segs[:k]) for k in range(len(segs) + 1))
+    scope = _SCOPE.get()
+    extra = [p for p in table if p not in used and p not in known and p not in scope]
+    return values, missing, extra
+
+
+def is_function_spec(spec: Any, tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> bool:
+    """Whether a mask or label ``spec`` is a function to call rather than a tree.
+
+    A callable that is itself a pytree node (an Equinox module, a ``Partial``) is
+    a tree when its paths cover ``tree``'s leaves: a mask built by mapping over
+    an ``eqx.Module`` is callable but is a mask. Every place that takes a mask or
+    a label tree decides with this; ``is_leaf`` marks the spec's own leaf type
+    when it is itself a pytree (as :class:`~optimlab.GaLoreDimensionNumbers`).
+    """
+    if not callable(spec):
+        return False
+    if jax.tree_util.treedef_is_leaf(jax.tree.structure(spec, is_leaf=_tree.is_none)):
+        return True
+    _, missing, extra = _by_paths(tree, spec, is_leaf)
+    return bool(missing or extra)
+
+
+def _call(fn: Callable[[str, Any], Any], path: str, leaf: Any, what: str) -> Any:
+    try:
+        return fn(path, leaf)
+    except TypeError as e:
+        raise TypeError(
+            f"{what}: calling the labels function as fn(path, leaf) failed at {path!r}: {e}. "
+            "It takes the leaf's '/'-joined path and the leaf; for optax's form "
+            "(a function params -> label tree) pass its result, the label tree, instead."
+        ) from e
+
+
+def _mismatch(what: str, noun: str, missing: list[str], extra: list[str]) -> ValueError:
+    parts = []
+    if missing:
+        parts.append(f"the params' leaves at {missing[:8]} have no entry in the {noun}")
+    if extra:
+        parts.append(f"the {noun}'s entries at {extra[:8]} match no leaf of the params")
+    return ValueError(
+        f"{what}: the tree given does not have the params' structure (or a prefix of it): "
+        f"{'; '.join(parts)}. Build it from the params (e.g. with jax.tree.map), or pass a "
+        "function or a dict of path patterns."
+    )
+
+
+def _by_patterns(
+    flat: list[tuple[str, Any]],
+    patterns: Mapping[str, Any],
+    what: str,
+    default: Any,
+    required: bool,
+) -> list[Any]:
+    out = []
+    for path, leaf in flat:
+        if leaf is None:
+            out.append(None)
+            continue
+        found, value = match_patterns(path, patterns, what)
+        if not found:
+            if required:
+                raise ValueError(
+                    f"{what}: no pattern matches the leaf at {path!r}; the patterns are "
+                    f"{sorted(patterns)}. Add one (e.g. '**' for a catch-all)."
+                )
+            value = default
+        out.append(value)
+    return out
+
+
 def resolve(
-    tree: Any, spec: Any, what: str, *, default: Any = None, required: bool = True
+    tree: Any,
+    spec: Any,
+    what: str,
+    *,
+    default: Any = None,
+    required: bool = True,
+    noun: str = "label tree",
+    patterns_first: bool = False,
 ) -> list[Any]:
     """One value per leaf of ``tree`` (``None`` for ``None`` leaves), from ``spec``.
 
     ``spec`` is a tree with the structure of ``tree`` (or a prefix of it), a
     callable ``(path_string, leaf) -> value``, a pattern dict ``{pattern: value}``
     or a pattern list (``True`` where a pattern matches, ``default`` elsewhere).
+    A tuple, list or dict is read as a tree whenever it fits ``tree`` as one
+    (``patterns_first`` reads a list of strings as patterns first: masks hold
+    bools, never strings), and as patterns otherwise.
     """
-    flat, treedef = leaves_with_paths(tree)
-    if callable(spec):
-        return [None if leaf is None else spec(path, leaf) for path, leaf in flat]
-    if is_pattern_spec(spec):
-        patterns = dict.fromkeys(spec, True) if isinstance(spec, (list, tuple)) else dict(spec)
-        out = []
-        for path, leaf in flat:
-            if leaf is None:
-                out.append(None)
-                continue
-            found, value = match_patterns(path, patterns, what)
-            if not found:
-                if required:
-                    raise ValueError(
-                        f"{what}: no pattern matches the leaf at {path!r}; the patterns are "
-                        f"{sorted(patterns)}. Add one (e.g. '**' for a catch-all)."
-                    )
-                value = default
-            out.append(value)
-        return out
-    try:
-        per_leaf = jax.tree.map(
-            lambda v, sub: jax.tree.map(lambda _: v, sub, is_leaf=_tree.is_none),
-            spec,
-            tree,
-            is_leaf=_tree.is_none,
-        )
-    except (ValueError, TypeError) as e:
-        raise ValueError(
-            f"{what}: the tree given does not have the params' structure (or a prefix of "
-            f"it): {e}. Pass a tree, a function of (path, leaf), or a dict of path patterns."
-        ) from None
-    values = treedef.flatten_up_to(per_leaf)
-    return [None if leaf is None else v for (_, leaf), v in zip(flat, values, strict=True)]
+    flat, _ = leaves_with_paths(tree)
+    if is_function_spec(spec, tree):
+        return [None if leaf is None else _call(spec, path, leaf, what) for path, leaf in flat]
+    pattern_list = isinstance(spec, (list, tuple)) and is_pattern_spec(spec)
+    if not (patterns_first and pattern_list):
+        values, missing, extra = _by_paths(tree, spec)
+        if not (missing or extra):
+            return [None if leaf is None else v for (_, leaf), v in zip(flat, values, strict=True)]
+        if not is_pattern_spec(spec):
+            raise _mismatch(what, noun, missing, extra)
+    patterns = dict.fromkeys(spec, True) if pattern_list else dict(spec)
+    return _by_patterns(flat, patterns, what, default, required)
 
 
 class PartitionState(NamedTuple):
@@ -186,12 +313,15 @@ def partition(
       **Precedence:** when several
       patterns match, the one with the most literal segments (segments without
       ``*``, ``?``, ``[``) wins; a tie between different labels is a ``ValueError``
-      naming the path, as is a leaf no pattern matches. A dict is read as patterns
-      when one of its keys contains ``/`` or a glob character; otherwise it is a
-      label tree.
+      naming the path, as is a leaf no pattern matches. A dict, tuple or list is
+      read as a label tree whenever its key paths fit the params (so a tuple of
+      label strings, or an Equinox module of labels, is a tree, not patterns or a
+      function); otherwise a dict is read as patterns when one of its keys
+      contains ``/`` or a glob character.
 
     ``None`` leaves need no label and pass through. Each group's transformation
-    sees only its own leaves, as a flat dict keyed by path, and its state holds
+    sees only its own leaves, as a flat dict keyed by path (a mask or label tree
+    inside it, written for the whole params, is matched by key path), and its state holds
     only those (no masked full trees). Group states are stored by name in
     :attr:`PartitionState.inner_states`, so :func:`~optimlab.hyperparams` reports
     ``"<group>/<name>"`` keys and ``set_hyperparams(state, group="slow", ...)``
@@ -207,8 +337,9 @@ def partition(
         A :class:`~optimlab.GradientTransformation` with a :class:`PartitionState`.
 
     Raises:
-        ValueError: at ``init``, a leaf without a label, an ambiguous pattern
-            match, or a label that is not a key of ``transforms``.
+        ValueError: at ``init``, a leaf without a label, a label tree entry that
+            matches no leaf, an ambiguous pattern match, or a label that is not a
+            key of ``transforms``.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -254,7 +385,8 @@ def partition(
 
     def init_fn(params):
         flat, labs = labels_of(params)
-        return PartitionState({g: t.init(_gather(flat, labs, g)) for g, t in groups.items()})
+        with subset_scope(flat):
+            return PartitionState({g: t.init(_gather(flat, labs, g)) for g, t in groups.items()})
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, PartitionState) or set(state.inner_states) != set(groups):
@@ -275,9 +407,10 @@ def partition(
         for g in groups:
             g_updates = _gather(u_flat, labs, g)
             g_params = None if p_flat is None else _gather(p_flat, labs, g)
-            g_updates, new_states[g] = updaters[g](
-                g_updates, state.inner_states[g], g_params, **extra_args
-            )
+            with subset_scope(u_flat):
+                g_updates, new_states[g] = updaters[g](
+                    g_updates, state.inner_states[g], g_params, **extra_args
+                )
             for path, leaf in g_updates.items():
                 out[index[path]] = leaf
         return jax.tree_util.tree_unflatten(treedef, out), PartitionState(new_states)

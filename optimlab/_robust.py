@@ -149,6 +149,7 @@ def zero_nans() -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
+        _validate.state_type("zero_nans", state, ZeroNansState)
         if jax.tree.structure(updates, is_leaf=_tree.is_none) != jax.tree.structure(
             state.found_nan, is_leaf=_tree.is_none
         ):

@@ -137,6 +137,7 @@ def sam(
         return _tree.tree_map(lambda x: -x, tree)
 
     def transparent(updates, state, params=None, **extra_args):
+        _validate.state_type("sam", state, SAMState)
         if params is None:
             raise ValueError("sam: params is None; pass the current params to update().")
         _tree.check_match("sam", updates, state.cache)
@@ -165,6 +166,7 @@ def sam(
         return out, SAMState(steps, opt_state, adv_state, cache)
 
     def opaque(updates, state, params=None, **extra_args):
+        _validate.state_type("sam", state, SAMState)
         grad_fn: Callable[[Params, int], Any] | None = extra_args.pop("grad_fn", None)
         if grad_fn is None:
             raise ValueError(

@@ -145,9 +145,7 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
             raise ValueError(
                 "add_decayed_weights: params is None; pass the current params to update()."
             )
-        m = mask(params) if callable(mask) else mask
-        if m is not None and _is_pattern_spec(m):
-            m = _pattern_mask_tree(params, m, "add_decayed_weights")
+        m = None if mask is None else _mask_tree(params, mask, "add_decayed_weights")
 
         def decay(u, p, keep=True):
             if keep is False:
@@ -173,13 +171,7 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
     )
 
 
-def _is_pattern_spec(spec: Any) -> bool:
-    from ._partition import is_pattern_spec  # late import (no cycle)
+def _mask_tree(params: Any, mask: Any, what: str) -> Any:
+    from ._masking import mask_tree  # late import (no cycle)
 
-    return is_pattern_spec(spec)
-
-
-def _pattern_mask_tree(params: Any, spec: Any, what: str) -> Any:
-    from ._masking import pattern_mask_tree
-
-    return pattern_mask_tree(params, spec, what)
+    return mask_tree(params, mask, what)

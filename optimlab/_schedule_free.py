@@ -86,6 +86,7 @@ def schedule_free(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
+        _validate.state_type("schedule_free", state, ScheduleFreeState)
         _tree.check_match("schedule_free", updates, state.z)
         if params is None:
             raise ValueError(

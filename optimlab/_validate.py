@@ -113,6 +113,15 @@ def unit_interval(value: Any, name: str) -> None:
         check(0.0 <= v <= 1.0, f"Invalid {name} value: {_fmt(value)}")
 
 
+def state_type(name: str, state: Any, cls: type) -> None:
+    """Raises ``ValueError`` when ``state`` is not a ``cls`` (another transformation's state)."""
+    if not isinstance(state, cls):
+        raise ValueError(
+            f"{name}: expected a {cls.__name__}, got {type(state).__name__}; pass the state "
+            f"returned by this {name}'s init."
+        )
+
+
 def positive_int(value: Any, name: str) -> None:
     """Checks that ``value`` is a Python int (not a bool) greater than zero."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
