@@ -468,7 +468,10 @@ class Optimizer:
 
         Arrays are NumPy snapshots (``step`` a float32 scalar, as torch's); the rest
         is numbers, strings, tuples, lists and dicts. Convert the arrays with
-        ``torch.from_numpy`` to load it into a torch optimizer.
+        ``torch.from_numpy`` to load it into a torch optimizer. Write checkpoints
+        with :func:`~optimlab.optim.save` (torch's file format, read by a plain
+        ``torch.load(f)``): ``torch.save`` would pickle the NumPy arrays, which
+        ``torch.load``'s default ``weights_only=True`` refuses.
 
         Returns:
             The state dict (after the state-dict hooks).
