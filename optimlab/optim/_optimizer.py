@@ -175,7 +175,7 @@ class Optimizer:
                     "all optimizer param groups should be with/without names. "
                     f"cannot add param group {txt} to the optimizer"
                 )
-        taken = {h for other in self._layouts for h in other.handles}
+        taken = set().union(*(other.live_handles() for other in self._layouts))
         if not taken.isdisjoint(layout.handles):
             raise ValueError("some parameters appear in more than one parameter group")
         group = {**param_group}
