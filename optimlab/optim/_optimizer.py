@@ -157,10 +157,6 @@ class Optimizer:
         """
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
-        if self.spec.single_group and self.param_groups:
-            raise ValueError(
-                f"{type(self).__name__} doesn't support per-parameter options (parameter groups)"
-            )
         layout, leaves = split_params(param_group["params"], len(self._leaves))
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
@@ -178,6 +174,11 @@ class Optimizer:
         taken = set().union(*(other.live_handles() for other in self._layouts))
         if not taken.isdisjoint(layout.handles):
             raise ValueError("some parameters appear in more than one parameter group")
+        # After the checks every group gets, as torch's LBFGS checks once all are added.
+        if self.spec.single_group and self.param_groups:
+            raise ValueError(
+                f"{type(self).__name__} doesn't support per-parameter options (parameter groups)"
+            )
         group = {**param_group}
         for name, default in self.defaults.items():
             group.setdefault(name, default)

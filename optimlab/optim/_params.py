@@ -215,6 +215,13 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
     pairs, treedef = jax.tree_util.tree_flatten_with_path(params)
     leaves = [_check_leaf(leaf) for _, leaf in pairs]
     handles, refs = _identities([leaf for _, leaf in pairs])
+    if len(set(handles)) != len(handles) and all(not isinstance(x, float) for _, x in pairs):
+        warnings.warn(
+            "optimizer contains a parameter group with duplicate parameters; "
+            "in future, this will cause an error; "
+            "see github.com/pytorch/pytorch/issues/40967 for more information",
+            stacklevel=4,
+        )
     layout = GroupLayout(
         list(range(start, start + len(leaves))),
         treedef,
