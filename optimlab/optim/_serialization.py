@@ -179,7 +179,7 @@ def save(obj: Any, f: str | os.PathLike[str] | IO[bytes]) -> None:
 
 
 def _check_plain(obj: Any, where: str) -> None:
-    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+    if obj is None or isinstance(obj, (bool, int, float, str)):
         return
     if _as_array(obj) is not None:
         return

@@ -264,5 +264,7 @@ def test_hostile_files_are_refused_with_the_file_named(tmp_path, capsys):
 def test_save_refuses_what_torch_cannot_hold():
     with pytest.raises(TypeError, match=r"optim.save: obj\['f'\] is a builtin_function"):
         optim.save({"f": print}, io.BytesIO())
+    with pytest.raises(TypeError, match=r"obj\['b'\] is a bytes"):  # optim.load could not read it
+        optim.save({"b": b"x"}, io.BytesIO())
     with pytest.raises(TypeError, match="no torch storage type"):
         optim.save({"x": np.array(["a"])}, io.BytesIO())
