@@ -33,6 +33,10 @@ class ScaleByNadamState(NamedTuple):
     nu: Updates
 
 
+def _itemsize(dtype: jnp.dtype) -> int:
+    return jnp.dtype(dtype).itemsize
+
+
 def _momentum_coefficient(b1: ArrayLike, momentum_decay: ArrayLike, t: jax.Array) -> jax.Array:
     """``b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))`` in ``t``'s dtype."""
     dtype = t.dtype
@@ -49,6 +53,7 @@ def scale_by_nadam(
     *,
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
+    product_dtype: DType | None = None,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
     r"""Rescales updates by NAdam's Nesterov-corrected moments, with torch's numerics.
@@ -68,6 +73,10 @@ def scale_by_nadam(
         momentum_decay: :math:`\psi`, the rate of the momentum schedule.
         mu_dtype: storage dtype of the first moment.
         nu_dtype: storage dtype of the second moment.
+        product_dtype: storage dtype of ``mu_product`` (default: the hyperparameter
+            dtype). The product is formed in the hyperparameter dtype, then rounded
+            to this one each step, as torch rounds it to its default dtype
+            (``torch.optim.NAdam`` in float32 unless the default dtype is changed).
         step: the step count, when an enclosing optimizer supplies it; otherwise the
             state keeps its own counter.
 
@@ -95,7 +104,7 @@ def scale_by_nadam(
         count = None if step is not None else jnp.zeros([], jnp.int32)
         return ScaleByNadamState(
             count,
-            jnp.ones([], hyperparam_dtype()),
+            jnp.ones([], product_dtype or hyperparam_dtype()),
             _tree.zeros_like(params, mu_dtype),
             _tree.zeros_like(params, nu_dtype),
         )
@@ -105,12 +114,17 @@ def scale_by_nadam(
         _tree.check_match("scale_by_nadam", updates, state.mu)
         count = step if step is not None else state.count
         # Scalars in the hyperparameter dtype, as torch forms them in Python doubles.
-        t = _tree.step_as(count, state.mu_product.dtype)
+        # Scalar math in the wider of the product's and the hyperparameter dtype.
+        hdtype = max(state.mu_product.dtype, jnp.dtype(hyperparam_dtype()), key=_itemsize)
+        t = _tree.step_as(count, hdtype)
         mu_t = _momentum_coefficient(b1, momentum_decay, t)
         mu_next = _momentum_coefficient(b1, momentum_decay, t + 1)
-        mu_product = state.mu_product * mu_t
-        coef_g = (1 - mu_t) / (1 - mu_product)
-        coef_m = mu_next / (1 - mu_product * mu_next)
+        # The product is updated in its storage dtype, then used widened (torch's
+        # ``mu_product *= mu`` on its tensor, then ``mu_product.item()``).
+        mu_product = state.mu_product * mu_t.astype(state.mu_product.dtype)
+        wide = mu_product.astype(hdtype)
+        coef_g = (1 - mu_t) / (1 - wide)
+        coef_m = mu_next / (1 - wide * mu_next)
         bc2 = _tree.bias_correction(b2, count)
 
         def one(g, m, v):
@@ -150,6 +164,7 @@ def nadam(
     mask: Any = None,
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
+    product_dtype: DType | None = None,
 ) -> GradientTransformation:
     r"""NAdam (Adam with Nesterov momentum), numerically identical to ``torch.optim.NAdam``.
 
@@ -190,6 +205,8 @@ def nadam(
             selecting the leaves to decay.
         mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
         nu_dtype: storage dtype of the second moment.
+        product_dtype: storage dtype of the running product of the momentum
+            coefficients (see :func:`scale_by_nadam`).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -221,6 +238,7 @@ def nadam(
             h["momentum_decay"],
             mu_dtype=mu_dtype,
             nu_dtype=nu_dtype,
+            product_dtype=product_dtype,
             step=step,
         ),
         learning_rate=learning_rate,

@@ -37,6 +37,9 @@ from ._lbfgs import LBFGS as LBFGS
 from ._optimizer import Optimizer as Optimizer
 from ._optimizer import RemovableHandle as RemovableHandle
 from ._params import named_parameters as named_parameters
+from ._serialization import CheckpointFormatError as CheckpointFormatError
+from ._serialization import load as load
+from ._serialization import save as save
 from ._spec import STEP as STEP
 from ._spec import Spec as Spec
 from ._spec import StateKey as StateKey

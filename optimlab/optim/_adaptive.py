@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
+
 from .._adadelta import ScaleByAdadeltaState, adadelta
 from .._adagrad import ScaleByAdagradState, adagrad
 from .._asgd import ScaleByAsgdState, asgd
@@ -219,10 +221,20 @@ class RMSprop(Optimizer):
         )
 
 
+def _torch_nadam(**kwargs: Any) -> Any:
+    # torch keeps ``mu_product`` in its default dtype, float32, whatever the params'.
+    return nadam(**kwargs, product_dtype=jnp.float32)
+
+
+_torch_nadam.__name__ = "nadam"
+
+
 class NAdam(Optimizer):
     r"""``torch.optim.NAdam`` over :func:`optimlab.nadam`.
 
-    The per-parameter state is ``{'step', 'mu_product', 'exp_avg', 'exp_avg_sq'}``.
+    The per-parameter state is ``{'step', 'mu_product', 'exp_avg', 'exp_avg_sq'}``;
+    ``mu_product`` is a float32 scalar whatever the parameters' dtype, rounded each
+    step as torch rounds it (in torch's default dtype, float32).
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
@@ -239,7 +251,7 @@ class NAdam(Optimizer):
     """
 
     spec = Spec(
-        alias=nadam,
+        alias=_torch_nadam,
         hyperparams={
             "lr": "learning_rate",
             "betas": ("b1", "b2"),

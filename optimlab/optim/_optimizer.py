@@ -157,10 +157,6 @@ class Optimizer:
         """
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
-        if self.spec.single_group and self.param_groups:
-            raise ValueError(
-                f"{type(self).__name__} doesn't support per-parameter options (parameter groups)"
-            )
         layout, leaves = split_params(param_group["params"], len(self._leaves))
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
@@ -175,9 +171,14 @@ class Optimizer:
                     "all optimizer param groups should be with/without names. "
                     f"cannot add param group {txt} to the optimizer"
                 )
-        taken = {h for other in self._layouts for h in other.handles}
+        taken = set().union(*(other.live_handles() for other in self._layouts))
         if not taken.isdisjoint(layout.handles):
             raise ValueError("some parameters appear in more than one parameter group")
+        # After the checks every group gets, as torch's LBFGS checks once all are added.
+        if self.spec.single_group and self.param_groups:
+            raise ValueError(
+                f"{type(self).__name__} doesn't support per-parameter options (parameter groups)"
+            )
         group = {**param_group}
         for name, default in self.defaults.items():
             group.setdefault(name, default)
@@ -468,7 +469,10 @@ class Optimizer:
 
         Arrays are NumPy snapshots (``step`` a float32 scalar, as torch's); the rest
         is numbers, strings, tuples, lists and dicts. Convert the arrays with
-        ``torch.from_numpy`` to load it into a torch optimizer.
+        ``torch.from_numpy`` to load it into a torch optimizer. Write checkpoints
+        with :func:`~optimlab.optim.save` (torch's file format, read by a plain
+        ``torch.load(f)``): ``torch.save`` would pickle the NumPy arrays, which
+        ``torch.load``'s default ``weights_only=True`` refuses.
 
         Returns:
             The state dict (after the state-dict hooks).

@@ -9,6 +9,7 @@ list of current leaves back into the structure the user gave.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,15 @@ def named_parameters(tree: Any) -> Iterator[tuple[str, Any]]:
         yield name, leaf
 
 
+def same_source(a: _Source, b: _Source) -> bool:
+    """Whether two sets of named parameters come from one tree: its structure and leaves."""
+    return a is b or (
+        a.treedef == b.treedef
+        and len(a.leaves) == len(b.leaves)
+        and all(x is y for x, y in zip(a.leaves, b.leaves, strict=True))
+    )
+
+
 def _is_named(params: Any) -> bool:
     return (
         isinstance(params, (list, tuple))
@@ -120,7 +130,8 @@ class GroupLayout:
         treedef: the group's tree structure, or ``None`` for named parameters.
         names: the parameter names (given, or dotted key paths of the tree).
         named: whether the group was given as ``(name, array)`` pairs.
-        handles: identities used to refuse a parameter in two groups.
+        handles: ``id()`` of the given arrays, to refuse an array in two groups.
+        refs: the given arrays, held weakly where possible (see :meth:`live_handles`).
         source: the tree the names came from, when they all share one.
         positions: the parameters' positions in that source tree.
     """
@@ -132,6 +143,22 @@ class GroupLayout:
     handles: list[Any] = field(default_factory=list)
     source: _Source | None = None
     positions: list[int] = field(default_factory=list)
+    refs: list[Any] = field(default_factory=list)
+
+    def live_handles(self) -> set[int]:
+        """The handles of given arrays still alive (a freed array's id may be reused)."""
+        return {h for h, r in zip(self.handles, self.refs, strict=True) if r() is not None}
+
+
+def _identities(objs: Sequence[Any]) -> tuple[list[int], list[Any]]:
+    """``id()`` of each given array, and a reference to it: weak where the type allows."""
+    refs = []
+    for obj in objs:
+        try:
+            refs.append(weakref.ref(obj))
+        except TypeError:  # Python floats, NumPy scalars: small, held strongly
+            refs.append(lambda obj=obj: obj)
+    return [id(o) for o in objs], refs
 
 
 def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]:
@@ -157,13 +184,17 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
     if _is_named(params):
         names = [n for n, _ in params]
         leaves = [_check_leaf(p) for _, p in params]
-        sources = {id(n._source.treedef): n._source for n in names if isinstance(n, ParamName)}
-        treedefs = {s.treedef for s in sources.values()}
-        sourced = all(isinstance(n, ParamName) for n in names) and len(treedefs) == 1
-        source = next(iter(sources.values())) if sourced else None
+        sources = [n._source for n in names if isinstance(n, ParamName)]
+        sourced = (
+            all(isinstance(n, ParamName) for n in names)
+            and len(sources) > 0
+            and all(same_source(sources[0], other) for other in sources)
+        )
+        source = sources[0] if sourced else None
         positions = [n._pos for n in names] if sourced else []
-        handles = [("pos", p) for p in positions] if sourced else [("name", str(n)) for n in names]
-        if len(set(handles)) != len(handles):
+        handles, refs = _identities([p for _, p in params])
+        keys = [("pos", p) for p in positions] if sourced else [("name", str(n)) for n in names]
+        if len(set(keys)) != len(keys):
             warnings.warn(
                 "optimizer contains a parameter group with duplicate parameters; "
                 "in future, this will cause an error; "
@@ -178,17 +209,26 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
             handles,
             source,
             positions,
+            refs,
         )
         return layout, leaves
     pairs, treedef = jax.tree_util.tree_flatten_with_path(params)
     leaves = [_check_leaf(leaf) for _, leaf in pairs]
-    handles = [("id", id(leaf)) for _, leaf in pairs]
+    handles, refs = _identities([leaf for _, leaf in pairs])
+    if len(set(handles)) != len(handles) and all(not isinstance(x, float) for _, x in pairs):
+        warnings.warn(
+            "optimizer contains a parameter group with duplicate parameters; "
+            "in future, this will cause an error; "
+            "see github.com/pytorch/pytorch/issues/40967 for more information",
+            stacklevel=4,
+        )
     layout = GroupLayout(
         list(range(start, start + len(leaves))),
         treedef,
         [path_name(p) for p, _ in pairs],
         False,
         handles,
+        refs=refs,
     )
     return layout, leaves
 
@@ -208,7 +248,11 @@ class Layout:
         if (
             self.groups
             and all(g.named and g.source is not None for g in self.groups)
-            and len({g.source.treedef for g in self.groups if g.source is not None}) == 1
+            and all(
+                same_source(self.groups[0].source, g.source)  # type: ignore[arg-type]
+                for g in self.groups
+                if g.source is not None
+            )
         ):
             self.mode = "source"
             self.source = self.groups[0].source

@@ -55,6 +55,19 @@ class StateKey:
 STEP = StateKey(HyperparamsState, "count", dtype=np.float32)
 
 
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _one_element(key: str, value: Any) -> Any:
+    """A one-element array option as a scalar array (torch takes ``tensor([[0.9]])``)."""
+    if not _is_array(value) or np.ndim(value) == 0:
+        return value
+    if np.size(value) != 1:
+        raise ValueError(f"Tensor {key} must be 1-element")
+    return jnp.reshape(jnp.asarray(value), ())
+
+
 def _is_zero(value: Any) -> bool:
     try:
         return float(value) == 0.0
@@ -102,9 +115,12 @@ class Spec:
                 values = tuple(value)
                 if len(values) != len(names):
                     raise ValueError(f"{key} must have {len(names)} values, got {value!r}")
-                out.update(zip(names, values, strict=True))
+                arrays = [_is_array(v) for v in values]
+                if any(arrays) and not all(arrays):
+                    raise ValueError(f"{key} must be either both floats or both Tensors")
+                out.update(zip(names, (_one_element(key, v) for v in values), strict=True))
             else:
-                out[names] = value
+                out[names] = _one_element(key, value)
         for key, name in self.flags.items():
             out[name] = group[key]
         return out
