@@ -583,7 +583,7 @@ def torch_adafactor(
         v = None if value is None else _validate.concrete(value)
         if v is not None:
             _validate.check(ok(v), f"{name} should be {rule} but is: {v}")
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []

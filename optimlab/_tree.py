@@ -53,6 +53,11 @@ def hp(value: Any, like: jax.Array) -> jax.Array:
     return jnp.asarray(value).astype(dtype)
 
 
+def copy(params: Any) -> Any:
+    """A fresh buffer for every leaf, so a state can hold the params and both be donated."""
+    return tree_map(lambda p: jnp.array(p, copy=True), params)
+
+
 def zeros_like(params: Any, dtype: DType | None = None) -> Any:
     """Zeros with the params' structure (and sharding), optionally in another dtype."""
     return tree_map(lambda p: jnp.zeros_like(p, dtype=dtype), params)
