@@ -42,8 +42,10 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
         _tree.reject_complex("dadapt_adamw", params)
         sd = _tree.scalar_dtype(params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        zeros = [_tree.zeros_like(params) for _ in range(3)]
-        return DAdaptAdamWState(count, *zeros, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd))
+        z1, z2, z3 = (_tree.zeros_like(params) for _ in range(3))
+        return DAdaptAdamWState(
+            count, z1, z2, z3, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args

@@ -213,9 +213,7 @@ def scale_by_dowg(
         _tree.reject_complex("dowg", params)
         sd = _tree.scalar_dtype(params)
         r0 = eps if init_estim_sq_dist is None else init_estim_sq_dist
-        return DoWGState(
-            _tree.copy(params), jnp.zeros([], sd), jnp.asarray(r0).astype(sd)
-        )
+        return DoWGState(_tree.copy(params), jnp.zeros([], sd), jnp.asarray(r0).astype(sd))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args

@@ -117,6 +117,7 @@ def _flatten(params: Params) -> tuple[jax.Array, Callable[[jax.Array], Params]]:
 def _init_state(params: Params, history_size: int) -> LBFGSState:
     flat, _ = _flatten(params)
     n, dt = flat.shape[0], flat.dtype
+
     def zero():
         return jnp.zeros((), dt)
 

@@ -42,8 +42,8 @@ def _mechanic(base_optimizer, weight_decay, eps, s_init, num_betas, step):
         _tree.reject_complex("mechanize", params)
         sd = _tree.scalar_dtype(params)
         s = jnp.ones([num_betas], sd) * jnp.asarray(s_init).astype(sd)
-        z = [jnp.zeros([num_betas], sd) for _ in range(3)]
-        return MechanicState(base_optimizer.init(params), *z, s, _tree.copy(params))
+        z1, z2, z3 = (jnp.zeros([num_betas], sd) for _ in range(3))
+        return MechanicState(base_optimizer.init(params), z1, z2, z3, s, _tree.copy(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         _tree.check_match("mechanize", updates, state.x0)

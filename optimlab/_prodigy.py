@@ -56,10 +56,10 @@ def _scale_by_prodigy(
         _tree.reject_complex("prodigy", params)
         sd = _tree.scalar_dtype(params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        zeros = [_tree.zeros_like(params) for _ in range(3)]
+        z1, z2, z3 = (_tree.zeros_like(params) for _ in range(3))
         p0 = _tree.copy(params)
         return ProdigyState(
-            count, *zeros, p0, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
+            count, z1, z2, z3, p0, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
         )
 
     def update_fn(updates, state, params=None, **extra_args):

@@ -94,7 +94,9 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
 
     def init_fn(params):
         zero = jnp.zeros([], jnp.int32)
-        return SkipNonfiniteState(zero, jnp.asarray(True), jnp.zeros([], jnp.int32), inner.init(params))
+        return SkipNonfiniteState(
+            zero, jnp.asarray(True), jnp.zeros([], jnp.int32), inner.init(params)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, SkipNonfiniteState):

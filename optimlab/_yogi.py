@@ -65,6 +65,7 @@ def scale_by_yogi(
     def init_fn(params):
         _tree.reject_complex("scale_by_yogi", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
+
         def init():
             return _tree.tree_map(
                 lambda p: jnp.full_like(p, _tree.scalar_like(initial_accumulator_value, p)), params
