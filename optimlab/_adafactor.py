@@ -140,11 +140,11 @@ def scale_by_factored_rms(
 
         def rows(p):
             dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
-            return None if dims is None else jnp.zeros(np.delete(p.shape, dims[1]), stat_dtype(p))
+            return None if dims is None else _tree.reduced_zeros(p, dims[1], stat_dtype(p))
 
         def cols(p):
             dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
-            return None if dims is None else jnp.zeros(np.delete(p.shape, dims[0]), stat_dtype(p))
+            return None if dims is None else _tree.reduced_zeros(p, dims[0], stat_dtype(p))
 
         def full(p):
             dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
@@ -447,10 +447,11 @@ def scale_by_torch_adafactor(
         _tree.reject_complex("scale_by_torch_adafactor", params, " (torch's Adafactor neither)")
         count = None if step is not None else jnp.zeros([], jnp.int32)
         row = _tree.tree_map(
-            lambda p: jnp.zeros((*p.shape[:-1], 1), p.dtype) if p.ndim > 1 else None, params
+            lambda p: _tree.reduced_zeros(p, -1, p.dtype, keepdims=True) if p.ndim > 1 else None,
+            params,
         )
         col = _tree.tree_map(
-            lambda p: jnp.zeros((*p.shape[:-2], 1, p.shape[-1]), p.dtype) if p.ndim > 1 else None,
+            lambda p: _tree.reduced_zeros(p, -2, p.dtype, keepdims=True) if p.ndim > 1 else None,
             params,
         )
         var = _tree.tree_map(lambda p: jnp.zeros_like(p) if p.ndim <= 1 else None, params)
@@ -583,7 +584,7 @@ def torch_adafactor(
         v = None if value is None else _validate.concrete(value)
         if v is not None:
             _validate.check(ok(v), f"{name} should be {rule} but is: {v}")
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []

@@ -152,7 +152,7 @@ def adagrad(
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
     _validate.eps(eps)
-    use_decay = not (_validate.concrete(weight_decay) == 0.0)
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         txs = []

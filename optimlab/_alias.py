@@ -52,7 +52,7 @@ def torch_style(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a ``HyperparamsState``.
     """
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []

@@ -161,7 +161,7 @@ def asgd(
     """
     _validate.lr(learning_rate)
     _validate.weight_decay(weight_decay)
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []

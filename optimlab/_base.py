@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import sys
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -40,15 +43,28 @@ class UpdateFn(Protocol):
     ) -> tuple[Updates, OptState]: ...
 
 
-class GradientTransformation(NamedTuple):
+class _Pair(NamedTuple):
+    init: InitFn
+    update: UpdateFn
+
+
+class GradientTransformation(_Pair):
     """A pure ``(init, update)`` pair over pytrees, with exactly optax's shape.
 
     ``init(params)`` builds the state from the parameters (with tree maps, so it
-    works under :func:`jax.eval_shape` and keeps the parameters' sharding).
+    works under :func:`jax.eval_shape` and keeps the parameters' sharding); given
+    :class:`jax.ShapeDtypeStruct` leaves, it returns the abstract state.
     ``update(updates, state, params=None, **extra_args)`` returns the transformed
     updates and the new state. Every optimlab ``update`` accepts keyword
     ``extra_args`` and ignores those it does not use, so optimlab transformations
     work inside ``optax.chain`` and optax transformations inside :func:`chain`.
+
+    Once optax is imported (optimlab never imports it), an instance whose
+    ``update`` takes ``**extra_args`` is also an instance of
+    ``optax.GradientTransformationExtraArgs``, so optax's wrappers (``chain``,
+    ``MultiSteps``, ``inject_hyperparams``, ``masked``, ...) pass extra arguments
+    such as ``value=`` through to it. One whose ``update`` takes none is a plain
+    ``optax.GradientTransformation``, and gets none.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -61,8 +77,68 @@ class GradientTransformation(NamedTuple):
         Array([0.9, 0.9], dtype=float32)
     """
 
-    init: InitFn
-    update: UpdateFn
+    __slots__ = ()
+
+    def __new__(cls, init: InitFn, update: UpdateFn) -> GradientTransformation:
+        return super().__new__(cls, _accepting_abstract(init), update)
+
+    @property
+    def __class__(self) -> type:  # pyright: ignore[reportIncompatibleMethodOverride]
+        # isinstance() falls back to ``__class__`` when the type itself does not match:
+        # this is how optax's ``with_extra_args_support`` recognises the extra-args kind.
+        return _optax_view(self.update) or type(self)
+
+
+def _accepting_abstract(init: InitFn) -> InitFn:
+    """``init``, also accepting :class:`jax.ShapeDtypeStruct` leaves (then it runs abstractly).
+
+    An init written with ``jnp.asarray``, ``jnp.full_like`` or ``float()`` needs
+    arrays; given abstract leaves, it runs under :func:`jax.eval_shape` instead,
+    which returns the same shapes, dtypes and shardings and computes nothing.
+    """
+    if getattr(init, "_accepts_abstract", False):
+        return init
+
+    @functools.wraps(init)
+    def init_fn(params):
+        if any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(params)):
+            return jax.eval_shape(init, params)
+        return init(params)
+
+    init_fn._accepts_abstract = True  # pyright: ignore[reportAttributeAccessIssue]
+    return init_fn
+
+
+_VIEWS: dict[type, type] = {}
+_ACCEPTS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _optax_view(update: Callable[..., Any]) -> type | None:
+    """A subclass of optax's class of this kind, once optax is loaded (else None).
+
+    ``GradientTransformationExtraArgs`` when ``update`` takes ``**extra_args``,
+    else ``GradientTransformation``.
+    """
+    optax_base = sys.modules.get("optax._src.base")
+    name = (
+        "GradientTransformationExtraArgs"
+        if _accepts_extra_args(update)
+        else "GradientTransformation"
+    )
+    optax_cls = getattr(optax_base, name, None)
+    if not isinstance(optax_cls, type):
+        return None
+    view = _VIEWS.get(optax_cls)
+    if view is None:
+        namespace = {
+            "__slots__": (),
+            "__module__": __name__,
+            "__doc__": GradientTransformation.__doc__,
+        }
+        view = _VIEWS[optax_cls] = type(
+            "GradientTransformation", (GradientTransformation, optax_cls), namespace
+        )
+    return view
 
 
 class EmptyState(NamedTuple):
@@ -70,36 +146,60 @@ class EmptyState(NamedTuple):
 
 
 def safe_increment(count: jax.Array) -> jax.Array:
-    """Increments an int32 step counter, saturating at ``2**31 - 1`` instead of wrapping.
+    """Increments an integer step counter, saturating at its dtype's maximum instead of wrapping.
 
     Args:
-        count: an integer scalar array.
+        count: an integer array (any signed or unsigned width, usually an int32
+            scalar).
 
     Returns:
-        ``count + 1``, or ``count`` when it already holds the largest int32.
+        ``count + 1`` with ``count``'s dtype, or ``count`` where it already holds
+        the largest value of that dtype.
+
+    Raises:
+        TypeError: if ``count`` is not of an integer dtype (bool, float and complex
+            counters are refused).
 
     Examples:
         >>> import jax.numpy as jnp
         >>> import optimlab
         >>> optimlab.safe_increment(jnp.asarray(2**31 - 1, jnp.int32))
         Array(2147483647, dtype=int32)
+        >>> optimlab.safe_increment(jnp.asarray(2**32 - 1, jnp.uint32))
+        Array(4294967295, dtype=uint32)
     """
     count = jnp.asarray(count)
-    big = jnp.asarray(INT32_MAX, count.dtype)
+    if not jnp.issubdtype(count.dtype, jnp.integer):
+        raise TypeError(
+            f"safe_increment: count must have an integer dtype, got {count.dtype}; "
+            "keep step counters as integers (int32)."
+        )
+    big = jnp.asarray(jnp.iinfo(count.dtype).max, count.dtype)
     return jnp.where(count < big, count + jnp.ones_like(count), big)
 
 
 def _accepts_extra_args(fn: Callable[..., Any]) -> bool:
-    """Whether a foreign ``update`` takes ``**kwargs`` (plain optax transforms do not)."""
+    """Whether an ``update`` takes ``**kwargs`` (plain optax ones, and some users', do not)."""
+    try:
+        return _ACCEPTS[fn]
+    except (KeyError, TypeError):  # TypeError: not weakly referenceable
+        pass
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return False
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        accepts = False
+    else:
+        accepts = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    try:
+        _ACCEPTS[fn] = accepts
+    except TypeError:
+        pass
+    return accepts
 
 
 def _update_with_extra_args(tx: Any) -> Callable[..., Any]:
-    if isinstance(tx, GradientTransformation) or _accepts_extra_args(tx.update):
+    """``tx.update``, or a wrapper that drops the extra args when it takes none."""
+    if _accepts_extra_args(tx.update):
         return tx.update
 
     def update(updates, state, params=None, **extra_args):

@@ -332,7 +332,7 @@ def bucketed(
         return _unpack(layout, packed, offsets), BucketedState(offsets, inner_state)
 
     out = GradientTransformation(init_fn, update_fn)
-    _SPECS[init_fn] = _Spec(tx, min_size)
+    _SPECS[out.init] = _Spec(tx, min_size)
     return out
 
 

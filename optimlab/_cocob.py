@@ -53,13 +53,12 @@ def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientT
     def init_fn(params):
         _tree.reject_complex("cocob", params)
         up = _tree.tree_map(lambda p: _tree.upcast(jnp.asarray(p)), params)
-        zeros = _tree.zeros_like(up)
         return COCOBState(
-            up,
-            zeros,
+            _tree.copy(up),
+            _tree.zeros_like(up),
             _tree.tree_map(lambda p: jnp.full_like(p, 1) * _tree.scalar_like(eps, p), up),
-            zeros,
-            zeros,
+            _tree.zeros_like(up),
+            _tree.zeros_like(up),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -146,7 +145,7 @@ def cocob(
     _validate.positive(alpha, "alpha")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         del step

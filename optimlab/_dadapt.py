@@ -42,9 +42,9 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
         _tree.reject_complex("dadapt_adamw", params)
         sd = _tree.scalar_dtype(params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        zeros = _tree.zeros_like(params)
+        z1, z2, z3 = (_tree.zeros_like(params) for _ in range(3))
         return DAdaptAdamWState(
-            count, zeros, zeros, zeros, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
+            count, z1, z2, z3, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -100,7 +100,7 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
             pc = _tree.upcast(p)
             sc = lambda x: _tree.scalar_like(x, pc)  # noqa: E731
             out = -_tree.upcast(m_) / (jnp.sqrt(_tree.upcast(v_)) + sc(eps))
-            if _validate.concrete(weight_decay) != 0.0:
+            if _validate.nonzero(weight_decay):
                 out = out - sc(wd) * sc(dlr) * pc
             return out.astype(g.dtype)
 
@@ -189,6 +189,6 @@ def dadapt_adamw(
         "eps": eps,
         "estim_lr0": estim_lr0,
     }
-    if _validate.concrete(weight_decay) != 0.0:
+    if _validate.nonzero(weight_decay):
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

@@ -94,7 +94,7 @@ def scale_by_dog(
         else:
             r = jnp.zeros([], sd)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return DoGState(count, _tree.tree_map(jnp.asarray, params), r, jnp.zeros([], sd))
+        return DoGState(count, _tree.copy(params), r, jnp.zeros([], sd))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -213,9 +213,7 @@ def scale_by_dowg(
         _tree.reject_complex("dowg", params)
         sd = _tree.scalar_dtype(params)
         r0 = eps if init_estim_sq_dist is None else init_estim_sq_dist
-        return DoWGState(
-            _tree.tree_map(jnp.asarray, params), jnp.zeros([], sd), jnp.asarray(r0).astype(sd)
-        )
+        return DoWGState(_tree.copy(params), jnp.zeros([], sd), jnp.asarray(r0).astype(sd))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -281,7 +279,7 @@ def dowg(
         _validate.non_negative(init_estim_sq_dist, "init_estim_sq_dist")
     if weight_decay is not None:
         _validate.weight_decay(weight_decay)
-    use_decay = weight_decay is not None and _validate.concrete(weight_decay) != 0.0
+    use_decay = weight_decay is not None and _validate.nonzero(weight_decay)
 
     def build(step, h):
         del step

@@ -277,7 +277,7 @@ def galore(
         _validate.beta(b1, 0)
         _validate.beta(b2, 1)
         _validate.eps(eps)
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         base = (

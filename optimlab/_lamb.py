@@ -220,7 +220,7 @@ def lamb(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         txs = [_scale_by_adam_root(h["b1"], h["b2"], h["eps"], h["eps_root"], step=step)]
@@ -299,8 +299,8 @@ def lars(
     _validate.momentum(momentum)
     if nesterov and _validate.concrete(momentum) == 0.0:
         raise ValueError("Nesterov momentum requires a momentum")
-    use_decay = _validate.concrete(weight_decay) != 0.0
-    use_momentum = _validate.concrete(momentum) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
+    use_momentum = _validate.nonzero(momentum)
     wd_mask = None if weight_decay_mask is True else weight_decay_mask
     tr_mask = None if trust_ratio_mask is True else trust_ratio_mask
 

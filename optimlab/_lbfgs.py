@@ -117,20 +117,26 @@ def _flatten(params: Params) -> tuple[jax.Array, Callable[[jax.Array], Params]]:
 def _init_state(params: Params, history_size: int) -> LBFGSState:
     flat, _ = _flatten(params)
     n, dt = flat.shape[0], flat.dtype
-    zero, izero = jnp.zeros((), dt), jnp.zeros((), jnp.int32)
+
+    def zero():
+        return jnp.zeros((), dt)
+
+    def izero():
+        return jnp.zeros((), jnp.int32)
+
     return LBFGSState(
         d=jnp.zeros((n,), dt),
-        t=zero,
+        t=zero(),
         old_dirs=jnp.zeros((history_size, n), dt),
         old_stps=jnp.zeros((history_size, n), dt),
         ro=jnp.zeros((history_size,), dt),
-        history_start=izero,
-        history_count=izero,
+        history_start=izero(),
+        history_count=izero(),
         H_diag=jnp.ones((), dt),
         prev_flat_grad=jnp.zeros((n,), dt),
-        prev_loss=zero,
-        n_iter=izero,
-        func_evals=izero,
+        prev_loss=zero(),
+        n_iter=izero(),
+        func_evals=izero(),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax.numpy as jnp
 
@@ -12,6 +12,8 @@ from ._base import GradientTransformation
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
 __all__ = ["ScaleByLionState", "scale_by_lion", "lion"]
+
+_MODES = ("hard", "smooth", "refined")
 
 
 class ScaleByLionState(NamedTuple):
@@ -28,26 +30,46 @@ def scale_by_lion(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.99,
     mu_dtype: DType | None = None,
+    *,
+    mode: Literal["hard", "smooth", "refined"] = "hard",
+    smooth_beta: ArrayLike = 1.0,
 ) -> GradientTransformation:
     r"""Lion's direction: the sign of an interpolation between momentum and gradient.
 
     .. math::
-        c_t = \operatorname{sign}\big((1-\beta_1)\, g_t + \beta_1 m_{t-1}\big), \qquad
+        x_t = (1-\beta_1)\, g_t + \beta_1 m_{t-1}, \qquad
+        c_t = \operatorname{sign}(x_t), \qquad
         m_t = \beta_2 m_{t-1} + (1-\beta_2)\, g_t
 
-    See :func:`lion`. Unlike ``optax.scale_by_lion`` the state keeps no step
-    counter: the rule does not use one.
+    See :func:`lion`. optax's two softer variants replace the sign:
+    ``mode="smooth"`` gives :math:`c_t = \tanh(\beta_s x_t)` (:math:`\beta_s` is
+    ``smooth_beta``), and ``mode="refined"`` keeps :math:`c_t = x_t` where
+    :math:`|x_t| < 1` and the sign elsewhere. Unlike ``optax.scale_by_lion`` the
+    state keeps no step counter: the rule does not use one.
 
     Args:
         b1: :math:`\beta_1`, the interpolation used for the direction.
         b2: :math:`\beta_2`, the decay of the momentum.
         mu_dtype: storage dtype of the momentum (default: the params').
+        mode: ``"hard"`` (the sign, Lion's rule), ``"smooth"`` or ``"refined"``.
+        smooth_beta: :math:`\beta_s`, the slope of ``tanh`` in the ``"smooth"`` mode.
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByLionState`.
     """
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
+    if mode not in _MODES:
+        raise ValueError(
+            f"scale_by_lion: mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}."
+        )
+
+    def sign(x):
+        if mode == "smooth":
+            return jnp.tanh(_tree.scalar_like(smooth_beta, x) * x)
+        if mode == "refined":  # linear near zero, the sign beyond |x| = 1
+            return jnp.where(jnp.abs(x) < 1, x, jnp.sign(x))
+        return jnp.sign(x)
 
     def init_fn(params):
         _tree.reject_complex("scale_by_lion", params)
@@ -61,7 +83,7 @@ def scale_by_lion(
             gc = _tree.upcast(g)
             mc = m.astype(gc.dtype)
             d1, d2 = _tree.scalar_like(b1, gc), _tree.scalar_like(b2, gc)
-            direction = jnp.sign(_tree.scalar_like(1 - jnp.asarray(b1), gc) * gc + d1 * mc)
+            direction = sign(_tree.scalar_like(1 - jnp.asarray(b1), gc) * gc + d1 * mc)
             m_new = _tree.scalar_like(1 - jnp.asarray(b2), gc) * gc + d2 * mc
             return direction.astype(g.dtype), m_new.astype(m.dtype)
 

@@ -41,11 +41,9 @@ def _mechanic(base_optimizer, weight_decay, eps, s_init, num_betas, step):
     def init_fn(params):
         _tree.reject_complex("mechanize", params)
         sd = _tree.scalar_dtype(params)
-        z = jnp.zeros([num_betas], sd)
         s = jnp.ones([num_betas], sd) * jnp.asarray(s_init).astype(sd)
-        return MechanicState(
-            base_optimizer.init(params), z, z, z, s, _tree.tree_map(jnp.asarray, params)
-        )
+        z1, z2, z3 = (jnp.zeros([num_betas], sd) for _ in range(3))
+        return MechanicState(base_optimizer.init(params), z1, z2, z3, s, _tree.copy(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         _tree.check_match("mechanize", updates, state.x0)

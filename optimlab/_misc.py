@@ -278,8 +278,8 @@ def monitor(inner: Any) -> GradientTransformation:
     inner_update = _update_with_extra_args(inner)
 
     def init_fn(params):
-        zero = jnp.zeros([], _norm_dtype(params))
-        return MonitorState(zero, zero, zero, inner.init(params))
+        z1, z2, z3 = (jnp.zeros([], _norm_dtype(params)) for _ in range(3))
+        return MonitorState(z1, z2, z3, inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, MonitorState):

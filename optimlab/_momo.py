@@ -92,8 +92,8 @@ def _momo_core(
         lb = jnp.asarray(lower_bound).astype(sd)
         zeros = _tree.zeros_like(params)
         if adam:
-            return MomoAdamState(count, zeros, zeros, z, z, lb)
-        return MomoState(count, zeros, z, z, lb)
+            return MomoAdamState(count, zeros, _tree.zeros_like(params), z, jnp.zeros([], sd), lb)
+        return MomoState(count, zeros, z, jnp.zeros([], sd), lb)
 
     def update_fn(updates, state, params=None, **extra_args):
         _tree.check_match(name, updates, state.exp_avg)
@@ -165,7 +165,7 @@ def _momo_core(
             out = -_tree.scalar_like(tau, pc) * _tree.upcast(a)
             if pre is not None:
                 out = out / pre
-            if _validate.concrete(weight_decay) != 0.0:
+            if _validate.nonzero(weight_decay):
                 out = out - _tree.scalar_like(decay, pc) * pc
             return out.astype(g.dtype)
 
@@ -258,7 +258,7 @@ def momo(
 
 def _hps(learning_rate, lower_bound, weight_decay, **rest) -> dict[str, Any]:
     hps: dict[str, Any] = {"learning_rate": learning_rate, **rest, "lower_bound": lower_bound}
-    if _validate.concrete(weight_decay) != 0.0:
+    if _validate.nonzero(weight_decay):
         hps["weight_decay"] = weight_decay
     return hps
 

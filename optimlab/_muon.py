@@ -299,8 +299,8 @@ def muon(
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
     if len(ns_coeffs) != 3:
         raise ValueError("Coefficients must be a tuple of exactly 3 values")
-    use_decay = _validate.concrete(weight_decay) != 0.0
-    use_adam_decay = _validate.concrete(adam_weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
+    use_adam_decay = _validate.nonzero(adam_weight_decay)
 
     def mats(params):
         return _tree.tree_map(_is_matrix, params)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
+import numpy as np
 
 from . import _tree, _validate
 from ._base import GradientTransformation, chain, safe_increment
@@ -28,14 +31,35 @@ class AddNoiseState(NamedTuple):
     rng_key: jax.Array
 
 
-def _as_key(key: jax.Array | int) -> jax.Array:
+def _key_maker(key: Any) -> Callable[[], jax.Array]:
+    """A function making a fresh typed key from ``key``, each call a new buffer.
+
+    Accepts what ``optax.noisy_sgd`` accepts: an int seed (a Python, NumPy or JAX
+    integer scalar), a typed ``jax.random`` key, or raw ``uint32`` key data. A
+    concrete key is kept on the host, so each ``init`` puts a new, uncommitted key
+    in the state: donating the state, or placing it on a mesh, touches no shared
+    buffer.
+    """
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key
-    if isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.ndim == 1:
-        return jax.random.wrap_key_data(key)
-    if isinstance(key, bool) or not isinstance(key, int):
+        typed = key
+    elif _is_array(key) and key.dtype == np.uint32 and np.ndim(key) == 1:
+        typed = jax.random.wrap_key_data(key)
+    elif (
+        (isinstance(key, int | np.integer) or _is_array(key) and np.ndim(key) == 0)
+        and jnp.issubdtype(jnp.result_type(key), jnp.integer)
+        and not isinstance(key, bool)
+    ):
+        typed = jax.random.key(key)
+    else:
         raise TypeError(f"key must be an int seed or a jax.random key, got {type(key).__name__}.")
-    return jax.random.key(key)
+    if isinstance(typed, jax.core.Tracer):
+        return lambda: jnp.copy(typed)
+    data, impl = np.asarray(jax.random.key_data(typed)), jax.random.key_impl(typed)
+    return lambda: jax.random.wrap_key_data(jnp.asarray(data), impl=impl)
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, jax.Array | np.ndarray)
 
 
 def add_noise(
@@ -61,7 +85,8 @@ def add_noise(
     Args:
         eta: :math:`\eta \ge 0`, the initial variance.
         gamma: :math:`\gamma \ge 0`, the annealing exponent.
-        key: an int seed or a ``jax.random`` key (typed, or raw ``uint32`` data).
+        key: an int seed (a Python, NumPy or JAX integer scalar) or a ``jax.random``
+            key (typed, or raw ``uint32`` data).
         step: the step count, when an enclosing optimizer supplies it; otherwise the
             state keeps its own counter.
 
@@ -74,12 +99,12 @@ def add_noise(
     """
     _validate.non_negative(eta, "eta")
     _validate.non_negative(gamma, "gamma")
-    rng_key = _as_key(key)
+    new_key = _key_maker(key)
 
     def init_fn(params):
         _tree.reject_complex("add_noise", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return AddNoiseState(count, rng_key)
+        return AddNoiseState(count, new_key())
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -125,7 +150,8 @@ def noisy_sgd(
         learning_rate: :math:`\alpha`, a scalar or a schedule.
         eta: :math:`\eta \ge 0`, the initial noise variance.
         gamma: :math:`\gamma \ge 0`, its annealing exponent.
-        key: an int seed or a ``jax.random`` key.
+        key: an int seed (a Python, NumPy or JAX integer scalar) or a ``jax.random``
+            key (typed, or raw ``uint32`` data).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -146,11 +172,11 @@ def noisy_sgd(
     _validate.lr(learning_rate)
     _validate.non_negative(eta, "eta")
     _validate.non_negative(gamma, "gamma")
-    rng_key = _as_key(key)
+    _key_maker(key)  # checks it now
 
     def build(step, h):
         return chain(
-            add_noise(h["eta"], h["gamma"], rng_key, step=step),
+            add_noise(h["eta"], h["gamma"], key, step=step),
             scale_by_learning_rate(h["learning_rate"]),
         )
 

@@ -64,7 +64,7 @@ def scale_by_novograd(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def init_fn(params):
         _tree.reject_complex("scale_by_novograd", params)
@@ -169,7 +169,7 @@ def novograd(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         wd = h["weight_decay"] if use_decay else 0.0

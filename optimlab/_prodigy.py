@@ -56,10 +56,10 @@ def _scale_by_prodigy(
         _tree.reject_complex("prodigy", params)
         sd = _tree.scalar_dtype(params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        zeros = _tree.zeros_like(params)
-        p0 = _tree.tree_map(jnp.asarray, params)
+        z1, z2, z3 = (_tree.zeros_like(params) for _ in range(3))
+        p0 = _tree.copy(params)
         return ProdigyState(
-            count, zeros, zeros, zeros, p0, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
+            count, z1, z2, z3, p0, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -111,7 +111,7 @@ def _scale_by_prodigy(
             pc = _tree.upcast(p)
             sc = lambda x: _tree.scalar_like(x, pc)  # noqa: E731
             out = -sc(dlr) * _tree.upcast(m_) / (jnp.sqrt(_tree.upcast(v_)) + sc(d_new) * sc(eps))
-            if _validate.concrete(weight_decay) != 0.0:
+            if _validate.nonzero(weight_decay):
                 out = out - sc(wd) * sc(dlr) * pc
             return out.astype(g.dtype)
 
@@ -216,6 +216,6 @@ def prodigy(
     }
     if beta3 is not None:
         hps["beta3"] = beta3
-    if _validate.concrete(weight_decay) != 0.0:
+    if _validate.nonzero(weight_decay):
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

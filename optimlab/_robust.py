@@ -94,7 +94,9 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
 
     def init_fn(params):
         zero = jnp.zeros([], jnp.int32)
-        return SkipNonfiniteState(zero, jnp.asarray(True), zero, inner.init(params))
+        return SkipNonfiniteState(
+            zero, jnp.asarray(True), jnp.zeros([], jnp.int32), inner.init(params)
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, SkipNonfiniteState):
@@ -334,5 +336,11 @@ def per_example_global_norm_clip(
     c = _tree.hp(l2_norm_clip, norms)
     multipliers = jnp.nan_to_num(jnp.minimum(c / norms, jnp.ones_like(norms)), nan=1.0)
     num_clipped = jnp.sum(multipliers < 1.0)
-    summed = [jnp.tensordot(multipliers.astype(g.dtype), g, axes=1) for g in leaves]
+
+    def clipped_sum(g):
+        # Integer gradients are summed in the multipliers' float dtype, as optax does.
+        dt = g.dtype if jnp.issubdtype(g.dtype, jnp.inexact) else multipliers.dtype
+        return jnp.tensordot(multipliers.astype(dt), g.astype(dt), axes=1)
+
+    summed = [clipped_sum(g) for g in leaves]
     return summed, num_clipped

@@ -130,7 +130,7 @@ def sam(
             jnp.zeros([], jnp.int32),
             optimizer.init(params),
             adv_optimizer.init(params),
-            None if opaque_mode else _tree.tree_map(jnp.asarray, params),
+            None if opaque_mode else _tree.copy(params),
         )
 
     def neg(tree):

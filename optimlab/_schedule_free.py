@@ -79,7 +79,7 @@ def schedule_free(
         _tree.reject_complex("schedule_free", params)
         sd = _tree.scalar_dtype(params)
         z = _tree.tree_map(
-            lambda p: jnp.asarray(p, dtype=state_dtype or jnp.asarray(p).dtype), params
+            lambda p: jnp.array(p, dtype=state_dtype or jnp.asarray(p).dtype, copy=True), params
         )
         return ScheduleFreeState(
             jnp.asarray(b1).astype(sd), jnp.zeros([], sd), jnp.zeros([], sd), z, base_init(params)
@@ -265,7 +265,7 @@ def schedule_free_sgd(
     _validate_common(learning_rate, b1, weight_lr_power)
     if weight_decay is not None:
         _validate.weight_decay(weight_decay)
-    use_decay = weight_decay is not None and _validate.concrete(weight_decay) != 0.0
+    use_decay = weight_decay is not None and _validate.nonzero(weight_decay)
     lr = _warmup(learning_rate, warmup_steps)
 
     def build(step, h):
@@ -334,7 +334,7 @@ def schedule_free_adamw(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
     lr = _warmup(learning_rate, warmup_steps)
 
     def build(step, h):

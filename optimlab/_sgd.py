@@ -176,8 +176,8 @@ def sgd(
     _validate.weight_decay(weight_decay)
     if nesterov and (_is_zero(momentum) or not _is_zero(dampening)):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
-    use_momentum = not _is_zero(momentum)
-    use_decay = not _is_zero(weight_decay)
+    use_momentum = _validate.nonzero(momentum)
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         txs = [] if use_momentum else [_matches_params("sgd")]

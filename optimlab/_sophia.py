@@ -213,7 +213,7 @@ def sophia(
     if clip_threshold is not None:
         _validate.positive(clip_threshold, "clip_threshold")
     _validate.positive_int(update_interval, "update_interval")
-    use_decay = _validate.concrete(weight_decay) != 0.0
+    use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
         txs = [

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
 
 from ._base import safe_increment
@@ -51,6 +52,37 @@ def hp(value: Any, like: jax.Array) -> jax.Array:
     if jnp.issubdtype(dtype, jnp.complexfloating):
         dtype = jnp.finfo(dtype).dtype
     return jnp.asarray(value).astype(dtype)
+
+
+def copy(params: Any) -> Any:
+    """A fresh buffer for every leaf, so a state can hold the params and both be donated."""
+    return tree_map(lambda p: jnp.array(p, copy=True), params)
+
+
+def reduced_zeros(p: Any, axis: int, dtype: DType, *, keepdims: bool = False) -> jax.Array:
+    """Zeros shaped as ``p`` reduced over ``axis``, placed as that reduction is on explicit axes.
+
+    On a mesh with explicit axes the sharding is part of an array's type: a factored
+    statistic made unsharded by ``init`` but sharded by the reduction in ``update``
+    would change type after one step, and the second jitted step would recompile.
+    """
+    axis = axis % p.ndim
+    if keepdims:
+        shape = tuple(1 if i == axis else n for i, n in enumerate(p.shape))
+    else:
+        shape = tuple(n for i, n in enumerate(p.shape) if i != axis)
+    sharding = getattr(jax.typeof(p), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if not isinstance(sharding, NamedSharding) or AxisType.Explicit not in tuple(
+        getattr(mesh, "axis_types", ())
+    ):
+        return jnp.zeros(shape, dtype)
+    spec = list(sharding.spec) + [None] * (p.ndim - len(sharding.spec))
+    if keepdims:
+        spec[axis] = None
+    else:
+        del spec[axis]
+    return jnp.zeros(shape, dtype, out_sharding=NamedSharding(sharding.mesh, PartitionSpec(*spec)))
 
 
 def zeros_like(params: Any, dtype: DType | None = None) -> Any:

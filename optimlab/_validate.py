@@ -25,6 +25,18 @@ def concrete(value: Any) -> float | None:
         return None
 
 
+def nonzero(value: Any) -> bool:
+    """Whether an optional term (weight decay, momentum) is kept in the state's structure.
+
+    Only a Python or NumPy zero leaves it out. A schedule, or a JAX array (which a
+    wrapper such as ``optax.inject_hyperparams`` passes concrete to ``init`` and
+    traced to ``update``), keeps it, so the state has one structure at every step.
+    """
+    if callable(value) or isinstance(value, jax.Array):
+        return True
+    return concrete(value) != 0.0
+
+
 def _fmt(value: Any) -> Any:
     v = concrete(value)
     return value if v is None else v

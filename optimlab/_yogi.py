@@ -65,10 +65,13 @@ def scale_by_yogi(
     def init_fn(params):
         _tree.reject_complex("scale_by_yogi", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        init = _tree.tree_map(
-            lambda p: jnp.full_like(p, _tree.scalar_like(initial_accumulator_value, p)), params
-        )
-        return ScaleByYogiState(count, init, init)
+
+        def init():
+            return _tree.tree_map(
+                lambda p: jnp.full_like(p, _tree.scalar_like(initial_accumulator_value, p)), params
+            )
+
+        return ScaleByYogiState(count, init(), init())
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args

@@ -26,7 +26,7 @@ def _with_value(tx):
     """polyak_sgd needs the loss: pass value=loss(params) on every update."""
 
     def update(updates, state, params=None, **extra):
-        return tx.update(updates, state, params, value=_loss(params), **extra)
+        return tx.update(updates, state, params, **{"value": _loss(params), **extra})
 
     return ol.GradientTransformation(tx.init, update)
 
@@ -82,6 +82,7 @@ CASES = [
         tags=("optax",),
         needs_params=True,
         complex_ok=True,
+        extra_args=lambda p: {"value": _loss(p)},
     ),
     Case(
         "optimistic_gradient_descent",

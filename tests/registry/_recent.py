@@ -25,7 +25,7 @@ def _with_value(tx):
     """Feeds ``value=loss(params)`` to an optimizer that needs the loss (momo)."""
 
     def update(updates, state, params=None, **extra):
-        return tx.update(updates, state, params, value=_loss(params), **extra)
+        return tx.update(updates, state, params, **{"value": _loss(params), **extra})
 
     return ol.GradientTransformation(tx.init, update)
 
@@ -93,8 +93,20 @@ CASES = [
     ),
     Case("dog", lambda: ol.dog(), needs_params=True, tags=("optax",)),
     Case("dowg", lambda: ol.dowg(), needs_params=True, tags=("optax",)),
-    Case("momo", lambda: _with_value(ol.momo()), needs_params=True, tags=("optax",)),
-    Case("momo_adam", lambda: _with_value(ol.momo_adam(0.1)), needs_params=True, tags=("optax",)),
+    Case(
+        "momo",
+        lambda: _with_value(ol.momo()),
+        needs_params=True,
+        tags=("optax",),
+        extra_args=lambda p: {"value": _loss(p)},
+    ),
+    Case(
+        "momo_adam",
+        lambda: _with_value(ol.momo_adam(0.1)),
+        needs_params=True,
+        tags=("optax",),
+        extra_args=lambda p: {"value": _loss(p)},
+    ),
     Case("ademamix", lambda: ol.ademamix(0.05, b3=0.99, alpha=1.0), tags=("optax",)),
     Case("adopt", lambda: ol.adopt(0.05), tags=("optax",)),
     Case(

@@ -20,6 +20,10 @@ class Case:
         complex_ok: supports complex params; otherwise init must raise a clear error.
         needs_params: update requires params.
         tags: free-form labels (e.g. "torch", "optax").
+        extra_args: ``params -> dict`` of the keyword arguments the update needs
+            (``value=``...). ``make()`` computes them itself; the interop checks
+            pass them from outside, through optax's wrappers, and they take
+            precedence.
     """
 
     id: str
@@ -32,6 +36,7 @@ class Case:
     complex_ok: bool = False
     needs_params: bool = False
     tags: tuple[str, ...] = ()
+    extra_args: Callable[[Any], dict[str, Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
