@@ -55,10 +55,15 @@ class Rule:
 
     def describe(self) -> str:
         parts = []
-        if self.lo != -math.inf or self.hi != math.inf:
+        lo, hi = self.lo != -math.inf, self.hi != math.inf
+        if lo and hi:
             lb = "(" if self.lo_open else "["
             rb = ")" if self.hi_open else "]"
             parts.append(f"in {lb}{_fmt(self.lo)}, {_fmt(self.hi)}{rb}")
+        elif lo:
+            parts.append(f"{'>' if self.lo_open else '>='} {_fmt(self.lo)}")
+        elif hi:
+            parts.append(f"{'<' if self.hi_open else '<='} {_fmt(self.hi)}")
         if self.integer:
             parts.append("a whole number")
         if not self.allow_inf:
@@ -196,6 +201,6 @@ def check_step(value: Any, where: str, *, maximum: int = 2**31 - 1) -> int:
     v = float(arr.reshape(()))
     if not (math.isfinite(v) and v == int(v) and 0 <= v <= maximum):
         raise ValueError(
-            f"{where} must be a whole number in [0, {maximum}] (a step count), got {value!r}."
+            f"{where} must be a whole number in [0, {maximum}] (a step count), got {_fmt(v)}."
         )
     return int(v)
