@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _rules, _tree, _validate
 from ._base import GradientTransformation, safe_increment
+from ._grads import as_param_dtypes
 from ._hyperparams_packed import Hyperparams, hyperparam_dtype
 from ._types import ScalarOrSchedule
 
@@ -152,6 +153,7 @@ def with_hyperparams(
                 "state from another optimizer: its hyperparameters are "
                 f"{sorted(state.hyperparams)}, this optimizer's are {sorted(specs)}."
             )
+        updates = as_param_dtypes("update", updates, params)
         values = values_at(state.count, state.hyperparams)
         inner = build(state.count, values)
         updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import jax.numpy as jnp
+
 from .. import _rules
 from ._spec import Spec
 
-__all__ = ["check_group", "check_step"]
+__all__ = ["check_grad_dtype", "check_group", "check_step"]
 
 
 def check_group(spec: Spec, group: Mapping[str, Any], where: str) -> None:
@@ -60,3 +62,13 @@ def check_step(value: Any, where: str) -> int:
     saturated.
     """
     return min(_rules.check_step(value, f"{where}: 'step'", maximum=2**31), 2**31 - 1)
+
+
+def check_grad_dtype(grad: Any, param: Any, where: str) -> None:
+    """Refuses a complex gradient of a real parameter (the cast would drop its imaginary part)."""
+    g, p = jnp.result_type(grad), jnp.result_type(param)
+    if jnp.issubdtype(g, jnp.complexfloating) and not jnp.issubdtype(p, jnp.complexfloating):
+        raise TypeError(
+            f"the gradient of {where} is complex ({g}) but the parameter is real ({p}); "
+            "taking the real part silently would be a wrong result."
+        )

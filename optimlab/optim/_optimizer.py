@@ -365,6 +365,7 @@ class Optimizer:
                     f"the gradient of parameter {i} ({self._names[i]!r}) has shape "
                     f"{jnp.shape(grads[i])}, the parameter {self._leaves[i].shape}"
                 )
+            _checks.check_grad_dtype(g, self._leaves[i], f"parameter {i} ({self._names[i]!r})")
         keys = tuple(self._sync_groups())
         zero = None
         for i in active:
