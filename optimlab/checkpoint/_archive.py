@@ -15,7 +15,6 @@ import json
 import math
 import os
 import pathlib
-import re
 import zipfile
 from typing import IO, Any, cast
 
@@ -25,7 +24,7 @@ import numpy as np
 SCHEMA_VERSION = 1
 MANIFEST = "__manifest__"
 FORMATS = ("optimlab-state", "optimlab-tree")
-_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
+_CHUNK = 1 << 16
 
 
 class CheckpointError(ValueError):
@@ -237,7 +236,8 @@ class Archive:
                 view = out.view(np.uint8).data
                 filled = 0
                 while filled < nbytes:
-                    n = cast(Any, fp).readinto(view[filled:])
+                    # In small chunks: ZipExtFile.readinto reads into a temporary first.
+                    n = cast(Any, fp).readinto(view[filled : filled + _CHUNK])
                     if not n:
                         raise EOFError(f"the array for {where} ends early")
                     filled += n
