@@ -293,7 +293,7 @@ def muon(
             _validate.check(0.0 <= v, f"{name} should be >= 0 but is: {v}")
     _validate.weight_decay(adam_weight_decay)
     _validate.in_range(adam_b1, "adam_b1", 0.0, 1.0, hi_open=True)
-    _validate.in_range(adam_b2, "adam_b2", 0.0, 1.0, hi_open=True)
+    _validate.beta(adam_b2, 1)  # torch wording, as tests pin it
     _validate.non_negative(eps, "eps")
     mode = "original" if adjust_lr_fn is None else adjust_lr_fn
     if mode not in _ADJUST_LR_FNS:
