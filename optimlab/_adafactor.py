@@ -130,6 +130,8 @@ def scale_by_factored_rms(
         Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
         Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
     """
+    _validate.finite(step_offset, "step_offset")
+    _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
 
     def stat_dtype(p):
         return _tree.compute_dtype(p.dtype)
@@ -342,6 +344,8 @@ def adafactor(
         _validate.weight_decay(weight_decay_rate)
     _validate.non_negative(eps, "epsilon")
     _validate.non_negative(decay_rate, "decay_rate")
+    _validate.finite(decay_offset, "decay_offset")
+    _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
 
     def build(step, h):
         txs = [

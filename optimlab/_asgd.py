@@ -67,6 +67,8 @@ def scale_by_asgd(
         >>> [round(float(x), 4) for x in tx.update(jnp.ones(2), tx.init(p), p)[0]]
         [-0.1, -0.1]
     """
+    for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
+        _validate.finite(value, name)
 
     def init_fn(params):
         count = None if step is not None else jnp.zeros([], jnp.int32)
@@ -161,6 +163,8 @@ def asgd(
     """
     _validate.lr(learning_rate)
     _validate.weight_decay(weight_decay)
+    for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
+        _validate.finite(value, name)
     use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):

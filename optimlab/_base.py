@@ -284,6 +284,10 @@ def identity() -> GradientTransformation:
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
+class _Mismatch(Exception):
+    """An update whose shape or dtype does not fit its parameter (reported with its path)."""
+
+
 def _apply_one(p, u):
     if p is None:
         return None
@@ -293,6 +297,11 @@ def _apply_one(p, u):
     u = jnp.asarray(u)
     if p.dtype == u.dtype and p.shape == u.shape:
         return jax.lax.add(p, u)  # no promotion: skips jnp.add's dispatch (thousands of leaves)
+    if p.shape != u.shape or (
+        jnp.issubdtype(u.dtype, jnp.complexfloating)
+        and not jnp.issubdtype(p.dtype, jnp.complexfloating)
+    ):
+        raise _Mismatch
     with jax.numpy_dtype_promotion("standard"):  # the lattice's join, even under strict mode
         dtype = jnp.promote_types(p.dtype, u.dtype)
     return (p.astype(dtype) + u.astype(dtype)).astype(p.dtype)
@@ -304,7 +313,10 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     .. math:: p \leftarrow \operatorname{cast}_{\mathrm{dtype}(p)}(p + u)
 
     The sum is computed in the wider of the two dtypes (so f32 updates to bf16
-    parameters are added in f32) and cast back. ``None`` leaves pass through.
+    parameters are added in f32) and cast back. ``None`` leaves pass through. An
+    update whose shape is not its parameter's, or a complex update of a real
+    parameter, is refused: broadcasting would change the parameter's shape, and
+    the cast would drop the imaginary part.
 
     Args:
         params: the parameter pytree.
@@ -313,6 +325,10 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     Returns:
         The new parameters.
 
+    Raises:
+        ValueError: an update's shape differs from its parameter's (naming the key path).
+        TypeError: a complex update of a real parameter (naming the key path).
+
     Examples:
         >>> import jax.numpy as jnp
         >>> import optimlab
@@ -320,4 +336,25 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         >>> optimlab.apply_updates(p, {"w": jnp.full(2, 0.5)})["w"].dtype
         dtype(bfloat16)
     """
-    return jax.tree.map(_apply_one, params, updates, is_leaf=lambda x: x is None)
+    try:
+        return jax.tree.map(_apply_one, params, updates, is_leaf=lambda x: x is None)
+    except _Mismatch:
+        pass
+    # Find the leaf again, with its key path (shapes and dtypes are static: jit-safe).
+    pairs = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: x is None)[0]
+    u_leaves = jax.tree.structure(params, is_leaf=lambda x: x is None).flatten_up_to(updates)
+    for (path, p), u in zip(pairs, u_leaves, strict=True):
+        if p is None or u is None:
+            continue
+        where = jax.tree_util.keystr(path)
+        if jnp.shape(p) != jnp.shape(u):
+            raise ValueError(
+                f"apply_updates: the update at {where} has shape {jnp.shape(u)} but the "
+                f"parameter has shape {jnp.shape(p)}; broadcasting would change the "
+                "parameter's shape."
+            )
+        raise TypeError(
+            f"apply_updates: the update at {where} is complex ({jnp.result_type(u)}) but the "
+            f"parameter is real ({jnp.result_type(p)}); the imaginary part would be dropped."
+        )
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -108,6 +108,7 @@ def scale_by_galore(
         raise TypeError(f"Invalid rank value: {rank!r} (must be a positive int)")
     _validate.positive_int(rank, "rank")
     _validate.positive_int(update_proj_gap, "update_proj_gap")
+    _validate.finite(scale, "scale")
     base = base_optimizer if base_optimizer is not None else scale_by_adam(step=step)
     base_update = _update_with_extra_args(base)
 
@@ -272,6 +273,7 @@ def galore(
     _validate.weight_decay(weight_decay)
     _validate.positive_int(rank, "rank")
     _validate.positive_int(update_proj_gap, "update_proj_gap")
+    _validate.finite(scale, "scale")
     use_adam = base_optimizer is None
     if use_adam:
         _validate.beta(b1, 0)

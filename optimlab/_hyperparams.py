@@ -10,8 +10,9 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._base import GradientTransformation, safe_increment
+from ._grads import as_param_dtypes
 from ._hyperparams_packed import Hyperparams, hyperparam_dtype
 from ._types import ScalarOrSchedule
 
@@ -109,6 +110,9 @@ def with_hyperparams(
     for name, value in specs.items():
         if not callable(value):
             _as_hparam(name, value, hyperparam_dtype())
+            v = _validate.concrete(value)
+            if v is not None:
+                _rules.check(name, v)
     names = tuple(specs)
     scheduled = any(callable(spec) for spec in specs.values())
 
@@ -149,6 +153,7 @@ def with_hyperparams(
                 "state from another optimizer: its hyperparameters are "
                 f"{sorted(state.hyperparams)}, this optimizer's are {sorted(specs)}."
             )
+        updates = as_param_dtypes("update", updates, params)
         values = values_at(state.count, state.hyperparams)
         inner = build(state.count, values)
         updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
@@ -271,37 +276,15 @@ def _normalise(name: str, value: Any, old: jax.ShapeDtypeStruct) -> jax.Array:
     return jnp.asarray(arr, dtype=old.dtype)
 
 
-# The rules every optimizer applies at construction to these common names, applied
-# again when a value is set in a state (the state does not know its optimizer).
-_RULES = {
-    "learning_rate": _validate.lr,
-    "eps": _validate.eps,
-    "weight_decay": _validate.weight_decay,
-    "momentum": _validate.momentum,
-    "b1": lambda v: _validate.beta(v, 0),
-    "b2": lambda v: _validate.beta(v, 1),
-}
-
-
 def _check_value(name: str, value: Any) -> None:
-    """Refuses NaN for any hyperparameter, and out-of-range values for the common names."""
+    """Refuses NaN for any hyperparameter, and what the shared rule table refuses."""
     if isinstance(value, _Tracer):
         return  # traced values (vmap sweeps, jit) cannot be checked eagerly
-    arr = np.asarray(value, dtype=np.float64) if np.ndim(value) else None
-    if arr is not None:
-        if np.isnan(arr).any():
-            raise ValueError(f"set_hyperparams: {name!r} contains NaN.")
-        for v in arr.ravel():
-            rule = _RULES.get(name)
-            if rule is not None:
-                rule(float(v))
-        return
-    v = float(np.asarray(value, dtype=np.float64))
-    if np.isnan(v):
-        raise ValueError(f"set_hyperparams: {name!r} is NaN.")
-    rule = _RULES.get(name)
-    if rule is not None:
-        rule(v)
+    arr = np.asarray(value, dtype=np.float64)
+    if np.isnan(arr).any():
+        raise ValueError(f"set_hyperparams: {name!r} {'contains' if arr.ndim else 'is'} NaN.")
+    for v in arr.ravel():
+        _rules.check(name, float(v))
 
 
 def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> Any:

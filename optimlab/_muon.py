@@ -161,6 +161,8 @@ def scale_by_muon(
     """
     if adjust_lr_fn not in _ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
+    _validate.non_negative_int(ns_steps, "ns_steps")
+    _validate.non_negative(eps, "eps")
     if ns_steps >= 100:
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
     if len(ns_coeffs) != 3:
@@ -290,11 +292,13 @@ def muon(
         if v is not None:
             _validate.check(0.0 <= v, f"{name} should be >= 0 but is: {v}")
     _validate.weight_decay(adam_weight_decay)
-    _validate.beta(adam_b1, 0)
-    _validate.beta(adam_b2, 1)
+    _validate.in_range(adam_b1, "adam_b1", 0.0, 1.0, hi_open=True)
+    _validate.beta(adam_b2, 1)  # torch wording, as tests pin it
+    _validate.non_negative(eps, "eps")
     mode = "original" if adjust_lr_fn is None else adjust_lr_fn
     if mode not in _ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
+    _validate.non_negative_int(ns_steps, "ns_steps")
     if ns_steps >= 100:
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
     if len(ns_coeffs) != 3:

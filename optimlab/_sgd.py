@@ -66,7 +66,8 @@ def trace(
         >>> u
         Array([1.9], dtype=float32)
     """
-    _validate.momentum(decay)
+    _validate.at_least_zero(decay, "decay")
+    _validate.finite(dampening, "dampening")
 
     def init_fn(params):
         count = None if step is not None else jnp.zeros([], jnp.int32)
@@ -174,6 +175,7 @@ def sgd(
     _validate.lr(learning_rate)
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)
+    _validate.finite(dampening, "dampening")  # checked even when momentum is zero
     if nesterov and (_is_zero(momentum) or not _is_zero(dampening)):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     use_momentum = _validate.nonzero(momentum)

@@ -47,8 +47,10 @@ def _specs(tx: Any, params: Params, mesh: Mesh) -> Any:
             leaf.shape, leaf.dtype, sharding=NamedSharding(explicit, _param_spec(leaf, mesh))
         )
 
+    # Typed outside the ``try``: a param on another mesh is the caller's error (ValueError).
+    typed_params = jax.tree.map(typed, params)
     try:
-        abstract_state = jax.eval_shape(tx.init, jax.tree.map(typed, params))
+        abstract_state = jax.eval_shape(tx.init, typed_params)
     except Exception:  # noqa: BLE001 - JAX's sharding-type errors have no public class
         # ``init`` mixes differently sharded params in one array (flat storage, as in
         # lbfgs): there is no per-param placement to follow, so the state is replicated.

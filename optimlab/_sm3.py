@@ -160,7 +160,7 @@ def sm3(
         <https://arxiv.org/abs/1901.11150>`_, 2019.
     """
     _validate.lr(learning_rate)
-    _validate.beta(momentum, 0)
+    _validate.in_range(momentum, "momentum", 0.0, 1.0, hi_open=True)
 
     def build(step, h):
         del step

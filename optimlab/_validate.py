@@ -139,3 +139,25 @@ def positive_int(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"Invalid {name} value: {value!r} (must be a positive int)")
     check(value > 0, f"Invalid {name} value: {value} (must be a positive int)")
+
+
+def non_negative_int(value: Any, name: str) -> None:
+    """Checks that ``value`` is a Python int (not a bool) that is zero or more."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"Invalid {name} value: {value!r} (must be an int >= 0)")
+    check(value >= 0, f"Invalid {name} value: {value} (must be an int >= 0)")
+
+
+def finite(value: Any, name: str) -> None:
+    """Checks that ``value`` (unless a schedule or traced) is a real number, not NaN or inf."""
+    if callable(value) or isinstance(value, _Tracer):
+        return
+    if (
+        isinstance(value, bool)
+        or np.asarray(value).dtype.kind not in "iuf"
+        and not (str(np.asarray(value).dtype) == "bfloat16")
+    ):
+        raise TypeError(f"Invalid {name} value: {value!r} (must be a real number)")
+    v = concrete(value)
+    if v is not None:
+        check(math.isfinite(v), f"Invalid {name} value: {_fmt(value)} (must be finite)")

@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pathlib
 import re
 import tempfile
-import zipfile
+import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-SCHEMA_VERSION = 1
-_MANIFEST = "__manifest__"
-_FORMATS = ("optimlab-state", "optimlab-tree")
+from ._archive import MANIFEST as _MANIFEST
+from ._archive import SCHEMA_VERSION as SCHEMA_VERSION
+from ._archive import Archive, CheckpointError, check_shape, encoded_dtype, field, parse_dtype
+from ._values import check_values
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read, or that does not fit the template."""
+__all__ = ["CheckpointError", "load_tree", "read_manifest", "restore", "save", "save_tree"]
 
 
 # --------------------------------------------------------------------------- writing
 
 
-def _encode_array(x: Any) -> tuple[np.ndarray, str]:
+def _encode_array(x: Any, where: str, fn: str = "save") -> tuple[np.ndarray, str]:
     """A NumPy array numpy can store without pickle, and the dtype name to restore."""
     arr = np.asarray(x)
-    name = str(arr.dtype)
-    if arr.dtype.kind in "biufc" and arr.dtype.names is None and name in np.sctypeDict:
-        return np.array(arr, order="C"), name
-    # Extension dtypes (bfloat16, float8...): store the raw bits.
-    width = arr.dtype.itemsize
-    return np.array(arr, order="C").view(np.dtype(f"uint{8 * width}")), name
+    if arr.dtype.kind not in "biufcV" or arr.dtype.hasobject or arr.dtype.names is not None:
+        raise TypeError(
+            f"{fn}: the leaf at {where} has dtype {arr.dtype} ({type(x).__name__}); only "
+            "numeric arrays and numbers are stored."
+        )
+    # Extension dtypes (bfloat16, float8...) are stored as their raw bits.
+    raw = np.array(arr, order="C")
+    stored = encoded_dtype(arr.dtype)
+    return (raw if stored == arr.dtype else raw.view(stored)), str(arr.dtype)
 
 
 def _is_prng_key(x: Any) -> bool:
@@ -43,15 +44,57 @@ def _is_prng_key(x: Any) -> bool:
     return dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
 
 
-def _decode_array(raw: np.ndarray, name: str) -> np.ndarray:
-    dtype = jnp.dtype(name)
+def _decode_array(raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return raw if raw.dtype == dtype else raw.view(dtype)
+
+
+_STALE_AGE_S = 3600.0  # temporaries without a process id (older versions): age to clean
+
+
+def _clean_stale(path: pathlib.Path) -> None:
+    """Removes temporaries an interrupted save of ``path`` left behind.
+
+    A temporary names the process that writes it; it is stale when that process is
+    gone (or, for names without one, when it is over an hour old).
+    """
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?:pid(\d+)\.)?[^/]*\.tmp")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None:
+            continue
+        tmp = path.parent / name
+        try:
+            if m.group(1) is not None:
+                if int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+                    continue
+            elif time.time() - tmp.stat().st_mtime < _STALE_AGE_S:
+                continue
+            tmp.unlink()
+        except OSError:
+            continue
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _atomic_write(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _clean_stale(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.pid{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             # numpy's stub matches ``**arrays`` against the ``allow_pickle: bool`` keyword.
@@ -128,11 +171,11 @@ def save(
         key = f"a{i}"
         entry = {"path": jax.tree_util.keystr(kp), "key": key, "shape": list(np.shape(leaf))}
         if _is_prng_key(leaf):  # typed PRNG keys (noisy_sgd...): their raw key data
-            raw, dtype_name = _encode_array(jax.random.key_data(leaf))
+            raw, dtype_name = _encode_array(jax.random.key_data(leaf), entry["path"])
             entry["key_impl"] = str(jax.random.key_impl(leaf))
             dtype_name = str(leaf.dtype)
         else:
-            raw, dtype_name = _encode_array(leaf)
+            raw, dtype_name = _encode_array(leaf, entry["path"])
         arrays[key] = raw
         entry["dtype"] = dtype_name
         entries.append(entry)
@@ -158,34 +201,30 @@ def save(
 # --------------------------------------------------------------------------- reading
 
 
-def _open(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        data = path.read_bytes()
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+def _state_entries(path: Any, manifest: dict) -> list[dict[str, Any]]:
+    """The manifest's leaf entries of a state checkpoint, every field checked."""
+    leaves = field(path, manifest, "the manifest", "leaves", list)
+    field(path, manifest, "the manifest", "treedef", str)
+    step = manifest.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
         raise CheckpointError(
-            f"{path} is not a readable optimlab checkpoint (corrupted or truncated: "
-            f"{type(e).__name__}: {e})."
-        ) from e
-    if _MANIFEST not in arrays:
-        raise CheckpointError(f"{path} has no manifest: it was not written by optimlab.checkpoint.")
-    try:
-        manifest = json.loads(arrays.pop(_MANIFEST).tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: the manifest is corrupted ({e}).") from e
-    if manifest.get("format") not in _FORMATS:
-        raise CheckpointError(f"{path}: unknown checkpoint format {manifest.get('format')!r}.")
-    version = manifest.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise CheckpointError(
-            f"{path}: schema version {version!r} is newer than this optimlab reads "
-            f"({SCHEMA_VERSION}); upgrade optimlab."
+            f"{path}: the manifest's 'step' must be a non-negative int or null, got {step!r:.80}."
         )
-    return manifest, arrays
+    keys = set()
+    for i, e in enumerate(leaves):
+        where = f"manifest['leaves'][{i}]"
+        if not isinstance(e, dict):
+            raise CheckpointError(f"{path}: {where} must be an object, got {type(e).__name__}.")
+        field(path, e, where, "path", str)
+        key = field(path, e, where, "key", str)
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", key) or key in keys or key == _MANIFEST:
+            raise CheckpointError(f"{path}: {where}['key'] is invalid or repeated ({key!r:.80}).")
+        keys.add(key)
+        check_shape(path, f"{where}['shape']", e.get("shape"))
+        field(path, e, where, "dtype", str)
+        if "key_impl" in e:
+            field(path, e, where, "key_impl", str)
+    return leaves
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
@@ -196,8 +235,15 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         The manifest as a dict.
+
+    Raises:
+        CheckpointError: an unreadable, damaged or foreign file.
+        FileNotFoundError: no such file.
     """
-    return _open(path)[0]
+    with Archive(path) as archive:
+        if archive.manifest["format"] == "optimlab-state":
+            _state_entries(path, archive.manifest)
+        return archive.manifest
 
 
 def _sharding_of(leaf: Any) -> Any:
@@ -207,11 +253,17 @@ def _sharding_of(leaf: Any) -> Any:
 def restore(path: str | os.PathLike, template: Any) -> Any:
     """Restores a state saved by :func:`save` into the structure of ``template``.
 
-    Everything is validated before anything is returned: the tree structure
-    (key paths), every shape and every dtype must match the template, so a
-    checkpoint of another optimizer, or of other parameters, is refused with a
-    message naming the first differing key path. Leaves are placed with the
-    template's sharding when it has one.
+    Everything is validated before anything is returned: the manifest (every
+    field present and of its type), the tree structure (key paths), every shape
+    and every dtype must match the template, so a checkpoint of another
+    optimizer, or of other parameters, is refused with a message naming the first
+    differing key path. Only the archive members the manifest lists are read
+    (extra members are refused), each after its header's dtype, shape and size
+    are checked, so reading allocates no more than the template's arrays. The
+    values are checked as :func:`~optimlab.set_hyperparams` checks them (the
+    same rule table, by hyperparameter name), and step counts must be
+    non-negative: a checkpoint never restores a state the API would refuse.
+    Leaves are placed with the template's sharding when it has one.
 
     Args:
         path: the checkpoint file.
@@ -221,13 +273,19 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
         The restored state, with the template's structure.
 
     Raises:
-        CheckpointError: unreadable file or a mismatch with the template.
+        CheckpointError: an unreadable, damaged or hostile file, or a mismatch
+            with the template.
         FileNotFoundError: no such file.
     """
-    manifest, arrays = _open(path)
+    with Archive(path) as archive:
+        return _restore(archive, path, template)
+
+
+def _restore(archive: Archive, path: Any, template: Any) -> Any:
+    manifest = archive.manifest
     if manifest["format"] != "optimlab-state":
         raise CheckpointError(f"{path} holds a {manifest['format']} (use load_tree), not a state.")
-    entries = manifest["leaves"]
+    entries = _state_entries(path, manifest)
     t_leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     saved_paths = [e["path"] for e in entries]
     t_paths = [jax.tree_util.keystr(kp) for kp, _ in t_leaves]
@@ -248,48 +306,70 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
             f"{path}: the checkpoint does not match the template (another optimizer or other "
             f"params?): {_structure_difference(str(manifest.get('treedef')), str(treedef))}"
         )
+    # Every expected encoding is known from the template before any array is read.
+    plan = [_plan_leaf(path, e, kp, leaf) for e, (kp, leaf) in zip(entries, t_leaves, strict=True)]
+    archive.check_members([e["key"] for e in entries])
+    values = []
+    for e, (where, stored, shape, decode) in zip(entries, plan, strict=True):
+        values.append(decode(archive.read(e["key"], where, stored, shape)))
+    check_values(path, jax.tree_util.tree_unflatten(treedef, values))
     out = []
-    for e, (kp, leaf) in zip(entries, t_leaves, strict=True):
-        where = jax.tree_util.keystr(kp)
-        if e["key"] not in arrays:
-            raise CheckpointError(f"{path}: the array for {where} is missing (truncated file?).")
-        raw = arrays[e["key"]]
-        if "key_impl" in e:
-            value = _restore_key(path, where, raw, e, leaf)
-            out.append(
-                value if _sharding_of(leaf) is None else jax.device_put(value, _sharding_of(leaf))
-            )
-            continue
-        try:
-            value = _decode_array(raw, e["dtype"])
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: cannot decode {where} as {e['dtype']}: {err}") from err
-        if _is_prng_key(leaf):
-            raise CheckpointError(
-                f"{path}: {where} is a PRNG key in the template but {e['dtype']} in the checkpoint."
-            )
-        shape, dtype = (
-            tuple(np.shape(leaf)),
-            jnp.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.asarray(leaf).dtype,
-        )
-        if tuple(value.shape) != tuple(e["shape"]):
-            raise CheckpointError(
-                f"{path}: the array for {where} is damaged: shape "
-                f"{value.shape} but the manifest says {tuple(e['shape'])}."
-            )
-        if value.shape != shape:
-            raise CheckpointError(
-                f"{path}: {where} has shape {value.shape} in the checkpoint "
-                f"but {shape} in the template."
-            )
-        if jnp.dtype(value.dtype) != dtype:
-            raise CheckpointError(
-                f"{path}: {where} has dtype {value.dtype} in the checkpoint "
-                f"but {dtype} in the template."
-            )
+    for value, (_, leaf) in zip(values, t_leaves, strict=True):
         sharding = _sharding_of(leaf)
         out.append(jax.device_put(value, sharding) if sharding is not None else jnp.asarray(value))
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _plan_leaf(path: Any, e: dict, kp: Any, leaf: Any) -> tuple[str, np.dtype, tuple, Any]:
+    """``(where, stored dtype, stored shape, decode)`` of one leaf, checked against the template."""
+    where = jax.tree_util.keystr(kp)
+    shape = tuple(e["shape"])
+    t_shape = tuple(np.shape(leaf))
+    if "key_impl" in e:
+        if not _is_prng_key(leaf):
+            raise CheckpointError(
+                f"{path}: {where} is a PRNG key ({e['dtype']}) in the "
+                f"checkpoint but {getattr(leaf, 'dtype', type(leaf).__name__)} "
+                "in the template."
+            )
+        if str(leaf.dtype) != e["dtype"]:
+            raise CheckpointError(
+                f"{path}: {where} has dtype {e['dtype']} in the checkpoint "
+                f"but {leaf.dtype} in the template."
+            )
+        if shape != t_shape:
+            raise CheckpointError(
+                f"{path}: {where} has shape {shape} in the checkpoint but {t_shape} in the "
+                "template."
+            )
+        data = jax.eval_shape(jax.random.key_data, leaf)
+        impl = e["key_impl"]
+
+        def decode_key(raw: np.ndarray) -> Any:
+            try:
+                # wrap_key_data takes any uint32 array-like; its annotation says jax.Array.
+                return jax.random.wrap_key_data(raw, impl=impl)  # pyright: ignore[reportArgumentType]
+            except (TypeError, ValueError, KeyError) as err:
+                raise CheckpointError(
+                    f"{path}: cannot decode the PRNG key at {where}: {err}"
+                ) from err
+
+        return where, np.dtype(data.dtype), tuple(data.shape), decode_key
+    dtype = parse_dtype(path, f"the dtype of {where}", e["dtype"])
+    if _is_prng_key(leaf):
+        raise CheckpointError(
+            f"{path}: {where} is a PRNG key in the template but {e['dtype']} in the checkpoint."
+        )
+    t_dtype = jnp.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+    if shape != t_shape:
+        raise CheckpointError(
+            f"{path}: {where} has shape {shape} in the checkpoint but {t_shape} in the template."
+        )
+    if dtype != t_dtype:
+        raise CheckpointError(
+            f"{path}: {where} has dtype {dtype} in the checkpoint but {t_dtype} in the template."
+        )
+    return where, encoded_dtype(dtype), shape, lambda raw: _decode_array(raw, dtype)
 
 
 def _structure_difference(saved: str, template: str) -> str:
@@ -300,37 +380,6 @@ def _structure_difference(saved: str, template: str) -> str:
         if a != b:
             return f"the hyperparameters are {a} in the checkpoint but {b} in the template."
     return "the tree structures differ."
-
-
-def _restore_key(path: Any, where: str, raw: np.ndarray, entry: dict, leaf: Any) -> Any:
-    """A typed PRNG key array from its saved key data, checked against the template."""
-    if not _is_prng_key(leaf):
-        raise CheckpointError(
-            f"{path}: {where} is a PRNG key ({entry['dtype']}) in the "
-            f"checkpoint but {getattr(leaf, 'dtype', type(leaf).__name__)} "
-            "in the template."
-        )
-    if str(leaf.dtype) != entry["dtype"]:
-        raise CheckpointError(
-            f"{path}: {where} has dtype {entry['dtype']} in the checkpoint "
-            f"but {leaf.dtype} in the template."
-        )
-    try:
-        # wrap_key_data takes any uint32 array-like; its annotation says jax.Array.
-        value = jax.random.wrap_key_data(raw, impl=entry["key_impl"])  # pyright: ignore[reportArgumentType]
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot decode the PRNG key at {where}: {err}") from err
-    if tuple(value.shape) != tuple(entry["shape"]):
-        raise CheckpointError(
-            f"{path}: the array for {where} is damaged: shape "
-            f"{value.shape} but the manifest says {tuple(entry['shape'])}."
-        )
-    if value.shape != tuple(np.shape(leaf)):
-        raise CheckpointError(
-            f"{path}: {where} has shape {value.shape} in the checkpoint "
-            f"but {tuple(np.shape(leaf))} in the template."
-        )
-    return value
 
 
 # --------------------------------------------------------------------------- containers
@@ -358,10 +407,10 @@ def _encode_tree(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         if type(obj).__module__.startswith("torch"):
             # A torch tensor, recognised without importing torch (so unknown to the checker).
             obj = obj.detach().cpu().numpy()  # pyright: ignore[reportAttributeAccessIssue]
-        raw, name = _encode_array(obj)
+        raw, name = _encode_array(obj, where, "save_tree")
         key = f"t{len(arrays)}"
         arrays[key] = raw
-        return {"__array__": key, "dtype": name}
+        return {"__array__": key, "dtype": name, "shape": list(raw.shape)}
     raise TypeError(
         f"save_tree: unsupported value of type {type(obj).__name__} at {where}; "
         "only arrays, numbers, strings, None, lists, tuples and dicts are stored."
@@ -374,22 +423,68 @@ def _encode_key(k: Any, where: str) -> Any:
     return k
 
 
-def _decode_tree(obj: Any, arrays: dict[str, np.ndarray], path: Any) -> Any:
+def _tree_keys(path: Any, tree: Any) -> list[str]:
+    """The array keys a tree manifest references (walked without recursion), each once."""
+    keys: list[str] = []
+    stack = [tree]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, list):
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            if "__array__" in obj:
+                keys.append(obj["__array__"])
+            else:
+                stack.extend(obj.values())
+    for key in keys:
+        if not isinstance(key, str) or keys.count(key) > 1:
+            raise CheckpointError(
+                f"{path}: the manifest references array {key!r:.80} more than once or by a "
+                "key that is not a string (damaged manifest)."
+            )
+    return keys
+
+
+def _decode_tree(obj: Any, archive: Archive, where: str) -> Any:
+    path = archive.path
     if isinstance(obj, list):
-        return [_decode_tree(v, arrays, path) for v in obj]
-    if isinstance(obj, dict):
-        if "__dict__" in obj:
-            return {k: _decode_tree(v, arrays, path) for k, v in obj["__dict__"]}
-        if "__tuple__" in obj:
-            return tuple(_decode_tree(v, arrays, path) for v in obj["__tuple__"])
-        if "__float__" in obj:
-            return float(obj["__float__"])
-        if "__array__" in obj:
-            if obj["__array__"] not in arrays:
-                raise CheckpointError(f"{path}: array {obj['__array__']} is missing.")
-            return _decode_array(arrays[obj["__array__"]], obj["dtype"])
-        raise CheckpointError(f"{path}: malformed entry {sorted(obj)} in the manifest.")
-    return obj
+        return [_decode_tree(v, archive, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if not isinstance(obj, dict):
+        return obj  # None, bool, int, float, str
+    if len(obj) == 1 and "__dict__" in obj:
+        pairs = field(path, obj, where, "__dict__", list)
+        out = {}
+        for pair in pairs:
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or isinstance(pair[0], bool)
+                or not isinstance(pair[0], (int, str))
+            ):
+                raise CheckpointError(
+                    f"{path}: malformed dict item {pair!r:.80} at {where} in the manifest."
+                )
+            out[pair[0]] = _decode_tree(pair[1], archive, f"{where}[{pair[0]!r}]")
+        return out
+    if len(obj) == 1 and "__tuple__" in obj:
+        items = field(path, obj, where, "__tuple__", list)
+        return tuple(_decode_tree(v, archive, f"{where}[{i}]") for i, v in enumerate(items))
+    if len(obj) == 1 and "__float__" in obj:
+        text = field(path, obj, where, "__float__", str)
+        try:
+            return float(text)
+        except ValueError:
+            raise CheckpointError(f"{path}: {where} is not a float ({text!r:.80}).") from None
+    if "__array__" in obj and set(obj) <= {"__array__", "dtype", "shape"}:
+        dtype = parse_dtype(path, f"the dtype of {where}", field(path, obj, where, "dtype", str))
+        shape = check_shape(path, f"the shape of {where}", obj["shape"]) if "shape" in obj else None
+        raw = archive.read(obj["__array__"], where, encoded_dtype(dtype), shape)
+        if raw.dtype != dtype and raw.dtype.itemsize != dtype.itemsize:
+            raise CheckpointError(f"{path}: the array for {where} cannot hold {dtype}.")
+        return _decode_array(raw, dtype)
+    raise CheckpointError(
+        f"{path}: malformed entry {sorted(obj)!r:.80} at {where} in the manifest."
+    )
 
 
 def save_tree(
@@ -445,7 +540,14 @@ def load_tree(path: str | os.PathLike) -> Any:
     Raises:
         CheckpointError: an unreadable or damaged file.
     """
-    manifest, arrays = _open(path)
-    if manifest["format"] != "optimlab-tree":
-        raise CheckpointError(f"{path} holds an optimizer state (use restore), not a tree.")
-    return _decode_tree(manifest["tree"], arrays, path)
+    with Archive(path) as archive:
+        manifest = archive.manifest
+        if manifest["format"] != "optimlab-tree":
+            raise CheckpointError(f"{path} holds an optimizer state (use restore), not a tree.")
+        if "tree" not in manifest:
+            raise CheckpointError(f"{path}: the manifest has no 'tree' field (damaged manifest).")
+        try:
+            archive.check_members(_tree_keys(path, manifest["tree"]))
+            return _decode_tree(manifest["tree"], archive, "<root>")
+        except RecursionError:
+            raise CheckpointError(f"{path}: the manifest is nested too deeply.") from None

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from .._base import apply_updates
 from .._hyperparams import hyperparam_dtype
-from . import _state_dict
+from . import _checks, _state_dict
 from ._params import GroupLayout, Layout, split_params
 from ._spec import Spec, required
 
@@ -366,6 +366,7 @@ class Optimizer:
                     f"the gradient of parameter {i} ({self._names[i]!r}) has shape "
                     f"{jnp.shape(grads[i])}, the parameter {self._leaves[i].shape}"
                 )
+            _checks.check_grad_dtype(g, self._leaves[i], f"parameter {i} ({self._names[i]!r})")
         keys = tuple(self._sync_groups())
         zero = None
         for i in active:
@@ -440,10 +441,16 @@ class Optimizer:
 
     def _feed(self, gi: int, group: Mapping[str, Any], key: Any) -> dict[str, jax.Array]:
         """A group's hyperparameter values as device arrays, transferred when they change."""
-        values = self.spec.feed(group, self._txs[key][1], self._hdtype)
+        try:
+            values = self.spec.feed(group, self._txs[key][1], self._hdtype)
+        except (TypeError, ValueError):
+            _checks.check_group(self.spec, group, f"param_groups[{gi}]")
+            raise
         sig = tuple((n, float(v)) for n, v in values.items())
         hit = self._fed.get(gi)
         if hit is None or hit[0] != sig:
+            # A changed value is checked once (NaN never equals itself: always checked).
+            _checks.check_group(self.spec, group, f"param_groups[{gi}]")
             hit = self._fed[gi] = (sig, jax.device_put(values))
         return hit[1]
 

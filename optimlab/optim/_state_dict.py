@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
 from ._spec import Spec, StateKey
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def import_state(
         if sk.dtype is not None:
             if arr.size != 1:
                 raise ValueError(f"{where}: {key!r} must be a scalar, got shape {arr.shape}")
-            value = jnp.asarray(arr.reshape(())).astype(current.dtype)
+            value = jnp.asarray(_checks.check_step(arr, where), current.dtype)
         else:
             if arr.shape != jnp.shape(current):
                 raise ValueError(
@@ -194,7 +195,8 @@ def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:
                 new[key] = ours[key]
         new.update(opt.spec.fixed)
         try:
-            opt._tx_for(new)
+            opt._tx_for(new)  # the alias's own checks and torch's messages first
+            _checks.check_group(opt.spec, new, f"param_groups[{gi}]")
         except (ValueError, TypeError) as e:
             raise ValueError(f"loaded parameter group {gi} is invalid for {name}: {e}") from None
         new["params"] = list(ours["params"])

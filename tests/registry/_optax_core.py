@@ -217,7 +217,11 @@ ERROR_CASES = [
     ),
     # sm3
     _e("sm3_lr", lambda: ol.sm3(-0.1), _LR),
-    _e("sm3_momentum", lambda: ol.sm3(0.1, momentum=1.0), _B0),
+    _e(
+        "sm3_momentum",
+        lambda: ol.sm3(0.1, momentum=1.0),
+        r"^Invalid momentum value: 1.0 \(must be in \[0.0, 1.0\)\)$",
+    ),
     _e(
         "sm3_b2",
         lambda: ol.scale_by_sm3(b2=1.5),

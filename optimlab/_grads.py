@@ -1,0 +1,70 @@
+"""What an optimizer does with gradients whose dtype differs from the parameters' (private).
+
+Integer (and boolean) gradients are cast to the floating dtype of their parameter,
+as optax's transformations effectively do (an integer times a float learning rate
+is a float): left as integers, every moment and update would round to zero and
+training would silently stop. Complex gradients of real parameters are refused:
+dropping the imaginary part silently would be a wrong result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ._tree import keystr
+
+__all__ = ["as_param_dtypes"]
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
+    """``updates`` with integer leaves cast to their parameter's floating dtype.
+
+    Without ``params`` (or when the structures differ, which the transformation
+    reports itself), integer leaves become the default float dtype. Runs at trace
+    time only: it reads dtypes, not values.
+
+    Args:
+        name: the function, for messages.
+        updates: the gradients.
+        params: the parameters, or ``None``.
+
+    Returns:
+        The updates, unchanged when no leaf is an integer.
+
+    Raises:
+        TypeError: a complex gradient of a real parameter, naming its key path.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(updates, is_leaf=_is_none)
+    dtypes = [None if g is None else jnp.result_type(g) for g in leaves]
+    exact = [d is not None and not jnp.issubdtype(d, jnp.inexact) for d in dtypes]
+    complex_ = [d is not None and jnp.issubdtype(d, jnp.complexfloating) for d in dtypes]
+    if not any(exact) and (params is None or not any(complex_)):
+        return updates
+    p_leaves, p_treedef = jax.tree_util.tree_flatten(params, is_leaf=_is_none)
+    paired = params is not None and p_treedef == treedef
+    default = jnp.result_type(float)
+    out = []
+    for i, g in enumerate(leaves):
+        p = p_leaves[i] if paired else None
+        p_dtype = None if p is None else jnp.result_type(p)
+        if complex_[i] and p_dtype is not None and not jnp.issubdtype(p_dtype, jnp.complexfloating):
+            path = jax.tree_util.tree_flatten_with_path(updates, is_leaf=_is_none)[0][i][0]
+            raise TypeError(
+                f"{name}: the gradient at {keystr(path)} is complex ({dtypes[i]}) but its "
+                f"parameter is real ({p_dtype}); taking the real part silently would be a "
+                "wrong result. Pass real gradients (e.g. `jnp.real(g)`) or complex params."
+            )
+        if exact[i]:
+            target = (
+                p_dtype if p_dtype is not None and jnp.issubdtype(p_dtype, jnp.inexact) else default
+            )
+            g = jnp.asarray(g).astype(target)
+        out.append(g)
+    return jax.tree_util.tree_unflatten(treedef, out)

@@ -1,0 +1,206 @@
+"""One table of hyperparameter rules, by the name an optimizer's state gives it (private).
+
+A hyperparameter enters an optimizer through construction, :func:`set_hyperparams`,
+an ``optimlab.optim`` param-group edit or ``load_state_dict``, and a checkpoint
+restore. The constructors keep their own (torch-worded, sometimes stricter) checks;
+every other entry point checks the value against :data:`RULES` by name, and
+:func:`~optimlab.with_hyperparams` checks the values it is built with against it
+too, so a value a state can hold after any of them is one the API accepts.
+
+Where one name means different ranges in different optimizers (``beta`` is a
+momentum in ``signum`` but an extrapolation weight in ``optimistic_gradient_descent``),
+its rule is the loosest common range, plus the checks every name gets: a real
+number, not NaN, and finite unless the rule says ``inf`` is meaningful (no cap).
+A name the table does not know (a user's own :func:`with_hyperparams` argument)
+gets the NaN check only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RULES", "Rule", "check", "check_number", "check_step"]
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v)) if math.isfinite(v) else str(float(v))
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """``lo <= value <= hi`` (open ends as flagged), finite unless ``allow_inf``."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+    allow_inf: bool = False
+    integer: bool = False
+    # torch's wording for the common names, as the constructors use it.
+    torch_message: Callable[[str], str] | None = None
+
+    def accepts(self, v: float) -> bool:
+        if math.isnan(v) or (math.isinf(v) and not self.allow_inf):
+            return False
+        if self.integer and math.isfinite(v) and v != int(v):
+            return False
+        above = self.lo < v if self.lo_open else self.lo <= v
+        below = v < self.hi if self.hi_open else v <= self.hi
+        return above and below
+
+    def describe(self) -> str:
+        parts = []
+        lo, hi = self.lo != -math.inf, self.hi != math.inf
+        if lo and hi:
+            lb = "(" if self.lo_open else "["
+            rb = ")" if self.hi_open else "]"
+            parts.append(f"in {lb}{_fmt(self.lo)}, {_fmt(self.hi)}{rb}")
+        elif lo:
+            parts.append(f"{'>' if self.lo_open else '>='} {_fmt(self.lo)}")
+        elif hi:
+            parts.append(f"{'<' if self.hi_open else '<='} {_fmt(self.hi)}")
+        if self.integer:
+            parts.append("a whole number")
+        if not self.allow_inf:
+            parts.append("finite")
+        return "must be " + " and ".join(parts)
+
+
+_NON_NEG = Rule(lo=0.0)
+_POSITIVE = Rule(lo=0.0, lo_open=True)
+_REAL = Rule()
+_BETA = Rule(lo=0.0, hi=1.0, hi_open=True)
+
+
+def _torch(label: str) -> Callable[[str], str]:
+    return lambda v: f"Invalid {label}: {v}"
+
+
+#: The rule for every hyperparameter name the aliases keep in their state.
+RULES: dict[str, Rule] = {
+    # Rates, step sizes and scales: non-negative.
+    "learning_rate": Rule(lo=0.0, torch_message=_torch("learning rate")),
+    "max_learning_rate": Rule(lo=0.0, allow_inf=True),  # polyak: inf means no cap
+    "scaling": _NON_NEG,
+    "trust_coefficient": _POSITIVE,
+    "init_step_value": _NON_NEG,
+    "init_estim_sq_dist": _NON_NEG,
+    "estim_lr0": _POSITIVE,
+    "estim_lr_coef": _NON_NEG,
+    "s_init": _POSITIVE,
+    "min_step_size": _NON_NEG,
+    "max_step_size": Rule(lo=0.0, allow_inf=True),
+    "eta_minus": Rule(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+    "eta_plus": Rule(lo=1.0, lo_open=True),
+    "min_norm": _NON_NEG,
+    "lr_decay": _NON_NEG,
+    "initial_accumulator_value": _NON_NEG,
+    "scale": _REAL,  # galore: a multiplier of either sign
+    # Small constants: non-negative.
+    "eps": Rule(lo=0.0, torch_message=_torch("epsilon value")),
+    "eps_root": _NON_NEG,
+    "eps1": _NON_NEG,
+    "eps2": _NON_NEG,
+    "adam_eps": _NON_NEG,
+    # Decay terms: non-negative.
+    "weight_decay": Rule(lo=0.0, torch_message=_torch("weight_decay value")),
+    "adam_weight_decay": _NON_NEG,
+    "weight_decay_rate": _NON_NEG,
+    "decay_rate": _NON_NEG,
+    "momentum_decay": _NON_NEG,
+    "weight_lr_power": _NON_NEG,
+    "eta": _NON_NEG,
+    "gamma": _NON_NEG,  # noisy_sgd >= 0, sophia > 0
+    # Momenta and averaging coefficients. momentum is >= 0 in sgd/lars (torch) and in
+    # [0, 1] or [0, 1) elsewhere: the loosest common range is >= 0.
+    "momentum": Rule(lo=0.0, torch_message=_torch("momentum value")),
+    "dampening": _REAL,  # torch does not bound it; finite only
+    "decay": _NON_NEG,  # rmsprop's alpha
+    "rho": Rule(lo=0.0, hi=1.0),
+    "b1": Rule(lo=0.0, hi=1.0, hi_open=True, torch_message=_torch("beta parameter at index 0")),
+    "b2": Rule(lo=0.0, hi=1.0, hi_open=True, torch_message=_torch("beta parameter at index 1")),
+    "b3": _BETA,
+    "beta1": _BETA,
+    "beta2": _BETA,
+    "beta3": _BETA,
+    "adam_b1": _BETA,
+    "adam_b2": _BETA,
+    "beta": _NON_NEG,  # [0, 1) in signum and momo, >= 0 in optimistic_gradient_descent
+    "alpha": _NON_NEG,  # ademamix, cocob (> 0), optimistic (>= 0); asgd's is finite only
+    "beta2_decay": Rule(hi=0.0),
+    # asgd: torch does not bound these; finite only.
+    "lambd": _REAL,
+    "t0": _REAL,
+    # Thresholds.
+    "clipping_threshold": Rule(lo=1.0, allow_inf=True),
+    "clip_threshold": Rule(lo=0.0, lo_open=True, allow_inf=True),
+    "d": Rule(lo=1.0, allow_inf=True),
+    "decay_offset": _REAL,
+    "lower_bound": _REAL,
+    "f_min": _REAL,
+    "ns_a": _REAL,
+    "ns_b": _REAL,
+    "ns_c": _REAL,
+    # Counts stored as numbers.
+    "update_interval": Rule(lo=1.0, integer=True),
+    "max_iter": _POSITIVE,  # lbfgs truncates both to int32, as torch's loops do
+    "max_eval": _POSITIVE,
+    "tolerance_grad": _NON_NEG,
+    "tolerance_change": _NON_NEG,
+}
+
+
+def check(name: str, value: float, where: str = "") -> None:
+    """Raises ``ValueError`` when the number ``value`` breaks the rule for ``name``.
+
+    ``where`` prefixes the message (the function, key path or param-group entry).
+    """
+    v = float(value)
+    prefix = f"{where}: " if where else ""
+    if math.isnan(v):
+        raise ValueError(f"{prefix}Invalid {name} value: nan (a hyperparameter cannot be NaN)")
+    rule = RULES.get(name)
+    if rule is None or rule.accepts(v):
+        return
+    if rule.torch_message is not None and math.isfinite(v):
+        raise ValueError(prefix + rule.torch_message(_fmt(v)))
+    raise ValueError(f"{prefix}Invalid {name} value: {_fmt(v)} ({rule.describe()})")
+
+
+def check_number(name: str, value: Any, where: str) -> float:
+    """``value`` as a float, after refusing what is not one real number (``TypeError``)."""
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{where} must be a real number, got {type(value).__name__} {value!r}.")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" and str(arr.dtype) != "bfloat16":
+        raise TypeError(
+            f"{where} must be a real number, got {type(value).__name__} with dtype {arr.dtype}."
+        )
+    if arr.size != 1:
+        raise ValueError(f"{where} must be a scalar, got shape {arr.shape}.")
+    v = float(arr.reshape(()))
+    check(name, v, where)
+    return v
+
+
+def check_step(value: Any, where: str, *, maximum: int = 2**31 - 1) -> int:
+    """A step count as an int: a real, whole, non-negative number no larger than ``maximum``."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{where} must be a step count, got {type(value).__name__} {value!r}.")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.size != 1:
+        raise TypeError(
+            f"{where} must be a step count (one real number), got dtype {arr.dtype} "
+            f"and shape {arr.shape}."
+        )
+    v = float(arr.reshape(()))
+    if not (math.isfinite(v) and v == int(v) and 0 <= v <= maximum):
+        raise ValueError(
+            f"{where} must be a whole number in [0, {maximum}] (a step count), got {_fmt(v)}."
+        )
+    return int(v)

@@ -1,0 +1,48 @@
+"""The values a restored state may hold (private; see :func:`optimlab.checkpoint.restore`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from .. import _rules
+from .._hyperparams import _find
+from ._archive import CheckpointError
+
+# Integer leaves that count steps, evaluations or history slots: never negative.
+_COUNTERS = ("count", "step", "n_iter", "func_evals", "history_start")
+
+
+def _is_counter(name: str | None) -> bool:
+    return name is not None and any(part in name for part in _COUNTERS)
+
+
+def check_values(path: Any, state: Any) -> None:
+    """Refuses a state (of NumPy leaves) the API would refuse, naming the key path.
+
+    Every hyperparameter is checked with the rule table :func:`~optimlab.set_hyperparams`
+    uses, by name; every step counter must be non-negative.
+    """
+    for kp, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        name = getattr(kp[-1], "name", None) if kp else None
+        dtype = getattr(leaf, "dtype", None)
+        if not isinstance(dtype, np.dtype) or dtype.kind != "i" or not _is_counter(name):
+            continue
+        arr = np.asarray(leaf)
+        if arr.size and int(arr.min()) < 0:
+            raise CheckpointError(
+                f"{path}: {jax.tree_util.keystr(kp)} is a step count and must be >= 0, got "
+                f"{int(arr.min())} (damaged or hostile file)."
+            )
+    for prefix, node in _find(state):
+        hp = node.hyperparams
+        packed = np.asarray(hp.packed, dtype=np.float64)
+        for i, name in enumerate(hp.names):
+            where = f"{path}: hyperparameter {prefix + '/' if prefix else ''}{name}"
+            for v in packed[..., i].ravel():
+                try:
+                    _rules.check(name, float(v), where)
+                except ValueError as e:
+                    raise CheckpointError(f"{e} (damaged or hostile file).") from None

@@ -1,0 +1,74 @@
+"""Checks of the values a parameter group or a loaded state brings in (private).
+
+Numeric group options are checked against the shared rule table
+(:mod:`optimlab._rules`, by the alias's hyperparameter name) when a group is
+loaded and whenever a value changes between steps: torch does not re-check edits
+of ``param_groups``, but a NaN or infinite learning rate would silently turn the
+parameters NaN, and the values pass through the host here anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jax.numpy as jnp
+
+from .. import _rules
+from ._spec import Spec
+
+__all__ = ["check_grad_dtype", "check_group", "check_step"]
+
+
+def check_group(spec: Spec, group: Mapping[str, Any], where: str) -> None:
+    """Refuses a group whose hyperparameter options the rule table refuses.
+
+    Args:
+        spec: the optimizer's table.
+        group: the parameter group.
+        where: names the group in messages, as ``param_groups[0]``.
+
+    Raises:
+        TypeError: an option that is not a number (or not a tuple of numbers).
+        ValueError: a number out of its range, NaN or infinite.
+    """
+    for key, names in spec.hyperparams.items():
+        if key not in group:
+            continue
+        value = group[key]
+        label = f"{where}[{key!r}]"
+        if isinstance(names, tuple):
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise TypeError(
+                    f"{label} must be a tuple of {len(names)} numbers, got {value!r:.80}."
+                )
+            values = tuple(value)
+            if len(values) != len(names):
+                raise ValueError(f"{label} must have {len(names)} values, got {value!r:.80}.")
+            items = [
+                (n, v, f"{label}[{i}]") for i, (n, v) in enumerate(zip(names, values, strict=True))
+            ]
+        else:
+            items = [(names, value, label)]
+        for name, v, lab in items:
+            if v is not None:  # options that may be unset (Adafactor's eps1, LBFGS's max_eval)
+                _rules.check_number(name, v, lab)
+
+
+def check_step(value: Any, where: str) -> int:
+    """A loaded ``step`` as an int32 count: a whole number in ``[0, 2**31]``.
+
+    A saturated count (``2**31 - 1``) exports as the float32 ``2**31``; it loads back
+    saturated.
+    """
+    return min(_rules.check_step(value, f"{where}: 'step'", maximum=2**31), 2**31 - 1)
+
+
+def check_grad_dtype(grad: Any, param: Any, where: str) -> None:
+    """Refuses a complex gradient of a real parameter (the cast would drop its imaginary part)."""
+    g, p = jnp.result_type(grad), jnp.result_type(param)
+    if jnp.issubdtype(g, jnp.complexfloating) and not jnp.issubdtype(p, jnp.complexfloating):
+        raise TypeError(
+            f"the gradient of {where} is complex ({g}) but the parameter is real ({p}); "
+            "taking the real part silently would be a wrong result."
+        )
