@@ -86,8 +86,20 @@ PAIRS = [
         lambda: ol.adamaxw(0.01, weight_decay=0.1),
         lambda: optax.adamaxw(0.01, weight_decay=0.1),
     ),
-    # optax's nadam has no momentum schedule: mu_t = b1 at every step, which is
-    # torch's schedule in the limit momentum_decay -> inf.
+    # optax's nadam has no momentum schedule (optimlab's default); torch's schedule
+    # in the limit momentum_decay -> inf is the same rule.
+    ("nadam_defaults", lambda: ol.nadam(0.01), lambda: optax.nadam(0.01)),
+    ("nadamw_defaults", lambda: ol.nadamw(0.01), lambda: optax.nadamw(0.01)),
+    (
+        "adam_nesterov_eps_root",
+        lambda: ol.adam(0.01, eps_root=1e-8, nesterov=True),
+        lambda: optax.adam(0.01, eps_root=1e-8, nesterov=True),
+    ),
+    (
+        "amsgrad_defaults",
+        lambda: ol.amsgrad(0.01),
+        lambda: optax.amsgrad(0.01),
+    ),
     (
         "nadam",
         lambda: ol.nadam(0.01, b1=0.85, b2=0.98, momentum_decay=float("inf")),
@@ -132,7 +144,6 @@ PAIRS = [
             0.01, initial_scale=0.1, momentum=0.9, nesterov=True, bias_correction=True
         ),
     ),
-
     # torch's rmsprop is eps_in_sqrt=False on both sides; torch's alpha is decay.
     (
         "rmsprop",
@@ -184,7 +195,7 @@ def _constant_gradient_updates(tx, g, steps):
         return out, state
 
 
-def test_nadam_momentum_schedule_differs_from_optax():
+def test_nadam_momentum_schedule_is_torch_s_on_request():
     # One step on g = 1, in closed form. torch (optimlab): mu_t = b1 (1 - 0.96^(t psi) / 2);
     # optax: mu_t = b1. With m_1 = (1 - b1) g and d = |g| + eps:
     lr, b1, psi, eps = 0.1, 0.9, 4e-3, 1e-8
@@ -192,8 +203,10 @@ def test_nadam_momentum_schedule_differs_from_optax():
     mu2 = b1 * (1 - 0.5 * 0.96 ** (2 * psi))
     torch_rule = -lr * (1.0 + mu2 * (1 - b1) / (1 - mu1 * mu2)) / (1 + eps)
     optax_rule = -lr * ((1 - b1) / (1 - b1) + b1 * (1 - b1) / (1 - b1**2)) / (1 + eps)
-    (ours,), _ = _constant_gradient_updates(ol.nadam(lr), 1.0, 1)
+    (ours,), _ = _constant_gradient_updates(ol.nadam(lr, momentum_decay=psi), 1.0, 1)
     (theirs,), _ = _constant_gradient_updates(optax.nadam(lr), 1.0, 1)
+    (default,), _ = _constant_gradient_updates(ol.nadam(lr), 1.0, 1)
+    assert default == pytest.approx(optax_rule, rel=1e-12)
     assert ours == pytest.approx(torch_rule, rel=1e-12)
     assert theirs == pytest.approx(optax_rule, rel=1e-12)
     assert abs(ours - theirs) > 0.05 * abs(theirs)  # mu_1 ~ b1 / 2, not b1
@@ -289,14 +302,14 @@ def test_rmsprop_eps_placement_is_optax_s_by_default_and_torch_s_on_request():
 
 @pytest.mark.parametrize(
     "ours,theirs",
-    [(ol.adamaxw, optax.adamaxw), (ol.nadamw, optax.nadamw)],
-    ids=["adamaxw", "nadamw"],
+    [(ol.adamaxw, optax.adamaxw), (ol.nadamw, optax.nadamw), (ol.adamw, optax.adamw)],
+    ids=["adamaxw", "nadamw", "adamw"],
 )
-def test_decoupled_weight_decay_default_is_adamw_s_not_optax_s(ours, theirs):
-    # The decoupled aliases default to torch AdamW's 1e-2 (as optimlab.adamw does);
-    # optax defaults to 1e-4.
+def test_decoupled_weight_decay_default_is_optax_s(ours, theirs):
+    # The decoupled aliases default to optax's 1e-4 (torch AdamW's 1e-2 is passed
+    # explicitly by optimlab.optim).
     state = ours().init(jnp.zeros(1))
-    assert float(ol.hyperparams(state)["weight_decay"]) == pytest.approx(1e-2)
+    assert float(ol.hyperparams(state)["weight_decay"]) == pytest.approx(1e-4)
     assert inspect.signature(theirs).parameters["weight_decay"].default == pytest.approx(1e-4)
 
 

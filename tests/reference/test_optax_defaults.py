@@ -42,7 +42,8 @@ def _optax_public(module):
     return {
         n: getattr(module, n)
         for n in dir(module)
-        if not n.startswith("_") and callable(getattr(module, n))
+        if not n.startswith("_")
+        and callable(getattr(module, n))
         and not inspect.isclass(getattr(module, n))
     }
 
@@ -140,8 +141,10 @@ def _problem():
     rng = np.random.default_rng(0)
     params = {k: jnp.asarray(rng.normal(size=s)) for k, s in SHAPES.items()}
     curv = {k: jnp.asarray(rng.uniform(0.5, 2.0, size=s)) for k, s in SHAPES.items()}
-    noise = [{k: jnp.asarray(rng.normal(scale=0.3, size=s)) for k, s in SHAPES.items()}
-             for _ in range(STEPS)]
+    noise = [
+        {k: jnp.asarray(rng.normal(scale=0.3, size=s)) for k, s in SHAPES.items()}
+        for _ in range(STEPS)
+    ]
     return params, curv, noise
 
 
@@ -181,11 +184,15 @@ def test_defaults_match_optax(name):
     for k, ((u, p), (ru, rp)) in enumerate(zip(ours, theirs, strict=True)):
         for n in SHAPES:
             np.testing.assert_allclose(
-                np.asarray(u[n]), np.asarray(ru[n]), err_msg=f"{name}: updates[{n}] at step {k}",
+                np.asarray(u[n]),
+                np.asarray(ru[n]),
+                err_msg=f"{name}: updates[{n}] at step {k}",
                 **TOL,
             )
             np.testing.assert_allclose(
-                np.asarray(p[n]), np.asarray(rp[n]), err_msg=f"{name}: params[{n}] at step {k}",
+                np.asarray(p[n]),
+                np.asarray(rp[n]),
+                err_msg=f"{name}: params[{n}] at step {k}",
                 **TOL,
             )
 
@@ -196,7 +203,8 @@ SIGNATURE_DIFFERS: dict[str, str] = {}
 
 def _params(fn):
     return [
-        p for p in inspect.signature(fn).parameters.values()
+        p
+        for p in inspect.signature(fn).parameters.values()
         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
 

@@ -156,7 +156,7 @@ def test_nadam_matches_torch(cfg, dtype):
 def test_nadamw_matches_torch_decoupled_nadam(cfg, dtype):
     with _torch_default_for(dtype):
         compare_with_torch(
-            lambda: ol.nadamw(0.01, **cfg),
+            lambda: ol.nadamw(0.01, momentum_decay=4e-3, **cfg),
             torch.optim.NAdam,
             dict(lr=0.01, decoupled_weight_decay=True, **cfg),
             nadam_state,
@@ -276,7 +276,7 @@ def test_nadam_float64_with_torch_float32_defaults_stays_close():
     # every step while optimlab (x64) keeps it in float64: the two then differ by
     # float32 rounding of mu_product alone (~1e-7), well above float64 noise.
     worst = compare_with_torch(
-        lambda: ol.nadam(0.01),
+        lambda: ol.nadam(0.01, momentum_decay=4e-3),
         torch.optim.NAdam,
         dict(lr=0.01),
         nadam_state,
@@ -343,10 +343,10 @@ COMPLEX = [
         torch.optim.Adamax,
         dict(lr=0.05, weight_decay=0.1),
     ),
-    ("nadam", lambda: ol.nadam(0.05), torch.optim.NAdam, dict(lr=0.05)),
+    ("nadam", lambda: ol.nadam(0.05, momentum_decay=4e-3), torch.optim.NAdam, dict(lr=0.05)),
     (
         "nadamw",
-        lambda: ol.nadamw(0.05, weight_decay=0.1),
+        lambda: ol.nadamw(0.05, weight_decay=0.1, momentum_decay=4e-3),
         torch.optim.NAdam,
         dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
     ),
@@ -358,7 +358,9 @@ COMPLEX = [
     ),
     (
         "adagrad",
-        lambda: ol.adagrad(0.05, initial_accumulator_value=0.1, lr_decay=0.01, eps=1e-10, eps_in_sqrt=False),
+        lambda: ol.adagrad(
+            0.05, initial_accumulator_value=0.1, lr_decay=0.01, eps=1e-10, eps_in_sqrt=False
+        ),
         torch.optim.Adagrad,
         dict(lr=0.05, initial_accumulator_value=0.1, lr_decay=0.01),
     ),

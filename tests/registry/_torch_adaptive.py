@@ -213,14 +213,14 @@ ERROR_CASES = [
     ),
     _err(
         "nadam_real_nu_dtype_complex_params",
-        lambda: _init_complex(ol.nadam(nu_dtype=jnp.float32)),
+        lambda: _init_complex(ol.nadam(momentum_decay=4e-3, nu_dtype=jnp.float32)),
         r"scale_by_nadam does not support complex params .* with a real nu_dtype",
         TypeError,
         "init",
     ),
     _err(
         "nadam_update_structure",
-        lambda: _update(ol.nadam(), {"a": jnp.zeros(2)}, {"b": jnp.zeros(2)}),
+        lambda: _update(ol.nadam(momentum_decay=4e-3), {"a": jnp.zeros(2)}, {"b": jnp.zeros(2)}),
         r"^scale_by_nadam: .*\['b'\].*\['a'\]",
         stage="update",
     ),
