@@ -138,7 +138,7 @@ def scale_by_adam(
                     denom = jnp.sqrt(v_use) / bc2_sqrt + e
             if nesterov:
                 bc1_next = _tree.bias_correction(b1, safe_increment(count)).astype(real)
-                b1c = _tree.hp(b1, gc)
+                b1c = _tree.hp(b1, gc).astype(m_new.dtype)
                 m_hat = b1c * m_new / bc1_next.astype(m_new.dtype) + (1 - b1c) * gc / bc1.astype(
                     m_new.dtype
                 )

@@ -133,7 +133,10 @@ CASES = [
     ),
     Case(
         "rmsprop_wd_maximize",
-        lambda: ol.chain(ol.scale(-1.0), ol.rmsprop(0.02, weight_decay=1e-3, maximize=True)),
+        lambda: ol.chain(
+            ol.scale(-1.0),
+            ol.rmsprop(0.02, decay=0.99, eps_in_sqrt=False, weight_decay=1e-3, maximize=True),
+        ),
         tags=("torch",),
         needs_params=True,
         zero_grad_zero_update=False,
