@@ -135,6 +135,7 @@ from ._partition import PartitionState as PartitionState
 from ._partition import extend_state as extend_state
 from ._partition import partition as partition
 from ._partition import partition_overrides as partition_overrides
+from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import ReduceOnPlateauState as ReduceOnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau
 from ._polyak import polyak_sgd as polyak_sgd

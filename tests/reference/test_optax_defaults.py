@@ -240,3 +240,53 @@ def _same_default(a, b):
         return bool(a == b) and type(a) is type(b) or (a == b and a is not None and b is not None)
     except Exception:  # noqa: BLE001
         return a is b
+
+
+PLATEAU_METRICS = [1.0, 0.99, 0.98, 0.98, 0.97, 0.97, 0.97, 0.97, 0.5] + [0.5] * 20 + [0.49] * 10
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(patience=2, factor=0.5),
+        dict(patience=1, rtol=0.0, atol=0.005, cooldown=2, factor=0.5, min_scale=0.2),
+        dict(patience=2, rtol=0.02, accumulation_size=3, factor=0.3, cooldown=1),
+    ],
+    ids=["patience", "atol-cooldown-min_scale", "rtol-accumulation"],
+)
+def test_reduce_on_plateau_arguments_match_optax(kwargs):
+    ours, theirs = ol.reduce_on_plateau(**kwargs), optax.contrib.reduce_on_plateau(**kwargs)
+    params = {"w": jnp.ones(2)}
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    scales = []
+    step_ours = jax.jit(lambda s, m: ours.update(params, s, value=m))
+    with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
+        step_theirs = jax.jit(lambda s, m: theirs.update(params, s, value=m))
+    for m in PLATEAU_METRICS:
+        m = jnp.float32(m)
+        u, s_ours = step_ours(s_ours, m)
+        with jax.numpy_dtype_promotion("standard"):
+            ru, s_theirs = step_theirs(s_theirs, m)
+        np.testing.assert_allclose(u["w"], ru["w"], rtol=1e-6)  # float32 products of factor
+        for field in ol.ReduceLROnPlateauState._fields:
+            np.testing.assert_allclose(
+                getattr(s_ours, field), getattr(s_theirs, field), rtol=1e-6, err_msg=field
+            )
+        scales.append(float(s_ours.scale))
+    assert len(set(scales)) > 1  # every case reduces at least once
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(threshold=0.1), "rule='torch'"),
+        (dict(mode="max"), "rule='torch'"),
+        (dict(rule="torch", atol=0.1), "optax's rule"),
+        (dict(rtol=0.0, atol=0.0), "rtol > 0 or atol > 0"),
+        (dict(accumulation_size=0), "accumulation_size"),
+        (dict(rule="pytorch"), "'optax' or 'torch'"),
+    ],
+)
+def test_reduce_on_plateau_refuses_arguments_of_the_other_rule(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ol.reduce_on_plateau(**kwargs)
