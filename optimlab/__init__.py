@@ -114,9 +114,12 @@ from ._momo import MomoState as MomoState
 from ._momo import momo as momo
 from ._momo import momo_adam as momo_adam
 from ._muon import ScaleByMuonState as ScaleByMuonState
-from ._muon import muon as muon
 from ._muon import newton_schulz as newton_schulz
-from ._muon import scale_by_muon as scale_by_muon
+from ._muon import scale_by_torch_muon as scale_by_torch_muon
+from ._muon import torch_muon as torch_muon
+from ._muon_optax import MuonState as MuonState
+from ._muon_optax import muon as muon
+from ._muon_optax import scale_by_muon as scale_by_muon
 from ._nadam import ScaleByNadamState as ScaleByNadamState
 from ._nadam import nadam as nadam
 from ._nadam import nadamw as nadamw
