@@ -33,7 +33,7 @@ import pytest
 
 import optimlab as ol
 
-STEPS = 5
+STEPS = 8
 TOL = dict(rtol=1e-10, atol=1e-12)
 SHAPES = {"w": (3, 4), "b": (4,), "s": (), "v": (5,)}
 
@@ -101,7 +101,9 @@ BUILD = {
         _inner(lib), lambda step: step % 2 == 0
     ),
     "mechanize": lambda lib: (lib.contrib if lib is optax else lib).mechanize(lib.sgd(0.1)),
-    "scale_by_schedule": lambda lib: lib.scale_by_schedule(lambda c: 0.5 / (1.0 + c)),
+    "scale_by_schedule": lambda lib: lib.scale_by_schedule(
+        lambda c: 0.5 / (1.0 + jnp.asarray(c, jnp.float64))
+    ),
     "schedule_free": lambda lib: (lib.contrib if lib is optax else lib).schedule_free(
         lib.sgd(0.1), 0.1
     ),
@@ -116,6 +118,34 @@ NOT_COMPARED: dict[str, str] = {
     "add_noise": "optax draws from a key it splits differently when key=None",
     "scale_by_muon": "optax's orthogonalises every leaf and fails on this problem's vector "
     "and scalar leaves; its 2-D rule is compared through muon",
+    "sm3": "optax's fails on scalar leaves (tests/reference/test_optax_core.py compares "
+    "it without them)",
+    "scale_by_sm3": "optax's fails on scalar leaves (see sm3)",
+    "sophia": "optax's needs an obj_fn for its Hutchinson estimate; compared in "
+    "tests/reference/test_optax_recent.py with the same estimate on both sides",
+    "lookahead": "optax's works on LookaheadParams (fast and slow copies); compared in "
+    "tests/test_composition.py",
+    "scale_by_learning_rate": "optax's learning_rate=None means no scaling; optimlab "
+    "requires a learning rate",
+    # Not yet optax's numerics (left to do):
+    "rprop": "NOT YET: optax returns the previous step's update (one step late); optimlab "
+    "keeps torch's current-step rule",
+    "scale_by_rprop": "NOT YET: see rprop",
+    "lbfgs": "NOT YET: optimlab's lbfgs is torch's L-BFGS; optax's (scale_by_lbfgs with "
+    "a zoom line search) is not implemented",
+    "radam": "NOT YET: epsilon is added to sqrt(v) (torch's), optax adds it to sqrt(v_hat); "
+    "4.7e-7 relative from the first adaptive step",
+    "scale_by_radam": "NOT YET: see radam",
+    "adadelta": "NOT YET: optax's learning_rate=None applies no learning rate (and no sign "
+    "flip); optimlab defaults to torch's 1.0 descent step",
+}
+
+# Where optax itself rounds more than float64, with the reason.
+LOOSER = {
+    # optax forms the decay rate 1 - t^-0.8 from a float32 step count even under x64:
+    # updates of size ~0.5 differ by ~1.5e-8 relative, so params near zero by ~1e-8.
+    "adafactor": dict(rtol=1e-7, atol=1e-8),
+    "scale_by_factored_rms": dict(rtol=1e-7, atol=1e-12),
 }
 
 # Steps that need the loss value.
@@ -183,24 +213,49 @@ def test_defaults_match_optax(name):
         ours = _run(_build(ol, name), ol.apply_updates, name)
         with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
             theirs = _run(_build(optax, name), optax.apply_updates, name)
+    tol = LOOSER.get(name, TOL)
     for k, ((u, p), (ru, rp)) in enumerate(zip(ours, theirs, strict=True)):
         for n in SHAPES:
             np.testing.assert_allclose(
                 np.asarray(u[n]),
                 np.asarray(ru[n]),
                 err_msg=f"{name}: updates[{n}] at step {k}",
-                **TOL,
+                **tol,
             )
             np.testing.assert_allclose(
                 np.asarray(p[n]),
                 np.asarray(rp[n]),
                 err_msg=f"{name}: params[{n}] at step {k}",
-                **TOL,
+                **tol,
             )
 
 
 # Shared names whose signature cannot be optax's, with the reason.
-SIGNATURE_DIFFERS: dict[str, str] = {}
+SIGNATURE_DIFFERS: dict[str, str] = {
+    "chain": "variadic transformations; no named arguments to compare",
+    "named_chain": "variadic (name, transformation) pairs",
+    "monitor": "optimlab's monitor takes its measures differently (a logging wrapper)",
+    "lookahead": "optimlab's wraps any optimizer and keeps the slow copy in its state "
+    "(fast_optimizer is named optimizer)",
+    "masked": "mask_compatible_extra_args is not implemented",
+    "partition": "takes labels (a tree, a function of the path or path patterns) for "
+    "param_labels; mask_compatible_extra_args is not implemented",
+    "optimistic_adam": "has optax.optimistic_adam_v2's interface (optax's optimistic_adam "
+    "is deprecated)",
+    "add_noise": "key defaults to 0 and there is no seed argument (no warning on a missing key)",
+    "noisy_sgd": "key defaults to 0 and there is no seed argument (see add_noise)",
+    "sophia": "estimates the Hessian diagonal itself; no hessian_diagonal_fn, verbose or "
+    "print_win_rate_every_n_steps",
+    "scale_by_lion": "mode and smooth_beta are being added separately",
+    "scale_by_factored_rms": "decay_rate_fn is not supported (the decay is optax's default "
+    "t^-decay_rate)",
+    "scale_by_learning_rate": "requires a learning rate (optax's None means no scaling)",
+    "adadelta": "NOT YET: learning_rate defaults to torch's 1.0; no weight_decay_mask",
+    "lbfgs": "NOT YET: torch's L-BFGS arguments (see NOT_COMPARED)",
+    "radam": "NOT YET: no eps_root, threshold or nesterov; epsilon is added to sqrt(v) "
+    "(torch's), not to sqrt(v_hat)",
+    "scale_by_radam": "NOT YET: see radam",
+}
 
 
 def _params(fn):
