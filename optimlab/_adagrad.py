@@ -160,7 +160,7 @@ def adagrad(
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)
         >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
-        [0.9, -0.9]
+        [0.9047, -0.9047]
 
     References:
         Duchi et al., `Adaptive Subgradient Methods for Online Learning and Stochastic

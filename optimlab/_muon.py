@@ -228,7 +228,7 @@ def torch_muon(
     adam_eps: ScalarOrSchedule = 1e-8,
     adam_weight_decay: ScalarOrSchedule = 0.0,
 ) -> GradientTransformation:
-    r"""torch's Muon for 2-D leaves (numerically identical to ``torch.optim.Muon``), AdamW elsewhere.
+    r"""torch's Muon for 2-D leaves (equal to ``torch.optim.Muon``), AdamW elsewhere.
 
     .. note::
         This is torch's algorithm under optimlab's name; optax's ``muon`` (bias

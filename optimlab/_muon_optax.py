@@ -244,7 +244,7 @@ def muon(
         >>> params = {"w": jnp.eye(2), "b": jnp.ones(2)}
         >>> updates, state = tx.update(params, tx.init(params), params)
         >>> [round(float(x), 3) for x in updates["w"].ravel()]
-        [-0.07, 0.0, 0.0, -0.07]
+        [-0.111, -0.0, -0.0, -0.111]
 
     References:
         Jordan et al., `Muon: An optimizer for hidden layers in neural networks

@@ -216,7 +216,7 @@ def nadam(
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)
         >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
-        [0.8944, -0.8944]
+        [0.8526, -0.8526]
 
     References:
         Dozat, `Incorporating Nesterov Momentum into Adam
@@ -320,7 +320,7 @@ def nadamw(
         >>> params = jnp.array([1.0])
         >>> updates, _ = tx.update(jnp.array([1.0]), tx.init(params), params)
         >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
-        [0.8444]
+        [0.8026]
 
     References:
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization

@@ -220,13 +220,15 @@ def test_defaults_match_optax(name):
                 np.asarray(u[n]),
                 np.asarray(ru[n]),
                 err_msg=f"{name}: updates[{n}] at step {k}",
-                **tol,
+                rtol=tol["rtol"],
+                atol=tol["atol"],
             )
             np.testing.assert_allclose(
                 np.asarray(p[n]),
                 np.asarray(rp[n]),
                 err_msg=f"{name}: params[{n}] at step {k}",
-                **tol,
+                rtol=tol["rtol"],
+                atol=tol["atol"],
             )
 
 
