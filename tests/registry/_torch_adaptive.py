@@ -119,17 +119,25 @@ CASES = [
     ),
     Case(
         "rmsprop",
-        lambda: ol.rmsprop(0.02),
+        lambda: ol.rmsprop(0.02, decay=0.99, eps_in_sqrt=False),
         tags=("torch", "optax"),
         complex_ok=True,
-        rosenbrock=(lambda: ol.rmsprop(1e-3, momentum=0.9), 5000, 1e-2),
+        rosenbrock=(
+            lambda: ol.rmsprop(1e-3, decay=0.99, eps_in_sqrt=False, momentum=0.9),
+            5000,
+            1e-2,
+        ),
     ),
     Case(
         "rmsprop_centered_momentum",
-        lambda: ol.rmsprop(0.01, momentum=0.9, centered=True),
+        lambda: ol.rmsprop(0.01, decay=0.99, eps_in_sqrt=False, momentum=0.9, centered=True),
         tags=("torch", "optax"),
         complex_ok=True,
-        rosenbrock=(lambda: ol.rmsprop(1e-3, momentum=0.9, centered=True), 5000, 1e-2),
+        rosenbrock=(
+            lambda: ol.rmsprop(1e-3, decay=0.99, eps_in_sqrt=False, momentum=0.9, centered=True),
+            5000,
+            1e-2,
+        ),
     ),
     Case(
         "rmsprop_wd_maximize",
