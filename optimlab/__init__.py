@@ -114,9 +114,12 @@ from ._momo import MomoState as MomoState
 from ._momo import momo as momo
 from ._momo import momo_adam as momo_adam
 from ._muon import ScaleByMuonState as ScaleByMuonState
-from ._muon import muon as muon
 from ._muon import newton_schulz as newton_schulz
-from ._muon import scale_by_muon as scale_by_muon
+from ._muon import scale_by_torch_muon as scale_by_torch_muon
+from ._muon import torch_muon as torch_muon
+from ._muon_optax import MuonState as MuonState
+from ._muon_optax import muon as muon
+from ._muon_optax import scale_by_muon as scale_by_muon
 from ._nadam import ScaleByNadamState as ScaleByNadamState
 from ._nadam import nadam as nadam
 from ._nadam import nadamw as nadamw
@@ -135,6 +138,7 @@ from ._partition import PartitionState as PartitionState
 from ._partition import extend_state as extend_state
 from ._partition import partition as partition
 from ._partition import partition_overrides as partition_overrides
+from ._plateau import ReduceLROnPlateauState as ReduceLROnPlateauState
 from ._plateau import ReduceOnPlateauState as ReduceOnPlateauState
 from ._plateau import reduce_on_plateau as reduce_on_plateau
 from ._polyak import polyak_sgd as polyak_sgd

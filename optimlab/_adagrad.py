@@ -39,19 +39,24 @@ def scale_by_adagrad(
     initial_accumulator_value: ArrayLike = 0.0,
     eps: ArrayLike = 1e-10,
     *,
+    eps_in_sqrt: bool = False,
     accumulator_dtype: DType | None = None,
 ) -> GradientTransformation:
-    r"""Divides updates by the root of the running sum of squared gradients (torch's rule).
+    r"""Divides updates by the root of the running sum of squared gradients.
 
-    See :func:`adagrad` for the update rule. Epsilon is added outside the square
-    root, as in ``torch.optim.Adagrad`` (optax's ``scale_by_rss`` adds it inside).
+    See :func:`adagrad` for the update rule. By default epsilon is added outside
+    the square root, as in ``torch.optim.Adagrad``; ``eps_in_sqrt=True`` gives
+    optax's ``scale_by_rss`` rule, :math:`g_t / \sqrt{s_t + \epsilon}` (zero where
+    :math:`s_t = 0`).
     Complex leaves are handled componentwise (torch's ``view_as_real``; the sum
     starts at ``v + v*1j``). Math is done in at least float32; the sum is stored
     in ``accumulator_dtype`` (default: the params').
 
     Args:
         initial_accumulator_value: the starting value :math:`s_0 \ge 0` of the sum.
-        eps: :math:`\epsilon`, added to :math:`\sqrt{s_t}`.
+        eps: :math:`\epsilon`, added to :math:`\sqrt{s_t}` (or to :math:`s_t` with
+            ``eps_in_sqrt``).
+        eps_in_sqrt: add epsilon inside the square root (optax's placement).
         accumulator_dtype: storage dtype of the sum.
 
     Returns:
@@ -85,7 +90,11 @@ def scale_by_adagrad(
         def one(g, s):
             gc = _tree.upcast(g)
             s_new = s.astype(gc.dtype) + gc * gc
-            direction = gc / (jnp.sqrt(s_new) + _tree.scalar_like(eps, gc))
+            if eps_in_sqrt:
+                inv = jax.lax.rsqrt(s_new + _tree.scalar_like(eps, gc))
+                direction = jnp.where(s_new > 0, inv, jnp.zeros_like(inv)) * gc
+            else:
+                direction = gc / (jnp.sqrt(s_new) + _tree.scalar_like(eps, gc))
             return direction.astype(g.dtype), s_new.astype(s.dtype)
 
         u, sums = _tree.tree_map_multi(_tree.componentwise(one), 2, updates, state.sum_of_squares)
@@ -96,15 +105,16 @@ def scale_by_adagrad(
 
 def adagrad(
     learning_rate: ScalarOrSchedule = 1e-2,
-    initial_accumulator_value: ScalarOrSchedule = 0.0,
-    eps: ScalarOrSchedule = 1e-10,
+    initial_accumulator_value: ScalarOrSchedule = 0.1,
+    eps: ScalarOrSchedule = 1e-7,
+    *,
+    eps_in_sqrt: bool = True,
     lr_decay: ScalarOrSchedule = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     maximize: bool = False,
-    *,
     accumulator_dtype: DType | None = None,
 ) -> GradientTransformation:
-    r"""Adagrad, numerically identical to ``torch.optim.Adagrad``.
+    r"""Adagrad, optax's by default; torch's through explicit arguments.
 
     With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
     to the gradient, sign flipped by ``maximize``):
@@ -112,19 +122,29 @@ def adagrad(
     .. math::
         s_t &= s_{t-1} + g_t^2 \\
         \eta_t &= \frac{\eta}{1 + (t-1)\,\delta} \\
-        p_t &= p_{t-1} - \eta_t\, \frac{g_t}{\sqrt{s_t} + \epsilon}
+        p_t &= p_{t-1} - \eta_t\, \frac{g_t}{\sqrt{s_t + \epsilon}}
+        \quad \Big(\text{or } \frac{g_t}{\sqrt{s_t} + \epsilon}
+        \text{ with } \texttt{eps\_in\_sqrt=False}\Big)
 
     Every numeric argument lives in the state and may be a schedule;
     ``initial_accumulator_value`` is read once, by ``init``. A ``weight_decay``
     of exactly zero leaves the term out. Complex parameters are optimized
-    componentwise, as torch does. The positional order after ``learning_rate``
-    is optax's; torch's defaults apply (optax's ``adagrad`` starts the sum at
-    ``0.1`` and adds ``eps=1e-7`` inside the square root, and has no ``lr_decay``).
+    componentwise, as torch does. The defaults are optax's (the sum starts at
+    ``0.1``, ``eps=1e-7`` inside the square root, where the rule is zero while
+    :math:`s_t = 0`); ``torch.optim.Adagrad`` is
+    ``adagrad(lr, initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)``,
+    which :class:`optimlab.optim.Adagrad` passes.
+
+    .. note::
+        ``lr_decay``, ``weight_decay`` and ``maximize`` are torch's; optax's
+        ``adagrad`` has none of them.
 
     Args:
         learning_rate: :math:`\eta` (default ``1e-2``, torch's).
-        initial_accumulator_value: :math:`s_0 \ge 0`.
-        eps: :math:`\epsilon \ge 0`, added outside the square root.
+        initial_accumulator_value: :math:`s_0 \ge 0` (optax's ``0.1``; torch's ``0``).
+        eps: :math:`\epsilon \ge 0` (optax's ``1e-7``; torch's ``1e-10``).
+        eps_in_sqrt: add :math:`\epsilon` inside the square root (optax's
+            placement); ``False`` adds it to the root (torch's).
         lr_decay: :math:`\delta \ge 0`, torch's learning-rate decay.
         weight_decay: L2 penalty :math:`\lambda` added to the gradient.
         maximize: maximise the objective.
@@ -140,7 +160,7 @@ def adagrad(
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)
         >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
-        [0.9, -0.9]
+        [0.9047, -0.9047]
 
     References:
         Duchi et al., `Adaptive Subgradient Methods for Online Learning and Stochastic
@@ -162,7 +182,10 @@ def adagrad(
             txs.append(add_decayed_weights(h["weight_decay"]))
         txs.append(
             scale_by_adagrad(
-                h["initial_accumulator_value"], h["eps"], accumulator_dtype=accumulator_dtype
+                h["initial_accumulator_value"],
+                h["eps"],
+                eps_in_sqrt=eps_in_sqrt,
+                accumulator_dtype=accumulator_dtype,
             )
         )
         # torch: clr = lr / (1 + (t - 1) * lr_decay), with t - 1 the steps taken.

@@ -36,26 +36,45 @@ def scale_by_adam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
-    *,
-    amsgrad: bool = False,
+    eps_root: ArrayLike | None = 0.0,
     mu_dtype: DType | None = None,
+    *,
+    nesterov: bool = False,
+    amsgrad: bool = False,
+    amsgrad_of_corrected: bool = False,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
     nu_dtype: DType | None = None,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
-    r"""Rescales updates by Adam's bias-corrected moment ratio, with torch's numerics.
+    r"""Rescales updates by Adam's bias-corrected moment ratio.
 
-    See :func:`adam` for the update rule. The bias corrections and epsilon are
-    placed as in ``torch.optim.Adam``: :math:`\hat m_t / (\sqrt{v_t}/\sqrt{1-\beta_2^t}
-    + \epsilon)`. AMSGrad takes the maximum over the raw second moments (torch's
-    rule, not optax's maximum over bias-corrected ones). Math is done in at least
-    float32; moments are stored in ``mu_dtype``/``nu_dtype`` (default: the params').
+    See :func:`adam` for the update rule. With ``eps_root`` zero the bias
+    corrections and epsilon are placed as in ``torch.optim.Adam``:
+    :math:`\hat m_t / (\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon)`, which is optax's
+    :math:`\hat m_t / (\sqrt{\hat v_t} + \epsilon)` up to float rounding; a non-zero
+    ``eps_root`` gives optax's :math:`\hat m_t / (\sqrt{\hat v_t + \epsilon_{root}}
+    + \epsilon)`. ``nesterov`` is optax's (Dozat's) look-ahead:
+    :math:`\hat m_t = \beta_1 m_t/(1-\beta_1^{t+1}) + (1-\beta_1) g_t/(1-\beta_1^t)`.
+    AMSGrad takes the maximum over the raw second moments (torch's rule), or with
+    ``amsgrad_of_corrected`` over the bias-corrected ones (optax's
+    ``scale_by_amsgrad``). Math is done in at least float32; moments are stored in
+    ``mu_dtype``/``nu_dtype`` (default: the params').
 
     Args:
         b1: :math:`\beta_1`.
         b2: :math:`\beta_2`.
         eps: :math:`\epsilon`, added outside the square root.
-        amsgrad: keep the running maximum of the second moment.
+        eps_root: :math:`\epsilon_{root}`, added inside the square root (zero or
+            ``None``: left out).
         mu_dtype: storage dtype of the first moment.
+        nesterov: Nesterov's look-ahead on the first moment (optax's NAdam).
+        amsgrad: keep the running maximum of the second moment.
+        amsgrad_of_corrected: take that maximum over bias-corrected second moments
+            (optax's ``amsgrad``) instead of raw ones (torch's).
+        bias_correction_mu: divide the first moment by :math:`1-\beta_1^t`.
+        bias_correction_nu: divide the second moment by :math:`1-\beta_2^t` (read
+            with ``amsgrad_of_corrected`` only, as optax's ``amsgrad``).
         nu_dtype: storage dtype of the second moment (and its maximum).
         step: the step count, when an enclosing optimizer supplies it; otherwise the
             state keeps its own counter.
@@ -66,6 +85,7 @@ def scale_by_adam(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    use_eps_root = eps_root is not None and _validate.concrete(eps_root) != 0.0
 
     def init_fn(params):
         for dt, label in ((mu_dtype, "mu_dtype"), (nu_dtype, "nu_dtype")):
@@ -95,15 +115,36 @@ def scale_by_adam(
             m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
             v_new = _tree.update_moment(gc, v.astype(real), b2, 2)
             bc1 = _tree.bias_correction(b1, count).astype(real)
+            if not bias_correction_mu:
+                bc1 = jnp.ones_like(bc1)
+            bc2 = _tree.bias_correction(b2, count).astype(real)
             bc2_sqrt = jnp.sqrt(_tree.bias_correction(b2, count)).astype(real)
+            e = _tree.hp(eps, gc)
             vmax_out = None
-            if vmax is not None:
-                vmax_new = jnp.maximum(vmax.astype(real), v_new)
-                denom = jnp.sqrt(vmax_new) / bc2_sqrt + _tree.hp(eps, gc)
+            if vmax is not None and amsgrad_of_corrected:  # optax's amsgrad
+                v_eff = v_new / bc2 if bias_correction_nu else v_new
+                vmax_new = jnp.maximum(vmax.astype(real), v_eff)
+                root = vmax_new + _tree.hp(eps_root, gc) if use_eps_root else vmax_new
+                denom = jnp.sqrt(root) + e
                 vmax_out = vmax_new.astype(vmax.dtype)
             else:
-                denom = jnp.sqrt(v_new) / bc2_sqrt + _tree.hp(eps, gc)
-            direction = (m_new / denom.astype(m_new.dtype)) / bc1.astype(m_new.dtype)
+                v_use = v_new
+                if vmax is not None:  # torch's amsgrad
+                    v_use = jnp.maximum(vmax.astype(real), v_new)
+                    vmax_out = v_use.astype(vmax.dtype)
+                if use_eps_root:
+                    denom = jnp.sqrt(v_use / bc2 + _tree.hp(eps_root, gc)) + e
+                else:
+                    denom = jnp.sqrt(v_use) / bc2_sqrt + e
+            if nesterov:
+                bc1_next = _tree.bias_correction(b1, safe_increment(count)).astype(real)
+                b1c = _tree.hp(b1, gc).astype(m_new.dtype)
+                m_hat = b1c * m_new / bc1_next.astype(m_new.dtype) + (1 - b1c) * gc / bc1.astype(
+                    m_new.dtype
+                )
+                direction = m_hat / denom.astype(m_new.dtype)
+            else:
+                direction = (m_new / denom.astype(m_new.dtype)) / bc1.astype(m_new.dtype)
             return (
                 direction.astype(g.dtype),
                 m_new.astype(m.dtype),
@@ -136,14 +177,16 @@ def adam(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    *,
+    nesterov: bool = False,
     weight_decay: ScalarOrSchedule = 0.0,
     amsgrad: bool = False,
     maximize: bool = False,
-    *,
-    mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
 ) -> GradientTransformation:
-    r"""Adam, numerically identical to ``torch.optim.Adam``.
+    r"""Adam: optax's arguments; torch's ``Adam`` with ``weight_decay``, ``amsgrad``, ``maximize``.
 
     With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
     to the gradient, sign flipped by ``maximize``):
@@ -156,19 +199,26 @@ def adam(
             \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
 
     Every numeric argument lives in the state and may be a schedule. A
-    ``weight_decay`` of exactly zero leaves the term out (build with a non-zero
-    value to change it later).
+    ``weight_decay`` or ``eps_root`` of exactly zero leaves the term out (build
+    with a non-zero value to change it later). With the defaults this is optax's
+    ``adam`` (up to float rounding) and ``torch.optim.Adam``.
+
+    .. note::
+        ``weight_decay`` (an L2 term), ``amsgrad`` (torch's maximum over raw second
+        moments) and ``maximize`` are torch's; optax's ``adam`` has none of them.
 
     Args:
         learning_rate: :math:`\eta`.
         b1: :math:`\beta_1 \in [0, 1)`.
         b2: :math:`\beta_2 \in [0, 1)`.
         eps: :math:`\epsilon \ge 0`.
+        eps_root: added inside the square root, to the bias-corrected :math:`v_t`.
+        mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
+        nesterov: Nesterov's look-ahead on the first moment (optax's NAdam).
         weight_decay: L2 penalty :math:`\lambda` added to the gradient (torch's Adam).
             For decoupled decay use :func:`adamw`.
         amsgrad: use the running maximum of :math:`v_t` (torch's AMSGrad).
         maximize: maximise the objective.
-        mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
         nu_dtype: storage dtype of the second moment.
 
     Returns:
@@ -190,7 +240,19 @@ def adam(
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
     return _adam(
-        learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize, False, None, mu_dtype, nu_dtype
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        weight_decay,
+        False,
+        None,
+        mu_dtype,
+        nu_dtype,
+        nesterov=nesterov,
+        amsgrad_=amsgrad,
+        maximize=maximize,
     )
 
 
@@ -199,31 +261,43 @@ def adamw(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
-    weight_decay: ScalarOrSchedule = 1e-2,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+    *,
+    nesterov: bool = False,
     amsgrad: bool = False,
     maximize: bool = False,
-    *,
-    mask: Any = None,
-    mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
 ) -> GradientTransformation:
-    r"""AdamW: Adam with decoupled weight decay, numerically identical to ``torch.optim.AdamW``.
+    r"""AdamW: Adam with decoupled weight decay; optax's defaults, torch's through arguments.
 
     The rule of :func:`adam` without the L2 term, plus the decay applied to the
     parameters directly:
 
     .. math:: u_t = -\eta\,\big(\mathrm{adam\_direction}_t + \lambda\, p_{t-1}\big)
 
+    The default ``weight_decay`` is optax's ``1e-4``; ``torch.optim.AdamW``'s is
+    ``1e-2``, which :class:`optimlab.optim.AdamW` passes (``adamw(lr,
+    weight_decay=1e-2)`` is torch's AdamW).
+
+    .. note::
+        ``amsgrad`` and ``maximize`` are torch's; optax's ``adamw`` has neither.
+
     Args:
         learning_rate: :math:`\eta`.
         b1: :math:`\beta_1`.
         b2: :math:`\beta_2`.
         eps: :math:`\epsilon`.
-        weight_decay: decoupled decay :math:`\lambda` (default ``1e-2``, as torch's AdamW).
+        eps_root: added inside the square root, to the bias-corrected :math:`v_t`.
+        mu_dtype: storage dtype of the first moment.
+        weight_decay: decoupled decay :math:`\lambda` (optax's ``1e-4``; torch's
+            AdamW ``1e-2``).
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+        nesterov: Nesterov's look-ahead on the first moment (optax's NAdamW).
         amsgrad: use the running maximum of :math:`v_t`.
         maximize: maximise the objective.
-        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
-        mu_dtype: storage dtype of the first moment.
         nu_dtype: storage dtype of the second moment.
 
     Returns:
@@ -244,7 +318,19 @@ def adamw(
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
     return _adam(
-        learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize, True, mask, mu_dtype, nu_dtype
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        weight_decay,
+        True,
+        mask,
+        mu_dtype,
+        nu_dtype,
+        nesterov=nesterov,
+        amsgrad_=amsgrad,
+        maximize=maximize,
     )
 
 
@@ -253,23 +339,60 @@ def amsgrad(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+    *,
     weight_decay: ScalarOrSchedule = 0.0,
     maximize: bool = False,
 ) -> GradientTransformation:
-    """AMSGrad: :func:`adam` with ``amsgrad=True`` (torch's rule on raw second moments).
+    r"""AMSGrad, optax's: :func:`adam` with the running maximum of the corrected :math:`\hat v_t`.
+
+    optax's rule: :math:`\hat v^{max}_t = \max(\hat v^{max}_{t-1}, v_t/(1-\beta_2^t))`
+    and :math:`u_t = -\eta\, \hat m_t / (\sqrt{\hat v^{max}_t + \epsilon_{root}} +
+    \epsilon)`. torch's AMSGrad (the maximum over raw second moments, corrected
+    afterwards) is ``adam(..., amsgrad=True)``, which :class:`optimlab.optim.Adam`
+    passes.
+
+    .. note::
+        ``weight_decay`` (an L2 term) and ``maximize`` are torch's; optax's
+        ``amsgrad`` has neither.
 
     Args:
         learning_rate: the step size.
         b1: first-moment decay.
         b2: second-moment decay.
         eps: added to the denominator.
+        eps_root: added inside the square root.
+        mu_dtype: storage dtype of the first moment.
+        bias_correction_mu: correct the first moment for its zero start.
+        bias_correction_nu: correct the second moment before taking the maximum.
         weight_decay: L2 penalty added to the gradient.
         maximize: maximise the objective.
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
     """
-    return adam(learning_rate, b1, b2, eps, weight_decay, amsgrad=True, maximize=maximize)
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    return _adam(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        weight_decay,
+        False,
+        None,
+        mu_dtype,
+        None,
+        nesterov=False,
+        amsgrad_=True,
+        maximize=maximize,
+        of_corrected=True,
+        bias_correction_mu=bias_correction_mu,
+        bias_correction_nu=bias_correction_nu,
+    )
 
 
 def _adam(
@@ -277,21 +400,34 @@ def _adam(
     b1,
     b2,
     eps,
+    eps_root,
     weight_decay,
-    amsgrad_,
-    maximize,
     decoupled,
     mask,
     mu_dtype,
     nu_dtype,
+    *,
+    nesterov,
+    amsgrad_,
+    maximize,
+    of_corrected=False,
+    bias_correction_mu=True,
+    bias_correction_nu=True,
 ) -> GradientTransformation:
+    use_eps_root = _validate.concrete(eps_root) != 0.0
+    roots = {"eps_root": eps_root} if use_eps_root else {}
     return torch_style(
         lambda step, h: scale_by_adam(
             h["b1"],
             h["b2"],
             h["eps"],
+            h["eps_root"] if use_eps_root else None,
+            mu_dtype,
+            nesterov=nesterov,
             amsgrad=amsgrad_,
-            mu_dtype=mu_dtype,
+            amsgrad_of_corrected=of_corrected,
+            bias_correction_mu=bias_correction_mu,
+            bias_correction_nu=bias_correction_nu,
             nu_dtype=nu_dtype,
             step=step,
         ),
@@ -303,4 +439,5 @@ def _adam(
         b1=b1,
         b2=b2,
         eps=eps,
+        **roots,
     )

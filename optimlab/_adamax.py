@@ -168,10 +168,10 @@ def adamaxw(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
-    weight_decay: ScalarOrSchedule = 1e-2,
-    maximize: bool = False,
-    *,
+    weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
+    *,
+    maximize: bool = False,
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
 ) -> GradientTransformation:
@@ -184,8 +184,10 @@ def adamaxw(
         + \lambda\, p_{t-1}\Big)
 
     torch has no decoupled Adamax; this is optax's ``adamaxw`` (same placement
-    of the decay). The default ``weight_decay`` is ``1e-2``, as in
-    :func:`~optimlab.adamw` (torch's ``AdamW`` default), where optax uses ``1e-4``.
+    of the decay), with optax's default ``weight_decay=1e-4``.
+
+    .. note::
+        torch has no AdamaxW; ``maximize`` is torch's (optax's ``adamaxw`` has none).
 
     Args:
         learning_rate: :math:`\eta`.
@@ -193,8 +195,8 @@ def adamaxw(
         b2: :math:`\beta_2`.
         eps: :math:`\epsilon`.
         weight_decay: decoupled decay :math:`\lambda`.
-        maximize: maximise the objective.
         mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+        maximize: maximise the objective.
         mu_dtype: storage dtype of the first moment.
         nu_dtype: storage dtype of the infinity norm.
 

@@ -35,7 +35,7 @@ def scale_by_ademamix(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     b3: ArrayLike = 0.9999,
-    alpha: ArrayLike = 5.0,
+    alpha: ArrayLike = 6.0,
     eps: ArrayLike = 1e-8,
     eps_root: ArrayLike = 0.0,
     *,

@@ -1,4 +1,7 @@
-"""Muon: Newton–Schulz orthogonalised momentum for matrices, Adam for the other leaves."""
+"""torch's Muon: Newton–Schulz orthogonalised momentum for matrices, Adam for the other leaves.
+
+optax's ``muon`` and ``scale_by_muon`` (the shared names) are in ``_muon_optax.py``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale_by_learning_rate
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
 
-__all__ = ["ScaleByMuonState", "scale_by_muon", "muon", "newton_schulz"]
+__all__ = ["ScaleByMuonState", "scale_by_torch_muon", "torch_muon", "newton_schulz"]
 
 #: torch's quintic Newton–Schulz coefficients (a, b, c).
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
@@ -23,7 +26,7 @@ _ADJUST_LR_FNS = ("original", "match_rms_adamw")
 
 
 class ScaleByMuonState(NamedTuple):
-    """State of :func:`scale_by_muon`.
+    """State of :func:`scale_by_torch_muon`.
 
     Attributes:
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
@@ -111,7 +114,7 @@ def _is_matrix(p: jax.Array) -> bool:
     return jnp.ndim(p) == 2
 
 
-def scale_by_muon(
+def scale_by_torch_muon(
     momentum: ArrayLike = 0.95,
     *,
     nesterov: bool = True,
@@ -125,9 +128,9 @@ def scale_by_muon(
     adam_eps: ArrayLike = 1e-8,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
-    r"""Muon's direction for 2-D leaves, Adam's for the others.
+    r"""torch Muon's direction for 2-D leaves, Adam's for the others.
 
-    See :func:`muon` for the update rule. 2-D leaves get the orthogonalised
+    See :func:`torch_muon` for the update rule. 2-D leaves get the orthogonalised
     momentum :math:`r\, O_t` (with the shape-dependent ratio :math:`r` of
     ``adjust_lr_fn``); every other leaf gets :func:`~optimlab.scale_by_adam`'s
     direction. No learning rate or weight decay is applied here.
@@ -152,7 +155,7 @@ def scale_by_muon(
     Examples:
         >>> import jax.numpy as jnp
         >>> import optimlab
-        >>> tx = optimlab.scale_by_muon()
+        >>> tx = optimlab.scale_by_torch_muon()
         >>> g = {"w": jnp.eye(2), "b": jnp.ones(2)}
         >>> u, _ = tx.update(g, tx.init(g))
         >>> u["w"].round(2), u["b"].round(2)
@@ -189,7 +192,7 @@ def scale_by_muon(
         reference = jax.tree.map(
             lambda m, a: a if m is None else m, state.momentum, state.adam.mu, is_leaf=_tree.is_none
         )
-        _tree.check_match("scale_by_muon", updates, reference)
+        _tree.check_match("scale_by_torch_muon", updates, reference)
         count = step if step is not None else state.count
         mats, rest = split(updates)
         rest_u, adam_state = adam_tx(count).update(rest, state.adam)
@@ -211,7 +214,7 @@ def scale_by_muon(
     return GradientTransformation(init_fn, update_fn)
 
 
-def muon(
+def torch_muon(
     learning_rate: ScalarOrSchedule = 1e-3,
     weight_decay: ScalarOrSchedule = 0.1,
     momentum: ScalarOrSchedule = 0.95,
@@ -227,7 +230,12 @@ def muon(
     adam_eps: ScalarOrSchedule = 1e-8,
     adam_weight_decay: ScalarOrSchedule = 0.0,
 ) -> GradientTransformation:
-    r"""Muon for 2-D leaves (numerically identical to ``torch.optim.Muon``) with AdamW elsewhere.
+    r"""torch's Muon for 2-D leaves (equal to ``torch.optim.Muon``), AdamW elsewhere.
+
+    .. note::
+        This is torch's algorithm under optimlab's name; optax's ``muon`` (bias
+        corrected momentum, Newton–Schulz in the params' precision, another shape
+        factor and defaults) is :func:`~optimlab.muon`.
 
     For a 2-D leaf of shape :math:`(A, B)`, with :math:`g_t = \nabla f(p_{t-1})`
     and :math:`\mathrm{NS}` the Newton–Schulz iteration of :func:`newton_schulz`:
@@ -270,7 +278,7 @@ def muon(
     Examples:
         >>> import jax.numpy as jnp
         >>> import optimlab
-        >>> tx = optimlab.muon(learning_rate=0.1, weight_decay=0.0)
+        >>> tx = optimlab.torch_muon(learning_rate=0.1, weight_decay=0.0)
         >>> params = {"w": jnp.eye(2), "b": jnp.ones(2)}
         >>> updates, state = tx.update(params, tx.init(params), params)
         >>> [round(float(x), 3) for x in updates["w"].ravel()]
@@ -314,7 +322,7 @@ def muon(
 
     def build(step, h):
         txs = [
-            scale_by_muon(
+            scale_by_torch_muon(
                 h["momentum"],
                 nesterov=nesterov,
                 ns_coeffs=(h["ns_a"], h["ns_b"], h["ns_c"]),

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _elementwise, _tree, _validate
+from ._adam import _adam
 from ._alias import torch_style, validate_adam_like
 from ._base import GradientTransformation, safe_increment
 from ._hyperparams import hyperparam_dtype
@@ -156,17 +157,25 @@ def nadam(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    *,
+    nesterov: bool = True,
+    momentum_decay: ScalarOrSchedule | None = None,
     weight_decay: ScalarOrSchedule = 0.0,
-    momentum_decay: ScalarOrSchedule = 4e-3,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-    *,
     mask: Any = None,
-    mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
     product_dtype: DType | None = None,
 ) -> GradientTransformation:
-    r"""NAdam (Adam with Nesterov momentum), numerically identical to ``torch.optim.NAdam``.
+    r"""NAdam (Adam with Nesterov momentum): optax's by default, torch's with ``momentum_decay``.
+
+    By default this is optax's ``nadam``: :func:`~optimlab.adam` with
+    ``nesterov=True``, whose momentum coefficient is the constant :math:`\beta_1`
+    (``nesterov=False`` is plain Adam, as in optax). Passing ``momentum_decay``
+    selects ``torch.optim.NAdam``'s rule, with its momentum schedule, below;
+    :class:`optimlab.optim.NAdam` passes torch's ``momentum_decay=4e-3``.
 
     With :math:`g_t = \pm\nabla f(p_{t-1})` (sign flipped by ``maximize``), plus
     :math:`\lambda p_{t-1}` unless the decay is decoupled:
@@ -184,26 +193,32 @@ def nadam(
     ``weight_decay`` of exactly zero leaves the term out. Complex parameters are
     optimized componentwise, as torch does.
 
-    optax's ``nadam`` has no momentum schedule: its coefficient is the constant
-    :math:`\beta_1`. It is this rule in the limit :math:`\psi \to \infty`, so
-    ``momentum_decay=float("inf")`` reproduces optax's ``nadam`` (and, with
-    ``decoupled_weight_decay=True``, its ``nadamw``); with torch's default
-    :math:`\psi = 0.004` the first steps use :math:`\mu_t \approx \beta_1/2`.
+    optax's rule is this one in the limit :math:`\psi \to \infty` (the constant
+    :math:`\beta_1`); with torch's :math:`\psi = 0.004` the first steps use
+    :math:`\mu_t \approx \beta_1/2`.
+
+    .. note::
+        ``momentum_decay`` (torch's schedule), ``weight_decay`` as an L2 term,
+        ``decoupled_weight_decay`` and ``maximize`` are torch's; optax's ``nadam``
+        has none of them.
 
     Args:
-        learning_rate: :math:`\eta` (default ``2e-3``, torch's).
+        learning_rate: :math:`\eta`.
         b1: :math:`\beta_1 \in [0, 1)`.
         b2: :math:`\beta_2 \in [0, 1)`.
         eps: :math:`\epsilon \ge 0`.
+        eps_root: added inside the square root (optax's rule only).
+        mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
+        nesterov: optax's flag; ``False`` is plain Adam (optax's rule only).
+        momentum_decay: :math:`\psi \ge 0`, the rate of torch's momentum schedule;
+            ``None`` (the default) for optax's constant :math:`\beta_1`.
         weight_decay: :math:`\lambda \ge 0`, an L2 penalty added to the gradient, or
             decoupled decay with ``decoupled_weight_decay=True``.
-        momentum_decay: :math:`\psi \ge 0`, the rate of the momentum schedule.
         decoupled_weight_decay: apply the decay to the parameters directly (NAdamW,
             see :func:`nadamw`) instead of adding it to the gradient.
         maximize: maximise the objective.
         mask: with decoupled decay, a pytree of bools (or ``params -> mask``)
             selecting the leaves to decay.
-        mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
         nu_dtype: storage dtype of the second moment.
         product_dtype: storage dtype of the running product of the momentum
             coefficients (see :func:`scale_by_nadam`).
@@ -218,17 +233,41 @@ def nadam(
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)
         >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
-        [0.8944, -0.8944]
+        [0.8526, -0.8526]
 
     References:
         Dozat, `Incorporating Nesterov Momentum into Adam
         <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016.
     """
-    _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay)
+    if momentum_decay is None:
+        validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    else:
+        _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay)
     if mask is not None and not decoupled_weight_decay:
         raise ValueError(
             "nadam: mask applies to decoupled weight decay only; pass "
             "decoupled_weight_decay=True (or use nadamw)."
+        )
+    if momentum_decay is None:
+        return _adam(
+            learning_rate,
+            b1,
+            b2,
+            eps,
+            eps_root,
+            weight_decay,
+            decoupled_weight_decay,
+            mask,
+            mu_dtype,
+            nu_dtype,
+            nesterov=nesterov,
+            amsgrad_=False,
+            maximize=maximize,
+        )
+    if not nesterov or _validate.concrete(eps_root) != 0.0:
+        raise ValueError(
+            "nadam: torch's rule (momentum_decay given) has no eps_root and is always "
+            "Nesterov's; leave eps_root=0 and nesterov=True, or pass momentum_decay=None."
         )
     return torch_style(
         lambda step, h: scale_by_nadam(
@@ -258,33 +297,35 @@ def nadamw(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
-    weight_decay: ScalarOrSchedule = 1e-2,
-    momentum_decay: ScalarOrSchedule = 4e-3,
-    maximize: bool = False,
-    *,
-    mask: Any = None,
+    eps_root: ScalarOrSchedule = 0.0,
     mu_dtype: DType | None = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+    *,
+    nesterov: bool = True,
+    momentum_decay: ScalarOrSchedule | None = None,
+    maximize: bool = False,
     nu_dtype: DType | None = None,
 ) -> GradientTransformation:
     r"""NAdamW: :func:`nadam` with decoupled weight decay (``NAdam(decoupled_weight_decay=True)``).
 
     The rule is that of :func:`nadam` with the decay applied to the parameters
-    directly. Numerically identical to torch's ``NAdam`` with
-    ``decoupled_weight_decay=True``. The default ``weight_decay`` is ``1e-2``, as
-    in :func:`~optimlab.adamw` (torch's ``AdamW`` default), where optax's
-    ``nadamw`` uses ``1e-4``; optax also has no momentum schedule (see
-    :func:`nadam`).
+    directly. The defaults are optax's ``nadamw`` (``weight_decay=1e-4``, no
+    momentum schedule); torch's ``NAdam(decoupled_weight_decay=True)`` is
+    ``nadamw(lr, weight_decay=..., momentum_decay=4e-3)``.
 
     Args:
         learning_rate: :math:`\eta`.
         b1: :math:`\beta_1`.
         b2: :math:`\beta_2`.
         eps: :math:`\epsilon`.
-        weight_decay: decoupled decay :math:`\lambda`.
-        momentum_decay: :math:`\psi`.
-        maximize: maximise the objective.
-        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+        eps_root: added inside the square root (optax's rule only).
         mu_dtype: storage dtype of the first moment.
+        weight_decay: decoupled decay :math:`\lambda`.
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+        nesterov: optax's flag; ``False`` is plain AdamW (optax's rule only).
+        momentum_decay: :math:`\psi` (torch's schedule), or ``None`` for optax's rule.
+        maximize: maximise the objective.
         nu_dtype: storage dtype of the second moment.
 
     Returns:
@@ -297,7 +338,7 @@ def nadamw(
         >>> params = jnp.array([1.0])
         >>> updates, _ = tx.update(jnp.array([1.0]), tx.init(params), params)
         >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
-        [0.8444]
+        [0.8026]
 
     References:
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
@@ -308,11 +349,13 @@ def nadamw(
         b1,
         b2,
         eps,
-        weight_decay,
-        momentum_decay,
-        True,
-        maximize,
+        eps_root,
+        mu_dtype,
+        nesterov=nesterov,
+        momentum_decay=momentum_decay,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=True,
+        maximize=maximize,
         mask=mask,
-        mu_dtype=mu_dtype,
         nu_dtype=nu_dtype,
     )

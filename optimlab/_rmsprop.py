@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from . import _elementwise, _tree, _validate
@@ -34,24 +35,38 @@ def scale_by_rmsprop(
     eps: ArrayLike = 1e-8,
     *,
     centered: bool = False,
+    eps_in_sqrt: bool = False,
+    initial_scale: float = 0.0,
+    bias_correction: bool = False,
     accumulator_dtype: DType | None = None,
+    step: jax.Array | None = None,
 ) -> GradientTransformation:
-    r"""Divides updates by the running RMS of the gradients, with epsilon outside the root.
+    r"""Divides updates by the running RMS of the gradients.
 
-    See :func:`rmsprop` for the update rule. This is ``torch.optim.RMSprop``'s
-    scaling (without its momentum, which :func:`rmsprop` adds with
-    :func:`~optimlab.trace`): epsilon is added to the square root, where optax's
-    ``scale_by_rms`` adds it inside by default (``eps_in_sqrt=True``). Complex
-    leaves are handled componentwise (torch's ``view_as_real``). Math is done in
-    at least float32; averages are stored in ``accumulator_dtype`` (default: the
-    params').
+    See :func:`rmsprop` for the update rule. By default this is
+    ``torch.optim.RMSprop``'s scaling (without its momentum, which :func:`rmsprop`
+    adds with :func:`~optimlab.trace`): epsilon is added to the square root.
+    ``eps_in_sqrt=True`` adds it inside, as optax's ``scale_by_rms`` and
+    ``scale_by_stddev`` do by default. Complex leaves are handled componentwise
+    (torch's ``view_as_real``). Math is done in at least float32; averages are
+    stored in ``accumulator_dtype`` (default: the params').
+
+    .. note::
+        The name is optimlab's; optax's ``scale_by_rms`` (and ``scale_by_stddev``
+        for ``centered``) is ``scale_by_rmsprop(decay=0.9, eps_in_sqrt=True)``.
 
     Args:
         decay: :math:`\alpha`, the decay of the running averages (torch's ``alpha``).
-        eps: :math:`\epsilon`, added to the square root.
+        eps: :math:`\epsilon`, added to the square root (or inside it).
         centered: subtract the squared running mean of the gradients (an estimate of
             their variance instead of their second moment).
+        eps_in_sqrt: add epsilon inside the square root (optax's placement).
+        initial_scale: the starting value of the running average of squares.
+        bias_correction: divide the averages by :math:`1 - \alpha^t` (optax's
+            option); needs ``step``.
         accumulator_dtype: storage dtype of the averages.
+        step: the step count, supplied by an enclosing optimizer (required by
+            ``bias_correction``).
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRmspropState`.
@@ -66,12 +81,19 @@ def scale_by_rmsprop(
     """
     _validate.eps(eps)
     _validate.at_least_zero(decay, "alpha")
+    if bias_correction and step is None:
+        raise ValueError(
+            "scale_by_rmsprop: bias_correction=True needs step=<the step count>; "
+            "use rmsprop(..., bias_correction=True), which supplies it."
+        )
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
             "scale_by_rmsprop", params, accumulator_dtype=accumulator_dtype
         )
         sq = _tree.zeros_like(params, accumulator_dtype)
+        if initial_scale != 0.0:
+            sq = _tree.tree_map(lambda z: jnp.full_like(z, initial_scale), sq)
         ga = _tree.zeros_like(params, accumulator_dtype) if centered else None
         return ScaleByRmspropState(sq, ga)
 
@@ -82,14 +104,24 @@ def scale_by_rmsprop(
         def one(g, sq, ga=None):
             gc = _tree.upcast(g)
             sq_new = _tree.update_moment(gc, sq.astype(gc.dtype), decay, 2)
+            sq_hat = sq_new
+            if bias_correction:
+                assert step is not None
+                bc = _tree.bias_correction(decay, step).astype(gc.dtype)
+                sq_hat = sq_new / bc
             if ga is not None:
                 ga_new = _tree.update_moment(gc, ga.astype(gc.dtype), decay, 1)
-                avg = jnp.sqrt(sq_new - ga_new * ga_new)
+                ga_hat = ga_new / bc if bias_correction else ga_new
+                var = sq_hat - ga_hat * ga_hat
                 ga_out = ga_new.astype(ga.dtype)
             else:
                 ga_out = None
-                avg = jnp.sqrt(sq_new)
-            direction = gc / (avg + _tree.scalar_like(eps, gc))
+                var = sq_hat
+            e = _tree.scalar_like(eps, gc)
+            if eps_in_sqrt:
+                direction = jax.lax.rsqrt(var + e) * gc
+            else:
+                direction = gc / (jnp.sqrt(var) + e)
             return direction.astype(g.dtype), sq_new.astype(sq.dtype), ga_out
 
         if centered:
@@ -111,16 +143,20 @@ def _is_zero(value: Any) -> bool:
 
 def rmsprop(
     learning_rate: ScalarOrSchedule = 1e-2,
-    decay: ScalarOrSchedule = 0.99,
+    decay: ScalarOrSchedule = 0.9,
     eps: ScalarOrSchedule = 1e-8,
-    weight_decay: ScalarOrSchedule = 0.0,
-    momentum: ScalarOrSchedule = 0.0,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = True,
     centered: bool = False,
-    maximize: bool = False,
+    momentum: ScalarOrSchedule | None = None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
     *,
+    weight_decay: ScalarOrSchedule = 0.0,
+    maximize: bool = False,
     accumulator_dtype: DType | None = None,
 ) -> GradientTransformation:
-    r"""RMSprop, numerically identical to ``torch.optim.RMSprop``.
+    r"""RMSprop, optax's by default; torch's through explicit arguments.
 
     With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
     to the gradient, sign flipped by ``maximize``):
@@ -128,30 +164,46 @@ def rmsprop(
     .. math::
         s_t &= \alpha\, s_{t-1} + (1-\alpha)\, g_t^2, \qquad
         \bar g_t = \alpha\, \bar g_{t-1} + (1-\alpha)\, g_t \ \text{(centered)} \\
-        d_t &= \sqrt{s_t - \bar g_t^2} + \epsilon \ \text{(centered)}, \qquad
-        d_t = \sqrt{s_t} + \epsilon \ \text{(otherwise)} \\
+        d_t &= \sqrt{s_t - \bar g_t^2 + \epsilon} \ \text{(centered)}, \qquad
+        d_t = \sqrt{s_t + \epsilon} \ \text{(otherwise)} \\
         b_t &= \mu\, b_{t-1} + g_t / d_t, \qquad
         p_t = p_{t-1} - \eta\, b_t \quad (p_t = p_{t-1} - \eta\, g_t / d_t
-        \text{ if } \mu = 0)
+        \text{ without momentum})
 
-    Every numeric argument lives in the state and may be a schedule. A
-    ``momentum`` or ``weight_decay`` of exactly zero at construction leaves that
-    term (and the momentum buffer) out, as torch does. Complex parameters are
-    optimized componentwise, as torch does. The argument is named ``decay`` as in
-    optax (torch's ``alpha``), with torch's default ``0.99``. optax's
-    ``rmsprop(eps_in_sqrt=False)`` is the same rule (optax's default places
-    epsilon inside the root); its momentum buffer holds
-    :math:`\eta\, b_t` instead of :math:`b_t`, which agrees while the learning
-    rate is constant.
+    with :math:`s_0` = ``initial_scale``. ``eps_in_sqrt=False`` moves epsilon out
+    of the root, :math:`d_t = \sqrt{s_t} + \epsilon`; ``bias_correction`` divides
+    :math:`s_t` and :math:`\bar g_t` by :math:`1-\alpha^t`; ``nesterov`` uses
+    :math:`\mu b_t + g_t / d_t` as the step.
+
+    The defaults are optax's (``decay=0.9``, epsilon inside the root).
+    ``torch.optim.RMSprop`` is ``rmsprop(lr, decay=0.99, eps_in_sqrt=False,
+    momentum=..., centered=..., weight_decay=..., maximize=...)``, which
+    :class:`optimlab.optim.RMSprop` passes. Every numeric argument except
+    ``initial_scale`` (read once, by ``init``) lives in the state and may be a
+    schedule. A ``momentum`` (``None`` is zero) or ``weight_decay`` of exactly zero
+    at construction leaves that term (and the momentum buffer) out, as torch does.
+    Complex parameters are optimized componentwise, as torch does. The momentum
+    buffer holds :math:`b_t` (torch's), where optax's holds :math:`\eta\, b_t`;
+    the two agree while the learning rate is constant.
+
+    .. note::
+        ``weight_decay`` and ``maximize`` are torch's; optax's ``rmsprop`` has
+        neither.
 
     Args:
-        learning_rate: :math:`\eta` (default ``1e-2``, torch's).
-        decay: :math:`\alpha \ge 0` (torch's ``alpha``).
-        eps: :math:`\epsilon \ge 0`, added outside the square root.
-        weight_decay: L2 penalty :math:`\lambda` added to the gradient.
-        momentum: :math:`\mu \ge 0`.
+        learning_rate: :math:`\eta`.
+        decay: :math:`\alpha \ge 0` (torch's ``alpha``; optax's default ``0.9``,
+            torch's ``0.99``).
+        eps: :math:`\epsilon \ge 0`.
+        initial_scale: :math:`s_0`, the starting value of the average of squares.
+        eps_in_sqrt: add :math:`\epsilon` inside the square root (optax's
+            placement); ``False`` adds it to the root (torch's).
         centered: normalise by the estimated variance of the gradients.
-        maximize: maximise the objective.
+        momentum: :math:`\mu \ge 0`, or ``None`` for none.
+        nesterov: Nesterov momentum (optax's form; torch's RMSprop has none).
+        bias_correction: correct the averages for their zero start (optax's option).
+        weight_decay: L2 penalty :math:`\lambda` added to the gradient (torch's).
+        maximize: maximise the objective (torch's).
         accumulator_dtype: storage dtype of the averages and the momentum buffer
             (math stays in float32 or wider).
 
@@ -176,6 +228,8 @@ def rmsprop(
     # torch.optim.RMSprop's order, so the first failing check is the same.
     _validate.lr(learning_rate)
     _validate.eps(eps)
+    if momentum is None:
+        momentum = 0.0
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(decay, "alpha")
@@ -190,13 +244,27 @@ def rmsprop(
             txs.append(add_decayed_weights(h["weight_decay"]))
         txs.append(
             scale_by_rmsprop(
-                h["decay"], h["eps"], centered=centered, accumulator_dtype=accumulator_dtype
+                h["decay"],
+                h["eps"],
+                centered=centered,
+                eps_in_sqrt=eps_in_sqrt,
+                initial_scale=initial_scale,
+                bias_correction=bias_correction,
+                accumulator_dtype=accumulator_dtype,
+                step=step if bias_correction else None,
             )
         )
         if use_momentum:
             # torch's buffer starts at zero, so its first step b_1 = g_1 / d_1 is
             # trace's first-step initialisation (no dampening).
-            txs.append(trace(h["momentum"], accumulator_dtype=accumulator_dtype, step=step))
+            txs.append(
+                trace(
+                    h["momentum"],
+                    nesterov=nesterov,
+                    accumulator_dtype=accumulator_dtype,
+                    step=step,
+                )
+            )
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 

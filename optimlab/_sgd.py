@@ -30,10 +30,10 @@ class TraceState(NamedTuple):
 
 def trace(
     decay: ArrayLike,
-    *,
-    dampening: ArrayLike = 0.0,
     nesterov: bool = False,
     accumulator_dtype: DType | None = None,
+    *,
+    dampening: ArrayLike = 0.0,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
     r"""Momentum with torch's first-step initialisation, dampening and Nesterov.
@@ -122,13 +122,13 @@ def _is_zero(value: Any) -> bool:
 
 def sgd(
     learning_rate: ScalarOrSchedule,
-    momentum: ScalarOrSchedule = 0.0,
-    dampening: ScalarOrSchedule = 0.0,
+    momentum: ScalarOrSchedule | None = None,
     nesterov: bool = False,
+    accumulator_dtype: DType | None = None,
+    *,
+    dampening: ScalarOrSchedule = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     maximize: bool = False,
-    *,
-    accumulator_dtype: DType | None = None,
 ) -> GradientTransformation:
     r"""Stochastic gradient descent with torch's momentum, dampening, Nesterov and decay.
 
@@ -140,7 +140,10 @@ def sgd(
         u_t &= -\eta\,(d_t + \mu\, b_t) \ \text{(Nesterov)}, \quad
         u_t = -\eta\, b_t \ \text{(otherwise; } u_t = -\eta\, d_t \text{ if } \mu = 0)
 
-    Numerically identical to ``torch.optim.SGD``. Every numeric argument lives in
+    optax's ``sgd`` when ``dampening``, ``weight_decay`` and ``maximize`` keep their
+    defaults, and numerically identical to ``torch.optim.SGD``. The positional
+    arguments are optax's; torch's ``dampening``, ``weight_decay`` and
+    ``maximize`` are keyword arguments. Every numeric argument lives in
     the state (read it with :func:`~optimlab.hyperparams`). A ``momentum`` or
     ``weight_decay`` of exactly zero at construction leaves that term (and the
     momentum buffer) out of the optimizer, as torch does; build with a non-zero
@@ -148,12 +151,12 @@ def sgd(
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.
-        momentum: :math:`\mu \ge 0`.
-        dampening: :math:`\tau`.
+        momentum: :math:`\mu \ge 0`, or ``None`` for none.
         nesterov: Nesterov momentum (needs ``momentum > 0`` and zero dampening).
-        weight_decay: L2 penalty :math:`\lambda` added to the gradient.
-        maximize: maximise the objective instead of minimising it.
         accumulator_dtype: dtype of the momentum buffer (default: the params').
+        dampening: :math:`\tau` (torch's).
+        weight_decay: L2 penalty :math:`\lambda` added to the gradient (torch's).
+        maximize: maximise the objective instead of minimising it (torch's).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -172,6 +175,8 @@ def sgd(
         Sutskever et al., `On the importance of initialization and momentum in deep
         learning <https://proceedings.mlr.press/v28/sutskever13.html>`_, 2013.
     """
+    if momentum is None:
+        momentum = 0.0
     _validate.lr(learning_rate)
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)

@@ -20,7 +20,7 @@ from .._rmsprop import ScaleByRmspropState, rmsprop
 from .._rprop import ScaleByRpropState, rprop
 from .._sgd import TraceState
 from ._optimizer import Optimizer
-from ._spec import STEP, Spec, StateKey
+from ._spec import STEP, Spec, StateKey, with_torch_values
 
 __all__ = ["Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam", "Rprop", "ASGD"]
 
@@ -46,7 +46,7 @@ class Adagrad(Optimizer):
     """
 
     spec = Spec(
-        alias=adagrad,
+        alias=with_torch_values(adagrad, eps_in_sqrt=False),
         hyperparams={
             "lr": "learning_rate",
             "lr_decay": "lr_decay",
@@ -172,7 +172,7 @@ class RMSprop(Optimizer):
     """
 
     spec = Spec(
-        alias=rmsprop,
+        alias=with_torch_values(rmsprop, eps_in_sqrt=False),
         hyperparams={
             "lr": "learning_rate",
             "alpha": "decay",

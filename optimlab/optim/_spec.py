@@ -18,7 +18,7 @@ import numpy as np
 from .._base import GradientTransformation
 from .._hyperparams import HyperparamsState
 
-__all__ = ["StateKey", "STEP", "Spec", "required"]
+__all__ = ["StateKey", "STEP", "Spec", "required", "with_torch_values"]
 
 
 class _Required:
@@ -30,6 +30,25 @@ class _Required:
 
 #: Marks an option with no default: each parameter group must give it.
 required = _Required()
+
+
+def with_torch_values(
+    alias: Callable[..., GradientTransformation], **torch_values: Any
+) -> Callable[..., GradientTransformation]:
+    """``alias`` with the arguments that select torch's variant fixed.
+
+    The core aliases follow optax's defaults and numerics; a class passes torch's
+    (``eps_in_sqrt=False``, an initial accumulator of zero...) through this, so the
+    class stays torch's whatever the core's defaults. Keeps ``alias``'s name for
+    error messages.
+    """
+
+    def build(**kwargs: Any) -> GradientTransformation:
+        return alias(**{**torch_values, **kwargs})
+
+    build.__name__ = getattr(alias, "__name__", "alias")
+    build.__qualname__ = build.__name__
+    return build
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .._adafactor import ScaleByTorchAdafactorState, torch_adafactor
 from .._adamax import ScaleByAdamaxState, adamax
 from .._base import GradientTransformation
 from .._hyperparams import HyperparamsState
-from .._muon import NS_COEFFS, ScaleByMuonState, muon
+from .._muon import NS_COEFFS, ScaleByMuonState, torch_muon
 from .._sparse_adam import ScaleBySparseAdamState, sparse_adam
 from ._optimizer import Optimizer
 from ._params import split_params
@@ -243,13 +243,13 @@ class Adafactor(Optimizer):
 
 
 def _muon(*, ns_a: Any, ns_b: Any, ns_c: Any, **kwargs: Any) -> GradientTransformation:
-    return muon(ns_coeffs=(ns_a, ns_b, ns_c), **kwargs)
+    return torch_muon(ns_coeffs=(ns_a, ns_b, ns_c), **kwargs)
 
 
 class Muon(Optimizer):
-    """``torch.optim.Muon`` over :func:`optimlab.muon`; state ``{'momentum_buffer'}``.
+    """``torch.optim.Muon`` over :func:`optimlab.torch_muon`; state ``{'momentum_buffer'}``.
 
-    As torch, only 2-D parameters are accepted (:func:`optimlab.muon` itself also
+    As torch, only 2-D parameters are accepted (:func:`optimlab.torch_muon` itself also
     steps the other leaves with AdamW). The Newton–Schulz iteration runs in
     bfloat16, as torch's. Changing ``ns_steps``, ``nesterov`` or ``adjust_lr_fn``
     recompiles the step once; the other options are live. Unlike torch, which

@@ -86,8 +86,20 @@ PAIRS = [
         lambda: ol.adamaxw(0.01, weight_decay=0.1),
         lambda: optax.adamaxw(0.01, weight_decay=0.1),
     ),
-    # optax's nadam has no momentum schedule: mu_t = b1 at every step, which is
-    # torch's schedule in the limit momentum_decay -> inf.
+    # optax's nadam has no momentum schedule (optimlab's default); torch's schedule
+    # in the limit momentum_decay -> inf is the same rule.
+    ("nadam_defaults", lambda: ol.nadam(0.01), lambda: optax.nadam(0.01)),
+    ("nadamw_defaults", lambda: ol.nadamw(0.01), lambda: optax.nadamw(0.01)),
+    (
+        "adam_nesterov_eps_root",
+        lambda: ol.adam(0.01, eps_root=1e-8, nesterov=True),
+        lambda: optax.adam(0.01, eps_root=1e-8, nesterov=True),
+    ),
+    (
+        "amsgrad_defaults",
+        lambda: ol.amsgrad(0.01),
+        lambda: optax.amsgrad(0.01),
+    ),
     (
         "nadam",
         lambda: ol.nadam(0.01, b1=0.85, b2=0.98, momentum_decay=float("inf")),
@@ -106,8 +118,7 @@ PAIRS = [
         lambda: optax.radam(0.01, b2=0.99, eps=0.0),
     ),
     ("radam_default_b2", lambda: ol.radam(0.01, eps=0.0), lambda: optax.radam(0.01, eps=0.0)),
-    # optax's adagrad adds eps inside the root and has no lr_decay: the same rule
-    # when eps = 0 and lr_decay = 0 (see test_adagrad_eps_placement_differs_from_optax).
+    ("adagrad_defaults", lambda: ol.adagrad(0.05), lambda: optax.adagrad(0.05)),
     (
         "adagrad",
         lambda: ol.adagrad(0.05, initial_accumulator_value=0.1, eps=0.0),
@@ -123,28 +134,39 @@ PAIRS = [
         lambda: ol.adadelta(0.5, eps=1e-4, weight_decay=0.1),
         lambda: optax.adadelta(0.5, eps=1e-4, weight_decay=0.1),
     ),
-    # torch's rmsprop is optax's with eps_in_sqrt=False (optax's default puts it
-    # inside); torch's alpha is optax's decay.
+    ("rmsprop_defaults", lambda: ol.rmsprop(0.01), lambda: optax.rmsprop(0.01)),
+    (
+        "rmsprop_nesterov_bias_correction",
+        lambda: ol.rmsprop(
+            0.01, initial_scale=0.1, momentum=0.9, nesterov=True, bias_correction=True
+        ),
+        lambda: optax.rmsprop(
+            0.01, initial_scale=0.1, momentum=0.9, nesterov=True, bias_correction=True
+        ),
+    ),
+    # torch's rmsprop is eps_in_sqrt=False on both sides; torch's alpha is decay.
     (
         "rmsprop",
-        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6),
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False),
         lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False),
     ),
     (
         "rmsprop_centered",
-        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, centered=True),
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, centered=True),
         lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, centered=True),
     ),
     # optax's momentum buffer holds lr * b_t (lr applied before the trace): the
     # same parameters while lr is constant (see test_rmsprop_momentum_buffer_...).
     (
         "rmsprop_momentum",
-        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, momentum=0.9),
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, momentum=0.9),
         lambda: optax.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, momentum=0.9),
     ),
     (
         "rmsprop_centered_momentum",
-        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, momentum=0.9, centered=True),
+        lambda: ol.rmsprop(
+            0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, momentum=0.9, centered=True
+        ),
         lambda: optax.rmsprop(
             0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, momentum=0.9, centered=True
         ),
@@ -173,7 +195,7 @@ def _constant_gradient_updates(tx, g, steps):
         return out, state
 
 
-def test_nadam_momentum_schedule_differs_from_optax():
+def test_nadam_momentum_schedule_is_torch_s_on_request():
     # One step on g = 1, in closed form. torch (optimlab): mu_t = b1 (1 - 0.96^(t psi) / 2);
     # optax: mu_t = b1. With m_1 = (1 - b1) g and d = |g| + eps:
     lr, b1, psi, eps = 0.1, 0.9, 4e-3, 1e-8
@@ -181,8 +203,10 @@ def test_nadam_momentum_schedule_differs_from_optax():
     mu2 = b1 * (1 - 0.5 * 0.96 ** (2 * psi))
     torch_rule = -lr * (1.0 + mu2 * (1 - b1) / (1 - mu1 * mu2)) / (1 + eps)
     optax_rule = -lr * ((1 - b1) / (1 - b1) + b1 * (1 - b1) / (1 - b1**2)) / (1 + eps)
-    (ours,), _ = _constant_gradient_updates(ol.nadam(lr), 1.0, 1)
+    (ours,), _ = _constant_gradient_updates(ol.nadam(lr, momentum_decay=psi), 1.0, 1)
     (theirs,), _ = _constant_gradient_updates(optax.nadam(lr), 1.0, 1)
+    (default,), _ = _constant_gradient_updates(ol.nadam(lr), 1.0, 1)
+    assert default == pytest.approx(optax_rule, rel=1e-12)
     assert ours == pytest.approx(torch_rule, rel=1e-12)
     assert theirs == pytest.approx(optax_rule, rel=1e-12)
     assert abs(ours - theirs) > 0.05 * abs(theirs)  # mu_1 ~ b1 / 2, not b1
@@ -213,11 +237,14 @@ def test_radam_eps_placement_differs_from_optax():
         assert abs(ours[t - 1] - theirs[t - 1]) > 1e-3 * abs(theirs[t - 1])
 
 
-def test_adagrad_eps_placement_differs_from_optax():
-    # Constant g: s_t = s_0 + t g^2. torch (optimlab): g / (sqrt(s_t) + eps);
-    # optax: g / sqrt(s_t + eps).
+def test_adagrad_eps_placement_is_optax_s_by_default_and_torch_s_on_request():
+    # Constant g: s_t = s_0 + t g^2. torch (eps_in_sqrt=False): g / (sqrt(s_t) + eps);
+    # optax (and optimlab by default): g / sqrt(s_t + eps).
     lr, s0, eps, g, steps = 1.0, 0.1, 0.5, 2.0, 5
     ours, _ = _constant_gradient_updates(
+        ol.adagrad(lr, initial_accumulator_value=s0, eps=eps, eps_in_sqrt=False), g, steps
+    )
+    default, _ = _constant_gradient_updates(
         ol.adagrad(lr, initial_accumulator_value=s0, eps=eps), g, steps
     )
     theirs, _ = _constant_gradient_updates(
@@ -227,13 +254,16 @@ def test_adagrad_eps_placement_differs_from_optax():
         s = s0 + t * g * g
         assert ours[t - 1] == pytest.approx(-lr * g / (math.sqrt(s) + eps), rel=1e-12)
         assert theirs[t - 1] == pytest.approx(-lr * g / math.sqrt(s + eps), rel=1e-12)
+        assert default[t - 1] == pytest.approx(theirs[t - 1], rel=1e-12)
         assert abs(ours[t - 1] - theirs[t - 1]) > 1e-2 * abs(theirs[t - 1])
 
 
 def test_adagrad_lr_decay_has_no_optax_counterpart():
     # torch's lr_decay: the step t uses lr / (1 + (t - 1) lr_decay); optax has no such term.
     lr, decay, g, steps = 1.0, 0.5, 1.0, 4
-    ours, _ = _constant_gradient_updates(ol.adagrad(lr, lr_decay=decay, eps=0.0), g, steps)
+    ours, _ = _constant_gradient_updates(
+        ol.adagrad(lr, lr_decay=decay, eps=0.0, initial_accumulator_value=0.0), g, steps
+    )
     for t in range(1, steps + 1):
         assert ours[t - 1] == pytest.approx(-lr / (1 + (t - 1) * decay) / math.sqrt(t), rel=1e-12)
     assert "lr_decay" not in inspect.signature(optax.adagrad).parameters
@@ -243,7 +273,9 @@ def test_rmsprop_momentum_buffer_differs_from_optax_by_the_learning_rate():
     # torch (optimlab) keeps b_t = mu b_{t-1} + g_t / d_t and steps -lr b_t; optax
     # applies -lr first, so its trace holds -lr * b_t (the same while lr is constant).
     lr = 0.01
-    _, ours = _constant_gradient_updates(ol.rmsprop(lr, momentum=0.9), 0.5, 3)
+    _, ours = _constant_gradient_updates(
+        ol.rmsprop(lr, decay=0.99, eps_in_sqrt=False, momentum=0.9), 0.5, 3
+    )
     _, theirs = _constant_gradient_updates(
         optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False, momentum=0.9), 0.5, 3
     )
@@ -255,23 +287,38 @@ def test_rmsprop_momentum_buffer_differs_from_optax_by_the_learning_rate():
     assert ours_buf == pytest.approx(0.81 * x[0] + 0.9 * x[1] + x[2], rel=1e-12)
 
 
-def test_rmsprop_eps_defaults_outside_the_root_unlike_optax():
-    # optax's rmsprop puts eps inside the root by default; torch (optimlab) outside.
+def test_rmsprop_eps_placement_is_optax_s_by_default_and_torch_s_on_request():
+    # optax (and optimlab by default) put eps inside the root; torch outside.
     lr, eps, g = 1.0, 0.25, 0.5
     (ours,), _ = _constant_gradient_updates(ol.rmsprop(lr, decay=0.0, eps=eps), g, 1)
+    (torch_rule,), _ = _constant_gradient_updates(
+        ol.rmsprop(lr, decay=0.0, eps=eps, eps_in_sqrt=False), g, 1
+    )
     (theirs,), _ = _constant_gradient_updates(optax.rmsprop(lr, decay=0.0, eps=eps), g, 1)
-    assert ours == pytest.approx(-g / (abs(g) + eps), rel=1e-12)
-    assert theirs == pytest.approx(-g / math.sqrt(g * g + eps), rel=1e-12)
+    assert ours == pytest.approx(-g / math.sqrt(g * g + eps), rel=1e-12)
+    assert theirs == pytest.approx(ours, rel=1e-12)
+    assert torch_rule == pytest.approx(-g / (abs(g) + eps), rel=1e-12)
 
 
 @pytest.mark.parametrize(
     "ours,theirs",
-    [(ol.adamaxw, optax.adamaxw), (ol.nadamw, optax.nadamw)],
-    ids=["adamaxw", "nadamw"],
+    [(ol.adamaxw, optax.adamaxw), (ol.nadamw, optax.nadamw), (ol.adamw, optax.adamw)],
+    ids=["adamaxw", "nadamw", "adamw"],
 )
-def test_decoupled_weight_decay_default_is_adamw_s_not_optax_s(ours, theirs):
-    # The decoupled aliases default to torch AdamW's 1e-2 (as optimlab.adamw does);
-    # optax defaults to 1e-4.
+def test_decoupled_weight_decay_default_is_optax_s(ours, theirs):
+    # The decoupled aliases default to optax's 1e-4 (torch AdamW's 1e-2 is passed
+    # explicitly by optimlab.optim).
     state = ours().init(jnp.zeros(1))
-    assert float(ol.hyperparams(state)["weight_decay"]) == pytest.approx(1e-2)
+    assert float(ol.hyperparams(state)["weight_decay"]) == pytest.approx(1e-4)
     assert inspect.signature(theirs).parameters["weight_decay"].default == pytest.approx(1e-4)
+
+
+def test_rmsprop_centered_bias_correction_matches_optax_in_float64():
+    # float64 only: the centered variance s_t - m_t^2 cancels, which turns float32's
+    # differently associated roundings into 3e-5 relative differences.
+    compare_with_optax(
+        lambda: ol.rmsprop(0.01, centered=True, bias_correction=True),
+        lambda: optax.rmsprop(0.01, centered=True, bias_correction=True),
+        dtype="float64",
+        **TOL["float64"],
+    )

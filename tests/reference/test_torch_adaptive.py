@@ -40,6 +40,10 @@ TOL = {
 }
 DTYPES = ["float32", "float64", "float32_x32"]
 
+# The core aliases default to optax's numerics; torch's variant is selected by these.
+TORCH_ADAGRAD = dict(initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)
+TORCH_RMSPROP = dict(decay=0.99, eps_in_sqrt=False)
+
 
 def _step(state):
     return find(state, ol.HyperparamsState).count
@@ -152,7 +156,7 @@ def test_nadam_matches_torch(cfg, dtype):
 def test_nadamw_matches_torch_decoupled_nadam(cfg, dtype):
     with _torch_default_for(dtype):
         compare_with_torch(
-            lambda: ol.nadamw(0.01, **cfg),
+            lambda: ol.nadamw(0.01, momentum_decay=4e-3, **cfg),
             torch.optim.NAdam,
             dict(lr=0.01, decoupled_weight_decay=True, **cfg),
             nadam_state,
@@ -191,7 +195,7 @@ def test_radam_matches_torch(cfg, dtype):
 )
 def test_adagrad_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.adagrad(0.05, eps=1e-8, **cfg),
+        lambda: ol.adagrad(0.05, eps=1e-8, eps_in_sqrt=False, **cfg),
         torch.optim.Adagrad,
         dict(lr=0.05, eps=1e-8, **cfg),
         adagrad_state,
@@ -224,7 +228,7 @@ def test_adadelta_matches_torch(cfg, dtype):
 )
 def test_rmsprop_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, **cfg),
+        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, **cfg),
         torch.optim.RMSprop,
         dict(lr=0.01, alpha=0.9, eps=1e-6, **cfg),
         rmsprop_state,
@@ -244,7 +248,7 @@ def test_adagrad_lr_and_lr_decay_change_midway_match_torch(dtype):
         return state
 
     compare_with_torch(
-        lambda: ol.adagrad(0.05, lr_decay=0.05),
+        lambda: ol.adagrad(0.05, lr_decay=0.05, **TORCH_ADAGRAD),
         torch.optim.Adagrad,
         dict(lr=0.05, lr_decay=0.05),
         adagrad_state,
@@ -272,7 +276,7 @@ def test_nadam_float64_with_torch_float32_defaults_stays_close():
     # every step while optimlab (x64) keeps it in float64: the two then differ by
     # float32 rounding of mu_product alone (~1e-7), well above float64 noise.
     worst = compare_with_torch(
-        lambda: ol.nadam(0.01),
+        lambda: ol.nadam(0.01, momentum_decay=4e-3),
         torch.optim.NAdam,
         dict(lr=0.01),
         nadam_state,
@@ -339,10 +343,10 @@ COMPLEX = [
         torch.optim.Adamax,
         dict(lr=0.05, weight_decay=0.1),
     ),
-    ("nadam", lambda: ol.nadam(0.05), torch.optim.NAdam, dict(lr=0.05)),
+    ("nadam", lambda: ol.nadam(0.05, momentum_decay=4e-3), torch.optim.NAdam, dict(lr=0.05)),
     (
         "nadamw",
-        lambda: ol.nadamw(0.05, weight_decay=0.1),
+        lambda: ol.nadamw(0.05, weight_decay=0.1, momentum_decay=4e-3),
         torch.optim.NAdam,
         dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
     ),
@@ -354,7 +358,9 @@ COMPLEX = [
     ),
     (
         "adagrad",
-        lambda: ol.adagrad(0.05, initial_accumulator_value=0.1, lr_decay=0.01),
+        lambda: ol.adagrad(
+            0.05, initial_accumulator_value=0.1, lr_decay=0.01, eps=1e-10, eps_in_sqrt=False
+        ),
         torch.optim.Adagrad,
         dict(lr=0.05, initial_accumulator_value=0.1, lr_decay=0.01),
     ),
@@ -366,7 +372,7 @@ COMPLEX = [
     ),
     (
         "rmsprop",
-        lambda: ol.rmsprop(0.01, momentum=0.9, centered=True),
+        lambda: ol.rmsprop(0.01, momentum=0.9, centered=True, **TORCH_RMSPROP),
         torch.optim.RMSprop,
         dict(lr=0.01, momentum=0.9, centered=True),
     ),

@@ -281,7 +281,7 @@ def test_muon_matches_torch_on_matrices(cfg, dtype):
     # torch runs Newton-Schulz in bfloat16; so does muon by default, with the same
     # roundings, so the bf16 result is bit-identical on these small matrices.
     compare_with_torch(
-        lambda: ol.muon(0.02, momentum=0.9, **cfg),
+        lambda: ol.torch_muon(0.02, momentum=0.9, **cfg),
         torch.optim.Muon,
         dict(lr=0.02, momentum=0.9, **cfg),
         muon_state,
@@ -300,7 +300,7 @@ def _adam_fallback_state(state):
 @pytest.mark.parametrize("wd", [pytest.param(0.0, marks=pytest.mark.slow), 0.1])
 def test_muon_adam_fallback_matches_torch_adamw(wd, dtype):
     compare_with_torch(
-        lambda: ol.muon(0.01, adam_b1=0.8, adam_b2=0.95, adam_eps=1e-6, adam_weight_decay=wd),
+        lambda: ol.torch_muon(0.01, adam_b1=0.8, adam_b2=0.95, adam_eps=1e-6, adam_weight_decay=wd),
         torch.optim.AdamW,
         dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=wd),
         _adam_fallback_state,
@@ -313,10 +313,10 @@ def test_muon_adam_fallback_matches_torch_adamw(wd, dtype):
 def test_muon_mixed_tree_splits_between_muon_and_adamw():
     params = {"w": jnp.ones((3, 4)) * 0.5, "b": jnp.arange(3.0)}
     grads = {"w": jnp.linspace(-1, 1, 12).reshape(3, 4), "b": jnp.array([0.3, -1.0, 2.0])}
-    tx = ol.muon(0.02, weight_decay=0.1, adam_weight_decay=0.01)
+    tx = ol.torch_muon(0.02, weight_decay=0.1, adam_weight_decay=0.01)
     u, _ = tx.update(grads, tx.init(params), params)
-    uw, _ = ol.muon(0.02, weight_decay=0.1).update(
-        {"w": grads["w"]}, ol.muon(0.02).init({"w": params["w"]}), {"w": params["w"]}
+    uw, _ = ol.torch_muon(0.02, weight_decay=0.1).update(
+        {"w": grads["w"]}, ol.torch_muon(0.02).init({"w": params["w"]}), {"w": params["w"]}
     )
     ref = ol.adamw(0.02, weight_decay=0.01)
     ub, _ = ref.update(grads["b"], ref.init(params["b"]), params["b"])

@@ -104,14 +104,14 @@ CASES = [
     # of the order of the learning rate instead of converging to zero.
     Case(
         "muon",
-        lambda: ol.muon(0.02, weight_decay=0.0, adam_b1=0.8),
+        lambda: ol.torch_muon(0.02, weight_decay=0.0, adam_b1=0.8),
         tags=("torch",),
         quadratic_tol=0.15,
     ),
     # Decoupled weight decay (matrix and Adam leaves) moves params at zero gradient.
     Case(
         "muon_plain_wd",
-        lambda: ol.muon(
+        lambda: ol.torch_muon(
             0.05,
             weight_decay=1e-2,
             nesterov=False,
@@ -325,55 +325,55 @@ ERROR_CASES = [
     # muon (torch's wording)
     _e(
         "muon_negative_lr",
-        lambda: ol.muon(-1.0),
+        lambda: ol.torch_muon(-1.0),
         ValueError,
         r"^Learning rate should be >= 0 but is: -1.0$",
     ),
     _e(
         "muon_negative_momentum",
-        lambda: ol.muon(momentum=-0.5),
+        lambda: ol.torch_muon(momentum=-0.5),
         ValueError,
         r"^momentum should be >= 0 but is: -0.5$",
     ),
     _e(
         "muon_negative_wd",
-        lambda: ol.muon(weight_decay=-0.1),
+        lambda: ol.torch_muon(weight_decay=-0.1),
         ValueError,
         r"^weight decay should be >= 0 but is: -0.1$",
     ),
     _e(
         "muon_adjust_lr_fn",
-        lambda: ol.muon(adjust_lr_fn="spectral"),
+        lambda: ol.torch_muon(adjust_lr_fn="spectral"),
         ValueError,
         r"^Adjust learning rate function spectral is not supported$",
     ),
     _e(
         "muon_ns_steps",
-        lambda: ol.muon(ns_steps=100),
+        lambda: ol.torch_muon(ns_steps=100),
         ValueError,
         r"^Number of steps must be less than 100 for computational efficiency$",
     ),
     _e(
         "muon_ns_coeffs",
-        lambda: ol.muon(ns_coeffs=(1.0, 2.0)),
+        lambda: ol.torch_muon(ns_coeffs=(1.0, 2.0)),
         ValueError,
         r"^Coefficients must be a tuple of exactly 3 values$",
     ),
     _e(
         "muon_adam_beta",
-        lambda: ol.muon(adam_b2=1.0),
+        lambda: ol.torch_muon(adam_b2=1.0),
         ValueError,
         r"^Invalid beta parameter at index 1: 1.0$",
     ),
     _e(
         "muon_adam_wd",
-        lambda: ol.muon(adam_weight_decay=-1.0),
+        lambda: ol.torch_muon(adam_weight_decay=-1.0),
         ValueError,
         r"^Invalid weight_decay value: -1.0$",
     ),
     _e(
         "muon_complex",
-        lambda: ol.muon().init(jnp.zeros((2, 2), jnp.complex64)),
+        lambda: ol.torch_muon().init(jnp.zeros((2, 2), jnp.complex64)),
         TypeError,
         r"muon does not support complex params",
         "init",
@@ -388,12 +388,12 @@ ERROR_CASES = [
     _e(
         "muon_update_structure",
         lambda: _update(
-            ol.muon(),
+            ol.torch_muon(),
             {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)},
             {"w": jnp.zeros((2, 2)), "c": jnp.zeros(2)},
         ),
         ValueError,
-        r"scale_by_muon: .*\['c'\].*\['b'\]",
+        r"scale_by_torch_muon: .*\['c'\].*\['b'\]",
         "update",
     ),
 ]

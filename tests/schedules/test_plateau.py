@@ -1,4 +1,4 @@
-"""reduce_on_plateau: torch ReduceLROnPlateau's learning rates on the same metrics."""
+"""reduce_on_plateau(rule="torch"): torch ReduceLROnPlateau's learning rates on the same metrics."""
 
 import math
 
@@ -43,7 +43,7 @@ CASES = [
 
 
 def run_ours(metrics, **kwargs):
-    tx = ol.reduce_on_plateau(base_lr=BASE_LR, **kwargs)
+    tx = ol.reduce_on_plateau(base_lr=BASE_LR, rule="torch", **kwargs)
     step = jax.jit(lambda s, m: tx.update(jnp.ones(()), s, value=m))
     state = tx.init(jnp.zeros(()))
     lrs, states = [], []
@@ -69,7 +69,7 @@ def test_matches_torch(metrics, kwargs):
 
 
 def test_nan_metric_leaves_the_state_unchanged():
-    tx = ol.reduce_on_plateau(patience=0, cooldown=1, factor=0.5)
+    tx = ol.reduce_on_plateau(patience=0, cooldown=1, factor=0.5, rule="torch")
     state = tx.init({"w": jnp.ones(2)})
     _, state = tx.update({"w": jnp.ones(2)}, state, value=1.0)
     _, state = tx.update({"w": jnp.ones(2)}, state, value=2.0)  # reduced, cooldown starts
@@ -82,7 +82,7 @@ def test_nan_metric_leaves_the_state_unchanged():
 
 
 def test_state_is_arrays_and_updates_keep_dtype():
-    tx = ol.reduce_on_plateau()
+    tx = ol.reduce_on_plateau(rule="torch")
     state = tx.init({"a": jnp.ones(3, jnp.bfloat16), "b": None})
     assert all(isinstance(x, jax.Array) for x in state)
     assert state.num_bad_epochs.dtype == jnp.int32 and state.best == jnp.inf
