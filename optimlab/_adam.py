@@ -414,7 +414,7 @@ def _adam(
     bias_correction_mu=True,
     bias_correction_nu=True,
 ) -> GradientTransformation:
-    use_eps_root = _validate.concrete(eps_root) != 0.0
+    use_eps_root = _validate.nonzero(eps_root)
     roots = {"eps_root": eps_root} if use_eps_root else {}
     return torch_style(
         lambda step, h: scale_by_adam(

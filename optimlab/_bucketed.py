@@ -290,8 +290,8 @@ def bucketed(
         [(7,)]
         >>> updates, state = tx.update(params, state, params)
         >>> optimlab.apply_updates(params, updates)["w"]
-        Array([[0.899, 0.899],
-               [0.899, 0.899]], dtype=float32)
+        Array([[0.89999, 0.89999],
+               [0.89999, 0.89999]], dtype=float32)
         >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 3)
         0.1
         >>> optimlab.bucketed(optimlab.lamb(0.1))

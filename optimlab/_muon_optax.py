@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree
+from . import _tree, _validate
 from ._adam import scale_by_adam
 from ._base import GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
@@ -101,6 +101,7 @@ def scale_by_muon(
             f"scale_by_muon: preconditioning must be one of {_PRECONDITIONINGS}, got "
             f"{preconditioning!r} ('aol' and 'schatten' are not implemented)."
         )
+    _validate.non_negative_int(ns_steps, "ns_steps")
     coeffs = jnp.asarray(ns_coeffs)
     if coeffs.ndim > 2 or coeffs.shape[-1] != 3:
         raise ValueError(

@@ -112,7 +112,8 @@ RULES: dict[str, Rule] = {
     "adam_weight_decay": _NON_NEG,
     "weight_decay_rate": _NON_NEG,
     "decay_rate": _NON_NEG,
-    "momentum_decay": _NON_NEG,
+    # nadam: inf is the limit of the schedule (constant momentum b1); torch accepts it.
+    "momentum_decay": Rule(lo=0.0, allow_inf=True),
     "weight_lr_power": _NON_NEG,
     "eta": _NON_NEG,
     "gamma": _NON_NEG,  # noisy_sgd >= 0, sophia > 0
