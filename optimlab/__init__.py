@@ -6,6 +6,14 @@ compatibility layer is :mod:`optimlab.optim`; schedules are in
 :mod:`optimlab.schedules`.
 """
 
+# The public subpackages (they import only private modules, so no cycle), so that
+# ``import optimlab`` is enough to write ``optimlab.schedules.cosine_decay``,
+# ``optimlab.checkpoint.restore`` or ``optimlab.optim.AdamW``. ``optim`` is about
+# 0.1 s of import time; a lazy attribute (module ``__getattr__``) would save it but
+# makes type checkers accept any misspelt ``optimlab.<name>``.
+from . import checkpoint as checkpoint
+from . import optim as optim
+from . import schedules as schedules
 from ._accumulate import AccumulateState as AccumulateState
 from ._accumulate import accumulate as accumulate
 from ._adabelief import ScaleByBeliefState as ScaleByBeliefState

@@ -236,14 +236,23 @@ def _with_values(stored: Mapping[str, jax.Array], values: Mapping[str, Any]) -> 
     """``stored`` with the given values written into its packed array (one scatter)."""
     if not isinstance(stored, Hyperparams):
         stored = Hyperparams.from_mapping(stored)
-    old = jnp.asarray(stored.packed)
     names = [n for n in values if n in stored]
     if not names:
         return stored
+    # The packed array is rebuilt through the pytree protocol, not the constructor,
+    # so whatever a framework keeps around the leaf (an NNX Variable, an Orbax or
+    # Equinox wrapper) is rebuilt too and the framework can write the value back.
+    leaves, treedef = jax.tree_util.tree_flatten(stored)
+    if len(leaves) != 1:
+        raise ValueError(
+            f"set_hyperparams: the packed hyperparameters hold {len(leaves)} leaves, "
+            "expected one array; pass a state built by an optimlab optimizer."
+        )
+    old = jnp.asarray(leaves[0])
     like = jax.ShapeDtypeStruct(old.shape[:-1], old.dtype)
     new = [_normalise(n, values[n], like) for n in names]
     index = np.array([stored.names.index(n) for n in names])
-    return Hyperparams(stored.names, old.at[..., index].set(jnp.stack(new, axis=-1)))
+    return jax.tree_util.tree_unflatten(treedef, [old.at[..., index].set(jnp.stack(new, axis=-1))])
 
 
 def _normalise(name: str, value: Any, old: jax.ShapeDtypeStruct) -> jax.Array:

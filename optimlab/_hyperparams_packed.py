@@ -93,12 +93,21 @@ class Hyperparams(Mapping[str, jax.Array]):
     def __reduce__(self) -> tuple[Any, ...]:
         return Hyperparams, (self.names, self.packed)
 
+    def _array(self) -> Any:
+        # A framework may keep the leaf in a box of its own (an NNX Variable): read
+        # the one array inside it.
+        packed = self.packed
+        if isinstance(packed, (jax.Array, np.ndarray, _Tracer)):
+            return packed
+        leaves = jax.tree_util.tree_leaves(packed)
+        return leaves[0] if len(leaves) == 1 else packed
+
     def __getitem__(self, name: str) -> jax.Array:
         try:
             i = self.names.index(name)
         except ValueError:
             raise KeyError(name) from None
-        return self.packed[..., i]
+        return self._array()[..., i]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
@@ -119,7 +128,7 @@ class Hyperparams(Mapping[str, jax.Array]):
         return all(bool(np.array_equal(self[n], other[n])) for n in self.names)
 
     def __repr__(self) -> str:
-        v = self.packed
+        v = self._array()
         if isinstance(v, (jax.Array, np.ndarray)) and not isinstance(v, _Tracer):
             arr = np.asarray(v)
             pairs = ", ".join(f"{n}={arr[..., i]!s}" for i, n in enumerate(self.names))

@@ -209,8 +209,11 @@ class Optimizer:
         """The current parameters, in the structure they were given.
 
         A tree when one tree was given; the whole tree when every group holds named
-        parameters of one tree (leaves in no group are returned as given); otherwise
-        a list with one tree per group (a ``{name: array}`` dict for named groups).
+        parameters of one tree (leaves in no group are returned as given); the tree
+        the names spell when every group holds ``(name, array)`` pairs (``"enc.0.w"``
+        is ``params["enc"][0]["w"]``, whether the pairs came from
+        :func:`named_parameters` or were written by hand); otherwise a list with one
+        tree per group.
         """
         return self._layout.assemble(self._leaves, self._layout.frozen())
 

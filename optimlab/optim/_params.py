@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,9 +239,15 @@ class Layout:
     ``"source"``: every group holds named parameters of one tree: that whole tree.
     ``"tree"``: else, when one pytree (or one list of pairs, giving a ``{name: array}``
     dict) was given, not a list of groups, and no group was added.
+    ``"names"``: else, when every group holds ``(name, array)`` pairs: the tree the
+    dotted names spell (``"enc.w"`` is ``params["enc"]["w"]``; a level whose names are
+    ``0`` to ``n - 1`` is a list), the same tree whether the pairs came from
+    :func:`named_parameters` of one dict-and-list tree or were written by hand.
     ``"groups"``: otherwise, a list with one tree per group (a named group's tree is a
-    ``{name: array}`` dict).
+    ``{name: array}`` dict, when the names spell no tree, as ``"a"`` with ``"a.b"``).
     """
+
+    skeleton: Any = None
 
     def __init__(self, groups: Sequence[GroupLayout], single_tree: bool):
         self.groups = list(groups)
@@ -256,6 +262,13 @@ class Layout:
         ):
             self.mode = "source"
             self.source = self.groups[0].source
+        elif self.groups and all(g.named for g in self.groups):
+            # The names alone decide the structure, whether or not they came from
+            # named_parameters: dotted names nest, and levels named 0..n-1 are lists.
+            self.skeleton = _skeleton(
+                [(n, i) for g in self.groups for n, i in zip(g.names, g.indices, strict=True)]
+            )
+            self.mode = "groups" if self.skeleton is None else "names"
         elif single_tree and len(self.groups) == 1:
             self.mode = "tree"
         else:
@@ -280,6 +293,8 @@ class Layout:
             it = iter(frozen)
             flat = [next(it) if x is None else x for x in flat]
             return jax.tree_util.tree_unflatten(self.source.treedef, flat)
+        if self.mode == "names":
+            return _fill(self.skeleton, leaves)
         out = [_assemble_group(g, leaves) for g in self.groups]
         return out[0] if self.mode == "tree" else out
 
@@ -296,6 +311,8 @@ class Layout:
                 for g in self.groups:
                     for i, pos in zip(g.indices, g.positions, strict=True):
                         out[i] = flat[pos]
+            elif self.mode == "names":
+                _unfill(self.skeleton, tree, out)
             else:
                 if self.mode == "tree":
                     tree = [tree]
@@ -324,3 +341,60 @@ def _assemble_group(g: GroupLayout, leaves: Sequence[Any]) -> Any:
     if g.named:
         return {n: leaves[i] for n, i in zip(g.names, g.indices, strict=True)}
     return jax.tree_util.tree_unflatten(g.treedef, [leaves[i] for i in g.indices])
+
+
+def _skeleton(named: Sequence[tuple[str, int]]) -> Any:
+    """The nested dicts (and lists) the dotted names spell, with leaf indices, or ``None``."""
+    root: dict[str, Any] = {}
+    for name, index in named:
+        parts = name.split(".")
+        if not all(parts):
+            return None
+        node = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                return None  # "a" and "a.b": a leaf cannot hold children
+        if parts[-1] in node:
+            return None  # "a.b" and "a": a node cannot be a leaf
+        node[parts[-1]] = index
+    return _lists(root)
+
+
+def _lists(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    children = {k: _lists(v) for k, v in node.items()}
+    keys = list(children)
+    if all(k.isdigit() for k in keys) and sorted(int(k) for k in keys) == list(range(len(keys))):
+        return [children[str(i)] for i in range(len(keys))]
+    return children
+
+
+def _fill(skeleton: Any, leaves: Sequence[Any]) -> Any:
+    if isinstance(skeleton, dict):
+        return {k: _fill(v, leaves) for k, v in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [_fill(v, leaves) for v in skeleton]
+    return leaves[skeleton]
+
+
+def _unfill(skeleton: Any, tree: Any, out: list[Any]) -> None:
+    """Writes the leaves of ``tree`` (shaped like ``skeleton``) at their indices in ``out``.
+
+    A missing entry or ``None`` is no gradient, as a named group's missing name.
+    """
+    if tree is None:
+        return
+    if isinstance(skeleton, dict):
+        if not isinstance(tree, Mapping):
+            raise ValueError(f"expected a dict with keys {sorted(skeleton)}, got {type(tree)}")
+        for k, v in skeleton.items():
+            _unfill(v, tree.get(k), out)
+    elif isinstance(skeleton, list):
+        if not isinstance(tree, (list, tuple)) or len(tree) != len(skeleton):
+            raise ValueError(f"expected a list of {len(skeleton)} entries, got {type(tree)}")
+        for v, sub in zip(skeleton, tree, strict=True):
+            _unfill(v, sub, out)
+    else:
+        out[skeleton] = tree
