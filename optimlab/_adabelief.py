@@ -61,7 +61,6 @@ def scale_by_belief(
     _validate.non_negative(eps_root, "eps_root")
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_belief", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
         return ScaleByBeliefState(count, _tree.zeros_like(params), _tree.zeros_like(params))
 
@@ -78,7 +77,7 @@ def scale_by_belief(
             m_new = om1 * gc + c1 * m.astype(gc.dtype)
             err = gc - m_new
             v_new = (
-                _tree.scalar_like(1 - jnp.asarray(b2), gc) * err * err
+                _tree.scalar_like(1 - jnp.asarray(b2), gc) * _tree.abs_sq(err).astype(gc.dtype)
                 + _tree.scalar_like(b2, gc) * v.astype(gc.dtype)
                 + _tree.scalar_like(eps_root, gc)
             )

@@ -166,10 +166,6 @@ def zero_nans() -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
-def _abs_sq(x: jax.Array) -> jax.Array:
-    return (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x
-
-
 def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
     r"""Rescales each leaf (block) so that its root mean square is at most ``threshold``.
 
@@ -201,7 +197,7 @@ def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
 
         def one(u):
             x = _tree.upcast(u)
-            rms = jnp.sqrt(jnp.mean(_abs_sq(x)))
+            rms = jnp.sqrt(jnp.mean(_tree.abs_sq(x)))
             denom = jnp.maximum(jnp.ones_like(rms), rms / _tree.hp(threshold, rms))
             return (x / denom.astype(x.dtype)).astype(u.dtype)
 
@@ -211,7 +207,7 @@ def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
 
 
 def _unitwise_norm(x: jax.Array, axis: Any) -> jax.Array:
-    sq = _abs_sq(x)
+    sq = _tree.abs_sq(x)
     if axis is not None:
         n = jnp.sum(sq, axis=axis, keepdims=True)
     elif jnp.squeeze(x).ndim <= 1:

@@ -112,6 +112,11 @@ def lerp(m: jax.Array, g: jax.Array, weight: ArrayLike) -> jax.Array:
     return m + scalar_like(weight, m) * (g - m)
 
 
+def abs_sq(x: jax.Array) -> jax.Array:
+    """``|x|**2``, real: ``x * conj(x)`` for complex ``x`` (as optax), ``x * x`` otherwise."""
+    return (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x
+
+
 def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> jax.Array:
     """Exponential moving average of ``g**order`` (``|g|**2`` for complex ``g``).
 
@@ -123,8 +128,7 @@ def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> j
     d = scalar_like(decay, m)
     one_minus = scalar_like(1 - jnp.asarray(decay), m)
     if order == 2:
-        sq = (g * jnp.conj(g)).real if jnp.iscomplexobj(g) else g * g
-        return m * d + sq.astype(m.dtype) * one_minus
+        return m * d + abs_sq(g).astype(m.dtype) * one_minus
     return m * d + (g**order).astype(m.dtype) * one_minus
 
 

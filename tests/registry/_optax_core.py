@@ -50,8 +50,14 @@ CASES = [
         lambda: ol.adabelief(0.05),
         tags=("optax",),
         rosenbrock=(lambda: ol.adabelief(0.02), 5000, 1e-2),
+        complex_ok=True,
     ),
-    Case("adabelief_nesterov", lambda: ol.adabelief(0.05, nesterov=True), tags=("optax",)),
+    Case(
+        "adabelief_nesterov",
+        lambda: ol.adabelief(0.05, nesterov=True),
+        tags=("optax",),
+        complex_ok=True,
+    ),
     # Both moments start at 1e-6 (optax's initial_accumulator_value), so a zero gradient
     # still gives a tiny update m_hat / (sqrt(v_hat) + eps) != 0.
     Case("yogi", lambda: ol.yogi(0.05), tags=("optax",), zero_grad_zero_update=False),

@@ -1,0 +1,77 @@
+"""Complex parameters: optimlab and optax side by side, on params and every state leaf."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import optimlab
+
+# (name, optimlab transformation, optax transformation): optimizers that optax runs
+# on complex leaves, built with the same explicit arguments.
+CASES = [
+    ("adabelief", lambda: optimlab.adabelief(1e-2), lambda: optax.adabelief(1e-2)),
+    (
+        "adabelief_eps_root",
+        lambda: optimlab.adabelief(1e-2, eps_root=1e-8),
+        lambda: optax.adabelief(1e-2, eps_root=1e-8),
+    ),
+    ("adam", lambda: optimlab.adam(1e-2), lambda: optax.adam(1e-2)),
+]
+
+
+def _params():
+    k1, k2 = jax.random.split(jax.random.key(0))
+    w = jax.lax.complex(jax.random.normal(k1, (3, 4)), jax.random.normal(k2, (3, 4)))
+    return {"w": w, "b": jnp.array([0.5 - 1.0j], jnp.complex64)}
+
+
+def _loss(p):
+    # A real loss of complex parameters; JAX's gradient is the conjugate
+    # Wirtinger derivative's conjugate, the convention optax's complex support assumes.
+    return sum(
+        jnp.sum(jnp.abs(x - jnp.complex64(0.3j)) ** 2 + jnp.real(x) ** 3)
+        for x in jax.tree.leaves(p)
+    )
+
+
+def _run(tx, steps=5):
+    params = _params()
+    state = tx.init(params)
+
+    @jax.jit
+    def step(params, state):
+        grads = jax.tree.map(jnp.conj, jax.grad(_loss)(params))
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(steps):
+        params, state = step(params, state)
+    return params, state
+
+
+@pytest.mark.parametrize("name,ours,theirs", CASES, ids=[c[0] for c in CASES])
+def test_complex_matches_optax(name, ours, theirs):
+    p_ours, s_ours = _run(ours())
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes complex and float32
+        p_theirs, s_theirs = _run(theirs())
+    # float32 with x64 off: the tier "float32_x32" of test_optax_adaptive.py (1e-4
+    # relative): hyperparameters such as 1 - b2 are rounded to float32 at different
+    # points on each side, and AdaBelief's small prediction error amplifies that.
+    chex.assert_trees_all_close(p_ours, p_theirs, rtol=1e-4, atol=1e-6)
+    # the moments, without optimlab's packed hyperparameters (optax keeps them in closures)
+    moments = jax.tree.map(
+        lambda x: x.inner_state if isinstance(x, optimlab.HyperparamsState) else x,
+        s_ours,
+        is_leaf=lambda x: isinstance(x, optimlab.HyperparamsState),
+    )
+    leaves_ours = [x for x in jax.tree.leaves(moments) if jnp.ndim(x) > 0]
+    leaves_theirs = [x for x in jax.tree.leaves(s_theirs) if jnp.ndim(x) > 0]
+    assert len(leaves_ours) == len(leaves_theirs)
+    for a, b in zip(leaves_ours, leaves_theirs, strict=True):
+        if jnp.iscomplexobj(b) and not jnp.iscomplexobj(a):
+            # optax keeps |g|^2 moments in the parameters' complex dtype, imaginary 0
+            chex.assert_trees_all_close(jnp.imag(b), jnp.zeros_like(a))
+            b = jnp.real(b)
+        chex.assert_trees_all_close(a, b.astype(a.dtype), rtol=1e-4, atol=1e-6)
