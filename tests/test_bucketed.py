@@ -256,7 +256,7 @@ def test_conversion_errors():
 @pytest.mark.parametrize(
     "make, name",
     [
-        (lambda: ol.lamb(0.1), "_scale_by_adam_root|scale_by_trust_ratio"),
+        (lambda: ol.lamb(0.1), "scale_by_adam_root|scale_by_trust_ratio"),
         (lambda: ol.adafactor(0.1), "adafactor|factored"),
         (lambda: ol.chain(ol.clip_by_global_norm(1.0), optax.adam(0.1)), "optax"),
         (lambda: ol.clip_by_block_rms(1.0), "clip_by_block_rms"),

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import optimlab as ol
-from optimlab._lbfgs import _minimize_jit
+from optimlab._optimizers._lbfgs import _minimize_jit
 
 
 def quadratic(p):

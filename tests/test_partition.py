@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimlab as ol
-from optimlab._partition import match_patterns
+from optimlab._wrappers._partition import match_patterns
 
 
 def _params():

@@ -7,8 +7,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from .. import _rules
-from .._hyperparams import _find
+from .._core import _rules
+from .._core._hyperparams import _find
 from ._archive import CheckpointError
 
 # Integer leaves that count steps, evaluations or history slots: never negative.

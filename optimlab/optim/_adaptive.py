@@ -11,14 +11,14 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .._adadelta import ScaleByAdadeltaState, adadelta
-from .._adagrad import ScaleByAdagradState, adagrad
-from .._asgd import ScaleByAsgdState, asgd
-from .._nadam import ScaleByNadamState, nadam
-from .._radam import ScaleByRadamState, radam
-from .._rmsprop import ScaleByRmspropState, rmsprop
-from .._rprop import ScaleByRpropState, rprop
-from .._sgd import TraceState
+from .._optimizers._adadelta import ScaleByAdadeltaState, adadelta
+from .._optimizers._adagrad import ScaleByAdagradState, adagrad
+from .._optimizers._asgd import ScaleByAsgdState, asgd
+from .._optimizers._nadam import ScaleByNadamState, nadam
+from .._optimizers._radam import ScaleByRadamState, radam
+from .._optimizers._rmsprop import ScaleByRmspropState, rmsprop
+from .._optimizers._rprop import ScaleByRpropState, rprop
+from .._optimizers._sgd import TraceState
 from ._optimizer import Optimizer
 from ._spec import STEP, Spec, StateKey, with_torch_values
 

@@ -1,7 +1,7 @@
 """Checks of the values a parameter group or a loaded state brings in (private).
 
 Numeric group options are checked against the shared rule table
-(:mod:`optimlab._rules`, by the alias's hyperparameter name) when a group is
+(:mod:`optimlab._core._rules`, by the alias's hyperparameter name) when a group is
 loaded and whenever a value changes between steps: torch does not re-check edits
 of ``param_groups``, but a NaN or infinite learning rate would silently turn the
 parameters NaN, and the values pass through the host here anyway.
@@ -14,7 +14,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .. import _rules
+from .._core import _rules
 from ._spec import Spec
 
 __all__ = ["check_grad_dtype", "check_group", "check_step"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._adam import ScaleByAdamState, adam, adamw
-from .._base import GradientTransformation
-from .._sgd import TraceState, sgd
+from .._core._base import GradientTransformation
+from .._optimizers._adam import ScaleByAdamState, adam, adamw
+from .._optimizers._sgd import TraceState, sgd
 from ._optimizer import Optimizer
 from ._spec import STEP, Spec, StateKey
 

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._lbfgs import LBFGSState, _flatten, _init_state, _step, _value_and_grad, lbfgs
-from .._validate import check
+from .._core._validate import check
+from .._optimizers._lbfgs import LBFGSState, _flatten, _init_state, _step, _value_and_grad, lbfgs
 from . import _state_dict
 from ._optimizer import Optimizer
 from ._spec import Spec

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypedDict
 
 from .. import schedules
-from .._types import Schedule
+from .._core._types import Schedule
 from ._lr_scheduler import LRScheduler, check_optimizer, per_group
 from ._optimizer import Optimizer
 

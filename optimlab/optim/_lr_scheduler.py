@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from .. import schedules
-from .._types import Schedule
+from .._core._types import Schedule
 from ._optimizer import Optimizer
 
 __all__ = [

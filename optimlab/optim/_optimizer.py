@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from .._base import apply_updates
-from .._hyperparams import hyperparam_dtype
+from .._core._base import apply_updates
+from .._core._hyperparams import hyperparam_dtype
 from . import _checks, _state_dict
 from ._params import GroupLayout, Layout, split_params
 from ._spec import Spec, required

@@ -15,8 +15,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .._base import GradientTransformation
-from .._hyperparams import HyperparamsState
+from .._core._base import GradientTransformation
+from .._core._hyperparams import HyperparamsState
 
 __all__ = ["StateKey", "STEP", "Spec", "required", "with_torch_values"]
 

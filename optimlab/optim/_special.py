@@ -14,12 +14,12 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .._adafactor import ScaleByTorchAdafactorState, torch_adafactor
-from .._adamax import ScaleByAdamaxState, adamax
-from .._base import GradientTransformation
-from .._hyperparams import HyperparamsState
-from .._muon import NS_COEFFS, ScaleByMuonState, torch_muon
-from .._sparse_adam import ScaleBySparseAdamState, sparse_adam
+from .._core._base import GradientTransformation
+from .._core._hyperparams import HyperparamsState
+from .._optimizers._adafactor import ScaleByTorchAdafactorState, torch_adafactor
+from .._optimizers._adamax import ScaleByAdamaxState, adamax
+from .._optimizers._muon import NS_COEFFS, ScaleByMuonState, torch_muon
+from .._optimizers._sparse_adam import ScaleBySparseAdamState, sparse_adam
 from ._optimizer import Optimizer
 from ._params import split_params
 from ._spec import STEP, Spec, StateKey

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +17,10 @@ import numpy as np
 from . import _checks
 from ._spec import Spec, StateKey
 
-if TYPE_CHECKING:
-    from ._optimizer import Optimizer
+# The torch-style optimizer shell whose state dict is packed or loaded. Its class is
+# not imported: optim/_optimizer.py imports this module, and this one stays below it.
+Optimizer = Any
+
 
 __all__ = ["LoadResult", "export_state", "import_state", "to_numpy", "pack", "plan_load"]
 

@@ -8,7 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _tree, schedules
+from .. import schedules
+from .._core import _tree
 from ._lr_scheduler import LRScheduler, check_optimizer, per_group
 from ._optimizer import Optimizer
 

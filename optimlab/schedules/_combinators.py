@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import jax.numpy as jnp
 
-from .._types import Schedule
+from .._core._types import Schedule
 from . import _common as c
 
 __all__ = ["join", "sequential", "chained"]

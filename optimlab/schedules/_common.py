@@ -9,8 +9,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _validate
-from .._hyperparams import hyperparam_dtype
+from .._core import _validate
+from .._core._hyperparams import hyperparam_dtype
 
 
 def dtype() -> jnp.dtype:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from .._types import ArrayLike, Schedule
+from .._core._types import ArrayLike, Schedule
 from . import _common as c
 from ._optax_set import piecewise_interpolate
 

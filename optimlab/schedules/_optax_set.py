@@ -15,7 +15,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .._types import ArrayLike, Schedule
+from .._core._types import ArrayLike, Schedule
 from . import _common as c
 from ._combinators import join
 

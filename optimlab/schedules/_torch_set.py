@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._types import ArrayLike, Schedule
+from .._core._types import ArrayLike, Schedule
 from . import _common as c
 
 __all__ = [

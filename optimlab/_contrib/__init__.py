@@ -1,0 +1,1 @@
+"""Optimizer families from optax and recent papers (one family per module). (private)."""

@@ -1,0 +1,183 @@
+"""Adan: ``scale_by_adan`` and the ``adan`` alias."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, safe_increment
+from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias import torch_style
+
+__all__ = ["ScaleByAdanState", "scale_by_adan", "adan"]
+
+
+class ScaleByAdanState(NamedTuple):
+    """State of :func:`scale_by_adan`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        m: first moment of the gradients.
+        v: first moment of the gradient differences.
+        n: second moment of the Nesterov-extrapolated gradient.
+        g: the previous gradient.
+    """
+
+    count: jax.Array | None
+    m: Updates
+    v: Updates
+    n: Updates
+    g: Updates
+
+
+def scale_by_adan(
+    b1: ArrayLike = 0.98,
+    b2: ArrayLike = 0.92,
+    b3: ArrayLike = 0.99,
+    eps: ArrayLike = 1e-8,
+    eps_root: ArrayLike = 0.0,
+    *,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Rescales updates by Adan's Nesterov-momentum estimate.
+
+    See :func:`adan` for the update rule; same numerics as ``optax.scale_by_adan``
+    (whose counter ``t`` is the ``count`` here).
+
+    Args:
+        b1: :math:`\beta_1`, decay of the gradient average.
+        b2: :math:`\beta_2`, decay of the gradient-difference average.
+        b3: :math:`\beta_3`, decay of the second moment.
+        eps: :math:`\epsilon`, added outside the square root.
+        eps_root: :math:`\epsilon_r`, added inside it.
+        step: the step count, when an enclosing optimizer supplies it; otherwise the
+            state keeps its own counter.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdanState`.
+    """
+    for i, b in enumerate((b1, b2, b3)):
+        _validate.beta(b, i)
+    _validate.eps(eps)
+    _validate.non_negative(eps_root, "eps_root")
+
+    def init_fn(params):
+        _tree.reject_complex("scale_by_adan", params)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        z = _tree.zeros_like
+        return ScaleByAdanState(count, z(params), z(params), z(params), z(params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_adan", updates, state.m)
+        count = step if step is not None else state.count
+
+        def ema(x, old, decay):
+            return _tree.scalar_like(1 - jnp.asarray(decay), x) * x + _tree.scalar_like(
+                decay, x
+            ) * old.astype(x.dtype)
+
+        def one(g, m, v, n, g_prev):
+            gc = _tree.upcast(g)
+            diff = jnp.where(count == 0, jnp.zeros_like(gc), gc - g_prev.astype(gc.dtype))
+            m_new = ema(gc, m, b1)
+            v_new = ema(diff, v, b2)
+            om2 = _tree.scalar_like(1 - jnp.asarray(b2), gc)
+            extrapolated = gc + om2 * diff
+            n_new = ema(extrapolated * extrapolated, n, b3)
+            m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), gc)
+            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
+            n_hat = n_new / _tree.scalar_like(_tree.bias_correction(b3, count), gc)
+            direction = (m_hat + om2 * v_hat) / (
+                jnp.sqrt(n_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
+            )
+            return (
+                direction.astype(g.dtype),
+                m_new.astype(m.dtype),
+                v_new.astype(v.dtype),
+                n_new.astype(n.dtype),
+                gc.astype(g_prev.dtype),
+            )
+
+        u, m, v, n, g = _tree.tree_map_multi(one, 5, updates, state.m, state.v, state.n, state.g)
+        new_count = None if step is not None else safe_increment(state.count)
+        return u, ScaleByAdanState(new_count, m, v, n, g)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def adan(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.98,
+    b2: ScalarOrSchedule = 0.92,
+    b3: ScalarOrSchedule = 0.99,
+    eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 1e-8,
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: Any = None,
+) -> GradientTransformation:
+    r"""Adan: adaptive Nesterov momentum from averaged gradients and gradient differences.
+
+    With :math:`\Delta_t = g_t - g_{t-1}` (zero at the first step):
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2)\, \Delta_t \\
+        n_t &= \beta_3 n_{t-1} + (1-\beta_3)\, \big(g_t + (1-\beta_2)\Delta_t\big)^2 \\
+        u_t &= -\eta\, \Big(\frac{\hat m_t + (1-\beta_2)\, \hat v_t}
+            {\sqrt{\hat n_t + \epsilon_r} + \epsilon} + \lambda\, p_{t-1}\Big)
+
+    where hats are bias corrections :math:`x_t / (1-\beta^t)`. Same arguments and
+    defaults as ``optax.adan`` (the decoupled decay is optax's form, not the
+    paper's proximal :math:`p / (1 + \eta\lambda)`). Every numeric argument lives
+    in the state; a ``weight_decay`` of exactly zero leaves the term out.
+
+    Args:
+        learning_rate: :math:`\eta`, a scalar or a schedule.
+        b1: :math:`\beta_1 \in [0, 1)`.
+        b2: :math:`\beta_2 \in [0, 1)`.
+        b3: :math:`\beta_3 \in [0, 1)`.
+        eps: :math:`\epsilon \ge 0`.
+        eps_root: :math:`\epsilon_r \ge 0`.
+        weight_decay: decoupled decay :math:`\lambda \ge 0`.
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.adan(learning_rate=0.1)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
+        >>> [round(float(x), 4) for x in updates]
+        [-0.1, 0.1]
+
+    References:
+        Xie et al., `Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing
+        Deep Models <https://arxiv.org/abs/2208.06677>`_, 2022.
+    """
+    _validate.lr(learning_rate)
+    for i, b in enumerate((b1, b2, b3)):
+        _validate.beta(b, i)
+    _validate.eps(eps)
+    _validate.non_negative(eps_root, "eps_root")
+    _validate.weight_decay(weight_decay)
+    return torch_style(
+        lambda step, h: scale_by_adan(
+            h["b1"], h["b2"], h["b3"], h["eps"], h["eps_root"], step=step
+        ),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        decoupled=True,
+        mask=mask,
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        eps=eps,
+        eps_root=eps_root,
+    )

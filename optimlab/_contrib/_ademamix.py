@@ -1,0 +1,192 @@
+"""AdEMAMix: Adam with a second, slow exponential moving average of the gradients."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, safe_increment
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import torch_style
+
+__all__ = ["ScaleByAdemamixState", "scale_by_ademamix", "ademamix"]
+
+
+class ScaleByAdemamixState(NamedTuple):
+    """State of :func:`scale_by_ademamix`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        m1: fast first moment (bias-corrected when used).
+        m2: slow first moment (never bias-corrected).
+        nu: second moment.
+    """
+
+    count: jax.Array | None
+    m1: Updates
+    m2: Updates
+    nu: Updates
+
+
+def scale_by_ademamix(
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    b3: ArrayLike = 0.9999,
+    alpha: ArrayLike = 6.0,
+    eps: ArrayLike = 1e-8,
+    eps_root: ArrayLike = 0.0,
+    *,
+    mu_dtype: DType | None = None,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Rescales updates by AdEMAMix's mixture of a fast and a slow moment.
+
+    See :func:`ademamix` for the rule. ``mu_dtype`` sets the storage of both
+    first moments; the second moment is stored in the params' dtype (optax also
+    stores it in ``mu_dtype``).
+
+    Args:
+        b1: fast decay :math:`\beta_1`.
+        b2: second-moment decay :math:`\beta_2`.
+        b3: slow decay :math:`\beta_3`.
+        alpha: mixing weight :math:`\alpha` of the slow moment.
+        eps: :math:`\epsilon`, outside the square root.
+        eps_root: :math:`\epsilon_r`, inside the square root.
+        mu_dtype: storage dtype of the first moments.
+        step: the step count, when an enclosing optimizer supplies it.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdemamixState`.
+    """
+    for i, b in enumerate((b1, b2, b3)):
+        _validate.beta(b, i)
+    _validate.eps(eps)
+    _validate.eps(eps_root, "eps_root")
+
+    def init_fn(params):
+        _tree.reject_complex("ademamix", params)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        return ScaleByAdemamixState(
+            count,
+            _tree.zeros_like(params, mu_dtype),
+            _tree.zeros_like(params, mu_dtype),
+            _tree.zeros_like(params),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_ademamix", updates, state.nu)
+        count = step if step is not None else state.count
+
+        def one(g, m1, m2, v):
+            gc = _tree.upcast(g)
+            sc = lambda x: _tree.scalar_like(x, gc)  # noqa: E731
+            m1n = _tree.update_moment(gc, m1.astype(gc.dtype), b1, 1)
+            m2n = _tree.update_moment(gc, m2.astype(gc.dtype), b3, 1)
+            vn = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
+            m1h = m1n / sc(_tree.bias_correction(b1, count))
+            vh = vn / sc(_tree.bias_correction(b2, count))
+            out = (m1h + sc(alpha) * m2n) / (jnp.sqrt(vh + sc(eps_root)) + sc(eps))
+            return (
+                out.astype(g.dtype),
+                m1n.astype(m1.dtype),
+                m2n.astype(m2.dtype),
+                vn.astype(v.dtype),
+            )
+
+        out, m1, m2, nu = _tree.tree_map_multi(one, 4, updates, state.m1, state.m2, state.nu)
+        new_count = None if step is not None else safe_increment(state.count)
+        return out, ScaleByAdemamixState(new_count, m1, m2, nu)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def ademamix(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    b3: ScalarOrSchedule = 0.9999,
+    alpha: ScalarOrSchedule = 5.0,
+    eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: Any = None,
+) -> GradientTransformation:
+    r"""AdEMAMix: Adam plus a slow, uncorrected moving average that keeps old gradients useful.
+
+    .. math::
+        m^{(1)}_t &= \beta_1 m^{(1)}_{t-1} + (1-\beta_1) g_t, \quad
+        m^{(2)}_t = \beta_3 m^{(2)}_{t-1} + (1-\beta_3) g_t, \quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+        u_t &= -\eta\Big(\frac{m^{(1)}_t/(1-\beta_1^t) + \alpha\, m^{(2)}_t}
+            {\sqrt{v_t/(1-\beta_2^t) + \epsilon_r} + \epsilon} + \lambda x_t\Big)
+
+    The paper warms up :math:`\alpha` and :math:`\beta_3`; give them as schedules
+    (they are evaluated at the optimizer's single step count). Matches optax's
+    ``contrib.ademamix``.
+
+    Args:
+        learning_rate: :math:`\eta`.
+        b1: :math:`\beta_1`.
+        b2: :math:`\beta_2`.
+        b3: :math:`\beta_3`, the slow decay.
+        alpha: :math:`\alpha`.
+        eps: :math:`\epsilon`.
+        eps_root: :math:`\epsilon_r`.
+        mu_dtype: storage dtype of the first moments.
+        weight_decay: decoupled decay :math:`\lambda`.
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> import optimlab
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> tx = optimlab.ademamix(0.1, b3=0.99, alpha=1.0)
+        >>> params = jnp.array([1.0, 2.0, 3.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(200):
+        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> print(float(f(params)) < 0.1)
+        True
+
+    References:
+        Pagliardini, Ablin & Grangier, `The AdEMAMix Optimizer: Better, Faster, Older
+        <https://arxiv.org/abs/2409.03137>`_, 2024.
+    """
+    _validate.lr(learning_rate)
+    for i, b in enumerate((b1, b2, b3)):
+        _validate.beta(b, i)
+    _validate.non_negative(alpha, "alpha")
+    _validate.eps(eps)
+    _validate.eps(eps_root, "eps_root")
+    _validate.weight_decay(weight_decay)
+    return torch_style(
+        lambda step, h: scale_by_ademamix(
+            h["b1"],
+            h["b2"],
+            h["b3"],
+            h["alpha"],
+            h["eps"],
+            h["eps_root"],
+            mu_dtype=mu_dtype,
+            step=step,
+        ),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        decoupled=True,
+        mask=mask,
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        alpha=alpha,
+        eps=eps,
+        eps_root=eps_root,
+    )

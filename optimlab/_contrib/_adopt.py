@@ -1,0 +1,182 @@
+"""ADOPT: Adam with the second moment taken from previous steps, convergent for any beta2."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, safe_increment
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import torch_style
+
+__all__ = ["ScaleByAdoptState", "scale_by_adopt", "adopt"]
+
+
+def _quarter_power(count: jax.Array) -> jax.Array:
+    return count.astype(jnp.result_type(float)) ** 0.25
+
+
+class ScaleByAdoptState(NamedTuple):
+    """State of :func:`scale_by_adopt`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        mu: momentum of the normalised gradients.
+        nu: second moment of the gradients.
+    """
+
+    count: jax.Array | None
+    mu: Updates
+    nu: Updates
+
+
+def scale_by_adopt(
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.9999,
+    eps: ArrayLike = 1e-6,
+    *,
+    mu_dtype: DType | None = None,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    clip_value_fn: Callable[[jax.Array], jax.Array] = _quarter_power,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Rescales updates by ADOPT's momentum of previously normalised gradients.
+
+    See :func:`adopt` for the rule.
+
+    Args:
+        b1: :math:`\beta_1`.
+        b2: :math:`\beta_2`.
+        eps: :math:`\epsilon`, the floor of :math:`\sqrt{v}`.
+        mu_dtype: storage dtype of the momentum.
+        nesterov: Nesterov momentum.
+        use_clipping: clip the normalised gradient to :math:`\pm c(t)`.
+        clip_value_fn: :math:`c`, a function of the 0-based step count.
+        step: the step count, when an enclosing optimizer supplies it.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdoptState`.
+    """
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+
+    def init_fn(params):
+        _tree.reject_complex("adopt", params)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        return ScaleByAdoptState(
+            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params)
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_adopt", updates, state.nu)
+        count = step if step is not None else state.count
+        first = count == 0
+        clip = clip_value_fn(count) if use_clipping else None
+
+        def one(g, m, v):
+            gc = _tree.upcast(g)
+            sc = lambda x: _tree.scalar_like(x, gc)  # noqa: E731
+            vc = v.astype(gc.dtype)
+            v_new = jnp.where(first, gc * gc, _tree.update_moment(gc, vc, b2, 2))
+            normed = gc / jnp.maximum(jnp.sqrt(vc), sc(eps))
+            if clip is not None:
+                normed = jnp.clip(normed, -sc(clip), sc(clip))
+            mc = m.astype(gc.dtype)
+            m_new = jnp.where(first, mc, _tree.update_moment(normed, mc, b1, 1))
+            out = (
+                jnp.where(first, mc, _tree.update_moment(normed, m_new, b1, 1))
+                if (nesterov)
+                else m_new
+            )
+            return out.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+
+        out, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
+        new_count = None if step is not None else safe_increment(state.count)
+        return out, ScaleByAdoptState(new_count, mu, nu)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def adopt(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.9999,
+    eps: ScalarOrSchedule = 1e-6,
+    mu_dtype: DType | None = None,
+    *,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    clip_value_fn: Callable[[jax.Array], jax.Array] = _quarter_power,
+) -> GradientTransformation:
+    r"""ADOPT: normalise each gradient by the second moment of the *previous* steps.
+
+    The first step only initialises :math:`v_0 = g_0^2` (and returns a zero update);
+    then, for :math:`t \ge 1`:
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\,
+            \operatorname{clip}\Big(\frac{g_t}{\max(\sqrt{v_{t-1}}, \epsilon)},\ c(t)\Big) \\
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2, \qquad u_t = -\eta\, m_t
+
+    with :math:`c(t) = t^{1/4}` by default (``clip_value_fn``, of the 0-based step).
+    Matches optax's ``contrib.adopt``.
+
+    Args:
+        learning_rate: :math:`\eta`.
+        b1: :math:`\beta_1`.
+        b2: :math:`\beta_2`.
+        eps: :math:`\epsilon`.
+        mu_dtype: storage dtype of the momentum.
+        nesterov: Nesterov momentum.
+        use_clipping: clip the normalised gradients (recommended by the authors).
+        clip_value_fn: the clipping bound :math:`c` as a function of the step count.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> import optimlab
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> tx = optimlab.adopt(0.1)
+        >>> params = jnp.array([1.0, 2.0, 3.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(200):
+        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> print(float(f(params)) < 0.1)
+        True
+
+    References:
+        Taniguchi, Harada, Minegishi, Oshima, Jeong, Nagahara, Iiyama, Suzuki, Iwasawa &
+        Matsuo, `ADOPT: Modified Adam Can Converge with Any beta2 with the Optimal Rate
+        <https://arxiv.org/abs/2411.02853>`_, 2024.
+    """
+    _validate.lr(learning_rate)
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+
+    return torch_style(
+        lambda step, h: scale_by_adopt(
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            mu_dtype=mu_dtype,
+            nesterov=nesterov,
+            use_clipping=use_clipping,
+            clip_value_fn=clip_value_fn,
+            step=step,
+        ),
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )

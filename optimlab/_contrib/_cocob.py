@@ -1,0 +1,158 @@
+"""COCOB-Backprop: parameter-free training by coin betting."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+
+from .._core import _tree, _validate
+from .._core._base import GradientTransformation, chain
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._scale import add_decayed_weights, scale
+
+__all__ = ["COCOBState", "scale_by_cocob", "cocob"]
+
+
+class COCOBState(NamedTuple):
+    r"""State of :func:`scale_by_cocob` (every tree in at least float32).
+
+    Attributes:
+        init_particles: the initial parameters :math:`x_0`.
+        cumulative_gradients: :math:`\theta_t = -\sum_i g_i`.
+        scale: :math:`L_t = \max(\epsilon, \max_i |g_i|)`.
+        subgradients: :math:`G_t = \sum_i |g_i|`.
+        reward: :math:`R_t`, the betting reward.
+    """
+
+    init_particles: Updates
+    cumulative_gradients: Updates
+    scale: Updates
+    subgradients: Updates
+    reward: Updates
+
+
+def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientTransformation:
+    r"""The COCOB-Backprop step, returned as an update of the parameters.
+
+    See :func:`cocob` for the rule. The statistics are kept in at least float32
+    (optax keeps them in the params' dtype, where ``eps=1e-8`` underflows to zero
+    in float16), and a zero :math:`L_t (G_t + L_t)` gives a zero step instead of NaN.
+
+    Args:
+        alpha: :math:`\alpha > 0`, bounds the fraction of wealth bet early on.
+        eps: :math:`\epsilon`, the initial :math:`L_0`.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`COCOBState`.
+    """
+    _validate.positive(alpha, "alpha")
+    _validate.eps(eps)
+
+    def init_fn(params):
+        _tree.reject_complex("cocob", params)
+        up = _tree.tree_map(lambda p: _tree.upcast(jnp.asarray(p)), params)
+        return COCOBState(
+            _tree.copy(up),
+            _tree.zeros_like(up),
+            _tree.tree_map(lambda p: jnp.full_like(p, 1) * _tree.scalar_like(eps, p), up),
+            _tree.zeros_like(up),
+            _tree.zeros_like(up),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        _tree.check_match("cocob", updates, state.reward)
+        if params is None:
+            raise ValueError("cocob: params is None; pass the current params to update().")
+
+        def one(g, p, p0, c, lmax, gsum, r):
+            gc = _tree.upcast(g).astype(c.dtype)
+            pc = _tree.upcast(p).astype(c.dtype)
+            lmax = jnp.maximum(lmax, jnp.abs(gc))
+            gsum = gsum + jnp.abs(gc)
+            r = jnp.maximum(r - gc * (pc - p0), 0)
+            c = c - gc
+            den = lmax * jnp.maximum(gsum + lmax, _tree.scalar_like(alpha, c) * lmax)
+            bet = c / jnp.where(den > 0, den, 1) * (lmax + r)
+            return (p0 + bet - pc).astype(g.dtype), c, lmax, gsum, r
+
+        out, c, lmax, gsum, r = _tree.tree_map_multi(
+            one,
+            5,
+            updates,
+            params,
+            state.init_particles,
+            state.cumulative_gradients,
+            state.scale,
+            state.subgradients,
+            state.reward,
+        )
+        return out, COCOBState(state.init_particles, c, lmax, gsum, r)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def cocob(
+    learning_rate: ScalarOrSchedule = 1.0,
+    alpha: ScalarOrSchedule = 100.0,
+    eps: ScalarOrSchedule = 1e-8,
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: Any = None,
+) -> GradientTransformation:
+    r"""COCOB-Backprop: each coordinate bets a fraction of its winnings, no step size to tune.
+
+    With :math:`g_t = \eta\,(\nabla f(x_t) + \lambda x_t)` (the learning rate only
+    rescales the gradients):
+
+    .. math::
+        L_t &= \max(L_{t-1}, |g_t|), \quad G_t = G_{t-1} + |g_t|, \quad
+        R_t = \max\big(R_{t-1} - g_t (x_t - x_0), 0\big), \quad
+        \theta_t = \theta_{t-1} - g_t \\
+        x_{t+1} &= x_0 + \frac{\theta_t}{L_t \max(G_t + L_t,\ \alpha L_t)}\,(L_t + R_t)
+
+    Matches optax's ``contrib.cocob`` (see :func:`scale_by_cocob` for the state dtype).
+
+    Args:
+        learning_rate: :math:`\eta`, a gradient multiplier (keep 1).
+        alpha: :math:`\alpha`.
+        eps: :math:`\epsilon`, the initial scale :math:`L_0`.
+        weight_decay: L2 penalty :math:`\lambda` added to the gradient.
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> import optimlab
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> tx = optimlab.cocob()
+        >>> params = jnp.array([1.0, 2.0, 3.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(300):
+        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> print(float(f(params)) < 0.1)
+        True
+
+    References:
+        Orabona & Tommasi, `Training Deep Networks without Learning Rates Through
+        Coin Betting <https://arxiv.org/abs/1705.07795>`_, 2017.
+    """
+    _validate.lr(learning_rate)
+    _validate.positive(alpha, "alpha")
+    _validate.eps(eps)
+    _validate.weight_decay(weight_decay)
+    use_decay = _validate.nonzero(weight_decay)
+
+    def build(step, h):
+        del step
+        txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
+        return chain(*txs, scale(h["learning_rate"]), scale_by_cocob(h["alpha"], h["eps"]))
+
+    hps: dict[str, Any] = {"learning_rate": learning_rate, "alpha": alpha, "eps": eps}
+    if use_decay:
+        hps["weight_decay"] = weight_decay
+    return with_hyperparams(build, **hps)

@@ -1,0 +1,295 @@
+"""DoG and DoWG: step sizes from the distance travelled over the gradient norms."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _tree, _validate
+from .._core._base import GradientTransformation, chain, safe_increment
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias import torch_style
+from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
+
+__all__ = ["DoGState", "DoWGState", "scale_by_dog", "scale_by_dowg", "dog", "dowg"]
+
+InitStep = tuple[Literal["distance", "learning_rate", "heuristic"], ArrayLike]
+_INIT_TYPES = ("distance", "learning_rate", "heuristic")
+
+
+def _sq_dist(a: Any, b: Any, dtype: Any) -> jax.Array:
+    return _tree.tree_sum(lambda x, y: (_tree.upcast(x) - _tree.upcast(y)) ** 2, dtype, a, b)
+
+
+def _sq_norm(a: Any, dtype: Any) -> jax.Array:
+    return _tree.tree_sum(lambda x: _tree.upcast(x) ** 2, dtype, a)
+
+
+def _scaled(updates: Any, factor: jax.Array) -> Any:
+    return _tree.tree_map(
+        lambda g: (_tree.upcast(g) * _tree.scalar_like(factor, _tree.upcast(g))).astype(g.dtype),
+        updates,
+    )
+
+
+class DoGState(NamedTuple):
+    r"""State of :func:`scale_by_dog`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        init_params: the initial parameters :math:`x_0`.
+        max_dist: :math:`\bar r_t = \max(r_\epsilon, \max_i \lVert x_i - x_0\rVert)`.
+        sum_sq_norm_grads: :math:`\sum_i \lVert g_i\rVert^2`.
+    """
+
+    count: jax.Array | None
+    init_params: Updates
+    max_dist: jax.Array
+    sum_sq_norm_grads: jax.Array
+
+
+def _check_init_step(init_step: Any) -> None:
+    if not (isinstance(init_step, tuple) and len(init_step) == 2 and init_step[0] in _INIT_TYPES):
+        raise ValueError(
+            f"Invalid init_step value: {init_step!r} (must be a pair (type, value) "
+            f"with type in {_INIT_TYPES})"
+        )
+    _validate.non_negative(init_step[1], "init_step")
+
+
+def scale_by_dog(
+    init_step: InitStep = ("heuristic", 1e-6),
+    eps: ArrayLike = 1e-8,
+    *,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Scales updates by DoG's step size.
+
+    The step is :math:`\bar r_t / \sqrt{\sum_{i\le t} \lVert g_i\rVert^2 + \epsilon}`.
+    See :func:`dog` for the rule and the meaning of ``init_step``.
+
+    Args:
+        init_step: ``(type, value)``.
+        eps: :math:`\epsilon`.
+        step: the step count, when an enclosing optimizer supplies it.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`DoGState`.
+    """
+    _check_init_step(init_step)
+    _validate.eps(eps)
+    kind, value = init_step
+
+    def init_fn(params):
+        _tree.reject_complex("dog", params)
+        sd = _tree.scalar_dtype(params)
+        v = jnp.asarray(value).astype(sd)
+        if kind == "distance":
+            r = v
+        elif kind == "heuristic":
+            r = v * (1 + jnp.sqrt(_sq_norm(params, sd)))
+        else:
+            r = jnp.zeros([], sd)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        return DoGState(count, _tree.copy(params), r, jnp.zeros([], sd))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        _tree.check_match("dog", updates, state.init_params)
+        if params is None:
+            raise ValueError("dog: params is None; pass the current params to update().")
+        sd = state.max_dist.dtype
+        count = step if step is not None else state.count
+        max_dist = jnp.maximum(state.max_dist, jnp.sqrt(_sq_dist(state.init_params, params, sd)))
+        total = state.sum_sq_norm_grads + _sq_norm(updates, sd)
+        lr = max_dist / jnp.sqrt(total + jnp.asarray(eps).astype(sd))
+        if kind == "learning_rate":
+            lr = jnp.where(count == 0, jnp.asarray(value).astype(sd), lr)
+        new_count = None if step is not None else safe_increment(state.count)
+        return _scaled(updates, lr), DoGState(new_count, state.init_params, max_dist, total)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def dog(
+    learning_rate: ScalarOrSchedule = 1.0,
+    init_step: InitStep = ("heuristic", 1e-6),
+    eps: ScalarOrSchedule = 1e-8,
+    weight_decay: ScalarOrSchedule | None = None,
+    mask: Any = None,
+) -> GradientTransformation:
+    r"""Distance over Gradients (DoG): a parameter-free SGD step size.
+
+    With :math:`g_t = \nabla f(x_t) + \lambda x_t`:
+
+    .. math::
+        \bar r_t = \max\big(r_\epsilon,\ \max_{i \le t} \lVert x_i - x_0\rVert\big), \qquad
+        u_t = -\eta\,\frac{\bar r_t}{\sqrt{\sum_{i\le t}\lVert g_i\rVert^2 + \epsilon}}\, g_t
+
+    ``init_step`` sets :math:`r_\epsilon`: ``("distance", r)`` uses it directly,
+    ``("heuristic", c)`` uses :math:`c\,(1 + \lVert x_0\rVert)`, and
+    ``("learning_rate", s)`` takes a first step of size :math:`s` instead. Its value
+    is stored as ``init_step_value``. Matches optax's ``contrib.dog``.
+
+    Args:
+        learning_rate: :math:`\eta`, a multiplier of the DoG step (keep 1).
+        init_step: ``(type, value)`` as above.
+        eps: :math:`\epsilon`.
+        weight_decay: L2 penalty :math:`\lambda`; ``None`` or zero leaves it out.
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> import optimlab
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> tx = optimlab.dog()
+        >>> params = jnp.array([1.0, 2.0, 3.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(100):
+        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> print(float(f(params)) < 0.1)
+        True
+
+    References:
+        Ivgi, Hinder & Carmon, `DoG is SGD's Best Friend: A Parameter-Free Dynamic
+        Step Size Schedule <https://arxiv.org/abs/2302.12022>`_, 2023.
+    """
+    _validate.lr(learning_rate)
+    _check_init_step(init_step)
+    _validate.eps(eps)
+    if weight_decay is not None:
+        _validate.weight_decay(weight_decay)
+    kind, value = init_step
+    return torch_style(
+        lambda step, h: scale_by_dog((kind, h["init_step_value"]), h["eps"], step=step),
+        learning_rate=learning_rate,
+        weight_decay=0.0 if weight_decay is None else weight_decay,
+        mask=mask,
+        init_step_value=value,
+        eps=eps,
+    )
+
+
+class DoWGState(NamedTuple):
+    r"""State of :func:`scale_by_dowg`.
+
+    Attributes:
+        init_params: the initial parameters :math:`x_0`.
+        weighted_sq_norm_grads: :math:`v_t = \sum_i \bar r_i^2 \lVert g_i\rVert^2`.
+        estim_sq_dist: :math:`\bar r_t^2`.
+    """
+
+    init_params: Updates
+    weighted_sq_norm_grads: jax.Array
+    estim_sq_dist: jax.Array
+
+
+def scale_by_dowg(
+    init_estim_sq_dist: ArrayLike | None = None, eps: ArrayLike = 1e-4
+) -> GradientTransformation:
+    r"""Scales updates by DoWG's step :math:`\bar r_t^2 / (\sqrt{v_t} + \epsilon)`.
+
+    See :func:`dowg` for the rule.
+
+    Args:
+        init_estim_sq_dist: :math:`\bar r_0^2`, or ``None`` for ``eps``.
+        eps: :math:`\epsilon`.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`DoWGState`.
+    """
+    _validate.eps(eps)
+    if init_estim_sq_dist is not None:
+        _validate.non_negative(init_estim_sq_dist, "init_estim_sq_dist")
+
+    def init_fn(params):
+        _tree.reject_complex("dowg", params)
+        sd = _tree.scalar_dtype(params)
+        r0 = eps if init_estim_sq_dist is None else init_estim_sq_dist
+        return DoWGState(_tree.copy(params), jnp.zeros([], sd), jnp.asarray(r0).astype(sd))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        _tree.check_match("dowg", updates, state.init_params)
+        if params is None:
+            raise ValueError("dowg: params is None; pass the current params to update().")
+        sd = state.estim_sq_dist.dtype
+        r2 = jnp.maximum(state.estim_sq_dist, _sq_dist(state.init_params, params, sd))
+        v = r2 * _sq_norm(updates, sd) + state.weighted_sq_norm_grads
+        lr = r2 / (jnp.sqrt(v) + jnp.asarray(eps).astype(sd))
+        return _scaled(updates, lr), DoWGState(state.init_params, v, r2)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def dowg(
+    learning_rate: ScalarOrSchedule = 1.0,
+    init_estim_sq_dist: ScalarOrSchedule | None = None,
+    eps: ScalarOrSchedule = 1e-4,
+    weight_decay: ScalarOrSchedule | None = None,
+    mask: Any = None,
+) -> GradientTransformation:
+    r"""Distance over Weighted Gradients (DoWG): DoG with distance-weighted gradient sums.
+
+    .. math::
+        \bar r_t^2 = \max\big(\bar r_{t-1}^2,\ \lVert x_t - x_0\rVert^2\big), \quad
+        v_t = v_{t-1} + \bar r_t^2 \lVert g_t\rVert^2, \quad
+        u_t = -\eta\,\frac{\bar r_t^2}{\sqrt{v_t} + \epsilon}\, g_t
+
+    with :math:`g_t = \nabla f(x_t) + \lambda x_t` and :math:`\bar r_0^2` given by
+    ``init_estim_sq_dist`` (``None``: :math:`\epsilon`). Matches optax's ``contrib.dowg``.
+
+    Args:
+        learning_rate: :math:`\eta`, a multiplier of the DoWG step (keep 1).
+        init_estim_sq_dist: :math:`\bar r_0^2`, or ``None``.
+        eps: :math:`\epsilon`.
+        weight_decay: L2 penalty :math:`\lambda`; ``None`` or zero leaves it out.
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> import optimlab
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> tx = optimlab.dowg()
+        >>> params = jnp.array([1.0, 2.0, 3.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(100):
+        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> print(float(f(params)) < 1e-3)
+        True
+
+    References:
+        Khaled, Mishchenko & Jin, `DoWG Unleashed: An Efficient Universal Parameter-Free
+        Gradient Descent Method <https://arxiv.org/abs/2305.16284>`_, 2023.
+    """
+    _validate.lr(learning_rate)
+    _validate.eps(eps)
+    if init_estim_sq_dist is not None:
+        _validate.non_negative(init_estim_sq_dist, "init_estim_sq_dist")
+    if weight_decay is not None:
+        _validate.weight_decay(weight_decay)
+    use_decay = weight_decay is not None and _validate.nonzero(weight_decay)
+
+    def build(step, h):
+        del step
+        txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
+        r0 = h["init_estim_sq_dist"] if init_estim_sq_dist is not None else None
+        return chain(*txs, scale_by_dowg(r0, h["eps"]), scale_by_learning_rate(h["learning_rate"]))
+
+    hps: dict[str, Any] = {"learning_rate": learning_rate, "eps": eps}
+    if init_estim_sq_dist is not None:
+        hps["init_estim_sq_dist"] = init_estim_sq_dist
+    if use_decay:
+        hps["weight_decay"] = weight_decay
+    return with_hyperparams(build, **hps)

@@ -1,0 +1,337 @@
+"""MoMo: model-based momentum with Polyak-type adaptive step sizes (needs the loss value)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _tree, _validate
+from .._core._base import GradientTransformation, safe_increment
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ScalarOrSchedule, Updates
+
+__all__ = ["MomoState", "MomoAdamState", "momo", "momo_adam"]
+
+# optax compares the squared norm with float64's machine epsilon whatever the dtype.
+_TINY = float(jnp.finfo(jnp.float64).eps)
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class MomoState(NamedTuple):
+    r"""State of :func:`momo`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        exp_avg: momentum :math:`d_t` of the gradients.
+        barf: average :math:`\bar f_t` of the loss values.
+        gamma: average :math:`\gamma_t` of :math:`\langle g_i, x_i\rangle`.
+        lb: the current lower bound :math:`f_*` on the loss.
+    """
+
+    count: jax.Array | None
+    exp_avg: Updates
+    barf: jax.Array
+    gamma: jax.Array
+    lb: jax.Array
+
+
+class MomoAdamState(NamedTuple):
+    r"""State of :func:`momo_adam`: :class:`MomoState` plus ``exp_avg_sq``.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        exp_avg: first moment of the gradients.
+        exp_avg_sq: second moment of the gradients.
+        barf: average of the loss values.
+        gamma: average of :math:`\langle g_i, x_i\rangle`.
+        lb: the current lower bound on the loss.
+    """
+
+    count: jax.Array | None
+    exp_avg: Updates
+    exp_avg_sq: Updates
+    barf: jax.Array
+    gamma: jax.Array
+    lb: jax.Array
+
+
+def _value(name: str, extra_args: dict[str, Any], params: Any) -> jax.Array:
+    if params is None:
+        raise ValueError(f"{name}: params is None; pass the current params to update().")
+    value = extra_args.get("value")
+    if value is None:
+        raise ValueError(
+            f"{name} needs the loss: call update(grads, state, params, value=loss) "
+            "with the loss from jax.value_and_grad."
+        )
+    return jnp.asarray(value)
+
+
+def _vdot(a, b, sd):
+    """The inner product of two trees, one dot product per leaf (summed as optax does)."""
+
+    def dot(x, y):
+        x = _tree.upcast(x)
+        return jnp.tensordot(x, _tree.upcast(y).astype(x.dtype), x.ndim, precision=_HIGHEST)
+
+    return _tree.tree_sum(dot, sd, a, b)
+
+
+def _momo_core(
+    learning_rate, b1, b2, eps, lower_bound, weight_decay, *, adam, adapt_lower_bound, step
+):
+    name = "momo_adam" if adam else "momo"
+
+    def init_fn(params):
+        _tree.reject_complex(name, params)
+        sd = _tree.scalar_dtype(params)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        z = jnp.zeros([], sd)
+        lb = jnp.asarray(lower_bound).astype(sd)
+        zeros = _tree.zeros_like(params)
+        if adam:
+            return MomoAdamState(count, zeros, _tree.zeros_like(params), z, jnp.zeros([], sd), lb)
+        return MomoState(count, zeros, z, jnp.zeros([], sd), lb)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        _tree.check_match(name, updates, state.exp_avg)
+        value = _value(name, extra_args, params)
+        count = step if step is not None else state.count
+        sd = state.barf.dtype
+        # Scalar math on the hyperparameters (1 - beta, the bias corrections,
+        # 1 + lr * wd) stays in their own precision (float64 under x64, as optax's
+        # Python floats); ``c`` casts a result to the statistics' dtype where it meets them.
+        c = lambda x: jnp.asarray(x).astype(sd)  # noqa: E731
+        lr, lb0 = c(learning_rate), c(lower_bound)
+        hb = jnp.asarray(b1)
+        beta = hb if adam else jnp.where(count == 0, jnp.zeros_like(hb), hb)
+        barf = c(beta) * state.barf + c(1 - beta) * value.astype(sd)
+
+        def avg(g, m):
+            gc = _tree.upcast(g)
+            out = (
+                _tree.scalar_like(beta, gc) * m.astype(gc.dtype)
+                + _tree.scalar_like(1 - beta, gc) * gc
+            )
+            return out.astype(m.dtype)
+
+        m = _tree.tree_map(avg, updates, state.exp_avg)
+        gamma = c(beta) * state.gamma + c(1 - beta) * _vdot(updates, params, sd)
+        iprod = _vdot(m, params, sd)
+        if adam:
+            t = _tree.step_as(count, hb.dtype)
+            bc1, bc2 = c(1 - hb**t), c(1 - jnp.asarray(b2) ** t)
+
+            def second(g, v):
+                gc = _tree.upcast(g)
+                out = (
+                    _tree.scalar_like(b2, gc) * v.astype(gc.dtype)
+                    + _tree.scalar_like(1 - jnp.asarray(b2), gc) * gc * gc
+                )
+                return out.astype(v.dtype)
+
+            v = _tree.tree_map(second, updates, state.exp_avg_sq)
+            precond = _tree.tree_map(
+                lambda x: (
+                    _tree.scalar_like(eps, _tree.upcast(x))
+                    + jnp.sqrt(_tree.upcast(x) / _tree.scalar_like(bc2, _tree.upcast(x)))
+                ),
+                v,
+            )
+            norm = _vdot(m, _tree.tree_map(lambda a, p: _tree.upcast(a) / p, m, precond), sd)
+        else:
+            bc1 = c(1.0)
+            v, precond = None, None
+            norm = _tree.tree_sum(lambda a: _tree.upcast(a) ** 2, sd, m)
+        lr_wd = jnp.asarray(learning_rate) * jnp.asarray(weight_decay)
+        shrink, decay = c(1 + lr_wd), c(lr_wd / (1 + lr_wd))
+        if adapt_lower_bound:
+            cap = shrink * (barf - gamma) + iprod
+            this_lb = jnp.where(
+                cap < shrink * bc1 * state.lb, jnp.maximum(cap / (2 * bc1 * shrink), lb0), state.lb
+            )
+        else:
+            this_lb = state.lb
+        t1 = jnp.maximum(shrink * (barf - bc1 * this_lb - gamma) + iprod, 0) / jnp.where(
+            norm <= _TINY, 1, norm
+        )
+        t1 = jnp.where(norm <= _TINY, 0, t1)
+        tau = jnp.minimum(lr / bc1, t1)
+
+        def step_fn(g, a, p, pre=None):
+            pc = _tree.upcast(p)
+            out = -_tree.scalar_like(tau, pc) * _tree.upcast(a)
+            if pre is not None:
+                out = out / pre
+            if _validate.nonzero(weight_decay):
+                out = out - _tree.scalar_like(decay, pc) * pc
+            return out.astype(g.dtype)
+
+        if adam:
+            out = _tree.tree_map(step_fn, updates, m, params, precond)
+        else:
+            out = _tree.tree_map(step_fn, updates, m, params)
+        if adapt_lower_bound:
+            new_lb = jnp.maximum((barf + iprod - gamma - tau * norm / 2) / bc1, lb0)
+        else:
+            new_lb = state.lb
+        new_count = None if step is not None else safe_increment(state.count)
+        if adam:
+            return out, MomoAdamState(new_count, m, v, barf, gamma, new_lb)
+        return out, MomoState(new_count, m, barf, gamma, new_lb)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def momo(
+    learning_rate: ScalarOrSchedule = 1.0,
+    beta: ScalarOrSchedule = 0.9,
+    lower_bound: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
+    adapt_lower_bound: bool = False,
+) -> GradientTransformation:
+    r"""MoMo: SGD with momentum whose step is capped by a Polyak step on a momentum model.
+
+    Pass the loss at the current parameters: ``update(grads, state, params,
+    value=loss)``. With :math:`\beta_1 = 0` on the first step, :math:`\beta_t = \beta` after:
+
+    .. math::
+        d_t &= \beta_t d_{t-1} + (1-\beta_t) g_t, \quad
+        \bar f_t = \beta_t \bar f_{t-1} + (1-\beta_t) f(x_t), \quad
+        \gamma_t = \beta_t \gamma_{t-1} + (1-\beta_t) \langle g_t, x_t\rangle \\
+        \tau_t &= \min\Big(\alpha,\ \frac{\big[(1+\alpha\lambda)(\bar f_t - f_* - \gamma_t)
+            + \langle d_t, x_t\rangle\big]_+}{\lVert d_t\rVert^2}\Big), \qquad
+        u_t = -\tau_t d_t - \frac{\alpha\lambda}{1+\alpha\lambda} x_t
+
+    With ``adapt_lower_bound`` the lower bound :math:`f_*` is re-estimated at every
+    step. Matches optax's ``contrib.momo``; ``beta`` is stored as ``beta``.
+
+    Args:
+        learning_rate: :math:`\alpha`, the largest step.
+        beta: momentum :math:`\beta \in [0, 1)`.
+        lower_bound: :math:`f_*`, a lower bound on the loss.
+        weight_decay: :math:`\lambda`.
+        adapt_lower_bound: re-estimate :math:`f_*` online.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> import optimlab
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> tx = optimlab.momo()
+        >>> params = jnp.array([1.0, 2.0, 3.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(50):
+        ...     loss, grads = jax.value_and_grad(f)(params)
+        ...     updates, state = tx.update(grads, state, params, value=loss)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> print(float(f(params)) < 1.0)
+        True
+
+    References:
+        Schaipp, Ohana, Eickenberg, Defazio & Gower, `MoMo: Momentum Models for Adaptive
+        Learning Rates <https://arxiv.org/abs/2305.07583>`_, 2023.
+    """
+    _validate.lr(learning_rate)
+    _validate.beta(beta, 0)
+    _validate.weight_decay(weight_decay)
+
+    def build(step, h):
+        return _momo_core(
+            h["learning_rate"],
+            h["beta"],
+            None,
+            None,
+            h["lower_bound"],
+            h.get("weight_decay", 0.0),
+            adam=False,
+            adapt_lower_bound=adapt_lower_bound,
+            step=step,
+        )
+
+    return with_hyperparams(build, **_hps(learning_rate, lower_bound, weight_decay, beta=beta))
+
+
+def _hps(learning_rate, lower_bound, weight_decay, **rest) -> dict[str, Any]:
+    hps: dict[str, Any] = {"learning_rate": learning_rate, **rest, "lower_bound": lower_bound}
+    if _validate.nonzero(weight_decay):
+        hps["weight_decay"] = weight_decay
+    return hps
+
+
+def momo_adam(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: ScalarOrSchedule = 1e-8,
+    lower_bound: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
+    adapt_lower_bound: bool = False,
+) -> GradientTransformation:
+    r"""MoMo-Adam: :func:`momo` with Adam's preconditioner.
+
+    Pass the loss with ``update(..., value=loss)``. The momentum and averages use
+    :math:`\beta_1` from the first step, the norms are taken in the metric
+    :math:`D_t = \epsilon + \sqrt{v_t/(1-\beta_2^t)}`, and the step is
+    :math:`u_t = -\tau_t D_t^{-1} d_t - \frac{\alpha\lambda}{1+\alpha\lambda} x_t` with
+    :math:`\tau_t = \min\big(\alpha/(1-\beta_1^t),\ [(1+\alpha\lambda)(\bar f_t -
+    (1-\beta_1^t) f_* - \gamma_t) + \langle d_t, x_t\rangle]_+
+    / \lVert d_t\rVert^2_{D_t^{-1}}\big)`.
+    Matches optax's ``contrib.momo_adam``.
+
+    Args:
+        learning_rate: :math:`\alpha`.
+        b1: :math:`\beta_1`.
+        b2: :math:`\beta_2`.
+        eps: :math:`\epsilon`.
+        lower_bound: :math:`f_*`.
+        weight_decay: :math:`\lambda`.
+        adapt_lower_bound: re-estimate :math:`f_*` online.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> import optimlab
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> tx = optimlab.momo_adam(0.5)
+        >>> params = jnp.array([1.0, 2.0, 3.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(100):
+        ...     loss, grads = jax.value_and_grad(f)(params)
+        ...     updates, state = tx.update(grads, state, params, value=loss)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> print(float(f(params)) < 1e-2)
+        True
+
+    References:
+        Schaipp, Ohana, Eickenberg, Defazio & Gower, `MoMo: Momentum Models for Adaptive
+        Learning Rates <https://arxiv.org/abs/2305.07583>`_, 2023.
+    """
+    _validate.lr(learning_rate)
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+    _validate.weight_decay(weight_decay)
+
+    def build(step, h):
+        return _momo_core(
+            h["learning_rate"],
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            h["lower_bound"],
+            h.get("weight_decay", 0.0),
+            adam=True,
+            adapt_lower_bound=adapt_lower_bound,
+            step=step,
+        )
+
+    return with_hyperparams(
+        build, **_hps(learning_rate, lower_bound, weight_decay, b1=b1, b2=b2, eps=eps)
+    )

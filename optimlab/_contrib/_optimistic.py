@@ -1,0 +1,229 @@
+"""Optimism: ``scale_by_optimistic_gradient`` with ``optimistic_gradient_descent`` and ``optimistic_adam``."""  # noqa: E501 (one sentence, the reference page's section title)
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _tree, _validate
+from .._core._base import GradientTransformation, chain, safe_increment
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._optimizers._adam import scale_by_adam_root
+from .._transforms._scale import scale_by_learning_rate
+
+__all__ = [
+    "ScaleByOptimisticGradientState",
+    "scale_by_optimistic_gradient",
+    "optimistic_gradient_descent",
+    "optimistic_adam",
+]
+
+
+class ScaleByOptimisticGradientState(NamedTuple):
+    """State of :func:`scale_by_optimistic_gradient`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        previous_gradient: the incoming update of the previous step.
+    """
+
+    count: jax.Array | None
+    previous_gradient: Updates
+
+
+def scale_by_optimistic_gradient(
+    alpha: ArrayLike = 1.0,
+    beta: ArrayLike = 1.0,
+    *,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Extrapolates with the previous update: :math:`(\alpha+\beta) g_t - \beta g_{t-1}`.
+
+    .. math:: u_t = (\alpha + \beta)\, g_t - \beta\, g_{t-1}, \qquad g_0 := g_1
+
+    At the first step there is no previous update, so it is taken equal to the
+    current one (:math:`u_1 = \alpha g_1`), as in optax. See
+    :func:`optimistic_gradient_descent`. optax marks the first step with a boolean
+    ``is_initial_step``; here it is ``count == 0``.
+
+    Args:
+        alpha: :math:`\alpha`, the weight of the current update.
+        beta: :math:`\beta`, the weight of the optimistic correction.
+        step: the step count, when an enclosing optimizer supplies it; otherwise the
+            state keeps its own counter.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a
+        :class:`ScaleByOptimisticGradientState`.
+    """
+    _validate.non_negative(alpha, "alpha")
+    _validate.non_negative(beta, "beta")
+
+    def init_fn(params):
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        return ScaleByOptimisticGradientState(count, _tree.zeros_like(params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_optimistic_gradient", updates, state.previous_gradient)
+        count = step if step is not None else state.count
+
+        def one(g, prev):
+            gc = _tree.upcast(g)
+            pc = jnp.where(count == 0, gc, prev.astype(gc.dtype))
+            b = _tree.hp(beta, gc).astype(gc.dtype)
+            ab = _tree.hp(jnp.asarray(alpha) + jnp.asarray(beta), gc).astype(gc.dtype)
+            out = ab * gc - b * pc
+            return out.astype(g.dtype), g.astype(prev.dtype)
+
+        u, prev = _tree.tree_map_multi(one, 2, updates, state.previous_gradient)
+        new_count = None if step is not None else safe_increment(state.count)
+        return u, ScaleByOptimisticGradientState(new_count, prev)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def optimistic_gradient_descent(
+    learning_rate: ScalarOrSchedule,
+    alpha: ScalarOrSchedule = 1.0,
+    beta: ScalarOrSchedule = 1.0,
+) -> GradientTransformation:
+    r"""Optimistic gradient descent, for saddle-point (min-max) problems.
+
+    .. math::
+        u_t = -\eta\,\big((\alpha + \beta)\, g_t - \beta\, g_{t-1}\big),
+        \qquad g_0 := g_1
+
+    Same arguments and defaults as ``optax.optimistic_gradient_descent``; the
+    three numbers live in the state. Complex parameters are supported.
+
+    Args:
+        learning_rate: :math:`\eta`, a scalar or a schedule.
+        alpha: :math:`\alpha \ge 0`.
+        beta: :math:`\beta \ge 0`, the optimism.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.optimistic_gradient_descent(learning_rate=0.1)
+        >>> params = jnp.zeros(1)
+        >>> state = tx.init(params)
+        >>> _, state = tx.update(jnp.array([1.0]), state, params)
+        >>> updates, _ = tx.update(jnp.array([3.0]), state, params)
+        >>> [round(float(x), 4) for x in updates]
+        [-0.5]
+
+    References:
+        Mokhtari et al., `A Unified Analysis of Extra-gradient and Optimistic
+        Gradient Methods for Saddle Point Problems <https://arxiv.org/abs/1901.08511>`_,
+        2019.
+    """
+    _validate.lr(learning_rate)
+    _validate.non_negative(alpha, "alpha")
+    _validate.non_negative(beta, "beta")
+
+    def build(step, h):
+        return chain(
+            scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
+            scale_by_learning_rate(h["learning_rate"]),
+        )
+
+    return with_hyperparams(build, learning_rate=learning_rate, alpha=alpha, beta=beta)
+
+
+def optimistic_adam(
+    learning_rate: ScalarOrSchedule,
+    *,
+    alpha: ScalarOrSchedule = 1.0,
+    beta: ScalarOrSchedule = 1.0,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    nesterov: bool = True,
+) -> GradientTransformation:
+    r"""Optimistic Adam: optimistic extrapolation of Adam's (Nesterov) direction.
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
+        \hat m_t &= \frac{\beta_1 m_t}{1-\beta_1^{t+1}} + \frac{(1-\beta_1)\, g_t}{1-\beta_1^t}
+            \quad \Big(\text{or } \frac{m_t}{1-\beta_1^t} \text{ without Nesterov}\Big) \\
+        r_t &= \frac{\hat m_t}{\sqrt{v_t / (1-\beta_2^t) + \epsilon_r} + \epsilon} \\
+        u_t &= -\eta\,\big((\alpha + \beta)\, r_t - \beta\, r_{t-1}\big), \qquad r_0 := r_1
+
+    This is the interface of ``optax.optimistic_adam_v2`` (same arguments,
+    keyword-only after ``learning_rate``, same defaults and numerics), which optax
+    announces as the future interface of ``optax.optimistic_adam``. The older,
+    deprecated ``optax.optimistic_adam(lr, optimism)`` equals
+    ``optimistic_adam(1.0, alpha=lr, beta=optimism)`` here. Every numeric
+    argument lives in the state.
+
+    Args:
+        learning_rate: :math:`\eta`, a scalar or a schedule.
+        alpha: :math:`\alpha \ge 0`.
+        beta: :math:`\beta \ge 0`, the optimism.
+        b1: :math:`\beta_1 \in [0, 1)`.
+        b2: :math:`\beta_2 \in [0, 1)`.
+        eps: :math:`\epsilon \ge 0`, added outside the square root.
+        eps_root: :math:`\epsilon_r \ge 0`, added inside it.
+        mu_dtype: storage dtype of the first moment (default: the params').
+        nesterov: use Nesterov's look-ahead of the first moment.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.optimistic_adam(0.1, nesterov=False)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
+        >>> [round(float(x), 4) for x in updates]
+        [-0.1, 0.1]
+
+    References:
+        Daskalakis et al., `Training GANs with Optimism
+        <https://arxiv.org/abs/1711.00141>`_, 2018.
+    """
+    _validate.lr(learning_rate)
+    _validate.non_negative(alpha, "alpha")
+    _validate.non_negative(beta, "beta")
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+    _validate.non_negative(eps_root, "eps_root")
+
+    def build(step, h):
+        return chain(
+            scale_by_adam_root(
+                h["b1"],
+                h["b2"],
+                h["eps"],
+                h["eps_root"],
+                mu_dtype=mu_dtype,
+                nesterov=nesterov,
+                step=step,
+                name="optimistic_adam",
+            ),
+            scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
+            scale_by_learning_rate(h["learning_rate"]),
+        )
+
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        alpha=alpha,
+        beta=beta,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+    )

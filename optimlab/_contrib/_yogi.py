@@ -1,0 +1,155 @@
+"""Yogi: ``scale_by_yogi`` and the ``yogi`` alias."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, safe_increment
+from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias import torch_style
+
+__all__ = ["ScaleByYogiState", "scale_by_yogi", "yogi"]
+
+
+class ScaleByYogiState(NamedTuple):
+    """State of :func:`scale_by_yogi`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        mu: first moment.
+        nu: Yogi's additive second moment.
+    """
+
+    count: jax.Array | None
+    mu: Updates
+    nu: Updates
+
+
+def scale_by_yogi(
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-3,
+    eps_root: ArrayLike = 0.0,
+    initial_accumulator_value: ArrayLike = 1e-6,
+    *,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Rescales updates by Yogi's additively updated second moment.
+
+    See :func:`yogi` for the update rule; same numerics and defaults as
+    ``optax.scale_by_yogi``. Both moments start at ``initial_accumulator_value``
+    (read once, by ``init``).
+
+    Args:
+        b1: :math:`\beta_1`.
+        b2: :math:`\beta_2`.
+        eps: :math:`\epsilon`, added outside the square root.
+        eps_root: :math:`\epsilon_r`, added inside it.
+        initial_accumulator_value: :math:`v_0` (and :math:`m_0`).
+        step: the step count, when an enclosing optimizer supplies it; otherwise the
+            state keeps its own counter.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByYogiState`.
+    """
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+    _validate.non_negative(eps_root, "eps_root")
+    _validate.non_negative(initial_accumulator_value, "initial_accumulator_value")
+
+    def init_fn(params):
+        _tree.reject_complex("scale_by_yogi", params)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+
+        def init():
+            return _tree.tree_map(
+                lambda p: jnp.full_like(p, _tree.scalar_like(initial_accumulator_value, p)), params
+            )
+
+        return ScaleByYogiState(count, init(), init())
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_yogi", updates, state.mu)
+        count = step if step is not None else state.count
+
+        def one(g, m, v):
+            gc = _tree.upcast(g)
+            m_new = _tree.scalar_like(1 - jnp.asarray(b1), gc) * gc + _tree.scalar_like(
+                b1, gc
+            ) * m.astype(gc.dtype)
+            vc = v.astype(gc.dtype)
+            sq = gc * gc
+            v_new = vc - _tree.scalar_like(1 - jnp.asarray(b2), gc) * jnp.sign(vc - sq) * sq
+            m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), gc)
+            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
+            direction = m_hat / (
+                jnp.sqrt(v_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
+            )
+            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+
+        u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
+        new_count = None if step is not None else safe_increment(state.count)
+        return u, ScaleByYogiState(new_count, mu, nu)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def yogi(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: ScalarOrSchedule = 1e-3,
+) -> GradientTransformation:
+    r"""Yogi: Adam whose second moment moves additively, by at most :math:`(1-\beta_2) g^2`.
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad m_0 = 10^{-6} \\
+        v_t &= v_{t-1} - (1-\beta_2)\, \operatorname{sign}(v_{t-1} - g_t^2)\, g_t^2,
+            \qquad v_0 = 10^{-6} \\
+        u_t &= -\eta\, \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}
+
+    Same arguments and defaults as ``optax.yogi``; every numeric argument lives in
+    the state. As both moments start at :math:`10^{-6}` (as in optax), a zero
+    gradient still gives a tiny non-zero first step.
+
+    Args:
+        learning_rate: :math:`\eta`, a scalar or a schedule.
+        b1: :math:`\beta_1 \in [0, 1)`.
+        b2: :math:`\beta_2 \in [0, 1)`.
+        eps: :math:`\epsilon \ge 0` (default ``1e-3``, larger than Adam's, as in the paper).
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.yogi(learning_rate=0.1)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
+        >>> [round(float(x), 4) for x in updates]
+        [-0.0999, 0.0999]
+
+    References:
+        Zaheer et al., `Adaptive Methods for Nonconvex Optimization
+        <https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization>`_,
+        2018.
+    """
+    _validate.lr(learning_rate)
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+
+    return torch_style(
+        lambda step, h: scale_by_yogi(h["b1"], h["b2"], h["eps"], step=step),
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )

@@ -1,0 +1,1 @@
+"""The core: protocol, types, tree math, key paths, validation and hyperparameters. (private)."""

@@ -1,0 +1,415 @@
+"""The protocol: ``GradientTransformation`` and the combinators every optimizer builds on."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import weakref
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from . import _elementwise
+from ._types import OptState, Params, Updates
+
+__all__ = [
+    "GradientTransformation",
+    "EmptyState",
+    "chain",
+    "identity",
+    "apply_updates",
+    "safe_increment",
+    "INT32_MAX",
+    "named_chain",
+]
+
+#: Largest value of an int32 step counter; counters saturate here instead of wrapping.
+INT32_MAX = 2**31 - 1
+
+
+class InitFn(Protocol):
+    """``init(params) -> state``."""
+
+    def __call__(self, params: Params) -> OptState: ...
+
+
+class UpdateFn(Protocol):
+    """``update(updates, state, params=None, **extra_args) -> (updates, state)``."""
+
+    def __call__(
+        self, updates: Updates, state: OptState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, OptState]: ...
+
+
+class _Pair(NamedTuple):
+    init: InitFn
+    update: UpdateFn
+
+
+class GradientTransformation(_Pair):
+    """A pure ``(init, update)`` pair over pytrees, with exactly optax's shape.
+
+    ``init(params)`` builds the state from the parameters (with tree maps, so it
+    works under :func:`jax.eval_shape` and keeps the parameters' sharding); given
+    :class:`jax.ShapeDtypeStruct` leaves, it returns the abstract state.
+    ``update(updates, state, params=None, **extra_args)`` returns the transformed
+    updates and the new state. Every optimlab ``update`` accepts keyword
+    ``extra_args`` and ignores those it does not use, so optimlab transformations
+    work inside ``optax.chain`` and optax transformations inside :func:`chain`.
+
+    Once optax is imported (optimlab never imports it), an instance whose
+    ``update`` takes ``**extra_args`` is also an instance of
+    ``optax.GradientTransformationExtraArgs``, so optax's wrappers (``chain``,
+    ``MultiSteps``, ``inject_hyperparams``, ``masked``, ...) pass extra arguments
+    such as ``value=`` through to it. One whose ``update`` takes none is a plain
+    ``optax.GradientTransformation``, and gets none.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.sgd(learning_rate=0.1)
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = tx.init(params)
+        >>> updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+        >>> optimlab.apply_updates(params, updates)["w"]
+        Array([0.9, 0.9], dtype=float32)
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, init: InitFn, update: UpdateFn) -> GradientTransformation:
+        return super().__new__(cls, _accepting_abstract(init), update)
+
+    @property
+    def __class__(self) -> type:  # pyright: ignore[reportIncompatibleMethodOverride]
+        # isinstance() falls back to ``__class__`` when the type itself does not match:
+        # this is how optax's ``with_extra_args_support`` recognises the extra-args kind.
+        return _optax_view(self.update) or type(self)
+
+
+def _accepting_abstract(init: InitFn) -> InitFn:
+    """``init``, also accepting :class:`jax.ShapeDtypeStruct` leaves (then it runs abstractly).
+
+    An init written with ``jnp.asarray``, ``jnp.full_like`` or ``float()`` needs
+    arrays; given abstract leaves, it runs under :func:`jax.eval_shape` instead,
+    which returns the same shapes, dtypes and shardings and computes nothing.
+    """
+    if getattr(init, "_accepts_abstract", False):
+        return init
+
+    @functools.wraps(init)
+    def init_fn(params):
+        if any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(params)):
+            return jax.eval_shape(init, params)
+        return init(params)
+
+    init_fn._accepts_abstract = True  # pyright: ignore[reportAttributeAccessIssue]
+    return init_fn
+
+
+_VIEWS: dict[type, type] = {}
+_ACCEPTS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _optax_view(update: Callable[..., Any]) -> type | None:
+    """A subclass of optax's class of this kind, once optax is loaded (else None).
+
+    ``GradientTransformationExtraArgs`` when ``update`` takes ``**extra_args``,
+    else ``GradientTransformation``.
+    """
+    optax_base = sys.modules.get("optax._src.base")
+    name = (
+        "GradientTransformationExtraArgs"
+        if _accepts_extra_args(update)
+        else "GradientTransformation"
+    )
+    optax_cls = getattr(optax_base, name, None)
+    if not isinstance(optax_cls, type):
+        return None
+    view = _VIEWS.get(optax_cls)
+    if view is None:
+        namespace = {
+            "__slots__": (),
+            "__module__": __name__,
+            "__doc__": GradientTransformation.__doc__,
+        }
+        view = _VIEWS[optax_cls] = type(
+            "GradientTransformation", (GradientTransformation, optax_cls), namespace
+        )
+    return view
+
+
+class EmptyState(NamedTuple):
+    """The state of a transformation that keeps none."""
+
+
+def safe_increment(count: jax.Array) -> jax.Array:
+    """Increments an integer step counter, saturating at its dtype's maximum instead of wrapping.
+
+    Args:
+        count: an integer array (any signed or unsigned width, usually an int32
+            scalar).
+
+    Returns:
+        ``count + 1`` with ``count``'s dtype, or ``count`` where it already holds
+        the largest value of that dtype.
+
+    Raises:
+        TypeError: if ``count`` is not of an integer dtype (bool, float and complex
+            counters are refused).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> optimlab.safe_increment(jnp.asarray(2**31 - 1, jnp.int32))
+        Array(2147483647, dtype=int32)
+        >>> optimlab.safe_increment(jnp.asarray(2**32 - 1, jnp.uint32))
+        Array(4294967295, dtype=uint32)
+    """
+    count = jnp.asarray(count)
+    if not jnp.issubdtype(count.dtype, jnp.integer):
+        raise TypeError(
+            f"safe_increment: count must have an integer dtype, got {count.dtype}; "
+            "keep step counters as integers (int32)."
+        )
+    big = jnp.asarray(jnp.iinfo(count.dtype).max, count.dtype)
+    return jnp.where(count < big, count + jnp.ones_like(count), big)
+
+
+def _accepts_extra_args(fn: Callable[..., Any]) -> bool:
+    """Whether an ``update`` takes ``**kwargs`` (plain optax ones, and some users', do not)."""
+    try:
+        return _ACCEPTS[fn]
+    except (KeyError, TypeError):  # TypeError: not weakly referenceable
+        pass
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        accepts = False
+    else:
+        accepts = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    try:
+        _ACCEPTS[fn] = accepts
+    except TypeError:
+        pass
+    return accepts
+
+
+def _update_with_extra_args(tx: Any) -> Callable[..., Any]:
+    """``tx.update``, or a wrapper that drops the extra args when it takes none."""
+    if _accepts_extra_args(tx.update):
+        return tx.update
+
+    def update(updates, state, params=None, **extra_args):
+        del extra_args
+        return tx.update(updates, state, params)
+
+    return update
+
+
+def chain(*transforms: Any) -> GradientTransformation:
+    """Applies transformations in sequence; the state is the tuple of their states.
+
+    Any object with ``init`` and ``update`` is accepted, optax transformations
+    included. Keyword ``extra_args`` given to ``update`` are forwarded to every
+    transformation that accepts them.
+
+    Args:
+        *transforms: the transformations, applied left to right.
+
+    Returns:
+        A :class:`GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.chain(optimlab.clip(1.0), optimlab.scale(-0.5))
+        >>> state = tx.init(jnp.zeros(2))
+        >>> tx.update(jnp.array([3.0, -0.5]), state)[0]
+        Array([-0.5 ,  0.25], dtype=float32)
+    """
+    for i, t in enumerate(transforms):
+        if not (hasattr(t, "init") and hasattr(t, "update")):
+            raise TypeError(
+                f"chain: argument {i} is {type(t).__name__}, not a gradient transformation "
+                "(an object with `init` and `update`)."
+            )
+    inits = tuple(t.init for t in transforms)
+    updates_fns = tuple(_update_with_extra_args(t) for t in transforms)
+
+    def init_fn(params):
+        return tuple(fn(params) for fn in inits)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if not isinstance(state, tuple) or len(state) != len(updates_fns):
+            raise ValueError(
+                f"chain: expected a state tuple of length {len(updates_fns)}, "
+                f"got {type(state).__name__}. Pass the state returned by this chain's init."
+            )
+        new_state = []
+        for fn, s in zip(updates_fns, state, strict=True):
+            updates, s = fn(updates, s, params, **extra_args)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+    return _elementwise.declare_parts(
+        GradientTransformation(init_fn, update_fn), lambda: transforms
+    )
+
+
+def identity() -> GradientTransformation:
+    """Returns the updates unchanged, with an :class:`EmptyState`.
+
+    Returns:
+        A :class:`GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.identity()
+        >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
+        Array([1., 1.], dtype=float32)
+    """
+
+    def init_fn(params):
+        del params
+        return EmptyState()
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        return updates, state
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+class _Mismatch(Exception):
+    """An update whose shape or dtype does not fit its parameter (reported with its path)."""
+
+
+def _apply_one(p, u):
+    if p is None:
+        return None
+    if u is None:
+        return p
+    p = jnp.asarray(p)
+    u = jnp.asarray(u)
+    if p.dtype == u.dtype and p.shape == u.shape:
+        return jax.lax.add(p, u)  # no promotion: skips jnp.add's dispatch (thousands of leaves)
+    if p.shape != u.shape or (
+        jnp.issubdtype(u.dtype, jnp.complexfloating)
+        and not jnp.issubdtype(p.dtype, jnp.complexfloating)
+    ):
+        raise _Mismatch
+    with jax.numpy_dtype_promotion("standard"):  # the lattice's join, even under strict mode
+        dtype = jnp.promote_types(p.dtype, u.dtype)
+    return (p.astype(dtype) + u.astype(dtype)).astype(p.dtype)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    r"""Adds updates to parameters, keeping each parameter's dtype.
+
+    .. math:: p \leftarrow \operatorname{cast}_{\mathrm{dtype}(p)}(p + u)
+
+    The sum is computed in the wider of the two dtypes (so f32 updates to bf16
+    parameters are added in f32) and cast back. ``None`` leaves pass through. An
+    update whose shape is not its parameter's, or a complex update of a real
+    parameter, is refused: broadcasting would change the parameter's shape, and
+    the cast would drop the imaginary part.
+
+    Args:
+        params: the parameter pytree.
+        updates: a pytree of the same structure.
+
+    Returns:
+        The new parameters.
+
+    Raises:
+        ValueError: an update's shape differs from its parameter's (naming the key path).
+        TypeError: a complex update of a real parameter (naming the key path).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> p = {"w": jnp.ones(2, jnp.bfloat16)}
+        >>> optimlab.apply_updates(p, {"w": jnp.full(2, 0.5)})["w"].dtype
+        dtype(bfloat16)
+    """
+    try:
+        return jax.tree.map(_apply_one, params, updates, is_leaf=lambda x: x is None)
+    except _Mismatch:
+        pass
+    # Find the leaf again, with its key path (shapes and dtypes are static: jit-safe).
+    pairs = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: x is None)[0]
+    u_leaves = jax.tree.structure(params, is_leaf=lambda x: x is None).flatten_up_to(updates)
+    for (path, p), u in zip(pairs, u_leaves, strict=True):
+        if p is None or u is None:
+            continue
+        where = jax.tree_util.keystr(path)
+        if jnp.shape(p) != jnp.shape(u):
+            raise ValueError(
+                f"apply_updates: the update at {where} has shape {jnp.shape(u)} but the "
+                f"parameter has shape {jnp.shape(p)}; broadcasting would change the "
+                "parameter's shape."
+            )
+        raise TypeError(
+            f"apply_updates: the update at {where} is complex ({jnp.result_type(u)}) but the "
+            f"parameter is real ({jnp.result_type(p)}); the imaginary part would be dropped."
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def named_chain(*transforms: tuple[str, Any]) -> GradientTransformation:
+    """:func:`~optimlab.chain` whose state is a dict keyed by the given names.
+
+    The names then prefix :func:`~optimlab.hyperparams` keys
+    (``"<name>/learning_rate"``) and select a ``group`` in
+    :func:`~optimlab.set_hyperparams`.
+
+    Args:
+        *transforms: ``(name, transformation)`` pairs, applied left to right.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` whose state is ``{name: state}``.
+
+    Raises:
+        ValueError: a repeated name.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.named_chain(("clip", optimlab.clip(1.0)), ("opt", optimlab.sgd(0.1)))
+        >>> state = tx.init(jnp.zeros(2))
+        >>> sorted(state), list(optimlab.hyperparams(state))
+        (['clip', 'opt'], ['learning_rate'])
+    """
+    names = []
+    for i, item in enumerate(transforms):
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError(f"named_chain: argument {i} must be a (name, transformation) pair.")
+        names.append(item[0])
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"named_chain: repeated names {dup}.")
+    txs = [t for _, t in transforms]
+    for name, t in transforms:
+        if not (hasattr(t, "init") and hasattr(t, "update")):
+            raise TypeError(
+                f"named_chain: {name!r} is {type(t).__name__}, not a gradient transformation."
+            )
+    fns = [_update_with_extra_args(t) for t in txs]
+
+    def init_fn(params):
+        return {n: t.init(params) for n, t in zip(names, txs, strict=True)}
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if not isinstance(state, dict) or set(state) != set(names):
+            raise ValueError(f"named_chain: expected a state dict with keys {names}.")
+        new_state = {}
+        for n, fn in zip(names, fns, strict=True):
+            updates, new_state[n] = fn(updates, state[n], params, **extra_args)
+        return updates, new_state
+
+    return GradientTransformation(init_fn, update_fn)

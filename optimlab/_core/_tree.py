@@ -1,0 +1,329 @@
+"""Tree math written once and shared by every transformation (private)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+from jax.typing import ArrayLike
+
+from . import _tree
+from ._base import safe_increment
+from ._types import DType
+
+
+def is_none(x: Any) -> bool:
+    return x is None
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """``jax.tree.map`` that passes ``None`` leaves of the first tree through untouched."""
+
+    def wrapped(x, *xs):
+        return None if x is None else fn(x, *xs)
+
+    return jax.tree.map(wrapped, tree, *rest, is_leaf=is_none)
+
+
+def compute_dtype(dtype: DType) -> jnp.dtype:
+    """The dtype math is done in: at least float32 (bf16/f16 are upcast), else unchanged."""
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return dtype
+
+
+def upcast(x: jax.Array) -> jax.Array:
+    """Casts a leaf to its :func:`compute_dtype`."""
+    x = jnp.asarray(x)
+    return x.astype(compute_dtype(x.dtype))
+
+
+def cast_like(x: jax.Array, like: jax.Array) -> jax.Array:
+    return x.astype(jnp.asarray(like).dtype)
+
+
+def hp(value: Any, like: jax.Array) -> jax.Array:
+    """A scalar hyperparameter cast to the real dtype of ``like`` (strict-promotion safe)."""
+    dtype = jnp.asarray(like).dtype
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        dtype = jnp.finfo(dtype).dtype
+    return jnp.asarray(value).astype(dtype)
+
+
+def copy(params: Any) -> Any:
+    """A fresh buffer for every leaf, so a state can hold the params and both be donated."""
+    return tree_map(lambda p: jnp.array(p, copy=True), params)
+
+
+def reduced_zeros(p: Any, axis: int, dtype: DType, *, keepdims: bool = False) -> jax.Array:
+    """Zeros shaped as ``p`` reduced over ``axis``, placed as that reduction is on explicit axes.
+
+    On a mesh with explicit axes the sharding is part of an array's type: a factored
+    statistic made unsharded by ``init`` but sharded by the reduction in ``update``
+    would change type after one step, and the second jitted step would recompile.
+    """
+    axis = axis % p.ndim
+    if keepdims:
+        shape = tuple(1 if i == axis else n for i, n in enumerate(p.shape))
+    else:
+        shape = tuple(n for i, n in enumerate(p.shape) if i != axis)
+    sharding = getattr(jax.typeof(p), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if not isinstance(sharding, NamedSharding) or AxisType.Explicit not in tuple(
+        getattr(mesh, "axis_types", ())
+    ):
+        return jnp.zeros(shape, dtype)
+    spec = list(sharding.spec) + [None] * (p.ndim - len(sharding.spec))
+    if keepdims:
+        spec[axis] = None
+    else:
+        del spec[axis]
+    return jnp.zeros(shape, dtype, out_sharding=NamedSharding(sharding.mesh, PartitionSpec(*spec)))
+
+
+def zeros_like(params: Any, dtype: DType | None = None) -> Any:
+    """Zeros with the params' structure (and sharding), optionally in another dtype."""
+    return tree_map(lambda p: jnp.zeros_like(p, dtype=dtype), params)
+
+
+def full_like(params: Any, value: Any, dtype: DType | None = None) -> Any:
+    return tree_map(lambda p: jnp.full_like(p, value, dtype=dtype), params)
+
+
+def moment_dtype(param_dtype: DType, requested: DType | None) -> jnp.dtype:
+    return jnp.dtype(param_dtype if requested is None else requested)
+
+
+def scalar_like(value: Any, like: jax.Array) -> jax.Array:
+    """A scalar cast to exactly ``like``'s dtype (complex included)."""
+    return jnp.asarray(value).astype(jnp.asarray(like).dtype)
+
+
+def lerp(m: jax.Array, g: jax.Array, weight: ArrayLike) -> jax.Array:
+    """``m + weight * (g - m)``: torch's ``lerp`` for weights below 0.5 (the moment case).
+
+    For larger weights torch switches to ``g - (g - m) * (1 - weight)``; the two
+    agree to an ulp, and one formula keeps the step to a single fused expression.
+    """
+    return m + scalar_like(weight, m) * (g - m)
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    """``|x|**2``, real: ``x * conj(x)`` for complex ``x`` (as optax), ``x * x`` otherwise."""
+    return (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x
+
+
+def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> jax.Array:
+    """Exponential moving average of ``g**order`` (``|g|**2`` for complex ``g``).
+
+    ``1 - decay`` is formed in the hyperparameter's own precision before the cast
+    (float64 under x64), as torch forms it in Python doubles.
+    """
+    if order == 1:
+        return lerp(m, g, 1 - jnp.asarray(decay))
+    d = scalar_like(decay, m)
+    one_minus = scalar_like(1 - jnp.asarray(decay), m)
+    if order == 2:
+        return m * d + abs_sq(g).astype(m.dtype) * one_minus
+    return m * d + (g**order).astype(m.dtype) * one_minus
+
+
+def bias_correction(decay: ArrayLike, count: jax.Array) -> jax.Array:
+    """``1 - decay**t`` with ``t = count + 1``, in the hyperparameter's precision.
+
+    ``t`` is the saturating increment of the counter, the very expression of the
+    new step count: XLA computes it once and can update a donated counter in place
+    (reading the old count after the increment would make it copy the counter).
+    """
+    decay = jnp.asarray(decay)
+    if not jnp.issubdtype(decay.dtype, jnp.floating):
+        decay = decay.astype(jnp.result_type(float))
+    t = safe_increment(count).astype(decay.dtype)
+    return 1 - decay**t
+
+
+def step_as(count: jax.Array, dtype: DType) -> jax.Array:
+    """The 1-based step ``count + 1`` in a floating dtype (safe at the int32 maximum)."""
+    return count.astype(dtype) + 1
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """The l2 norm over every leaf, accumulated in at least float32."""
+    leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
+    if not leaves:
+        return jnp.zeros((), jnp.float32)
+    sq = [
+        jnp.sum(jnp.abs(upcast(x)) ** 2) if jnp.iscomplexobj(x) else jnp.sum(upcast(x) ** 2)
+        for x in leaves
+    ]
+    dtype = sq[0].dtype
+    with jax.numpy_dtype_promotion("standard"):  # the widest leaf dtype, even under strict
+        for s in sq[1:]:
+            dtype = jnp.promote_types(dtype, s.dtype)
+    total = sum(s.astype(dtype) for s in sq)
+    return jnp.sqrt(total)
+
+
+def keystr(path: tuple[Any, ...]) -> str:
+    return jax.tree_util.keystr(path) or "<root>"
+
+
+def check_match(name: str, updates: Any, reference: Any, what: str = "state") -> None:
+    """Raises ``ValueError`` naming ``name`` and the first differing key path.
+
+    ``updates`` is compared with ``reference`` in structure and shapes. Runs at
+    trace time only, so it costs nothing in a jitted step.
+    """
+    u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)
+    r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference, is_leaf=is_none)
+    if u_def != r_def:
+        u_paths = [p for p, _ in u_leaves]
+        r_paths = [p for p, _ in r_leaves]
+        for up, rp in zip(u_paths, r_paths, strict=False):
+            if up != rp:
+                raise ValueError(
+                    f"{name}: the updates' tree structure differs from the {what} at "
+                    f"{keystr(up)} (the {what} has {keystr(rp)}). Pass updates with the "
+                    "structure of the params given to init."
+                )
+        longer, kind = (
+            (u_paths, "updates have") if len(u_paths) > len(r_paths) else (r_paths, f"{what} has")
+        )
+        idx = min(len(u_paths), len(r_paths))
+        where = keystr(longer[idx]) if idx < len(longer) else "<root>"
+        raise ValueError(
+            f"{name}: the updates' tree structure differs from the {what}: the {kind} an "
+            f"extra entry at {where}. Pass updates with the structure of the params given "
+            "to init."
+        )
+    for (path, u), (_, r) in zip(u_leaves, r_leaves, strict=True):
+        if u is None or r is None:
+            if (u is None) != (r is None):
+                raise ValueError(f"{name}: None leaf mismatch at {keystr(path)}.")
+            continue
+        if jnp.shape(u) != jnp.shape(r):
+            raise ValueError(
+                f"{name}: the update at {keystr(path)} has shape {jnp.shape(u)} but the "
+                f"{what} expects {jnp.shape(r)}."
+            )
+
+
+def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest: Any) -> tuple:
+    """Maps ``fn`` returning ``n`` outputs per leaf and returns ``n`` trees (``None`` kept)."""
+    out = tree_map(lambda *xs: _Box(fn(*xs)), tree, *rest)
+    is_leaf = lambda x: x is None or isinstance(x, _Box)  # noqa: E731
+    return tuple(
+        jax.tree.map(lambda b, i=i: None if b is None else b.value[i], out, is_leaf=is_leaf)
+        for i in range(n)
+    )
+
+
+class _Box:
+    """Opaque holder so tuples returned per leaf are not mistaken for tree nodes."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def reject_complex(name: str, params: Any, why: str = "") -> None:
+    """Raises ``TypeError`` naming the first complex leaf (algorithms without complex support)."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if jnp.iscomplexobj(leaf):
+            raise TypeError(
+                f"{name} does not support complex params (the leaf at {keystr(path)} is "
+                f"{jnp.asarray(leaf).dtype}){why}. Optimize the real and imaginary parts as "
+                "separate real leaves instead."
+            )
+
+
+def componentwise(fn: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any, ...]]:
+    """Wraps a per-leaf ``fn`` so complex leaves are treated as torch's ``view_as_real``.
+
+    For a complex call, the real and imaginary parts of every complex argument go
+    through ``fn`` separately (real arguments are passed to both), and each output
+    is recombined as ``real + 1j * imag``. ``fn`` must return a tuple of arrays
+    (or ``None``) and be elementwise, as torch's componentwise optimizers are.
+    """
+
+    def wrapped(*xs: Any) -> tuple[Any, ...]:
+        if not any(x is not None and jnp.iscomplexobj(x) for x in xs):
+            return fn(*xs)
+
+        def part(take):
+            return fn(*(take(x) if x is not None and jnp.iscomplexobj(x) else x for x in xs))
+
+        re, im = part(jnp.real), part(jnp.imag)
+        return tuple(
+            None if r is None else jax.lax.complex(r, i) for r, i in zip(re, im, strict=True)
+        )
+
+    return wrapped
+
+
+def reject_complex_for_real_dtypes(name: str, params: Any, **dtypes: DType | None) -> None:
+    """Raises ``TypeError`` when a state dtype given as a real dtype meets complex params."""
+    for label, dt in dtypes.items():
+        if dt is not None and not jnp.issubdtype(jnp.dtype(dt), jnp.complexfloating):
+            reject_complex(name, params, f" with a real {label}={dt}")
+
+
+def scalar_dtype(tree: Any) -> jnp.dtype:
+    """The dtype of scalar statistics over a tree (norms, dot products, step sizes).
+
+    The widest real compute dtype among the leaves: float32 for bf16/f16/f32
+    leaves, float64 as soon as one leaf is float64.
+    """
+    out = jnp.dtype(jnp.float32)
+    for x in jax.tree.leaves(tree):
+        d = compute_dtype(jnp.asarray(x).dtype)
+        if jnp.issubdtype(d, jnp.complexfloating):
+            d = jnp.finfo(d).dtype
+        if jnp.issubdtype(d, jnp.floating) and d.itemsize > out.itemsize:
+            out = jnp.dtype(d)
+    return out
+
+
+def tree_sum(fn: Callable[..., jax.Array], dtype: DType, tree: Any, *rest: Any) -> jax.Array:
+    """``sum(jnp.sum(fn(*leaves)))`` over the non-``None`` leaves, accumulated in ``dtype``."""
+    parts = jax.tree.leaves(tree_map(lambda *xs: jnp.sum(fn(*xs)).astype(dtype), tree, *rest))
+    total = jnp.zeros((), dtype)
+    for p in parts:
+        total = total + p
+    return total
+
+
+def reject_non_float(name: str, params: Any) -> None:
+    """Raises ``TypeError`` naming the first leaf that is not floating-point or complex.
+
+    Integer and boolean leaves (step counters, masks, embeddings indices...) cannot be
+    optimized: their moments would be integers and every update would round to zero.
+    Runs at trace time only (it reads dtypes, not values).
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"{name}: params must be floating-point or complex, but the leaf at "
+                f"{keystr(path)} is {dtype}. Cast it (e.g. `.astype(jnp.float32)`) or keep it "
+                "out of the optimizer with optimlab.partition, masked or freeze."
+            )
+
+
+def select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """``jnp.where(pred, a, b)`` leaf by leaf (``None`` kept); fuses into the producers."""
+
+    def one(a, b):
+        if a is None:
+            return None
+        return jnp.where(pred, a, b)
+
+    return jax.tree.map(one, on_true, on_false, is_leaf=_tree.is_none)

@@ -1,0 +1,1 @@
+"""Layout: the multi-tensor path and sharding helpers. (private)."""

@@ -1,0 +1,1 @@
+"""Optimizer families with torch.optim counterparts (one family per module). (private)."""

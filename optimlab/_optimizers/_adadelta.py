@@ -1,0 +1,149 @@
+"""Adadelta: ``scale_by_adadelta`` with the ``adadelta`` alias."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import torch_style
+
+__all__ = ["ScaleByAdadeltaState", "scale_by_adadelta", "adadelta"]
+
+
+class ScaleByAdadeltaState(NamedTuple):
+    """State of :func:`scale_by_adadelta`.
+
+    Attributes:
+        square_avg: running average of squared gradients (torch's ``square_avg``).
+        acc_delta: running average of squared updates (torch's ``acc_delta``).
+    """
+
+    square_avg: Updates
+    acc_delta: Updates
+
+
+def scale_by_adadelta(
+    rho: ArrayLike = 0.9,
+    eps: ArrayLike = 1e-6,
+    *,
+    accumulator_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""Rescales updates by Adadelta's ratio of running RMS values.
+
+    See :func:`adadelta` for the update rule. Complex leaves are handled
+    componentwise (torch's ``view_as_real``). Math is done in at least float32;
+    both averages are stored in ``accumulator_dtype`` (default: the params').
+
+    Args:
+        rho: :math:`\rho`, the decay of both running averages.
+        eps: :math:`\epsilon`, added inside both square roots.
+        accumulator_dtype: storage dtype of the averages.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdadeltaState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.scale_by_adadelta(rho=0.0, eps=1e-6)
+        >>> updates, state = tx.update(jnp.array([1e-3]), tx.init(jnp.zeros(1)))
+        >>> jnp.round(updates, 6)  # sqrt(eps) / sqrt(g^2 + eps) * g
+        Array([0.000707], dtype=float32)
+    """
+    _validate.unit_interval(rho, "rho")
+    _validate.eps(eps)
+
+    def init_fn(params):
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_adadelta", params, accumulator_dtype=accumulator_dtype
+        )
+        zeros = _tree.zeros_like(params, accumulator_dtype)
+        return ScaleByAdadeltaState(zeros, _tree.zeros_like(params, accumulator_dtype))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_adadelta", updates, state.square_avg)
+
+        def one(g, sq, acc):
+            gc = _tree.upcast(g)
+            e = _tree.scalar_like(eps, gc)
+            sq_new = _tree.update_moment(gc, sq.astype(gc.dtype), rho, 2)
+            delta = jnp.sqrt(acc.astype(gc.dtype) + e) / jnp.sqrt(sq_new + e) * gc
+            acc_new = _tree.update_moment(delta, acc.astype(gc.dtype), rho, 2)
+            return delta.astype(g.dtype), sq_new.astype(sq.dtype), acc_new.astype(acc.dtype)
+
+        u, sq, acc = _tree.tree_map_multi(
+            _tree.componentwise(one), 3, updates, state.square_avg, state.acc_delta
+        )
+        return u, ScaleByAdadeltaState(sq, acc)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def adadelta(
+    learning_rate: ScalarOrSchedule = 1.0,
+    rho: ScalarOrSchedule = 0.9,
+    eps: ScalarOrSchedule = 1e-6,
+    weight_decay: ScalarOrSchedule = 0.0,
+    maximize: bool = False,
+    *,
+    accumulator_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""Adadelta, numerically identical to ``torch.optim.Adadelta``.
+
+    With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
+    to the gradient, sign flipped by ``maximize``):
+
+    .. math::
+        s_t &= \rho\, s_{t-1} + (1-\rho)\, g_t^2 \\
+        \Delta_t &= \frac{\sqrt{a_{t-1} + \epsilon}}{\sqrt{s_t + \epsilon}}\, g_t \\
+        a_t &= \rho\, a_{t-1} + (1-\rho)\, \Delta_t^2 \\
+        p_t &= p_{t-1} - \eta\, \Delta_t
+
+    Every numeric argument lives in the state and may be a schedule. A
+    ``weight_decay`` of exactly zero leaves the term out. Complex parameters are
+    optimized componentwise, as torch does. optax's ``adadelta`` is the same
+    rule (its ``learning_rate`` defaults to none, i.e. 1).
+
+    Args:
+        learning_rate: :math:`\eta` (default ``1.0``, torch's).
+        rho: :math:`\rho \in [0, 1]`.
+        eps: :math:`\epsilon \ge 0`, added inside both square roots.
+        weight_decay: L2 penalty :math:`\lambda` added to the gradient.
+        maximize: maximise the objective.
+        accumulator_dtype: storage dtype of both averages (math stays in float32 or
+            wider).
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.adadelta(rho=0.0)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, state = tx.update(params, tx.init(params), params)
+        >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
+        [0.999, -0.999]
+
+    References:
+        Zeiler, `ADADELTA: An Adaptive Learning Rate Method
+        <https://arxiv.org/abs/1212.5701>`_, 2012.
+    """
+    # torch.optim.Adadelta's order, so the first failing check is the same.
+    _validate.lr(learning_rate)
+    _validate.unit_interval(rho, "rho")
+    _validate.eps(eps)
+    _validate.weight_decay(weight_decay)
+    return torch_style(
+        lambda step, h: scale_by_adadelta(h["rho"], h["eps"], accumulator_dtype=accumulator_dtype),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        rho=rho,
+        eps=eps,
+    )

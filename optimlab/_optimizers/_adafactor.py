@@ -1,0 +1,615 @@
+"""Adafactor, twice: the classic one (optax's ``adafactor``) and torch's ``Adafactor``.
+
+``adafactor``/``scale_by_factored_rms`` follow Shazeer & Stern (2018) with
+optax's arguments and defaults; ``torch_adafactor``/``scale_by_torch_adafactor``
+follow ``torch.optim.Adafactor``, a different algorithm (relative step size
+``min(lr, 1/sqrt(t))``, ``beta2_decay``, a different epsilon pair and factoring
+of every leaf with two or more dimensions).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._core import _tree, _validate
+from .._core._base import EmptyState, GradientTransformation, chain, safe_increment
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._scale import add_decayed_weights, scale
+
+__all__ = [
+    "ScaleByFactoredRmsState",
+    "scale_by_factored_rms",
+    "adafactor",
+    "ScaleByTorchAdafactorState",
+    "scale_by_torch_adafactor",
+    "torch_adafactor",
+]
+
+
+# ----------------------------------------------------------------------------- classic
+
+
+class ScaleByFactoredRmsState(NamedTuple):
+    """State of :func:`scale_by_factored_rms`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        v_row: per-leaf row statistics (``None`` for leaves that are not factored).
+        v_col: per-leaf column statistics (``None`` for leaves that are not factored).
+        v: per-leaf full second moment (``None`` for factored leaves).
+    """
+
+    count: jax.Array | None
+    v_row: Updates
+    v_col: Updates
+    v: Updates
+
+
+def _factored_dims(shape: tuple[int, ...], factored: bool, min_dim: int) -> tuple[int, int] | None:
+    """The two largest axes (second largest, largest), or None (optax's rule)."""
+    if not factored or len(shape) < 2:
+        return None
+    order = np.argsort(shape)
+    if shape[order[-2]] < min_dim:
+        return None
+    return int(order[-2]), int(order[-1])
+
+
+def _check_factored(name, updates, state, factored, min_dim) -> None:
+    """check_match for factored statistics: structure first, then each leaf's shapes."""
+    merged = jax.tree.map(
+        lambda v, r: r if v is None else v, state.v, state.v_row, is_leaf=_tree.is_none
+    )
+    _tree.check_match(
+        name,
+        _tree.tree_map(lambda u: jnp.zeros(()), updates),
+        _tree.tree_map(lambda u: jnp.zeros(()), merged),
+    )
+    flat = jax.tree_util.tree_flatten_with_path(updates, is_leaf=_tree.is_none)[0]
+    stats = [jax.tree.leaves(t, is_leaf=_tree.is_none) for t in (state.v, state.v_row)]
+    for (path, u), v, r in zip(flat, *stats, strict=True):
+        if u is None:
+            continue
+        dims = _factored_dims(jnp.shape(u), factored, min_dim)
+        expected = jnp.shape(v) if v is not None else None
+        if dims is not None and r is not None:
+            expected = (
+                jnp.shape(u) if tuple(np.delete(jnp.shape(u), dims[1])) == jnp.shape(r) else None
+            )
+        if expected != jnp.shape(u):
+            raise ValueError(
+                f"{name}: the update at {_tree.keystr(path)} has shape "
+                f"{jnp.shape(u)}, which does not match the state."
+            )
+
+
+def scale_by_factored_rms(
+    factored: bool = True,
+    decay_rate: ArrayLike = 0.8,
+    step_offset: ArrayLike = 0,
+    min_dim_size_to_factor: int = 128,
+    epsilon: ArrayLike = 1e-30,
+    *,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Scales updates by a factored estimate of the gradient's RMS (classic Adafactor).
+
+    See :func:`adafactor` for the update rule. Leaves whose two largest axes are
+    both at least ``min_dim_size_to_factor`` keep a row and a column statistic
+    (over those two axes); other leaves keep a full second moment. Same math as
+    ``optax.scale_by_factored_rms``; the statistics are stored in at least float32
+    (optax stores them in the params' dtype, where ``epsilon=1e-30`` underflows in
+    float16), and unused statistics are ``None`` instead of placeholders.
+
+    Args:
+        factored: factor the statistics of leaves with two or more axes.
+        decay_rate: the exponent :math:`c` of the decay :math:`\hat\beta_t = 1 - t^{-c}`.
+        step_offset: subtracted from the step (for fine-tuning).
+        min_dim_size_to_factor: factor only when the two largest axes are this big.
+        epsilon: :math:`\epsilon_1`, added to the squared gradient.
+        step: the step count, when an enclosing optimizer supplies it; otherwise the
+            state keeps its own counter.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByFactoredRmsState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.scale_by_factored_rms()
+        >>> g = jnp.array([3.0, -4.0])
+        >>> tx.update(g, tx.init(g))[0]
+        Array([ 1., -1.], dtype=float32)
+
+    References:
+        Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
+        Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
+    """
+    _validate.finite(step_offset, "step_offset")
+    _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
+
+    def stat_dtype(p):
+        return _tree.compute_dtype(p.dtype)
+
+    def init_fn(params):
+        _tree.reject_complex("scale_by_factored_rms", params)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+
+        def rows(p):
+            dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
+            return None if dims is None else _tree.reduced_zeros(p, dims[1], stat_dtype(p))
+
+        def cols(p):
+            dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
+            return None if dims is None else _tree.reduced_zeros(p, dims[0], stat_dtype(p))
+
+        def full(p):
+            dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
+            return jnp.zeros_like(p, dtype=stat_dtype(p)) if dims is None else None
+
+        return ScaleByFactoredRmsState(
+            count,
+            _tree.tree_map(rows, params),
+            _tree.tree_map(cols, params),
+            _tree.tree_map(full, params),
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _check_factored("scale_by_factored_rms", updates, state, factored, min_dim_size_to_factor)
+        count = step if step is not None else state.count
+        c = jnp.asarray(decay_rate)
+        c = c if jnp.issubdtype(c.dtype, jnp.floating) else c.astype(jnp.result_type(float))
+        t = (count - jnp.asarray(step_offset).astype(count.dtype)).astype(c.dtype) + 1
+        beta = 1 - t ** (-c)
+
+        def one(g, vr, vc, v):
+            gc = _tree.upcast(g)
+            b = _tree.scalar_like(beta, gc)
+            one_minus = _tree.scalar_like(1 - beta, gc)
+            sq = gc * gc + _tree.scalar_like(epsilon, gc)
+            dims = _factored_dims(g.shape, factored, min_dim_size_to_factor)
+            if dims is None:
+                v_new = b * v.astype(gc.dtype) + one_minus * sq
+                return (gc * v_new**-0.5).astype(g.dtype), None, None, v_new.astype(v.dtype)
+            d1, d0 = dims
+            vr_new = b * vr.astype(gc.dtype) + one_minus * jnp.mean(sq, axis=d0)
+            vc_new = b * vc.astype(gc.dtype) + one_minus * jnp.mean(sq, axis=d1)
+            reduced_d1 = d1 - 1 if d1 > d0 else d1
+            row_factor = (vr_new / jnp.mean(vr_new, axis=reduced_d1, keepdims=True)) ** -0.5
+            u = gc * jnp.expand_dims(row_factor, d0) * jnp.expand_dims(vc_new**-0.5, d1)
+            return u.astype(g.dtype), vr_new.astype(vr.dtype), vc_new.astype(vc.dtype), None
+
+        def wrapped(g, vr, vc, v):
+            return one(g, vr, vc, v)
+
+        u, vr, vc, v = _tree.tree_map_multi(wrapped, 4, updates, state.v_row, state.v_col, state.v)
+        new_count = None if step is not None else safe_increment(state.count)
+        return u, ScaleByFactoredRmsState(new_count, vr, vc, v)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def _block_rms(x: jax.Array) -> jax.Array:
+    return jnp.sqrt(jnp.mean(x * x))
+
+
+def _clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
+    """Divides each leaf by ``max(1, rms(leaf) / threshold)`` (optax's ``clip_by_block_rms``)."""
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+
+        def one(u):
+            uc = _tree.upcast(u)
+            denom = jnp.maximum(1, _block_rms(uc) / _tree.scalar_like(threshold, uc))
+            return (uc / denom).astype(u.dtype)
+
+        return _tree.tree_map(one, updates), state
+
+    return GradientTransformation(lambda params: EmptyState(), update_fn)
+
+
+def _scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation:
+    """Multiplies each leaf by ``max(rms(param), min_scale)``.
+
+    As optax's ``scale_by_param_block_rms``.
+    """
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("adafactor: params is None; pass the current params to update().")
+
+        def one(u, p):
+            uc = _tree.upcast(u)
+            rms = _block_rms(_tree.upcast(p).astype(uc.dtype))
+            ms = _tree.scalar_like(min_scale, uc)
+            return (uc * jnp.where(rms <= ms, ms, rms)).astype(u.dtype)
+
+        return _tree.tree_map(one, updates, params), state
+
+    return GradientTransformation(lambda params: EmptyState(), update_fn)
+
+
+class _EmaState(NamedTuple):
+    ema: Updates
+
+
+def _ema(decay: ArrayLike, dtype: DType) -> GradientTransformation:
+    """Momentum without bias correction: ``m = decay * m + (1 - decay) * u`` (optax's ``ema``)."""
+
+    def init_fn(params):
+        return _EmaState(_tree.zeros_like(params, dtype))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+
+        def one(u, m):
+            uc = _tree.upcast(u)
+            new = _tree.scalar_like(1 - jnp.asarray(decay), uc) * uc + _tree.scalar_like(
+                decay, uc
+            ) * m.astype(uc.dtype)
+            return new.astype(u.dtype), new.astype(m.dtype)
+
+        u, m = _tree.tree_map_multi(one, 2, updates, state.ema)
+        return u, _EmaState(m)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def adafactor(
+    learning_rate: ScalarOrSchedule | None = None,
+    min_dim_size_to_factor: int = 128,
+    decay_rate: ScalarOrSchedule = 0.8,
+    decay_offset: ScalarOrSchedule = 0,
+    multiply_by_parameter_scale: bool = True,
+    clipping_threshold: ScalarOrSchedule | None = 1.0,
+    momentum: ScalarOrSchedule | None = None,
+    dtype_momentum: DType = jnp.float32,
+    weight_decay_rate: ScalarOrSchedule | None = None,
+    eps: ScalarOrSchedule = 1e-30,
+    factored: bool = True,
+    weight_decay_mask: object = None,
+) -> GradientTransformation:
+    r"""Classic Adafactor (Shazeer & Stern), equal to ``optax.adafactor`` with the same arguments.
+
+    With :math:`G_t = g_t^2 + \epsilon_1` and :math:`\hat\beta_t = 1 - t^{-c}`, a
+    leaf whose two largest axes are big enough keeps row and column statistics
+    :math:`R_t, C_t` (means of :math:`G_t` over one axis each); others keep
+    :math:`V_t`:
+
+    .. math::
+        R_t &= \hat\beta_t R_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{\mathrm{col}}(G_t), \quad
+        C_t = \hat\beta_t C_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{\mathrm{row}}(G_t) \\
+        \hat u_t &= g_t \Big/ \sqrt{\frac{R_t C_t}{\mathrm{mean}(R_t)}}
+            \quad\text{or}\quad g_t / \sqrt{V_t} \\
+        \tilde u_t &= \hat u_t / \max(1, \mathrm{rms}(\hat u_t)/d) \\
+        u_t &= -\Big(\eta\, \max(\mathrm{rms}(p_{t-1}), 10^{-3})\, \tilde u_t
+            \text{ (then momentum } \beta_1 \text{ without bias correction)}
+            + \lambda\, p_{t-1}\Big)
+
+    ``eta`` is the learning rate (omitted when ``None``), the parameter scale is
+    used when ``multiply_by_parameter_scale``, clipping at :math:`d` is off when
+    ``clipping_threshold`` is None, and the weight-decay term (not multiplied by
+    the learning rate, as in optax) is added when ``weight_decay_rate`` is given.
+    Every numeric argument lives in the state. For ``torch.optim.Adafactor``
+    (a different algorithm) see :func:`torch_adafactor`. Complex params are
+    refused. Statistics are stored in at least float32.
+
+    Args:
+        learning_rate: :math:`\eta`, or None for no learning-rate scaling.
+        min_dim_size_to_factor: factor only leaves whose two largest axes are this big.
+        decay_rate: :math:`c`.
+        decay_offset: subtracted from the step in :math:`\hat\beta_t` (for fine-tuning).
+        multiply_by_parameter_scale: scale by the params' root mean square.
+        clipping_threshold: :math:`d \ge 1`, or None for no clipping.
+        momentum: :math:`\beta_1`, or None for no momentum.
+        dtype_momentum: storage dtype of the momentum.
+        weight_decay_rate: :math:`\lambda`, or None.
+        eps: :math:`\epsilon_1`.
+        factored: use factored statistics at all.
+        weight_decay_mask: pytree of bools (or ``params -> mask``) selecting leaves to decay.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.adafactor(learning_rate=0.1)
+        >>> params = jnp.array([3.0, -4.0])
+        >>> updates, state = tx.update(params, tx.init(params), params)
+        >>> optimlab.apply_updates(params, updates).round(4)
+        Array([ 2.6464, -3.6464], dtype=float32)
+
+    References:
+        Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
+        Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
+    """
+    if learning_rate is not None:
+        _validate.lr(learning_rate)
+    if clipping_threshold is not None:
+        d = _validate.concrete(clipping_threshold)
+        if d is not None:
+            _validate.check(d >= 1.0, f"Invalid clipping_threshold value: {d} (must be >= 1)")
+    if momentum is not None:
+        _validate.in_range(momentum, "momentum", 0.0, 1.0)
+    if weight_decay_rate is not None:
+        _validate.weight_decay(weight_decay_rate)
+    _validate.non_negative(eps, "epsilon")
+    _validate.non_negative(decay_rate, "decay_rate")
+    _validate.finite(decay_offset, "decay_offset")
+    _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
+
+    def build(step, h):
+        txs = [
+            scale_by_factored_rms(
+                factored,
+                h["decay_rate"],
+                h["decay_offset"],
+                min_dim_size_to_factor,
+                h["eps"],
+                step=step,
+            )
+        ]
+        if clipping_threshold is not None:
+            txs.append(_clip_by_block_rms(h["clipping_threshold"]))
+        if learning_rate is not None:
+            txs.append(scale(h["learning_rate"]))
+        if multiply_by_parameter_scale:
+            txs.append(_scale_by_param_block_rms())
+        if momentum is not None:
+            txs.append(_ema(h["momentum"], dtype_momentum))
+        if weight_decay_rate is not None:
+            txs.append(add_decayed_weights(h["weight_decay_rate"], weight_decay_mask))
+        txs.append(scale(-1.0))
+        return chain(*txs)
+
+    hps: dict[str, ScalarOrSchedule] = {
+        "decay_rate": decay_rate,
+        "decay_offset": decay_offset,
+        "eps": eps,
+    }
+    for name, value in (
+        ("learning_rate", learning_rate),
+        ("clipping_threshold", clipping_threshold),
+        ("momentum", momentum),
+        ("weight_decay_rate", weight_decay_rate),
+    ):
+        if value is not None:
+            hps[name] = value
+    return with_hyperparams(build, **hps)
+
+
+# ----------------------------------------------------------------------------- torch
+
+
+class ScaleByTorchAdafactorState(NamedTuple):
+    """State of :func:`scale_by_torch_adafactor`, with torch's shapes.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        row_var: row statistics of leaves with two or more axes, shape ``(..., R, 1)``
+            (``None`` elsewhere), torch's ``row_var``.
+        col_var: column statistics, shape ``(..., 1, C)`` (``None`` elsewhere),
+            torch's ``col_var``.
+        variance: full second moment of scalar and vector leaves (``None`` elsewhere),
+            torch's ``variance``.
+    """
+
+    count: jax.Array | None
+    row_var: Updates
+    col_var: Updates
+    variance: Updates
+
+
+def scale_by_torch_adafactor(
+    learning_rate: ArrayLike = 1e-2,
+    beta2_decay: ArrayLike = -0.8,
+    eps1: ArrayLike | None = None,
+    eps2: ArrayLike = 1e-3,
+    d: ArrayLike = 1.0,
+    *,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""torch's Adafactor step: factored second moment and relative step size.
+
+    See :func:`torch_adafactor` for the update rule. Returns the update *before*
+    the sign flip: :math:`\alpha_t \hat u_t / \max(1, \mathrm{rms}(\hat u_t)/d)`,
+    which already includes the learning rate (through :math:`\rho_t`), so it is
+    followed by ``scale(-1.0)`` and no learning rate. Needs the params.
+
+    Args:
+        learning_rate: :math:`\eta`, the cap of the relative step size.
+        beta2_decay: :math:`c \le 0`; the moment weight at step t is :math:`t^{c}`.
+        eps1: :math:`\epsilon_1`, or None for the machine epsilon of each leaf's dtype.
+        eps2: :math:`\epsilon_2`, the smallest parameter scale.
+        d: the clipping threshold :math:`d \ge 1`.
+        step: the step count, when an enclosing optimizer supplies it; otherwise the
+            state keeps its own counter.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a
+        :class:`ScaleByTorchAdafactorState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.scale_by_torch_adafactor(0.5)
+        >>> p = jnp.array([3.0, -4.0])
+        >>> tx.update(p, tx.init(p), p)[0].round(4)
+        Array([ 1.7678, -1.7678], dtype=float32)
+    """
+
+    def init_fn(params):
+        _tree.reject_complex("scale_by_torch_adafactor", params, " (torch's Adafactor neither)")
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        row = _tree.tree_map(
+            lambda p: _tree.reduced_zeros(p, -1, p.dtype, keepdims=True) if p.ndim > 1 else None,
+            params,
+        )
+        col = _tree.tree_map(
+            lambda p: _tree.reduced_zeros(p, -2, p.dtype, keepdims=True) if p.ndim > 1 else None,
+            params,
+        )
+        var = _tree.tree_map(lambda p: jnp.zeros_like(p) if p.ndim <= 1 else None, params)
+        return ScaleByTorchAdafactorState(count, row, col, var)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError(
+                "scale_by_torch_adafactor: params is None; pass the current params to update()."
+            )
+        _tree.check_match("scale_by_torch_adafactor", updates, params, "params")
+        count = step if step is not None else state.count
+        lr = jnp.asarray(learning_rate)
+        hdt = lr.dtype if jnp.issubdtype(lr.dtype, jnp.floating) else jnp.result_type(float)
+        t = _tree.step_as(count, hdt)
+        weight = t ** jnp.asarray(beta2_decay).astype(hdt)
+        rho = jnp.minimum(lr.astype(hdt), 1 / jnp.sqrt(t))
+
+        def norm(x):
+            return jnp.sqrt(jnp.sum(x * x))
+
+        def one(g, p, rv, cv, v):
+            gc = _tree.upcast(g)
+            pc = _tree.upcast(p).astype(gc.dtype)
+            e1 = jnp.finfo(p.dtype).eps if eps1 is None else eps1
+            e1 = _tree.scalar_like(e1, gc)
+            w = weight
+            alpha = (
+                jnp.maximum(
+                    jnp.asarray(eps2).astype(hdt), norm(pc).astype(hdt) / np.sqrt(max(p.size, 1))
+                )
+                * rho
+            )
+            if g.ndim > 1:
+                row_mean = norm_axis(gc, -1) ** 2 / g.shape[-1]
+                col_mean = norm_axis(gc, -2) ** 2 / g.shape[-2]
+                rv_new = _tree.lerp(rv.astype(gc.dtype), row_mean, w)
+                cv_new = _tree.lerp(cv.astype(gc.dtype), col_mean, w)
+                est = (rv_new * cv_new) / jnp.maximum(jnp.mean(rv_new, axis=-2, keepdims=True), e1)
+                moments = (rv_new.astype(rv.dtype), cv_new.astype(cv.dtype), None)
+            else:
+                v_new = _tree.lerp(v.astype(gc.dtype), gc * gc, w)
+                est = v_new
+                moments = (None, None, v_new.astype(v.dtype))
+            upd = jax.lax.rsqrt(jnp.maximum(est, e1 * e1)) * gc
+            denom = jnp.maximum(
+                1, norm(upd).astype(hdt) / (np.sqrt(max(g.size, 1)) * jnp.asarray(d).astype(hdt))
+            )
+            out = upd * _tree.scalar_like(alpha / denom, gc)
+            return (out.astype(g.dtype), *moments)
+
+        def norm_axis(x, axis):
+            return jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=True))
+
+        u, rv, cv, v = _tree.tree_map_multi(
+            one, 4, updates, params, state.row_var, state.col_var, state.variance
+        )
+        new_count = None if step is not None else safe_increment(state.count)
+        return u, ScaleByTorchAdafactorState(new_count, rv, cv, v)
+
+    return GradientTransformation(init_fn, update_fn)
+
+
+def torch_adafactor(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    beta2_decay: ScalarOrSchedule = -0.8,
+    eps1: ScalarOrSchedule | None = None,
+    eps2: ScalarOrSchedule = 1e-3,
+    d: ScalarOrSchedule = 1.0,
+    weight_decay: ScalarOrSchedule = 0.0,
+    maximize: bool = False,
+) -> GradientTransformation:
+    r"""torch's Adafactor, numerically identical to ``torch.optim.Adafactor``.
+
+    With :math:`g_t = \pm\nabla f(p_{t-1})` (sign flipped by ``maximize``),
+    :math:`\hat\beta_t = 1 - t^{c}` and :math:`\rho_t = \min(\eta, 1/\sqrt t)`.
+    Leaves with two or more axes keep row and column statistics over their last
+    two axes; scalars and vectors keep :math:`V_t`:
+
+    .. math::
+        R_t &= \hat\beta_t R_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{-1}(g_t^2), \quad
+        C_t = \hat\beta_t C_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{-2}(g_t^2) \\
+        \hat V_t &= \frac{R_t C_t}{\max(\mathrm{mean}_{-2}(R_t), \epsilon_1)}
+            \quad\text{or}\quad V_t \\
+        \hat u_t &= g_t / \sqrt{\max(\hat V_t, \epsilon_1^2)}, \qquad
+        \alpha_t = \max(\epsilon_2, \mathrm{rms}(p_{t-1}))\, \rho_t \\
+        u_t &= -\lambda\eta\, p_{t-1} - \frac{\alpha_t}{\max(1, \mathrm{rms}(\hat u_t)/d)}\,\hat u_t
+
+    This is not the classic Adafactor of :func:`adafactor` (optax's): it has no
+    :math:`\epsilon` inside the squared gradient, a relative step capped by the
+    learning rate, decoupled weight decay scaled by the learning rate, and it
+    factors every leaf with two or more axes. ``eps1=None`` uses each leaf dtype's
+    machine epsilon (torch's default) and is then not in the state. Complex params
+    are refused, as by torch. Zero gradients give zero updates (without weight decay).
+
+    Args:
+        learning_rate: :math:`\eta \ge 0`.
+        beta2_decay: :math:`c \le 0`.
+        eps1: :math:`\epsilon_1 \ge 0`, or None.
+        eps2: :math:`\epsilon_2 \ge 0`.
+        d: clipping threshold :math:`d \ge 1`.
+        weight_decay: :math:`\lambda \ge 0`, decoupled (multiplied by the learning rate).
+        maximize: maximise the objective.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.torch_adafactor(learning_rate=0.1)
+        >>> params = jnp.array([3.0, -4.0])
+        >>> updates, state = tx.update(params, tx.init(params), params)
+        >>> optimlab.apply_updates(params, updates).round(4)
+        Array([ 2.6464, -3.6464], dtype=float32)
+
+    References:
+        Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
+        Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
+    """
+    for name, value, ok, rule in (
+        ("Learning rate", learning_rate, lambda v: 0.0 <= v, ">= 0"),
+        ("beta2_decay", beta2_decay, lambda v: 0.0 >= v, "<= 0"),
+        ("epsilon1", eps1, lambda v: 0.0 <= v, ">= 0"),
+        ("epsilon2", eps2, lambda v: 0.0 <= v, ">= 0"),
+        ("Clipping threshold d", d, lambda v: 1.0 <= v, ">= 1"),
+        ("weight_decay", weight_decay, lambda v: 0.0 <= v, ">= 0"),
+    ):
+        v = None if value is None else _validate.concrete(value)
+        if v is not None:
+            _validate.check(ok(v), f"{name} should be {rule} but is: {v}")
+    use_decay = _validate.nonzero(weight_decay)
+
+    def build(step, h):
+        txs = [scale(-1.0)] if maximize else []
+        txs.append(
+            scale_by_torch_adafactor(
+                h["learning_rate"], h["beta2_decay"], h.get("eps1"), h["eps2"], h["d"], step=step
+            )
+        )
+        if use_decay:
+            txs.append(add_decayed_weights(h["learning_rate"] * h["weight_decay"]))
+        txs.append(scale(-1.0))
+        return chain(*txs)
+
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "beta2_decay": beta2_decay,
+        "eps2": eps2,
+        "d": d,
+    }
+    if eps1 is not None:
+        hps["eps1"] = eps1
+    if use_decay:
+        hps["weight_decay"] = weight_decay
+    return with_hyperparams(build, **hps)

@@ -1,0 +1,206 @@
+"""Adagrad: ``scale_by_adagrad`` with the ``adagrad`` alias."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, chain
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
+
+__all__ = ["ScaleByAdagradState", "scale_by_adagrad", "adagrad"]
+
+
+class ScaleByAdagradState(NamedTuple):
+    """State of :func:`scale_by_adagrad`.
+
+    Attributes:
+        sum_of_squares: the running sum of squared gradients (torch's ``sum``).
+    """
+
+    sum_of_squares: Updates
+
+
+def _initial_sum(p: jax.Array, value: ArrayLike, dtype: DType | None) -> jax.Array:
+    dtype = jnp.dtype(p.dtype if dtype is None else dtype)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        # torch starts complex accumulators at value + value*1j (componentwise).
+        v = jnp.asarray(value).astype(jnp.finfo(dtype).dtype)
+        return jnp.full_like(p, jax.lax.complex(v, v), dtype=dtype)
+    return jnp.full_like(p, jnp.asarray(value).astype(dtype), dtype=dtype)
+
+
+def scale_by_adagrad(
+    initial_accumulator_value: ArrayLike = 0.0,
+    eps: ArrayLike = 1e-10,
+    *,
+    eps_in_sqrt: bool = False,
+    accumulator_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""Divides updates by the root of the running sum of squared gradients.
+
+    See :func:`adagrad` for the update rule. By default epsilon is added outside
+    the square root, as in ``torch.optim.Adagrad``; ``eps_in_sqrt=True`` gives
+    optax's ``scale_by_rss`` rule, :math:`g_t / \sqrt{s_t + \epsilon}` (zero where
+    :math:`s_t = 0`).
+    Complex leaves are handled componentwise (torch's ``view_as_real``; the sum
+    starts at ``v + v*1j``). Math is done in at least float32; the sum is stored
+    in ``accumulator_dtype`` (default: the params').
+
+    Args:
+        initial_accumulator_value: the starting value :math:`s_0 \ge 0` of the sum.
+        eps: :math:`\epsilon`, added to :math:`\sqrt{s_t}` (or to :math:`s_t` with
+            ``eps_in_sqrt``).
+        eps_in_sqrt: add epsilon inside the square root (optax's placement).
+        accumulator_dtype: storage dtype of the sum.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdagradState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.scale_by_adagrad()
+        >>> updates, state = tx.update(jnp.array([2.0, -0.5]), tx.init(jnp.zeros(2)))
+        >>> jnp.round(updates, 4)
+        Array([ 1., -1.], dtype=float32)
+    """
+    _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
+    _validate.eps(eps)
+
+    def init_fn(params):
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_adagrad", params, accumulator_dtype=accumulator_dtype
+        )
+        return ScaleByAdagradState(
+            _tree.tree_map(
+                lambda p: _initial_sum(p, initial_accumulator_value, accumulator_dtype), params
+            )
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_adagrad", updates, state.sum_of_squares)
+
+        def one(g, s):
+            gc = _tree.upcast(g)
+            s_new = s.astype(gc.dtype) + gc * gc
+            if eps_in_sqrt:
+                inv = jax.lax.rsqrt(s_new + _tree.scalar_like(eps, gc))
+                direction = jnp.where(s_new > 0, inv, jnp.zeros_like(inv)) * gc
+            else:
+                direction = gc / (jnp.sqrt(s_new) + _tree.scalar_like(eps, gc))
+            return direction.astype(g.dtype), s_new.astype(s.dtype)
+
+        u, sums = _tree.tree_map_multi(_tree.componentwise(one), 2, updates, state.sum_of_squares)
+        return u, ScaleByAdagradState(sums)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    initial_accumulator_value: ScalarOrSchedule = 0.1,
+    eps: ScalarOrSchedule = 1e-7,
+    *,
+    eps_in_sqrt: bool = True,
+    lr_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule = 0.0,
+    maximize: bool = False,
+    accumulator_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""Adagrad, optax's by default; torch's through explicit arguments.
+
+    With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
+    to the gradient, sign flipped by ``maximize``):
+
+    .. math::
+        s_t &= s_{t-1} + g_t^2 \\
+        \eta_t &= \frac{\eta}{1 + (t-1)\,\delta} \\
+        p_t &= p_{t-1} - \eta_t\, \frac{g_t}{\sqrt{s_t + \epsilon}}
+        \quad \Big(\text{or } \frac{g_t}{\sqrt{s_t} + \epsilon}
+        \text{ with } \texttt{eps\_in\_sqrt=False}\Big)
+
+    Every numeric argument lives in the state and may be a schedule;
+    ``initial_accumulator_value`` is read once, by ``init``. A ``weight_decay``
+    of exactly zero leaves the term out. Complex parameters are optimized
+    componentwise, as torch does. The defaults are optax's (the sum starts at
+    ``0.1``, ``eps=1e-7`` inside the square root, where the rule is zero while
+    :math:`s_t = 0`); ``torch.optim.Adagrad`` is
+    ``adagrad(lr, initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)``,
+    which :class:`optimlab.optim.Adagrad` passes.
+
+    .. note::
+        ``lr_decay``, ``weight_decay`` and ``maximize`` are torch's; optax's
+        ``adagrad`` has none of them.
+
+    Args:
+        learning_rate: :math:`\eta` (default ``1e-2``, torch's).
+        initial_accumulator_value: :math:`s_0 \ge 0` (optax's ``0.1``; torch's ``0``).
+        eps: :math:`\epsilon \ge 0` (optax's ``1e-7``; torch's ``1e-10``).
+        eps_in_sqrt: add :math:`\epsilon` inside the square root (optax's
+            placement); ``False`` adds it to the root (torch's).
+        lr_decay: :math:`\delta \ge 0`, torch's learning-rate decay.
+        weight_decay: L2 penalty :math:`\lambda` added to the gradient.
+        maximize: maximise the objective.
+        accumulator_dtype: storage dtype of the sum (math stays in float32 or wider).
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.adagrad(learning_rate=0.1)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, state = tx.update(params, tx.init(params), params)
+        >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
+        [0.9047, -0.9047]
+
+    References:
+        Duchi et al., `Adaptive Subgradient Methods for Online Learning and Stochastic
+        Optimization <https://jmlr.org/papers/v12/duchi11a.html>`_, 2011.
+    """
+    # torch.optim.Adagrad's order, so the first failing check is the same.
+    _validate.lr(learning_rate)
+    _validate.at_least_zero(lr_decay, "lr_decay")
+    _validate.weight_decay(weight_decay)
+    _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
+    _validate.eps(eps)
+    use_decay = _validate.nonzero(weight_decay)
+
+    def build(step, h):
+        txs = []
+        if maximize:
+            txs.append(scale(-1.0))
+        if use_decay:
+            txs.append(add_decayed_weights(h["weight_decay"]))
+        txs.append(
+            scale_by_adagrad(
+                h["initial_accumulator_value"],
+                h["eps"],
+                eps_in_sqrt=eps_in_sqrt,
+                accumulator_dtype=accumulator_dtype,
+            )
+        )
+        # torch: clr = lr / (1 + (t - 1) * lr_decay), with t - 1 the steps taken.
+        decay = h["lr_decay"]
+        txs.append(
+            scale_by_learning_rate(h["learning_rate"] / (1 + step.astype(decay.dtype) * decay))
+        )
+        return chain(*txs)
+
+    hps: dict[str, ScalarOrSchedule] = {
+        "learning_rate": learning_rate,
+        "initial_accumulator_value": initial_accumulator_value,
+        "eps": eps,
+        "lr_decay": lr_decay,
+    }
+    if use_decay:
+        hps["weight_decay"] = weight_decay
+    return with_hyperparams(build, **hps)

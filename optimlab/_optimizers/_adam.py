@@ -1,0 +1,502 @@
+"""Adam family: ``scale_by_adam`` with the ``adam``, ``adamw`` and ``amsgrad`` aliases."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, safe_increment
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import torch_style, validate_adam_like
+
+__all__ = ["ScaleByAdamState", "scale_by_adam", "adam", "adamw", "amsgrad"]
+
+
+class ScaleByAdamState(NamedTuple):
+    """State of :func:`scale_by_adam`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        mu: first moment (torch's ``exp_avg``).
+        nu: second moment (torch's ``exp_avg_sq``).
+        nu_max: running maximum of ``nu`` (torch's ``max_exp_avg_sq``), or ``None``
+            without AMSGrad.
+    """
+
+    count: jax.Array | None
+    mu: Updates
+    nu: Updates
+    nu_max: Updates | None
+
+
+def scale_by_adam(
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    eps_root: ArrayLike | None = 0.0,
+    mu_dtype: DType | None = None,
+    *,
+    nesterov: bool = False,
+    amsgrad: bool = False,
+    amsgrad_of_corrected: bool = False,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+    nu_dtype: DType | None = None,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Rescales updates by Adam's bias-corrected moment ratio.
+
+    See :func:`adam` for the update rule. With ``eps_root`` zero the bias
+    corrections and epsilon are placed as in ``torch.optim.Adam``:
+    :math:`\hat m_t / (\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon)`, which is optax's
+    :math:`\hat m_t / (\sqrt{\hat v_t} + \epsilon)` up to float rounding; a non-zero
+    ``eps_root`` gives optax's :math:`\hat m_t / (\sqrt{\hat v_t + \epsilon_{root}}
+    + \epsilon)`. ``nesterov`` is optax's (Dozat's) look-ahead:
+    :math:`\hat m_t = \beta_1 m_t/(1-\beta_1^{t+1}) + (1-\beta_1) g_t/(1-\beta_1^t)`.
+    AMSGrad takes the maximum over the raw second moments (torch's rule), or with
+    ``amsgrad_of_corrected`` over the bias-corrected ones (optax's
+    ``scale_by_amsgrad``). Math is done in at least float32; moments are stored in
+    ``mu_dtype``/``nu_dtype`` (default: the params').
+
+    Args:
+        b1: :math:`\beta_1`.
+        b2: :math:`\beta_2`.
+        eps: :math:`\epsilon`, added outside the square root.
+        eps_root: :math:`\epsilon_{root}`, added inside the square root (zero or
+            ``None``: left out).
+        mu_dtype: storage dtype of the first moment.
+        nesterov: Nesterov's look-ahead on the first moment (optax's NAdam).
+        amsgrad: keep the running maximum of the second moment.
+        amsgrad_of_corrected: take that maximum over bias-corrected second moments
+            (optax's ``amsgrad``) instead of raw ones (torch's).
+        bias_correction_mu: divide the first moment by :math:`1-\beta_1^t`.
+        bias_correction_nu: divide the second moment by :math:`1-\beta_2^t` (read
+            with ``amsgrad_of_corrected`` only, as optax's ``amsgrad``).
+        nu_dtype: storage dtype of the second moment (and its maximum).
+        step: the step count, when an enclosing optimizer supplies it; otherwise the
+            state keeps its own counter.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdamState`.
+    """
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+    use_eps_root = eps_root is not None and _validate.concrete(eps_root) != 0.0
+
+    def init_fn(params):
+        for dt, label in ((mu_dtype, "mu_dtype"), (nu_dtype, "nu_dtype")):
+            if dt is not None and not jnp.issubdtype(jnp.dtype(dt), jnp.complexfloating):
+                _tree.reject_complex("scale_by_adam", params, f" with a real {label}={dt}")
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        mu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params)
+        nu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_real(p, nu_dtype)), params)
+        nu_max = _tree.tree_map(jnp.zeros_like, nu) if amsgrad else None
+        return ScaleByAdamState(count, mu, nu, nu_max)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_adam", updates, state.mu)
+        if (state.nu_max is None) == amsgrad:
+            raise ValueError(
+                f"scale_by_adam: state from another optimizer: it was built with "
+                f"amsgrad={not amsgrad} but this optimizer has amsgrad={amsgrad}."
+            )
+        count = step if step is not None else state.count
+
+        def one(g, m, v, vmax=None):
+            gc = _tree.upcast(g)
+            real = jnp.real(gc).dtype
+            # Scalars stay in the hyperparameters' precision until cast, as torch
+            # computes them in Python doubles.
+            m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
+            v_new = _tree.update_moment(gc, v.astype(real), b2, 2)
+            bc1 = _tree.bias_correction(b1, count).astype(real)
+            if not bias_correction_mu:
+                bc1 = jnp.ones_like(bc1)
+            bc2 = _tree.bias_correction(b2, count).astype(real)
+            bc2_sqrt = jnp.sqrt(_tree.bias_correction(b2, count)).astype(real)
+            e = _tree.hp(eps, gc)
+            vmax_out = None
+            if vmax is not None and amsgrad_of_corrected:  # optax's amsgrad
+                v_eff = v_new / bc2 if bias_correction_nu else v_new
+                vmax_new = jnp.maximum(vmax.astype(real), v_eff)
+                root = vmax_new + _tree.hp(eps_root, gc) if use_eps_root else vmax_new
+                denom = jnp.sqrt(root) + e
+                vmax_out = vmax_new.astype(vmax.dtype)
+            else:
+                v_use = v_new
+                if vmax is not None:  # torch's amsgrad
+                    v_use = jnp.maximum(vmax.astype(real), v_new)
+                    vmax_out = v_use.astype(vmax.dtype)
+                if use_eps_root:
+                    denom = jnp.sqrt(v_use / bc2 + _tree.hp(eps_root, gc)) + e
+                else:
+                    denom = jnp.sqrt(v_use) / bc2_sqrt + e
+            if nesterov:
+                bc1_next = _tree.bias_correction(b1, safe_increment(count)).astype(real)
+                b1c = _tree.hp(b1, gc).astype(m_new.dtype)
+                m_hat = b1c * m_new / bc1_next.astype(m_new.dtype) + (1 - b1c) * gc / bc1.astype(
+                    m_new.dtype
+                )
+                direction = m_hat / denom.astype(m_new.dtype)
+            else:
+                direction = (m_new / denom.astype(m_new.dtype)) / bc1.astype(m_new.dtype)
+            return (
+                direction.astype(g.dtype),
+                m_new.astype(m.dtype),
+                v_new.astype(v.dtype),
+                vmax_out,
+            )
+
+        if amsgrad:
+            u, mu, nu, nu_max = _tree.tree_map_multi(
+                one, 4, updates, state.mu, state.nu, state.nu_max
+            )
+        else:
+            u, mu, nu, _ = _tree.tree_map_multi(one, 4, updates, state.mu, state.nu)
+            nu_max = None
+        new_count = None if step is not None else safe_increment(state.count)
+        return u, ScaleByAdamState(new_count, mu, nu, nu_max)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def _real(p: Any, dtype: DType | None) -> Any:
+    if dtype is not None:
+        return dtype
+    p = jnp.asarray(p) if not hasattr(p, "dtype") else p
+    return jnp.real(jnp.zeros((), p.dtype)).dtype
+
+
+def adam(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    *,
+    nesterov: bool = False,
+    weight_decay: ScalarOrSchedule = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    nu_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""Adam: optax's arguments; torch's ``Adam`` with ``weight_decay``, ``amsgrad``, ``maximize``.
+
+    With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
+    to the gradient, sign flipped by ``maximize``):
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2
+            \quad (\hat v_t = \max(\hat v_{t-1}, v_t) \text{ with AMSGrad}) \\
+        u_t &= -\frac{\eta}{1-\beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    Every numeric argument lives in the state and may be a schedule. A
+    ``weight_decay`` or ``eps_root`` of exactly zero leaves the term out (build
+    with a non-zero value to change it later). With the defaults this is optax's
+    ``adam`` (up to float rounding) and ``torch.optim.Adam``.
+
+    .. note::
+        ``weight_decay`` (an L2 term), ``amsgrad`` (torch's maximum over raw second
+        moments) and ``maximize`` are torch's; optax's ``adam`` has none of them.
+
+    Args:
+        learning_rate: :math:`\eta`.
+        b1: :math:`\beta_1 \in [0, 1)`.
+        b2: :math:`\beta_2 \in [0, 1)`.
+        eps: :math:`\epsilon \ge 0`.
+        eps_root: added inside the square root, to the bias-corrected :math:`v_t`.
+        mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
+        nesterov: Nesterov's look-ahead on the first moment (optax's NAdam).
+        weight_decay: L2 penalty :math:`\lambda` added to the gradient (torch's Adam).
+            For decoupled decay use :func:`adamw`.
+        amsgrad: use the running maximum of :math:`v_t` (torch's AMSGrad).
+        maximize: maximise the objective.
+        nu_dtype: storage dtype of the second moment.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.adam(learning_rate=0.1)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, state = tx.update(params, tx.init(params), params)
+        >>> optimlab.apply_updates(params, updates)
+        Array([ 0.9, -0.9], dtype=float32)
+
+    References:
+        Kingma & Ba, `Adam: A Method for Stochastic Optimization
+        <https://arxiv.org/abs/1412.6980>`_, 2014. Reddi et al., `On the Convergence
+        of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018.
+    """
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    return _adam(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        weight_decay,
+        False,
+        None,
+        mu_dtype,
+        nu_dtype,
+        nesterov=nesterov,
+        amsgrad_=amsgrad,
+        maximize=maximize,
+    )
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+    *,
+    nesterov: bool = False,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    nu_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""AdamW: Adam with decoupled weight decay; optax's defaults, torch's through arguments.
+
+    The rule of :func:`adam` without the L2 term, plus the decay applied to the
+    parameters directly:
+
+    .. math:: u_t = -\eta\,\big(\mathrm{adam\_direction}_t + \lambda\, p_{t-1}\big)
+
+    The default ``weight_decay`` is optax's ``1e-4``; ``torch.optim.AdamW``'s is
+    ``1e-2``, which :class:`optimlab.optim.AdamW` passes (``adamw(lr,
+    weight_decay=1e-2)`` is torch's AdamW).
+
+    .. note::
+        ``amsgrad`` and ``maximize`` are torch's; optax's ``adamw`` has neither.
+
+    Args:
+        learning_rate: :math:`\eta`.
+        b1: :math:`\beta_1`.
+        b2: :math:`\beta_2`.
+        eps: :math:`\epsilon`.
+        eps_root: added inside the square root, to the bias-corrected :math:`v_t`.
+        mu_dtype: storage dtype of the first moment.
+        weight_decay: decoupled decay :math:`\lambda` (optax's ``1e-4``; torch's
+            AdamW ``1e-2``).
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+        nesterov: Nesterov's look-ahead on the first moment (optax's NAdamW).
+        amsgrad: use the running maximum of :math:`v_t`.
+        maximize: maximise the objective.
+        nu_dtype: storage dtype of the second moment.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.adamw(learning_rate=0.1, weight_decay=0.5)
+        >>> params = jnp.array([1.0])
+        >>> updates, _ = tx.update(jnp.array([1.0]), tx.init(params), params)
+        >>> optimlab.apply_updates(params, updates)
+        Array([0.85], dtype=float32)
+
+    References:
+        Loshchilov & Hutter, `Decoupled Weight Decay Regularization
+        <https://arxiv.org/abs/1711.05101>`_, 2019.
+    """
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    return _adam(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        weight_decay,
+        True,
+        mask,
+        mu_dtype,
+        nu_dtype,
+        nesterov=nesterov,
+        amsgrad_=amsgrad,
+        maximize=maximize,
+    )
+
+
+def amsgrad(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    bias_correction_mu: bool = True,
+    bias_correction_nu: bool = True,
+    *,
+    weight_decay: ScalarOrSchedule = 0.0,
+    maximize: bool = False,
+) -> GradientTransformation:
+    r"""AMSGrad, optax's: :func:`adam` with the running maximum of the corrected :math:`\hat v_t`.
+
+    optax's rule: :math:`\hat v^{max}_t = \max(\hat v^{max}_{t-1}, v_t/(1-\beta_2^t))`
+    and :math:`u_t = -\eta\, \hat m_t / (\sqrt{\hat v^{max}_t + \epsilon_{root}} +
+    \epsilon)`. torch's AMSGrad (the maximum over raw second moments, corrected
+    afterwards) is ``adam(..., amsgrad=True)``, which :class:`optimlab.optim.Adam`
+    passes.
+
+    .. note::
+        ``weight_decay`` (an L2 term) and ``maximize`` are torch's; optax's
+        ``amsgrad`` has neither.
+
+    Args:
+        learning_rate: the step size.
+        b1: first-moment decay.
+        b2: second-moment decay.
+        eps: added to the denominator.
+        eps_root: added inside the square root.
+        mu_dtype: storage dtype of the first moment.
+        bias_correction_mu: correct the first moment for its zero start.
+        bias_correction_nu: correct the second moment before taking the maximum.
+        weight_decay: L2 penalty added to the gradient.
+        maximize: maximise the objective.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+    """
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    return _adam(
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        eps_root,
+        weight_decay,
+        False,
+        None,
+        mu_dtype,
+        None,
+        nesterov=False,
+        amsgrad_=True,
+        maximize=maximize,
+        of_corrected=True,
+        bias_correction_mu=bias_correction_mu,
+        bias_correction_nu=bias_correction_nu,
+    )
+
+
+def _adam(
+    learning_rate,
+    b1,
+    b2,
+    eps,
+    eps_root,
+    weight_decay,
+    decoupled,
+    mask,
+    mu_dtype,
+    nu_dtype,
+    *,
+    nesterov,
+    amsgrad_,
+    maximize,
+    of_corrected=False,
+    bias_correction_mu=True,
+    bias_correction_nu=True,
+) -> GradientTransformation:
+    use_eps_root = _validate.nonzero(eps_root)
+    roots = {"eps_root": eps_root} if use_eps_root else {}
+    return torch_style(
+        lambda step, h: scale_by_adam(
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            h["eps_root"] if use_eps_root else None,
+            mu_dtype,
+            nesterov=nesterov,
+            amsgrad=amsgrad_,
+            amsgrad_of_corrected=of_corrected,
+            bias_correction_mu=bias_correction_mu,
+            bias_correction_nu=bias_correction_nu,
+            nu_dtype=nu_dtype,
+            step=step,
+        ),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        decoupled=decoupled,
+        mask=mask,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        **roots,
+    )
+
+
+def scale_by_adam_root(
+    b1,
+    b2,
+    eps,
+    eps_root,
+    *,
+    mu_dtype: DType | None = None,
+    nesterov: bool = False,
+    step: jax.Array | None = None,
+    name: str = "lamb",
+) -> GradientTransformation:
+    """Adam's direction in optax's form, ``m_hat / (sqrt(v_hat + eps_root) + eps)``.
+
+    Shared by :func:`~optimlab.lamb` and :func:`~optimlab.optimistic_adam`, whose optax
+    definitions take ``eps_root`` (and Nesterov's look-ahead of the first moment),
+    which :func:`~optimlab.scale_by_adam` (torch's numerics) does not. The state is
+    a :class:`~optimlab.ScaleByAdamState` without ``nu_max``.
+    """
+
+    def init_fn(params):
+        _tree.reject_complex(name, params)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        return ScaleByAdamState(
+            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params), None
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match(name, updates, state.mu)
+        count = step if step is not None else state.count
+
+        def one(g, m, v):
+            gc = _tree.upcast(g)
+            d1 = _tree.scalar_like(b1, gc)
+            om1 = _tree.scalar_like(1 - jnp.asarray(b1), gc)
+            m_new = om1 * gc + d1 * m.astype(gc.dtype)
+            v_new = _tree.scalar_like(1 - jnp.asarray(b2), gc) * gc * gc + _tree.scalar_like(
+                b2, gc
+            ) * v.astype(gc.dtype)
+            bc1 = _tree.scalar_like(_tree.bias_correction(b1, count), gc)
+            if nesterov:
+                decay = jnp.asarray(b1)
+                bc1_next = _tree.scalar_like(1 - decay ** (count.astype(decay.dtype) + 2), gc)
+                m_hat = d1 * (m_new / bc1_next) + om1 * (gc / bc1)
+            else:
+                m_hat = m_new / bc1
+            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
+            direction = m_hat / (
+                jnp.sqrt(v_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
+            )
+            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+
+        u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
+        new_count = None if step is not None else safe_increment(state.count)
+        return u, ScaleByAdamState(new_count, mu, nu, None)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))

@@ -1,0 +1,215 @@
+"""Rectified Adam: ``scale_by_radam`` with the ``radam`` alias."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, safe_increment
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import torch_style, validate_adam_like
+
+__all__ = ["ScaleByRadamState", "scale_by_radam", "radam"]
+
+
+class ScaleByRadamState(NamedTuple):
+    """State of :func:`scale_by_radam`.
+
+    Attributes:
+        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
+        mu: first moment (torch's ``exp_avg``).
+        nu: second moment (torch's ``exp_avg_sq``).
+    """
+
+    count: jax.Array | None
+    mu: Updates
+    nu: Updates
+
+
+def _rectification(b2: Any, count: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(rho_t > 5, r_t, 1 - b2^t)`` in the hyperparameters' precision."""
+    b2 = jnp.asarray(b2)
+    if not jnp.issubdtype(b2.dtype, jnp.floating):
+        b2 = b2.astype(jnp.result_type(float))
+    t = _tree.step_as(count, b2.dtype)
+    b2t = b2**t
+    bc2 = 1 - b2t
+    rho_inf = 2 / (1 - b2) - 1
+    rho_t = rho_inf - 2 * t * b2t / bc2
+    rectify = rho_t > 5
+    # Evaluated on a safe value where unused, so no NaN appears even in gradients.
+    rho = jnp.where(rectify, rho_t, 6.0)
+    num = (rho - 4) * (rho - 2) * rho_inf
+    den = (rho_inf - 4) * (rho_inf - 2) * rho
+    r = jnp.sqrt(jnp.where(rectify, num / den, 1.0))
+    return rectify, r, bc2
+
+
+def scale_by_radam(
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    *,
+    mu_dtype: DType | None = None,
+    nu_dtype: DType | None = None,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Rescales updates by Rectified Adam's direction, with torch's numerics.
+
+    See :func:`radam` for the update rule. While the variance estimate is not
+    yet tractable (:math:`\rho_t \le 5`, torch's rule) the direction is the
+    bias-corrected first moment alone; afterwards it is rectified Adam's.
+    Epsilon is placed as torch places it, :math:`\sqrt{1-\beta_2^t}/(\sqrt{v_t} +
+    \epsilon)`. Complex leaves are handled componentwise (torch's
+    ``view_as_real``). Math is done in at least float32; moments are stored in
+    ``mu_dtype``/``nu_dtype`` (default: the params').
+
+    Args:
+        b1: :math:`\beta_1`.
+        b2: :math:`\beta_2`.
+        eps: :math:`\epsilon`, added to :math:`\sqrt{v_t}`.
+        mu_dtype: storage dtype of the first moment.
+        nu_dtype: storage dtype of the second moment.
+        step: the step count, when an enclosing optimizer supplies it; otherwise the
+            state keeps its own counter.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRadamState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.scale_by_radam()
+        >>> updates, state = tx.update(jnp.array([2.0, -0.5]), tx.init(jnp.zeros(2)))
+        >>> updates  # the first steps are plain bias-corrected momentum
+        Array([ 2. , -0.5], dtype=float32)
+    """
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+
+    def init_fn(params):
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_radam", params, mu_dtype=mu_dtype, nu_dtype=nu_dtype
+        )
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        return ScaleByRadamState(
+            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype)
+        )
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_radam", updates, state.mu)
+        count = step if step is not None else state.count
+        bc1 = _tree.bias_correction(b1, count)
+        rectify, r, bc2 = _rectification(b2, count)
+        sqrt_bc2 = jnp.sqrt(bc2)
+
+        def one(g, m, v):
+            gc = _tree.upcast(g)
+            m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
+            v_new = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
+            m_hat = m_new / _tree.scalar_like(bc1, gc)
+            adaptive = _tree.scalar_like(sqrt_bc2, gc) / (
+                jnp.sqrt(v_new) + _tree.scalar_like(eps, gc)
+            )
+            rectified = m_hat * adaptive * _tree.scalar_like(r, gc)
+            direction = jnp.where(rectify, rectified, m_hat)
+            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+
+        u, mu, nu = _tree.tree_map_multi(_tree.componentwise(one), 3, updates, state.mu, state.nu)
+        new_count = None if step is not None else safe_increment(state.count)
+        return u, ScaleByRadamState(new_count, mu, nu)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def radam(
+    learning_rate: ScalarOrSchedule = 1e-3,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: ScalarOrSchedule = 1e-8,
+    weight_decay: ScalarOrSchedule = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+    *,
+    mask: Any = None,
+    mu_dtype: DType | None = None,
+    nu_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""RAdam (rectified Adam), numerically identical to ``torch.optim.RAdam``.
+
+    With :math:`g_t = \pm\nabla f(p_{t-1})` (sign flipped by ``maximize``), plus
+    :math:`\lambda p_{t-1}` unless the decay is decoupled:
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2, \qquad
+        \hat m_t = \frac{m_t}{1-\beta_1^t} \\
+        \rho_\infty &= \frac{2}{1-\beta_2} - 1, \qquad
+        \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t}, \qquad
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}
+            {(\rho_\infty-4)(\rho_\infty-2)\rho_t}} \\
+        p_t &= p_{t-1} - \eta\,\Big(\hat m_t\, r_t\,
+            \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t}+\epsilon}
+            \ \text{if } \rho_t > 5, \text{ else } \hat m_t
+            \ \big[+\lambda p_{t-1}\ \text{if decoupled}\big]\Big)
+
+    Every numeric argument lives in the state and may be a schedule. A
+    ``weight_decay`` of exactly zero leaves the term out. Complex parameters are
+    optimized componentwise, as torch does. optax's ``radam`` adds epsilon to
+    :math:`\sqrt{\hat v_t}` instead (the same rule when :math:`\epsilon = 0`) and
+    rectifies when :math:`\rho_t \ge 5`.
+
+    Args:
+        learning_rate: :math:`\eta`.
+        b1: :math:`\beta_1 \in [0, 1)`.
+        b2: :math:`\beta_2 \in [0, 1)`.
+        eps: :math:`\epsilon \ge 0`.
+        weight_decay: :math:`\lambda \ge 0`, an L2 penalty added to the gradient, or
+            decoupled decay with ``decoupled_weight_decay=True``.
+        decoupled_weight_decay: apply the decay to the parameters directly (as
+            AdamW does) instead of adding it to the gradient.
+        maximize: maximise the objective.
+        mask: with decoupled decay, a pytree of bools (or ``params -> mask``)
+            selecting the leaves to decay.
+        mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
+        nu_dtype: storage dtype of the second moment.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.radam(learning_rate=0.1)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, state = tx.update(params, tx.init(params), params)
+        >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
+        [0.9, -0.9]
+
+    References:
+        Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond
+        <https://arxiv.org/abs/1908.03265>`_, 2020.
+    """
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    if mask is not None and not decoupled_weight_decay:
+        raise ValueError(
+            "radam: mask applies to decoupled weight decay only; pass decoupled_weight_decay=True."
+        )
+    return torch_style(
+        lambda step, h: scale_by_radam(
+            h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+        ),
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        maximize=maximize,
+        decoupled=decoupled_weight_decay,
+        mask=mask,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )

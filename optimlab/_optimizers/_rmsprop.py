@@ -1,0 +1,277 @@
+"""RMSprop: ``scale_by_rmsprop`` with the ``rmsprop`` alias."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, chain
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
+from ._sgd import trace
+
+__all__ = ["ScaleByRmspropState", "scale_by_rmsprop", "rmsprop"]
+
+
+class ScaleByRmspropState(NamedTuple):
+    """State of :func:`scale_by_rmsprop`.
+
+    Attributes:
+        square_avg: running average of squared gradients (torch's ``square_avg``).
+        grad_avg: running average of gradients (torch's ``grad_avg``), or ``None``
+            unless centered.
+    """
+
+    square_avg: Updates
+    grad_avg: Updates | None
+
+
+def scale_by_rmsprop(
+    decay: ArrayLike = 0.99,
+    eps: ArrayLike = 1e-8,
+    *,
+    centered: bool = False,
+    eps_in_sqrt: bool = False,
+    initial_scale: float = 0.0,
+    bias_correction: bool = False,
+    accumulator_dtype: DType | None = None,
+    step: jax.Array | None = None,
+) -> GradientTransformation:
+    r"""Divides updates by the running RMS of the gradients.
+
+    See :func:`rmsprop` for the update rule. By default this is
+    ``torch.optim.RMSprop``'s scaling (without its momentum, which :func:`rmsprop`
+    adds with :func:`~optimlab.trace`): epsilon is added to the square root.
+    ``eps_in_sqrt=True`` adds it inside, as optax's ``scale_by_rms`` and
+    ``scale_by_stddev`` do by default. Complex leaves are handled componentwise
+    (torch's ``view_as_real``). Math is done in at least float32; averages are
+    stored in ``accumulator_dtype`` (default: the params').
+
+    .. note::
+        The name is optimlab's; optax's ``scale_by_rms`` (and ``scale_by_stddev``
+        for ``centered``) is ``scale_by_rmsprop(decay=0.9, eps_in_sqrt=True)``.
+
+    Args:
+        decay: :math:`\alpha`, the decay of the running averages (torch's ``alpha``).
+        eps: :math:`\epsilon`, added to the square root (or inside it).
+        centered: subtract the squared running mean of the gradients (an estimate of
+            their variance instead of their second moment).
+        eps_in_sqrt: add epsilon inside the square root (optax's placement).
+        initial_scale: the starting value of the running average of squares.
+        bias_correction: divide the averages by :math:`1 - \alpha^t` (optax's
+            option); needs ``step``.
+        accumulator_dtype: storage dtype of the averages.
+        step: the step count, supplied by an enclosing optimizer (required by
+            ``bias_correction``).
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRmspropState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.scale_by_rmsprop(decay=0.75)
+        >>> updates, state = tx.update(jnp.array([2.0, -0.5]), tx.init(jnp.zeros(2)))
+        >>> jnp.round(updates, 4)  # g / sqrt(0.25 g^2)
+        Array([ 2., -2.], dtype=float32)
+    """
+    _validate.eps(eps)
+    _validate.at_least_zero(decay, "alpha")
+    if bias_correction and step is None:
+        raise ValueError(
+            "scale_by_rmsprop: bias_correction=True needs step=<the step count>; "
+            "use rmsprop(..., bias_correction=True), which supplies it."
+        )
+
+    def init_fn(params):
+        _tree.reject_complex_for_real_dtypes(
+            "scale_by_rmsprop", params, accumulator_dtype=accumulator_dtype
+        )
+        sq = _tree.zeros_like(params, accumulator_dtype)
+        if initial_scale != 0.0:
+            sq = _tree.tree_map(lambda z: jnp.full_like(z, initial_scale), sq)
+        ga = _tree.zeros_like(params, accumulator_dtype) if centered else None
+        return ScaleByRmspropState(sq, ga)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_rmsprop", updates, state.square_avg)
+
+        def one(g, sq, ga=None):
+            gc = _tree.upcast(g)
+            sq_new = _tree.update_moment(gc, sq.astype(gc.dtype), decay, 2)
+            bc = None
+            sq_hat = sq_new
+            if bias_correction:
+                assert step is not None
+                bc = _tree.bias_correction(decay, step).astype(gc.dtype)
+                sq_hat = sq_new / bc
+            if ga is not None:
+                ga_new = _tree.update_moment(gc, ga.astype(gc.dtype), decay, 1)
+                ga_hat = ga_new / bc if bc is not None else ga_new
+                var = sq_hat - ga_hat * ga_hat
+                ga_out = ga_new.astype(ga.dtype)
+            else:
+                ga_out = None
+                var = sq_hat
+            e = _tree.scalar_like(eps, gc)
+            if eps_in_sqrt:
+                direction = jax.lax.rsqrt(var + e) * gc
+            else:
+                direction = gc / (jnp.sqrt(var) + e)
+            return direction.astype(g.dtype), sq_new.astype(sq.dtype), ga_out
+
+        if centered:
+            u, sq, ga = _tree.tree_map_multi(
+                _tree.componentwise(one), 3, updates, state.square_avg, state.grad_avg
+            )
+        else:
+            u, sq, _ = _tree.tree_map_multi(_tree.componentwise(one), 3, updates, state.square_avg)
+            ga = None
+        return u, ScaleByRmspropState(sq, ga)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def _is_zero(value: Any) -> bool:
+    v = _validate.concrete(value)
+    return v is not None and v == 0.0
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    decay: ScalarOrSchedule = 0.9,
+    eps: ScalarOrSchedule = 1e-8,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: ScalarOrSchedule | None = None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
+    *,
+    weight_decay: ScalarOrSchedule = 0.0,
+    maximize: bool = False,
+    accumulator_dtype: DType | None = None,
+) -> GradientTransformation:
+    r"""RMSprop, optax's by default; torch's through explicit arguments.
+
+    With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
+    to the gradient, sign flipped by ``maximize``):
+
+    .. math::
+        s_t &= \alpha\, s_{t-1} + (1-\alpha)\, g_t^2, \qquad
+        \bar g_t = \alpha\, \bar g_{t-1} + (1-\alpha)\, g_t \ \text{(centered)} \\
+        d_t &= \sqrt{s_t - \bar g_t^2 + \epsilon} \ \text{(centered)}, \qquad
+        d_t = \sqrt{s_t + \epsilon} \ \text{(otherwise)} \\
+        b_t &= \mu\, b_{t-1} + g_t / d_t, \qquad
+        p_t = p_{t-1} - \eta\, b_t \quad (p_t = p_{t-1} - \eta\, g_t / d_t
+        \text{ without momentum})
+
+    with :math:`s_0` = ``initial_scale``. ``eps_in_sqrt=False`` moves epsilon out
+    of the root, :math:`d_t = \sqrt{s_t} + \epsilon`; ``bias_correction`` divides
+    :math:`s_t` and :math:`\bar g_t` by :math:`1-\alpha^t`; ``nesterov`` uses
+    :math:`\mu b_t + g_t / d_t` as the step.
+
+    The defaults are optax's (``decay=0.9``, epsilon inside the root).
+    ``torch.optim.RMSprop`` is ``rmsprop(lr, decay=0.99, eps_in_sqrt=False,
+    momentum=..., centered=..., weight_decay=..., maximize=...)``, which
+    :class:`optimlab.optim.RMSprop` passes. Every numeric argument except
+    ``initial_scale`` (read once, by ``init``) lives in the state and may be a
+    schedule. A ``momentum`` (``None`` is zero) or ``weight_decay`` of exactly zero
+    at construction leaves that term (and the momentum buffer) out, as torch does.
+    Complex parameters are optimized componentwise, as torch does. The momentum
+    buffer holds :math:`b_t` (torch's), where optax's holds :math:`\eta\, b_t`;
+    the two agree while the learning rate is constant.
+
+    .. note::
+        ``weight_decay`` and ``maximize`` are torch's; optax's ``rmsprop`` has
+        neither.
+
+    Args:
+        learning_rate: :math:`\eta`.
+        decay: :math:`\alpha \ge 0` (torch's ``alpha``; optax's default ``0.9``,
+            torch's ``0.99``).
+        eps: :math:`\epsilon \ge 0`.
+        initial_scale: :math:`s_0`, the starting value of the average of squares.
+        eps_in_sqrt: add :math:`\epsilon` inside the square root (optax's
+            placement); ``False`` adds it to the root (torch's).
+        centered: normalise by the estimated variance of the gradients.
+        momentum: :math:`\mu \ge 0`, or ``None`` for none.
+        nesterov: Nesterov momentum (optax's form; torch's RMSprop has none).
+        bias_correction: correct the averages for their zero start (optax's option).
+        weight_decay: L2 penalty :math:`\lambda` added to the gradient (torch's).
+        maximize: maximise the objective (torch's).
+        accumulator_dtype: storage dtype of the averages and the momentum buffer
+            (math stays in float32 or wider).
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.rmsprop(learning_rate=0.01, decay=0.75)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, state = tx.update(params, tx.init(params), params)
+        >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
+        [0.98, -0.98]
+
+    References:
+        Hinton, `Neural Networks for Machine Learning, lecture 6e
+        <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_,
+        2012. Graves, `Generating Sequences With Recurrent Neural Networks
+        <https://arxiv.org/abs/1308.0850>`_ (centered variant), 2013.
+    """
+    # torch.optim.RMSprop's order, so the first failing check is the same.
+    _validate.lr(learning_rate)
+    _validate.eps(eps)
+    if momentum is None:
+        momentum = 0.0
+    _validate.momentum(momentum)
+    _validate.weight_decay(weight_decay)
+    _validate.at_least_zero(decay, "alpha")
+    use_momentum = not _is_zero(momentum)
+    use_decay = not _is_zero(weight_decay)
+
+    def build(step, h):
+        txs = []
+        if maximize:
+            txs.append(scale(-1.0))
+        if use_decay:
+            txs.append(add_decayed_weights(h["weight_decay"]))
+        txs.append(
+            scale_by_rmsprop(
+                h["decay"],
+                h["eps"],
+                centered=centered,
+                eps_in_sqrt=eps_in_sqrt,
+                initial_scale=initial_scale,
+                bias_correction=bias_correction,
+                accumulator_dtype=accumulator_dtype,
+                step=step if bias_correction else None,
+            )
+        )
+        if use_momentum:
+            # torch's buffer starts at zero, so its first step b_1 = g_1 / d_1 is
+            # trace's first-step initialisation (no dampening).
+            txs.append(
+                trace(
+                    h["momentum"],
+                    nesterov=nesterov,
+                    accumulator_dtype=accumulator_dtype,
+                    step=step,
+                )
+            )
+        txs.append(scale_by_learning_rate(h["learning_rate"]))
+        return chain(*txs)
+
+    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "decay": decay, "eps": eps}
+    if use_decay:
+        hps["weight_decay"] = weight_decay
+    if use_momentum:
+        hps["momentum"] = momentum
+    return with_hyperparams(build, **hps)

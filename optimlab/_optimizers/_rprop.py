@@ -1,0 +1,222 @@
+"""Resilient backpropagation: the ``scale_by_rprop`` primitive and the ``rprop`` alias."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _elementwise, _tree, _validate
+from .._core._base import GradientTransformation, chain
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._scale import scale
+
+__all__ = ["ScaleByRpropState", "scale_by_rprop", "rprop"]
+
+
+class ScaleByRpropState(NamedTuple):
+    """State of :func:`scale_by_rprop`.
+
+    Attributes:
+        prev: the previous step's effective gradient (zero where its sign flipped),
+            torch's ``prev``.
+        step_size: the per-element step size, torch's ``step_size``.
+    """
+
+    prev: Updates
+    step_size: Updates
+
+
+def _real_view(x: jax.Array) -> jax.Array:
+    """A complex array as real pairs on a trailing axis (torch's ``view_as_real``)."""
+    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
+
+
+def _from_real_view(x: jax.Array, like: jax.Array) -> jax.Array:
+    if jnp.iscomplexobj(like):
+        return jax.lax.complex(x[..., 0], x[..., 1]).astype(like.dtype)
+    return x.astype(like.dtype)
+
+
+def scale_by_rprop(
+    learning_rate: ArrayLike,
+    eta_minus: ArrayLike = 0.5,
+    eta_plus: ArrayLike = 1.2,
+    min_step_size: ArrayLike = 1e-6,
+    max_step_size: ArrayLike = 50.0,
+) -> GradientTransformation:
+    r"""Rprop's sign-based step, with torch's rules; returns the descent update.
+
+    See :func:`rprop` for the update rule. ``learning_rate`` is the initial step
+    size, read once by ``init``. As in optax's ``scale_by_rprop``, the returned
+    update already points downhill (``-sign(g) * step_size``). Unlike optax's, the
+    update of the current step uses the current gradient and step size: where the
+    sign flips, this step's gradient is zeroed (no move) and the step size
+    shrinks at once, as in ``torch.optim.Rprop``. Complex leaves are treated as
+    independent real and imaginary parts, as torch does.
+
+    Args:
+        learning_rate: the initial step size :math:`\eta`.
+        eta_minus: the shrink factor :math:`\eta^-` in :math:`(0, 1)`.
+        eta_plus: the growth factor :math:`\eta^+ > 1`.
+        min_step_size: lower clamp of the step sizes.
+        max_step_size: upper clamp of the step sizes.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRpropState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.scale_by_rprop(0.1)
+        >>> state = tx.init(jnp.zeros(2))
+        >>> u, state = tx.update(jnp.array([1.0, -1.0]), state)
+        >>> u, state = tx.update(jnp.array([1.0, 1.0]), state)
+        >>> u
+        Array([-0.12, -0.  ], dtype=float32)
+    """
+
+    def init_fn(params):
+        def step_size(p):
+            lr = _tree.hp(learning_rate, p)
+            if jnp.iscomplexobj(p):
+                return jnp.zeros_like(p) + jax.lax.complex(lr, lr).astype(p.dtype)
+            return jnp.zeros_like(p) + lr
+
+        return ScaleByRpropState(_tree.zeros_like(params), _tree.tree_map(step_size, params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        _tree.check_match("scale_by_rprop", updates, state.prev)
+
+        def one(g, prev, size):
+            gc = _real_view(_tree.upcast(g))
+            pv = _real_view(prev).astype(gc.dtype)
+            ss = _real_view(size).astype(gc.dtype)
+            sign = jnp.sign(gc * pv)
+            factor = jnp.where(
+                sign > 0,
+                _tree.scalar_like(eta_plus, gc),
+                jnp.where(
+                    sign < 0,
+                    _tree.scalar_like(eta_minus, gc),
+                    jnp.where(sign == 0, jnp.ones_like(gc), sign),
+                ),
+            )
+            new_size = jnp.clip(
+                ss * factor,
+                _tree.scalar_like(min_step_size, gc),
+                _tree.scalar_like(max_step_size, gc),
+            )
+            # Where the sign flipped, this step's gradient is dropped (torch's rule).
+            eff = jnp.where(sign < 0, jnp.zeros_like(gc), gc)
+            u = -jnp.sign(eff) * new_size
+            return (
+                _from_real_view(u, g),
+                _from_real_view(eff, prev),
+                _from_real_view(new_size, size),
+            )
+
+        u, prev, size = _tree.tree_map_multi(one, 3, updates, state.prev, state.step_size)
+        return u, ScaleByRpropState(prev, size)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+
+
+def rprop(
+    learning_rate: ScalarOrSchedule = 1e-2,
+    eta_minus: ScalarOrSchedule = 0.5,
+    eta_plus: ScalarOrSchedule = 1.2,
+    min_step_size: ScalarOrSchedule = 1e-6,
+    max_step_size: ScalarOrSchedule = 50.0,
+    maximize: bool = False,
+) -> GradientTransformation:
+    r"""Rprop, numerically identical to ``torch.optim.Rprop``.
+
+    Each element keeps its own step size, grown while the gradient keeps its sign
+    and shrunk when it flips; only the sign of the gradient is used. With
+    :math:`g_t = \pm\nabla f(p_{t-1})` (sign flipped by ``maximize``) and
+    :math:`s_t = \operatorname{sign}(g_t\, g'_{t-1})`:
+
+    .. math::
+        \Delta_t &= \operatorname{clip}\big(\Delta_{t-1} \cdot
+            \{\eta^+ \text{ if } s_t > 0;\ \eta^- \text{ if } s_t < 0;\ 1 \text{ otherwise}\},
+            \ \Delta_{\min}, \Delta_{\max}\big), \quad \Delta_0 = \eta \\
+        g'_t &= 0 \text{ if } s_t < 0 \text{ else } g_t \\
+        u_t &= -\operatorname{sign}(g'_t)\, \Delta_t
+
+    torch's ``etas=(eta_minus, eta_plus)`` and ``step_sizes=(min_step_size,
+    max_step_size)`` are given here as four scalars (optax's names), each in the
+    state. ``learning_rate`` is only the initial step size :math:`\Delta_0`: it is
+    read by ``init``, and changing it afterwards has no effect, as in torch.
+    optax's ``rprop`` differs: it moves by the step size it had before this
+    step's sign comparison and does not zero the gradient on a sign flip (its
+    update is one step stale). Complex params are supported (real and imaginary
+    parts as independent reals, as torch does). Zero gradients give zero updates.
+
+    Args:
+        learning_rate: the initial step size :math:`\eta` (torch's ``lr``).
+        eta_minus: :math:`\eta^- \in (0, 1)`, the shrink factor.
+        eta_plus: :math:`\eta^+ > 1`, the growth factor.
+        min_step_size: :math:`\Delta_{\min} \ge 0`.
+        max_step_size: :math:`\Delta_{\max} \ge \Delta_{\min}`.
+        maximize: maximise the objective.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.rprop(learning_rate=0.1)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(2):
+        ...     updates, state = tx.update(params, state, params)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> params
+        Array([ 0.78, -0.78], dtype=float32)
+
+    References:
+        Riedmiller & Braun, `A Direct Adaptive Method for Faster Backpropagation
+        Learning: The RPROP Algorithm <https://doi.org/10.1109/ICNN.1993.298623>`_, 1993.
+    """
+    _validate.lr(learning_rate)
+    em, ep = _validate.concrete(eta_minus), _validate.concrete(eta_plus)
+    if em is not None and ep is not None:
+        _validate.check(0.0 < em < 1.0 < ep, f"Invalid eta values: {em}, {ep}")
+    elif em is not None:
+        _validate.check(0.0 < em < 1.0, f"Invalid eta values: {em}, {eta_plus}")
+    elif ep is not None:
+        _validate.check(1.0 < ep, f"Invalid eta values: {eta_minus}, {ep}")
+    lo, hi = _validate.concrete(min_step_size), _validate.concrete(max_step_size)
+    # torch does not check step_sizes; a negative or inverted range is refused here.
+    if lo is not None:
+        _validate.check(0.0 <= lo, f"Invalid step_sizes values: {lo}, {max_step_size}")
+    if lo is not None and hi is not None:
+        _validate.check(lo <= hi, f"Invalid step_sizes values: {lo}, {hi}")
+
+    def build(step, h):
+        del step
+        txs = [scale(-1.0)] if maximize else []
+        txs.append(
+            scale_by_rprop(
+                h["learning_rate"],
+                h["eta_minus"],
+                h["eta_plus"],
+                h["min_step_size"],
+                h["max_step_size"],
+            )
+        )
+        return chain(*txs)
+
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        eta_minus=eta_minus,
+        eta_plus=eta_plus,
+        min_step_size=min_step_size,
+        max_step_size=max_step_size,
+    )

@@ -1,0 +1,1 @@
+"""Transforms: scaling, clipping and the alias chain. (private)."""

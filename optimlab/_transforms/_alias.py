@@ -1,0 +1,83 @@
+"""The chain most aliases build around their scaling primitive (private).
+
+``maximize`` sign flip, L2 decay, the primitive, decoupled decay, learning rate:
+written once here, in that order, so every alias using it has the same state
+layout as one that spells the chain out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+
+from .._core import _validate
+from .._core._base import GradientTransformation, chain
+from .._core._hyperparams import with_hyperparams
+from .._core._types import ScalarOrSchedule
+from ._scale import add_decayed_weights, scale, scale_by_learning_rate
+
+Primitive = Callable[[jax.Array, Mapping[str, jax.Array]], GradientTransformation]
+
+
+def torch_style(
+    primitive: Primitive,
+    *,
+    learning_rate: ScalarOrSchedule,
+    weight_decay: ScalarOrSchedule = 0.0,
+    maximize: bool = False,
+    decoupled: bool = False,
+    mask: Any = None,
+    **hyperparameters: ScalarOrSchedule,
+) -> GradientTransformation:
+    r"""Builds ``[scale(-1)] [L2 decay] primitive [decoupled decay] learning rate``.
+
+    Every numeric hyperparameter lives in the state (:func:`with_hyperparams`), in
+    the order ``learning_rate``, ``**hyperparameters``, ``weight_decay``. A
+    ``weight_decay`` of exactly zero at construction leaves the decay out, and its
+    name out of the state.
+
+    Args:
+        primitive: ``(step, h) -> GradientTransformation``, the scaling primitive
+            built from the hyperparameter values ``h`` (and ``step`` if it needs it).
+        learning_rate: the step size, applied last.
+        weight_decay: :math:`\lambda`; added to the gradient before ``primitive``
+            (L2), or with ``decoupled`` to the direction after it.
+        maximize: flip the sign of the gradient first.
+        decoupled: place the decay after ``primitive`` (AdamW's form).
+        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+        **hyperparameters: the primitive's numeric hyperparameters, read from ``h``.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a ``HyperparamsState``.
+    """
+    use_decay = _validate.nonzero(weight_decay)
+
+    def build(step, h):
+        txs = [scale(-1.0)] if maximize else []
+        if use_decay and not decoupled:
+            txs.append(add_decayed_weights(h["weight_decay"], mask))
+        txs.append(primitive(step, h))
+        if use_decay and decoupled:
+            txs.append(add_decayed_weights(h["weight_decay"], mask))
+        txs.append(scale_by_learning_rate(h["learning_rate"]))
+        return chain(*txs)
+
+    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, **hyperparameters}
+    if use_decay:
+        hps["weight_decay"] = weight_decay
+    return with_hyperparams(build, **hps)
+
+
+def validate_adam_like(learning_rate: Any, b1: Any, b2: Any, eps: Any, weight_decay: Any) -> None:
+    """Checks Adam-style hyperparameters in torch's order (lr, eps, betas, weight_decay).
+
+    torch.optim's Adam, AdamW, Adamax, NAdam and RAdam all check in this order, so
+    the first failing check, and its message, are the same as theirs.
+    """
+    _validate.lr(learning_rate)
+    _validate.eps(eps)
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.weight_decay(weight_decay)

@@ -1,0 +1,1 @@
+"""Wrappers: transformations built around other transformations. (private)."""

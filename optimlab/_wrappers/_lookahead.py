@@ -1,0 +1,121 @@
+"""Lookahead: fast weights from an inner optimizer, slow weights kept in the state."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._core import _tree, _validate
+from .._core._base import GradientTransformation, _update_with_extra_args
+from .._core._tree import select
+from .._core._types import ArrayLike, OptState, Params
+
+__all__ = ["LookaheadState", "lookahead"]
+
+
+class LookaheadState(NamedTuple):
+    """State of :func:`lookahead`.
+
+    Attributes:
+        steps_since_sync: int32 fast steps taken since the last synchronisation.
+        slow: the slow weights (read them with :func:`~optimlab.averaged_params`).
+        fast_state: the fast optimizer's state.
+    """
+
+    steps_since_sync: jax.Array
+    slow: Params
+    fast_state: OptState
+
+
+def lookahead(
+    fast: Any,
+    sync_period: int,
+    slow_step_size: ArrayLike,
+    *,
+    reset_state: bool = False,
+) -> GradientTransformation:
+    r"""Lookahead: ``sync_period`` fast steps forward, then one step back toward the slow weights.
+
+    The params are the fast weights (compute gradients at them); the slow
+    weights :math:`\phi` live in the state. Every ``sync_period``-th step:
+
+    .. math::
+        \phi \leftarrow \phi + \alpha\,(\theta - \phi), \qquad \theta \leftarrow \phi
+
+    where :math:`\theta` is the fast weights after the fast optimizer's step.
+    The trajectory, and the formulas used, are those of ``optax.lookahead``;
+    optax carries the slow weights in a ``LookaheadParams`` pair instead, which
+    here would make the params' structure differ from the gradients'. Evaluate
+    with the slow weights, read with :func:`~optimlab.averaged_params`.
+
+    Args:
+        fast: the fast (inner) optimizer.
+        sync_period: :math:`k \ge 1`, fast steps between synchronisations.
+        slow_step_size: :math:`\alpha \in [0, 1]`.
+        reset_state: re-initialise the fast optimizer's state at each synchronisation.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation` with a :class:`LookaheadState`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.lookahead(optimlab.sgd(1.0), sync_period=2, slow_step_size=0.5)
+        >>> params = jnp.array([0.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(2):
+        ...     updates, state = tx.update(jnp.array([-1.0]), state, params)
+        ...     params = optimlab.apply_updates(params, updates)
+        >>> params, optimlab.averaged_params(state)
+        (Array([1.], dtype=float32), Array([1.], dtype=float32))
+
+    References:
+        Zhang et al., `Lookahead Optimizer: k steps forward, 1 step back
+        <https://arxiv.org/abs/1907.08610>`_, 2019.
+    """
+    if isinstance(sync_period, bool) or not isinstance(sync_period, int) or sync_period < 1:
+        raise ValueError(f"lookahead: sync_period must be an integer >= 1, got {sync_period!r}.")
+    _validate.in_range(slow_step_size, "slow_step_size", 0.0, 1.0)
+    if not (hasattr(fast, "init") and hasattr(fast, "update")):
+        raise TypeError(f"lookahead: fast is {type(fast).__name__}, not a gradient transformation.")
+    fast_update = _update_with_extra_args(fast)
+
+    def init_fn(params):
+        slow = _tree.tree_map(lambda p: jnp.array(p, copy=True), params)
+        return LookaheadState(jnp.zeros([], jnp.int32), slow, fast.init(params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if params is None:
+            raise ValueError(
+                "lookahead: params is None; pass the current (fast) params to update()."
+            )
+        if not isinstance(state, LookaheadState):
+            raise ValueError(
+                f"lookahead: expected a LookaheadState, got {type(state).__name__}; pass the "
+                "state returned by this lookahead's init."
+            )
+        _tree.check_match("lookahead", updates, state.slow)
+        updates, fast_state = fast_update(updates, state.fast_state, params, **extra_args)
+        sync = state.steps_since_sync == sync_period - 1
+
+        def one(u, f, s):
+            # optax's formulas: diff = f + u - s; the fast update moves to the new slow weights.
+            # Mixed param/update dtypes (bf16 params, f32 grads) meet in the wider one.
+            with jax.numpy_dtype_promotion("standard"):
+                dt = jnp.promote_types(u.dtype, f.dtype)
+            uw = u.astype(dt)
+            diff = f.astype(dt) + uw - s.astype(dt)
+            a = _tree.scalar_like(slow_step_size, diff)
+            new_u = jnp.where(sync, uw - (1 - a) * diff, uw).astype(u.dtype)
+            new_s = jnp.where(sync, s.astype(dt) + a * diff, s.astype(dt)).astype(s.dtype)
+            return new_u, new_s
+
+        new_updates, slow = _tree.tree_map_multi(one, 2, updates, params, state.slow)
+        if reset_state:
+            fast_state = select(sync, fast.init(params), fast_state)
+        steps = jnp.where(sync, jnp.zeros_like(state.steps_since_sync), state.steps_since_sync + 1)
+        return new_updates, LookaheadState(steps, slow, fast_state)
+
+    return GradientTransformation(init_fn, update_fn)
