@@ -32,7 +32,7 @@ def compile_table(leaf_counts, per_leaf_max: int) -> list[dict]:
     for n in leaf_counts:
         shapes = C.many_leaves(n, 1000)
         row = {"leaves": n}
-        ol = lambda: optimlab.chain(optimlab.clip_by_global_norm(1.0), optimlab.adamw(1e-3))  # noqa: E731
+        ol = lambda: optimlab.chain(optimlab.clip_by_global_norm(1.0), optimlab.adamw(1e-3))
         row["bucketed_s"] = _compile_s(optimlab.bucketed(ol()), shapes, optimlab.apply_updates)
         if n <= per_leaf_max:
             row["optimlab_s"] = _compile_s(ol(), shapes, optimlab.apply_updates)

@@ -24,7 +24,7 @@ def _analysis(tx, params, apply_updates) -> dict:
             .compile()
             .memory_analysis()
         )
-    nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))  # noqa: E731
+    nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))
     floor = 2 * nbytes(params) + nbytes(state)
     peak = (
         mem.argument_size_in_bytes
@@ -39,8 +39,8 @@ def memory_table(n_params: int) -> list[dict]:
     big = n_params - 100 * 10_000
     params = {"w": jax.ShapeDtypeStruct((big,), jnp.float32)}
     params.update({f"b{i:03d}": jax.ShapeDtypeStruct((10_000,), jnp.float32) for i in range(100)})
-    ol_adamw = lambda: optimlab.adamw(1e-3)  # noqa: E731
-    ol_clip = lambda: optimlab.chain(optimlab.clip_by_global_norm(1.0), ol_adamw())  # noqa: E731
+    ol_adamw = lambda: optimlab.adamw(1e-3)
+    ol_clip = lambda: optimlab.chain(optimlab.clip_by_global_norm(1.0), ol_adamw())
     cases = {
         "optimlab adamw": (ol_adamw(), optimlab.apply_updates),
         "optimlab bucketed adamw": (optimlab.bucketed(ol_adamw()), optimlab.apply_updates),

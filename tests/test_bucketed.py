@@ -353,7 +353,7 @@ def _temp_fraction(tx, params):
         .compile()
         .memory_analysis()
     )
-    nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))  # noqa: E731
+    nbytes = lambda t: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(t))
     return mem.temp_size_in_bytes / (2 * nbytes(params) + nbytes(state))
 
 

@@ -110,7 +110,7 @@ def test_checkpoint_of_another_optimizer_is_refused(tmp_path):
 def test_other_hyperparameter_names_with_the_same_leaves_are_refused(tmp_path):
     # The names are the packed array's static part: same key paths, other tree structure.
     params = problems.quadratic_params()
-    build = lambda step, h: ol.scale(-h[next(iter(h))])  # noqa: E731
+    build = lambda step, h: ol.scale(-h[next(iter(h))])
     checkpoint.save(tmp_path / "a.npz", ol.with_hyperparams(build, a=0.1).init(params))
     with pytest.raises(checkpoint.CheckpointError, match=r"hyperparameters are \('a',\) in the"):
         checkpoint.restore(tmp_path / "a.npz", ol.with_hyperparams(build, b=0.1).init(params))

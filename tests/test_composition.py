@@ -63,7 +63,7 @@ def test_accumulate_equals_inner_on_the_window_mean(mode):
     else:
         # The division by k fuses into the optimizer's arithmetic, where XLA may contract
         # multiply-adds differently from the reference that receives the mean: 1 ulp.
-        close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)  # noqa: E731
+        close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
         jax.tree.map(close, final, ref_params)
         jax.tree.map(close, state.inner_state, ref_state)
     for i, u in enumerate(outs):
@@ -215,7 +215,7 @@ def test_optax_parity(name):
             for g in grads:
                 u, state = fast.update(g, state, lp)
                 lp = optax.apply_updates(lp, u)
-        close = lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)  # noqa: E731
+        close = lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
         jax.tree.map(close, ours[0], lp.fast)
         jax.tree.map(close, ol.averaged_params(ours[1]), lp.slow)
         return

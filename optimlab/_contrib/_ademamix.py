@@ -83,7 +83,7 @@ def scale_by_ademamix(
 
         def one(g, m1, m2, v):
             gc = _tree.upcast(g)
-            sc = lambda x: _tree.scalar_like(x, gc)  # noqa: E731
+            sc = lambda x: _tree.scalar_like(x, gc)
             m1n = _tree.update_moment(gc, m1.astype(gc.dtype), b1, 1)
             m2n = _tree.update_moment(gc, m2.astype(gc.dtype), b3, 1)
             vn = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)

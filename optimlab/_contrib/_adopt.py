@@ -82,7 +82,7 @@ def scale_by_adopt(
 
         def one(g, m, v):
             gc = _tree.upcast(g)
-            sc = lambda x: _tree.scalar_like(x, gc)  # noqa: E731
+            sc = lambda x: _tree.scalar_like(x, gc)
             vc = v.astype(gc.dtype)
             v_new = jnp.where(first, gc * gc, _tree.update_moment(gc, vc, b2, 2))
             normed = gc / jnp.maximum(jnp.sqrt(vc), sc(eps))

@@ -79,7 +79,7 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
 
         def moments(g, m, v, s):
             gc = _tree.upcast(g)
-            sc = lambda x: _tree.scalar_like(x, gc)  # noqa: E731
+            sc = lambda x: _tree.scalar_like(x, gc)
             m_new = sc(b1) * m.astype(gc.dtype) + sc(1 - b1) * sc(dlr) * gc
             v_new = sc(b2) * v.astype(gc.dtype) + sc(1 - b2) * gc * gc
             s_new = sc(sb2) * s.astype(gc.dtype) + sc(1 - sb2) * sc(dlr) * gc
@@ -98,7 +98,7 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
 
         def direction(g, m_, v_, p):
             pc = _tree.upcast(p)
-            sc = lambda x: _tree.scalar_like(x, pc)  # noqa: E731
+            sc = lambda x: _tree.scalar_like(x, pc)
             out = -_tree.upcast(m_) / (jnp.sqrt(_tree.upcast(v_)) + sc(eps))
             if _validate.nonzero(weight_decay):
                 out = out - sc(wd) * sc(dlr) * pc

@@ -77,7 +77,7 @@ def _matrix(shape: tuple[int, ...], dims: GaLoreDimensionNumbers):
     )
 
 
-def scale_by_galore(
+def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
     rank: int = 128,
     update_proj_gap: int = 200,
     scale: ArrayLike = 1.0,

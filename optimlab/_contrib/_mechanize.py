@@ -50,7 +50,7 @@ def _mechanic(base_optimizer, weight_decay, eps, s_init, num_betas, step):
         if params is None:
             raise ValueError("mechanize: params is None; pass the current params to update().")
         sd = state.s.dtype
-        c = lambda x: jnp.asarray(x).astype(sd)  # noqa: E731
+        c = lambda x: jnp.asarray(x).astype(sd)
         wd, e, s0 = c(weight_decay), c(eps), c(s_init)
         base_u, base_state = base_update(updates, state.base_optimizer_state, params, **extra_args)
         x0 = _tree.tree_map(

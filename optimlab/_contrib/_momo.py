@@ -103,7 +103,7 @@ def _momo_core(
         # Scalar math on the hyperparameters (1 - beta, the bias corrections,
         # 1 + lr * wd) stays in their own precision (float64 under x64, as optax's
         # Python floats); ``c`` casts a result to the statistics' dtype where it meets them.
-        c = lambda x: jnp.asarray(x).astype(sd)  # noqa: E731
+        c = lambda x: jnp.asarray(x).astype(sd)
         lr, lb0 = c(learning_rate), c(lower_bound)
         hb = jnp.asarray(b1)
         beta = hb if adam else jnp.where(count == 0, jnp.zeros_like(hb), hb)

@@ -90,7 +90,7 @@ def _scale_by_prodigy(
 
         def moments(g, m, v, s):
             gc = _tree.upcast(g)
-            sc = lambda x: _tree.scalar_like(x, gc)  # noqa: E731
+            sc = lambda x: _tree.scalar_like(x, gc)
             dg = sc(d) * gc
             m_new = sc(b1) * m.astype(gc.dtype) + sc(1 - b1) * dg
             v_new = sc(b2) * v.astype(gc.dtype) + sc(1 - b2) * dg * dg
@@ -109,7 +109,7 @@ def _scale_by_prodigy(
 
         def direction(g, m_, v_, p):
             pc = _tree.upcast(p)
-            sc = lambda x: _tree.scalar_like(x, pc)  # noqa: E731
+            sc = lambda x: _tree.scalar_like(x, pc)
             out = -sc(dlr) * _tree.upcast(m_) / (jnp.sqrt(_tree.upcast(v_)) + sc(d_new) * sc(eps))
             if _validate.nonzero(weight_decay):
                 out = out - sc(wd) * sc(dlr) * pc

@@ -116,7 +116,7 @@ def scale_by_sophia(
 
         def one(g, m, v, hd=None):
             gc = _tree.upcast(g)
-            sc = lambda x: _tree.scalar_like(x, gc)  # noqa: E731
+            sc = lambda x: _tree.scalar_like(x, gc)
             vc = v.astype(gc.dtype)
             m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
             m_hat = m_new / sc(_tree.bias_correction(b1, count))

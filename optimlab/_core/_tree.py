@@ -216,7 +216,7 @@ def check_match(name: str, updates: Any, reference: Any, what: str = "state") ->
 def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest: Any) -> tuple:
     """Maps ``fn`` returning ``n`` outputs per leaf and returns ``n`` trees (``None`` kept)."""
     out = tree_map(lambda *xs: _Box(fn(*xs)), tree, *rest)
-    is_leaf = lambda x: x is None or isinstance(x, _Box)  # noqa: E731
+    is_leaf = lambda x: x is None or isinstance(x, _Box)
     return tuple(
         jax.tree.map(lambda b, i=i: None if b is None else b.value[i], out, is_leaf=is_leaf)
         for i in range(n)

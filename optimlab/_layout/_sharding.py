@@ -51,7 +51,7 @@ def _specs(tx: Any, params: Params, mesh: Mesh) -> Any:
     typed_params = jax.tree.map(typed, params)
     try:
         abstract_state = jax.eval_shape(tx.init, typed_params)
-    except Exception:  # noqa: BLE001 - JAX's sharding-type errors have no public class
+    except Exception:
         # ``init`` mixes differently sharded params in one array (flat storage, as in
         # lbfgs): there is no per-param placement to follow, so the state is replicated.
         # A genuine error in ``init`` is raised again here, without shardings.

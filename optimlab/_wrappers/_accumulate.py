@@ -60,7 +60,7 @@ def _fits(updates: Any, acc: Any) -> bool:
     return all(jax.tree.leaves(jax.tree.map(one, updates, acc, is_leaf=_tree.is_none)))
 
 
-def accumulate(
+def accumulate(  # noqa: C901 (argument checks inline; to be split)
     opt: Any,
     every: int,
     mode: str = "mean",

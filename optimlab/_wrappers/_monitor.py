@@ -101,7 +101,7 @@ def monitored(state: Any) -> dict[str, jax.Array]:
     """
     from .._core._hyperparams import _path_name
 
-    is_leaf = lambda x: isinstance(x, MonitorState)  # noqa: E731
+    is_leaf = lambda x: isinstance(x, MonitorState)
     found = [
         (_path_name(p), s)
         for p, s in jax.tree_util.tree_flatten_with_path(state, is_leaf=is_leaf)[0]

@@ -51,7 +51,7 @@ class ReduceOnPlateauState(NamedTuple):
     cooldown_counter: jax.Array
 
 
-def reduce_on_plateau(
+def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
     factor: float = 0.1,
     patience: int = 10,
     rtol: float = 1e-4,

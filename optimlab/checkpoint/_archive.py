@@ -91,7 +91,7 @@ class Archive:
             raise FileNotFoundError(f"checkpoint not found: {self.path}")
         self._file: IO[bytes] | None = None
         try:
-            self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+            self._file = open(self.path, "rb")
             self._zip = zipfile.ZipFile(self._file)
             infos = self._zip.infolist()
         except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:

@@ -301,7 +301,7 @@ class LBFGS(Optimizer):
             dirs = dirs.at[i].set(jnp.asarray(_state_dict.to_numpy(pairs[0][i])).astype(dt))
             stps = stps.at[i].set(jnp.asarray(_state_dict.to_numpy(pairs[1][i])).astype(dt))
             ro[i] = _as_float(pairs[2][i])
-        scalar = lambda key: jnp.asarray(_as_float(entry[key])).astype(dt)  # noqa: E731
+        scalar = lambda key: jnp.asarray(_as_float(entry[key])).astype(dt)
         return s._replace(
             d=vector("d"),
             t=scalar("t"),

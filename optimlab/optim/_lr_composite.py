@@ -37,12 +37,12 @@ def _check_members(owner: str, schedulers: Sequence[Any], optimizer: Any) -> Non
 class _Composite(LRScheduler):
     _schedulers: list[LRScheduler]
 
-    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+    def state_dict(self) -> dict[str, Any]:
         sd = {k: copy.deepcopy(getattr(self, k)) for k in self._keys}
         sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return sd
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         for key in self._keys:
             if key in state_dict:
                 setattr(self, key, copy.deepcopy(state_dict[key]))
@@ -346,11 +346,11 @@ class ReduceLROnPlateau(LRScheduler):
         """Whether reductions are paused after the last one."""
         return self.cooldown_counter > 0
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         for key in self._keys:
             if key in state_dict:
                 setattr(self, key, copy.deepcopy(state_dict[key]))
         self._set_mode(self.mode, self.threshold, self.threshold_mode)
 
-    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+    def state_dict(self) -> dict[str, Any]:
         return {k: copy.deepcopy(getattr(self, k)) for k in self._keys}

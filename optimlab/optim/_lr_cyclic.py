@@ -211,7 +211,7 @@ class _Cycling(LRScheduler):
                 group["base_momentum"] = b
         return base, top
 
-    def get_lr(self) -> list[float]:  # noqa: D102
+    def get_lr(self) -> list[float]:
         lrs = super().get_lr()
         if self.cycle_momentum:
             t = self.last_epoch
@@ -321,10 +321,10 @@ class CyclicLR(_Cycling):
 
     def _momentum(self, i: int, t: float) -> float:
         lo, hi = self.base_momentums[i], self.max_momentums[i]
-        make = lambda: schedules.cyclic_momentum(lo, hi, **self._shape)  # noqa: E731
+        make = lambda: schedules.cyclic_momentum(lo, hi, **self._shape)
         return self._table(("momentum", lo, hi), make)(t)
 
-    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+    def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
         fn = self._scale_fn_custom
         sd["_scale_fn_custom"] = (
@@ -332,7 +332,7 @@ class CyclicLR(_Cycling):
         )
         return sd
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         saved = state_dict.get("_scale_fn_custom")
         if saved is not None and self._scale_fn_custom is not None:
@@ -458,13 +458,13 @@ class OneCycleLR(_Cycling):
     def _value(self, i: int, t: float) -> float:
         self._check(t)
         peak = self.optimizer.param_groups[i]["max_lr"]
-        make = lambda: schedules.one_cycle(peak, **self._shape, **self._divs)  # noqa: E731
+        make = lambda: schedules.one_cycle(peak, **self._shape, **self._divs)
         return self._table(("lr", peak), make)(t)
 
     def _momentum(self, i: int, t: float) -> float:
         group = self.optimizer.param_groups[i]
         lo, hi = group["base_momentum"], group["max_momentum"]
-        make = lambda: schedules.one_cycle_momentum(  # noqa: E731
+        make = lambda: schedules.one_cycle_momentum(
             base_momentum=lo, max_momentum=hi, **self._shape
         )
         return self._table(("momentum", lo, hi), make)(t)

@@ -317,7 +317,7 @@ class LRScheduler:
 class _Lambdas(LRScheduler):
     lr_lambdas: list[Callable[..., Any]]
 
-    def state_dict(self) -> dict[str, Any]:  # noqa: D102
+    def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
         # As torch: only callable objects' attributes are saved, functions are not.
         sd["lr_lambdas"] = [
@@ -326,7 +326,7 @@ class _Lambdas(LRScheduler):
         ]
         return sd
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         for fn, saved in zip(self.lr_lambdas, state_dict.get("lr_lambdas", []), strict=False):
             if saved is not None:

@@ -41,7 +41,7 @@ class LoadResult(NamedTuple):
 
 
 def _find(state: Any, cls: type) -> Any:
-    hit = lambda x: isinstance(x, cls)  # noqa: E731
+    hit = lambda x: isinstance(x, cls)
     for node in jax.tree_util.tree_leaves(state, is_leaf=hit):
         if hit(node):
             return node
@@ -49,7 +49,7 @@ def _find(state: Any, cls: type) -> Any:
 
 
 def _replace(state: Any, cls: type, field: str, value: Any) -> Any:
-    hit = lambda x: isinstance(x, cls)  # noqa: E731
+    hit = lambda x: isinstance(x, cls)
     leaves, treedef = jax.tree_util.tree_flatten(state, is_leaf=hit)
     for i, node in enumerate(leaves):
         if hit(node):

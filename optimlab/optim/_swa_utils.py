@@ -303,7 +303,7 @@ class SWALR(LRScheduler):
         make = lambda: schedules.swa_anneal(
             0.0,
             1.0,
-            self.anneal_epochs,  # noqa: E731
+            self.anneal_epochs,
             self._anneal_strategy,
         )
         return self._table(("alpha", self.anneal_epochs, self._anneal_strategy), make)(step)

@@ -40,12 +40,12 @@ def _cyclic_shape(
         c.choice(mode, "mode", _MODES)
         scale_mode = "iterations" if mode == "exp_range" else "cycle"
         if mode == "triangular":
-            scale_fn = lambda x: jnp.ones_like(x)  # noqa: E731
+            scale_fn = lambda x: jnp.ones_like(x)
         elif mode == "triangular2":
-            scale_fn = lambda x: 1.0 / 2.0 ** (x - 1.0)  # noqa: E731
+            scale_fn = lambda x: 1.0 / 2.0 ** (x - 1.0)
         else:
             c.positive(gamma, "gamma")
-            scale_fn = lambda x: c.value(gamma) ** x  # noqa: E731
+            scale_fn = lambda x: c.value(gamma) ** x
     else:
         c.schedule_fn(scale_fn, "scale_fn")
         c.choice(scale_mode, "scale_mode", ("cycle", "iterations"))

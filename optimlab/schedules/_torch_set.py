@@ -289,7 +289,7 @@ def cosine_annealing_warm_restarts(
             t_i = jnp.full_like(t, t0)
         else:
             n = jnp.floor(jnp.log(t / t0 * (m - 1.0) + 1.0) / math.log(m))
-            start = lambda k: t0 * (m**k - 1.0) / (m - 1.0)  # noqa: E731
+            start = lambda k: t0 * (m**k - 1.0) / (m - 1.0)
             n = jnp.where(start(n + 1.0) <= t, n + 1.0, n)  # repair log rounding
             n = jnp.where(start(n) > t, n - 1.0, n)
             t_i = t0 * m**n

@@ -41,7 +41,7 @@ def _train_step(tx):
     @eqx.filter_jit
     def train_step(model, opt_state, x, y):
         traces.append(1)
-        loss_fn = lambda m: jnp.mean((jax.vmap(m)(x) - y) ** 2)  # noqa: E731
+        loss_fn = lambda m: jnp.mean((jax.vmap(m)(x) - y) ** 2)
         loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
         updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
         return eqx.apply_updates(model, updates), opt_state, loss

@@ -35,7 +35,7 @@ if "expecttest" not in sys.modules:
     _stub.TestCase = unittest.TestCase  # type: ignore[attr-defined]
     sys.modules["expecttest"] = _stub
 
-from torch.testing._internal import common_optimizers as db  # noqa: E402
+from torch.testing._internal import common_optimizers as db
 
 MATRICES = {"w": (3, 4), "v": (2, 5), "u": (4, 4)}
 STEPS = 10

@@ -174,7 +174,7 @@ def test_step_needs_a_closure_and_strict_false_is_refused():
 
 
 def test_bad_state_dicts_raise_and_change_nothing():
-    fun = lambda p: jnp.sum((p["x"] - 1.0) ** 4)  # noqa: E731
+    fun = lambda p: jnp.sum((p["x"] - 1.0) ** 4)
     opt = optim.LBFGS({"x": jnp.zeros(3)}, history_size=2)
     opt.step(fun)
     opt.step(fun)

@@ -44,7 +44,7 @@ def _problem(dtype, shapes, seed=0):
     rng = np.random.default_rng(seed + 1)
     curv = {k: rng.uniform(0.5, 2.0, size=s) for k, s in shapes.items()}
     noise = {k: rng.normal(scale=0.3, size=(STEPS, *s)) for k, s in shapes.items()}
-    cast = lambda t: {k: jnp.asarray(np.asarray(v, dtype)) for k, v in t.items()}  # noqa: E731
+    cast = lambda t: {k: jnp.asarray(np.asarray(v, dtype)) for k, v in t.items()}
     return cast(init_params(seed, shapes)), cast(curv), cast(noise)
 
 
@@ -63,7 +63,7 @@ def _trajectory(tx, apply, params, curv, noise, with_value):
         p = apply(p, u)
         ps.append(p)
         us.append(u)
-    stack = lambda trees: {n: np.stack([np.asarray(t[n]) for t in trees]) for n in p}  # noqa: E731
+    stack = lambda trees: {n: np.stack([np.asarray(t[n]) for t in trees]) for n in p}
     return stack(ps), stack(us)
 
 

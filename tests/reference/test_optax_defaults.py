@@ -297,7 +297,7 @@ def _same_default(a, b):
         return True
     try:
         return bool(a == b) and type(a) is type(b) or (a == b and a is not None and b is not None)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return a is b
 
 

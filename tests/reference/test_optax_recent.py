@@ -54,8 +54,8 @@ def _problem(dtype, steps=20, seed=0):
     noise = [{k: rng.normal(scale=0.3, size=s) for k, s in SHAPES.items()} for _ in range(steps)]
     # A deterministic, positive Hessian "estimate" fed identically to both sides.
     hess = [{k: c + 0.05 * i for k, c in curv.items()} for i in range(steps)]
-    cast = lambda t: jax.tree.map(lambda v: jnp.asarray(v, dtype), t)  # noqa: E731
-    stack = lambda ts: cast(jax.tree.map(lambda *v: np.stack(v), *ts))  # noqa: E731
+    cast = lambda t: jax.tree.map(lambda v: jnp.asarray(v, dtype), t)
+    stack = lambda ts: cast(jax.tree.map(lambda *v: np.stack(v), *ts))
     return cast(p0), cast(curv), stack(noise), stack(hess)
 
 
@@ -347,7 +347,7 @@ def test_sam_opaque_mode_equals_transparent_mode():
 
     make = lambda opaque: ol.sam(
         ol.sgd(0.1),
-        ol.chain(ol.normalize(), ol.sgd(0.05)),  # noqa: E731
+        ol.chain(ol.normalize(), ol.sgd(0.05)),
         opaque_mode=opaque,
     )
 
