@@ -20,9 +20,11 @@ from . import (
     compile_time,
     dispatch,
     memory,
+    optim_compile,
     optim_step,
     steps,
     targets,
+    trace_calls,
 )
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -51,7 +53,10 @@ def main(argv=None) -> int:
     memory_rows = memory.memory_table(n_mem)
     acc = accumulate_memory.table()
     shell = optim_step.table()
+    calls = trace_calls.measure()
+    first = optim_compile.measure((500,) if args.quick else (500, 2000))
     met = targets.targets(step_rows, compile_rows, dispatch_rows, memory_rows, n_mem)
+    met += targets.more_targets(step_rows, compile_rows, calls, first)
     for t, fig, ok in met:
         print(f"target {'MET' if ok else 'not met'}: {t}: {fig}")
     md = [
@@ -83,6 +88,12 @@ def main(argv=None) -> int:
         "",
         "## optimlab.optim shell: optim.AdamW.step against the functional step\n",
         shell,
+        "",
+        "## optimlab.optim first step: trace and compile against optax\n",
+        optim_compile.table(first),
+        "",
+        "## Python calls while tracing one update\n",
+        trace_calls.table(calls),
         "",
         "![step and compile time](results.png)",
         "",

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._alias import torch_style
 from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, ScalarOrSchedule, Updates
@@ -97,7 +97,7 @@ def scale_by_belief(
         new_count = None if step is not None else safe_increment(state.count)
         return u, ScaleByBeliefState(new_count, mu, nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def adabelief(

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._alias import torch_style
 from ._base import GradientTransformation
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -81,7 +81,7 @@ def scale_by_adadelta(
         )
         return u, ScaleByAdadeltaState(sq, acc)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def adadelta(

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._base import GradientTransformation, chain
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
@@ -91,7 +91,7 @@ def scale_by_adagrad(
         u, sums = _tree.tree_map_multi(_tree.componentwise(one), 2, updates, state.sum_of_squares)
         return u, ScaleByAdagradState(sums)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def adagrad(

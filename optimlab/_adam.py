@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._alias import torch_style, validate_adam_like
 from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -121,7 +121,7 @@ def scale_by_adam(
         new_count = None if step is not None else safe_increment(state.count)
         return u, ScaleByAdamState(new_count, mu, nu, nu_max)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def _real(p: Any, dtype: DType | None) -> Any:

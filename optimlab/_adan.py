@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._alias import torch_style
 from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, ScalarOrSchedule, Updates
@@ -106,7 +106,7 @@ def scale_by_adan(
         new_count = None if step is not None else safe_increment(state.count)
         return u, ScaleByAdanState(new_count, m, v, n, g)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def adan(

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._alias import torch_style
 from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -101,7 +101,7 @@ def scale_by_ademamix(
         new_count = None if step is not None else safe_increment(state.count)
         return out, ScaleByAdemamixState(new_count, m1, m2, nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def ademamix(

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
+from . import _elementwise
 from ._types import OptState, Params, Updates
 
 __all__ = [
@@ -153,7 +154,9 @@ def chain(*transforms: Any) -> GradientTransformation:
             new_state.append(s)
         return updates, tuple(new_state)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare_parts(
+        GradientTransformation(init_fn, update_fn), lambda: transforms
+    )
 
 
 def identity() -> GradientTransformation:
@@ -178,7 +181,7 @@ def identity() -> GradientTransformation:
         del params, extra_args
         return updates, state
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def _apply_one(p, u):

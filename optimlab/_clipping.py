@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._base import EmptyState, GradientTransformation
 from ._types import ArrayLike
 
@@ -44,7 +44,7 @@ def clip(max_delta: ArrayLike) -> GradientTransformation:
 
         return _tree.tree_map(one, updates), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
@@ -97,4 +97,4 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
 
         return _tree.tree_map(one, updates), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn), _elementwise.GLOBAL)

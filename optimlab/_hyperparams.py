@@ -10,7 +10,7 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-from . import _rules, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._base import GradientTransformation, safe_increment
 from ._hyperparams_packed import Hyperparams, hyperparam_dtype
 from ._types import ScalarOrSchedule
@@ -157,7 +157,12 @@ def with_hyperparams(
         updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         return updates, HyperparamsState(safe_increment(state.count), values, inner_state)
 
-    return GradientTransformation(init_fn, update_fn)
+    def parts():
+        # Built once, from the initial values, only when asked (by bucketed).
+        count = jnp.zeros([], jnp.int32)
+        return (build(count, values_at(count, None)),)
+
+    return _elementwise.declare_parts(GradientTransformation(init_fn, update_fn), parts)
 
 
 def _is_hstate(x: Any) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._adam import ScaleByAdamState
 from ._base import EmptyState, GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
@@ -163,7 +163,7 @@ def _scale_by_adam_root(
         new_count = None if step is not None else safe_increment(state.count)
         return u, ScaleByAdamState(new_count, mu, nu, None)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def lamb(

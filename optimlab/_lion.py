@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._alias import torch_style
 from ._base import GradientTransformation
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -68,7 +68,7 @@ def scale_by_lion(
         u, mu = _tree.tree_map_multi(one, 2, updates, state.mu)
         return u, ScaleByLionState(mu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def lion(

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree
+from . import _elementwise, _tree
 from ._accumulate import select
 from ._base import GradientTransformation, _update_with_extra_args, safe_increment
 from ._scale import ScaleByScheduleState
@@ -111,7 +111,7 @@ def scale_by_schedule(
         out = _tree.tree_map(lambda u: u * _tree.hp(s, u).astype(u.dtype), updates)
         return out, ScaleByScheduleState(None if step is not None else safe_increment(count))
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 class ConditionallyTransformState(NamedTuple):

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._alias import torch_style, validate_adam_like
 from ._base import GradientTransformation, safe_increment
 from ._hyperparams import hyperparam_dtype
@@ -128,7 +128,7 @@ def scale_by_nadam(
         new_count = None if step is not None else safe_increment(state.count)
         return u, ScaleByNadamState(new_count, mu_product, mu, nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay) -> None:

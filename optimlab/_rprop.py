@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._base import GradientTransformation, chain
 from ._hyperparams import with_hyperparams
 from ._scale import scale
@@ -122,7 +122,7 @@ def scale_by_rprop(
         u, prev, size = _tree.tree_map_multi(one, 3, updates, state.prev, state.step_size)
         return u, ScaleByRpropState(prev, size)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def rprop(

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._base import EmptyState, GradientTransformation, safe_increment
 from ._types import ArrayLike, ScalarOrSchedule
 
@@ -42,7 +42,7 @@ def scale(step_size: ArrayLike) -> GradientTransformation:
         del params, extra_args
         return _tree.tree_map(lambda u: u * _tree.hp(step_size, u).astype(u.dtype), updates), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -102,7 +102,7 @@ def scale_by_learning_rate(
         updates = _tree.tree_map(lambda u: u * (sign * _tree.hp(lr, u)).astype(u.dtype), updates)
         return updates, ScaleByScheduleState(safe_increment(state.count))
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> GradientTransformation:
@@ -162,7 +162,15 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
             return _tree.tree_map(decay, updates, params), state
         return _tree.tree_map(decay, updates, params, m), state
 
-    return GradientTransformation(init_fn, update_fn)
+    tx = GradientTransformation(init_fn, update_fn)
+    if mask is None:
+        return _elementwise.declare(tx)
+    return _elementwise.refuse(
+        tx,
+        "add_decayed_weights with a mask is not bucket-safe (the mask has the params' "
+        "structure). Use optimlab.partition to keep the undecayed leaves in another group, "
+        "and bucket each group",
+    )
 
 
 def _is_pattern_spec(spec: Any) -> bool:

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale_by_learning_rate
@@ -180,7 +180,7 @@ def _scale_by_rms(b2, eps, *, step=None) -> GradientTransformation:
         new_count = None if step is not None else safe_increment(state.count)
         return out, _ScaleByRmsState(new_count, nu)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def _warmup(learning_rate: ScalarOrSchedule, warmup_steps: int | None) -> ScalarOrSchedule:

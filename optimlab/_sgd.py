@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._base import EmptyState, GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
@@ -91,7 +91,7 @@ def trace(
         new_count = None if step is not None else safe_increment(state.count)
         return new_updates, TraceState(new_count, new_trace)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def _matches_params(name: str) -> GradientTransformation:
@@ -111,7 +111,7 @@ def _matches_params(name: str) -> GradientTransformation:
             _tree.check_match(name, updates, params, what="params")
         return updates, state
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def _is_zero(value: Any) -> bool:

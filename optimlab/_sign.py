@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _elementwise, _tree, _validate
 from ._base import EmptyState, GradientTransformation, chain
 from ._hyperparams import with_hyperparams
 from ._scale import scale_by_learning_rate
@@ -42,7 +42,7 @@ def scale_by_sign() -> GradientTransformation:
         del params, extra_args
         return _tree.tree_map(jnp.sign, updates), state
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 class ScaleBySignumState(NamedTuple):
@@ -91,7 +91,7 @@ def scale_by_signum(
         u, ema = _tree.tree_map_multi(one, 2, updates, state.ema)
         return u, ScaleBySignumState(ema)
 
-    return GradientTransformation(init_fn, update_fn)
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
 def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:

@@ -61,6 +61,47 @@ def test_the_core_optimizers_are_bucket_safe():
         assert name in ids
 
 
+#: Every elementwise family of the registry, by its first case: each declares its
+#: primitive bucket-safe, so it runs through every bucketed check above. A family
+#: whose primitive stops declaring itself drops out of ``IDS`` and fails here.
+ELEMENTWISE_FAMILIES = (
+    "adabelief",
+    "adadelta",
+    "adamax",
+    "adan",
+    "ademamix",
+    "adopt",
+    "asgd",
+    "nadam",
+    "radam",
+    "rprop",
+    "sign_sgd",
+    "signum",
+    "yogi",
+    "schedule_sgd",
+)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE_FAMILIES)
+def test_every_elementwise_family_is_bucket_safe(name):
+    assert name in set(IDS), f"{name} is elementwise but bucketed refuses it"
+
+
+def test_bucket_safety_is_declared_not_guessed():
+    # A transformation that declares nothing is refused, whatever its code does; the
+    # same code declared elementwise is accepted.
+    from optimlab import _elementwise
+
+    def update(updates, state, params=None, **extra_args):
+        return updates, state
+
+    undeclared = ol.GradientTransformation(lambda p: ol.EmptyState(), update)
+    with pytest.raises(ValueError, match=r"bucketed: .*update is not bucket-safe"):
+        ol.bucketed(undeclared)
+    declared = _elementwise.declare(ol.GradientTransformation(lambda p: ol.EmptyState(), update))
+    ol.bucketed(ol.chain(ol.clip_by_global_norm(1.0), declared))
+
+
 @pytest.mark.parametrize("check", list(CHECKS))
 @pytest.mark.parametrize("case", SAFE, ids=IDS)
 def test_conformance_through_bucketed(case, check):
