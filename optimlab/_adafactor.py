@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _tree, _validate
+from . import _rules, _tree, _validate
 from ._base import EmptyState, GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale
@@ -130,6 +130,13 @@ def scale_by_factored_rms(
         Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
         Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
     """
+    _rules.check_args(
+        "scale_by_factored_rms",
+        decay_rate=decay_rate,
+        step_offset=step_offset,
+        min_dim_size_to_factor=min_dim_size_to_factor,
+        epsilon=epsilon,
+    )
 
     def stat_dtype(p):
         return _tree.compute_dtype(p.dtype)
@@ -342,6 +349,15 @@ def adafactor(
         _validate.weight_decay(weight_decay_rate)
     _validate.non_negative(eps, "epsilon")
     _validate.non_negative(decay_rate, "decay_rate")
+    _rules.check_args(
+        "adafactor",
+        learning_rate=learning_rate,
+        decay_rate=decay_rate,
+        clipping_threshold=clipping_threshold,
+        momentum=momentum,
+        weight_decay_rate=weight_decay_rate,
+        eps=eps,
+    )
 
     def build(step, h):
         txs = [
@@ -442,6 +458,14 @@ def scale_by_torch_adafactor(
         >>> tx.update(p, tx.init(p), p)[0].round(4)
         Array([ 1.7678, -1.7678], dtype=float32)
     """
+    _rules.check_args(
+        "scale_by_torch_adafactor",
+        learning_rate=learning_rate,
+        beta2_decay=beta2_decay,
+        eps1=eps1,
+        eps2=eps2,
+        d=d,
+    )
 
     def init_fn(params):
         _tree.reject_complex("scale_by_torch_adafactor", params, " (torch's Adafactor neither)")
@@ -583,6 +607,15 @@ def torch_adafactor(
         v = None if value is None else _validate.concrete(value)
         if v is not None:
             _validate.check(ok(v), f"{name} should be {rule} but is: {v}")
+    _rules.check_args(
+        "torch_adafactor",
+        learning_rate=learning_rate,
+        beta2_decay=beta2_decay,
+        eps1=eps1,
+        eps2=eps2,
+        d=d,
+        weight_decay=weight_decay,
+    )
     use_decay = _validate.concrete(weight_decay) != 0.0
 
     def build(step, h):

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._base import GradientTransformation, chain
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
@@ -67,6 +67,9 @@ def scale_by_adagrad(
     """
     _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
     _validate.eps(eps)
+    _rules.check_args(
+        "scale_by_adagrad", initial_accumulator_value=initial_accumulator_value, eps=eps
+    )
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -152,6 +155,14 @@ def adagrad(
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
     _validate.eps(eps)
+    _rules.check_args(
+        "adagrad",
+        learning_rate=learning_rate,
+        initial_accumulator_value=initial_accumulator_value,
+        eps=eps,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+    )
     use_decay = not (_validate.concrete(weight_decay) == 0.0)
 
     def build(step, h):

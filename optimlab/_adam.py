@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._alias import torch_style, validate_adam_like
 from ._base import GradientTransformation, safe_increment
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -66,6 +66,7 @@ def scale_by_adam(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    _rules.check_args("scale_by_adam", b1=b1, b2=b2, eps=eps)
 
     def init_fn(params):
         for dt, label in ((mu_dtype, "mu_dtype"), (nu_dtype, "nu_dtype")):
@@ -189,6 +190,9 @@ def adam(
         of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018.
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    _rules.check_args(
+        "adam", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return _adam(
         learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize, False, None, mu_dtype, nu_dtype
     )
@@ -243,6 +247,9 @@ def adamw(
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    _rules.check_args(
+        "adamw", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return _adam(
         learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize, True, mask, mu_dtype, nu_dtype
     )
@@ -269,6 +276,10 @@ def amsgrad(
     Returns:
         A :class:`~optimlab.GradientTransformation`.
     """
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    _rules.check_args(
+        "amsgrad", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return adam(learning_rate, b1, b2, eps, weight_decay, amsgrad=True, maximize=maximize)
 
 

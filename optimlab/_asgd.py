@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._base import GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale
@@ -67,6 +67,7 @@ def scale_by_asgd(
         >>> [round(float(x), 4) for x in tx.update(jnp.ones(2), tx.init(p), p)[0]]
         [-0.1, -0.1]
     """
+    _rules.check_args("scale_by_asgd", learning_rate=learning_rate, lambd=lambd, alpha=alpha, t0=t0)
 
     def init_fn(params):
         count = None if step is not None else jnp.zeros([], jnp.int32)
@@ -161,6 +162,7 @@ def asgd(
     """
     _validate.lr(learning_rate)
     _validate.weight_decay(weight_decay)
+    _rules.check_args("asgd", learning_rate=learning_rate, weight_decay=weight_decay)
     use_decay = _validate.concrete(weight_decay) != 0.0
 
     def build(step, h):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._base import EmptyState, GradientTransformation
 from ._types import ArrayLike
 
@@ -30,6 +30,7 @@ def clip(max_delta: ArrayLike) -> GradientTransformation:
         Array([-1. ,  0.5], dtype=float32)
     """
     _validate.non_negative(max_delta, "max_delta")
+    _rules.check_args("clip", max_delta=max_delta)
 
     def init_fn(params):
         del params
@@ -76,6 +77,7 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
         <https://arxiv.org/abs/1211.5063>`_, 2013.
     """
     _validate.positive(max_norm, "max_norm")
+    _rules.check_args("clip_by_global_norm", max_norm=max_norm)
 
     def init_fn(params):
         del params

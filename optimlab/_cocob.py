@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _rules, _tree, _validate
 from ._base import GradientTransformation, chain
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale
@@ -49,6 +49,7 @@ def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientT
     """
     _validate.positive(alpha, "alpha")
     _validate.eps(eps)
+    _rules.check_args("scale_by_cocob", alpha=alpha, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex("cocob", params)
@@ -146,6 +147,9 @@ def cocob(
     _validate.positive(alpha, "alpha")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "cocob", learning_rate=learning_rate, alpha=alpha, eps=eps, weight_decay=weight_decay
+    )
     use_decay = _validate.concrete(weight_decay) != 0.0
 
     def build(step, h):

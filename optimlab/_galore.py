@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _rules, _tree, _validate
 from ._adam import scale_by_adam
 from ._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
 from ._hyperparams import with_hyperparams
@@ -107,6 +107,7 @@ def scale_by_galore(
         raise TypeError(f"Invalid rank value: {rank!r} (must be a positive int)")
     _validate.positive_int(rank, "rank")
     _validate.positive_int(update_proj_gap, "update_proj_gap")
+    _rules.check_args("scale_by_galore", rank=rank, update_proj_gap=update_proj_gap, scale=scale)
     base = base_optimizer if base_optimizer is not None else scale_by_adam(step=step)
     base_update = _update_with_extra_args(base)
 
@@ -276,6 +277,16 @@ def galore(
         _validate.beta(b1, 0)
         _validate.beta(b2, 1)
         _validate.eps(eps)
+    _rules.check_args(
+        "galore",
+        learning_rate=learning_rate,
+        rank=rank,
+        update_proj_gap=update_proj_gap,
+        weight_decay=weight_decay,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )
     use_decay = _validate.concrete(weight_decay) != 0.0
 
     def build(step, h):

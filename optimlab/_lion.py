@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._alias import torch_style
 from ._base import GradientTransformation
 from ._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -48,6 +48,7 @@ def scale_by_lion(
     """
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
+    _rules.check_args("scale_by_lion", b1=b1, b2=b2)
 
     def init_fn(params):
         _tree.reject_complex("scale_by_lion", params)
@@ -119,6 +120,7 @@ def lion(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.weight_decay(weight_decay)
+    _rules.check_args("lion", learning_rate=learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
     return torch_style(
         lambda step, h: scale_by_lion(h["b1"], h["b2"], mu_dtype),
         learning_rate=learning_rate,

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _rules, _tree, _validate
 from ._adam import ScaleByAdamState, scale_by_adam
 from ._base import GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
@@ -159,6 +159,15 @@ def scale_by_muon(
         (Array([[1.12, 0.  ],
                [0.  , 1.12]], dtype=float32), Array([1., 1.], dtype=float32))
     """
+    _rules.check_args(
+        "scale_by_muon",
+        momentum=momentum,
+        ns_steps=ns_steps,
+        eps=eps,
+        adam_b1=adam_b1,
+        adam_b2=adam_b2,
+        adam_eps=adam_eps,
+    )
     if adjust_lr_fn not in _ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
     if ns_steps >= 100:
@@ -292,6 +301,15 @@ def muon(
     _validate.weight_decay(adam_weight_decay)
     _validate.beta(adam_b1, 0)
     _validate.beta(adam_b2, 1)
+    _rules.check_args(
+        "muon",
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        adam_b2=adam_b2,
+        adam_eps=adam_eps,
+        adam_weight_decay=adam_weight_decay,
+    )
     mode = "original" if adjust_lr_fn is None else adjust_lr_fn
     if mode not in _ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")

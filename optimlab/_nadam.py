@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._alias import torch_style, validate_adam_like
 from ._base import GradientTransformation, safe_increment
 from ._hyperparams import hyperparam_dtype
@@ -87,6 +87,7 @@ def scale_by_nadam(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.at_least_zero(momentum_decay, "momentum_decay")
+    _rules.check_args("scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -213,6 +214,15 @@ def nadam(
             "nadam: mask applies to decoupled weight decay only; pass "
             "decoupled_weight_decay=True (or use nadamw)."
         )
+    _rules.check_args(
+        "nadam",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum_decay=momentum_decay,
+    )
     return torch_style(
         lambda step, h: scale_by_nadam(
             h["b1"],
@@ -285,6 +295,16 @@ def nadamw(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
+    _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay)
+    _rules.check_args(
+        "nadamw",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum_decay=momentum_decay,
+    )
     return nadam(
         learning_rate,
         b1,

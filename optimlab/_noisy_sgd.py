@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _rules, _tree, _validate
 from ._base import GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
 from ._scale import scale_by_learning_rate
@@ -74,6 +74,7 @@ def add_noise(
     """
     _validate.non_negative(eta, "eta")
     _validate.non_negative(gamma, "gamma")
+    _rules.check_args("add_noise", eta=eta, gamma=gamma)
     rng_key = _as_key(key)
 
     def init_fn(params):
@@ -146,6 +147,7 @@ def noisy_sgd(
     _validate.lr(learning_rate)
     _validate.non_negative(eta, "eta")
     _validate.non_negative(gamma, "gamma")
+    _rules.check_args("noisy_sgd", learning_rate=learning_rate, eta=eta, gamma=gamma)
     rng_key = _as_key(key)
 
     def build(step, h):

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _rules, _tree, _validate
 from ._base import GradientTransformation
 from ._hyperparams import hyperparam_dtype
 
@@ -117,6 +117,17 @@ def reduce_on_plateau(
         _validate.non_negative(min_lr, "min_lr")
         if _validate.concrete(min_scale) != 0.0:
             raise ValueError("reduce_on_plateau: give min_lr or min_scale, not both.")
+    _rules.check_args(
+        "reduce_on_plateau",
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        cooldown=cooldown,
+        min_scale=min_scale,
+        eps=eps,
+        base_lr=base_lr,
+        min_lr=min_lr,
+    )
     worse = math.inf if mode == "min" else -math.inf
     patience, cooldown = int(patience), int(cooldown)
 

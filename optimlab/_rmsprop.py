@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._base import GradientTransformation, chain
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
@@ -66,6 +66,7 @@ def scale_by_rmsprop(
     """
     _validate.eps(eps)
     _validate.at_least_zero(decay, "alpha")
+    _rules.check_args("scale_by_rmsprop", decay=decay, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -179,6 +180,14 @@ def rmsprop(
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(decay, "alpha")
+    _rules.check_args(
+        "rmsprop",
+        learning_rate=learning_rate,
+        decay=decay,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum=momentum,
+    )
     use_momentum = not _is_zero(momentum)
     use_decay = not _is_zero(weight_decay)
 

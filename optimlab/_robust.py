@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _rules, _tree, _validate
 from ._accumulate import select
 from ._base import EmptyState, GradientTransformation, _update_with_extra_args, safe_increment
 from ._types import ArrayLike, OptState, Updates
@@ -90,6 +90,7 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
         raise TypeError(
             f"skip_nonfinite: inner is {type(inner).__name__}, not a gradient transformation."
         )
+    _rules.check_args("skip_nonfinite", max_consecutive=max_consecutive)
     inner_update = _update_with_extra_args(inner)
 
     def init_fn(params):
@@ -188,6 +189,7 @@ def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
         Array([ 1., -1.], dtype=float32)
     """
     _validate.positive(threshold, "threshold")
+    _rules.check_args("clip_by_block_rms", threshold=threshold)
 
     def init_fn(params):
         del params
@@ -263,6 +265,7 @@ def adaptive_grad_clip(
     """
     _validate.positive(clipping, "clipping")
     _validate.non_negative(eps, "eps")
+    _rules.check_args("adaptive_grad_clip", clipping=clipping, eps=eps)
 
     def init_fn(params):
         del params

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._base import EmptyState, GradientTransformation, safe_increment
 from ._types import ArrayLike, ScalarOrSchedule
 
@@ -33,6 +33,7 @@ def scale(step_size: ArrayLike) -> GradientTransformation:
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([2., 2.], dtype=float32)
     """
+    _rules.check_args("scale", step_size=step_size)
 
     def init_fn(params):
         del params
@@ -85,6 +86,7 @@ def scale_by_learning_rate(
     sign = -1.0 if flip_sign else 1.0
     if not callable(learning_rate):
         _validate.lr(learning_rate)
+        _rules.check_args("scale_by_learning_rate", learning_rate=learning_rate)
         return scale(
             sign * jnp.asarray(learning_rate)
             if isinstance(learning_rate, jax.Array)
@@ -134,6 +136,7 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
         Array([0.5, 0.5], dtype=float32)
     """
     _validate.weight_decay(weight_decay)
+    _rules.check_args("add_decayed_weights", weight_decay=weight_decay)
 
     def init_fn(params):
         del params

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _elementwise, _tree, _validate
+from . import _elementwise, _rules, _tree, _validate
 from ._base import EmptyState, GradientTransformation, chain, safe_increment
 from ._hyperparams import with_hyperparams
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
@@ -67,6 +67,7 @@ def trace(
         Array([1.9], dtype=float32)
     """
     _validate.momentum(decay)
+    _rules.check_args("trace", dampening=dampening)
 
     def init_fn(params):
         count = None if step is not None else jnp.zeros([], jnp.int32)
@@ -176,6 +177,9 @@ def sgd(
     _validate.weight_decay(weight_decay)
     if nesterov and (_is_zero(momentum) or not _is_zero(dampening)):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    _rules.check_args(
+        "sgd", learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
+    )
     use_momentum = not _is_zero(momentum)
     use_decay = not _is_zero(weight_decay)
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _tree, _validate
+from . import _rules, _tree, _validate
 from ._base import GradientTransformation, chain
 from ._hyperparams import with_hyperparams
 from ._scale import scale_by_learning_rate
@@ -73,6 +73,7 @@ def scale_by_sm3(
     _validate.beta(b1, 0)
     _validate.in_range(b2, "b2", 0.0, 1.0)
     _validate.eps(eps)
+    _rules.check_args("scale_by_sm3", b1=b1, b2=b2, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex("scale_by_sm3", params)
@@ -161,6 +162,7 @@ def sm3(
     """
     _validate.lr(learning_rate)
     _validate.beta(momentum, 0)
+    _rules.check_args("sm3", learning_rate=learning_rate)
 
     def build(step, h):
         del step
