@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -59,6 +59,7 @@ def scale_by_belief(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
+    _rules.check_args("scale_by_belief", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
 
     def init_fn(params):
         count = None if step is not None else jnp.zeros([], jnp.int32)
@@ -150,6 +151,9 @@ def adabelief(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
+    _rules.check_args(
+        "adabelief", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
+    )
 
     return torch_style(
         lambda step, h: scale_by_belief(

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -63,6 +63,7 @@ def scale_by_adan(
         _validate.beta(b, i)
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
+    _rules.check_args("scale_by_adan", b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root)
 
     def init_fn(params):
         _tree.reject_complex("scale_by_adan", params)
@@ -167,6 +168,16 @@ def adan(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "adan",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+    )
     return torch_style(
         lambda step, h: scale_by_adan(
             h["b1"], h["b2"], h["b3"], h["eps"], h["eps_root"], step=step

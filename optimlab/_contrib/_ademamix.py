@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -65,6 +65,9 @@ def scale_by_ademamix(
         _validate.beta(b, i)
     _validate.eps(eps)
     _validate.eps(eps_root, "eps_root")
+    _rules.check_args(
+        "scale_by_ademamix", b1=b1, b2=b2, b3=b3, alpha=alpha, eps=eps, eps_root=eps_root
+    )
 
     def init_fn(params):
         _tree.reject_complex("ademamix", params)
@@ -168,6 +171,17 @@ def ademamix(
     _validate.eps(eps)
     _validate.eps(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "ademamix",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        alpha=alpha,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+    )
     return torch_style(
         lambda step, h: scale_by_ademamix(
             h["b1"],

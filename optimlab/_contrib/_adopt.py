@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -65,6 +65,7 @@ def scale_by_adopt(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    _rules.check_args("scale_by_adopt", b1=b1, b2=b2, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex("adopt", params)
@@ -163,6 +164,7 @@ def adopt(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    _rules.check_args("adopt", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
 
     return torch_style(
         lambda step, h: scale_by_adopt(

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -49,6 +49,7 @@ def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientT
     """
     _validate.positive(alpha, "alpha")
     _validate.eps(eps)
+    _rules.check_args("scale_by_cocob", alpha=alpha, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex("cocob", params)
@@ -145,6 +146,9 @@ def cocob(
     _validate.positive(alpha, "alpha")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "cocob", learning_rate=learning_rate, alpha=alpha, eps=eps, weight_decay=weight_decay
+    )
     use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):

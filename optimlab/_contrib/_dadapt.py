@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -170,6 +170,13 @@ def dadapt_adamw(
     _validate.eps(eps)
     _validate.positive(estim_lr0, "estim_lr0")
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "dadapt_adamw",
+        learning_rate=learning_rate,
+        eps=eps,
+        estim_lr0=estim_lr0,
+        weight_decay=weight_decay,
+    )
 
     def build(step, h):
         return _scale_by_dadapt_adamw(

@@ -7,7 +7,7 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -81,6 +81,7 @@ def scale_by_dog(
     """
     _check_init_step(init_step)
     _validate.eps(eps)
+    _rules.check_args("scale_by_dog", eps=eps)
     kind, value = init_step
 
     def init_fn(params):
@@ -166,6 +167,7 @@ def dog(
     _validate.eps(eps)
     if weight_decay is not None:
         _validate.weight_decay(weight_decay)
+    _rules.check_args("dog", learning_rate=learning_rate, eps=eps, weight_decay=weight_decay)
     kind, value = init_step
     return torch_style(
         lambda step, h: scale_by_dog((kind, h["init_step_value"]), h["eps"], step=step),
@@ -208,6 +210,7 @@ def scale_by_dowg(
     _validate.eps(eps)
     if init_estim_sq_dist is not None:
         _validate.non_negative(init_estim_sq_dist, "init_estim_sq_dist")
+    _rules.check_args("scale_by_dowg", init_estim_sq_dist=init_estim_sq_dist, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex("dowg", params)
@@ -279,6 +282,13 @@ def dowg(
         _validate.non_negative(init_estim_sq_dist, "init_estim_sq_dist")
     if weight_decay is not None:
         _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "dowg",
+        learning_rate=learning_rate,
+        init_estim_sq_dist=init_estim_sq_dist,
+        eps=eps,
+        weight_decay=weight_decay,
+    )
     use_decay = weight_decay is not None and _validate.nonzero(weight_decay)
 
     def build(step, h):

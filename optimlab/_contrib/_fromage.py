@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
@@ -77,6 +77,7 @@ def fromage(
     """
     _validate.lr(learning_rate)
     _validate.non_negative(min_norm, "min_norm")
+    _rules.check_args("fromage", learning_rate=learning_rate, min_norm=min_norm)
 
     def build(step, h):
         del step

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, OptState, ScalarOrSchedule, Updates
@@ -108,6 +108,7 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
         raise TypeError(f"Invalid rank value: {rank!r} (must be a positive int)")
     _validate.positive_int(rank, "rank")
     _validate.positive_int(update_proj_gap, "update_proj_gap")
+    _rules.check_args("scale_by_galore", rank=rank, update_proj_gap=update_proj_gap, scale=scale)
     _validate.finite(scale, "scale")
     base = base_optimizer if base_optimizer is not None else scale_by_adam(step=step)
     base_update = _update_with_extra_args(base)
@@ -279,6 +280,16 @@ def galore(
         _validate.beta(b1, 0)
         _validate.beta(b2, 1)
         _validate.eps(eps)
+    _rules.check_args(
+        "galore",
+        learning_rate=learning_rate,
+        rank=rank,
+        update_proj_gap=update_proj_gap,
+        weight_decay=weight_decay,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+    )
     use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
@@ -69,6 +69,9 @@ def scale_by_trust_ratio(
     _validate.non_negative(min_norm, "min_norm")
     _validate.positive(trust_coefficient, "trust_coefficient")
     _validate.eps(eps)
+    _rules.check_args(
+        "scale_by_trust_ratio", min_norm=min_norm, trust_coefficient=trust_coefficient, eps=eps
+    )
 
     def init_fn(params):
         _tree.reject_complex("scale_by_trust_ratio", params)
@@ -161,6 +164,15 @@ def lamb(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "lamb",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+    )
     use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):
@@ -240,6 +252,14 @@ def lars(
     _validate.momentum(momentum)
     if nesterov and _validate.concrete(momentum) == 0.0:
         raise ValueError("Nesterov momentum requires a momentum")
+    _rules.check_args(
+        "lars",
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
+        momentum=momentum,
+    )
     use_decay = _validate.nonzero(weight_decay)
     use_momentum = _validate.nonzero(momentum)
     wd_mask = None if weight_decay_mask is True else weight_decay_mask

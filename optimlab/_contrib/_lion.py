@@ -6,7 +6,7 @@ from typing import Any, Literal, NamedTuple
 
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -59,6 +59,7 @@ def scale_by_lion(
     """
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
+    _rules.check_args("scale_by_lion", b1=b1, b2=b2)
     if mode not in _MODES:
         raise ValueError(
             f"scale_by_lion: mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}."
@@ -141,6 +142,7 @@ def lion(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.weight_decay(weight_decay)
+    _rules.check_args("lion", learning_rate=learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
     return torch_style(
         lambda step, h: scale_by_lion(h["b1"], h["b2"], mu_dtype),
         learning_rate=learning_rate,

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, OptState, Updates
@@ -156,6 +156,9 @@ def mechanize(
     _validate.eps(eps)
     _validate.positive(s_init, "s_init")
     _validate.positive_int(num_betas, "num_betas")
+    _rules.check_args(
+        "mechanize", weight_decay=weight_decay, eps=eps, s_init=s_init, num_betas=num_betas
+    )
 
     def build(step, h):
         return _mechanic(base_optimizer, h["weight_decay"], h["eps"], h["s_init"], num_betas, step)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ScalarOrSchedule, Updates
@@ -239,6 +239,13 @@ def momo(
     _validate.lr(learning_rate)
     _validate.beta(beta, 0)
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "momo",
+        learning_rate=learning_rate,
+        beta=beta,
+        lower_bound=lower_bound,
+        weight_decay=weight_decay,
+    )
 
     def build(step, h):
         return _momo_core(
@@ -318,6 +325,15 @@ def momo_adam(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "momo_adam",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        lower_bound=lower_bound,
+        weight_decay=weight_decay,
+    )
 
     def build(step, h):
         return _momo_core(

@@ -10,7 +10,7 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
@@ -99,6 +99,7 @@ def add_noise(
     """
     _validate.non_negative(eta, "eta")
     _validate.non_negative(gamma, "gamma")
+    _rules.check_args("add_noise", eta=eta, gamma=gamma)
     new_key = _key_maker(key)
 
     def init_fn(params):
@@ -172,6 +173,7 @@ def noisy_sgd(
     _validate.lr(learning_rate)
     _validate.non_negative(eta, "eta")
     _validate.non_negative(gamma, "gamma")
+    _rules.check_args("noisy_sgd", learning_rate=learning_rate, eta=eta, gamma=gamma)
     _key_maker(key)  # checks it now
 
     def build(step, h):

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -64,6 +64,9 @@ def scale_by_novograd(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "scale_by_novograd", b1=b1, b2=b2, eps=eps, eps_root=eps_root, weight_decay=weight_decay
+    )
     use_decay = _validate.nonzero(weight_decay)
 
     def init_fn(params):
@@ -169,6 +172,15 @@ def novograd(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "novograd",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+    )
     use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):

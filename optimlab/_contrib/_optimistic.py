@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -61,6 +61,7 @@ def scale_by_optimistic_gradient(
     """
     _validate.non_negative(alpha, "alpha")
     _validate.non_negative(beta, "beta")
+    _rules.check_args("scale_by_optimistic_gradient", alpha=alpha, beta=beta)
 
     def init_fn(params):
         count = None if step is not None else jnp.zeros([], jnp.int32)
@@ -127,6 +128,9 @@ def optimistic_gradient_descent(
     _validate.lr(learning_rate)
     _validate.non_negative(alpha, "alpha")
     _validate.non_negative(beta, "beta")
+    _rules.check_args(
+        "optimistic_gradient_descent", learning_rate=learning_rate, alpha=alpha, beta=beta
+    )
 
     def build(step, h):
         return chain(
@@ -200,6 +204,16 @@ def optimistic_adam(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
+    _rules.check_args(
+        "optimistic_adam",
+        learning_rate=learning_rate,
+        alpha=alpha,
+        beta=beta,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+    )
 
     def build(step, h):
         return chain(

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
@@ -61,6 +61,7 @@ def scale_by_polyak(
     _check_variant(variant)
     _validate.non_negative(max_learning_rate, "max_learning_rate")
     _validate.eps(eps)
+    _rules.check_args("scale_by_polyak", f_min=f_min, max_learning_rate=max_learning_rate, eps=eps)
 
     def init_fn(params):
         del params
@@ -147,6 +148,9 @@ def polyak_sgd(
     _validate.non_negative(max_learning_rate, "max_learning_rate")
     _validate.non_negative(scaling, "scaling")
     _validate.eps(eps)
+    _rules.check_args(
+        "polyak_sgd", max_learning_rate=max_learning_rate, scaling=scaling, f_min=f_min, eps=eps
+    )
 
     def build(step, h):
         del step

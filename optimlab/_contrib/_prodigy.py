@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -190,6 +190,15 @@ def prodigy(
     _validate.positive(estim_lr0, "estim_lr0")
     _validate.non_negative(estim_lr_coef, "estim_lr_coef")
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "prodigy",
+        learning_rate=learning_rate,
+        beta3=beta3,
+        eps=eps,
+        estim_lr0=estim_lr0,
+        estim_lr_coef=estim_lr_coef,
+        weight_decay=weight_decay,
+    )
 
     def build(step, h):
         b3 = h["beta3"] if beta3 is not None else jnp.sqrt(h["beta2"])

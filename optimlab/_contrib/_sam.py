@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, _update_with_extra_args, apply_updates
 from .._core._types import OptState, Params
 
@@ -122,6 +122,7 @@ def sam(
         Improving Generalization <https://arxiv.org/abs/2010.01412>`_, 2021.
     """
     _validate.positive_int(sync_period, "sync_period")
+    _rules.check_args("sam", sync_period=sync_period)
     opt_update = _update_with_extra_args(optimizer)
     adv_update = _update_with_extra_args(adv_optimizer)
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
@@ -72,6 +72,9 @@ def schedule_free(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScheduleFreeState`.
     """
+    _rules.check_args(
+        "schedule_free", learning_rate=learning_rate, b1=b1, weight_lr_power=weight_lr_power
+    )
     base_init = base_optimizer.init
     base_update = _update_with_extra_args(base_optimizer)
 
@@ -265,6 +268,14 @@ def schedule_free_sgd(
     _validate_common(learning_rate, b1, weight_lr_power)
     if weight_decay is not None:
         _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "schedule_free_sgd",
+        learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
+        b1=b1,
+        weight_decay=weight_decay,
+        weight_lr_power=weight_lr_power,
+    )
     use_decay = weight_decay is not None and _validate.nonzero(weight_decay)
     lr = _warmup(learning_rate, warmup_steps)
 
@@ -334,6 +345,16 @@ def schedule_free_adamw(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "schedule_free_adamw",
+        learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        weight_decay=weight_decay,
+        weight_lr_power=weight_lr_power,
+    )
     use_decay = _validate.nonzero(weight_decay)
     lr = _warmup(learning_rate, warmup_steps)
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -73,6 +73,7 @@ def scale_by_signum(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleBySignumState`.
     """
     _validate.in_range(beta, "beta", 0.0, 1.0, hi_open=True)
+    _rules.check_args("scale_by_signum", beta=beta)
 
     def init_fn(params):
         _tree.reject_complex("scale_by_signum", params)
@@ -121,6 +122,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
         <https://arxiv.org/abs/1802.04434>`_, 2018.
     """
     _validate.lr(learning_rate)
+    _rules.check_args("sign_sgd", learning_rate=learning_rate)
 
     def build(step, h):
         del step
@@ -168,6 +170,7 @@ def signum(
     """
     _validate.lr(learning_rate)
     _validate.in_range(beta, "beta", 0.0, 1.0, hi_open=True)
+    _rules.check_args("signum", learning_rate=learning_rate, beta=beta)
 
     def build(step, h):
         del step

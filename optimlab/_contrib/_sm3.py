@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -73,6 +73,7 @@ def scale_by_sm3(
     _validate.beta(b1, 0)
     _validate.in_range(b2, "b2", 0.0, 1.0)
     _validate.eps(eps)
+    _rules.check_args("scale_by_sm3", b1=b1, b2=b2, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex("scale_by_sm3", params)
@@ -160,6 +161,7 @@ def sm3(
         <https://arxiv.org/abs/1901.11150>`_, 2019.
     """
     _validate.lr(learning_rate)
+    _rules.check_args("sm3", learning_rate=learning_rate)
     _validate.in_range(momentum, "momentum", 0.0, 1.0, hi_open=True)
 
     def build(step, h):

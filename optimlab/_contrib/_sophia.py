@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, Params, ScalarOrSchedule, Updates
@@ -98,6 +98,15 @@ def scale_by_sophia(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    _rules.check_args(
+        "scale_by_sophia",
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        gamma=gamma,
+        clip_threshold=clip_threshold,
+        update_interval=update_interval,
+    )
 
     def init_fn(params):
         _tree.reject_complex("sophia", params)
@@ -213,6 +222,17 @@ def sophia(
     if clip_threshold is not None:
         _validate.positive(clip_threshold, "clip_threshold")
     _validate.positive_int(update_interval, "update_interval")
+    _rules.check_args(
+        "sophia",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        weight_decay=weight_decay,
+        gamma=gamma,
+        clip_threshold=clip_threshold,
+        update_interval=update_interval,
+    )
     use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):

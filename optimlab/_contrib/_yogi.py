@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -61,6 +61,14 @@ def scale_by_yogi(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.non_negative(initial_accumulator_value, "initial_accumulator_value")
+    _rules.check_args(
+        "scale_by_yogi",
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        initial_accumulator_value=initial_accumulator_value,
+    )
 
     def init_fn(params):
         _tree.reject_complex("scale_by_yogi", params)
@@ -145,6 +153,7 @@ def yogi(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    _rules.check_args("yogi", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
 
     return torch_style(
         lambda step, h: scale_by_yogi(h["b1"], h["b2"], h["eps"], step=step),

@@ -22,9 +22,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.core
 import numpy as np
 
-__all__ = ["RULES", "Rule", "check", "check_number", "check_step"]
+__all__ = ["FACTORY_RULES", "RULES", "Rule", "check", "check_args", "check_number", "check_step"]
 
 
 def _fmt(v: float) -> str:
@@ -153,6 +155,61 @@ RULES: dict[str, Rule] = {
     "max_eval": _POSITIVE,
     "tolerance_grad": _NON_NEG,
     "tolerance_change": _NON_NEG,
+    # Further names the public factories take (checked by check_args at construction).
+    "max_delta": _NON_NEG,
+    "max_norm": _POSITIVE,
+    "threshold": _NON_NEG,  # clip_by_block_rms; reduce_on_plateau's relative threshold
+    "clipping": _NON_NEG,
+    "step_size": _REAL,  # scale: a multiplier of either sign
+    "slow_step_size": Rule(lo=0.0, hi=1.0),
+    "epsilon": _NON_NEG,
+    "step_offset": _REAL,
+    "factor": Rule(lo=0.0, hi=1.0, hi_open=True),
+    "min_scale": _NON_NEG,
+    "base_lr": _NON_NEG,
+    "min_lr": _NON_NEG,
+    # Counts, fixed at construction: integers, never floats or bools (see _COUNTS).
+    "every": Rule(lo=1.0, integer=True),
+    "sync_period": Rule(lo=1.0, integer=True),
+    "rank": Rule(lo=1.0, integer=True),
+    "update_proj_gap": Rule(lo=1.0, integer=True),
+    "history_size": Rule(lo=1.0, integer=True),
+    "num_betas": Rule(lo=1.0, integer=True),
+    "ns_steps": Rule(lo=0.0, integer=True),
+    "min_dim_size_to_factor": Rule(lo=0.0, integer=True),
+    "min_leaf_size": Rule(integer=True),  # bucketed checks >= 1 in its own words
+    "patience": Rule(lo=0.0, integer=True),
+    "cooldown": Rule(lo=0.0, integer=True),
+    "max_consecutive": Rule(lo=0.0, integer=True),
+    "warmup_steps": Rule(lo=0.0, integer=True),  # schedule-free checks >= 1 in its own words
+}
+
+# The counts above, which check_args takes as integers only (update_interval, kept in
+# a state as a number, takes any whole number).
+_COUNTS = frozenset(
+    {
+        "every",
+        "sync_period",
+        "rank",
+        "update_proj_gap",
+        "history_size",
+        "num_betas",
+        "ns_steps",
+        "min_dim_size_to_factor",
+        "min_leaf_size",
+        "patience",
+        "cooldown",
+        "max_consecutive",
+        "warmup_steps",
+    }
+)
+
+#: Where one factory's range for a name is looser than the name's rule in :data:`RULES`
+#: (which :func:`set_hyperparams` and checkpoint restore also apply), by
+#: ``(function, name)``. Used by :func:`check_args` only.
+FACTORY_RULES: dict[tuple[str, str], Rule] = {
+    ("scale_by_sm3", "b2"): Rule(lo=0.0, hi=1.0),  # b2 = 1 keeps the running maximum
+    ("scale_by_asgd", "alpha"): _REAL,  # torch does not bound ASGD's alpha
 }
 
 
@@ -205,3 +262,42 @@ def check_step(value: Any, where: str, *, maximum: int = 2**31 - 1) -> int:
             f"{where} must be a whole number in [0, {maximum}] (a step count), got {_fmt(v)}."
         )
     return int(v)
+
+
+def check_args(function: str, **values: Any) -> None:
+    """Checks a factory's numeric arguments against :data:`RULES`, naming each one.
+
+    Schedules (callables), JAX tracers and ``None`` pass: a schedule's values are
+    checked as it is evaluated, and a factory that takes ``None`` gives it a meaning.
+    Every other value must be one real number (``TypeError`` for a bool, a string,
+    a complex number or a list; ``ValueError`` for an array that is not a scalar),
+    not NaN, finite unless its rule allows ``inf``, and inside its rule's range
+    (``ValueError``). A count (``_COUNTS``) takes an integer only (``TypeError`` for
+    a float). :data:`FACTORY_RULES` overrides a name's rule for one factory.
+    Each message starts with ``function``; a name with torch's wording keeps it.
+    """
+    for name, value in values.items():
+        if value is None or callable(value) or isinstance(value, jax.core.Tracer):
+            continue
+        integer = name in _COUNTS
+        where = f"{function}: hyperparameter {name!r}"
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{where} must be a number or a schedule, got a bool ({value!r}).")
+        kind = "an integer" if integer else "a real number or a schedule"
+        if isinstance(value, (str, bytes)) or not isinstance(
+            value, (int, float, np.generic, np.ndarray, jax.Array)
+        ):
+            raise TypeError(f"{where} must be {kind}, got {type(value).__name__} {value!r}.")
+        arr = np.asarray(value)
+        kinds = "iu" if integer else "iuf"
+        if arr.dtype.kind not in kinds and not (not integer and str(arr.dtype) == "bfloat16"):
+            raise TypeError(
+                f"{where} must be {kind}, got {type(value).__name__} {value!r} (dtype {arr.dtype})."
+            )
+        if arr.ndim != 0:
+            raise ValueError(f"{where} must be a scalar, got an array of shape {arr.shape}.")
+        override = FACTORY_RULES.get((function, name))
+        if override is None:
+            check(name, float(arr), function)
+        elif not override.accepts(v := float(arr)):
+            raise ValueError(f"{function}: Invalid {name} value: {_fmt(v)} ({override.describe()})")

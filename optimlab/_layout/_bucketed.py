@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core import _rules
 from .._core._base import GradientTransformation
 from .._core._elementwise import bucket_unsafe_part
 
@@ -300,6 +301,7 @@ def bucketed(
         ValueError: bucketed: ... is not bucket-safe: ...
     """
     _check_safe(tx)
+    _rules.check_args("bucketed", min_leaf_size=min_leaf_size)
     if int(min_leaf_size) < 1:
         raise ValueError(f"bucketed: min_leaf_size must be at least 1, got {min_leaf_size}.")
     min_size = int(min_leaf_size)

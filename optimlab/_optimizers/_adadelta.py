@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -56,6 +56,7 @@ def scale_by_adadelta(
     """
     _validate.unit_interval(rho, "rho")
     _validate.eps(eps)
+    _rules.check_args("scale_by_adadelta", rho=rho, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -139,6 +140,9 @@ def adadelta(
     _validate.unit_interval(rho, "rho")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
+    _rules.check_args(
+        "adadelta", learning_rate=learning_rate, rho=rho, eps=eps, weight_decay=weight_decay
+    )
     return torch_style(
         lambda step, h: scale_by_adadelta(h["rho"], h["eps"], accumulator_dtype=accumulator_dtype),
         learning_rate=learning_rate,

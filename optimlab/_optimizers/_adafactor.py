@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -130,6 +130,13 @@ def scale_by_factored_rms(
         Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
         Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
     """
+    _rules.check_args(
+        "scale_by_factored_rms",
+        decay_rate=decay_rate,
+        step_offset=step_offset,
+        min_dim_size_to_factor=min_dim_size_to_factor,
+        epsilon=epsilon,
+    )
     _validate.finite(step_offset, "step_offset")
     _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
 
@@ -344,6 +351,15 @@ def adafactor(
         _validate.weight_decay(weight_decay_rate)
     _validate.non_negative(eps, "epsilon")
     _validate.non_negative(decay_rate, "decay_rate")
+    _rules.check_args(
+        "adafactor",
+        learning_rate=learning_rate,
+        decay_rate=decay_rate,
+        clipping_threshold=clipping_threshold,
+        momentum=momentum,
+        weight_decay_rate=weight_decay_rate,
+        eps=eps,
+    )
     _validate.finite(decay_offset, "decay_offset")
     _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
 
@@ -446,6 +462,14 @@ def scale_by_torch_adafactor(
         >>> tx.update(p, tx.init(p), p)[0].round(4)
         Array([ 1.7678, -1.7678], dtype=float32)
     """
+    _rules.check_args(
+        "scale_by_torch_adafactor",
+        learning_rate=learning_rate,
+        beta2_decay=beta2_decay,
+        eps1=eps1,
+        eps2=eps2,
+        d=d,
+    )
 
     def init_fn(params):
         _tree.reject_complex("scale_by_torch_adafactor", params, " (torch's Adafactor neither)")
@@ -588,6 +612,15 @@ def torch_adafactor(
         v = None if value is None else _validate.concrete(value)
         if v is not None:
             _validate.check(ok(v), f"{name} should be {rule} but is: {v}")
+    _rules.check_args(
+        "torch_adafactor",
+        learning_rate=learning_rate,
+        beta2_decay=beta2_decay,
+        eps1=eps1,
+        eps2=eps2,
+        d=d,
+        weight_decay=weight_decay,
+    )
     use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -72,6 +72,9 @@ def scale_by_adagrad(
     """
     _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
     _validate.eps(eps)
+    _rules.check_args(
+        "scale_by_adagrad", initial_accumulator_value=initial_accumulator_value, eps=eps
+    )
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -172,6 +175,14 @@ def adagrad(
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
     _validate.eps(eps)
+    _rules.check_args(
+        "adagrad",
+        learning_rate=learning_rate,
+        initial_accumulator_value=initial_accumulator_value,
+        eps=eps,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+    )
     use_decay = _validate.nonzero(weight_decay)
 
     def build(step, h):

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style, validate_adam_like
@@ -85,6 +85,7 @@ def scale_by_adam(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    _rules.check_args("scale_by_adam", b1=b1, b2=b2, eps=eps)
     use_eps_root = eps_root is not None and _validate.concrete(eps_root) != 0.0
 
     def init_fn(params):
@@ -239,6 +240,9 @@ def adam(
         of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018.
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    _rules.check_args(
+        "adam", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return _adam(
         learning_rate,
         b1,
@@ -317,6 +321,9 @@ def adamw(
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    _rules.check_args(
+        "adamw", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return _adam(
         learning_rate,
         b1,
@@ -375,6 +382,9 @@ def amsgrad(
         A :class:`~optimlab.GradientTransformation`.
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    _rules.check_args(
+        "amsgrad", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return _adam(
         learning_rate,
         b1,

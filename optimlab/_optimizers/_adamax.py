@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style, validate_adam_like
@@ -69,6 +69,7 @@ def scale_by_adamax(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    _rules.check_args("scale_by_adamax", b1=b1, b2=b2, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -158,6 +159,9 @@ def adamax(
         <https://arxiv.org/abs/1412.6980>`_ (section 7.1), 2014.
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    _rules.check_args(
+        "adamax", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return _adamax(
         learning_rate, b1, b2, eps, weight_decay, maximize, False, None, mu_dtype, nu_dtype
     )
@@ -217,6 +221,9 @@ def adamaxw(
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
+    _rules.check_args(
+        "adamaxw", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return _adamax(
         learning_rate, b1, b2, eps, weight_decay, maximize, True, mask, mu_dtype, nu_dtype
     )

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, Params, ScalarOrSchedule, Updates
@@ -67,6 +67,7 @@ def scale_by_asgd(
         >>> [round(float(x), 4) for x in tx.update(jnp.ones(2), tx.init(p), p)[0]]
         [-0.1, -0.1]
     """
+    _rules.check_args("scale_by_asgd", learning_rate=learning_rate, lambd=lambd, alpha=alpha, t0=t0)
     for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
         _validate.finite(value, name)
 
@@ -163,6 +164,7 @@ def asgd(
     """
     _validate.lr(learning_rate)
     _validate.weight_decay(weight_decay)
+    _rules.check_args("asgd", learning_rate=learning_rate, weight_decay=weight_decay)
     for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
         _validate.finite(value, name)
     use_decay = _validate.nonzero(weight_decay)

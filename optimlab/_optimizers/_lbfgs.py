@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import hyperparam_dtype, with_hyperparams
 from .._core._types import ArrayLike, Params
@@ -539,6 +539,15 @@ def lbfgs(
         Optimization <https://doi.org/10.1007/978-0-387-40065-5>`_, 2nd ed., 2006.
     """
     max_eval = _check_options(learning_rate, max_iter, max_eval, history_size, line_search_fn)
+    _rules.check_args(
+        "lbfgs",
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        max_eval=max_eval,
+        tolerance_grad=tolerance_grad,
+        tolerance_change=tolerance_change,
+        history_size=history_size,
+    )
     line_search = line_search_fn == "strong_wolfe"
     single = max_iter == 1 and not line_search
 

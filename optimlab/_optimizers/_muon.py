@@ -11,7 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -162,6 +162,15 @@ def scale_by_torch_muon(
         (Array([[1.12, 0.  ],
                [0.  , 1.12]], dtype=float32), Array([1., 1.], dtype=float32))
     """
+    _rules.check_args(
+        "scale_by_muon",
+        momentum=momentum,
+        ns_steps=ns_steps,
+        eps=eps,
+        adam_b1=adam_b1,
+        adam_b2=adam_b2,
+        adam_eps=adam_eps,
+    )
     if adjust_lr_fn not in _ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
     _validate.non_negative_int(ns_steps, "ns_steps")
@@ -300,6 +309,15 @@ def torch_muon(
         if v is not None:
             _validate.check(0.0 <= v, f"{name} should be >= 0 but is: {v}")
     _validate.weight_decay(adam_weight_decay)
+    _rules.check_args(
+        "muon",
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        adam_b2=adam_b2,
+        adam_eps=adam_eps,
+        adam_weight_decay=adam_weight_decay,
+    )
     _validate.in_range(adam_b1, "adam_b1", 0.0, 1.0, hi_open=True)
     _validate.beta(adam_b2, 1)  # torch wording, as tests pin it
     _validate.non_negative(eps, "eps")

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import hyperparam_dtype
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -97,6 +97,7 @@ def scale_by_nadam(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.at_least_zero(momentum_decay, "momentum_decay")
+    _rules.check_args("scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -248,6 +249,15 @@ def nadam(
             "nadam: mask applies to decoupled weight decay only; pass "
             "decoupled_weight_decay=True (or use nadamw)."
         )
+    _rules.check_args(
+        "nadam",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum_decay=momentum_decay,
+    )
     if momentum_decay is None:
         if decoupled_weight_decay:
             return adamw(
@@ -355,6 +365,16 @@ def nadamw(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
+    _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay)
+    _rules.check_args(
+        "nadamw",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum_decay=momentum_decay,
+    )
     return nadam(
         learning_rate,
         b1,

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style, validate_adam_like
@@ -90,6 +90,7 @@ def scale_by_radam(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
+    _rules.check_args("scale_by_radam", b1=b1, b2=b2, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -200,6 +201,9 @@ def radam(
         raise ValueError(
             "radam: mask applies to decoupled weight decay only; pass decoupled_weight_decay=True."
         )
+    _rules.check_args(
+        "radam", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+    )
     return torch_style(
         lambda step, h: scale_by_radam(
             h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -81,6 +81,7 @@ def scale_by_rmsprop(
     """
     _validate.eps(eps)
     _validate.at_least_zero(decay, "alpha")
+    _rules.check_args("scale_by_rmsprop", decay=decay, eps=eps)
     if bias_correction and step is None:
         raise ValueError(
             "scale_by_rmsprop: bias_correction=True needs step=<the step count>; "
@@ -234,6 +235,14 @@ def rmsprop(
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(decay, "alpha")
+    _rules.check_args(
+        "rmsprop",
+        learning_rate=learning_rate,
+        decay=decay,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum=momentum,
+    )
     use_momentum = not _is_zero(momentum)
     use_decay = not _is_zero(weight_decay)
 

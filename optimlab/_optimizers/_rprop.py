@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -77,6 +77,14 @@ def scale_by_rprop(
         >>> u
         Array([-0.12, -0.  ], dtype=float32)
     """
+    _rules.check_args(
+        "scale_by_rprop",
+        learning_rate=learning_rate,
+        eta_minus=eta_minus,
+        eta_plus=eta_plus,
+        min_step_size=min_step_size,
+        max_step_size=max_step_size,
+    )
 
     def init_fn(params):
         def step_size(p):
@@ -197,6 +205,14 @@ def rprop(
         _validate.check(0.0 <= lo, f"Invalid step_sizes values: {lo}, {max_step_size}")
     if lo is not None and hi is not None:
         _validate.check(lo <= hi, f"Invalid step_sizes values: {lo}, {hi}")
+    _rules.check_args(
+        "rprop",
+        learning_rate=learning_rate,
+        eta_minus=eta_minus,
+        eta_plus=eta_plus,
+        min_step_size=min_step_size,
+        max_step_size=max_step_size,
+    )
 
     def build(step, h):
         del step

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -66,6 +66,7 @@ def trace(
         >>> u
         Array([1.9], dtype=float32)
     """
+    _rules.check_args("trace", dampening=dampening)
     _validate.at_least_zero(decay, "decay")
     _validate.finite(dampening, "dampening")
 
@@ -183,6 +184,9 @@ def sgd(
     _validate.finite(dampening, "dampening")  # checked even when momentum is zero
     if nesterov and (_is_zero(momentum) or not _is_zero(dampening)):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    _rules.check_args(
+        "sgd", learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
+    )
     use_momentum = _validate.nonzero(momentum)
     use_decay = _validate.nonzero(weight_decay)
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -78,6 +78,7 @@ def scale_by_sparse_adam(
     """
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
+    _rules.check_args("scale_by_sparse_adam", b1=b1, b2=b2, eps=eps)
 
     def init_fn(params):
         _tree.reject_complex("sparse_adam", params, " (torch's SparseAdam neither)")
@@ -183,6 +184,7 @@ def sparse_adam(
         _validate.check(0.0 < e, f"Invalid epsilon value: {e}")
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
+    _rules.check_args("sparse_adam", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
 
     return torch_style(
         lambda step, h: scale_by_sparse_adam(

@@ -7,8 +7,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation
+from .._core import _elementwise, _rules, _tree, _validate
+from .._core._base import (
+    EmptyState,
+    GradientTransformation,
+)
 from .._core._types import ArrayLike
 
 __all__ = [
@@ -39,6 +42,7 @@ def clip(max_delta: ArrayLike) -> GradientTransformation:
         Array([-1. ,  0.5], dtype=float32)
     """
     _validate.non_negative(max_delta, "max_delta")
+    _rules.check_args("clip", max_delta=max_delta)
 
     def init_fn(params):
         del params
@@ -85,6 +89,7 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
         <https://arxiv.org/abs/1211.5063>`_, 2013.
     """
     _validate.positive(max_norm, "max_norm")
+    _rules.check_args("clip_by_global_norm", max_norm=max_norm)
 
     def init_fn(params):
         del params
@@ -130,6 +135,7 @@ def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
         Array([ 1., -1.], dtype=float32)
     """
     _validate.positive(threshold, "threshold")
+    _rules.check_args("clip_by_block_rms", threshold=threshold)
 
     def init_fn(params):
         del params
@@ -205,6 +211,7 @@ def adaptive_grad_clip(
     """
     _validate.positive(clipping, "clipping")
     _validate.non_negative(eps, "eps")
+    _rules.check_args("adaptive_grad_clip", clipping=clipping, eps=eps)
 
     def init_fn(params):
         del params

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _tree, _validate
+from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule, Schedule
 
@@ -39,6 +39,7 @@ def scale(step_size: ArrayLike) -> GradientTransformation:
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([2., 2.], dtype=float32)
     """
+    _rules.check_args("scale", step_size=step_size)
 
     def init_fn(params):
         del params
@@ -91,6 +92,7 @@ def scale_by_learning_rate(
     sign = -1.0 if flip_sign else 1.0
     if not callable(learning_rate):
         _validate.lr(learning_rate)
+        _rules.check_args("scale_by_learning_rate", learning_rate=learning_rate)
         return scale(
             sign * jnp.asarray(learning_rate)
             if isinstance(learning_rate, jax.Array)
@@ -140,6 +142,7 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
         Array([0.5, 0.5], dtype=float32)
     """
     _validate.weight_decay(weight_decay)
+    _rules.check_args("add_decayed_weights", weight_decay=weight_decay)
 
     def init_fn(params):
         del params

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree
+from .._core import _rules, _tree
 from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._types import DType, OptState, Updates
 
@@ -128,6 +128,7 @@ def accumulate(  # noqa: C901 (argument checks inline; to be split)
         raise ValueError(f"accumulate: mode must be 'mean' or 'sum', got {mode!r}.")
     if not (hasattr(opt, "init") and hasattr(opt, "update")):
         raise TypeError(f"accumulate: opt is {type(opt).__name__}, not a gradient transformation.")
+    _rules.check_args("accumulate", every=every)
     inner_update = _update_with_extra_args(opt)
 
     def init_fn(params):

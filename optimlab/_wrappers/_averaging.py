@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, apply_updates, safe_increment
 from .._core._types import ArrayLike, Params
 
@@ -97,6 +97,7 @@ def ema_params(decay: ArrayLike = 0.999, *, debias: bool = False) -> GradientTra
         <https://doi.org/10.1137/0330046>`_, 1992.
     """
     _validate.in_range(decay, "decay", 0.0, 1.0)
+    _rules.check_args("ema_params", decay=decay)
 
     def weight(n):
         d = jnp.asarray(decay)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._tree import select
 from .._core._types import ArrayLike, OptState, Params
@@ -80,6 +80,7 @@ def lookahead(
     _validate.in_range(slow_step_size, "slow_step_size", 0.0, 1.0)
     if not (hasattr(fast, "init") and hasattr(fast, "update")):
         raise TypeError(f"lookahead: fast is {type(fast).__name__}, not a gradient transformation.")
+    _rules.check_args("lookahead", sync_period=sync_period, slow_step_size=slow_step_size)
     fast_update = _update_with_extra_args(fast)
 
     def init_fn(params):

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, safe_increment
 from .._core._tree import select
 from .._core._types import OptState, Updates
@@ -82,6 +82,7 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
         raise TypeError(
             f"skip_nonfinite: inner is {type(inner).__name__}, not a gradient transformation."
         )
+    _rules.check_args("skip_nonfinite", max_consecutive=max_consecutive)
     inner_update = _update_with_extra_args(inner)
 
     def init_fn(params):

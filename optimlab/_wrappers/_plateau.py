@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import hyperparam_dtype
 
@@ -149,6 +149,17 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
         optax, ``optax.contrib.reduce_on_plateau``. PyTorch,
         ``torch.optim.lr_scheduler.ReduceLROnPlateau``.
     """
+    _rules.check_args(
+        "reduce_on_plateau",
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        cooldown=cooldown,
+        min_scale=min_scale,
+        eps=eps,
+        base_lr=base_lr,
+        min_lr=min_lr,
+    )
     if rule == "optax":
         torch_only = dict(
             threshold=(threshold, 1e-4),
