@@ -90,7 +90,7 @@ def test_every_elementwise_family_is_bucket_safe(name):
 def test_bucket_safety_is_declared_not_guessed():
     # A transformation that declares nothing is refused, whatever its code does; the
     # same code declared elementwise is accepted.
-    from optimlab import _elementwise
+    from optimlab._core import _elementwise
 
     def update(updates, state, params=None, **extra_args):
         return updates, state

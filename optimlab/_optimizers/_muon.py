@@ -162,8 +162,12 @@ def scale_by_torch_muon(
         (Array([[1.12, 0.  ],
                [0.  , 1.12]], dtype=float32), Array([1., 1.], dtype=float32))
     """
+    if adjust_lr_fn not in _ADJUST_LR_FNS:
+        raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
+    _validate.non_negative_int(ns_steps, "ns_steps")
+    _validate.non_negative(eps, "eps")
     _rules.check_args(
-        "scale_by_muon",
+        "scale_by_torch_muon",
         momentum=momentum,
         ns_steps=ns_steps,
         eps=eps,
@@ -171,10 +175,6 @@ def scale_by_torch_muon(
         adam_b2=adam_b2,
         adam_eps=adam_eps,
     )
-    if adjust_lr_fn not in _ADJUST_LR_FNS:
-        raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
-    _validate.non_negative_int(ns_steps, "ns_steps")
-    _validate.non_negative(eps, "eps")
     if ns_steps >= 100:
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
     if len(ns_coeffs) != 3:
@@ -309,8 +309,11 @@ def torch_muon(
         if v is not None:
             _validate.check(0.0 <= v, f"{name} should be >= 0 but is: {v}")
     _validate.weight_decay(adam_weight_decay)
+    _validate.in_range(adam_b1, "adam_b1", 0.0, 1.0, hi_open=True)
+    _validate.beta(adam_b2, 1)  # torch wording, as tests pin it
+    _validate.non_negative(eps, "eps")
     _rules.check_args(
-        "muon",
+        "torch_muon",
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         momentum=momentum,
@@ -318,9 +321,6 @@ def torch_muon(
         adam_eps=adam_eps,
         adam_weight_decay=adam_weight_decay,
     )
-    _validate.in_range(adam_b1, "adam_b1", 0.0, 1.0, hi_open=True)
-    _validate.beta(adam_b2, 1)  # torch wording, as tests pin it
-    _validate.non_negative(eps, "eps")
     mode = "original" if adjust_lr_fn is None else adjust_lr_fn
     if mode not in _ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")

@@ -149,17 +149,6 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
         optax, ``optax.contrib.reduce_on_plateau``. PyTorch,
         ``torch.optim.lr_scheduler.ReduceLROnPlateau``.
     """
-    _rules.check_args(
-        "reduce_on_plateau",
-        factor=factor,
-        patience=patience,
-        threshold=threshold,
-        cooldown=cooldown,
-        min_scale=min_scale,
-        eps=eps,
-        base_lr=base_lr,
-        min_lr=min_lr,
-    )
     if rule == "optax":
         torch_only = dict(
             threshold=(threshold, 1e-4),
@@ -175,7 +164,15 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
                 f"reduce_on_plateau: {', '.join(given)} belong to torch's rule; pass "
                 "rule='torch' to use them (optax's rule takes rtol, atol, accumulation_size)."
             )
-        return _optax_rule(factor, patience, rtol, atol, cooldown, accumulation_size, min_scale)
+        tx = _optax_rule(factor, patience, rtol, atol, cooldown, accumulation_size, min_scale)
+        _rules.check_args(
+            "reduce_on_plateau",
+            factor=factor,
+            patience=patience,
+            cooldown=cooldown,
+            min_scale=min_scale,
+        )
+        return tx
     if rule != "torch":
         raise ValueError(f"reduce_on_plateau: rule must be 'optax' or 'torch', got {rule!r}.")
     if (rtol, atol, accumulation_size) != (1e-4, 0.0, 1):
@@ -200,6 +197,17 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
         _validate.non_negative(min_lr, "min_lr")
         if _validate.concrete(min_scale) != 0.0:
             raise ValueError("reduce_on_plateau: give min_lr or min_scale, not both.")
+    _rules.check_args(
+        "reduce_on_plateau",
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        cooldown=cooldown,
+        min_scale=min_scale,
+        eps=eps,
+        base_lr=base_lr,
+        min_lr=min_lr,
+    )
     worse = math.inf if mode == "min" else -math.inf
     patience, cooldown = int(patience), int(cooldown)
 

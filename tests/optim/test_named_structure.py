@@ -56,8 +56,9 @@ def test_hand_written_names_nest_and_number_lists():
     w, b = jnp.ones((2, 2)), jnp.zeros(2)
     opt = optim.SGD([("weight", w), ("bias", b)], lr=0.1)
     assert list(opt.params) == ["weight", "bias"]
+    w1 = jnp.ones((2, 2))  # another array: one array in two groups is refused, as in torch
     opt = optim.SGD(
-        [{"params": [("layers.0.w", w)]}, {"params": [("layers.1.w", w), ("head", b)]}], lr=0.1
+        [{"params": [("layers.0.w", w)]}, {"params": [("layers.1.w", w1), ("head", b)]}], lr=0.1
     )
     assert jax.tree.structure(opt.params) == jax.tree.structure(
         {"layers": [{"w": 0}, {"w": 0}], "head": 0}
