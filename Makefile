@@ -32,7 +32,7 @@ docs: $(VENV)/.stamp-docs
 	$(PY) docs/gen_reference.py
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-lint: $(VENV)/.stamp-lint $(VENV)/.stamp-test
+lint: $(VENV)/.stamp-lint $(VENV)/.stamp-test $(VENV)/.stamp-demo
 	$(VENV)/bin/ruff format --check optimlab tests benchmarks notebooks
 	$(VENV)/bin/ruff check optimlab tests benchmarks notebooks
 	$(VENV)/bin/pyright
