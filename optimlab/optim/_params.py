@@ -264,7 +264,7 @@ class Layout:
             self.source = self.groups[0].source
         elif self.groups and all(g.named for g in self.groups):
             # The names alone decide the structure, whether or not they came from
-            # named_parameters: dotted names nest, and levels named 0..n-1 are lists.
+            # named_parameters: dotted names nest, and numbered levels are indexed by int.
             self.skeleton = _skeleton(
                 [(n, i) for g in self.groups for n, i in zip(g.names, g.indices, strict=True)]
             )
@@ -366,8 +366,12 @@ def _lists(node: Any) -> Any:
         return node
     children = {k: _lists(v) for k, v in node.items()}
     keys = list(children)
-    if all(k.isdigit() for k in keys) and sorted(int(k) for k in keys) == list(range(len(keys))):
-        return [children[str(i)] for i in range(len(keys))]
+    if keys and all(k.isdigit() for k in keys):
+        # torch's numbered children (``model[0]``, ``model[2]``): indexed by integers,
+        # a list when they count from 0 without a gap, else a dict with int keys.
+        if sorted(int(k) for k in keys) == list(range(len(keys))):
+            return [children[str(i)] for i in range(len(keys))]
+        return {int(k): v for k, v in children.items()}
     return children
 
 

@@ -76,3 +76,25 @@ def test_names_that_spell_no_tree_give_one_dict_per_group(names):
     )
     assert isinstance(opt.params, list)
     assert [list(g) for g in opt.params] == [[names[0]], [names[1]]]
+
+
+def test_numbered_children_are_indexed_by_int_with_or_without_gaps():
+    # torch's Sequential(Linear, Tanh, Linear) names its parameters 0.* and 2.*, and
+    # Sequential(Linear, Flatten) only 0.*: both index as model[i], gaps or not.
+    w0, b0, w2 = jnp.ones((2, 3)), jnp.zeros(2), jnp.ones((1, 2))
+    gaps = optim.SGD([("0.weight", w0), ("0.bias", b0), ("2.weight", w2)], lr=0.1)
+    assert jax.tree.structure(gaps.params) == jax.tree.structure(
+        {0: {"weight": 0, "bias": 0}, 2: {"weight": 0}}
+    )
+    assert [n for n, _ in optim.named_parameters(gaps.params)] == [
+        "0.bias",
+        "0.weight",
+        "2.weight",
+    ]
+    dense = optim.SGD([("0.weight", jnp.ones((2, 3))), ("0.bias", jnp.zeros(2))], lr=0.1)
+    for opt in (gaps, dense):
+        opt.zero_grad()
+        opt.backward(lambda p: jnp.sum(p[0]["weight"]) + jnp.sum(p[0]["bias"]))
+        opt.step()
+        np.testing.assert_allclose(opt.params[0]["bias"], -0.1)
+    np.testing.assert_allclose(gaps.params[2]["weight"], 1.0)  # no gradient reached it
