@@ -158,7 +158,7 @@ def save(obj: Any, f: str | os.PathLike[str] | IO[bytes]) -> None:
         >>> optim.load(buf)
         {'state': {0: {'step': array(3., dtype=float32)}}, 'param_groups': []}
     """
-    _check_plain(obj, "obj")
+    obj = _plain(obj, "obj")
     data = io.BytesIO()
     pickler = _Pickler(data)
     pickler.dump(obj)
@@ -178,20 +178,27 @@ def save(obj: Any, f: str | os.PathLike[str] | IO[bytes]) -> None:
         _write_zip(f, records)
 
 
-def _check_plain(obj: Any, where: str) -> None:
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return
+def _plain(obj: Any, where: str) -> Any:
+    """``obj`` with only the builtin types torch's safe loader knows.
+
+    Subclasses (a parameter name that is a ``str`` subclass, a NamedTuple, a custom
+    mapping) become their builtin base, so the pickle names no other global.
+    """
+    if obj is None or isinstance(obj, bool):
+        return obj
+    for base in (int, float, str):
+        if isinstance(obj, base):
+            return obj if type(obj) is base else base(obj)
     if _as_array(obj) is not None:
-        return
+        return obj
     if isinstance(obj, Mapping):
-        for k, v in obj.items():
-            _check_plain(k, f"{where} key {k!r}")
-            _check_plain(v, f"{where}[{k!r}]")
-        return
+        out = {
+            _plain(k, f"{where} key {k!r}"): _plain(v, f"{where}[{k!r}]") for k, v in obj.items()
+        }
+        return OrderedDict(out) if isinstance(obj, OrderedDict) else out
     if isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            _check_plain(v, f"{where}[{i}]")
-        return
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
     raise TypeError(
         f"optim.save: {where} is a {type(obj).__name__}; a torch checkpoint holds "
         "dicts, lists, tuples, strings, numbers, None and arrays"

@@ -268,3 +268,24 @@ def test_save_refuses_what_torch_cannot_hold():
         optim.save({"b": b"x"}, io.BytesIO())
     with pytest.raises(TypeError, match="no torch storage type"):
         optim.save({"x": np.array(["a"])}, io.BytesIO())
+
+
+def test_subclasses_of_builtins_are_saved_as_the_builtins(tmp_path):
+    # Parameter names from named_parameters are a str subclass; torch's safe loader
+    # refuses any global it does not know, so the file holds plain str, tuple, dict.
+    from typing import NamedTuple
+
+    class Point(NamedTuple):
+        a: float
+        b: float
+
+    class Name(str):
+        pass
+
+    names = dict(optim.named_parameters({"w": np.ones(2)}))
+    obj = {"model": names, Name("k"): Point(1.0, 2.0), "n": [Name("x")]}
+    optim.save(obj, tmp_path / "f.pt")
+    loaded = torch.load(tmp_path / "f.pt")  # torch's defaults
+    assert list(loaded["model"]) == ["w"] and type(list(loaded["model"])[0]) is str
+    assert loaded["k"] == (1.0, 2.0) and type(loaded["k"]) is tuple
+    assert loaded["n"] == ["x"]
