@@ -27,15 +27,15 @@ from ._lr_cyclic import CosineAnnealingLR as CosineAnnealingLR
 from ._lr_cyclic import CosineAnnealingWarmRestarts as CosineAnnealingWarmRestarts
 from ._lr_cyclic import CyclicLR as CyclicLR
 from ._lr_cyclic import OneCycleLR as OneCycleLR
-from ._lr_scheduler import ConstantLR as ConstantLR
-from ._lr_scheduler import ExponentialLR as ExponentialLR
+from ._lr_multiplicative import ConstantLR as ConstantLR
+from ._lr_multiplicative import ExponentialLR as ExponentialLR
+from ._lr_multiplicative import LinearLR as LinearLR
+from ._lr_multiplicative import MultiStepLR as MultiStepLR
+from ._lr_multiplicative import PolynomialLR as PolynomialLR
+from ._lr_multiplicative import StepLR as StepLR
 from ._lr_scheduler import LambdaLR as LambdaLR
-from ._lr_scheduler import LinearLR as LinearLR
 from ._lr_scheduler import LRScheduler as LRScheduler
 from ._lr_scheduler import MultiplicativeLR as MultiplicativeLR
-from ._lr_scheduler import MultiStepLR as MultiStepLR
-from ._lr_scheduler import PolynomialLR as PolynomialLR
-from ._lr_scheduler import StepLR as StepLR
 
 __all__ = [
     "LambdaLR",
