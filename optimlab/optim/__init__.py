@@ -33,9 +33,9 @@ from ._adaptive import Rprop as Rprop
 from ._classes import SGD as SGD
 from ._classes import Adam as Adam
 from ._classes import AdamW as AdamW
+from ._hooks import RemovableHandle as RemovableHandle
 from ._lbfgs import LBFGS as LBFGS
 from ._optimizer import Optimizer as Optimizer
-from ._optimizer import RemovableHandle as RemovableHandle
 from ._params import named_parameters as named_parameters
 from ._serialization import CheckpointFormatError as CheckpointFormatError
 from ._serialization import load as load

@@ -2,54 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from .._core._base import apply_updates
 from .._core._hyperparams import hyperparam_dtype
-from . import _checks, _state_dict
+from . import _checks, _state_dict, _step
+from ._hooks import Hooks, RemovableHandle
 from ._params import GroupLayout, Layout, split_params
 from ._spec import Spec, required
 
 __all__ = ["Optimizer", "RemovableHandle"]
 
-_ids = itertools.count()
 
-
-class RemovableHandle:
-    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
-
-    def __init__(self, hooks: OrderedDict[int, Callable[..., Any]]):
-        self._hooks = hooks
-        self.id = next(_ids)
-
-    def remove(self) -> None:
-        """Unregisters the hook (again is a no-op)."""
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
-
-
-def _register(
-    hooks: OrderedDict[int, Callable[..., Any]], hook: Callable[..., Any], prepend: bool = False
-) -> RemovableHandle:
-    handle = RemovableHandle(hooks)
-    hooks[handle.id] = hook
-    if prepend:
-        hooks.move_to_end(handle.id, last=False)
-    return handle
-
-
-class Optimizer:
+class Optimizer(Hooks):
     """Base class of the torch.optim-compatible optimizers: state lives in the object.
 
     Each subclass is a signature and a :class:`~optimlab.optim.Spec` naming the
@@ -94,12 +62,7 @@ class Optimizer:
 
     def __init__(self, params: Any, defaults: Mapping[str, Any]):
         self.defaults: dict[str, Any] = dict(defaults)
-        self._step_pre_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
-        self._step_post_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
-        self._state_dict_pre_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
-        self._state_dict_post_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
-        self._load_pre_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
-        self._load_post_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+        super().__init__()
         self.param_groups: list[dict[str, Any]] = []
         self._leaves: list[jax.Array] = []
         self._grads: list[jax.Array | None] = []
@@ -254,7 +217,7 @@ class Optimizer:
         loss, grads = self._value_and_grad(loss_fn)(self._leaves, self._layout.frozen(), *args)
         held = [i for i, g in enumerate(self._grads) if g is not None]
         if held:
-            summed = _add([self._grads[i] for i in held], [grads[i] for i in held])
+            summed = _step.add([self._grads[i] for i in held], [grads[i] for i in held])
             for i, g in zip(held, summed, strict=True):
                 grads[i] = g
         self._grads = list(grads)
@@ -383,30 +346,14 @@ class Optimizer:
             self._feed(gi, g, k)
             for gi, (g, k) in enumerate(zip(self.param_groups, keys, strict=True))
         )
-        # Parameters of one group whose states share one step-count array form a
-        # bucket: the count is passed once, so the scalar work it drives (bias
-        # corrections...) is the same expression for all of them and XLA computes
-        # it once per bucket rather than once per parameter.
-        buckets: dict[tuple[int, int], int] = {}
-        counts: list[jax.Array] = []
-        where = []
-        structures: dict[Any, int] = {}
-        shaped = []
-        for i in active:
-            count = self._counts[i]
-            b = buckets.setdefault((self._group_of[i], id(count)), len(buckets))
-            if b == len(counts):
-                counts.append(count)
-            where.append(b)
-            shaped.append(structures.setdefault(self._treedefs[i], len(structures)))
-        plan = (
-            tuple(self._group_of[i] for i in active),
-            tuple(where),
-            tuple(shaped),
-            tuple(structures),
+        plan, counts, where = _step.plan(
+            active,
+            self._group_of,
+            self._counts,
+            self._treedefs,
             tuple(self._txs[k][0] for k in keys),
         )
-        leaves, states, new_counts = _jit_update(
+        leaves, states, new_counts = _step.update(
             plan,
             [self._leaves[i] for i in active],
             [self._states[i] for i in active],
@@ -539,67 +486,6 @@ class Optimizer:
             hook(self)
         return report
 
-    # ----------------------------------------------------------------- hooks
-    def register_step_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """Registers ``hook(optimizer, args, kwargs)``, run before each step.
-
-        The hook returns ``None``, or new ``(args, kwargs)`` for the step.
-
-        Returns:
-            A handle whose ``remove()`` unregisters it.
-        """
-        return _register(self._step_pre_hooks, hook)
-
-    def register_step_post_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """Registers ``hook(optimizer, args, kwargs)``, run after each step.
-
-        Returns:
-            A handle whose ``remove()`` unregisters it.
-        """
-        return _register(self._step_post_hooks, hook)
-
-    def register_state_dict_pre_hook(
-        self, hook: Callable[..., Any], prepend: bool = False
-    ) -> RemovableHandle:
-        """Registers ``hook(optimizer)``, run before :meth:`state_dict` builds the dict.
-
-        Returns:
-            A handle whose ``remove()`` unregisters it.
-        """
-        return _register(self._state_dict_pre_hooks, hook, prepend)
-
-    def register_state_dict_post_hook(
-        self, hook: Callable[..., Any], prepend: bool = False
-    ) -> RemovableHandle:
-        """Registers ``hook(optimizer, state_dict) -> None | state_dict``, run on the result.
-
-        Returns:
-            A handle whose ``remove()`` unregisters it.
-        """
-        return _register(self._state_dict_post_hooks, hook, prepend)
-
-    def register_load_state_dict_pre_hook(
-        self, hook: Callable[..., Any], prepend: bool = False
-    ) -> RemovableHandle:
-        """Registers ``hook(optimizer, state_dict) -> None | state_dict``, run before loading.
-
-        The hook gets a shallow copy of the dict given to :meth:`load_state_dict`.
-
-        Returns:
-            A handle whose ``remove()`` unregisters it.
-        """
-        return _register(self._load_pre_hooks, hook, prepend)
-
-    def register_load_state_dict_post_hook(
-        self, hook: Callable[..., Any], prepend: bool = False
-    ) -> RemovableHandle:
-        """Registers ``hook(optimizer)``, run after a successful load.
-
-        Returns:
-            A handle whose ``remove()`` unregisters it.
-        """
-        return _register(self._load_post_hooks, hook, prepend)
-
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, g in enumerate(self.param_groups):
@@ -609,34 +495,3 @@ class Optimizer:
             )
         lines.append(")")
         return "\n".join(lines)
-
-
-def _update(plan, leaves, states, grads, feeds, counts):
-    # The per-parameter states are stored without hyperparameters: each group's
-    # current values are fed here as arrays (so a new lr is data, not a constant),
-    # and without their step count: each bucket's count is passed once in
-    # ``counts``. ``plan`` (static) is each parameter's group and bucket and each
-    # group's transformation, shared by optimizers alike, so they share the
-    # compiled step too.
-    group_of, bucket_of, shape_of, treedefs, txs = plan
-    new_leaves, new_states = [], []
-    new_counts: list[Any] = [None] * len(counts)
-    for gi, b, t, p, flat, g in zip(
-        group_of, bucket_of, shape_of, leaves, states, grads, strict=True
-    ):
-        s = jax.tree.unflatten(treedefs[t], flat)
-        s = s._replace(hyperparams=dict(feeds[gi]), count=counts[b])
-        u, s = txs[gi].update(jnp.asarray(g).astype(p.dtype), s, p)
-        new_leaves.append(apply_updates(p, u))
-        if new_counts[b] is None:
-            new_counts[b] = s.count
-        new_states.append(jax.tree.leaves(s._replace(hyperparams=None, count=None)))
-    return new_leaves, new_states, new_counts
-
-
-_jit_update = jax.jit(_update, static_argnums=0, donate_argnums=(1, 2))
-
-
-@jax.jit
-def _add(a: list[jax.Array], b: list[jax.Array]) -> list[jax.Array]:
-    return [x + y.astype(x.dtype) for x, y in zip(a, b, strict=True)]

@@ -179,7 +179,7 @@ def test_add_param_group_to_unfreeze_a_layer():
 
 def test_per_step_lr_changes_compile_once():
     opt = optim.Adam({"w": jnp.ones((7, 3)), "b": jnp.ones(7)}, lr=0.1, weight_decay=0.01)
-    from optimlab.optim._optimizer import _jit_update
+    from optimlab.optim._step import update as _jit_update
 
     grads = {"w": jnp.full((7, 3), 0.5), "b": jnp.full(7, 0.5)}
     opt.step(grads)

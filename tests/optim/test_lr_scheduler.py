@@ -362,7 +362,7 @@ def test_step_lr_epoch_loop_idiom_trains_like_torch():
 
 
 def test_an_optimizer_stepped_100_times_under_a_scheduler_compiles_once():
-    from optimlab.optim._optimizer import _jit_update
+    from optimlab.optim._step import update as _jit_update
 
     opt = optim.SGD({"w": jnp.zeros(7), "b": jnp.zeros(())}, lr=0.1, momentum=0.9)
     sched = L.OneCycleLR(opt, max_lr=0.5, total_steps=100)
