@@ -177,7 +177,6 @@ OVER_500 = {
     "optimlab._optimizers._adam": 512,
     "optimlab._optimizers._lbfgs": 565,
     "optimlab._wrappers._partition": 525,  # key-path helpers belong in the core
-    "optimlab.checkpoint._io": 553,
 }
 
 

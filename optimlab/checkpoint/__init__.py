@@ -8,10 +8,10 @@ numbers and strings, such as an ``optimlab.optim`` ``state_dict()``.
 """
 
 from ._io import CheckpointError as CheckpointError
-from ._io import load_tree as load_tree
 from ._io import read_manifest as read_manifest
 from ._io import restore as restore
 from ._io import save as save
-from ._io import save_tree as save_tree
+from ._trees import load_tree as load_tree
+from ._trees import save_tree as save_tree
 
 __all__ = ["CheckpointError", "load_tree", "read_manifest", "restore", "save", "save_tree"]
