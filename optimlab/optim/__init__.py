@@ -23,6 +23,10 @@ Examples:
 
 from . import lr_scheduler as lr_scheduler
 from . import swa_utils as swa_utils
+from ._adafactor import Adafactor as Adafactor
+from ._adam import Adam as Adam
+from ._adam import AdamW as AdamW
+from ._adamax import Adamax as Adamax
 from ._adaptive import ASGD as ASGD
 from ._adaptive import Adadelta as Adadelta
 from ._adaptive import Adagrad as Adagrad
@@ -30,22 +34,18 @@ from ._adaptive import NAdam as NAdam
 from ._adaptive import RAdam as RAdam
 from ._adaptive import RMSprop as RMSprop
 from ._adaptive import Rprop as Rprop
-from ._classes import SGD as SGD
-from ._classes import Adam as Adam
-from ._classes import AdamW as AdamW
 from ._hooks import RemovableHandle as RemovableHandle
 from ._lbfgs import LBFGS as LBFGS
+from ._muon import Muon as Muon
 from ._optimizer import Optimizer as Optimizer
 from ._params import named_parameters as named_parameters
 from ._serialization import CheckpointFormatError as CheckpointFormatError
 from ._serialization import load as load
 from ._serialization import save as save
+from ._sgd import SGD as SGD
+from ._sparse_adam import SparseAdam as SparseAdam
 from ._spec import STEP as STEP
 from ._spec import Spec as Spec
 from ._spec import StateKey as StateKey
 from ._spec import required as required
-from ._special import Adafactor as Adafactor
-from ._special import Adamax as Adamax
-from ._special import Muon as Muon
-from ._special import SparseAdam as SparseAdam
 from ._state_dict import LoadResult as LoadResult

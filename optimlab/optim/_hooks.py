@@ -1,4 +1,4 @@
-"""torch.optim's optimizer hooks: registries and removable handles (private)."""
+"""``Hooks``: torch.optim's optimizer hooks, registries and removable handles (private)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The torch.optim-compatible classes: one signature and one :class:`Spec` each (private)."""
+"""``Adam`` and ``AdamW``: torch.optim.Adam and AdamW over optimlab.adam and adamw (private)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from typing import Any
 
 from .._core._base import GradientTransformation
 from .._optimizers._adam import ScaleByAdamState, adam, adamw
-from .._optimizers._sgd import TraceState, sgd
 from ._optimizer import Optimizer
 from ._spec import STEP, Spec, StateKey
 
-__all__ = ["SGD", "Adam", "AdamW"]
+__all__ = ["Adam", "AdamW"]
 
 
 def _adam_or_adamw(
@@ -40,79 +39,6 @@ _ADAM_SPEC = Spec(
         "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max"),
     },
 )
-
-
-class SGD(Optimizer):
-    """``torch.optim.SGD`` over :func:`optimlab.sgd`: same signature, defaults and state dict.
-
-    The per-parameter state is ``{'momentum_buffer': array}`` when ``momentum`` is
-    non-zero, nothing otherwise. ``foreach``, ``differentiable`` and ``fused`` are
-    kept in the groups and have no effect (every step is one fused jitted call, and
-    differentiable in JAX). See :class:`Optimizer` for the differences from torch.
-
-    Args:
-        params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
-        lr: learning rate (``learning_rate``).
-        momentum: momentum factor.
-        dampening: dampening for momentum.
-        weight_decay: L2 penalty added to the gradient.
-        nesterov: Nesterov momentum.
-        maximize: maximise the objective.
-        foreach: accepted for compatibility; no effect.
-        differentiable: accepted for compatibility; no effect.
-        fused: accepted for compatibility; no effect.
-
-    Examples:
-        >>> import jax.numpy as jnp
-        >>> from optimlab import optim
-        >>> opt = optim.SGD({"w": jnp.array([1.0, -2.0])}, lr=0.1, momentum=0.9)
-        >>> loss = opt.backward(lambda p: jnp.sum(p["w"] ** 2))
-        >>> opt.step()
-        >>> opt.params["w"]
-        Array([ 0.8, -1.6], dtype=float32)
-    """
-
-    spec = Spec(
-        alias=sgd,
-        hyperparams={
-            "lr": "learning_rate",
-            "momentum": "momentum",
-            "dampening": "dampening",
-            "weight_decay": "weight_decay",
-        },
-        flags={"nesterov": "nesterov", "maximize": "maximize"},
-        zero_terms={"momentum": ("dampening",), "weight_decay": ()},
-        state={"momentum_buffer": StateKey(TraceState, "trace", optional=True)},
-    )
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float = 1e-3,
-        momentum: float = 0,
-        dampening: float = 0,
-        weight_decay: float = 0,
-        nesterov: bool = False,
-        *,
-        maximize: bool = False,
-        foreach: bool | None = None,
-        differentiable: bool = False,
-        fused: bool | None = None,
-    ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                momentum=momentum,
-                dampening=dampening,
-                weight_decay=weight_decay,
-                nesterov=nesterov,
-                maximize=maximize,
-                foreach=foreach,
-                differentiable=differentiable,
-                fused=fused,
-            ),
-        )
 
 
 class Adam(Optimizer):
