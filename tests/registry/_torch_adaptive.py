@@ -152,7 +152,9 @@ CASES = [
     ),
     Case(
         "rmsprop_bf16_accumulators",
-        lambda: ol.rmsprop(0.01, momentum=0.5, centered=True, accumulator_dtype=jnp.bfloat16),
+        # lr 0.005: at 0.01 the normalised steps oscillate about 0.01 from the optimum
+        # (float32 accumulators too), the tolerance itself, so rounding decided the test.
+        lambda: ol.rmsprop(0.005, momentum=0.5, centered=True, accumulator_dtype=jnp.bfloat16),
         tags=("dtype",),
     ),
 ]
