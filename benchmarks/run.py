@@ -25,6 +25,7 @@ from . import (
     steps,
     targets,
     trace_calls,
+    zero_terms,
 )
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -54,6 +55,7 @@ def main(argv=None) -> int:
     acc = accumulate_memory.table()
     shell = optim_step.table()
     calls = trace_calls.measure()
+    zero = zero_terms.table()
     first = optim_compile.measure((500,) if args.quick else (500, 2000))
     met = targets.targets(step_rows, compile_rows, dispatch_rows, memory_rows, n_mem)
     met += targets.more_targets(step_rows, compile_rows, calls, first)
@@ -94,6 +96,9 @@ def main(argv=None) -> int:
         "",
         "## Python calls while tracing one update\n",
         trace_calls.table(calls),
+        "",
+        "## Zero-valued terms: carried (built at 0.0) against left out (None)\n",
+        zero,
         "",
         "![step and compile time](results.png)",
         "",

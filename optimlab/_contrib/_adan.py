@@ -134,7 +134,8 @@ def adan(
     where hats are bias corrections :math:`x_t / (1-\beta^t)`. Same arguments and
     defaults as ``optax.adan`` (the decoupled decay is optax's form, not the
     paper's proximal :math:`p / (1 + \eta\lambda)`). Every numeric argument lives
-    in the state; a ``weight_decay`` of exactly zero leaves the term out.
+    in the state, ``weight_decay`` too when it is ``0.0`` (settable later); ``None``
+    leaves the decay out.
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

@@ -149,7 +149,7 @@ def cocob(
     _rules.check_args(
         "cocob", learning_rate=learning_rate, alpha=alpha, eps=eps, weight_decay=weight_decay
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         del step

@@ -100,7 +100,7 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
             pc = _tree.upcast(p)
             sc = lambda x: _tree.scalar_like(x, pc)
             out = -_tree.upcast(m_) / (jnp.sqrt(_tree.upcast(v_)) + sc(eps))
-            if _validate.nonzero(weight_decay):
+            if _validate.present(weight_decay):
                 out = out - sc(wd) * sc(dlr) * pc
             return out.astype(g.dtype)
 
@@ -196,6 +196,6 @@ def dadapt_adamw(
         "eps": eps,
         "estim_lr0": estim_lr0,
     }
-    if _validate.nonzero(weight_decay):
+    if _validate.present(weight_decay):
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

@@ -139,7 +139,8 @@ def dog(
         learning_rate: :math:`\eta`, a multiplier of the DoG step (keep 1).
         init_step: ``(type, value)`` as above.
         eps: :math:`\epsilon`.
-        weight_decay: L2 penalty :math:`\lambda`; ``None`` or zero leaves it out.
+        weight_decay: L2 penalty :math:`\lambda`; ``None`` leaves it out (``0.0``
+            keeps it in the state, settable later).
         mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
 
     Returns:
@@ -172,7 +173,7 @@ def dog(
     return torch_style(
         lambda step, h: scale_by_dog((kind, h["init_step_value"]), h["eps"], step=step),
         learning_rate=learning_rate,
-        weight_decay=0.0 if weight_decay is None else weight_decay,
+        weight_decay=weight_decay,
         mask=mask,
         init_step_value=value,
         eps=eps,
@@ -253,7 +254,8 @@ def dowg(
         learning_rate: :math:`\eta`, a multiplier of the DoWG step (keep 1).
         init_estim_sq_dist: :math:`\bar r_0^2`, or ``None``.
         eps: :math:`\epsilon`.
-        weight_decay: L2 penalty :math:`\lambda`; ``None`` or zero leaves it out.
+        weight_decay: L2 penalty :math:`\lambda`; ``None`` leaves it out (``0.0``
+            keeps it in the state, settable later).
         mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
 
     Returns:
@@ -289,7 +291,7 @@ def dowg(
         eps=eps,
         weight_decay=weight_decay,
     )
-    use_decay = weight_decay is not None and _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         del step

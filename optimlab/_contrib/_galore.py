@@ -290,7 +290,7 @@ def galore(
         b2=b2,
         eps=eps,
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         base = (

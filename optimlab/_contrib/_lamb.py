@@ -131,7 +131,8 @@ def lamb(
             \quad \text{(per leaf; ratio 1 where a norm is zero)}
 
     Same arguments and defaults as ``optax.lamb``. Every numeric argument lives in
-    the state; a ``weight_decay`` of exactly zero leaves the term out.
+    the state, ``weight_decay`` too when it is ``0.0`` (settable later); ``None``
+    leaves the term out.
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.
@@ -173,7 +174,7 @@ def lamb(
         eps_root=eps_root,
         weight_decay=weight_decay,
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         txs = [scale_by_adam_root(h["b1"], h["b2"], h["eps"], h["eps_root"], step=step)]
@@ -215,7 +216,8 @@ def lars(
 
     Same arguments and defaults as ``optax.lars``; as there, the momentum
     accumulates learning-rate-scaled steps. Every numeric argument lives in the
-    state; a ``weight_decay`` or ``momentum`` of exactly zero leaves that term out.
+    state, zeros included (settable later); a ``weight_decay`` or ``momentum`` of
+    ``None`` leaves that term out.
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.
@@ -260,8 +262,8 @@ def lars(
         eps=eps,
         momentum=momentum,
     )
-    use_decay = _validate.nonzero(weight_decay)
-    use_momentum = _validate.nonzero(momentum)
+    use_decay = _validate.present(weight_decay)
+    use_momentum = _validate.present(momentum)
     wd_mask = None if weight_decay_mask is True else weight_decay_mask
     tr_mask = None if trust_ratio_mask is True else trust_ratio_mask
 

@@ -110,7 +110,7 @@ def lion(
         u_t &= -\eta\,\big(c_t + \lambda\, p_{t-1}\big)
 
     Same arguments and defaults as ``optax.lion``. Every numeric argument lives in
-    the state; a ``weight_decay`` of exactly zero leaves the term out. As the
+    the state, ``weight_decay`` too when it is ``0.0``; ``None`` leaves it out. As the
     update has unit magnitude per element, the paper advises a learning rate 3-10x
     smaller than AdamW's and a weight decay 3-10x larger.
 

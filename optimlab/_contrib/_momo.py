@@ -165,7 +165,7 @@ def _momo_core(
             out = -_tree.scalar_like(tau, pc) * _tree.upcast(a)
             if pre is not None:
                 out = out / pre
-            if _validate.nonzero(weight_decay):
+            if _validate.present(weight_decay):
                 out = out - _tree.scalar_like(decay, pc) * pc
             return out.astype(g.dtype)
 
@@ -265,7 +265,7 @@ def momo(
 
 def _hps(learning_rate, lower_bound, weight_decay, **rest) -> dict[str, Any]:
     hps: dict[str, Any] = {"learning_rate": learning_rate, **rest, "lower_bound": lower_bound}
-    if _validate.nonzero(weight_decay):
+    if _validate.present(weight_decay):
         hps["weight_decay"] = weight_decay
     return hps
 

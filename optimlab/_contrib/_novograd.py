@@ -67,7 +67,7 @@ def scale_by_novograd(
     _rules.check_args(
         "scale_by_novograd", b1=b1, b2=b2, eps=eps, eps_root=eps_root, weight_decay=weight_decay
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def init_fn(params):
         _tree.reject_complex("scale_by_novograd", params)
@@ -139,8 +139,8 @@ def novograd(
         u_t &= -\eta\, m_t
 
     Same arguments and defaults as ``optax.novograd``. Every numeric argument
-    lives in the state; a ``weight_decay`` of exactly zero leaves the term out
-    (and ``params`` are then not needed).
+    lives in the state, ``weight_decay`` too when it is ``0.0`` (settable later);
+    ``None`` leaves the term out (and ``params`` are then not needed).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.
@@ -181,7 +181,7 @@ def novograd(
         eps_root=eps_root,
         weight_decay=weight_decay,
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         wd = h["weight_decay"] if use_decay else 0.0

@@ -111,7 +111,7 @@ def _scale_by_prodigy(
             pc = _tree.upcast(p)
             sc = lambda x: _tree.scalar_like(x, pc)
             out = -sc(dlr) * _tree.upcast(m_) / (jnp.sqrt(_tree.upcast(v_)) + sc(d_new) * sc(eps))
-            if _validate.nonzero(weight_decay):
+            if _validate.present(weight_decay):
                 out = out - sc(wd) * sc(dlr) * pc
             return out.astype(g.dtype)
 
@@ -225,6 +225,6 @@ def prodigy(
     }
     if beta3 is not None:
         hps["beta3"] = beta3
-    if _validate.nonzero(weight_decay):
+    if _validate.present(weight_decay):
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

@@ -276,7 +276,7 @@ def schedule_free_sgd(
         weight_decay=weight_decay,
         weight_lr_power=weight_lr_power,
     )
-    use_decay = weight_decay is not None and _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
     lr = _warmup(learning_rate, warmup_steps)
 
     def build(step, h):
@@ -355,7 +355,7 @@ def schedule_free_adamw(
         weight_decay=weight_decay,
         weight_lr_power=weight_lr_power,
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
     lr = _warmup(learning_rate, warmup_steps)
 
     def build(step, h):

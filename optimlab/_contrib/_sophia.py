@@ -233,7 +233,7 @@ def sophia(
         clip_threshold=clip_threshold,
         update_interval=update_interval,
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         txs = [

@@ -25,16 +25,14 @@ def concrete(value: Any) -> float | None:
         return None
 
 
-def nonzero(value: Any) -> bool:
-    """Whether an optional term (weight decay, momentum) is kept in the state's structure.
+def present(value: Any) -> bool:
+    """Whether an optional term (weight decay, momentum) is part of the state.
 
-    Only a Python or NumPy zero leaves it out. A schedule, or a JAX array (which a
-    wrapper such as ``optax.inject_hyperparams`` passes concrete to ``init`` and
-    traced to ``update``), keeps it, so the state has one structure at every step.
+    ``None`` leaves the term out (optax's convention); any other value, zero
+    included, keeps it, so the state's structure depends only on the algorithm
+    and a term built with ``0.0`` can be switched on later by ``set_hyperparams``.
     """
-    if callable(value) or isinstance(value, jax.Array):
-        return True
-    return concrete(value) != 0.0
+    return value is not None
 
 
 def _fmt(value: Any) -> Any:

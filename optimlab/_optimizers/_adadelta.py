@@ -106,7 +106,8 @@ def adadelta(
         p_t &= p_{t-1} - \eta\, \Delta_t
 
     Every numeric argument lives in the state and may be a schedule. A
-    ``weight_decay`` of exactly zero leaves the term out. Complex parameters are
+    ``weight_decay`` of ``None`` leaves the term out; any number, ``0.0``
+    included (the default, as optax), keeps it in the state, settable later. Complex parameters are
     optimized componentwise, as torch does. optax's ``adadelta`` is the same
     rule (its ``learning_rate`` defaults to none, i.e. 1).
 

@@ -550,7 +550,7 @@ def torch_adafactor(
     eps1: ScalarOrSchedule | None = None,
     eps2: ScalarOrSchedule = 1e-3,
     d: ScalarOrSchedule = 1.0,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
 ) -> GradientTransformation:
     r"""torch's Adafactor, numerically identical to ``torch.optim.Adafactor``.
@@ -621,7 +621,7 @@ def torch_adafactor(
         d=d,
         weight_decay=weight_decay,
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []

@@ -113,7 +113,7 @@ def adagrad(
     *,
     eps_in_sqrt: bool = True,
     lr_decay: ScalarOrSchedule = 0.0,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
     accumulator_dtype: DType | None = None,
 ) -> GradientTransformation:
@@ -131,7 +131,8 @@ def adagrad(
 
     Every numeric argument lives in the state and may be a schedule;
     ``initial_accumulator_value`` is read once, by ``init``. A ``weight_decay``
-    of exactly zero leaves the term out. Complex parameters are optimized
+    of ``None`` (the default) leaves the term out; any number, ``0.0`` included,
+    keeps it in the state, settable later. Complex parameters are optimized
     componentwise, as torch does. The defaults are optax's (the sum starts at
     ``0.1``, ``eps=1e-7`` inside the square root, where the rule is zero while
     :math:`s_t = 0`); ``torch.optim.Adagrad`` is
@@ -183,7 +184,7 @@ def adagrad(
         lr_decay=lr_decay,
         weight_decay=weight_decay,
     )
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         txs = []

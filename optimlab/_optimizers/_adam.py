@@ -182,7 +182,7 @@ def adam(
     mu_dtype: DType | None = None,
     *,
     nesterov: bool = False,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     amsgrad: bool = False,
     maximize: bool = False,
     nu_dtype: DType | None = None,
@@ -200,8 +200,8 @@ def adam(
             \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
 
     Every numeric argument lives in the state and may be a schedule. A
-    ``weight_decay`` or ``eps_root`` of exactly zero leaves the term out (build
-    with a non-zero value to change it later). With the defaults this is optax's
+    ``weight_decay`` or ``eps_root`` of ``None`` leaves the term out; any number,
+    ``0.0`` included, keeps it in the state, settable later. With the defaults this is optax's
     ``adam`` (up to float rounding) and ``torch.optim.Adam``.
 
     .. note::
@@ -351,7 +351,7 @@ def amsgrad(
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
     *,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
 ) -> GradientTransformation:
     r"""AMSGrad, optax's: :func:`adam` with the running maximum of the corrected :math:`\hat v_t`.
@@ -424,7 +424,7 @@ def _adam(
     bias_correction_mu=True,
     bias_correction_nu=True,
 ) -> GradientTransformation:
-    use_eps_root = _validate.nonzero(eps_root)
+    use_eps_root = _validate.present(eps_root)
     roots = {"eps_root": eps_root} if use_eps_root else {}
     return torch_style(
         lambda step, h: scale_by_adam(

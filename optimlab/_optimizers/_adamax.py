@@ -109,7 +109,7 @@ def adamax(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
     *,
     mu_dtype: DType | None = None,
@@ -127,9 +127,10 @@ def adamax(
         p_t &= p_{t-1} - \frac{\eta}{1-\beta_1^t}\, \frac{m_t}{u_t}
 
     Every numeric argument lives in the state and may be a schedule. A
-    ``weight_decay`` of exactly zero leaves the term out (build with a non-zero
-    value to change it later). Complex parameters are optimized componentwise, as
-    torch does. optax's ``adamax`` is the same algorithm without weight decay.
+    ``weight_decay`` of ``None`` (the default) leaves the term out; any number,
+    ``0.0`` included, keeps it in the state, settable later. Complex parameters
+    are optimized componentwise, as torch does. optax's ``adamax`` is the same
+    algorithm without weight decay.
 
     Args:
         learning_rate: :math:`\eta` (default ``2e-3``, torch's).

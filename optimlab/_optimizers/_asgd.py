@@ -113,7 +113,7 @@ def asgd(
     lambd: ScalarOrSchedule = 1e-4,
     alpha: ScalarOrSchedule = 0.75,
     t0: ScalarOrSchedule = 1e6,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
 ) -> GradientTransformation:
     r"""Averaged stochastic gradient descent, numerically identical to ``torch.optim.ASGD``.
@@ -167,7 +167,7 @@ def asgd(
     _rules.check_args("asgd", learning_rate=learning_rate, weight_decay=weight_decay)
     for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
         _validate.finite(value, name)
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []

@@ -237,7 +237,7 @@ def torch_muon(
     adam_b1: ScalarOrSchedule = 0.9,
     adam_b2: ScalarOrSchedule = 0.999,
     adam_eps: ScalarOrSchedule = 1e-8,
-    adam_weight_decay: ScalarOrSchedule = 0.0,
+    adam_weight_decay: ScalarOrSchedule | None = None,
 ) -> GradientTransformation:
     r"""torch's Muon for 2-D leaves (equal to ``torch.optim.Muon``), AdamW elsewhere.
 
@@ -329,8 +329,8 @@ def torch_muon(
         raise ValueError("Number of steps must be less than 100 for computational efficiency")
     if len(ns_coeffs) != 3:
         raise ValueError("Coefficients must be a tuple of exactly 3 values")
-    use_decay = _validate.nonzero(weight_decay)
-    use_adam_decay = _validate.nonzero(adam_weight_decay)
+    use_decay = _validate.present(weight_decay)
+    use_adam_decay = _validate.present(adam_weight_decay)
 
     def mats(params):
         return _tree.tree_map(_is_matrix, params)

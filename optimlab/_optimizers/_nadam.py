@@ -163,7 +163,7 @@ def nadam(
     *,
     nesterov: bool = True,
     momentum_decay: ScalarOrSchedule | None = None,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
     mask: Any = None,
@@ -191,7 +191,8 @@ def nadam(
             \ \big[+ \lambda p_{t-1}\ \text{if decoupled}\big]\Big)
 
     Every numeric argument lives in the state and may be a schedule. A
-    ``weight_decay`` of exactly zero leaves the term out. Complex parameters are
+    ``weight_decay`` of ``None`` (the default) leaves the term out; any number,
+    ``0.0`` included, keeps it in the state, settable later. Complex parameters are
     optimized componentwise, as torch does.
 
     optax's rule is this one in the limit :math:`\psi \to \infty` (the constant
@@ -285,10 +286,11 @@ def nadam(
             maximize=maximize,
             nu_dtype=nu_dtype,
         )
-    if not nesterov or _validate.concrete(eps_root) != 0.0:
+    if not nesterov or (eps_root is not None and _validate.concrete(eps_root) != 0.0):
         raise ValueError(
             "nadam: torch's rule (momentum_decay given) has no eps_root and is always "
-            "Nesterov's; leave eps_root=0 and nesterov=True, or pass momentum_decay=None."
+            "Nesterov's; leave eps_root at 0 (or None) and nesterov=True, or pass "
+            "momentum_decay=None."
         )
     return torch_style(
         lambda step, h: scale_by_nadam(

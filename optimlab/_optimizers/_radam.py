@@ -133,7 +133,7 @@ def radam(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
     *,
@@ -160,7 +160,8 @@ def radam(
             \ \big[+\lambda p_{t-1}\ \text{if decoupled}\big]\Big)
 
     Every numeric argument lives in the state and may be a schedule. A
-    ``weight_decay`` of exactly zero leaves the term out. Complex parameters are
+    ``weight_decay`` of ``None`` (the default) leaves the term out; any number,
+    ``0.0`` included, keeps it in the state, settable later. Complex parameters are
     optimized componentwise, as torch does. optax's ``radam`` adds epsilon to
     :math:`\sqrt{\hat v_t}` instead (the same rule when :math:`\epsilon = 0`) and
     rectifies when :math:`\rho_t \ge 5`.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -138,11 +138,6 @@ def scale_by_rmsprop(
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
-def _is_zero(value: Any) -> bool:
-    v = _validate.concrete(value)
-    return v is not None and v == 0.0
-
-
 def rmsprop(
     learning_rate: ScalarOrSchedule = 1e-2,
     decay: ScalarOrSchedule = 0.9,
@@ -154,7 +149,7 @@ def rmsprop(
     nesterov: bool = False,
     bias_correction: bool = False,
     *,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
     accumulator_dtype: DType | None = None,
 ) -> GradientTransformation:
@@ -182,8 +177,9 @@ def rmsprop(
     momentum=..., centered=..., weight_decay=..., maximize=...)``, which
     :class:`optimlab.optim.RMSprop` passes. Every numeric argument except
     ``initial_scale`` (read once, by ``init``) lives in the state and may be a
-    schedule. A ``momentum`` (``None`` is zero) or ``weight_decay`` of exactly zero
-    at construction leaves that term (and the momentum buffer) out, as torch does.
+    schedule. A ``momentum`` or ``weight_decay`` of ``None`` (their defaults) leaves
+    that term (and the momentum buffer) out; any number, ``0.0`` included, keeps
+    it in the state, settable later.
     Complex parameters are optimized componentwise, as torch does. The momentum
     buffer holds :math:`b_t` (torch's), where optax's holds :math:`\eta\, b_t`;
     the two agree while the learning rate is constant.
@@ -230,8 +226,6 @@ def rmsprop(
     # torch.optim.RMSprop's order, so the first failing check is the same.
     _validate.lr(learning_rate)
     _validate.eps(eps)
-    if momentum is None:
-        momentum = 0.0
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(decay, "alpha")
@@ -243,8 +237,8 @@ def rmsprop(
         weight_decay=weight_decay,
         momentum=momentum,
     )
-    use_momentum = not _is_zero(momentum)
-    use_decay = not _is_zero(weight_decay)
+    use_momentum = _validate.present(momentum)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         txs = []

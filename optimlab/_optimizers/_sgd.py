@@ -128,7 +128,7 @@ def sgd(
     accumulator_dtype: DType | None = None,
     *,
     dampening: ScalarOrSchedule = 0.0,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
 ) -> GradientTransformation:
     r"""Stochastic gradient descent with torch's momentum, dampening, Nesterov and decay.
@@ -146,9 +146,9 @@ def sgd(
     arguments are optax's; torch's ``dampening``, ``weight_decay`` and
     ``maximize`` are keyword arguments. Every numeric argument lives in
     the state (read it with :func:`~optimlab.hyperparams`). A ``momentum`` or
-    ``weight_decay`` of exactly zero at construction leaves that term (and the
-    momentum buffer) out of the optimizer, as torch does; build with a non-zero
-    value, or a schedule, to change it later.
+    ``weight_decay`` of ``None`` (their defaults) leaves that term (and the
+    momentum buffer) out of the optimizer; any number, ``0.0`` included, keeps
+    it in the state, where :func:`~optimlab.set_hyperparams` can change it later.
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.
@@ -176,19 +176,17 @@ def sgd(
         Sutskever et al., `On the importance of initialization and momentum in deep
         learning <https://proceedings.mlr.press/v28/sutskever13.html>`_, 2013.
     """
-    if momentum is None:
-        momentum = 0.0
     _validate.lr(learning_rate)
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)
     _validate.finite(dampening, "dampening")  # checked even when momentum is zero
-    if nesterov and (_is_zero(momentum) or not _is_zero(dampening)):
+    if nesterov and (momentum is None or _is_zero(momentum) or not _is_zero(dampening)):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     _rules.check_args(
         "sgd", learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
     )
-    use_momentum = _validate.nonzero(momentum)
-    use_decay = _validate.nonzero(weight_decay)
+    use_momentum = _validate.present(momentum)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         txs = [] if use_momentum else [_matches_params("sgd")]

@@ -25,7 +25,7 @@ def torch_style(
     primitive: Primitive,
     *,
     learning_rate: ScalarOrSchedule,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
     decoupled: bool = False,
     mask: Any = None,
@@ -35,14 +35,15 @@ def torch_style(
 
     Every numeric hyperparameter lives in the state (:func:`with_hyperparams`), in
     the order ``learning_rate``, ``**hyperparameters``, ``weight_decay``. A
-    ``weight_decay`` of exactly zero at construction leaves the decay out, and its
-    name out of the state.
+    ``weight_decay`` of ``None`` leaves the decay out, and its name out of the
+    state; any number, zero included, keeps it there, settable later.
 
     Args:
         primitive: ``(step, h) -> GradientTransformation``, the scaling primitive
             built from the hyperparameter values ``h`` (and ``step`` if it needs it).
         learning_rate: the step size, applied last.
-        weight_decay: :math:`\lambda`; added to the gradient before ``primitive``
+        weight_decay: :math:`\lambda`, or ``None`` for no decay term; added to the
+            gradient before ``primitive``
             (L2), or with ``decoupled`` to the direction after it.
         maximize: flip the sign of the gradient first.
         decoupled: place the decay after ``primitive`` (AdamW's form).
@@ -52,7 +53,7 @@ def torch_style(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a ``HyperparamsState``.
     """
-    use_decay = _validate.nonzero(weight_decay)
+    use_decay = _validate.present(weight_decay)
 
     def build(step, h):
         txs = [scale(-1.0)] if maximize else []

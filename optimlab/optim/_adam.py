@@ -15,7 +15,8 @@ __all__ = ["Adam", "AdamW"]
 def _adam_or_adamw(
     *, decoupled_weight_decay: bool = False, **kwargs: Any
 ) -> GradientTransformation:
-    return (adamw if decoupled_weight_decay else adam)(**kwargs)
+    # eps_root=None: torch has no term under the root, so none is carried.
+    return (adamw if decoupled_weight_decay else adam)(eps_root=None, **kwargs)
 
 
 _ADAM_SPEC = Spec(

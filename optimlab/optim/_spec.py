@@ -105,9 +105,10 @@ class Spec:
             arrays at every step, so changing them never recompiles.
         flags: torch group option -> alias keyword for options that shape the
             compiled step (``nesterov``, ``amsgrad``, ``maximize``...).
-        zero_terms: options the alias leaves out when exactly zero at construction
-            (``momentum``, ``weight_decay``), each with the options left out along
-            with it (``dampening`` goes with ``momentum``): crossing zero rebuilds.
+        zero_terms: options torch skips when exactly zero (``momentum``,
+            ``weight_decay``), passed to the alias as ``None`` so they stay out of
+            the state, each with the options left out along with it (``dampening``
+            goes with ``momentum``): crossing zero rebuilds.
         static: numeric options the alias does not keep in its state; they are
             part of the compiled step (changing one rebuilds).
         state: torch per-parameter state key -> :class:`StateKey`, in torch's order.
@@ -142,6 +143,10 @@ class Spec:
                 out[names] = _one_element(key, value)
         for key, name in self.flags.items():
             out[name] = group[key]
+        for key in self.zero_terms:  # torch skips a zero term: leave it out of the state
+            if _is_zero(group[key]):
+                names = self.hyperparams[key]
+                out.update(dict.fromkeys(names if isinstance(names, tuple) else (names,)))
         return out
 
     def key(self, group: Mapping[str, Any]) -> tuple[Any, ...]:
