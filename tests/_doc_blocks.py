@@ -11,6 +11,12 @@ block:
 - ``<!-- docs-test: setup`` on its own line, then code, then ``-->``: code run just
   before the next block, to define what the page assumes the reader already has
   (their ``params``, a ``loss``).
+- ``<!-- docs-test: processes N`` on its own line, then code, then ``-->``: the next
+  block is a whole multi-process program. It runs on its own (not in the page's
+  namespace) in N fresh interpreters at once, each with 4 host devices and JAX's
+  CPU collectives, after the code of the marker, which reads what a cluster
+  launcher would give each process from ``DOCS_COORDINATOR_ADDRESS``,
+  ``DOCS_NUM_PROCESSES`` and ``DOCS_PROCESS_ID``. Every process must succeed.
 
 Run as ``python tests/_doc_blocks.py PAGE.md`` it executes the page and prints one
 JSON line ``{"executed": n, "skipped": m}``; :mod:`tests.test_doc_blocks` runs every
@@ -22,14 +28,19 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import json
+import os
 import re
+import socket
+import subprocess
 import sys
+import tempfile
 
 FENCE = re.compile(
     r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```\s*$", re.M | re.S
 )
 MARKER = re.compile(
-    r"<!--\s*docs-test:\s*(?P<kind>no-run|setup)(?P<rest>(?:(?!-->).)*)-->\s*\Z", re.S
+    r"<!--\s*docs-test:\s*(?P<kind>no-run|setup|processes)(?P<rest>(?:(?!-->).)*)-->\s*\Z",
+    re.S,
 )
 PYTHON = ("python", "py", "pycon")
 
@@ -43,6 +54,7 @@ class Block:
     run: bool
     reason: str = ""
     setup: str = ""
+    processes: int = 1
 
 
 def blocks(text: str) -> list[Block]:
@@ -56,10 +68,14 @@ def blocks(text: str) -> list[Block]:
         block = Block(_dedent(m.group("body"), len(m.group("indent"))), line, True)
         marker = MARKER.search(before)  # a marker must end right before the fence
         if marker is not None:
-            if marker.group("kind") == "no-run":
-                block.run, block.reason = False, marker.group("rest").strip()
+            kind, rest = marker.group("kind"), marker.group("rest")
+            if kind == "no-run":
+                block.run, block.reason = False, rest.strip()
+            elif kind == "processes":
+                count, _, setup = rest.partition("\n")
+                block.processes, block.setup = int(count), setup
             else:
-                block.setup = marker.group("rest").strip("\n")
+                block.setup = rest.strip("\n")
         out.append(block)
     return out
 
@@ -79,6 +95,10 @@ def run_page(path: str) -> dict[str, int]:
     for b in found:
         if not b.run:
             continue
+        if b.processes > 1:
+            run_processes(b, path)
+            executed += 1
+            continue
         if b.setup:
             exec(compile(b.setup, f"{path}:setup before line {b.line}", "exec"), namespace)
         if b.code.lstrip().startswith(">>>"):
@@ -93,6 +113,48 @@ def run_page(path: str) -> dict[str, int]:
             exec(compile(code, path, "exec"), namespace)
         executed += 1
     return {"executed": executed, "skipped": sum(not b.run for b in found)}
+
+
+def run_processes(block: Block, path: str, timeout: float = 240) -> None:
+    """Runs a multi-process block in ``block.processes`` interpreters; raises unless all succeed."""
+    with socket.socket() as sock:  # a free port for the coordinator
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    program = block.setup + "\n"  # then blank lines, so tracebacks give the page's lines
+    program += "\n" * max(block.line - 1 - program.count("\n"), 0) + block.code
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "program.py")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(program)
+        env = {
+            **os.environ,
+            "JAX_PLATFORMS": "cpu",
+            "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+            "DOCS_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "DOCS_NUM_PROCESSES": str(block.processes),
+        }
+        procs = [
+            subprocess.Popen(
+                [sys.executable, script],
+                env={**env, "DOCS_PROCESS_ID": str(i)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for i in range(block.processes)
+        ]
+        outputs = []
+        for proc in procs:
+            try:
+                outputs.append(proc.communicate(timeout=timeout)[0])
+            except subprocess.TimeoutExpired:
+                for other in procs:
+                    other.kill()
+                raise AssertionError(f"{path}, block at line {block.line}: timed out") from None
+    for i, (proc, out) in enumerate(zip(procs, outputs, strict=True)):
+        if proc.returncode:
+            raise AssertionError(f"{path}, block at line {block.line}, process {i}:\n{out[-4000:]}")
 
 
 if __name__ == "__main__":

@@ -445,8 +445,9 @@ def partition_overrides(
         >>> import jax.numpy as jnp
         >>> import optimlab
         >>> tx = optimlab.partition_overrides(
-        ...     optimlab.adamw, {"slow": {"learning_rate": 1e-4}, "no_decay": {"weight_decay": 0.0},
-        ...                      "default": {}},
+        ...     optimlab.adamw,
+        ...     {"slow": {"learning_rate": 1e-4}, "no_decay": {"weight_decay": None},
+        ...      "default": {}},
         ...     {"**": "default", "encoder": "slow", "**/bias": "no_decay"}, learning_rate=1e-3)
         >>> params = {"encoder": {"w": jnp.ones(2)},
         ...           "head": {"w": jnp.ones(2), "bias": jnp.ones(1)}}

@@ -127,3 +127,12 @@ def compare_with_torch(
                     mine = tree[n] if isinstance(tree, Mapping) else tree
                     record(f"{key}[{n}] step {k} (param {i})", mine, theirs)
     return worst
+
+
+def torch_terms(cfg: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """``cfg`` with the terms torch skips at zero (``momentum``...) passed as ``None``.
+
+    torch leaves a zero momentum out of the step (no buffer); optimlab keeps a term
+    built at ``0.0`` in the state, settable later, and leaves it out for ``None``.
+    """
+    return {k: (None if k in names and v == 0 else v) for k, v in cfg.items()}

@@ -31,7 +31,7 @@ import pytest
 import torch
 
 import optimlab as ol
-from tests.reference.harness import compare_with_torch, find
+from tests.reference.harness import compare_with_torch, find, torch_terms
 
 TOL = {
     "float64": dict(rtol=1e-12, atol=1e-12),
@@ -228,7 +228,9 @@ def test_adadelta_matches_torch(cfg, dtype):
 )
 def test_rmsprop_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.rmsprop(0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, **cfg),
+        lambda: ol.rmsprop(
+            0.01, decay=0.9, eps=1e-6, eps_in_sqrt=False, **torch_terms(cfg, "momentum")
+        ),
         torch.optim.RMSprop,
         dict(lr=0.01, alpha=0.9, eps=1e-6, **cfg),
         rmsprop_state,

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import optimlab as ol
-from tests.reference.harness import compare_with_torch, find
+from tests.reference.harness import compare_with_torch, find, torch_terms
 
 TOL = {
     "float64": dict(rtol=1e-12, atol=1e-12),
@@ -58,7 +58,7 @@ SGD_GRID = [
 @pytest.mark.parametrize("cfg", SGD_GRID, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_sgd_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.sgd(0.05, **cfg),
+        lambda: ol.sgd(0.05, **torch_terms(cfg, "momentum")),
         torch.optim.SGD,
         dict(lr=0.05, **cfg),
         sgd_state,
