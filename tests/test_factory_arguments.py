@@ -160,13 +160,6 @@ def test_every_factory_is_probed():
     assert len(_PROBES) > 1500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="118 of 2,165 probes still fail: the arguments added with optax's signatures "
-    "(eps_root, nesterov's partners, initial_scale, ...) are refused naming the argument but "
-    "not the function, and a one-element list reaches jnp.ndim (a DeprecationWarning). "
-    "Strict: this fails as soon as they are all fixed, so the mark goes then.",
-)
 def test_bad_arguments_are_refused_at_construction():
     failures = []
     for name, f, base, arg, kind, bad in _PROBES:

@@ -59,7 +59,7 @@ def scale_by_lion(
     """
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
-    _rules.check_args("scale_by_lion", b1=b1, b2=b2)
+    _rules.check_args("scale_by_lion", b1=b1, b2=b2, smooth_beta=smooth_beta)
     if mode not in _MODES:
         raise ValueError(
             f"scale_by_lion: mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}."

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -102,6 +102,7 @@ def scale_by_muon(
             f"{preconditioning!r} ('aol' and 'schatten' are not implemented)."
         )
     _validate.non_negative_int(ns_steps, "ns_steps")
+    _rules.check_args("scale_by_muon", beta=beta, eps=eps)
     coeffs = jnp.asarray(ns_coeffs)
     if coeffs.ndim > 2 or coeffs.shape[-1] != 3:
         raise ValueError(
@@ -263,6 +264,18 @@ def muon(
             "and the others Adam (leave it None)."
         )
     scale_by_muon(ns_coeffs, ns_steps, preconditioning=preconditioning)  # validates
+    _rules.check_args(
+        "muon",
+        learning_rate=learning_rate,
+        adam_learning_rate=adam_learning_rate,
+        beta=beta,
+        eps=eps,
+        weight_decay=weight_decay,
+        adam_b1=adam_b1,
+        adam_b2=adam_b2,
+        adam_eps_root=adam_eps_root,
+        adam_weight_decay=adam_weight_decay,
+    )
     hps: dict[str, ScalarOrSchedule] = {
         "learning_rate": learning_rate,
         "adam_learning_rate": learning_rate if adam_learning_rate is None else adam_learning_rate,

@@ -106,6 +106,8 @@ RULES: dict[str, Rule] = {
     # Small constants: non-negative.
     "eps": Rule(lo=0.0, torch_message=_torch("epsilon value")),
     "eps_root": _NON_NEG,
+    "adam_eps_root": _NON_NEG,
+    "initial_scale": _NON_NEG,  # rmsprop's starting second moment
     "eps1": _NON_NEG,
     "eps2": _NON_NEG,
     "adam_eps": _NON_NEG,
@@ -168,6 +170,10 @@ RULES: dict[str, Rule] = {
     "min_scale": _NON_NEG,
     "base_lr": _NON_NEG,
     "min_lr": _NON_NEG,
+    "adam_learning_rate": _NON_NEG,
+    "smooth_beta": _REAL,  # lion's tanh slope; its sign flips the smoothed sign
+    "rtol": _NON_NEG,  # reduce_on_plateau (optax's rule)
+    "atol": _NON_NEG,
     # Counts, fixed at construction: integers, never floats or bools (see _COUNTS).
     "every": Rule(lo=1.0, integer=True),
     "sync_period": Rule(lo=1.0, integer=True),
@@ -182,6 +188,7 @@ RULES: dict[str, Rule] = {
     "cooldown": Rule(lo=0.0, integer=True),
     "max_consecutive": Rule(lo=0.0, integer=True),
     "warmup_steps": Rule(lo=0.0, integer=True),  # schedule-free checks >= 1 in its own words
+    "accumulation_size": Rule(lo=1.0, integer=True),
 }
 
 # The counts above, which check_args takes as integers only (update_interval, kept in
@@ -201,6 +208,7 @@ _COUNTS = frozenset(
         "cooldown",
         "max_consecutive",
         "warmup_steps",
+        "accumulation_size",
     }
 )
 

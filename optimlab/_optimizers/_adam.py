@@ -85,7 +85,7 @@ def scale_by_adam(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
-    _rules.check_args("scale_by_adam", b1=b1, b2=b2, eps=eps)
+    _rules.check_args("scale_by_adam", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     use_eps_root = eps_root is not None and _validate.concrete(eps_root) != 0.0
 
     def init_fn(params):
@@ -241,7 +241,13 @@ def adam(
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
     _rules.check_args(
-        "adam", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+        "adam",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
     )
     return _adam(
         learning_rate,
@@ -322,7 +328,13 @@ def adamw(
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
     _rules.check_args(
-        "adamw", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+        "adamw",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
     )
     return _adam(
         learning_rate,
@@ -383,7 +395,13 @@ def amsgrad(
     """
     validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
     _rules.check_args(
-        "amsgrad", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+        "amsgrad",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
     )
     return _adam(
         learning_rate,

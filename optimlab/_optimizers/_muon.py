@@ -317,6 +317,8 @@ def torch_muon(
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         momentum=momentum,
+        eps=eps,
+        adam_b1=adam_b1,
         adam_b2=adam_b2,
         adam_eps=adam_eps,
         adam_weight_decay=adam_weight_decay,

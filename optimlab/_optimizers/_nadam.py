@@ -256,6 +256,7 @@ def nadam(
         b1=b1,
         b2=b2,
         eps=eps,
+        eps_root=eps_root,
         weight_decay=weight_decay,
         momentum_decay=momentum_decay,
     )
@@ -374,6 +375,7 @@ def nadamw(
         b1=b1,
         b2=b2,
         eps=eps,
+        eps_root=eps_root,
         weight_decay=weight_decay,
         momentum_decay=momentum_decay,
     )

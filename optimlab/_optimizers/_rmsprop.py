@@ -81,7 +81,7 @@ def scale_by_rmsprop(
     """
     _validate.eps(eps)
     _validate.at_least_zero(decay, "alpha")
-    _rules.check_args("scale_by_rmsprop", decay=decay, eps=eps)
+    _rules.check_args("scale_by_rmsprop", decay=decay, eps=eps, initial_scale=initial_scale)
     if bias_correction and step is None:
         raise ValueError(
             "scale_by_rmsprop: bias_correction=True needs step=<the step count>; "
@@ -236,6 +236,7 @@ def rmsprop(
         eps=eps,
         weight_decay=weight_decay,
         momentum=momentum,
+        initial_scale=initial_scale,
     )
     use_momentum = _validate.present(momentum)
     use_decay = _validate.present(weight_decay)

@@ -158,21 +158,26 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
             base_lr=(base_lr, 1.0),
             min_lr=(min_lr, None),
         )
-        given = [k for k, (v, d) in torch_only.items() if v != d]
+        # type too: True == 1.0, but base_lr=True is not the default
+        given = [k for k, (v, d) in torch_only.items() if type(v) is not type(d) or v != d]
         if given:
             raise ValueError(
                 f"reduce_on_plateau: {', '.join(given)} belong to torch's rule; pass "
                 "rule='torch' to use them (optax's rule takes rtol, atol, accumulation_size)."
             )
-        tx = _optax_rule(factor, patience, rtol, atol, cooldown, accumulation_size, min_scale)
+        _validate.non_negative(patience, "patience")  # torch's wording first
+        _validate.non_negative(cooldown, "cooldown")
         _rules.check_args(
             "reduce_on_plateau",
             factor=factor,
             patience=patience,
+            rtol=rtol,
+            atol=atol,
             cooldown=cooldown,
+            accumulation_size=accumulation_size,
             min_scale=min_scale,
         )
-        return tx
+        return _optax_rule(factor, patience, rtol, atol, cooldown, accumulation_size, min_scale)
     if rule != "torch":
         raise ValueError(f"reduce_on_plateau: rule must be 'optax' or 'torch', got {rule!r}.")
     if (rtol, atol, accumulation_size) != (1e-4, 0.0, 1):

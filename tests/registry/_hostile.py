@@ -419,7 +419,7 @@ ERROR_CASES = [
         lambda: ol.muon(0.1, adam_b1=NAN),
         "construct",
         ValueError,
-        r"^Invalid adam_b1 value: nan",
+        r"^muon: Invalid adam_b1 value: nan",
     ),
     _e(
         "sm3_momentum_negative",
