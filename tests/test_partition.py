@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import optimlab as ol
-from optimlab._wrappers._partition import match_patterns
+from optimlab._core._paths import match_patterns
 
 
 def _params():
@@ -97,7 +97,7 @@ def test_hyperparams_report_and_set_per_group():
     params = _params()
     tx = ol.partition_overrides(
         ol.adamw,
-        {"slow": {"learning_rate": 1e-4}, "no_decay": {"weight_decay": 0.0}, "rest": {}},
+        {"slow": {"learning_rate": 1e-4}, "no_decay": {"weight_decay": None}, "rest": {}},
         {"**": "rest", "encoder": "slow", "head/bias": "no_decay"},
         learning_rate=1e-3,
         weight_decay=0.05,

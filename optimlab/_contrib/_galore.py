@@ -12,10 +12,10 @@ import jax.numpy as jnp
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
+from .._core._paths import is_function_spec
 from .._core._types import ArrayLike, OptState, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
-from .._wrappers._partition import is_function_spec
 
 __all__ = ["GaLoreDimensionNumbers", "GaLoreState", "scale_by_galore", "galore"]
 

@@ -118,6 +118,14 @@ def abs_sq(x: jax.Array) -> jax.Array:
     return (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x
 
 
+def real_dtype(p: Any, dtype: DType | None = None) -> Any:
+    """``dtype`` if given, else the real dtype of ``p`` (float32 for complex64): |p|^2's."""
+    if dtype is not None:
+        return dtype
+    p = jnp.asarray(p) if not hasattr(p, "dtype") else p
+    return jnp.real(jnp.zeros((), p.dtype)).dtype
+
+
 def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> jax.Array:
     """Exponential moving average of ``g**order`` (``|g|**2`` for complex ``g``).
 

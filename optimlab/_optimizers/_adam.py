@@ -94,7 +94,9 @@ def scale_by_adam(
                 _tree.reject_complex("scale_by_adam", params, f" with a real {label}={dt}")
         count = None if step is not None else jnp.zeros([], jnp.int32)
         mu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params)
-        nu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_real(p, nu_dtype)), params)
+        nu = _tree.tree_map(
+            lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p, nu_dtype)), params
+        )
         nu_max = _tree.tree_map(jnp.zeros_like, nu) if amsgrad else None
         return ScaleByAdamState(count, mu, nu, nu_max)
 
@@ -166,13 +168,6 @@ def scale_by_adam(
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
-def _real(p: Any, dtype: DType | None) -> Any:
-    if dtype is not None:
-        return dtype
-    p = jnp.asarray(p) if not hasattr(p, "dtype") else p
-    return jnp.real(jnp.zeros((), p.dtype)).dtype
-
-
 def adam(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -239,17 +234,8 @@ def adam(
         <https://arxiv.org/abs/1412.6980>`_, 2014. Reddi et al., `On the Convergence
         of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018.
     """
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
-    _rules.check_args(
-        "adam",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
     return _adam(
+        "adam",
         learning_rate,
         b1,
         b2,
@@ -326,17 +312,8 @@ def adamw(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
-    _rules.check_args(
-        "adamw",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
     return _adam(
+        "adamw",
         learning_rate,
         b1,
         b2,
@@ -393,17 +370,8 @@ def amsgrad(
     Returns:
         A :class:`~optimlab.GradientTransformation`.
     """
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
-    _rules.check_args(
-        "amsgrad",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
     return _adam(
+        "amsgrad",
         learning_rate,
         b1,
         b2,
@@ -424,6 +392,7 @@ def amsgrad(
 
 
 def _adam(
+    name,
     learning_rate,
     b1,
     b2,
@@ -442,6 +411,16 @@ def _adam(
     bias_correction_mu=True,
     bias_correction_nu=True,
 ) -> GradientTransformation:
+    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)  # torch's wording first
+    _rules.check_args(
+        name,
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        weight_decay=weight_decay,
+    )
     use_eps_root = _validate.present(eps_root)
     roots = {"eps_root": eps_root} if use_eps_root else {}
     return torch_style(

@@ -10,8 +10,7 @@ import numpy as np
 
 from .._core import _tree
 from .._core._base import EmptyState, GradientTransformation, _update_with_extra_args
-from .._core._types import OptState
-from ._partition import (
+from .._core._paths import (
     is_function_spec,
     is_pattern_spec,
     leaves_with_paths,
@@ -19,6 +18,7 @@ from ._partition import (
     subset_scope,
     unique_paths,
 )
+from .._core._types import OptState
 
 __all__ = ["MaskedState", "masked", "freeze", "set_to_zero"]
 
