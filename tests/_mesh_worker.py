@@ -70,12 +70,18 @@ def _by_shape(params):
     return {p.shape: p.sharding for p in jax.tree.leaves(params)}
 
 
+def _is_packed_hyperparams(path) -> bool:
+    return any(getattr(k, "name", None) == "packed" for k in path)
+
+
 def _check_follows(params, state, label):
     """Every state leaf with a parameter's shape has that parameter's sharding."""
     want = _by_shape(params)
     matched = 0
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         shape = jnp.shape(leaf)
+        if isinstance(leaf, jax.Array) and _is_packed_hyperparams(path):
+            continue  # replicated, as every hyperparameter: its length may equal a param's
         if shape in want and shape != ():
             got = leaf.sharding
             assert got.is_equivalent_to(want[shape], len(shape)), (

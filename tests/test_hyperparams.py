@@ -13,7 +13,7 @@ from tests import problems
 def test_read_and_set():
     state = ol.adam(1e-3, b1=0.8).init(problems.quadratic_params())
     hp = ol.hyperparams(state)
-    assert set(hp) == {"learning_rate", "b1", "b2", "eps"}
+    assert set(hp) == {"learning_rate", "b1", "b2", "eps", "eps_root"}  # optax's eps_root=0.0
     np.testing.assert_allclose(hp["b1"], 0.8, rtol=1e-7)
     state2 = ol.set_hyperparams(state, b1=0.5, learning_rate=np.float32(0.1))
     np.testing.assert_allclose(ol.hyperparams(state2)["b1"], 0.5)
@@ -161,7 +161,7 @@ def test_one_leaf_adam_state_has_four_buffers():
     leaves = jax.tree.leaves(state)
     assert len(leaves) == 4  # count, packed hyperparameters, mu, nu
     assert isinstance(state.hyperparams, ol.Hyperparams)
-    assert state.hyperparams.packed.shape == (4,)
+    assert state.hyperparams.packed.shape == (5,)  # learning_rate, b1, b2, eps, eps_root
     assert state.hyperparams.packed.dtype == jnp.float32
     assert not state.hyperparams.packed.weak_type
 
@@ -255,7 +255,7 @@ def test_set_hyperparams_on_a_population_batched_outside_vmap():
     tx = ol.adam(1e-3)
     params = {"w": jnp.ones(2)}
     states = jax.vmap(lambda _: tx.init(params))(jnp.arange(3))
-    assert states.hyperparams.packed.shape == (3, 4)
+    assert states.hyperparams.packed.shape == (3, 5)
     states = ol.set_hyperparams(
         states, learning_rate=np.array([0.1, 0.2, 0.3]), b1=0.5 * np.ones(3)
     )
@@ -274,7 +274,7 @@ def test_eval_shape_init_gives_the_packed_array():
     tx = ol.adamw(1e-3)
     abstract = jax.eval_shape(tx.init, problems.quadratic_params())
     assert isinstance(abstract.hyperparams, ol.Hyperparams)
-    assert abstract.hyperparams.packed.shape == (5,)
+    assert abstract.hyperparams.packed.shape == (6,)
     assert jax.tree.structure(abstract) == jax.tree.structure(tx.init(problems.quadratic_params()))
 
 

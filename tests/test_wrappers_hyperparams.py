@@ -34,7 +34,7 @@ def test_every_reported_name_round_trips(make):
     params = _params()
     state = tx.init(params)
     names = ol.hyperparams(state)
-    assert len(names) == 5  # adam's four and sgd's learning rate, each prefixed
+    assert len(names) == 6  # adam's five (eps_root too) and sgd's learning rate, each prefixed
     step = jax.jit(lambda g, s, p: tx.update(g, s, p))
     _, state = step(params, state, params)
     for i, (name, value) in enumerate(sorted(names.items())):
