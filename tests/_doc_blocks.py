@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 FENCE = re.compile(
     r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```\s*$", re.M | re.S
@@ -134,16 +135,27 @@ def run_processes(block: Block, path: str, timeout: float = 240) -> None:
             "DOCS_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
             "DOCS_NUM_PROCESSES": str(block.processes),
         }
-        procs = [
-            subprocess.Popen(
+
+        def start(i: int) -> subprocess.Popen[str]:
+            return subprocess.Popen(
                 [sys.executable, script],
                 env={**env, "DOCS_PROCESS_ID": str(i)},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-            for i in range(block.processes)
-        ]
+
+        # Process 0 hosts the coordinator. The others start once it listens: a client
+        # that finds no coordinator backs off (gRPC, up to minutes on a loaded machine).
+        procs = [start(0)]
+        deadline = time.monotonic() + timeout
+        while procs[0].poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        procs += [start(i) for i in range(1, block.processes)]
         outputs = []
         for proc in procs:
             try:
