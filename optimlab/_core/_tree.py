@@ -20,13 +20,21 @@ def is_none(x: Any) -> bool:
     return x is None
 
 
+def _flat(tree: Any, rest: tuple[Any, ...]) -> tuple[Any, list[Any], list[list[Any]]]:
+    # One flatten (None leaves kept as leaves) and the other trees flattened up to it:
+    # what jax.tree.map does, without a Python wrapper called per leaf.
+    leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_none)
+    return treedef, leaves, [treedef.flatten_up_to(r) for r in rest]
+
+
 def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     """``jax.tree.map`` that passes ``None`` leaves of the first tree through untouched."""
-
-    def wrapped(x, *xs):
-        return None if x is None else fn(x, *xs)
-
-    return jax.tree.map(wrapped, tree, *rest, is_leaf=is_none)
+    treedef, leaves, others = _flat(tree, rest)
+    if not others:
+        return treedef.unflatten([None if x is None else fn(x) for x in leaves])
+    return treedef.unflatten(
+        [None if x is None else fn(x, *xs) for x, *xs in zip(leaves, *others, strict=True)]
+    )
 
 
 def compute_dtype(dtype: DType) -> jnp.dtype:
@@ -223,21 +231,12 @@ def check_match(name: str, updates: Any, reference: Any, what: str = "state") ->
 
 def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest: Any) -> tuple:
     """Maps ``fn`` returning ``n`` outputs per leaf and returns ``n`` trees (``None`` kept)."""
-    out = tree_map(lambda *xs: _Box(fn(*xs)), tree, *rest)
-    is_leaf = lambda x: x is None or isinstance(x, _Box)
-    return tuple(
-        jax.tree.map(lambda b, i=i: None if b is None else b.value[i], out, is_leaf=is_leaf)
-        for i in range(n)
-    )
-
-
-class _Box:
-    """Opaque holder so tuples returned per leaf are not mistaken for tree nodes."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any):
-        self.value = value
+    treedef, leaves, others = _flat(tree, rest)
+    outs = [
+        (None,) * n if x is None else fn(x, *xs)
+        for x, *xs in zip(leaves, *others, strict=True)
+    ]
+    return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))
 
 
 def reject_complex(name: str, params: Any, why: str = "") -> None:

@@ -109,6 +109,11 @@ def scale_by_adam(
                 f"amsgrad={not amsgrad} but this optimizer has amsgrad={amsgrad}."
             )
         count = step if step is not None else state.count
+        # Once per update, in the hyperparameters' precision; each leaf casts them.
+        bc1_hp = _tree.bias_correction(b1, count)
+        bc2_hp = _tree.bias_correction(b2, count)
+        bc2_sqrt_hp = jnp.sqrt(bc2_hp)
+        bc1_next_hp = _tree.bias_correction(b1, safe_increment(count)) if nesterov else None
 
         def one(g, m, v, vmax=None):
             gc = _tree.upcast(g)
@@ -117,11 +122,9 @@ def scale_by_adam(
             # computes them in Python doubles.
             m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
             v_new = _tree.update_moment(gc, v.astype(real), b2, 2)
-            bc1 = _tree.bias_correction(b1, count).astype(real)
-            if not bias_correction_mu:
-                bc1 = jnp.ones_like(bc1)
-            bc2 = _tree.bias_correction(b2, count).astype(real)
-            bc2_sqrt = jnp.sqrt(_tree.bias_correction(b2, count)).astype(real)
+            bc1 = bc1_hp.astype(real) if bias_correction_mu else jnp.ones((), real)
+            bc2 = bc2_hp.astype(real)
+            bc2_sqrt = bc2_sqrt_hp.astype(real)
             e = _tree.hp(eps, gc)
             vmax_out = None
             if vmax is not None and amsgrad_of_corrected:  # optax's amsgrad
@@ -139,21 +142,14 @@ def scale_by_adam(
                     denom = jnp.sqrt(v_use / bc2 + _tree.hp(eps_root, gc)) + e
                 else:
                     denom = jnp.sqrt(v_use) / bc2_sqrt + e
+            md = m_new.dtype
             if nesterov:
-                bc1_next = _tree.bias_correction(b1, safe_increment(count)).astype(real)
-                b1c = _tree.hp(b1, gc).astype(m_new.dtype)
-                m_hat = b1c * m_new / bc1_next.astype(m_new.dtype) + (1 - b1c) * gc / bc1.astype(
-                    m_new.dtype
-                )
-                direction = m_hat / denom.astype(m_new.dtype)
+                b1c, bcn = _tree.hp(b1, gc).astype(md), bc1_next_hp.astype(real).astype(md)
+                m_hat = b1c * m_new / bcn + (1 - b1c) * gc / bc1.astype(md)
+                direction = m_hat / denom.astype(md)
             else:
-                direction = (m_new / denom.astype(m_new.dtype)) / bc1.astype(m_new.dtype)
-            return (
-                direction.astype(g.dtype),
-                m_new.astype(m.dtype),
-                v_new.astype(v.dtype),
-                vmax_out,
-            )
+                direction = (m_new / denom.astype(md)) / bc1.astype(md)
+            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype), vmax_out
 
         if amsgrad:
             u, mu, nu, nu_max = _tree.tree_map_multi(
