@@ -2,7 +2,8 @@
 
 ``StepLR``, ``MultiStepLR``, ``ConstantLR``, ``LinearLR``, ``ExponentialLR`` and
 ``PolynomialLR``. Their chainable rule (when another scheduler has changed a group's
-``lr``) multiplies that ``lr`` by :math:`F(t) / F(t-1)`; see
+``lr``) multiplies that ``lr`` by :math:`F(t) / F(t-1)`, written as torch writes each
+multiplier (``lr * gamma``...), so that every ``lr`` is torch's to the last bit; see
 :class:`~optimlab.optim.lr_scheduler.LRScheduler`.
 """
 
@@ -27,7 +28,9 @@ __all__ = [
 
 
 class _Multiplicative(LRScheduler):
-    """A scheduler whose closed form is ``base_lr * F(epoch)``."""
+    """A scheduler whose closed form is ``base_lr * F(epoch)``; ``step()`` multiplies, as torch."""
+
+    _recursive = True
 
     def _value(self, i: int, t: float) -> float:
         return self.base_lrs[i] * self._factor(t)
@@ -70,7 +73,7 @@ class StepLR(_Multiplicative):
         return schedules.step(1.0, self.step_size, self.gamma)
 
     def _chain(self, i: int, lr: float, t: float) -> float:
-        return lr if t == 0 else lr * self._ratio(t)
+        return lr if t == 0 or t % self.step_size != 0 else lr * self.gamma
 
 
 class MultiStepLR(_Multiplicative):
@@ -102,7 +105,9 @@ class MultiStepLR(_Multiplicative):
         return schedules.multistep(1.0, sorted(self.milestones.elements()), self.gamma)
 
     def _chain(self, i: int, lr: float, t: float) -> float:
-        return lr * self._ratio(t)
+        if t not in self.milestones:
+            return lr
+        return lr * self.gamma ** self.milestones[t]  # pyright: ignore[reportIndexIssue]
 
 
 class ConstantLR(_Multiplicative):
@@ -136,7 +141,9 @@ class ConstantLR(_Multiplicative):
         return schedules.constant_factor(self.factor, self.total_iters)
 
     def _chain(self, i: int, lr: float, t: float) -> float:
-        return lr * self._factor(0) if t == 0 else lr * self._ratio(t)
+        if t == 0:
+            return lr * self.factor
+        return lr if t != self.total_iters else lr * (1.0 / self.factor)
 
 
 class LinearLR(_Multiplicative):
@@ -179,10 +186,11 @@ class LinearLR(_Multiplicative):
 
     def _chain(self, i: int, lr: float, t: float) -> float:
         if t == 0:
-            return lr * self._factor(0)
+            return lr * self.start_factor
         if self._is_initial or t > self.total_iters:
             return lr
-        return lr * self._ratio(t)
+        start, end = self.start_factor, self.end_factor
+        return lr * (1.0 + (end - start) / (self.total_iters * start + (t - 1) * (end - start)))
 
 
 class ExponentialLR(_Multiplicative):
@@ -206,7 +214,7 @@ class ExponentialLR(_Multiplicative):
         return schedules.exponential(1.0, self.gamma)
 
     def _chain(self, i: int, lr: float, t: float) -> float:
-        return lr if self._is_initial else lr * self._ratio(t)
+        return lr if self._is_initial else lr * self.gamma
 
 
 class PolynomialLR(_Multiplicative):
@@ -236,4 +244,5 @@ class PolynomialLR(_Multiplicative):
     def _chain(self, i: int, lr: float, t: float) -> float:
         if self._is_initial or t > self.total_iters:
             return lr
-        return lr * self._ratio(t)
+        n = self.total_iters
+        return lr * ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power

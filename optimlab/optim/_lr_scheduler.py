@@ -143,6 +143,9 @@ class LRScheduler:
     # where the saved set depends on the arguments (CyclicLR, OneCycleLR set it in __init__).
     _keys: tuple[str, ...] = ()
     _has_closed_form: ClassVar[bool] = True
+    #: ``step()`` applies the chainable rule even to an untouched ``lr``, as torch does,
+    #: so that each value is torch's product to the last bit (not the closed form).
+    _recursive: ClassVar[bool] = False
     _is_initial: bool = False
     _get_lr_called_within_step: bool = False
 
@@ -238,7 +241,8 @@ class LRScheduler:
                 and i < len(mark[1])
                 and mark[1][i] == lr
             )
-            out.append(self._value(i, t) if untouched else self._chain(i, lr, t))
+            recurse = self._recursive and not self._is_initial
+            out.append(self._value(i, t) if untouched and not recurse else self._chain(i, lr, t))
         return out
 
     def _closed_form_lr(self) -> list[float]:
