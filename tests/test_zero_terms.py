@@ -140,7 +140,9 @@ def test_zero_term_is_settable_and_matches_building_with_the_value(term):
     p_set, s_set = _run(built_zero, term, state)
     p_built, s_built = _run(_make(term, term.value), term)
     assert jax.tree.structure(s_set) == jax.tree.structure(s_built)
-    for a, b in zip(jax.tree.leaves((p_set, s_set)), jax.tree.leaves((p_built, s_built)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves((p_set, s_set)), jax.tree.leaves((p_built, s_built)), strict=True
+    ):
         np.testing.assert_array_equal(a, b)
 
 
