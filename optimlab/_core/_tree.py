@@ -113,6 +113,12 @@ def lerp(m: jax.Array, g: jax.Array, weight: ArrayLike) -> jax.Array:
     return m + scalar_like(weight, m) * (g - m)
 
 
+def real_dtype(x: Any) -> jnp.dtype:
+    """``x``'s dtype, or its real counterpart for complex ``x`` (complex64 -> float32)."""
+    dtype = jnp.asarray(x).dtype if not hasattr(x, "dtype") else jnp.dtype(x.dtype)
+    return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+
+
 def abs_sq(x: jax.Array) -> jax.Array:
     """``|x|**2``, real: ``x * conj(x)`` for complex ``x`` (as optax), ``x * x`` otherwise."""
     return (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x

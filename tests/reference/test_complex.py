@@ -18,6 +18,12 @@ CASES = [
         lambda: optax.adabelief(1e-2, eps_root=1e-8),
     ),
     ("adam", lambda: optimlab.adam(1e-2), lambda: optax.adam(1e-2)),
+    ("yogi", lambda: optimlab.yogi(1e-2), lambda: optax.yogi(1e-2)),
+    (
+        "scale_by_yogi_eps_root",
+        lambda: optimlab.scale_by_yogi(b1=0.5, eps_root=1e-8, initial_accumulator_value=0.1),
+        lambda: optax.scale_by_yogi(b1=0.5, eps_root=1e-8, initial_accumulator_value=0.1),
+    ),
 ]
 
 

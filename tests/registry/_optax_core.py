@@ -60,7 +60,13 @@ CASES = [
     ),
     # Both moments start at 1e-6 (optax's initial_accumulator_value), so a zero gradient
     # still gives a tiny update m_hat / (sqrt(v_hat) + eps) != 0.
-    Case("yogi", lambda: ol.yogi(0.05), tags=("optax",), zero_grad_zero_update=False),
+    Case(
+        "yogi",
+        lambda: ol.yogi(0.05),
+        tags=("optax",),
+        zero_grad_zero_update=False,
+        complex_ok=True,
+    ),
     # b1=0.9: the default 0.98 averages too slowly to settle within 300 steps.
     Case("adan", lambda: ol.adan(0.05, b1=0.9), tags=("optax",)),
     Case("novograd", lambda: ol.novograd(_decay(0.05, 0.02)), tags=("optax",)),
