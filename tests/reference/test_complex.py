@@ -24,6 +24,12 @@ CASES = [
         lambda: optimlab.scale_by_yogi(b1=0.5, eps_root=1e-8, initial_accumulator_value=0.1),
         lambda: optax.scale_by_yogi(b1=0.5, eps_root=1e-8, initial_accumulator_value=0.1),
     ),
+    ("adan", lambda: optimlab.adan(1e-2), lambda: optax.adan(1e-2)),
+    (
+        "adan_weight_decay",
+        lambda: optimlab.adan(1e-2, b2=0.5, eps_root=0.0, weight_decay=0.1),
+        lambda: optax.adan(1e-2, b2=0.5, eps_root=0.0, weight_decay=0.1),
+    ),
 ]
 
 
