@@ -30,6 +30,12 @@ CASES = [
         lambda: optimlab.adan(1e-2, b2=0.5, eps_root=0.0, weight_decay=0.1),
         lambda: optax.adan(1e-2, b2=0.5, eps_root=0.0, weight_decay=0.1),
     ),
+    ("lion", lambda: optimlab.lion(1e-2), lambda: optax.lion(1e-2)),
+    (
+        "scale_by_lion_refined",
+        lambda: optimlab.scale_by_lion(b1=0.5, mode="refined"),
+        lambda: optax.scale_by_lion(b1=0.5, mode="refined"),
+    ),
 ]
 
 
@@ -87,3 +93,19 @@ def test_complex_matches_optax(name, ours, theirs):
             chex.assert_trees_all_close(jnp.imag(b), jnp.zeros_like(a))
             b = jnp.real(b)
         chex.assert_trees_all_close(a, b.astype(a.dtype), rtol=1e-4, atol=1e-6)
+
+
+# Complex params that stay refused, though optax runs them: its result there is not
+# a meaningful step.
+REFUSED = [
+    # the complex tanh has poles on the imaginary axis: the direction is unbounded
+    ("scale_by_lion_smooth", lambda: optimlab.scale_by_lion(mode="smooth")),
+    # a real moment would drop the imaginary part of the gradient
+    ("lion_real_mu_dtype", lambda: optimlab.lion(1e-2, mu_dtype=jnp.float32)),
+]
+
+
+@pytest.mark.parametrize("name,ours", REFUSED, ids=[c[0] for c in REFUSED])
+def test_complex_refused(name, ours):
+    with pytest.raises(TypeError, match="complex"):
+        ours().init(_params())

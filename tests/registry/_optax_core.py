@@ -32,7 +32,12 @@ def _with_value(tx):
 
 
 CASES = [
-    Case("lion", lambda: ol.lion(_decay(0.2, 0.02), weight_decay=0.0), tags=("optax",)),
+    Case(
+        "lion",
+        lambda: ol.lion(_decay(0.2, 0.02), weight_decay=0.0),
+        tags=("optax",),
+        complex_ok=True,
+    ),
     Case("sign_sgd", lambda: ol.sign_sgd(_decay(0.1, 0.015)), tags=("optax",)),
     Case("signum", lambda: ol.signum(_decay(0.1, 0.015)), tags=("optax",)),
     Case("lamb", lambda: ol.lamb(0.05), tags=("optax",), needs_params=True),
