@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 import pytest
 
 import optimlab
@@ -35,6 +36,15 @@ CASES = [
         "scale_by_lion_refined",
         lambda: optimlab.scale_by_lion(b1=0.5, mode="refined"),
         lambda: optax.scale_by_lion(b1=0.5, mode="refined"),
+    ),
+    # b3 = 0.9999 is a hyperparameter in the state, float32 0.99989998: 1 - b3 is
+    # 1.7e-4 relative from optax's Python-double 1e-4 (real params alike), so the slow
+    # moment m2 differs by 1.7e-4 relative (measured), within atol as |m2| < 6e-3.
+    ("ademamix", lambda: optimlab.ademamix(1e-2), lambda: optax.contrib.ademamix(1e-2)),
+    (
+        "ademamix_eps_root_weight_decay",
+        lambda: optimlab.ademamix(1e-2, b3=0.9, alpha=2.0, eps_root=1e-8, weight_decay=0.1),
+        lambda: optax.contrib.ademamix(1e-2, b3=0.9, alpha=2.0, eps_root=1e-8, weight_decay=0.1),
     ),
 ]
 
@@ -102,6 +112,7 @@ REFUSED = [
     ("scale_by_lion_smooth", lambda: optimlab.scale_by_lion(mode="smooth")),
     # a real moment would drop the imaginary part of the gradient
     ("lion_real_mu_dtype", lambda: optimlab.lion(1e-2, mu_dtype=jnp.float32)),
+    ("ademamix_real_mu_dtype", lambda: optimlab.ademamix(1e-2, mu_dtype=jnp.float32)),
 ]
 
 
