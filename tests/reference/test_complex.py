@@ -46,6 +46,12 @@ CASES = [
         lambda: optimlab.ademamix(1e-2, b3=0.9, alpha=2.0, eps_root=1e-8, weight_decay=0.1),
         lambda: optax.contrib.ademamix(1e-2, b3=0.9, alpha=2.0, eps_root=1e-8, weight_decay=0.1),
     ),
+    ("novograd", lambda: optimlab.novograd(1e-2), lambda: optax.novograd(1e-2)),
+    (
+        "novograd_weight_decay",
+        lambda: optimlab.novograd(1e-2, eps_root=1e-8, weight_decay=0.1),
+        lambda: optax.novograd(1e-2, eps_root=1e-8, weight_decay=0.1),
+    ),
 ]
 
 

@@ -74,7 +74,7 @@ CASES = [
     ),
     # b1=0.9: the default 0.98 averages too slowly to settle within 300 steps.
     Case("adan", lambda: ol.adan(0.05, b1=0.9), tags=("optax",), complex_ok=True),
-    Case("novograd", lambda: ol.novograd(_decay(0.05, 0.02)), tags=("optax",)),
+    Case("novograd", lambda: ol.novograd(_decay(0.05, 0.02)), tags=("optax",), complex_ok=True),
     Case("sm3", lambda: ol.sm3(0.5), tags=("optax",)),
     # Fromage shrinks the params by 1/sqrt(1 + lr^2) at every step, whatever the gradient.
     Case(
