@@ -52,6 +52,18 @@ CASES = [
         lambda: optimlab.novograd(1e-2, eps_root=1e-8, weight_decay=0.1),
         lambda: optax.novograd(1e-2, eps_root=1e-8, weight_decay=0.1),
     ),
+    ("lars", lambda: optimlab.lars(1e-2), lambda: optax.lars(1e-2)),
+    (
+        "lars_nesterov",
+        lambda: optimlab.lars(1e-2, trust_coefficient=0.5, eps=1e-3, nesterov=True),
+        lambda: optax.lars(1e-2, trust_coefficient=0.5, eps=1e-3, nesterov=True),
+    ),
+    ("fromage", lambda: optimlab.fromage(1e-2), lambda: optax.fromage(1e-2)),
+    (
+        "scale_by_trust_ratio_min_norm",
+        lambda: optimlab.scale_by_trust_ratio(min_norm=3.0, trust_coefficient=0.5, eps=0.1),
+        lambda: optax.scale_by_trust_ratio(min_norm=3.0, trust_coefficient=0.5, eps=0.1),
+    ),
 ]
 
 

@@ -41,7 +41,13 @@ CASES = [
     Case("sign_sgd", lambda: ol.sign_sgd(_decay(0.1, 0.015)), tags=("optax",)),
     Case("signum", lambda: ol.signum(_decay(0.1, 0.015)), tags=("optax",)),
     Case("lamb", lambda: ol.lamb(0.05), tags=("optax",), needs_params=True),
-    Case("lars", lambda: ol.lars(1.0, trust_coefficient=0.02), tags=("optax",), needs_params=True),
+    Case(
+        "lars",
+        lambda: ol.lars(1.0, trust_coefficient=0.02),
+        tags=("optax",),
+        needs_params=True,
+        complex_ok=True,
+    ),
     # The L2 term is added to the (zero) gradient, so the update is not zero.
     Case(
         "lars_nesterov_wd",
@@ -49,6 +55,7 @@ CASES = [
         tags=("optax",),
         needs_params=True,
         zero_grad_zero_update=False,
+        complex_ok=True,
     ),
     Case(
         "adabelief",
@@ -83,6 +90,7 @@ CASES = [
         tags=("optax",),
         needs_params=True,
         zero_grad_zero_update=False,
+        complex_ok=True,
     ),
     # Noise is added to the gradient by design.
     Case(
