@@ -130,7 +130,8 @@ def lamb(
 
     Same arguments and defaults as ``optax.lamb``. Every numeric argument lives in
     the state, ``weight_decay`` too when it is ``0.0`` (settable later); ``None``
-    leaves the term out.
+    leaves the term out. Complex parameters are optimized as optax does (moments of
+    :math:`|g|^2`, per-leaf norms :math:`\sqrt{\sum |x|^2}`).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

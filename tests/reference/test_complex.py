@@ -52,6 +52,12 @@ CASES = [
         lambda: optimlab.novograd(1e-2, eps_root=1e-8, weight_decay=0.1),
         lambda: optax.novograd(1e-2, eps_root=1e-8, weight_decay=0.1),
     ),
+    ("lamb", lambda: optimlab.lamb(1e-2), lambda: optax.lamb(1e-2)),
+    (
+        "lamb_eps_root_weight_decay",
+        lambda: optimlab.lamb(1e-2, eps_root=1e-8, weight_decay=0.1),
+        lambda: optax.lamb(1e-2, eps_root=1e-8, weight_decay=0.1),
+    ),
     ("lars", lambda: optimlab.lars(1e-2), lambda: optax.lars(1e-2)),
     (
         "lars_nesterov",
@@ -63,6 +69,16 @@ CASES = [
         "scale_by_trust_ratio_min_norm",
         lambda: optimlab.scale_by_trust_ratio(min_norm=3.0, trust_coefficient=0.5, eps=0.1),
         lambda: optax.scale_by_trust_ratio(min_norm=3.0, trust_coefficient=0.5, eps=0.1),
+    ),
+    (
+        "optimistic_adam",
+        lambda: optimlab.optimistic_adam(1e-2),
+        lambda: optax.optimistic_adam_v2(1e-2),
+    ),
+    (
+        "optimistic_adam_plain",
+        lambda: optimlab.optimistic_adam(1e-2, alpha=0.5, eps_root=1e-8, nesterov=False),
+        lambda: optax.optimistic_adam_v2(1e-2, alpha=0.5, eps_root=1e-8, nesterov=False),
     ),
 ]
 
@@ -131,6 +147,10 @@ REFUSED = [
     # a real moment would drop the imaginary part of the gradient
     ("lion_real_mu_dtype", lambda: optimlab.lion(1e-2, mu_dtype=jnp.float32)),
     ("ademamix_real_mu_dtype", lambda: optimlab.ademamix(1e-2, mu_dtype=jnp.float32)),
+    (
+        "optimistic_adam_real_mu_dtype",
+        lambda: optimlab.optimistic_adam(1e-2, mu_dtype=jnp.float32),
+    ),
 ]
 
 

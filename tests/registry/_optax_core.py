@@ -40,7 +40,7 @@ CASES = [
     ),
     Case("sign_sgd", lambda: ol.sign_sgd(_decay(0.1, 0.015)), tags=("optax",)),
     Case("signum", lambda: ol.signum(_decay(0.1, 0.015)), tags=("optax",)),
-    Case("lamb", lambda: ol.lamb(0.05), tags=("optax",), needs_params=True),
+    Case("lamb", lambda: ol.lamb(0.05), tags=("optax",), needs_params=True, complex_ok=True),
     Case(
         "lars",
         lambda: ol.lars(1.0, trust_coefficient=0.02),
@@ -115,7 +115,7 @@ CASES = [
         tags=("optax",),
         complex_ok=True,
     ),
-    Case("optimistic_adam", lambda: ol.optimistic_adam(0.05), tags=("optax",)),
+    Case("optimistic_adam", lambda: ol.optimistic_adam(0.05), tags=("optax",), complex_ok=True),
 ]
 
 
