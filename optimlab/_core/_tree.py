@@ -114,8 +114,11 @@ def lerp(m: jax.Array, g: jax.Array, weight: ArrayLike) -> jax.Array:
 
 
 def real_dtype(x: Any) -> jnp.dtype:
-    """``x``'s dtype, or its real counterpart for complex ``x`` (complex64 -> float32)."""
-    dtype = jnp.asarray(x).dtype if not hasattr(x, "dtype") else jnp.dtype(x.dtype)
+    """``x``'s dtype (``x`` an array or a dtype), real for complex ``x`` (complex64 -> float32)."""
+    if isinstance(x, (np.dtype, type, str)):
+        dtype = jnp.dtype(x)
+    else:
+        dtype = jnp.asarray(x).dtype if not hasattr(x, "dtype") else jnp.dtype(x.dtype)
     return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
 
 

@@ -104,7 +104,8 @@ def scale_by_factored_rms(
     (over those two axes); other leaves keep a full second moment. Same math as
     ``optax.scale_by_factored_rms``; the statistics are stored in at least float32
     (optax stores them in the params' dtype, where ``epsilon=1e-30`` underflows in
-    float16), and unused statistics are ``None`` instead of placeholders.
+    float16), and unused statistics are ``None`` instead of placeholders. Complex
+    parameters are optimized as optax does (statistics of :math:`|g|^2`, stored real).
 
     Args:
         factored: factor the statistics of leaves with two or more axes.
@@ -140,11 +141,10 @@ def scale_by_factored_rms(
     _validate.finite(step_offset, "step_offset")
     _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
 
-    def stat_dtype(p):
-        return _tree.compute_dtype(p.dtype)
+    def stat_dtype(p):  # real, as the statistics are of |g|^2
+        return _tree.real_dtype(_tree.compute_dtype(p.dtype))
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_factored_rms", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
 
         def rows(p):
@@ -177,19 +177,22 @@ def scale_by_factored_rms(
 
         def one(g, vr, vc, v):
             gc = _tree.upcast(g)
-            b = _tree.scalar_like(beta, gc)
-            one_minus = _tree.scalar_like(1 - beta, gc)
-            sq = gc * gc + _tree.scalar_like(epsilon, gc)
+            b = _tree.hp(beta, gc)
+            one_minus = _tree.hp(1 - beta, gc)
+            # |g|^2 for complex g, as optax: the statistics are real
+            sq = _tree.abs_sq(gc) + _tree.hp(epsilon, gc)
             dims = _factored_dims(g.shape, factored, min_dim_size_to_factor)
             if dims is None:
-                v_new = b * v.astype(gc.dtype) + one_minus * sq
-                return (gc * v_new**-0.5).astype(g.dtype), None, None, v_new.astype(v.dtype)
+                v_new = b * v.astype(sq.dtype) + one_minus * sq
+                u = gc * (v_new**-0.5).astype(gc.dtype)
+                return u.astype(g.dtype), None, None, v_new.astype(v.dtype)
             d1, d0 = dims
-            vr_new = b * vr.astype(gc.dtype) + one_minus * jnp.mean(sq, axis=d0)
-            vc_new = b * vc.astype(gc.dtype) + one_minus * jnp.mean(sq, axis=d1)
+            vr_new = b * vr.astype(sq.dtype) + one_minus * jnp.mean(sq, axis=d0)
+            vc_new = b * vc.astype(sq.dtype) + one_minus * jnp.mean(sq, axis=d1)
             reduced_d1 = d1 - 1 if d1 > d0 else d1
             row_factor = (vr_new / jnp.mean(vr_new, axis=reduced_d1, keepdims=True)) ** -0.5
-            u = gc * jnp.expand_dims(row_factor, d0) * jnp.expand_dims(vc_new**-0.5, d1)
+            row_factor = jnp.expand_dims(row_factor, d0).astype(gc.dtype)
+            u = gc * row_factor * jnp.expand_dims(vc_new**-0.5, d1).astype(gc.dtype)
             return u.astype(g.dtype), vr_new.astype(vr.dtype), vc_new.astype(vc.dtype), None
 
         def wrapped(g, vr, vc, v):
@@ -203,7 +206,8 @@ def scale_by_factored_rms(
 
 
 def _block_rms(x: jax.Array) -> jax.Array:
-    return jnp.sqrt(jnp.mean(x * x))
+    """``sqrt(mean(|x|^2))``, real for complex ``x`` (as optax)."""
+    return jnp.sqrt(jnp.mean(_tree.abs_sq(x)))
 
 
 def _clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
@@ -214,8 +218,8 @@ def _clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
 
         def one(u):
             uc = _tree.upcast(u)
-            denom = jnp.maximum(1, _block_rms(uc) / _tree.scalar_like(threshold, uc))
-            return (uc / denom).astype(u.dtype)
+            denom = jnp.maximum(1, _block_rms(uc) / _tree.hp(threshold, uc))
+            return (uc / denom.astype(uc.dtype)).astype(u.dtype)
 
         return _tree.tree_map(one, updates), state
 
@@ -236,8 +240,8 @@ def _scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation
         def one(u, p):
             uc = _tree.upcast(u)
             rms = _block_rms(_tree.upcast(p).astype(uc.dtype))
-            ms = _tree.scalar_like(min_scale, uc)
-            return (uc * jnp.where(rms <= ms, ms, rms)).astype(u.dtype)
+            ms = _tree.hp(min_scale, uc)
+            return (uc * jnp.where(rms <= ms, ms, rms).astype(uc.dtype)).astype(u.dtype)
 
         return _tree.tree_map(one, updates, params), state
 
@@ -252,6 +256,8 @@ def _ema(decay: ArrayLike, dtype: DType) -> GradientTransformation:
     """Momentum without bias correction: ``m = decay * m + (1 - decay) * u`` (optax's ``ema``)."""
 
     def init_fn(params):
+        # a real dtype would drop the imaginary part of complex updates
+        _tree.reject_complex_for_real_dtypes("adafactor", params, dtype_momentum=dtype)
         return _EmaState(_tree.zeros_like(params, dtype))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -306,8 +312,10 @@ def adafactor(
     ``clipping_threshold`` is None, and the weight-decay term (not multiplied by
     the learning rate, as in optax) is added when ``weight_decay_rate`` is given.
     Every numeric argument lives in the state. For ``torch.optim.Adafactor``
-    (a different algorithm) see :func:`torch_adafactor`. Complex params are
-    refused. Statistics are stored in at least float32.
+    (a different algorithm) see :func:`torch_adafactor`. Complex parameters are
+    optimized as optax does (statistics of :math:`|g|^2`, stored real; RMS of
+    :math:`|x|`); with ``momentum``, ``dtype_momentum`` must then be complex (a real
+    one, the default, refuses them). Statistics are stored in at least float32.
 
     Args:
         learning_rate: :math:`\eta`, or None for no learning-rate scaling.
