@@ -117,11 +117,8 @@ from ._optimizers._adadelta import ScaleByAdadeltaState as ScaleByAdadeltaState
 from ._optimizers._adadelta import adadelta as adadelta
 from ._optimizers._adadelta import scale_by_adadelta as scale_by_adadelta
 from ._optimizers._adafactor import ScaleByFactoredRmsState as ScaleByFactoredRmsState
-from ._optimizers._adafactor import ScaleByTorchAdafactorState as ScaleByTorchAdafactorState
 from ._optimizers._adafactor import adafactor as adafactor
 from ._optimizers._adafactor import scale_by_factored_rms as scale_by_factored_rms
-from ._optimizers._adafactor import scale_by_torch_adafactor as scale_by_torch_adafactor
-from ._optimizers._adafactor import torch_adafactor as torch_adafactor
 from ._optimizers._adagrad import ScaleByAdagradState as ScaleByAdagradState
 from ._optimizers._adagrad import adagrad as adagrad
 from ._optimizers._adagrad import scale_by_adagrad as scale_by_adagrad
@@ -165,6 +162,9 @@ from ._optimizers._sgd import trace as trace
 from ._optimizers._sparse_adam import ScaleBySparseAdamState as ScaleBySparseAdamState
 from ._optimizers._sparse_adam import scale_by_sparse_adam as scale_by_sparse_adam
 from ._optimizers._sparse_adam import sparse_adam as sparse_adam
+from ._optimizers._torch_adafactor import ScaleByTorchAdafactorState as ScaleByTorchAdafactorState
+from ._optimizers._torch_adafactor import scale_by_torch_adafactor as scale_by_torch_adafactor
+from ._optimizers._torch_adafactor import torch_adafactor as torch_adafactor
 from ._transforms._centralize import centralize as centralize
 from ._transforms._clipping import adaptive_grad_clip as adaptive_grad_clip
 from ._transforms._clipping import clip as clip

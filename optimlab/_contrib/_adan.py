@@ -45,7 +45,8 @@ def scale_by_adan(
     r"""Rescales updates by Adan's Nesterov-momentum estimate.
 
     See :func:`adan` for the update rule; same numerics as ``optax.scale_by_adan``
-    (whose counter ``t`` is the ``count`` here).
+    (whose counter ``t`` is the ``count`` here). Complex parameters are optimized as
+    optax does (:math:`n` is a moment of :math:`|\cdot|^2`, stored real).
 
     Args:
         b1: :math:`\beta_1`, decay of the gradient average.
@@ -66,10 +67,10 @@ def scale_by_adan(
     _rules.check_args("scale_by_adan", b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root)
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_adan", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
         z = _tree.zeros_like
-        return ScaleByAdanState(count, z(params), z(params), z(params), z(params))
+        n = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params)
+        return ScaleByAdanState(count, z(params), z(params), n, z(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -88,13 +89,13 @@ def scale_by_adan(
             v_new = ema(diff, v, b2)
             om2 = _tree.scalar_like(1 - jnp.asarray(b2), gc)
             extrapolated = gc + om2 * diff
-            n_new = ema(extrapolated * extrapolated, n, b3)
+            sq = _tree.abs_sq(extrapolated)  # |.|^2 for complex, as optax: n is real
+            n_new = ema(sq, n, b3)
             m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), gc)
             v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
-            n_hat = n_new / _tree.scalar_like(_tree.bias_correction(b3, count), gc)
-            direction = (m_hat + om2 * v_hat) / (
-                jnp.sqrt(n_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
-            )
+            n_hat = n_new / _tree.scalar_like(_tree.bias_correction(b3, count), sq)
+            denom = jnp.sqrt(n_hat + _tree.scalar_like(eps_root, sq)) + _tree.scalar_like(eps, sq)
+            direction = (m_hat + om2 * v_hat) / denom.astype(m_hat.dtype)
             return (
                 direction.astype(g.dtype),
                 m_new.astype(m.dtype),
@@ -135,7 +136,8 @@ def adan(
     defaults as ``optax.adan`` (the decoupled decay is optax's form, not the
     paper's proximal :math:`p / (1 + \eta\lambda)`). Every numeric argument lives
     in the state, ``weight_decay`` too when it is ``0.0`` (settable later); ``None``
-    leaves the decay out.
+    leaves the decay out. Complex parameters are optimized as optax does (moments of
+    :math:`|\cdot|^2`).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

@@ -46,7 +46,8 @@ def scale_by_ademamix(
 
     See :func:`ademamix` for the rule. ``mu_dtype`` sets the storage of both
     first moments; the second moment is stored in the params' dtype (optax also
-    stores it in ``mu_dtype``).
+    stores it in ``mu_dtype``). Complex parameters are optimized as optax does (the
+    second moment is of :math:`|g|^2`, stored real); a real ``mu_dtype`` refuses them.
 
     Args:
         b1: fast decay :math:`\beta_1`.
@@ -70,13 +71,13 @@ def scale_by_ademamix(
     )
 
     def init_fn(params):
-        _tree.reject_complex("ademamix", params)
+        _tree.reject_complex_for_real_dtypes("ademamix", params, mu_dtype=mu_dtype)
         count = None if step is not None else jnp.zeros([], jnp.int32)
         return ScaleByAdemamixState(
             count,
             _tree.zeros_like(params, mu_dtype),
             _tree.zeros_like(params, mu_dtype),
-            _tree.zeros_like(params),
+            _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -89,10 +90,13 @@ def scale_by_ademamix(
             sc = lambda x: _tree.scalar_like(x, gc)
             m1n = _tree.update_moment(gc, m1.astype(gc.dtype), b1, 1)
             m2n = _tree.update_moment(gc, m2.astype(gc.dtype), b3, 1)
-            vn = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
+            # the second moment is of |g|^2, real for complex g (as optax)
+            vn = _tree.update_moment(gc, v.astype(_tree.real_dtype(gc)), b2, 2)
+            rc = lambda x: _tree.scalar_like(x, vn)
             m1h = m1n / sc(_tree.bias_correction(b1, count))
-            vh = vn / sc(_tree.bias_correction(b2, count))
-            out = (m1h + sc(alpha) * m2n) / (jnp.sqrt(vh + sc(eps_root)) + sc(eps))
+            vh = vn / rc(_tree.bias_correction(b2, count))
+            denom = jnp.sqrt(vh + rc(eps_root)) + rc(eps)
+            out = (m1h + sc(alpha) * m2n) / denom.astype(m1h.dtype)
             return (
                 out.astype(g.dtype),
                 m1n.astype(m1.dtype),
@@ -130,7 +134,8 @@ def ademamix(
 
     The paper warms up :math:`\alpha` and :math:`\beta_3`; give them as schedules
     (they are evaluated at the optimizer's single step count). Matches optax's
-    ``contrib.ademamix``.
+    ``contrib.ademamix``. Complex parameters are optimized as optax does (moments
+    of :math:`|g|^2`).
 
     Args:
         learning_rate: :math:`\eta`.

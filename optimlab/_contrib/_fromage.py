@@ -53,7 +53,8 @@ def fromage(
         \qquad u_t = p_t - p_{t-1}
 
     Same arguments and defaults as ``optax.fromage``. Both numbers live in the
-    state. The shrink moves the parameters even when the gradient is zero.
+    state. The shrink moves the parameters even when the gradient is zero. Complex
+    parameters are optimized as optax does (per-leaf norms :math:`\sqrt{\sum |x|^2}`).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

@@ -42,7 +42,8 @@ def scale_by_trust_ratio(
     Norms are per leaf (per layer). The ratio is 1 where either norm is zero, so
     zero-initialised parameters still move and zero updates stay zero. Same as
     ``optax.scale_by_trust_ratio``; ``mask`` plays the role of wrapping it in
-    ``optax.masked``.
+    ``optax.masked``. Complex parameters are handled as optax does (the norms are
+    :math:`\sqrt{\sum |x|^2}`, the ratio is real).
 
     Args:
         min_norm: :math:`n_{\min} \ge 0`, a floor on both norms.
@@ -74,7 +75,7 @@ def scale_by_trust_ratio(
     )
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_trust_ratio", params)
+        del params
         return EmptyState()
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -91,15 +92,12 @@ def scale_by_trust_ratio(
                 return u
             uc = _tree.upcast(u)
             pc = _tree.upcast(p).astype(uc.dtype)
-            lo = _tree.scalar_like(min_norm, uc)
+            # real scalars and norms (sum of |x|^2) for complex leaves too, as optax
+            lo = _tree.hp(min_norm, uc)
             p_norm, u_norm = _norm(pc, lo), _norm(uc, lo)
-            ratio = (
-                _tree.scalar_like(trust_coefficient, uc)
-                * p_norm
-                / (u_norm + _tree.scalar_like(eps, uc))
-            )
+            ratio = _tree.hp(trust_coefficient, uc) * p_norm / (u_norm + _tree.hp(eps, uc))
             ratio = jnp.where((p_norm == 0) | (u_norm == 0), jnp.ones_like(ratio), ratio)
-            out = uc * ratio
+            out = uc * ratio.astype(uc.dtype)
             if keep is not True:
                 out = jnp.where(keep, out, uc)
             return out.astype(u.dtype)
@@ -132,7 +130,8 @@ def lamb(
 
     Same arguments and defaults as ``optax.lamb``. Every numeric argument lives in
     the state, ``weight_decay`` too when it is ``0.0`` (settable later); ``None``
-    leaves the term out.
+    leaves the term out. Complex parameters are optimized as optax does (moments of
+    :math:`|g|^2`, per-leaf norms :math:`\sqrt{\sum |x|^2}`).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.
@@ -217,7 +216,8 @@ def lars(
     Same arguments and defaults as ``optax.lars``; as there, the momentum
     accumulates learning-rate-scaled steps. Every numeric argument lives in the
     state, zeros included (settable later); a ``weight_decay`` or ``momentum`` of
-    ``None`` leaves that term out.
+    ``None`` leaves that term out. Complex parameters are optimized as optax does
+    (per-leaf norms :math:`\sqrt{\sum |x|^2}`, a real trust ratio).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

@@ -47,6 +47,11 @@ def scale_by_lion(
     :math:`|x_t| < 1` and the sign elsewhere. Unlike ``optax.scale_by_lion`` the
     state keeps no step counter: the rule does not use one.
 
+    Complex parameters are optimized as optax does: the sign of a complex
+    :math:`x` is :math:`x / |x|` and ``"refined"`` compares :math:`|x|` with 1.
+    ``mode="smooth"`` refuses them (the complex ``tanh`` has poles, so optax's
+    direction there is unbounded), as does a real ``mu_dtype``.
+
     Args:
         b1: :math:`\beta_1`, the interpolation used for the direction.
         b2: :math:`\beta_2`, the decay of the momentum.
@@ -73,7 +78,9 @@ def scale_by_lion(
         return jnp.sign(x)
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_lion", params)
+        if mode == "smooth":  # tanh of a complex number has poles: no bounded direction
+            _tree.reject_complex("scale_by_lion", params, ' with mode="smooth"')
+        _tree.reject_complex_for_real_dtypes("scale_by_lion", params, mu_dtype=mu_dtype)
         return ScaleByLionState(_tree.zeros_like(params, mu_dtype))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -112,7 +119,8 @@ def lion(
     Same arguments and defaults as ``optax.lion``. Every numeric argument lives in
     the state, ``weight_decay`` too when it is ``0.0``; ``None`` leaves it out. As the
     update has unit magnitude per element, the paper advises a learning rate 3-10x
-    smaller than AdamW's and a weight decay 3-10x larger.
+    smaller than AdamW's and a weight decay 3-10x larger. Complex parameters are
+    optimized as optax does (the sign of a complex :math:`x` is :math:`x / |x|`).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

@@ -44,7 +44,9 @@ def scale_by_novograd(
 
     See :func:`novograd` for the update rule; same numerics and defaults as
     ``optax.scale_by_novograd``. ``params`` are needed by ``update`` only when
-    ``weight_decay`` is not a literal zero.
+    ``weight_decay`` is not a literal zero. Complex parameters are optimized as optax
+    does (:math:`v` averages :math:`\lVert g \rVert^2 = \sum |g|^2`, stored real); a real
+    ``mu_dtype`` refuses them.
 
     Args:
         b1: :math:`\beta_1`, the momentum.
@@ -70,9 +72,9 @@ def scale_by_novograd(
     use_decay = _validate.present(weight_decay)
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_novograd", params)
+        _tree.reject_complex_for_real_dtypes("scale_by_novograd", params, mu_dtype=mu_dtype)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        nu = _tree.tree_map(lambda p: jnp.zeros((), jnp.asarray(p).dtype), params)
+        nu = _tree.tree_map(lambda p: jnp.zeros((), _tree.real_dtype(p)), params)
         return ScaleByNovogradState(count, _tree.zeros_like(params, mu_dtype), nu)
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -88,17 +90,19 @@ def scale_by_novograd(
 
         def one(g, m, v, p=None):
             gc = _tree.upcast(g)
-            sq_norm = jnp.sum(gc * gc)
+            sq_norm = jnp.sum(_tree.abs_sq(gc))  # ||g||^2, real for complex g (as optax)
             v_new = jnp.where(
                 first,
                 sq_norm,
-                _tree.scalar_like(1 - jnp.asarray(b2), gc) * sq_norm
-                + _tree.scalar_like(b2, gc) * v.astype(gc.dtype),
+                _tree.scalar_like(1 - jnp.asarray(b2), sq_norm) * sq_norm
+                + _tree.scalar_like(b2, sq_norm) * v.astype(sq_norm.dtype),
             )
-            v_new = v_new.astype(v.dtype).astype(gc.dtype)  # optax normalises by the stored nu
-            normed = gc / (
-                jnp.sqrt(v_new + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
+            # optax normalises by the stored nu
+            v_new = v_new.astype(v.dtype).astype(sq_norm.dtype)
+            denom = jnp.sqrt(v_new + _tree.scalar_like(eps_root, v_new)) + _tree.scalar_like(
+                eps, v_new
             )
+            normed = gc / denom.astype(gc.dtype)
             if p is not None:
                 normed = normed + _tree.scalar_like(weight_decay, gc) * _tree.upcast(p).astype(
                     gc.dtype
@@ -140,7 +144,9 @@ def novograd(
 
     Same arguments and defaults as ``optax.novograd``. Every numeric argument
     lives in the state, ``weight_decay`` too when it is ``0.0`` (settable later);
-    ``None`` leaves the term out (and ``params`` are then not needed).
+    ``None`` leaves the term out (and ``params`` are then not needed). Complex
+    parameters are optimized as optax does (:math:`v` averages
+    :math:`\lVert g \rVert^2 = \sum |g|^2`).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

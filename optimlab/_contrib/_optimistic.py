@@ -168,7 +168,8 @@ def optimistic_adam(
     announces as the future interface of ``optax.optimistic_adam``. The older,
     deprecated ``optax.optimistic_adam(lr, optimism)`` equals
     ``optimistic_adam(1.0, alpha=lr, beta=optimism)`` here. Every numeric
-    argument lives in the state.
+    argument lives in the state. Complex parameters are optimized as optax does
+    (moments of :math:`|g|^2`); a real ``mu_dtype`` refuses them.
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

@@ -42,7 +42,8 @@ def scale_by_yogi(
 
     See :func:`yogi` for the update rule; same numerics and defaults as
     ``optax.scale_by_yogi``. Both moments start at ``initial_accumulator_value``
-    (read once, by ``init``).
+    (read once, by ``init``). Complex parameters are optimized as optax does (the
+    second moment tracks :math:`|g|^2` and is stored real).
 
     Args:
         b1: :math:`\beta_1`.
@@ -71,15 +72,16 @@ def scale_by_yogi(
     )
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_yogi", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
 
-        def init():
-            return _tree.tree_map(
-                lambda p: jnp.full_like(p, _tree.scalar_like(initial_accumulator_value, p)), params
-            )
+        def init(real):
+            def leaf(p):
+                dtype = _tree.real_dtype(p) if real else jnp.asarray(p).dtype
+                return jnp.full_like(p, initial_accumulator_value, dtype=dtype)
 
-        return ScaleByYogiState(count, init(), init())
+            return _tree.tree_map(leaf, params)
+
+        return ScaleByYogiState(count, init(False), init(True))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -91,14 +93,14 @@ def scale_by_yogi(
             m_new = _tree.scalar_like(1 - jnp.asarray(b1), gc) * gc + _tree.scalar_like(
                 b1, gc
             ) * m.astype(gc.dtype)
-            vc = v.astype(gc.dtype)
-            sq = gc * gc
-            v_new = vc - _tree.scalar_like(1 - jnp.asarray(b2), gc) * jnp.sign(vc - sq) * sq
+            # |g|^2 for complex g, as optax: the second moment is real
+            sq = _tree.abs_sq(gc)
+            vc = v.astype(sq.dtype)
+            v_new = vc - _tree.scalar_like(1 - jnp.asarray(b2), sq) * jnp.sign(vc - sq) * sq
             m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), gc)
-            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
-            direction = m_hat / (
-                jnp.sqrt(v_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
-            )
+            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), sq)
+            denom = jnp.sqrt(v_hat + _tree.scalar_like(eps_root, sq)) + _tree.scalar_like(eps, sq)
+            direction = m_hat / denom.astype(m_hat.dtype)
             return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
         u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
@@ -124,7 +126,8 @@ def yogi(
 
     Same arguments and defaults as ``optax.yogi``; every numeric argument lives in
     the state. As both moments start at :math:`10^{-6}` (as in optax), a zero
-    gradient still gives a tiny non-zero first step.
+    gradient still gives a tiny non-zero first step. Complex parameters are optimized
+    as optax does (moments of :math:`|g|^2`).
 
     Args:
         learning_rate: :math:`\eta`, a scalar or a schedule.

@@ -121,17 +121,20 @@ def lerp(m: jax.Array, g: jax.Array, weight: ArrayLike) -> jax.Array:
     return m + scalar_like(weight, m) * (g - m)
 
 
+def real_dtype(x: Any, dtype: DType | None = None) -> Any:
+    """``dtype`` if given, else the real dtype of ``x`` (an array or a dtype): ``|x|**2``'s."""
+    if dtype is not None:
+        return dtype
+    if isinstance(x, (np.dtype, type, str)):
+        dtype = jnp.dtype(x)
+    else:
+        dtype = jnp.asarray(x).dtype if not hasattr(x, "dtype") else jnp.dtype(x.dtype)
+    return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+
+
 def abs_sq(x: jax.Array) -> jax.Array:
     """``|x|**2``, real: ``x * conj(x)`` for complex ``x`` (as optax), ``x * x`` otherwise."""
     return (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x
-
-
-def real_dtype(p: Any, dtype: DType | None = None) -> Any:
-    """``dtype`` if given, else the real dtype of ``p`` (float32 for complex64): |p|^2's."""
-    if dtype is not None:
-        return dtype
-    p = jnp.asarray(p) if not hasattr(p, "dtype") else p
-    return jnp.real(jnp.zeros((), p.dtype)).dtype
 
 
 def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> jax.Array:
@@ -233,8 +236,7 @@ def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest:
     """Maps ``fn`` returning ``n`` outputs per leaf and returns ``n`` trees (``None`` kept)."""
     treedef, leaves, others = _flat(tree, rest)
     outs = [
-        (None,) * n if x is None else fn(x, *xs)
-        for x, *xs in zip(leaves, *others, strict=True)
+        (None,) * n if x is None else fn(x, *xs) for x, *xs in zip(leaves, *others, strict=True)
     ]
     return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))
 

@@ -1,10 +1,7 @@
-"""Adafactor, twice: the classic one (optax's ``adafactor``) and torch's ``Adafactor``.
+"""Adafactor as optax has it: ``adafactor`` and ``scale_by_factored_rms``.
 
-``adafactor``/``scale_by_factored_rms`` follow Shazeer & Stern (2018) with
-optax's arguments and defaults; ``torch_adafactor``/``scale_by_torch_adafactor``
-follow ``torch.optim.Adafactor``, a different algorithm (relative step size
-``min(lr, 1/sqrt(t))``, ``beta2_decay``, a different epsilon pair and factoring
-of every leaf with two or more dimensions).
+They follow Shazeer & Stern (2018) with optax's arguments and defaults. torch's
+``Adafactor``, a different algorithm, is ``torch_adafactor`` (its own module).
 """
 
 from __future__ import annotations
@@ -21,14 +18,7 @@ from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale
 
-__all__ = [
-    "ScaleByFactoredRmsState",
-    "scale_by_factored_rms",
-    "adafactor",
-    "ScaleByTorchAdafactorState",
-    "scale_by_torch_adafactor",
-    "torch_adafactor",
-]
+__all__ = ["ScaleByFactoredRmsState", "scale_by_factored_rms", "adafactor"]
 
 
 # ----------------------------------------------------------------------------- classic
@@ -104,7 +94,8 @@ def scale_by_factored_rms(
     (over those two axes); other leaves keep a full second moment. Same math as
     ``optax.scale_by_factored_rms``; the statistics are stored in at least float32
     (optax stores them in the params' dtype, where ``epsilon=1e-30`` underflows in
-    float16), and unused statistics are ``None`` instead of placeholders.
+    float16), and unused statistics are ``None`` instead of placeholders. Complex
+    parameters are optimized as optax does (statistics of :math:`|g|^2`, stored real).
 
     Args:
         factored: factor the statistics of leaves with two or more axes.
@@ -140,11 +131,10 @@ def scale_by_factored_rms(
     _validate.finite(step_offset, "step_offset")
     _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
 
-    def stat_dtype(p):
-        return _tree.compute_dtype(p.dtype)
+    def stat_dtype(p):  # real, as the statistics are of |g|^2
+        return _tree.real_dtype(_tree.compute_dtype(p.dtype))
 
     def init_fn(params):
-        _tree.reject_complex("scale_by_factored_rms", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
 
         def rows(p):
@@ -177,19 +167,22 @@ def scale_by_factored_rms(
 
         def one(g, vr, vc, v):
             gc = _tree.upcast(g)
-            b = _tree.scalar_like(beta, gc)
-            one_minus = _tree.scalar_like(1 - beta, gc)
-            sq = gc * gc + _tree.scalar_like(epsilon, gc)
+            b = _tree.hp(beta, gc)
+            one_minus = _tree.hp(1 - beta, gc)
+            # |g|^2 for complex g, as optax: the statistics are real
+            sq = _tree.abs_sq(gc) + _tree.hp(epsilon, gc)
             dims = _factored_dims(g.shape, factored, min_dim_size_to_factor)
             if dims is None:
-                v_new = b * v.astype(gc.dtype) + one_minus * sq
-                return (gc * v_new**-0.5).astype(g.dtype), None, None, v_new.astype(v.dtype)
+                v_new = b * v.astype(sq.dtype) + one_minus * sq
+                u = gc * (v_new**-0.5).astype(gc.dtype)
+                return u.astype(g.dtype), None, None, v_new.astype(v.dtype)
             d1, d0 = dims
-            vr_new = b * vr.astype(gc.dtype) + one_minus * jnp.mean(sq, axis=d0)
-            vc_new = b * vc.astype(gc.dtype) + one_minus * jnp.mean(sq, axis=d1)
+            vr_new = b * vr.astype(sq.dtype) + one_minus * jnp.mean(sq, axis=d0)
+            vc_new = b * vc.astype(sq.dtype) + one_minus * jnp.mean(sq, axis=d1)
             reduced_d1 = d1 - 1 if d1 > d0 else d1
             row_factor = (vr_new / jnp.mean(vr_new, axis=reduced_d1, keepdims=True)) ** -0.5
-            u = gc * jnp.expand_dims(row_factor, d0) * jnp.expand_dims(vc_new**-0.5, d1)
+            row_factor = jnp.expand_dims(row_factor, d0).astype(gc.dtype)
+            u = gc * row_factor * jnp.expand_dims(vc_new**-0.5, d1).astype(gc.dtype)
             return u.astype(g.dtype), vr_new.astype(vr.dtype), vc_new.astype(vc.dtype), None
 
         def wrapped(g, vr, vc, v):
@@ -203,7 +196,8 @@ def scale_by_factored_rms(
 
 
 def _block_rms(x: jax.Array) -> jax.Array:
-    return jnp.sqrt(jnp.mean(x * x))
+    """``sqrt(mean(|x|^2))``, real for complex ``x`` (as optax)."""
+    return jnp.sqrt(jnp.mean(_tree.abs_sq(x)))
 
 
 def _clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
@@ -214,8 +208,8 @@ def _clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
 
         def one(u):
             uc = _tree.upcast(u)
-            denom = jnp.maximum(1, _block_rms(uc) / _tree.scalar_like(threshold, uc))
-            return (uc / denom).astype(u.dtype)
+            denom = jnp.maximum(1, _block_rms(uc) / _tree.hp(threshold, uc))
+            return (uc / denom.astype(uc.dtype)).astype(u.dtype)
 
         return _tree.tree_map(one, updates), state
 
@@ -236,8 +230,8 @@ def _scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation
         def one(u, p):
             uc = _tree.upcast(u)
             rms = _block_rms(_tree.upcast(p).astype(uc.dtype))
-            ms = _tree.scalar_like(min_scale, uc)
-            return (uc * jnp.where(rms <= ms, ms, rms)).astype(u.dtype)
+            ms = _tree.hp(min_scale, uc)
+            return (uc * jnp.where(rms <= ms, ms, rms).astype(uc.dtype)).astype(u.dtype)
 
         return _tree.tree_map(one, updates, params), state
 
@@ -252,6 +246,8 @@ def _ema(decay: ArrayLike, dtype: DType) -> GradientTransformation:
     """Momentum without bias correction: ``m = decay * m + (1 - decay) * u`` (optax's ``ema``)."""
 
     def init_fn(params):
+        # a real dtype would drop the imaginary part of complex updates
+        _tree.reject_complex_for_real_dtypes("adafactor", params, dtype_momentum=dtype)
         return _EmaState(_tree.zeros_like(params, dtype))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -306,8 +302,10 @@ def adafactor(
     ``clipping_threshold`` is None, and the weight-decay term (not multiplied by
     the learning rate, as in optax) is added when ``weight_decay_rate`` is given.
     Every numeric argument lives in the state. For ``torch.optim.Adafactor``
-    (a different algorithm) see :func:`torch_adafactor`. Complex params are
-    refused. Statistics are stored in at least float32.
+    (a different algorithm) see :func:`torch_adafactor`. Complex parameters are
+    optimized as optax does (statistics of :math:`|g|^2`, stored real; RMS of
+    :math:`|x|`); with ``momentum``, ``dtype_momentum`` must then be complex (a real
+    one, the default, refuses them). Statistics are stored in at least float32.
 
     Args:
         learning_rate: :math:`\eta`, or None for no learning-rate scaling.
@@ -400,249 +398,4 @@ def adafactor(
     ):
         if value is not None:
             hps[name] = value
-    return with_hyperparams(build, **hps)
-
-
-# ----------------------------------------------------------------------------- torch
-
-
-class ScaleByTorchAdafactorState(NamedTuple):
-    """State of :func:`scale_by_torch_adafactor`, with torch's shapes.
-
-    Attributes:
-        count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
-        row_var: row statistics of leaves with two or more axes, shape ``(..., R, 1)``
-            (``None`` elsewhere), torch's ``row_var``.
-        col_var: column statistics, shape ``(..., 1, C)`` (``None`` elsewhere),
-            torch's ``col_var``.
-        variance: full second moment of scalar and vector leaves (``None`` elsewhere),
-            torch's ``variance``.
-    """
-
-    count: jax.Array | None
-    row_var: Updates
-    col_var: Updates
-    variance: Updates
-
-
-def scale_by_torch_adafactor(
-    learning_rate: ArrayLike = 1e-2,
-    beta2_decay: ArrayLike = -0.8,
-    eps1: ArrayLike | None = None,
-    eps2: ArrayLike = 1e-3,
-    d: ArrayLike = 1.0,
-    *,
-    step: jax.Array | None = None,
-) -> GradientTransformation:
-    r"""torch's Adafactor step: factored second moment and relative step size.
-
-    See :func:`torch_adafactor` for the update rule. Returns the update *before*
-    the sign flip: :math:`\alpha_t \hat u_t / \max(1, \mathrm{rms}(\hat u_t)/d)`,
-    which already includes the learning rate (through :math:`\rho_t`), so it is
-    followed by ``scale(-1.0)`` and no learning rate. Needs the params.
-
-    Args:
-        learning_rate: :math:`\eta`, the cap of the relative step size.
-        beta2_decay: :math:`c \le 0`; the moment weight at step t is :math:`t^{c}`.
-        eps1: :math:`\epsilon_1`, or None for the machine epsilon of each leaf's dtype.
-        eps2: :math:`\epsilon_2`, the smallest parameter scale.
-        d: the clipping threshold :math:`d \ge 1`.
-        step: the step count, when an enclosing optimizer supplies it; otherwise the
-            state keeps its own counter.
-
-    Returns:
-        A :class:`~optimlab.GradientTransformation` with a
-        :class:`ScaleByTorchAdafactorState`.
-
-    Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
-        >>> tx = optimlab.scale_by_torch_adafactor(0.5)
-        >>> p = jnp.array([3.0, -4.0])
-        >>> tx.update(p, tx.init(p), p)[0].round(4)
-        Array([ 1.7678, -1.7678], dtype=float32)
-    """
-    _rules.check_args(
-        "scale_by_torch_adafactor",
-        learning_rate=learning_rate,
-        beta2_decay=beta2_decay,
-        eps1=eps1,
-        eps2=eps2,
-        d=d,
-    )
-
-    def init_fn(params):
-        _tree.reject_complex("scale_by_torch_adafactor", params, " (torch's Adafactor neither)")
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        row = _tree.tree_map(
-            lambda p: _tree.reduced_zeros(p, -1, p.dtype, keepdims=True) if p.ndim > 1 else None,
-            params,
-        )
-        col = _tree.tree_map(
-            lambda p: _tree.reduced_zeros(p, -2, p.dtype, keepdims=True) if p.ndim > 1 else None,
-            params,
-        )
-        var = _tree.tree_map(lambda p: jnp.zeros_like(p) if p.ndim <= 1 else None, params)
-        return ScaleByTorchAdafactorState(count, row, col, var)
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        if params is None:
-            raise ValueError(
-                "scale_by_torch_adafactor: params is None; pass the current params to update()."
-            )
-        _tree.check_match("scale_by_torch_adafactor", updates, params, "params")
-        count = step if step is not None else state.count
-        lr = jnp.asarray(learning_rate)
-        hdt = lr.dtype if jnp.issubdtype(lr.dtype, jnp.floating) else jnp.result_type(float)
-        t = _tree.step_as(count, hdt)
-        weight = t ** jnp.asarray(beta2_decay).astype(hdt)
-        rho = jnp.minimum(lr.astype(hdt), 1 / jnp.sqrt(t))
-
-        def norm(x):
-            return jnp.sqrt(jnp.sum(x * x))
-
-        def one(g, p, rv, cv, v):
-            gc = _tree.upcast(g)
-            pc = _tree.upcast(p).astype(gc.dtype)
-            e1 = jnp.finfo(p.dtype).eps if eps1 is None else eps1
-            e1 = _tree.scalar_like(e1, gc)
-            w = weight
-            alpha = (
-                jnp.maximum(
-                    jnp.asarray(eps2).astype(hdt), norm(pc).astype(hdt) / np.sqrt(max(p.size, 1))
-                )
-                * rho
-            )
-            if g.ndim > 1:
-                row_mean = norm_axis(gc, -1) ** 2 / g.shape[-1]
-                col_mean = norm_axis(gc, -2) ** 2 / g.shape[-2]
-                rv_new = _tree.lerp(rv.astype(gc.dtype), row_mean, w)
-                cv_new = _tree.lerp(cv.astype(gc.dtype), col_mean, w)
-                est = (rv_new * cv_new) / jnp.maximum(jnp.mean(rv_new, axis=-2, keepdims=True), e1)
-                moments = (rv_new.astype(rv.dtype), cv_new.astype(cv.dtype), None)
-            else:
-                v_new = _tree.lerp(v.astype(gc.dtype), gc * gc, w)
-                est = v_new
-                moments = (None, None, v_new.astype(v.dtype))
-            upd = jax.lax.rsqrt(jnp.maximum(est, e1 * e1)) * gc
-            denom = jnp.maximum(
-                1, norm(upd).astype(hdt) / (np.sqrt(max(g.size, 1)) * jnp.asarray(d).astype(hdt))
-            )
-            out = upd * _tree.scalar_like(alpha / denom, gc)
-            return (out.astype(g.dtype), *moments)
-
-        def norm_axis(x, axis):
-            return jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=True))
-
-        u, rv, cv, v = _tree.tree_map_multi(
-            one, 4, updates, params, state.row_var, state.col_var, state.variance
-        )
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByTorchAdafactorState(new_count, rv, cv, v)
-
-    return GradientTransformation(init_fn, update_fn)
-
-
-def torch_adafactor(
-    learning_rate: ScalarOrSchedule = 1e-2,
-    beta2_decay: ScalarOrSchedule = -0.8,
-    eps1: ScalarOrSchedule | None = None,
-    eps2: ScalarOrSchedule = 1e-3,
-    d: ScalarOrSchedule = 1.0,
-    weight_decay: ScalarOrSchedule | None = None,
-    maximize: bool = False,
-) -> GradientTransformation:
-    r"""torch's Adafactor, numerically identical to ``torch.optim.Adafactor``.
-
-    With :math:`g_t = \pm\nabla f(p_{t-1})` (sign flipped by ``maximize``),
-    :math:`\hat\beta_t = 1 - t^{c}` and :math:`\rho_t = \min(\eta, 1/\sqrt t)`.
-    Leaves with two or more axes keep row and column statistics over their last
-    two axes; scalars and vectors keep :math:`V_t`:
-
-    .. math::
-        R_t &= \hat\beta_t R_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{-1}(g_t^2), \quad
-        C_t = \hat\beta_t C_{t-1} + (1-\hat\beta_t)\,\mathrm{mean}_{-2}(g_t^2) \\
-        \hat V_t &= \frac{R_t C_t}{\max(\mathrm{mean}_{-2}(R_t), \epsilon_1)}
-            \quad\text{or}\quad V_t \\
-        \hat u_t &= g_t / \sqrt{\max(\hat V_t, \epsilon_1^2)}, \qquad
-        \alpha_t = \max(\epsilon_2, \mathrm{rms}(p_{t-1}))\, \rho_t \\
-        u_t &= -\lambda\eta\, p_{t-1} - \frac{\alpha_t}{\max(1, \mathrm{rms}(\hat u_t)/d)}\,\hat u_t
-
-    This is not the classic Adafactor of :func:`adafactor` (optax's): it has no
-    :math:`\epsilon` inside the squared gradient, a relative step capped by the
-    learning rate, decoupled weight decay scaled by the learning rate, and it
-    factors every leaf with two or more axes. ``eps1=None`` uses each leaf dtype's
-    machine epsilon (torch's default) and is then not in the state. Complex params
-    are refused, as by torch. Zero gradients give zero updates (without weight decay).
-
-    Args:
-        learning_rate: :math:`\eta \ge 0`.
-        beta2_decay: :math:`c \le 0`.
-        eps1: :math:`\epsilon_1 \ge 0`, or None.
-        eps2: :math:`\epsilon_2 \ge 0`.
-        d: clipping threshold :math:`d \ge 1`.
-        weight_decay: :math:`\lambda \ge 0`, decoupled (multiplied by the learning rate).
-        maximize: maximise the objective.
-
-    Returns:
-        A :class:`~optimlab.GradientTransformation`.
-
-    Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
-        >>> tx = optimlab.torch_adafactor(learning_rate=0.1)
-        >>> params = jnp.array([3.0, -4.0])
-        >>> updates, state = tx.update(params, tx.init(params), params)
-        >>> optimlab.apply_updates(params, updates).round(4)
-        Array([ 2.6464, -3.6464], dtype=float32)
-
-    References:
-        Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
-        Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
-    """
-    for name, value, ok, rule in (
-        ("Learning rate", learning_rate, lambda v: 0.0 <= v, ">= 0"),
-        ("beta2_decay", beta2_decay, lambda v: 0.0 >= v, "<= 0"),
-        ("epsilon1", eps1, lambda v: 0.0 <= v, ">= 0"),
-        ("epsilon2", eps2, lambda v: 0.0 <= v, ">= 0"),
-        ("Clipping threshold d", d, lambda v: 1.0 <= v, ">= 1"),
-        ("weight_decay", weight_decay, lambda v: 0.0 <= v, ">= 0"),
-    ):
-        v = None if value is None else _validate.concrete(value)
-        if v is not None:
-            _validate.check(ok(v), f"{name} should be {rule} but is: {v}")
-    _rules.check_args(
-        "torch_adafactor",
-        learning_rate=learning_rate,
-        beta2_decay=beta2_decay,
-        eps1=eps1,
-        eps2=eps2,
-        d=d,
-        weight_decay=weight_decay,
-    )
-    use_decay = _validate.present(weight_decay)
-
-    def build(step, h):
-        txs = [scale(-1.0)] if maximize else []
-        txs.append(
-            scale_by_torch_adafactor(
-                h["learning_rate"], h["beta2_decay"], h.get("eps1"), h["eps2"], h["d"], step=step
-            )
-        )
-        if use_decay:
-            txs.append(add_decayed_weights(h["learning_rate"] * h["weight_decay"]))
-        txs.append(scale(-1.0))
-        return chain(*txs)
-
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "beta2_decay": beta2_decay,
-        "eps2": eps2,
-        "d": d,
-    }
-    if eps1 is not None:
-        hps["eps1"] = eps1
-    if use_decay:
-        hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

@@ -462,15 +462,15 @@ def scale_by_adam_root(
     Shared by :func:`~optimlab.lamb` and :func:`~optimlab.optimistic_adam`, whose optax
     definitions take ``eps_root`` (and Nesterov's look-ahead of the first moment),
     which :func:`~optimlab.scale_by_adam` (torch's numerics) does not. The state is
-    a :class:`~optimlab.ScaleByAdamState` without ``nu_max``.
+    a :class:`~optimlab.ScaleByAdamState` without ``nu_max``. Complex parameters are
+    optimized as optax does (the second moment is of :math:`|g|^2`, stored real).
     """
 
     def init_fn(params):
-        _tree.reject_complex(name, params)
+        _tree.reject_complex_for_real_dtypes(name, params, mu_dtype=mu_dtype)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByAdamState(
-            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params), None
-        )
+        nu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params)
+        return ScaleByAdamState(count, _tree.zeros_like(params, mu_dtype), nu, None)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -482,9 +482,10 @@ def scale_by_adam_root(
             d1 = _tree.scalar_like(b1, gc)
             om1 = _tree.scalar_like(1 - jnp.asarray(b1), gc)
             m_new = om1 * gc + d1 * m.astype(gc.dtype)
-            v_new = _tree.scalar_like(1 - jnp.asarray(b2), gc) * gc * gc + _tree.scalar_like(
-                b2, gc
-            ) * v.astype(gc.dtype)
+            # optax's second moment is of |g|^2 for complex g: real, stored real here
+            om2 = _tree.hp(1 - jnp.asarray(b2), gc)
+            sq = om2 * _tree.abs_sq(gc) if jnp.iscomplexobj(gc) else om2 * gc * gc
+            v_new = sq + _tree.hp(b2, gc) * v.astype(sq.dtype)
             bc1 = _tree.scalar_like(_tree.bias_correction(b1, count), gc)
             if nesterov:
                 decay = jnp.asarray(b1)
@@ -492,10 +493,9 @@ def scale_by_adam_root(
                 m_hat = d1 * (m_new / bc1_next) + om1 * (gc / bc1)
             else:
                 m_hat = m_new / bc1
-            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
-            direction = m_hat / (
-                jnp.sqrt(v_hat + _tree.scalar_like(eps_root, gc)) + _tree.scalar_like(eps, gc)
-            )
+            v_hat = v_new / _tree.hp(_tree.bias_correction(b2, count), gc)
+            denom = jnp.sqrt(v_hat + _tree.hp(eps_root, gc)) + _tree.hp(eps, gc)
+            direction = m_hat / denom.astype(m_hat.dtype)
             return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
         u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)

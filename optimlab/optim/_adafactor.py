@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._optimizers._adafactor import ScaleByTorchAdafactorState, torch_adafactor
+from .._optimizers._torch_adafactor import ScaleByTorchAdafactorState, torch_adafactor
 from ._optimizer import Optimizer
 from ._spec import STEP, Spec, StateKey
 

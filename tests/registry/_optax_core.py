@@ -32,11 +32,22 @@ def _with_value(tx):
 
 
 CASES = [
-    Case("lion", lambda: ol.lion(_decay(0.2, 0.02), weight_decay=0.0), tags=("optax",)),
+    Case(
+        "lion",
+        lambda: ol.lion(_decay(0.2, 0.02), weight_decay=0.0),
+        tags=("optax",),
+        complex_ok=True,
+    ),
     Case("sign_sgd", lambda: ol.sign_sgd(_decay(0.1, 0.015)), tags=("optax",)),
     Case("signum", lambda: ol.signum(_decay(0.1, 0.015)), tags=("optax",)),
-    Case("lamb", lambda: ol.lamb(0.05), tags=("optax",), needs_params=True),
-    Case("lars", lambda: ol.lars(1.0, trust_coefficient=0.02), tags=("optax",), needs_params=True),
+    Case("lamb", lambda: ol.lamb(0.05), tags=("optax",), needs_params=True, complex_ok=True),
+    Case(
+        "lars",
+        lambda: ol.lars(1.0, trust_coefficient=0.02),
+        tags=("optax",),
+        needs_params=True,
+        complex_ok=True,
+    ),
     # The L2 term is added to the (zero) gradient, so the update is not zero.
     Case(
         "lars_nesterov_wd",
@@ -44,6 +55,7 @@ CASES = [
         tags=("optax",),
         needs_params=True,
         zero_grad_zero_update=False,
+        complex_ok=True,
     ),
     Case(
         "adabelief",
@@ -60,10 +72,16 @@ CASES = [
     ),
     # Both moments start at 1e-6 (optax's initial_accumulator_value), so a zero gradient
     # still gives a tiny update m_hat / (sqrt(v_hat) + eps) != 0.
-    Case("yogi", lambda: ol.yogi(0.05), tags=("optax",), zero_grad_zero_update=False),
+    Case(
+        "yogi",
+        lambda: ol.yogi(0.05),
+        tags=("optax",),
+        zero_grad_zero_update=False,
+        complex_ok=True,
+    ),
     # b1=0.9: the default 0.98 averages too slowly to settle within 300 steps.
-    Case("adan", lambda: ol.adan(0.05, b1=0.9), tags=("optax",)),
-    Case("novograd", lambda: ol.novograd(_decay(0.05, 0.02)), tags=("optax",)),
+    Case("adan", lambda: ol.adan(0.05, b1=0.9), tags=("optax",), complex_ok=True),
+    Case("novograd", lambda: ol.novograd(_decay(0.05, 0.02)), tags=("optax",), complex_ok=True),
     Case("sm3", lambda: ol.sm3(0.5), tags=("optax",)),
     # Fromage shrinks the params by 1/sqrt(1 + lr^2) at every step, whatever the gradient.
     Case(
@@ -72,6 +90,7 @@ CASES = [
         tags=("optax",),
         needs_params=True,
         zero_grad_zero_update=False,
+        complex_ok=True,
     ),
     # Noise is added to the gradient by design.
     Case(
@@ -96,7 +115,7 @@ CASES = [
         tags=("optax",),
         complex_ok=True,
     ),
-    Case("optimistic_adam", lambda: ol.optimistic_adam(0.05), tags=("optax",)),
+    Case("optimistic_adam", lambda: ol.optimistic_adam(0.05), tags=("optax",), complex_ok=True),
 ]
 
 

@@ -107,7 +107,12 @@ CASES = [
         tags=("optax",),
         extra_args=lambda p: {"value": _loss(p)},
     ),
-    Case("ademamix", lambda: ol.ademamix(0.05, b3=0.99, alpha=1.0), tags=("optax",)),
+    Case(
+        "ademamix",
+        lambda: ol.ademamix(0.05, b3=0.99, alpha=1.0),
+        tags=("optax",),
+        complex_ok=True,
+    ),
     Case("adopt", lambda: ol.adopt(0.05), tags=("optax",)),
     Case(
         "sophia",

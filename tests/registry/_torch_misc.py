@@ -66,6 +66,7 @@ CASES = [
         tags=("optax",),
         needs_params=True,
         quadratic_tol=3e-2,
+        complex_ok=True,
     ),
     # Momentum keeps moving after the gradient vanishes; weight decay moves params too.
     Case(
