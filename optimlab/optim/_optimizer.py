@@ -286,10 +286,7 @@ class Optimizer(Hooks):
     def _init_state(self, i: int, group: Mapping[str, Any]) -> Any:
         # Built from the group's current values: some states start from an option
         # (Adagrad's initial_accumulator_value, Rprop's step size = lr).
-        leaf = self._leaves[i]
-        state = self.spec.alias(**self.spec.kwargs(group)).init(leaf)
-        state = jax.tree.map(lambda x: jnp.array(x, copy=True) if x is leaf else x, state)
-        return state._replace(hyperparams=None)
+        return _step.init_states(self.spec.alias(**self.spec.kwargs(group)), [self._leaves[i]])[0]
 
     def _sync_groups(self) -> list[Any]:
         """Rebuilds the groups whose flags changed, carrying their states across."""
@@ -334,11 +331,16 @@ class Optimizer(Hooks):
                 )
             _checks.check_grad_dtype(g, self._leaves[i], f"parameter {i} ({self._names[i]!r})")
         keys = tuple(self._sync_groups())
-        zero = None
+        new: dict[int, list[int]] = {}  # parameters without a state, by group
         for i in active:
             if self._states[i] is None:
-                zero = jnp.zeros((), jnp.int32) if zero is None else zero
-                self._set_state(i, self._init_state(i, self.param_groups[self._group_of[i]]))
+                new.setdefault(self._group_of[i], []).append(i)
+        for gi, idx in new.items():
+            tx = self.spec.alias(**self.spec.kwargs(self.param_groups[gi]))
+            zero = jnp.zeros((), jnp.int32)
+            states = _step.init_states(tx, [self._leaves[i] for i in idx])
+            for i, state in zip(idx, states, strict=True):
+                self._set_state(i, state)
                 self._counts[i] = zero
         if not self._counts_shared:
             self._share_counts()

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from .._core._base import apply_updates
 
-__all__ = ["add", "plan", "update"]
+__all__ = ["add", "init_states", "plan", "update"]
 
 
 def plan(
@@ -60,23 +60,88 @@ def _update(plan, leaves, states, grads, feeds, counts):
     # ``counts``. ``plan`` (static) is each parameter's group and bucket and each
     # group's transformation, shared by optimizers alike, so they share the
     # compiled step too.
+    #
+    # The parameters of one bucket whose states have one structure are updated by
+    # one call of the group's transformation over the list of them (the
+    # multi-tensor form: the transformation is traced once per bucket, not once per
+    # parameter); see :func:`_stacked`.
     group_of, bucket_of, shape_of, treedefs, txs = plan
-    new_leaves, new_states = [], []
+    new_leaves: list[Any] = [None] * len(leaves)
+    new_states: list[Any] = [None] * len(leaves)
     new_counts: list[Any] = [None] * len(counts)
-    for gi, b, t, p, flat, g in zip(
-        group_of, bucket_of, shape_of, leaves, states, grads, strict=True
-    ):
-        s = jax.tree.unflatten(treedefs[t], flat)
-        s = s._replace(hyperparams=dict(feeds[gi]), count=counts[b])
-        u, s = txs[gi].update(jnp.asarray(g).astype(p.dtype), s, p)
-        new_leaves.append(apply_updates(p, u))
-        if new_counts[b] is None:
-            new_counts[b] = s.count
-        new_states.append(jax.tree.leaves(s._replace(hyperparams=None, count=None)))
+    members: dict[tuple[int, int], list[int]] = {}
+    for j, key in enumerate(zip(bucket_of, shape_of, strict=True)):
+        members.setdefault(key, []).append(j)
+    for (b, t), idx in members.items():
+        tx, feed = txs[group_of[idx[0]]], feeds[group_of[idx[0]]]
+        ps = [leaves[j] for j in idx]
+        gs = [jnp.asarray(grads[j]).astype(leaves[j].dtype) for j in idx]
+        per = [jax.tree.unflatten(treedefs[t], states[j]) for j in idx]
+        group = _stacked(tx, per, ps) if len(idx) > 1 else None
+        if group is None:  # one parameter at a time
+            outs = [_one(tx, feed, counts[b], p, g, s) for p, g, s in zip(ps, gs, per, strict=True)]
+        else:
+            u, st = tx.update(gs, group._replace(hyperparams=dict(feed), count=counts[b]), ps)
+            flat = jax.tree.leaves(st._replace(hyperparams=None, count=None))
+            n = len(idx)
+            outs = [(u[k], st.count, flat[k::n]) for k in range(n)]
+        for j, p, (u_j, count, flat_j) in zip(idx, ps, outs, strict=True):
+            new_leaves[j] = apply_updates(p, u_j)
+            new_states[j] = flat_j
+            if new_counts[b] is None:
+                new_counts[b] = count
     return new_leaves, new_states, new_counts
 
 
+def _one(tx, feed, count, p, g, s):
+    u, s = tx.update(g, s._replace(hyperparams=dict(feed), count=count), p)
+    return u, s.count, jax.tree.leaves(s._replace(hyperparams=None, count=None))
+
+
+def _stacked(tx: Any, per: list[Any], params: list[jax.Array]) -> Any:
+    """The state of ``tx`` over the list ``params``, from their own states, or ``None``.
+
+    Each per-parameter array of the states becomes a list over the parameters, in
+    their order. That is ``tx``'s own state over the list when every array of a
+    parameter's state is that parameter's (moments, buffers); a state holding
+    anything else (a shared scalar such as NAdam's momentum product) has another
+    structure, and the parameters are then updated one at a time.
+    """
+    stacked = jax.tree.map(lambda *xs: list(xs), *per)
+    expected = jax.eval_shape(tx.init, params)._replace(hyperparams=None, count=None)
+    if jax.tree.structure(expected) != jax.tree.structure(stacked):
+        return None
+    return stacked
+
+
 update = jax.jit(_update, static_argnums=0, donate_argnums=(1, 2))
+
+
+def init_states(tx: Any, leaves: list[jax.Array]) -> list[Any]:
+    """``tx.init`` of each leaf, hyperparameters left out, by one ``init`` over all of them.
+
+    The group's alias is built from its current options (some states start from
+    one: Adagrad's initial accumulator, Rprop's step sizes). When every array of a
+    leaf's state is that leaf's own (see :func:`_stacked`), one ``init`` over the
+    list gives them all; otherwise each leaf is initialised alone. No state array
+    is a parameter itself (one that would be is copied).
+    """
+    n, ids = len(leaves), {id(p) for p in leaves}
+    one = jax.eval_shape(tx.init, leaves[0])._replace(hyperparams=None, count=None)
+    treedef = jax.tree.structure(one)
+    whole = tx.init(list(leaves))._replace(hyperparams=None)
+    if jax.tree.structure(whole._replace(count=None)) == jax.tree.structure(
+        jax.tree.map(lambda x: [x] * n, one)
+    ):
+        flat = jax.tree.leaves(whole._replace(count=None))
+        states = [
+            jax.tree.unflatten(treedef, flat[k::n])._replace(count=whole.count) for k in range(n)
+        ]
+    else:
+        states = [tx.init(p)._replace(hyperparams=None) for p in leaves]
+    return [
+        jax.tree.map(lambda x: jnp.array(x, copy=True) if id(x) in ids else x, st) for st in states
+    ]
 
 
 @jax.jit
