@@ -35,7 +35,8 @@ class Adafactor(Optimizer):
             the parameter scale.
         d: the clipping threshold of the update's RMS.
         weight_decay: decoupled decay, multiplied by ``lr``.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
 
     Examples:

@@ -49,8 +49,9 @@ class Adam(Optimizer):
 
     The per-parameter state is ``{'step', 'exp_avg', 'exp_avg_sq'}`` plus
     ``'max_exp_avg_sq'`` with ``amsgrad``; ``step`` is a float32 scalar in the state
-    dict (an int32 counter inside). ``foreach``, ``capturable``, ``differentiable``
-    and ``fused`` have no effect. See :class:`Optimizer` for the differences from torch.
+    dict (an int32 counter inside). ``capturable``, ``differentiable`` and
+    ``fused`` have no effect (``foreach``: see below). See :class:`Optimizer` for the
+    differences from torch.
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
@@ -59,7 +60,8 @@ class Adam(Optimizer):
         eps: added to the denominator.
         weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
         amsgrad: use the running maximum of the second moment.
-        foreach: accepted for compatibility; no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
         capturable: accepted for compatibility; no effect.
         differentiable: accepted for compatibility; no effect.
@@ -126,7 +128,8 @@ class AdamW(Optimizer):
         weight_decay: decoupled weight decay (default ``1e-2``).
         amsgrad: use the running maximum of the second moment.
         maximize: maximise the objective.
-        foreach: accepted for compatibility; no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         capturable: accepted for compatibility; no effect.
         differentiable: accepted for compatibility; no effect.
         fused: accepted for compatibility; no effect.

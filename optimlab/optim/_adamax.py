@@ -23,7 +23,8 @@ class Adamax(Optimizer):
         betas: ``(b1, b2)``.
         eps: added to :math:`|g|` inside the maximum.
         weight_decay: L2 penalty added to the gradient.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
         differentiable: no effect.
         capturable: no effect.

@@ -1,8 +1,9 @@
 """More torch.optim-compatible classes, one signature and one :class:`Spec` each (private).
 
 See :class:`~optimlab.optim.Optimizer` for what every class shares and its
-differences from torch; options named ``foreach``, ``capturable``,
-``differentiable`` and ``fused`` are kept in the groups and have no effect.
+differences from torch; options named ``capturable``,
+``differentiable`` and ``fused`` are kept in the groups and have no effect;
+``foreach=False`` steps one parameter at a time (the same numbers).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Adagrad(Optimizer):
         weight_decay: L2 penalty.
         initial_accumulator_value: starting value of the sum of squares.
         eps: added to the denominator.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
         differentiable: no effect.
         fused: no effect.
@@ -100,7 +102,8 @@ class Adadelta(Optimizer):
         rho: decay of the running averages.
         eps: added inside the square roots.
         weight_decay: L2 penalty.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         capturable: no effect.
         maximize: maximise the objective.
         differentiable: no effect.
@@ -166,7 +169,8 @@ class RMSprop(Optimizer):
         momentum: momentum factor.
         centered: normalise by the estimated variance.
         capturable: no effect.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
         differentiable: no effect.
     """
@@ -244,7 +248,8 @@ class NAdam(Optimizer):
         weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
         momentum_decay: momentum decay :math:`\psi`.
         decoupled_weight_decay: NAdamW's decay.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
         capturable: no effect.
         differentiable: no effect.
@@ -313,7 +318,8 @@ class RAdam(Optimizer):
         eps: added to the denominator.
         weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
         decoupled_weight_decay: RAdamW's decay.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
         capturable: no effect.
         differentiable: no effect.
@@ -375,7 +381,8 @@ class Rprop(Optimizer):
         etas: ``(eta_minus, eta_plus)``.
         step_sizes: ``(min_step_size, max_step_size)``.
         capturable: no effect.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
         differentiable: no effect.
     """
@@ -431,7 +438,8 @@ class ASGD(Optimizer):
         alpha: power for the eta update.
         t0: step at which averaging starts.
         weight_decay: L2 penalty.
-        foreach: no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         maximize: maximise the objective.
         differentiable: no effect.
         capturable: no effect.

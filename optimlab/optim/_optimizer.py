@@ -354,6 +354,7 @@ class Optimizer(Hooks):
             self._counts,
             self._treedefs,
             tuple(self._txs[k][0] for k in keys),
+            tuple(g.get("foreach") is not False for g in self.param_groups),
         )
         leaves, states, new_counts = _step.update(
             plan,

@@ -15,9 +15,10 @@ class SGD(Optimizer):
     """``torch.optim.SGD`` over :func:`optimlab.sgd`: same signature, defaults and state dict.
 
     The per-parameter state is ``{'momentum_buffer': array}`` when ``momentum`` is
-    non-zero, nothing otherwise. ``foreach``, ``differentiable`` and ``fused`` are
-    kept in the groups and have no effect (every step is one fused jitted call, and
-    differentiable in JAX). See :class:`Optimizer` for the differences from torch.
+    non-zero, nothing otherwise. ``differentiable`` and ``fused`` are kept in the
+    groups and have no effect (every step is one fused jitted call, and
+    differentiable in JAX); ``foreach=False`` steps one parameter at a time. See
+    :class:`Optimizer` for the differences from torch.
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
@@ -27,7 +28,8 @@ class SGD(Optimizer):
         weight_decay: L2 penalty added to the gradient.
         nesterov: Nesterov momentum.
         maximize: maximise the objective.
-        foreach: accepted for compatibility; no effect.
+        foreach: ``False`` steps one parameter at a time; otherwise each group's
+            parameters step in one call (the same numbers).
         differentiable: accepted for compatibility; no effect.
         fused: accepted for compatibility; no effect.
 

@@ -19,6 +19,7 @@ def plan(
     counts_of: Sequence[Any],
     treedefs_of: Sequence[Any],
     txs: tuple[Any, ...],
+    foreach: tuple[bool, ...],
 ) -> tuple[tuple[Any, ...], list[jax.Array], list[int]]:
     """The static plan of a step over the ``active`` parameters, their counts, and buckets.
 
@@ -49,6 +50,7 @@ def plan(
         tuple(shaped),
         tuple(structures),
         txs,
+        foreach,
     )
     return static, counts, where
 
@@ -64,8 +66,8 @@ def _update(plan, leaves, states, grads, feeds, counts):
     # The parameters of one bucket whose states have one structure are updated by
     # one call of the group's transformation over the list of them (the
     # multi-tensor form: the transformation is traced once per bucket, not once per
-    # parameter); see :func:`_stacked`.
-    group_of, bucket_of, shape_of, treedefs, txs = plan
+    # parameter; see :func:`_stacked`), unless the group says ``foreach=False``.
+    group_of, bucket_of, shape_of, treedefs, txs, foreach = plan
     new_leaves: list[Any] = [None] * len(leaves)
     new_states: list[Any] = [None] * len(leaves)
     new_counts: list[Any] = [None] * len(counts)
@@ -77,7 +79,8 @@ def _update(plan, leaves, states, grads, feeds, counts):
         ps = [leaves[j] for j in idx]
         gs = [jnp.asarray(grads[j]).astype(leaves[j].dtype) for j in idx]
         per = [jax.tree.unflatten(treedefs[t], states[j]) for j in idx]
-        group = _stacked(tx, per, ps) if len(idx) > 1 else None
+        many = len(idx) > 1 and foreach[group_of[idx[0]]]
+        group = _stacked(tx, per, ps) if many else None
         if group is None:  # one parameter at a time
             outs = [_one(tx, feed, counts[b], p, g, s) for p, g, s in zip(ps, gs, per, strict=True)]
         else:

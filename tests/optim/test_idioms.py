@@ -250,3 +250,23 @@ def test_load_state_dict_pre_hook_may_rewrite_the_dict():
     )
     opt.load_state_dict(sd)
     assert opt.param_groups[0]["lr"] == 0.7 and sd["param_groups"][0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("cls", ["SGD", "Adam", "NAdam", "Adafactor"])
+def test_foreach_false_steps_one_parameter_at_a_time_with_the_same_numbers(cls):
+    """torch's foreach=None (multi-tensor) and foreach=False (a loop) agree bitwise here too."""
+    params = {
+        "a": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3),
+        "b": jnp.linspace(0.5, 2.0, 6).reshape(2, 3),
+        "c": jnp.linspace(-2.0, 0.5, 4),
+    }
+    kwargs = {"lr": 0.01, "momentum": 0.9} if cls == "SGD" else {"lr": 0.01}
+    runs = []
+    for foreach in (None, False):
+        opt = getattr(optim, cls)(params, foreach=foreach, **kwargs)
+        for k in range(4):
+            opt.step(jax.tree.map(lambda p, k=k: jnp.cos(p * (k + 1)), opt.params))
+        runs.append((opt.params, opt.state_dict()["state"]))
+    (p0, s0), (p1, s1) = runs
+    for a, b in zip(jax.tree.leaves((p0, s0)), jax.tree.leaves((p1, s1)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
