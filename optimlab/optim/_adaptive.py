@@ -302,7 +302,11 @@ class NAdam(Optimizer):
 
 
 class RAdam(Optimizer):
-    """``torch.optim.RAdam`` over :func:`optimlab.radam`.
+    """``torch.optim.RAdam`` over :func:`optimlab.radam` with torch's epsilon placement.
+
+    The core is built with ``eps_root=None, eps_after_bias_correction=False``:
+    epsilon added to the root of the raw second moment, rectification when
+    ``rho_t > 5``, as torch.
 
     The per-parameter state is ``{'step', 'exp_avg', 'exp_avg_sq'}``.
 
@@ -320,7 +324,7 @@ class RAdam(Optimizer):
     """
 
     spec = Spec(
-        alias=radam,
+        alias=with_torch_values(radam, eps_root=None, eps_after_bias_correction=False),
         hyperparams={
             "lr": "learning_rate",
             "betas": ("b1", "b2"),
