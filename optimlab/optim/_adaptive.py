@@ -373,6 +373,8 @@ class RAdam(Optimizer):
 class Rprop(Optimizer):
     """``torch.optim.Rprop`` over :func:`optimlab.rprop`; state ``{'step', 'prev', 'step_size'}``.
 
+    The core is built with ``delayed_update=False``, torch's current-step rule.
+
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
         lr: initial step size (``learning_rate``).
@@ -385,7 +387,7 @@ class Rprop(Optimizer):
     """
 
     spec = Spec(
-        alias=rprop,
+        alias=with_torch_values(rprop, delayed_update=False),
         hyperparams={
             "lr": "learning_rate",
             "etas": ("eta_minus", "eta_plus"),

@@ -128,9 +128,6 @@ NOT_COMPARED: dict[str, str] = {
     "scale_by_learning_rate": "optax's learning_rate=None means no scaling; optimlab "
     "requires a learning rate",
     # Not yet optax's numerics (left to do):
-    "rprop": "NOT YET: optax returns the previous step's update (one step late); optimlab "
-    "keeps torch's current-step rule",
-    "scale_by_rprop": "NOT YET: see rprop",
     "lbfgs": "NOT YET: optimlab's lbfgs is torch's L-BFGS; optax's (scale_by_lbfgs with "
     "a zoom line search) is not implemented",
     "adadelta": "NOT YET: optax's learning_rate=None applies no learning rate (and no sign "
