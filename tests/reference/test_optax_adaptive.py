@@ -144,6 +144,17 @@ PAIRS = [
         lambda: ol.adadelta(0.5, eps=1e-4, weight_decay=0.1),
         lambda: optax.adadelta(0.5, eps=1e-4, weight_decay=0.1),
     ),
+    # learning_rate=None: no scaling and no sign flip (the update ascends), as optax.
+    ("adadelta_no_learning_rate", lambda: ol.adadelta(), lambda: optax.adadelta()),
+    (
+        "adadelta_wd_mask",
+        lambda: ol.adadelta(
+            0.5, weight_decay=0.1, weight_decay_mask=lambda p: {k: k != "b" for k in p}
+        ),
+        lambda: optax.adadelta(
+            0.5, weight_decay=0.1, weight_decay_mask=lambda p: {k: k != "b" for k in p}
+        ),
+    ),
     ("rmsprop_defaults", lambda: ol.rmsprop(0.01), lambda: optax.rmsprop(0.01)),
     (
         "rmsprop_nesterov_bias_correction",

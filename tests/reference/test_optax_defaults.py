@@ -130,8 +130,6 @@ NOT_COMPARED: dict[str, str] = {
     # Not yet optax's numerics (left to do):
     "lbfgs": "NOT YET: optimlab's lbfgs is torch's L-BFGS; optax's (scale_by_lbfgs with "
     "a zoom line search) is not implemented",
-    "adadelta": "NOT YET: optax's learning_rate=None applies no learning rate (and no sign "
-    "flip); optimlab defaults to torch's 1.0 descent step",
 }
 
 # Where optax itself rounds more than float64, with the reason.
@@ -246,7 +244,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "scale_by_factored_rms": "decay_rate_fn is not supported (the decay is optax's default "
     "t^-decay_rate)",
     "scale_by_learning_rate": "requires a learning rate (optax's None means no scaling)",
-    "adadelta": "NOT YET: learning_rate defaults to torch's 1.0; no weight_decay_mask",
     "lbfgs": "NOT YET: torch's L-BFGS arguments (see NOT_COMPARED)",
 }
 

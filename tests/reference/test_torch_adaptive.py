@@ -211,7 +211,7 @@ def test_adagrad_matches_torch(cfg, dtype):
 )
 def test_adadelta_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.adadelta(eps=1e-4, **cfg),
+        lambda: ol.adadelta(1.0, eps=1e-4, **cfg),
         torch.optim.Adadelta,
         dict(eps=1e-4, **cfg),
         adadelta_state,
@@ -369,7 +369,7 @@ COMPLEX = [
     ),
     (
         "adadelta",
-        lambda: ol.adadelta(weight_decay=0.1),
+        lambda: ol.adadelta(1.0, weight_decay=0.1),
         torch.optim.Adadelta,
         dict(weight_decay=0.1),
     ),
