@@ -100,7 +100,10 @@ TERMS = [
     Term(ol.sgd, "momentum", 0.9),
     Term(ol.rmsprop, "momentum", 0.9),
     Term(ol.lars, "momentum", 0.5),
-    *(Term(f, "eps_root", 1e-6) for f in (ol.adam, ol.adamw, ol.amsgrad, ol.nadam, ol.nadamw)),
+    *(
+        Term(f, "eps_root", 1e-6)
+        for f in (ol.adam, ol.adamw, ol.amsgrad, ol.nadam, ol.nadamw, ol.radam)
+    ),
     Term(ol.lamb, "eps_root", 1e-6, none_ok=False),
     Term(ol.novograd, "eps_root", 1e-6, none_ok=False),
 ]

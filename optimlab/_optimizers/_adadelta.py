@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
@@ -86,15 +86,16 @@ def scale_by_adadelta(
 
 
 def adadelta(
-    learning_rate: ScalarOrSchedule = 1.0,
+    learning_rate: ScalarOrSchedule | None = None,
     rho: ScalarOrSchedule = 0.9,
     eps: ScalarOrSchedule = 1e-6,
-    weight_decay: ScalarOrSchedule = 0.0,
-    maximize: bool = False,
+    weight_decay: ScalarOrSchedule | None = 0.0,
+    weight_decay_mask: Any = None,
     *,
+    maximize: bool = False,
     accumulator_dtype: DType | None = None,
 ) -> GradientTransformation:
-    r"""Adadelta, numerically identical to ``torch.optim.Adadelta``.
+    r"""Adadelta: optax's arguments and defaults; ``torch.optim.Adadelta`` with ``lr``.
 
     With :math:`g_t = \pm\nabla f(p_{t-1}) + \lambda p_{t-1}` (L2 penalty added
     to the gradient, sign flipped by ``maximize``):
@@ -105,17 +106,28 @@ def adadelta(
         a_t &= \rho\, a_{t-1} + (1-\rho)\, \Delta_t^2 \\
         p_t &= p_{t-1} - \eta\, \Delta_t
 
-    Every numeric argument lives in the state and may be a schedule. A
-    ``weight_decay`` of ``None`` leaves the term out; any number, ``0.0``
-    included (the default, as optax), keeps it in the state, settable later. Complex parameters are
-    optimized componentwise, as torch does. optax's ``adadelta`` is the same
-    rule (its ``learning_rate`` defaults to none, i.e. 1).
+    This is optax's ``adadelta``. As in optax, ``learning_rate=None`` (the default)
+    applies no learning rate at all: the update is :math:`+\Delta_t`, with no sign
+    flip, so it *ascends* the objective; pass a learning rate (torch's default is
+    ``1.0``) for the descent step above. Every numeric argument lives in the state
+    and may be a schedule. A ``weight_decay`` of ``None`` leaves the term out; any
+    number, ``0.0`` included (the default, as optax), keeps it in the state,
+    settable later. Complex parameters are optimized componentwise, as torch does.
+
+    .. note::
+        ``torch.optim.Adadelta`` is ``adadelta(lr, rho, eps, weight_decay,
+        maximize=...)`` with torch's ``lr=1.0`` by default, the call
+        :class:`optimlab.optim.Adadelta` makes. ``maximize`` is torch's; optax's
+        ``adadelta`` has none.
 
     Args:
-        learning_rate: :math:`\eta` (default ``1.0``, torch's).
+        learning_rate: :math:`\eta`, or ``None`` (optax's default) for no
+            learning-rate scaling and no sign flip.
         rho: :math:`\rho \in [0, 1]`.
         eps: :math:`\epsilon \ge 0`, added inside both square roots.
         weight_decay: L2 penalty :math:`\lambda` added to the gradient.
+        weight_decay_mask: a pytree of bools (or ``params -> mask``) selecting the
+            leaves to decay (optax's).
         maximize: maximise the objective.
         accumulator_dtype: storage dtype of both averages (math stays in float32 or
             wider).
@@ -126,7 +138,7 @@ def adadelta(
     Examples:
         >>> import jax.numpy as jnp
         >>> import optimlab
-        >>> tx = optimlab.adadelta(rho=0.0)
+        >>> tx = optimlab.adadelta(learning_rate=1.0, rho=0.0)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)
         >>> [round(x, 4) for x in optimlab.apply_updates(params, updates).tolist()]
@@ -137,7 +149,8 @@ def adadelta(
         <https://arxiv.org/abs/1212.5701>`_, 2012.
     """
     # torch.optim.Adadelta's order, so the first failing check is the same.
-    _validate.lr(learning_rate)
+    if learning_rate is not None:
+        _validate.lr(learning_rate)
     _validate.unit_interval(rho, "rho")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
@@ -149,6 +162,7 @@ def adadelta(
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         maximize=maximize,
+        mask=weight_decay_mask,
         rho=rho,
         eps=eps,
     )

@@ -29,8 +29,14 @@ class ScaleByRadamState(NamedTuple):
     nu: Updates
 
 
-def _rectification(b2: Any, count: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """``(rho_t > 5, r_t, 1 - b2^t)`` in the hyperparameters' precision."""
+def _rectification(
+    b2: Any, count: jax.Array, threshold: Any, strict: bool
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(rectify, r_t, 1 - b2^t)`` in the hyperparameters' precision.
+
+    ``rectify`` is ``rho_t >= threshold`` (optax's), or ``rho_t > threshold`` with
+    ``strict`` (torch's).
+    """
     b2 = jnp.asarray(b2)
     if not jnp.issubdtype(b2.dtype, jnp.floating):
         b2 = b2.astype(jnp.result_type(float))
@@ -39,7 +45,8 @@ def _rectification(b2: Any, count: jax.Array) -> tuple[jax.Array, jax.Array, jax
     bc2 = 1 - b2t
     rho_inf = 2 / (1 - b2) - 1
     rho_t = rho_inf - 2 * t * b2t / bc2
-    rectify = rho_t > 5
+    threshold = jnp.asarray(threshold, b2.dtype)
+    rectify = rho_t > threshold if strict else rho_t >= threshold
     # Evaluated on a safe value where unused, so no NaN appears even in gradients.
     rho = jnp.where(rectify, rho_t, 6.0)
     num = (rho - 4) * (rho - 2) * rho_inf
@@ -52,25 +59,45 @@ def scale_by_radam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
+    eps_root: ArrayLike | None = 0.0,
+    threshold: ArrayLike = 5.0,
     *,
+    nesterov: bool = False,
+    eps_after_bias_correction: bool = True,
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
-    r"""Rescales updates by Rectified Adam's direction, with torch's numerics.
+    r"""Rescales updates by Rectified Adam's direction: optax's by default, or torch's.
 
     See :func:`radam` for the update rule. While the variance estimate is not
-    yet tractable (:math:`\rho_t \le 5`, torch's rule) the direction is the
-    bias-corrected first moment alone; afterwards it is rectified Adam's.
-    Epsilon is placed as torch places it, :math:`\sqrt{1-\beta_2^t}/(\sqrt{v_t} +
-    \epsilon)`. Complex leaves are handled componentwise (torch's
-    ``view_as_real``). Math is done in at least float32; moments are stored in
-    ``mu_dtype``/``nu_dtype`` (default: the params').
+    yet tractable (:math:`\rho_t` below ``threshold``) the direction is the
+    bias-corrected first moment alone; afterwards it is rectified Adam's. By
+    default (optax's ``scale_by_radam``) epsilon is added to the bias-corrected
+    root, :math:`r_t \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)`, and
+    the step is rectified when :math:`\rho_t \ge` ``threshold``. Complex leaves
+    are handled componentwise (torch's ``view_as_real``). Math is done in at
+    least float32; moments are stored in ``mu_dtype``/``nu_dtype`` (default: the
+    params').
+
+    .. note::
+        ``eps_after_bias_correction=False`` selects ``torch.optim.RAdam``'s numerics:
+        :math:`r_t \hat m_t \sqrt{1-\beta_2^t} / (\sqrt{v_t} + \epsilon)` (epsilon
+        added to the root of the raw second moment) and rectification only when
+        :math:`\rho_t >` ``threshold``, strictly; it takes no ``eps_root``.
 
     Args:
         b1: :math:`\beta_1`.
         b2: :math:`\beta_2`.
-        eps: :math:`\epsilon`, added to :math:`\sqrt{v_t}`.
+        eps: :math:`\epsilon`, added to :math:`\sqrt{\hat v_t}` (to :math:`\sqrt{v_t}`
+            with ``eps_after_bias_correction=False``).
+        eps_root: :math:`\epsilon_{root}`, added inside the square root, to
+            :math:`\hat v_t`; ``None`` or zero for none.
+        threshold: the tractability threshold on :math:`\rho_t` (optax's 5).
+        nesterov: optax's Nesterov look-ahead of the first moment,
+            :math:`\hat m_t = \beta_1 m_t/(1-\beta_1^{t+1}) + (1-\beta_1) g_t/(1-\beta_1^t)`.
+        eps_after_bias_correction: ``True`` (optax's) adds epsilon to the
+            bias-corrected root; ``False`` is torch's placement and strict threshold.
         mu_dtype: storage dtype of the first moment.
         nu_dtype: storage dtype of the second moment.
         step: the step count, when an enclosing optimizer supplies it; otherwise the
@@ -90,7 +117,15 @@ def scale_by_radam(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
-    _rules.check_args("scale_by_radam", b1=b1, b2=b2, eps=eps)
+    _rules.check_args(
+        "scale_by_radam", b1=b1, b2=b2, eps=eps, eps_root=eps_root, threshold=threshold
+    )
+    use_eps_root = eps_root is not None
+    if use_eps_root and not eps_after_bias_correction and _validate.concrete(eps_root) != 0.0:
+        raise ValueError(
+            "scale_by_radam: torch's epsilon placement (eps_after_bias_correction=False) "
+            "has no eps_root; leave eps_root at 0 (or None)."
+        )
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes(
@@ -106,18 +141,30 @@ def scale_by_radam(
         _tree.check_match("scale_by_radam", updates, state.mu)
         count = step if step is not None else state.count
         bc1 = _tree.bias_correction(b1, count)
-        rectify, r, bc2 = _rectification(b2, count)
+        bc1_next = _tree.bias_correction(b1, safe_increment(count)) if nesterov else None
+        rectify, r, bc2 = _rectification(b2, count, threshold, not eps_after_bias_correction)
         sqrt_bc2 = jnp.sqrt(bc2)
 
         def one(g, m, v):
             gc = _tree.upcast(g)
             m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
             v_new = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
-            m_hat = m_new / _tree.scalar_like(bc1, gc)
-            adaptive = _tree.scalar_like(sqrt_bc2, gc) / (
-                jnp.sqrt(v_new) + _tree.scalar_like(eps, gc)
-            )
-            rectified = m_hat * adaptive * _tree.scalar_like(r, gc)
+            if nesterov:
+                b1c = _tree.scalar_like(b1, gc)
+                m_hat = b1c * (m_new / _tree.scalar_like(bc1_next, gc)) + _tree.scalar_like(
+                    1 - jnp.asarray(b1), gc
+                ) * (gc / _tree.scalar_like(bc1, gc))
+            else:
+                m_hat = m_new / _tree.scalar_like(bc1, gc)
+            e = _tree.scalar_like(eps, gc)
+            if eps_after_bias_correction:
+                v_hat = v_new / _tree.scalar_like(bc2, gc)
+                if use_eps_root:
+                    v_hat = v_hat + _tree.scalar_like(eps_root, gc)
+                rectified = _tree.scalar_like(r, gc) * m_hat / (jnp.sqrt(v_hat) + e)
+            else:
+                adaptive = _tree.scalar_like(sqrt_bc2, gc) / (jnp.sqrt(v_new) + e)
+                rectified = m_hat * adaptive * _tree.scalar_like(r, gc)
             direction = jnp.where(rectify, rectified, m_hat)
             return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
 
@@ -133,44 +180,68 @@ def radam(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule | None = 0.0,
+    threshold: ScalarOrSchedule = 5.0,
+    *,
+    nesterov: bool = False,
+    eps_after_bias_correction: bool = True,
     weight_decay: ScalarOrSchedule | None = None,
     decoupled_weight_decay: bool = False,
     maximize: bool = False,
-    *,
     mask: Any = None,
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
 ) -> GradientTransformation:
-    r"""RAdam (rectified Adam), numerically identical to ``torch.optim.RAdam``.
+    r"""RAdam (rectified Adam): optax's by default, torch's on request (see the note).
 
     With :math:`g_t = \pm\nabla f(p_{t-1})` (sign flipped by ``maximize``), plus
-    :math:`\lambda p_{t-1}` unless the decay is decoupled:
+    :math:`\lambda p_{t-1}` unless the decay is decoupled, and :math:`\tau` the
+    ``threshold``:
 
     .. math::
         m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
         v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2, \qquad
-        \hat m_t = \frac{m_t}{1-\beta_1^t} \\
+        \hat m_t = \frac{m_t}{1-\beta_1^t}, \qquad
+        \hat v_t = \frac{v_t}{1-\beta_2^t} \\
         \rho_\infty &= \frac{2}{1-\beta_2} - 1, \qquad
         \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t}, \qquad
         r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}
             {(\rho_\infty-4)(\rho_\infty-2)\rho_t}} \\
-        p_t &= p_{t-1} - \eta\,\Big(\hat m_t\, r_t\,
-            \frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t}+\epsilon}
-            \ \text{if } \rho_t > 5, \text{ else } \hat m_t
+        p_t &= p_{t-1} - \eta\,\Big(\frac{r_t\, \hat m_t}
+            {\sqrt{\hat v_t + \epsilon_{root}} + \epsilon}
+            \ \text{if } \rho_t \ge \tau, \text{ else } \hat m_t
             \ \big[+\lambda p_{t-1}\ \text{if decoupled}\big]\Big)
 
-    Every numeric argument lives in the state and may be a schedule. A
-    ``weight_decay`` of ``None`` (the default) leaves the term out; any number,
-    ``0.0`` included, keeps it in the state, settable later. Complex parameters are
-    optimized componentwise, as torch does. optax's ``radam`` adds epsilon to
-    :math:`\sqrt{\hat v_t}` instead (the same rule when :math:`\epsilon = 0`) and
-    rectifies when :math:`\rho_t \ge 5`.
+    This is optax's ``radam`` (``nesterov=True`` replaces :math:`\hat m_t` by
+    optax's look-ahead, see :func:`scale_by_radam`). Every numeric argument lives
+    in the state and may be a schedule. A ``weight_decay`` or ``eps_root`` of
+    ``None`` leaves the term out; any number, ``0.0`` included, keeps it in the
+    state, settable later. Complex parameters are optimized componentwise, as
+    torch does.
+
+    .. note::
+        ``torch.optim.RAdam`` is ``radam(lr, b1, b2, eps, eps_root=None,
+        eps_after_bias_correction=False, weight_decay=...,
+        decoupled_weight_decay=..., maximize=...)``, the call
+        :class:`optimlab.optim.RAdam` makes: epsilon is added to the root of the raw
+        second moment, :math:`r_t \hat m_t \sqrt{1-\beta_2^t}/(\sqrt{v_t} + \epsilon)`,
+        and the step is rectified only when :math:`\rho_t > \tau` (strictly). The
+        two placements agree when :math:`\epsilon = 0`. ``weight_decay``,
+        ``decoupled_weight_decay`` and ``maximize`` are torch's; optax's ``radam``
+        has none of them.
 
     Args:
         learning_rate: :math:`\eta`.
         b1: :math:`\beta_1 \in [0, 1)`.
         b2: :math:`\beta_2 \in [0, 1)`.
         eps: :math:`\epsilon \ge 0`.
+        eps_root: :math:`\epsilon_{root} \ge 0`, added inside the square root
+            (optax's placement only).
+        threshold: :math:`\tau \ge 0`, the tractability threshold on :math:`\rho_t`.
+        nesterov: optax's Nesterov look-ahead of the first moment.
+        eps_after_bias_correction: ``True`` (optax's) adds epsilon to
+            :math:`\sqrt{\hat v_t}`; ``False`` selects torch's placement and strict
+            threshold (see the note).
         weight_decay: :math:`\lambda \ge 0`, an L2 penalty added to the gradient, or
             decoupled decay with ``decoupled_weight_decay=True``.
         decoupled_weight_decay: apply the decay to the parameters directly (as
@@ -203,11 +274,36 @@ def radam(
             "radam: mask applies to decoupled weight decay only; pass decoupled_weight_decay=True."
         )
     _rules.check_args(
-        "radam", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
+        "radam",
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        threshold=threshold,
+        weight_decay=weight_decay,
     )
+    if not eps_after_bias_correction:
+        if eps_root is not None and _validate.concrete(eps_root) != 0.0:
+            raise ValueError(
+                "radam: torch's epsilon placement (eps_after_bias_correction=False) has "
+                "no eps_root; leave eps_root at 0 (or None)."
+            )
+        eps_root = None  # torch's rule has no term under the root: none is carried
+    use_eps_root = _validate.present(eps_root)
+    roots = {"eps_root": eps_root} if use_eps_root else {}
     return torch_style(
         lambda step, h: scale_by_radam(
-            h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            h["eps_root"] if use_eps_root else None,
+            h["threshold"],
+            nesterov=nesterov,
+            eps_after_bias_correction=eps_after_bias_correction,
+            mu_dtype=mu_dtype,
+            nu_dtype=nu_dtype,
+            step=step,
         ),
         learning_rate=learning_rate,
         weight_decay=weight_decay,
@@ -217,4 +313,6 @@ def radam(
         b1=b1,
         b2=b2,
         eps=eps,
+        **roots,
+        threshold=threshold,
     )

@@ -20,9 +20,12 @@ class ScaleByRpropState(NamedTuple):
     """State of :func:`scale_by_rprop`.
 
     Attributes:
-        prev: the previous step's effective gradient (zero where its sign flipped),
-            torch's ``prev``.
-        step_size: the per-element step size, torch's ``step_size``.
+        prev: optax's ``prev_updates`` (the last step's step size times the
+            gradient's sign, zero where its sign flipped), or with
+            ``delayed_update=False`` torch's ``prev`` (the last effective gradient,
+            zero where its sign flipped).
+        step_size: the per-element step size (optax's ``step_sizes``, torch's
+            ``step_size``).
     """
 
     prev: Updates
@@ -46,16 +49,27 @@ def scale_by_rprop(
     eta_plus: ArrayLike = 1.2,
     min_step_size: ArrayLike = 1e-6,
     max_step_size: ArrayLike = 50.0,
+    *,
+    delayed_update: bool = True,
 ) -> GradientTransformation:
-    r"""Rprop's sign-based step, with torch's rules; returns the descent update.
+    r"""Rprop's sign-based step sizes: optax's rule by default, torch's on request.
 
     See :func:`rprop` for the update rule. ``learning_rate`` is the initial step
-    size, read once by ``init``. As in optax's ``scale_by_rprop``, the returned
-    update already points downhill (``-sign(g) * step_size``). Unlike optax's, the
-    update of the current step uses the current gradient and step size: where the
-    sign flips, this step's gradient is zeroed (no move) and the step size
-    shrinks at once, as in ``torch.optim.Rprop``. Complex leaves are treated as
-    independent real and imaginary parts, as torch does.
+    size, read once by ``init``. As optax's ``scale_by_rprop``, the returned update
+    points uphill (``+sign(g) * step_size``); :func:`rprop` negates it. By default
+    this is optax's rule: each step returns the *previous* step's update (zero on
+    the first step, and zero where the gradient's sign flipped), and step sizes
+    change (and are clipped) only where the sign comparison is non-zero.
+
+    .. note::
+        ``delayed_update=False`` selects ``torch.optim.Rprop``'s rule, the one
+        :class:`optimlab.optim.Rprop` uses: the current step's gradient and step
+        size give this step's update, a flipped sign zeroes this step's gradient
+        (no move) and shrinks the step size at once, and step sizes are clipped at
+        every step.
+
+    Complex leaves are treated as independent real and imaginary parts, as torch
+    does.
 
     Args:
         learning_rate: the initial step size :math:`\eta`.
@@ -63,6 +77,8 @@ def scale_by_rprop(
         eta_plus: the growth factor :math:`\eta^+ > 1`.
         min_step_size: lower clamp of the step sizes.
         max_step_size: upper clamp of the step sizes.
+        delayed_update: ``True`` (optax's) returns the previous step's update;
+            ``False`` is torch's current-step rule.
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRpropState`.
@@ -70,12 +86,12 @@ def scale_by_rprop(
     Examples:
         >>> import jax.numpy as jnp
         >>> import optimlab
-        >>> tx = optimlab.scale_by_rprop(0.1)
+        >>> tx = optimlab.scale_by_rprop(0.1, delayed_update=False)
         >>> state = tx.init(jnp.zeros(2))
         >>> u, state = tx.update(jnp.array([1.0, -1.0]), state)
         >>> u, state = tx.update(jnp.array([1.0, 1.0]), state)
         >>> u
-        Array([-0.12, -0.  ], dtype=float32)
+        Array([0.12, 0.  ], dtype=float32)
     """
     _rules.check_args(
         "scale_by_rprop",
@@ -95,6 +111,46 @@ def scale_by_rprop(
 
         return ScaleByRpropState(_tree.zeros_like(params), _tree.tree_map(step_size, params))
 
+    def torch_rule(gc, pv, ss):
+        sign = jnp.sign(gc * pv)
+        factor = jnp.where(
+            sign > 0,
+            _tree.scalar_like(eta_plus, gc),
+            jnp.where(
+                sign < 0,
+                _tree.scalar_like(eta_minus, gc),
+                jnp.where(sign == 0, jnp.ones_like(gc), sign),
+            ),
+        )
+        new_size = jnp.clip(
+            ss * factor,
+            _tree.scalar_like(min_step_size, gc),
+            _tree.scalar_like(max_step_size, gc),
+        )
+        # Where the sign flipped, this step's gradient is dropped (torch's rule).
+        eff = jnp.where(sign < 0, jnp.zeros_like(gc), gc)
+        return jnp.sign(eff) * new_size, eff, new_size
+
+    def optax_rule(gc, pv, ss):
+        s = gc * pv
+        new_size = jnp.where(
+            s == 0,
+            ss,
+            jnp.clip(
+                ss
+                * jnp.where(
+                    s > 0, _tree.scalar_like(eta_plus, gc), _tree.scalar_like(eta_minus, gc)
+                ),
+                _tree.scalar_like(min_step_size, gc),
+                _tree.scalar_like(max_step_size, gc),
+            ),
+        )
+        zero = jnp.zeros_like(gc)
+        new_prev = jnp.where(s < 0, zero, new_size * jnp.sign(gc))
+        return jnp.where(s < 0, zero, pv), new_prev, new_size
+
+    rule = optax_rule if delayed_update else torch_rule
+
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         _tree.check_match("scale_by_rprop", updates, state.prev)
@@ -103,27 +159,10 @@ def scale_by_rprop(
             gc = _real_view(_tree.upcast(g))
             pv = _real_view(prev).astype(gc.dtype)
             ss = _real_view(size).astype(gc.dtype)
-            sign = jnp.sign(gc * pv)
-            factor = jnp.where(
-                sign > 0,
-                _tree.scalar_like(eta_plus, gc),
-                jnp.where(
-                    sign < 0,
-                    _tree.scalar_like(eta_minus, gc),
-                    jnp.where(sign == 0, jnp.ones_like(gc), sign),
-                ),
-            )
-            new_size = jnp.clip(
-                ss * factor,
-                _tree.scalar_like(min_step_size, gc),
-                _tree.scalar_like(max_step_size, gc),
-            )
-            # Where the sign flipped, this step's gradient is dropped (torch's rule).
-            eff = jnp.where(sign < 0, jnp.zeros_like(gc), gc)
-            u = -jnp.sign(eff) * new_size
+            u, new_prev, new_size = rule(gc, pv, ss)
             return (
                 _from_real_view(u, g),
-                _from_real_view(eff, prev),
+                _from_real_view(new_prev, prev),
                 _from_real_view(new_size, size),
             )
 
@@ -139,30 +178,51 @@ def rprop(
     eta_plus: ScalarOrSchedule = 1.2,
     min_step_size: ScalarOrSchedule = 1e-6,
     max_step_size: ScalarOrSchedule = 50.0,
+    *,
+    delayed_update: bool = True,
     maximize: bool = False,
 ) -> GradientTransformation:
-    r"""Rprop, numerically identical to ``torch.optim.Rprop``.
+    r"""Rprop: optax's by default, ``torch.optim.Rprop`` with ``delayed_update=False``.
 
     Each element keeps its own step size, grown while the gradient keeps its sign
     and shrunk when it flips; only the sign of the gradient is used. With
-    :math:`g_t = \pm\nabla f(p_{t-1})` (sign flipped by ``maximize``) and
-    :math:`s_t = \operatorname{sign}(g_t\, g'_{t-1})`:
+    :math:`g_t = \pm\nabla f(p_{t-1})` (sign flipped by ``maximize``),
+    :math:`s_t = \operatorname{sign}(g_t\, u'_{t-1})` and :math:`u'_0 = 0`, optax's
+    rule (the default) is
 
     .. math::
-        \Delta_t &= \operatorname{clip}\big(\Delta_{t-1} \cdot
-            \{\eta^+ \text{ if } s_t > 0;\ \eta^- \text{ if } s_t < 0;\ 1 \text{ otherwise}\},
+        \Delta_t &= \Delta_{t-1} \text{ if } s_t = 0, \text{ else }
+            \operatorname{clip}\big(\Delta_{t-1} \cdot
+            \{\eta^+ \text{ if } s_t > 0;\ \eta^- \text{ if } s_t < 0\},
             \ \Delta_{\min}, \Delta_{\max}\big), \quad \Delta_0 = \eta \\
-        g'_t &= 0 \text{ if } s_t < 0 \text{ else } g_t \\
-        u_t &= -\operatorname{sign}(g'_t)\, \Delta_t
+        u'_t &= 0 \text{ if } s_t < 0 \text{ else } \operatorname{sign}(g_t)\, \Delta_t \\
+        p_t &= p_{t-1} - \big(0 \text{ if } s_t < 0 \text{ else } u'_{t-1}\big)
+
+    so each step moves by the previous step's update: nothing on the first step,
+    and nothing where the sign just flipped.
+
+    .. note::
+        ``delayed_update=False`` is ``torch.optim.Rprop``'s rule, the call
+        :class:`optimlab.optim.Rprop` makes (``rprop(lr, eta_minus, eta_plus,
+        min_step_size, max_step_size, delayed_update=False, maximize=...)``), with
+        :math:`s_t = \operatorname{sign}(g_t\, g'_{t-1})`:
+
+        .. math::
+            \Delta_t &= \operatorname{clip}\big(\Delta_{t-1} \cdot
+                \{\eta^+ \text{ if } s_t > 0;\ \eta^- \text{ if } s_t < 0;\ 1
+                \text{ otherwise}\}, \ \Delta_{\min}, \Delta_{\max}\big) \\
+            g'_t &= 0 \text{ if } s_t < 0 \text{ else } g_t, \qquad
+            p_t = p_{t-1} - \operatorname{sign}(g'_t)\, \Delta_t
+
+        The current step's gradient and step size move the parameters. ``maximize``
+        is torch's; optax's ``rprop`` has none.
 
     torch's ``etas=(eta_minus, eta_plus)`` and ``step_sizes=(min_step_size,
     max_step_size)`` are given here as four scalars (optax's names), each in the
     state. ``learning_rate`` is only the initial step size :math:`\Delta_0`: it is
-    read by ``init``, and changing it afterwards has no effect, as in torch.
-    optax's ``rprop`` differs: it moves by the step size it had before this
-    step's sign comparison and does not zero the gradient on a sign flip (its
-    update is one step stale). Complex params are supported (real and imaginary
-    parts as independent reals, as torch does). Zero gradients give zero updates.
+    read by ``init``, and changing it afterwards has no effect, as in torch and
+    optax. Complex params are supported (real and imaginary parts as independent
+    reals, as torch does). Zero gradients give zero updates under torch's rule.
 
     Args:
         learning_rate: the initial step size :math:`\eta` (torch's ``lr``).
@@ -170,6 +230,8 @@ def rprop(
         eta_plus: :math:`\eta^+ > 1`, the growth factor.
         min_step_size: :math:`\Delta_{\min} \ge 0`.
         max_step_size: :math:`\Delta_{\max} \ge \Delta_{\min}`.
+        delayed_update: ``True`` (optax's) moves by the previous step's update;
+            ``False`` is torch's current-step rule.
         maximize: maximise the objective.
 
     Returns:
@@ -178,7 +240,7 @@ def rprop(
     Examples:
         >>> import jax.numpy as jnp
         >>> import optimlab
-        >>> tx = optimlab.rprop(learning_rate=0.1)
+        >>> tx = optimlab.rprop(learning_rate=0.1, delayed_update=False)
         >>> params = jnp.array([1.0, -1.0])
         >>> state = tx.init(params)
         >>> for _ in range(2):
@@ -224,8 +286,10 @@ def rprop(
                 h["eta_plus"],
                 h["min_step_size"],
                 h["max_step_size"],
+                delayed_update=delayed_update,
             )
         )
+        txs.append(scale(-1.0))
         return chain(*txs)
 
     return with_hyperparams(

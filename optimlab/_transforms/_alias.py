@@ -24,7 +24,7 @@ Primitive = Callable[[jax.Array, Mapping[str, jax.Array]], GradientTransformatio
 def torch_style(
     primitive: Primitive,
     *,
-    learning_rate: ScalarOrSchedule,
+    learning_rate: ScalarOrSchedule | None,
     weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
     decoupled: bool = False,
@@ -41,7 +41,9 @@ def torch_style(
     Args:
         primitive: ``(step, h) -> GradientTransformation``, the scaling primitive
             built from the hyperparameter values ``h`` (and ``step`` if it needs it).
-        learning_rate: the step size, applied last.
+        learning_rate: the step size, applied last (a descent step); ``None`` for no
+            learning-rate scaling and no sign flip (optax's ``learning_rate=None``),
+            and no ``learning_rate`` in the state.
         weight_decay: :math:`\lambda`, or ``None`` for no decay term; added to the
             gradient before ``primitive``
             (L2), or with ``decoupled`` to the direction after it.
@@ -62,10 +64,14 @@ def torch_style(
         txs.append(primitive(step, h))
         if use_decay and decoupled:
             txs.append(add_decayed_weights(h["weight_decay"], mask))
-        txs.append(scale_by_learning_rate(h["learning_rate"]))
+        if learning_rate is not None:
+            txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, **hyperparameters}
+    hps: dict[str, ScalarOrSchedule] = {}
+    if learning_rate is not None:
+        hps["learning_rate"] = learning_rate
+    hps.update(hyperparameters)
     if use_decay:
         hps["weight_decay"] = weight_decay
     return with_hyperparams(build, **hps)

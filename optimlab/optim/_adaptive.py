@@ -307,7 +307,11 @@ class NAdam(Optimizer):
 
 
 class RAdam(Optimizer):
-    """``torch.optim.RAdam`` over :func:`optimlab.radam`.
+    """``torch.optim.RAdam`` over :func:`optimlab.radam` with torch's epsilon placement.
+
+    The core is built with ``eps_root=None, eps_after_bias_correction=False``:
+    epsilon added to the root of the raw second moment, rectification when
+    ``rho_t > 5``, as torch.
 
     The per-parameter state is ``{'step', 'exp_avg', 'exp_avg_sq'}``.
 
@@ -326,7 +330,7 @@ class RAdam(Optimizer):
     """
 
     spec = Spec(
-        alias=radam,
+        alias=with_torch_values(radam, eps_root=None, eps_after_bias_correction=False),
         hyperparams={
             "lr": "learning_rate",
             "betas": ("b1", "b2"),
@@ -375,6 +379,8 @@ class RAdam(Optimizer):
 class Rprop(Optimizer):
     """``torch.optim.Rprop`` over :func:`optimlab.rprop`; state ``{'step', 'prev', 'step_size'}``.
 
+    The core is built with ``delayed_update=False``, torch's current-step rule.
+
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
         lr: initial step size (``learning_rate``).
@@ -388,7 +394,7 @@ class Rprop(Optimizer):
     """
 
     spec = Spec(
-        alias=rprop,
+        alias=with_torch_values(rprop, delayed_update=False),
         hyperparams={
             "lr": "learning_rate",
             "etas": ("eta_minus", "eta_plus"),

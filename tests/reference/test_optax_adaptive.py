@@ -110,14 +110,24 @@ PAIRS = [
         lambda: ol.nadamw(0.01, weight_decay=0.1, momentum_decay=float("inf")),
         lambda: optax.nadamw(0.01, weight_decay=0.1),
     ),
-    # optax's radam adds eps to sqrt(v_hat), torch to sqrt(v): the same rule when
-    # eps = 0 (see test_radam_eps_placement_differs_from_optax).
     (
         "radam",
-        lambda: ol.radam(0.01, b2=0.99, eps=0.0),
+        lambda: ol.radam(0.01, b2=0.99, eps=1e-3),
+        lambda: optax.radam(0.01, b2=0.99, eps=1e-3),
+    ),
+    ("radam_defaults", lambda: ol.radam(0.01), lambda: optax.radam(0.01)),
+    (
+        "radam_nesterov_eps_root_threshold",
+        lambda: ol.radam(0.01, b2=0.99, eps=1e-3, eps_root=1e-4, threshold=6.0, nesterov=True),
+        lambda: optax.radam(0.01, b2=0.99, eps=1e-3, eps_root=1e-4, threshold=6.0, nesterov=True),
+    ),
+    # torch's epsilon placement (added to sqrt(v)) is optax's rule when eps = 0
+    # (see test_radam_eps_placement_is_optax_s_by_default_and_torch_s_on_request).
+    (
+        "radam_torch_placement_eps0",
+        lambda: ol.radam(0.01, b2=0.99, eps=0.0, eps_after_bias_correction=False),
         lambda: optax.radam(0.01, b2=0.99, eps=0.0),
     ),
-    ("radam_default_b2", lambda: ol.radam(0.01, eps=0.0), lambda: optax.radam(0.01, eps=0.0)),
     ("adagrad_defaults", lambda: ol.adagrad(0.05), lambda: optax.adagrad(0.05)),
     (
         "adagrad",
@@ -133,6 +143,17 @@ PAIRS = [
         "adadelta_wd",
         lambda: ol.adadelta(0.5, eps=1e-4, weight_decay=0.1),
         lambda: optax.adadelta(0.5, eps=1e-4, weight_decay=0.1),
+    ),
+    # learning_rate=None: no scaling and no sign flip (the update ascends), as optax.
+    ("adadelta_no_learning_rate", lambda: ol.adadelta(), lambda: optax.adadelta()),
+    (
+        "adadelta_wd_mask",
+        lambda: ol.adadelta(
+            0.5, weight_decay=0.1, weight_decay_mask=lambda p: {k: k != "b" for k in p}
+        ),
+        lambda: optax.adadelta(
+            0.5, weight_decay=0.1, weight_decay_mask=lambda p: {k: k != "b" for k in p}
+        ),
     ),
     ("rmsprop_defaults", lambda: ol.rmsprop(0.01), lambda: optax.rmsprop(0.01)),
     (
@@ -215,12 +236,17 @@ def test_nadam_momentum_schedule_is_torch_s_on_request():
     assert limit == pytest.approx(optax_rule, rel=1e-12)
 
 
-def test_radam_eps_placement_differs_from_optax():
+def test_radam_eps_placement_is_optax_s_by_default_and_torch_s_on_request():
     # Constant g: m_hat = g and v_t = g^2 (1 - b2^t), so once rho_t > 5, torch
-    # (optimlab) steps r_t g / (|g| + eps / sqrt(1 - b2^t)) and optax r_t g / (|g| + eps).
+    # (eps_after_bias_correction=False) steps r_t g / (|g| + eps / sqrt(1 - b2^t)) and
+    # optax (and optimlab by default) r_t g / (|g| + eps).
     lr, b2, eps, g, steps = 1.0, 0.99, 0.1, 0.5, 10
-    ours, _ = _constant_gradient_updates(ol.radam(lr, b2=b2, eps=eps), g, steps)
+    ours, _ = _constant_gradient_updates(
+        ol.radam(lr, b2=b2, eps=eps, eps_after_bias_correction=False), g, steps
+    )
+    default, _ = _constant_gradient_updates(ol.radam(lr, b2=b2, eps=eps), g, steps)
     theirs, _ = _constant_gradient_updates(optax.radam(lr, b2=b2, eps=eps), g, steps)
+    np.testing.assert_allclose(default, theirs, rtol=1e-12)
     rho_inf = 2 / (1 - b2) - 1
     for t in range(1, steps + 1):
         bc2 = 1 - b2**t

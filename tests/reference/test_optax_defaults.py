@@ -128,16 +128,8 @@ NOT_COMPARED: dict[str, str] = {
     "scale_by_learning_rate": "optax's learning_rate=None means no scaling; optimlab "
     "requires a learning rate",
     # Not yet optax's numerics (left to do):
-    "rprop": "NOT YET: optax returns the previous step's update (one step late); optimlab "
-    "keeps torch's current-step rule",
-    "scale_by_rprop": "NOT YET: see rprop",
     "lbfgs": "NOT YET: optimlab's lbfgs is torch's L-BFGS; optax's (scale_by_lbfgs with "
     "a zoom line search) is not implemented",
-    "radam": "NOT YET: epsilon is added to sqrt(v) (torch's), optax adds it to sqrt(v_hat); "
-    "4.7e-7 relative from the first adaptive step",
-    "scale_by_radam": "NOT YET: see radam",
-    "adadelta": "NOT YET: optax's learning_rate=None applies no learning rate (and no sign "
-    "flip); optimlab defaults to torch's 1.0 descent step",
 }
 
 # Where optax itself rounds more than float64, with the reason.
@@ -252,11 +244,7 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "scale_by_factored_rms": "decay_rate_fn is not supported (the decay is optax's default "
     "t^-decay_rate)",
     "scale_by_learning_rate": "requires a learning rate (optax's None means no scaling)",
-    "adadelta": "NOT YET: learning_rate defaults to torch's 1.0; no weight_decay_mask",
     "lbfgs": "NOT YET: torch's L-BFGS arguments (see NOT_COMPARED)",
-    "radam": "NOT YET: no eps_root, threshold or nesterov; epsilon is added to sqrt(v) "
-    "(torch's), not to sqrt(v_hat)",
-    "scale_by_radam": "NOT YET: see radam",
 }
 
 

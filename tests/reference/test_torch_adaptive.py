@@ -43,6 +43,7 @@ DTYPES = ["float32", "float64", "float32_x32"]
 # The core aliases default to optax's numerics; torch's variant is selected by these.
 TORCH_ADAGRAD = dict(initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)
 TORCH_RMSPROP = dict(decay=0.99, eps_in_sqrt=False)
+TORCH_RADAM = dict(eps_root=None, eps_after_bias_correction=False)
 
 
 def _step(state):
@@ -174,7 +175,7 @@ def test_radam_matches_torch(cfg, dtype):
     # b2 = 0.99 and 0.999 cross the rho_t > 5 threshold at steps 6 and 7, so
     # both branches run within the 20 steps.
     compare_with_torch(
-        lambda: ol.radam(0.01, b2=0.99, **cfg),
+        lambda: ol.radam(0.01, b2=0.99, **TORCH_RADAM, **cfg),
         torch.optim.RAdam,
         dict(lr=0.01, betas=(0.9, 0.99), **cfg),
         radam_state,
@@ -210,7 +211,7 @@ def test_adagrad_matches_torch(cfg, dtype):
 )
 def test_adadelta_matches_torch(cfg, dtype):
     compare_with_torch(
-        lambda: ol.adadelta(eps=1e-4, **cfg),
+        lambda: ol.adadelta(1.0, eps=1e-4, **cfg),
         torch.optim.Adadelta,
         dict(eps=1e-4, **cfg),
         adadelta_state,
@@ -263,7 +264,7 @@ def test_adagrad_lr_and_lr_decay_change_midway_match_torch(dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_radam_default_betas_match_torch(dtype):
     compare_with_torch(
-        lambda: ol.radam(1e-2),
+        lambda: ol.radam(1e-2, **TORCH_RADAM),
         torch.optim.RAdam,
         dict(lr=1e-2),
         radam_state,
@@ -354,7 +355,7 @@ COMPLEX = [
     ),
     (
         "radam",
-        lambda: ol.radam(0.05, weight_decay=0.1),
+        lambda: ol.radam(0.05, weight_decay=0.1, **TORCH_RADAM),
         torch.optim.RAdam,
         dict(lr=0.05, weight_decay=0.1),
     ),
@@ -368,7 +369,7 @@ COMPLEX = [
     ),
     (
         "adadelta",
-        lambda: ol.adadelta(weight_decay=0.1),
+        lambda: ol.adadelta(1.0, weight_decay=0.1),
         torch.optim.Adadelta,
         dict(weight_decay=0.1),
     ),

@@ -69,7 +69,7 @@ def rprop_state(state):
 def test_rprop_matches_torch(cfg, dtype):
     (em, ep), (lo, hi) = cfg["etas"], cfg["step_sizes"]
     compare_with_torch(
-        lambda: ol.rprop(0.02, em, ep, lo, hi, maximize=cfg["maximize"]),
+        lambda: ol.rprop(0.02, em, ep, lo, hi, delayed_update=False, maximize=cfg["maximize"]),
         torch.optim.Rprop,
         dict(lr=0.02, **cfg),
         rprop_state,
@@ -78,23 +78,31 @@ def test_rprop_matches_torch(cfg, dtype):
     )
 
 
-def test_rprop_is_not_one_step_stale_like_optax():
-    # optax's rprop moves by the previous step's update: nothing on step 1, then
-    # each of our updates one step late. Constant-sign gradients show it exactly.
+def test_rprop_is_optax_s_one_step_late_rule_by_default_and_torch_s_on_request():
+    # optax's rprop (optimlab's default) moves by the previous step's update:
+    # nothing on step 1, then torch's updates one step late. Constant-sign
+    # gradients show it exactly.
     params = jnp.array([1.0, -2.0])
     grads = [jnp.array([1.0, -1.0]) * (k + 1) for k in range(5)]
-    ours, theirs = ol.rprop(0.1), optax.rprop(0.1)
-    so, st = ours.init(params), theirs.init(params)
-    uo, ut = [], []
+    torch_rule, default, theirs = (
+        ol.rprop(0.1, delayed_update=False),
+        ol.rprop(0.1),
+        optax.rprop(0.1),
+    )
+    so, sd, st = torch_rule.init(params), default.init(params), theirs.init(params)
+    uo, ud, ut = [], [], []
     for g in grads:
-        u, so = ours.update(g, so, params)
+        u, so = torch_rule.update(g, so, params)
         uo.append(np.asarray(u))
+        u, sd = default.update(g, sd, params)
+        ud.append(np.asarray(u))
         with jax.numpy_dtype_promotion("standard"):
             u, st = theirs.update(g, st, params)
         ut.append(np.asarray(u))
     np.testing.assert_allclose(uo[0], [-0.1, 0.1], rtol=1e-6)
     np.testing.assert_array_equal(ut[0], [0.0, 0.0])
     np.testing.assert_allclose(np.stack(ut[1:]), np.stack(uo[:-1]), rtol=1e-6)
+    np.testing.assert_array_equal(np.stack(ud), np.stack(ut))
 
 
 # ----------------------------------------------------------------------------- asgd
