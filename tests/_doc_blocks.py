@@ -116,6 +116,16 @@ def run_page(path: str) -> dict[str, int]:
     return {"executed": executed, "skipped": sum(not b.run for b in found)}
 
 
+_EPILOGUE = """
+from jax.experimental import multihost_utils as _mh
+_mh.sync_global_devices("docs-test: end of program")
+import os as _os, sys as _sys
+_sys.stdout.flush()
+_sys.stderr.flush()
+_os._exit(0)
+"""
+
+
 def run_processes(block: Block, path: str, timeout: float = 240) -> None:
     """Runs a multi-process block in ``block.processes`` interpreters; raises unless all succeed."""
     with socket.socket() as sock:  # a free port for the coordinator
@@ -123,6 +133,10 @@ def run_processes(block: Block, path: str, timeout: float = 240) -> None:
         port = sock.getsockname()[1]
     program = block.setup + "\n"  # then blank lines, so tracebacks give the page's lines
     program += "\n" * max(block.line - 1 - program.count("\n"), 0) + block.code
+    # Once the program has run (and every process has reached its end), skip the
+    # interpreter's teardown: there, JAX's CPU collectives (gloo) sometimes wait
+    # about 150 s for their peer before the process exits.
+    program += _EPILOGUE
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "program.py")
         with open(script, "w", encoding="utf-8") as f:
@@ -136,14 +150,21 @@ def run_processes(block: Block, path: str, timeout: float = 240) -> None:
             "DOCS_NUM_PROCESSES": str(block.processes),
         }
 
-        def start(i: int) -> subprocess.Popen[str]:
-            return subprocess.Popen(
-                [sys.executable, script],
-                env={**env, "DOCS_PROCESS_ID": str(i)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        logs = [os.path.join(tmp, f"process{i}.log") for i in range(block.processes)]
+
+        def start(i: int) -> subprocess.Popen[bytes]:
+            with open(logs[i], "wb") as log:  # a file, not a pipe: no process blocks on it
+                return subprocess.Popen(
+                    [sys.executable, script],
+                    env={**env, "DOCS_PROCESS_ID": str(i)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+
+        def tail(i: int) -> str:
+            with open(logs[i], encoding="utf-8", errors="replace") as f:
+                lines = [x for x in f.read().splitlines() if not x.startswith("[Gloo]")]
+            return "\n".join(lines)[-3000:]
 
         # Process 0 hosts the coordinator. The others start once it listens: a client
         # that finds no coordinator backs off (gRPC, up to minutes on a loaded machine).
@@ -156,17 +177,19 @@ def run_processes(block: Block, path: str, timeout: float = 240) -> None:
             except OSError:
                 time.sleep(0.05)
         procs += [start(i) for i in range(1, block.processes)]
-        outputs = []
         for proc in procs:
             try:
-                outputs.append(proc.communicate(timeout=timeout)[0])
+                proc.wait(timeout=max(deadline - time.monotonic(), 1))
             except subprocess.TimeoutExpired:
                 for other in procs:
                     other.kill()
-                raise AssertionError(f"{path}, block at line {block.line}: timed out") from None
-    for i, (proc, out) in enumerate(zip(procs, outputs, strict=True)):
-        if proc.returncode:
-            raise AssertionError(f"{path}, block at line {block.line}, process {i}:\n{out[-4000:]}")
+                outputs = "\n".join(f"--- process {i}:\n{tail(i)}" for i in range(len(procs)))
+                raise AssertionError(
+                    f"{path}, block at line {block.line}: timed out after {timeout} s\n{outputs}"
+                ) from None
+        for i, proc in enumerate(procs):
+            if proc.returncode:
+                raise AssertionError(f"{path}, block at line {block.line}, process {i}:\n{tail(i)}")
 
 
 if __name__ == "__main__":

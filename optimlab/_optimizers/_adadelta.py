@@ -160,6 +160,7 @@ def adadelta(
     return torch_style(
         lambda step, h: scale_by_adadelta(h["rho"], h["eps"], accumulator_dtype=accumulator_dtype),
         learning_rate=learning_rate,
+        learning_rate_optional=True,
         weight_decay=weight_decay,
         maximize=maximize,
         mask=weight_decay_mask,

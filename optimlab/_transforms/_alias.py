@@ -28,6 +28,7 @@ def torch_style(
     weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
     decoupled: bool = False,
+    learning_rate_optional: bool = False,
     mask: Any = None,
     **hyperparameters: ScalarOrSchedule,
 ) -> GradientTransformation:
@@ -41,14 +42,16 @@ def torch_style(
     Args:
         primitive: ``(step, h) -> GradientTransformation``, the scaling primitive
             built from the hyperparameter values ``h`` (and ``step`` if it needs it).
-        learning_rate: the step size, applied last (a descent step); ``None`` for no
-            learning-rate scaling and no sign flip (optax's ``learning_rate=None``),
-            and no ``learning_rate`` in the state.
+        learning_rate: the step size, applied last (a descent step). ``None`` is
+            refused, naming the argument, unless ``learning_rate_optional``.
         weight_decay: :math:`\lambda`, or ``None`` for no decay term; added to the
             gradient before ``primitive``
             (L2), or with ``decoupled`` to the direction after it.
         maximize: flip the sign of the gradient first.
         decoupled: place the decay after ``primitive`` (AdamW's form).
+        learning_rate_optional: ``learning_rate=None`` means no learning-rate scaling
+            and no sign flip (optax's ``adadelta``), and no ``learning_rate`` in the
+            state.
         mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
         **hyperparameters: the primitive's numeric hyperparameters, read from ``h``.
 
@@ -69,8 +72,8 @@ def torch_style(
         return chain(*txs)
 
     hps: dict[str, ScalarOrSchedule] = {}
-    if learning_rate is not None:
-        hps["learning_rate"] = learning_rate
+    if learning_rate is not None or not learning_rate_optional:
+        hps["learning_rate"] = learning_rate  # None: with_hyperparams refuses it
     hps.update(hyperparameters)
     if use_decay:
         hps["weight_decay"] = weight_decay
