@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -207,7 +207,7 @@ def adagrad(
         )
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {
+    hps: dict[str, Any] = {
         "learning_rate": learning_rate,
         "initial_accumulator_value": initial_accumulator_value,
         "eps": eps,

@@ -113,7 +113,7 @@ def scale_by_adam(
         bc1_hp = _tree.bias_correction(b1, count)
         bc2_hp = _tree.bias_correction(b2, count)
         bc2_sqrt_hp = jnp.sqrt(bc2_hp)
-        bc1_next_hp = _tree.bias_correction(b1, safe_increment(count)) if nesterov else None
+        bc1_next_hp = _tree.bias_correction(b1, safe_increment(count))  # unused: not traced
 
         def one(g, m, v, vmax=None):
             gc = _tree.upcast(g)
@@ -169,7 +169,7 @@ def adam(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
-    eps_root: ScalarOrSchedule = 0.0,
+    eps_root: ScalarOrSchedule | None = 0.0,
     mu_dtype: DType | None = None,
     *,
     nesterov: bool = False,
@@ -253,9 +253,9 @@ def adamw(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
-    eps_root: ScalarOrSchedule = 0.0,
+    eps_root: ScalarOrSchedule | None = 0.0,
     mu_dtype: DType | None = None,
-    weight_decay: ScalarOrSchedule = 1e-4,
+    weight_decay: ScalarOrSchedule | None = 1e-4,
     mask: Any = None,
     *,
     nesterov: bool = False,
@@ -331,7 +331,7 @@ def amsgrad(
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.999,
     eps: ScalarOrSchedule = 1e-8,
-    eps_root: ScalarOrSchedule = 0.0,
+    eps_root: ScalarOrSchedule | None = 0.0,
     mu_dtype: DType | None = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,

@@ -176,7 +176,7 @@ def asgd(
         txs.append(scale_by_asgd(h["learning_rate"], h["lambd"], h["alpha"], h["t0"], step=step))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {
+    hps: dict[str, Any] = {
         "learning_rate": learning_rate,
         "lambd": lambd,
         "alpha": alpha,

@@ -6,7 +6,7 @@ optax's ``muon`` and ``scale_by_muon`` (the shared names) are in ``_muon_optax.p
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -364,7 +364,7 @@ def torch_muon(
         return chain(*txs)
 
     a, b, c = ns_coeffs
-    hps: dict[str, ScalarOrSchedule] = {
+    hps: dict[str, Any] = {
         "learning_rate": learning_rate,
         "momentum": momentum,
         "eps": eps,

@@ -291,7 +291,7 @@ def radam(
             )
         eps_root = None  # torch's rule has no term under the root: none is carried
     use_eps_root = _validate.present(eps_root)
-    roots = {"eps_root": eps_root} if use_eps_root else {}
+    roots: dict[str, Any] = {"eps_root": eps_root} if use_eps_root else {}
     return torch_style(
         lambda step, h: scale_by_radam(
             h["b1"],

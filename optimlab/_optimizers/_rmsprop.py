@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -273,7 +273,7 @@ def rmsprop(
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate, "decay": decay, "eps": eps}
+    hps: dict[str, Any] = {"learning_rate": learning_rate, "decay": decay, "eps": eps}
     if use_decay:
         hps["weight_decay"] = weight_decay
     if use_momentum:

@@ -207,7 +207,7 @@ def sgd(
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {"learning_rate": learning_rate}
+    hps: dict[str, Any] = {"learning_rate": learning_rate}
     if use_decay:
         hps["weight_decay"] = weight_decay
     if use_momentum:

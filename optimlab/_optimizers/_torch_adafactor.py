@@ -8,7 +8,7 @@ more dimensions.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -252,7 +252,7 @@ def torch_adafactor(
         txs.append(scale(-1.0))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {
+    hps: dict[str, Any] = {
         "learning_rate": learning_rate,
         "beta2_decay": beta2_decay,
         "eps2": eps2,

@@ -71,7 +71,7 @@ def torch_style(
             txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {}
+    hps: dict[str, Any] = {}
     if learning_rate is not None or not learning_rate_optional:
         hps["learning_rate"] = learning_rate  # None: with_hyperparams refuses it
     hps.update(hyperparameters)

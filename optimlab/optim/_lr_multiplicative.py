@@ -107,7 +107,7 @@ class MultiStepLR(_Multiplicative):
     def _chain(self, i: int, lr: float, t: float) -> float:
         if t not in self.milestones:
             return lr
-        return lr * self.gamma ** self.milestones[t]  # pyright: ignore[reportIndexIssue]
+        return lr * self.gamma ** self.milestones[int(t)]
 
 
 class ConstantLR(_Multiplicative):
