@@ -3,7 +3,7 @@
 optax decides whether a wrapped transformation takes extra arguments (``value=``,
 ``value_fn=``) by its class (``optax.with_extra_args_support``); optimlab's
 transformations must be recognised, so that the loss reaches ``polyak_sgd``,
-``momo`` and ``lbfgs`` through ``optax.chain``, ``MultiSteps``, ``masked``...
+``momo`` and ``torch_lbfgs`` through ``optax.chain``, ``MultiSteps``, ``masked``...
 Each wrapper must also keep its state structure from one step to the next.
 """
 
@@ -36,8 +36,11 @@ LOSS_USING = {
     "polyak_sgd": (lambda: ol.polyak_sgd(max_learning_rate=1.0), tuple(WRAPPERS)),
     "momo": (lambda: ol.momo(), tuple(WRAPPERS)),
     "momo_adam": (lambda: ol.momo_adam(0.1), tuple(WRAPPERS)),
-    # lbfgs flattens the whole tree and evaluates value_fn on it: masking does not apply.
-    "lbfgs": (lambda: ol.lbfgs(max_iter=2), ("chain", "multi_steps", "apply_if_finite")),
+    # torch_lbfgs flattens the whole tree and evaluates value_fn on it: masking does not apply.
+    "torch_lbfgs": (
+        lambda: ol.torch_lbfgs(max_iter=2),
+        ("chain", "multi_steps", "apply_if_finite"),
+    ),
 }
 
 
