@@ -168,6 +168,13 @@ from ._optimizers._sgd import trace as trace
 from ._optimizers._sparse_adam import ScaleBySparseAdamState as ScaleBySparseAdamState
 from ._optimizers._sparse_adam import scale_by_sparse_adam as scale_by_sparse_adam
 from ._optimizers._sparse_adam import sparse_adam as sparse_adam
+from ._transforms._backtracking import BacktrackingLinesearchInfo as BacktrackingLinesearchInfo
+from ._transforms._backtracking import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from ._transforms._backtracking import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
 from ._transforms._centralize import centralize as centralize
 from ._transforms._clipping import adaptive_grad_clip as adaptive_grad_clip
 from ._transforms._clipping import clip as clip

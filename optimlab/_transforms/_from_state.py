@@ -74,6 +74,11 @@ def value_and_grad_from_state(
                 "such as scale_by_zoom_linesearch."
             )
         value, grad = found[0]
+        if grad is None:
+            raise ValueError(
+                "value_and_grad_from_state: the optimizer state keeps no gradient; "
+                "build scale_by_backtracking_linesearch with store_grad=True."
+            )
         return lax.cond(
             ~jnp.isinf(value) & ~jnp.isnan(value),
             lambda *_: (value, grad),

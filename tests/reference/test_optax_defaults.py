@@ -82,6 +82,7 @@ REQUIRED = {
     "step_size": 0.5,
     "decay": 0.9,
     "max_linesearch_steps": 10,
+    "max_backtracking_steps": 10,
 }
 
 
@@ -151,7 +152,7 @@ LOOSER = {
 # Steps that need the loss value.
 WITH_VALUE = {"polyak_sgd", "scale_by_polyak", "reduce_on_plateau", "momo", "momo_adam"}
 # Steps that need the loss value, its gradient and the loss function (line searches).
-WITH_VALUE_FN = {"lbfgs", "scale_by_zoom_linesearch"}
+WITH_VALUE_FN = {"lbfgs", "scale_by_zoom_linesearch", "scale_by_backtracking_linesearch"}
 
 
 def _optax_factory(name):

@@ -1,4 +1,4 @@
-"""optimlab.lbfgs, scale_by_lbfgs and scale_by_zoom_linesearch against optax's, step by step.
+"""optimlab.lbfgs, scale_by_lbfgs and both line searches against optax's, step by step.
 
 Both run optax's own usage pattern (``value_and_grad_from_state``, then
 ``update(grad, state, params, value=..., grad=..., value_fn=...)``) in float64
@@ -246,3 +246,82 @@ def test_memory_size_checked():
         ol.scale_by_lbfgs(memory_size=0)
     with pytest.raises(ValueError, match="initial_guess_strategy"):
         ol.scale_by_zoom_linesearch(5, initial_guess_strategy="two")
+
+
+BACKTRACKING_OPTIONS = {
+    "defaults": dict(max_backtracking_steps=15),
+    "store_grad": dict(max_backtracking_steps=15, store_grad=True),
+    "few_steps": dict(max_backtracking_steps=2, store_grad=True),
+    "slack": dict(
+        max_backtracking_steps=20,
+        decrease_factor=0.5,
+        increase_factor=3.0,
+        max_learning_rate=8.0,
+        rtol=1e-3,
+        atol=1e-8,
+    ),
+}
+
+
+@pytest.mark.parametrize("scale", [0.01, 30.0])
+@pytest.mark.parametrize("options", sorted(BACKTRACKING_OPTIONS))
+@pytest.mark.parametrize("fn", ["bowl", "quartic", "wavy", "steep"])
+def test_backtracking_linesearch_matches_optax(fn, options, scale):
+    """Gradient descent directions (times ``scale``) with the backtracking search, 6 steps."""
+    results = []
+    with jax.enable_x64(True):
+        problems, x0 = _line_problems()
+        fun = problems[fn]
+        for lib in (ol, optax):
+            tx = lib.scale_by_backtracking_linesearch(**BACKTRACKING_OPTIONS[options])
+
+            @jax.jit
+            def one(params, state, tx=tx, lib=lib):
+                value, grad = jax.value_and_grad(fun)(params)
+                direction = jax.tree.map(lambda g: -scale * g, grad)
+                updates, state = tx.update(
+                    direction, state, params, value=value, grad=grad, value_fn=fun
+                )
+                return lib.apply_updates(params, updates), state
+
+            params, state, out = x0, tx.init(x0), []
+            for _ in range(6):
+                with jax.numpy_dtype_promotion("standard"):
+                    params, state = one(params, state)
+                out.append((params, state))
+            results.append(out)
+    for k, ((p, s), (rp, rs)) in enumerate(zip(*results, strict=True)):
+        where = f"{fn}/{options}/x{scale} step {k}"
+        _close(p, rp, f"{where}: params")
+        _close((s.learning_rate, s.value, s.grad), (rs.learning_rate, rs.value, rs.grad), where)
+        assert (s.grad is None) == (rs.grad is None), where
+        assert int(s.info.num_linesearch_steps) == int(rs.info.num_linesearch_steps), where
+        _close(s.info.decrease_error, rs.info.decrease_error, f"{where}: info")
+
+
+def test_backtracking_with_value_and_grad_from_state():
+    def fun(x):
+        return jnp.sum((x - 1.0) ** 4) + jnp.sum(x**2)
+
+    with jax.enable_x64(True):
+        res = []
+        for lib in (ol, optax):
+            tx = lib.chain(
+                lib.sgd(1.0),
+                lib.scale_by_backtracking_linesearch(max_backtracking_steps=15, store_grad=True),
+            )
+            x, s = jnp.asarray([3.0, -2.0, 0.5]), None
+            s = tx.init(x)
+            vg = lib.value_and_grad_from_state(fun)
+            for _ in range(8):
+                with jax.numpy_dtype_promotion("standard"):
+                    v, g = vg(x, state=s)
+                    u, s = tx.update(g, s, x, value=v, grad=g, value_fn=fun)
+                x = lib.apply_updates(x, u)
+                res.append((x, s[-1].learning_rate, s[-1].value, s[-1].grad))
+    half = len(res) // 2
+    for k, (ours, theirs) in enumerate(zip(res[:half], res[half:], strict=True)):
+        _close(ours, theirs, f"step {k}")
+    tx = ol.scale_by_backtracking_linesearch(max_backtracking_steps=3)
+    with pytest.raises(ValueError, match="store_grad"):
+        ol.value_and_grad_from_state(fun)(jnp.zeros(3), state=tx.init(jnp.zeros(3)))
