@@ -41,7 +41,11 @@ LOSS_USING = {
         lambda: ol.torch_lbfgs(max_iter=2),
         ("chain", "multi_steps", "apply_if_finite"),
     ),
+    # optax's L-BFGS also takes the gradient at params (grad=).
+    "lbfgs": (lambda: ol.lbfgs(), ("chain", "multi_steps", "apply_if_finite")),
 }
+# Those that take grad= besides the loss.
+WITH_GRAD = {"lbfgs"}
 
 
 def _signature(tree):
@@ -49,7 +53,7 @@ def _signature(tree):
     return treedef, [(jnp.shape(x), jnp.asarray(x).dtype) for x in leaves]
 
 
-def _run_all(bare, wrapped, steps=3):
+def _run_all(bare, wrapped, steps=3, with_grad=False):
     """Runs ``bare`` and every wrapped transformation in one jitted step, loss from outside."""
     params = problems.quadratic_params()
     txs = (bare, *wrapped)
@@ -58,8 +62,9 @@ def _run_all(bare, wrapped, steps=3):
     @jax.jit
     def step(params, states):
         value, grads = jax.value_and_grad(problems.quadratic_loss)(params)
+        more = {"grad": grads} if with_grad else {}
         out = tuple(
-            t.update(grads, s, params, value=value, **extra)
+            t.update(grads, s, params, value=value, **extra, **more)
             for t, s in zip(txs, states, strict=True)
         )
         return ol.apply_updates(params, out[0][0]), out
@@ -90,7 +95,7 @@ def test_loss_reaches_optimizer_inside_every_optax_wrapper(name):
     assert isinstance(tx, optax.GradientTransformationExtraArgs)
     assert optax.with_extra_args_support(tx) is tx
     wrapped = [WRAPPERS[w](make(), params) for w in wrapper_names]
-    final = _run_all(tx, wrapped)
+    final = _run_all(tx, wrapped, with_grad=name in WITH_GRAD)
     assert problems.distance_to_zero(final) < problems.distance_to_zero(params)
 
 
