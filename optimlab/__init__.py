@@ -137,8 +137,11 @@ from ._optimizers._asgd import asgd_averaged_params as asgd_averaged_params
 from ._optimizers._asgd import scale_by_asgd as scale_by_asgd
 from ._optimizers._lbfgs import LBFGSInfo as LBFGSInfo
 from ._optimizers._lbfgs import LBFGSState as LBFGSState
-from ._optimizers._lbfgs import lbfgs as lbfgs
 from ._optimizers._lbfgs import minimize as minimize
+from ._optimizers._lbfgs import torch_lbfgs as torch_lbfgs
+from ._optimizers._lbfgs_optax import ScaleByLBFGSState as ScaleByLBFGSState
+from ._optimizers._lbfgs_optax import lbfgs as lbfgs
+from ._optimizers._lbfgs_optax import scale_by_lbfgs as scale_by_lbfgs
 from ._optimizers._muon import ScaleByMuonState as ScaleByMuonState
 from ._optimizers._muon import newton_schulz as newton_schulz
 from ._optimizers._muon import scale_by_torch_muon as scale_by_torch_muon
@@ -165,12 +168,23 @@ from ._optimizers._sparse_adam import sparse_adam as sparse_adam
 from ._optimizers._torch_adafactor import ScaleByTorchAdafactorState as ScaleByTorchAdafactorState
 from ._optimizers._torch_adafactor import scale_by_torch_adafactor as scale_by_torch_adafactor
 from ._optimizers._torch_adafactor import torch_adafactor as torch_adafactor
+from ._transforms._backtracking import BacktrackingLinesearchInfo as BacktrackingLinesearchInfo
+from ._transforms._backtracking import (
+    ScaleByBacktrackingLinesearchState as ScaleByBacktrackingLinesearchState,
+)
+from ._transforms._backtracking import (
+    scale_by_backtracking_linesearch as scale_by_backtracking_linesearch,
+)
 from ._transforms._centralize import centralize as centralize
 from ._transforms._clipping import adaptive_grad_clip as adaptive_grad_clip
 from ._transforms._clipping import clip as clip
 from ._transforms._clipping import clip_by_block_rms as clip_by_block_rms
 from ._transforms._clipping import clip_by_global_norm as clip_by_global_norm
 from ._transforms._clipping import per_example_global_norm_clip as per_example_global_norm_clip
+from ._transforms._from_state import value_and_grad_from_state as value_and_grad_from_state
+from ._transforms._linesearch import ScaleByZoomLinesearchState as ScaleByZoomLinesearchState
+from ._transforms._linesearch import ZoomLinesearchInfo as ZoomLinesearchInfo
+from ._transforms._linesearch import scale_by_zoom_linesearch as scale_by_zoom_linesearch
 from ._transforms._scale import ScaleByScheduleState as ScaleByScheduleState
 from ._transforms._scale import add_decayed_weights as add_decayed_weights
 from ._transforms._scale import scale as scale

@@ -1,5 +1,6 @@
 """The public surface: every name documented, one public path each."""
 
+import ast
 import inspect
 import pathlib
 
@@ -24,12 +25,18 @@ def test_every_public_name_has_a_docstring():
 
 
 def test_init_reexports_explicitly():
-    text = (ROOT / "optimlab" / "__init__.py").read_text()
-    for line in text.splitlines():
-        if line.startswith("from ._"):
-            _, _, rest = line.partition(" import ")
-            name, _, alias = rest.partition(" as ")
-            assert name == alias, line
+    tree = ast.parse((ROOT / "optimlab" / "__init__.py").read_text())
+    imports = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        and node.level == 1
+        and (node.module or "").startswith("_")
+    ]
+    assert imports
+    for node in imports:
+        for alias in node.names:
+            assert alias.name == alias.asname, f"from .{node.module} import {alias.name}"
 
 
 def test_modules_are_private():

@@ -3,7 +3,7 @@
 optax decides whether a wrapped transformation takes extra arguments (``value=``,
 ``value_fn=``) by its class (``optax.with_extra_args_support``); optimlab's
 transformations must be recognised, so that the loss reaches ``polyak_sgd``,
-``momo`` and ``lbfgs`` through ``optax.chain``, ``MultiSteps``, ``masked``...
+``momo`` and ``torch_lbfgs`` through ``optax.chain``, ``MultiSteps``, ``masked``...
 Each wrapper must also keep its state structure from one step to the next.
 """
 
@@ -36,9 +36,16 @@ LOSS_USING = {
     "polyak_sgd": (lambda: ol.polyak_sgd(max_learning_rate=1.0), tuple(WRAPPERS)),
     "momo": (lambda: ol.momo(), tuple(WRAPPERS)),
     "momo_adam": (lambda: ol.momo_adam(0.1), tuple(WRAPPERS)),
-    # lbfgs flattens the whole tree and evaluates value_fn on it: masking does not apply.
-    "lbfgs": (lambda: ol.lbfgs(max_iter=2), ("chain", "multi_steps", "apply_if_finite")),
+    # torch_lbfgs flattens the whole tree and evaluates value_fn on it: masking does not apply.
+    "torch_lbfgs": (
+        lambda: ol.torch_lbfgs(max_iter=2),
+        ("chain", "multi_steps", "apply_if_finite"),
+    ),
+    # optax's L-BFGS also takes the gradient at params (grad=).
+    "lbfgs": (lambda: ol.lbfgs(), ("chain", "multi_steps", "apply_if_finite")),
 }
+# Those that take grad= besides the loss.
+WITH_GRAD = {"lbfgs"}
 
 
 def _signature(tree):
@@ -46,7 +53,7 @@ def _signature(tree):
     return treedef, [(jnp.shape(x), jnp.asarray(x).dtype) for x in leaves]
 
 
-def _run_all(bare, wrapped, steps=3):
+def _run_all(bare, wrapped, steps=3, with_grad=False):
     """Runs ``bare`` and every wrapped transformation in one jitted step, loss from outside."""
     params = problems.quadratic_params()
     txs = (bare, *wrapped)
@@ -55,8 +62,9 @@ def _run_all(bare, wrapped, steps=3):
     @jax.jit
     def step(params, states):
         value, grads = jax.value_and_grad(problems.quadratic_loss)(params)
+        more = {"grad": grads} if with_grad else {}
         out = tuple(
-            t.update(grads, s, params, value=value, **extra)
+            t.update(grads, s, params, value=value, **extra, **more)
             for t, s in zip(txs, states, strict=True)
         )
         return ol.apply_updates(params, out[0][0]), out
@@ -87,7 +95,7 @@ def test_loss_reaches_optimizer_inside_every_optax_wrapper(name):
     assert isinstance(tx, optax.GradientTransformationExtraArgs)
     assert optax.with_extra_args_support(tx) is tx
     wrapped = [WRAPPERS[w](make(), params) for w in wrapper_names]
-    final = _run_all(tx, wrapped)
+    final = _run_all(tx, wrapped, with_grad=name in WITH_GRAD)
     assert problems.distance_to_zero(final) < problems.distance_to_zero(params)
 
 

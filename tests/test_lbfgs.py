@@ -88,7 +88,7 @@ def test_complex_params_are_optimized_as_real_pairs():
 
 
 def test_update_with_value_fn_is_one_minimize_call():
-    tx = ol.lbfgs(max_iter=4, line_search_fn="strong_wolfe", history_size=5)
+    tx = ol.torch_lbfgs(max_iter=4, line_search_fn="strong_wolfe", history_size=5)
     state = tx.init(PARAMS)
     value, grad = jax.value_and_grad(quadratic)(PARAMS)
     updates, state = jax.jit(tx.update, static_argnames="value_fn")(

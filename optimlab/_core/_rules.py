@@ -153,7 +153,7 @@ RULES: dict[str, Rule] = {
     "ns_c": _REAL,
     # Counts stored as numbers.
     "update_interval": Rule(lo=1.0, integer=True),
-    "max_iter": _POSITIVE,  # lbfgs truncates both to int32, as torch's loops do
+    "max_iter": _POSITIVE,  # torch_lbfgs truncates both to int32, as torch's loops do
     "max_eval": _POSITIVE,
     "tolerance_grad": _NON_NEG,
     "tolerance_change": _NON_NEG,
@@ -180,6 +180,7 @@ RULES: dict[str, Rule] = {
     "rank": Rule(lo=1.0, integer=True),
     "update_proj_gap": Rule(lo=1.0, integer=True),
     "history_size": Rule(lo=1.0, integer=True),
+    "memory_size": Rule(lo=1.0, integer=True),
     "num_betas": Rule(lo=1.0, integer=True),
     "ns_steps": Rule(lo=0.0, integer=True),
     "min_dim_size_to_factor": Rule(lo=0.0, integer=True),
@@ -200,6 +201,7 @@ _COUNTS = frozenset(
         "rank",
         "update_proj_gap",
         "history_size",
+        "memory_size",
         "num_betas",
         "ns_steps",
         "min_dim_size_to_factor",

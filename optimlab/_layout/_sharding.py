@@ -53,7 +53,7 @@ def _specs(tx: Any, params: Params, mesh: Mesh) -> Any:
         abstract_state = jax.eval_shape(tx.init, typed_params)
     except Exception:
         # ``init`` mixes differently sharded params in one array (flat storage, as in
-        # lbfgs): there is no per-param placement to follow, so the state is replicated.
+        # torch_lbfgs): there is no per-param placement to follow, so the state is replicated.
         # A genuine error in ``init`` is raised again here, without shardings.
         abstract_state = jax.eval_shape(tx.init, params)
         return jax.tree.map(lambda _: PartitionSpec(), abstract_state), abstract_state
@@ -73,7 +73,7 @@ def state_shardings(tx: Any, params: Params, mesh: Mesh) -> Any:
     :class:`~jax.sharding.NamedSharding` through ``tx.init``; scalars (the step
     counter, hyperparameters) are replicated, and so is the state of a
     transformation that packs differently sharded params into one array (the flat
-    history of :func:`~optimlab.lbfgs`). Params without a
+    history of :func:`~optimlab.torch_lbfgs`). Params without a
     :class:`~jax.sharding.NamedSharding` count as replicated. Pass the result as
     ``out_shardings`` to ``jax.jit(tx.init)`` (and to the jitted update step):
     under a mesh with ``Auto`` axes XLA does not carry the params' sharding over

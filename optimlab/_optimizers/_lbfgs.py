@@ -1,4 +1,4 @@
-"""L-BFGS with torch's numerics: the ``lbfgs`` alias and the jitted ``minimize`` driver."""
+"""L-BFGS with torch's numerics: the ``torch_lbfgs`` alias and the jitted ``minimize`` driver."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .._core._hyperparams import hyperparam_dtype, with_hyperparams
 from .._core._types import ArrayLike, Params
 from ._linesearch import strong_wolfe
 
-__all__ = ["LBFGSState", "LBFGSInfo", "lbfgs", "minimize"]
+__all__ = ["LBFGSState", "LBFGSInfo", "torch_lbfgs", "minimize"]
 
 # torch accepts a history pair only when its curvature y.s exceeds this.
 _CURVATURE_EPS = 1e-10
@@ -444,7 +444,7 @@ def _transform(h, history_size: int, line_search: bool, single: bool) -> Gradien
     return GradientTransformation(init_fn, update_fn)
 
 
-def lbfgs(
+def torch_lbfgs(
     learning_rate: ArrayLike = 1.0,
     max_iter: int = 20,
     max_eval: int | None = None,
@@ -517,7 +517,7 @@ def lbfgs(
         >>> import optimlab
         >>> def loss_fn(p):
         ...     return jnp.sum(jnp.array([1.0, 10.0]) * (p - 3.0) ** 2)
-        >>> tx = optimlab.lbfgs(max_iter=1)
+        >>> tx = optimlab.torch_lbfgs(max_iter=1)
         >>> params = jnp.zeros(2)
         >>> state = tx.init(params)
         >>> for _ in range(8):
@@ -525,7 +525,7 @@ def lbfgs(
         ...     params = optimlab.apply_updates(params, updates)
         >>> [round(float(v), 3) for v in params]
         [3.0, 3.0]
-        >>> tx = optimlab.lbfgs(line_search_fn="strong_wolfe")
+        >>> tx = optimlab.torch_lbfgs(line_search_fn="strong_wolfe")
         >>> params = jnp.zeros(2)
         >>> value, grad = jax.value_and_grad(loss_fn)(params)
         >>> updates, state = tx.update(grad, tx.init(params), params, value=value,
@@ -540,7 +540,7 @@ def lbfgs(
     """
     max_eval = _check_options(learning_rate, max_iter, max_eval, history_size, line_search_fn)
     _rules.check_args(
-        "lbfgs",
+        "torch_lbfgs",
         learning_rate=learning_rate,
         max_iter=max_iter,
         max_eval=max_eval,

@@ -3,7 +3,7 @@
 A port of the arithmetic of ``torch.optim.lbfgs._strong_wolfe`` and
 ``_cubic_interpolate`` (themselves ports of ``lswolfe.lua`` and ``polyinterp.lua``
 from torch7), written so that every branch taken, and every floating-point
-operation on the way, is the one torch takes. Used by :func:`optimlab.lbfgs` and
+operation on the way, is the one torch takes. Used by :func:`optimlab.torch_lbfgs` and
 :func:`optimlab.minimize`.
 """
 

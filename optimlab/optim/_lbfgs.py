@@ -17,7 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core._validate import check
-from .._optimizers._lbfgs import LBFGSState, _flatten, _init_state, _step, _value_and_grad, lbfgs
+from .._optimizers._lbfgs import (
+    LBFGSState,
+    _flatten,
+    _init_state,
+    _step,
+    _value_and_grad,
+    torch_lbfgs,
+)
 from . import _state_dict
 from ._optimizer import Optimizer
 from ._spec import Spec
@@ -122,7 +129,7 @@ class LBFGS(Optimizer):
     """
 
     spec = Spec(
-        alias=lbfgs,
+        alias=torch_lbfgs,
         hyperparams={
             "lr": "learning_rate",
             "max_iter": "max_iter",

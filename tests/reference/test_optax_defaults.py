@@ -67,6 +67,7 @@ NOT_FACTORIES = {
     "safe_increment": "a counter function (tests/test_api.py)",
     "schedule_free_eval_params": "a function of a state (tests/reference/test_optax_recent.py)",
     "per_example_global_norm_clip": "a function of per-example gradients",
+    "value_and_grad_from_state": "wraps an objective (tests/reference/test_optax_lbfgs.py)",
 }
 
 # Values for the arguments optax requires, the same on both sides.
@@ -80,6 +81,8 @@ REQUIRED = {
     "max_norm": 1.0,
     "step_size": 0.5,
     "decay": 0.9,
+    "max_linesearch_steps": 10,
+    "max_backtracking_steps": 10,
 }
 
 
@@ -127,9 +130,6 @@ NOT_COMPARED: dict[str, str] = {
     "tests/test_composition.py",
     "scale_by_learning_rate": "optax's learning_rate=None means no scaling; optimlab "
     "requires a learning rate",
-    # Not yet optax's numerics (left to do):
-    "lbfgs": "NOT YET: optimlab's lbfgs is torch's L-BFGS; optax's (scale_by_lbfgs with "
-    "a zoom line search) is not implemented",
 }
 
 # Where optax itself rounds more than float64, with the reason.
@@ -142,6 +142,8 @@ LOOSER = {
 
 # Steps that need the loss value.
 WITH_VALUE = {"polyak_sgd", "scale_by_polyak", "reduce_on_plateau", "momo", "momo_adam"}
+# Steps that need the loss value, its gradient and the loss function (line searches).
+WITH_VALUE_FN = {"lbfgs", "scale_by_zoom_linesearch", "scale_by_backtracking_linesearch"}
 
 
 def _optax_factory(name):
@@ -183,6 +185,13 @@ def _run(tx, apply, name):
             extra["value"] = sum(
                 jnp.sum(0.5 * curv[n] * p[n] * p[n] + noise[k][n] * p[n]) for n in p
             )
+        if name in WITH_VALUE_FN:
+            noise_k = noise[k]
+
+            def value_fn(q, noise_k=noise_k):
+                return sum(jnp.sum(0.5 * curv[n] * q[n] * q[n] + noise_k[n] * q[n]) for n in q)
+
+            extra.update(value=value_fn(p), grad=g, value_fn=value_fn)
         u, s = tx.update(g, s, p, **extra)
         p = apply(p, u)
         out.append((u, p))
@@ -244,7 +253,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "scale_by_factored_rms": "decay_rate_fn is not supported (the decay is optax's default "
     "t^-decay_rate)",
     "scale_by_learning_rate": "requires a learning rate (optax's None means no scaling)",
-    "lbfgs": "NOT YET: torch's L-BFGS arguments (see NOT_COMPARED)",
 }
 
 

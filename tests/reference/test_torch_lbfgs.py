@@ -1,4 +1,4 @@
-"""optimlab.minimize and optimlab.lbfgs against torch.optim.LBFGS.step(closure), call by call.
+"""optimlab.minimize and optimlab.torch_lbfgs against torch.optim.LBFGS.step(closure), call by call.
 
 Both sides start from the same parameters and make several ``step`` calls in a
 row on the same objective (written once per framework, with identical
@@ -139,7 +139,7 @@ def _run(problem, options, *, calls, dtype, chain=False):
 
         params = jax.tree.map(lambda v: jnp.asarray(np.asarray(v, np_dtype)), start)
         if chain:
-            tx = ol.lbfgs(**options)
+            tx = ol.torch_lbfgs(**options)
             state = tx.init(params)
             update = jax.jit(tx.update, static_argnames="value_fn")
         else:

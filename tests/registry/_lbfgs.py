@@ -11,7 +11,7 @@ CASES = [
     # configuration that needs no value_fn, so the only one the generic checks can drive.
     Case(
         "lbfgs_single",
-        lambda: ol.lbfgs(max_iter=1, history_size=3),
+        lambda: ol.torch_lbfgs(max_iter=1, history_size=3),
         tags=("torch",),
         complex_ok=True,
     ),
@@ -30,42 +30,42 @@ def _update(tx, **extra):
 ERROR_CASES = [
     ErrorCase(
         "lbfgs_negative_lr",
-        lambda: ol.lbfgs(-1.0),
+        lambda: ol.torch_lbfgs(-1.0),
         "construct",
         ValueError,
         r"^Invalid learning rate: -1.0$",
     ),
     ErrorCase(
         "lbfgs_zero_max_iter",
-        lambda: ol.lbfgs(max_iter=0),
+        lambda: ol.torch_lbfgs(max_iter=0),
         "construct",
         ValueError,
         r"^Invalid max_iter value: 0 \(must be > 0\)$",
     ),
     ErrorCase(
         "lbfgs_float_max_iter",
-        lambda: ol.lbfgs(max_iter=2.5),
+        lambda: ol.torch_lbfgs(max_iter=2.5),
         "construct",
         TypeError,
         r"^max_iter must be an int, got 2.5$",
     ),
     ErrorCase(
         "lbfgs_zero_max_eval",
-        lambda: ol.lbfgs(max_eval=0),
+        lambda: ol.torch_lbfgs(max_eval=0),
         "construct",
         ValueError,
         r"^Invalid max_eval value: 0 \(must be > 0\)$",
     ),
     ErrorCase(
         "lbfgs_zero_history",
-        lambda: ol.lbfgs(history_size=0),
+        lambda: ol.torch_lbfgs(history_size=0),
         "construct",
         ValueError,
         r"^Invalid history_size value: 0 \(must be > 0\)$",
     ),
     ErrorCase(
         "lbfgs_unknown_line_search",
-        lambda: ol.lbfgs(line_search_fn="armijo"),
+        lambda: ol.torch_lbfgs(line_search_fn="armijo"),
         "construct",
         ValueError,
         r"^only 'strong_wolfe' is supported",
@@ -114,29 +114,31 @@ ERROR_CASES = [
     ),
     ErrorCase(
         "lbfgs_multi_iteration_needs_value_fn",
-        lambda: _update(ol.lbfgs()),
+        lambda: _update(ol.torch_lbfgs()),
         "update",
         ValueError,
         r"lbfgs: without value_fn, update does one iteration",
     ),
     ErrorCase(
         "lbfgs_line_search_needs_value_fn",
-        lambda: _update(ol.lbfgs(max_iter=1, line_search_fn="strong_wolfe")),
+        lambda: _update(ol.torch_lbfgs(max_iter=1, line_search_fn="strong_wolfe")),
         "update",
         ValueError,
         r"lbfgs: without value_fn",
     ),
     ErrorCase(
         "lbfgs_value_fn_needs_value",
-        lambda: _update(ol.lbfgs(), value_fn=lambda p: jnp.sum(p**2)),
+        lambda: _update(ol.torch_lbfgs(), value_fn=lambda p: jnp.sum(p**2)),
         "update",
         ValueError,
         r"lbfgs: with value_fn, update needs params and value",
     ),
     ErrorCase(
         "lbfgs_update_structure",
-        lambda: ol.lbfgs(max_iter=1).update(
-            {"a": jnp.zeros(2)}, ol.lbfgs(max_iter=1).init({"a": jnp.zeros(2)}), {"b": jnp.zeros(2)}
+        lambda: ol.torch_lbfgs(max_iter=1).update(
+            {"a": jnp.zeros(2)},
+            ol.torch_lbfgs(max_iter=1).init({"a": jnp.zeros(2)}),
+            {"b": jnp.zeros(2)},
         ),
         "update",
         ValueError,
@@ -144,7 +146,9 @@ ERROR_CASES = [
     ),
     ErrorCase(
         "lbfgs_update_size",
-        lambda: ol.lbfgs(max_iter=1).update(jnp.zeros(3), ol.lbfgs(max_iter=1).init(jnp.zeros(2))),
+        lambda: ol.torch_lbfgs(max_iter=1).update(
+            jnp.zeros(3), ol.torch_lbfgs(max_iter=1).init(jnp.zeros(2))
+        ),
         "update",
         ValueError,
         r"lbfgs: the updates flatten to 3 entries but the state is for 2",
