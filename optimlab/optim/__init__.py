@@ -40,6 +40,7 @@ from ._muon import Muon as Muon
 from ._optimizer import Optimizer as Optimizer
 from ._params import named_parameters as named_parameters
 from ._serialization import CheckpointFormatError as CheckpointFormatError
+from ._serialization import SavableArray as SavableArray
 from ._serialization import load as load
 from ._serialization import save as save
 from ._sgd import SGD as SGD

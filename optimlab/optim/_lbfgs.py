@@ -27,6 +27,7 @@ from .._optimizers._lbfgs import (
 )
 from . import _state_dict
 from ._optimizer import Optimizer
+from ._serialization import savable
 from ._spec import Spec
 
 __all__ = ["LBFGS"]
@@ -341,7 +342,7 @@ class LBFGS(Optimizer):
             packed = {k: v for k, v in g.items() if k != "params"}
             packed["params"] = list(g["params"])
             groups.append(packed)
-        sd: dict[str, Any] = {"state": self.state, "param_groups": groups}
+        sd: dict[str, Any] = {"state": savable(self.state), "param_groups": groups}
         for hook in list(self._state_dict_post_hooks.values()):
             result = hook(self, sd)
             if result is not None:

@@ -427,12 +427,11 @@ class Optimizer(Hooks):
     def state_dict(self) -> dict[str, Any]:
         """torch's layout: ``{'state': {id: {...}}, 'param_groups': [{..., 'params': [id]}]}``.
 
-        Arrays are NumPy snapshots (``step`` a float32 scalar, as torch's); the rest
-        is numbers, strings, tuples, lists and dicts. Convert the arrays with
-        ``torch.from_numpy`` to load it into a torch optimizer. Write checkpoints
-        with :func:`~optimlab.optim.save` (torch's file format, read by a plain
-        ``torch.load(f)``): ``torch.save`` would pickle the NumPy arrays, which
-        ``torch.load``'s default ``weights_only=True`` refuses.
+        Arrays are NumPy snapshots (``step`` a float32 scalar, as torch's), of the
+        subclass :class:`~optimlab.optim.SavableArray`; the rest is numbers,
+        strings, tuples, lists and dicts. Files: :func:`~optimlab.optim.save`
+        writes torch's format without torch, ``torch.save(opt.state_dict(), f)``
+        writes the arrays as tensors; a plain ``torch.load(f)`` reads either.
 
         Returns:
             The state dict (after the state-dict hooks).

@@ -16,6 +16,7 @@ import io
 import os
 import pickle
 import struct
+import sys
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["CheckpointFormatError", "save", "load"]
+__all__ = ["CheckpointFormatError", "SavableArray", "load", "savable", "save"]
 
 # torch's legacy storage classes, by the NumPy dtype they hold.
 _STORAGES = {
@@ -60,6 +61,59 @@ def _dtype(name: str) -> np.dtype:
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
+
+
+class SavableArray(np.ndarray):
+    """A NumPy array that ``torch.save`` writes as a CPU tensor.
+
+    :meth:`Optimizer.state_dict() <optimlab.optim.Optimizer.state_dict>` returns
+    its arrays as this subclass of :class:`numpy.ndarray` (a view, no copy), so
+    that the torch idiom ``torch.save(opt.state_dict(), f)`` writes a file that
+    torch's default ``torch.load(f)`` (``weights_only=True``) reads: pickled by
+    ``torch.save``, the array reduces to the tensor ``torch.from_numpy`` would
+    give. Pickled by anything else (:mod:`pickle`, :mod:`copy`,
+    :func:`~optimlab.optim.save`) it is a plain ``ndarray``, and torch is
+    never imported.
+    """
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        plain = self.view(np.ndarray)
+        torch = sys.modules.get("torch")
+        if torch is None or not _inside_torch_save():
+            return plain.__reduce_ex__(protocol)
+        data = np.array(plain, order="C", copy=True)
+        if data.dtype.name == "bfloat16":  # NumPy has no bfloat16; torch reads the bits
+            tensor = torch.from_numpy(data.view(np.uint16)).view(torch.bfloat16)
+        else:
+            tensor = torch.from_numpy(data)
+        return tensor.__reduce_ex__(protocol)
+
+
+def _inside_torch_save() -> bool:
+    """Whether the pickler running is ``torch.save``'s (its caller's frames say so)."""
+    frame = sys._getframe(2)  # the pickler's caller: pickling runs in C below it
+    for _ in range(8):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if frame.f_globals.get("__name__") == "torch.serialization" and code.co_name in (
+            "_save",
+            "_legacy_save",
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def savable(obj: Any) -> Any:
+    """``obj`` with each NumPy array in its dicts, lists and tuples a :class:`SavableArray`."""
+    if isinstance(obj, np.ndarray):
+        return obj.view(SavableArray)
+    if isinstance(obj, dict):
+        return {k: savable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(savable(v) for v in obj)
+    return obj
 
 
 # ------------------------------------------------------------------ writing

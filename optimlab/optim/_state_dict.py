@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
+from ._serialization import savable
 from ._spec import Spec, StateKey
 
 # The torch-style optimizer shell whose state dict is packed or loaded. Its class is
@@ -164,7 +165,7 @@ def pack(opt: Optimizer) -> dict[str, Any]:
         packed["params"] = list(g["params"])
         groups.append(packed)
     state = {i: {k: np.array(v) for k, v in entry.items()} for i, entry in opt.state.items()}
-    return {"state": state, "param_groups": groups}
+    return {"state": savable(state), "param_groups": groups}
 
 
 def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:

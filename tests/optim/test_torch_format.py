@@ -77,16 +77,22 @@ def _resumed(pair, case, from_ours=False):
     return fresh
 
 
-@pytest.mark.parametrize("from_ours", [False, True], ids=["torch-save", "optim-save"])
+WRITERS = ["torch-save", "optim-save", "torch-save-ours"]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
 @pytest.mark.parametrize("name", CASES)
-def test_files_cross_between_libraries_and_training_continues(tmp_path, name, from_ours):
+def test_files_cross_between_libraries_and_training_continues(tmp_path, name, writer):
+    # "torch-save-ours" is the torch idiom on our state dict: torch.save(opt.state_dict())
+    # then torch.load with its defaults (weights_only=True).
     case = CASES[name]
     path = tmp_path / "opt.pt"
     with jax.enable_x64(True):
         pair = Pair(*case[:3], dtype="float64", groups=case[3])
         pair.run(4)
-        if from_ours:
-            optim.save(pair.ours.state_dict(), path)
+        if writer != "torch-save":
+            save = torch.save if writer == "torch-save-ours" else optim.save
+            save(pair.ours.state_dict(), path)
             theirs_sd = torch.load(path)  # torch's defaults: weights_only=True
             _assert_same(pair.ours.state_dict(), theirs_sd)
             assert all(
@@ -129,8 +135,8 @@ def test_resuming_from_a_file_continues_bitwise(tmp_path, name):
         )
 
 
-@pytest.mark.parametrize("from_ours", [False, True], ids=["torch-save", "optim-save"])
-def test_lbfgs_files_cross_between_libraries(tmp_path, from_ours):
+@pytest.mark.parametrize("writer", WRITERS)
+def test_lbfgs_files_cross_between_libraries(tmp_path, writer):
     problem, options, _ = LBFGS_CONFIGS["logistic-fixed"]
     path = tmp_path / "lbfgs.pt"
     with jax.enable_x64(True):
@@ -138,8 +144,8 @@ def test_lbfgs_files_cross_between_libraries(tmp_path, from_ours):
         for _ in range(2):
             topt.step(closure)
             opt.step(fun)
-        if from_ours:
-            optim.save(opt.state_dict(), path)
+        if writer != "torch-save":
+            (torch.save if writer == "torch-save-ours" else optim.save)(opt.state_dict(), path)
             _assert_same(opt.state_dict(), torch.load(path))
         else:
             torch.save(topt.state_dict(), path)
@@ -289,3 +295,23 @@ def test_subclasses_of_builtins_are_saved_as_the_builtins(tmp_path):
     assert list(loaded["model"]) == ["w"] and type(list(loaded["model"])[0]) is str
     assert loaded["k"] == (1.0, 2.0) and type(loaded["k"]) is tuple
     assert loaded["n"] == ["x"]
+
+
+def test_state_dict_arrays_pickle_as_plain_numpy_outside_torch_save():
+    # Only torch.save turns the state dict's arrays into tensors: pickle, copy and
+    # NumPy see plain arrays, with the same values.
+    opt = optim.Adam({"w": jnp.arange(3.0)}, lr=0.1)
+    opt.backward(lambda p: jnp.sum(p["w"] ** 2))
+    opt.step()
+    sd = opt.state_dict()
+    arr = sd["state"][0]["exp_avg"]
+    assert isinstance(arr, np.ndarray)
+    again = pickle.loads(pickle.dumps(sd))["state"][0]["exp_avg"]
+    assert type(again) is np.ndarray
+    np.testing.assert_array_equal(again, arr)
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    buf.seek(0)
+    tensor = torch.load(buf)["state"][0]["exp_avg"]
+    assert torch.is_tensor(tensor)
+    np.testing.assert_array_equal(tensor.numpy(), arr)
