@@ -9,7 +9,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from ._lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler, check_optimizer
+from ._lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler, as_lr, check_optimizer
 from ._optimizer import Optimizer
 
 __all__ = ["SequentialLR", "ChainedScheduler", "ReduceLROnPlateau"]
@@ -106,7 +106,7 @@ class SequentialLR(_Composite):
         self.last_epoch = last_epoch + 1
         self.optimizer = optimizer
         for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"]
+            group["lr"] = as_lr(group["lr"], group["initial_lr"])
         self._undo(self)
         idx = bisect_right(self._milestones, 0)
         self._schedulers[idx]._initial_step()
@@ -339,7 +339,7 @@ class ReduceLROnPlateau(LRScheduler):
             old = float(group["lr"])
             new = max(old * self.factor, self.min_lrs[i])
             if old - new > self.eps:
-                group["lr"] = new
+                group["lr"] = as_lr(group["lr"], new)
 
     @property
     def in_cooldown(self) -> bool:

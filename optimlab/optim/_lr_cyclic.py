@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 
 from .. import schedules
 from .._core._types import Schedule
-from ._lr_scheduler import LRScheduler, check_optimizer, per_group
+from ._lr_scheduler import LRScheduler, as_lr, check_optimizer, per_group
 from ._optimizer import Optimizer
 
 __all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR"]
@@ -275,7 +275,7 @@ class CyclicLR(_Cycling):
         base_lrs = per_group("base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups, strict=True):
-                group["lr"] = lr
+                group["lr"] = as_lr(group["lr"], lr)
         self.max_lrs = per_group("max_lr", optimizer, max_lr)
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up

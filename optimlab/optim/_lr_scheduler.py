@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .. import schedules
@@ -27,6 +28,7 @@ from ._optimizer import Optimizer
 
 __all__ = [
     "LRScheduler",
+    "as_lr",
     "LambdaLR",
     "MultiplicativeLR",
 ]
@@ -88,6 +90,19 @@ class Values:
         if len(self.cache) > 16 * _BLOCK:
             self.cache.clear()
         self.cache.update(zip(range(k, k + len(values)), values, strict=True))
+
+
+def as_lr(current: Any, value: Any) -> Any:
+    """``value`` held as the group's ``lr`` is: a float, or a 0-d array in its dtype.
+
+    torch fills a tensor ``lr`` in place (``_update_param_group_val``), so its
+    schedules then run in the tensor's dtype (``lr * gamma`` in float32 for a
+    float32 ``lr``); an array ``lr`` here keeps its dtype the same way.
+    """
+    dtype = getattr(current, "dtype", None)
+    if dtype is None or np.ndim(current) != 0:
+        return float(value)
+    return jnp.asarray(value, dtype)
 
 
 def check_optimizer(optimizer: Any) -> None:
@@ -202,7 +217,7 @@ class LRScheduler:
     def _write(self, values: Sequence[float]) -> None:
         groups = self.optimizer.param_groups
         for group, lr in zip(groups, values, strict=True):
-            group["lr"] = float(lr)
+            group["lr"] = as_lr(group["lr"], lr)
         self._last_lr = [g["lr"] for g in groups]
         # Remember which groups now hold exactly the closed form: while nobody else
         # changes them, the next value is the closed form again.

@@ -148,12 +148,36 @@ def _reason(name: str, desc: str) -> str | None:
     return config_reason(name, desc, "float64")
 
 
+# Runs that go past the optimizer suite's 10 steps and meet a difference it does not.
+LONGER: dict[tuple[str, str], str] = {
+    (
+        "Muon",
+        "passing alternative ns_coefficients",
+    ): "step 15 (without any scheduler too): one bfloat16 rounding of the Newton-Schulz "
+    "iterate differs (torch's CPU addmm sums its float32 products in its own blocked "
+    "order, and a sum lands on the other side of a bfloat16 rounding boundary), so the "
+    "params differ by 2.3e-5 from then on; steps 0-14 agree to 2e-15",
+}
+
+
+def _sweep_marks(name: str, desc: str) -> list[Any]:
+    reason = LONGER.get((name, desc))
+    marks = [pytest.mark.slow]
+    return marks if reason is None else [*marks, pytest.mark.xfail(strict=True, reason=reason)]
+
+
 SWEEP = [
-    pytest.param(name, desc, kwargs, index, marks=pytest.mark.slow, id=f"{name}-{desc}-{index}")
+    pytest.param(
+        name, desc, kwargs, index, marks=_sweep_marks(name, desc), id=f"{name}-{desc}-{index}"
+    )
     for name, desc, kwargs in odb.configs()
     for n, index, _ in LISTS
     if n == name and _reason(name, desc) is None
 ]
+
+
+def test_every_longer_entry_is_a_config():
+    assert set(LONGER) <= {(name, desc) for name, desc, _ in odb.configs()}
 
 
 @pytest.mark.parametrize("name,desc,kwargs,index", SWEEP)
