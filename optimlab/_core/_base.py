@@ -185,12 +185,15 @@ def _accepts_extra_args(fn: Callable[..., Any]) -> bool:
         return _ACCEPTS[fn]
     except (KeyError, TypeError):  # TypeError: not weakly referenceable
         pass
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        accepts = False
+    code = getattr(fn, "__code__", None)
+    if code is not None and not hasattr(fn, "__wrapped__"):  # a plain function or method
+        accepts = bool(code.co_flags & inspect.CO_VARKEYWORDS)
     else:
-        accepts = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        try:
+            kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+        except (TypeError, ValueError):
+            kinds = set()
+        accepts = inspect.Parameter.VAR_KEYWORD in kinds
     try:
         _ACCEPTS[fn] = accepts
     except TypeError:
@@ -237,11 +240,11 @@ def chain(*transforms: Any) -> GradientTransformation:
                 f"chain: argument {i} is {type(t).__name__}, not a gradient transformation "
                 "(an object with `init` and `update`)."
             )
-    inits = tuple(t.init for t in transforms)
-    updates_fns = tuple(_update_with_extra_args(t) for t in transforms)
+    inits = tuple([t.init for t in transforms])
+    updates_fns = tuple([_update_with_extra_args(t) for t in transforms])
 
     def init_fn(params):
-        return tuple(fn(params) for fn in inits)
+        return tuple([fn(params) for fn in inits])
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, tuple) or len(state) != len(updates_fns):

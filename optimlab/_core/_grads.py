@@ -14,13 +14,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._tree import keystr
+from ._tree import is_none, keystr
 
 __all__ = ["as_param_dtypes"]
-
-
-def _is_none(x: Any) -> bool:
-    return x is None
 
 
 def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
@@ -41,13 +37,13 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
     Raises:
         TypeError: a complex gradient of a real parameter, naming its key path.
     """
-    leaves, treedef = jax.tree_util.tree_flatten(updates, is_leaf=_is_none)
+    leaves, treedef = jax.tree_util.tree_flatten(updates, is_leaf=is_none)
     dtypes = [None if g is None else jnp.result_type(g) for g in leaves]
     exact = [d is not None and not jnp.issubdtype(d, jnp.inexact) for d in dtypes]
     complex_ = [d is not None and jnp.issubdtype(d, jnp.complexfloating) for d in dtypes]
     if not any(exact) and (params is None or not any(complex_)):
         return updates
-    p_leaves, p_treedef = jax.tree_util.tree_flatten(params, is_leaf=_is_none)
+    p_leaves, p_treedef = jax.tree_util.tree_flatten(params, is_leaf=is_none)
     paired = params is not None and p_treedef == treedef
     default = jnp.result_type(float)
     out = []
@@ -55,7 +51,7 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
         p = p_leaves[i] if paired else None
         p_dtype = None if p is None else jnp.result_type(p)
         if complex_[i] and p_dtype is not None and not jnp.issubdtype(p_dtype, jnp.complexfloating):
-            path = jax.tree_util.tree_flatten_with_path(updates, is_leaf=_is_none)[0][i][0]
+            path = jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)[0][i][0]
             raise TypeError(
                 f"{name}: the gradient at {keystr(path)} is complex ({dtypes[i]}) but its "
                 f"parameter is real ({p_dtype}); taking the real part silently would be a "

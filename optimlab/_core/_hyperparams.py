@@ -139,7 +139,7 @@ def with_hyperparams(
         _tree.reject_non_float("init", params)
         count = jnp.zeros([], jnp.int32)
         values = values_at(count, None)
-        inner = build(count, values)
+        inner = build(count, values.unpacked())
         return HyperparamsState(count, values, inner.init(params))
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -155,14 +155,14 @@ def with_hyperparams(
             )
         updates = as_param_dtypes("update", updates, params)
         values = values_at(state.count, state.hyperparams)
-        inner = build(state.count, values)
+        inner = build(state.count, values.unpacked())
         updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
         return updates, HyperparamsState(safe_increment(state.count), values, inner_state)
 
     def parts():
         # Built once, from the initial values, only when asked (by bucketed).
         count = jnp.zeros([], jnp.int32)
-        return (build(count, values_at(count, None)),)
+        return (build(count, values_at(count, None).unpacked()),)
 
     return _elementwise.declare_parts(GradientTransformation(init_fn, update_fn), parts)
 

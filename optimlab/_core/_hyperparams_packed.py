@@ -109,6 +109,11 @@ class Hyperparams(Mapping[str, jax.Array]):
             raise KeyError(name) from None
         return self._array()[..., i]
 
+    def unpacked(self) -> dict[str, jax.Array]:
+        """Every value by name, sliced from the packed array once each."""
+        packed = self._array()
+        return {name: packed[..., i] for i, name in enumerate(self.names)}
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +17,9 @@ from . import _tree
 from ._base import safe_increment
 from ._types import DType
 
-
-def is_none(x: Any) -> bool:
-    return x is None
+#: ``x is None``, as a C callable: ``is_leaf`` runs on every node of every flatten,
+#: and a Python function there is a Python call per node while tracing.
+is_none: Callable[[Any], bool] = functools.partial(operator.is_, None)
 
 
 def _flat(tree: Any, rest: tuple[Any, ...]) -> tuple[Any, list[Any], list[list[Any]]]:
@@ -238,7 +240,8 @@ def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest:
     outs = [
         (None,) * n if x is None else fn(x, *xs) for x, *xs in zip(leaves, *others, strict=True)
     ]
-    return tuple(treedef.unflatten([o[i] for o in outs]) for i in range(n))
+    columns = list(zip(*outs, strict=True)) if outs else [()] * n
+    return tuple([treedef.unflatten(list(column)) for column in columns])
 
 
 def reject_complex(name: str, params: Any, why: str = "") -> None:
