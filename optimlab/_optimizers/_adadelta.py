@@ -6,8 +6,9 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
 
@@ -58,31 +59,21 @@ def scale_by_adadelta(
     _validate.eps(eps)
     _rules.check_args("scale_by_adadelta", rho=rho, eps=eps)
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes(
-            "scale_by_adadelta", params, accumulator_dtype=accumulator_dtype
-        )
-        zeros = _tree.zeros_like(params, accumulator_dtype)
-        return ScaleByAdadeltaState(zeros, _tree.zeros_like(params, accumulator_dtype))
+    def rule(g, sq, acc):
+        e = _tree.scalar_like(eps, g)
+        sq_new = _tree.update_moment(g, sq, rho, 2)
+        delta = jnp.sqrt(acc + e) / jnp.sqrt(sq_new + e) * g
+        return delta, sq_new, _tree.update_moment(delta, acc, rho, 2)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_adadelta", updates, state.square_avg)
-
-        def one(g, sq, acc):
-            gc = _tree.upcast(g)
-            e = _tree.scalar_like(eps, gc)
-            sq_new = _tree.update_moment(gc, sq.astype(gc.dtype), rho, 2)
-            delta = jnp.sqrt(acc.astype(gc.dtype) + e) / jnp.sqrt(sq_new + e) * gc
-            acc_new = _tree.update_moment(delta, acc.astype(gc.dtype), rho, 2)
-            return delta.astype(g.dtype), sq_new.astype(sq.dtype), acc_new.astype(acc.dtype)
-
-        u, sq, acc = _tree.tree_map_multi(
-            _tree.componentwise(one), 3, updates, state.square_avg, state.acc_delta
-        )
-        return u, ScaleByAdadeltaState(sq, acc)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    acc = Slot(accumulator_dtype, "accumulator_dtype")
+    return lift(
+        "scale_by_adadelta",
+        rule,
+        ScaleByAdadeltaState,
+        (acc, acc),
+        counter=False,
+        componentwise=True,
+    )
 
 
 def adadelta(

@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
 
@@ -76,34 +77,26 @@ def scale_by_adagrad(
         "scale_by_adagrad", initial_accumulator_value=initial_accumulator_value, eps=eps
     )
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes(
-            "scale_by_adagrad", params, accumulator_dtype=accumulator_dtype
-        )
-        return ScaleByAdagradState(
-            _tree.tree_map(
-                lambda p: _initial_sum(p, initial_accumulator_value, accumulator_dtype), params
-            )
-        )
+    def rule(g, s):
+        s_new = s + g * g
+        if eps_in_sqrt:
+            inv = jax.lax.rsqrt(s_new + _tree.scalar_like(eps, g))
+            direction = jnp.where(s_new > 0, inv, jnp.zeros_like(inv)) * g
+        else:
+            direction = g / (jnp.sqrt(s_new) + _tree.scalar_like(eps, g))
+        return direction, s_new
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_adagrad", updates, state.sum_of_squares)
+    def initial(p):
+        return _initial_sum(p, initial_accumulator_value, accumulator_dtype)
 
-        def one(g, s):
-            gc = _tree.upcast(g)
-            s_new = s.astype(gc.dtype) + gc * gc
-            if eps_in_sqrt:
-                inv = jax.lax.rsqrt(s_new + _tree.scalar_like(eps, gc))
-                direction = jnp.where(s_new > 0, inv, jnp.zeros_like(inv)) * gc
-            else:
-                direction = gc / (jnp.sqrt(s_new) + _tree.scalar_like(eps, gc))
-            return direction.astype(g.dtype), s_new.astype(s.dtype)
-
-        u, sums = _tree.tree_map_multi(_tree.componentwise(one), 2, updates, state.sum_of_squares)
-        return u, ScaleByAdagradState(sums)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_adagrad",
+        rule,
+        ScaleByAdagradState,
+        (Slot(accumulator_dtype, "accumulator_dtype", fill=initial),),
+        counter=False,
+        componentwise=True,
+    )
 
 
 def adagrad(

@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style, validate_adam_like
 
@@ -71,37 +72,24 @@ def scale_by_adamax(
     _validate.eps(eps)
     _rules.check_args("scale_by_adamax", b1=b1, b2=b2, eps=eps)
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes(
-            "scale_by_adamax", params, mu_dtype=mu_dtype, nu_dtype=nu_dtype
-        )
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByAdamaxState(
-            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype)
-        )
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_adamax", updates, state.mu)
-        count = step if step is not None else state.count
+    def prepare(count):
         # 1 / (1 - b1^t) in the hyperparameters' precision, as torch's Python double.
-        inv_bc1 = 1 / _tree.bias_correction(b1, count)
+        return {"inv_bc1": 1 / _tree.bias_correction(b1, count)}
 
-        def one(g, m, u):
-            gc = _tree.upcast(g)
-            m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
-            u_new = jnp.maximum(
-                u.astype(gc.dtype) * _tree.scalar_like(b2, gc),
-                jnp.abs(gc) + _tree.scalar_like(eps, gc),
-            )
-            direction = _tree.scalar_like(inv_bc1, gc) * m_new / u_new
-            return direction.astype(g.dtype), m_new.astype(m.dtype), u_new.astype(u.dtype)
+    def rule(g, m, u, inv_bc1):
+        m_new = _tree.update_moment(g, m, b1, 1)
+        u_new = jnp.maximum(u * _tree.scalar_like(b2, g), jnp.abs(g) + _tree.scalar_like(eps, g))
+        return _tree.scalar_like(inv_bc1, g) * m_new / u_new, m_new, u_new
 
-        u, mu, nu = _tree.tree_map_multi(_tree.componentwise(one), 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByAdamaxState(new_count, mu, nu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_adamax",
+        rule,
+        ScaleByAdamaxState,
+        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype")),
+        step=step,
+        prepare=prepare,
+        componentwise=True,
+    )
 
 
 def adamax(

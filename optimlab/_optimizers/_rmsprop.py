@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
 from ._sgd import trace
@@ -88,54 +89,39 @@ def scale_by_rmsprop(
             "use rmsprop(..., bias_correction=True), which supplies it."
         )
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes(
-            "scale_by_rmsprop", params, accumulator_dtype=accumulator_dtype
-        )
-        sq = _tree.zeros_like(params, accumulator_dtype)
-        if initial_scale != 0.0:
-            sq = _tree.tree_map(lambda z: jnp.full_like(z, initial_scale), sq)
-        ga = _tree.zeros_like(params, accumulator_dtype) if centered else None
-        return ScaleByRmspropState(sq, ga)
+    def prepare(count):
+        return {"bc": _tree.bias_correction(decay, count)} if bias_correction else {}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_rmsprop", updates, state.square_avg)
-
-        def one(g, sq, ga=None):
-            gc = _tree.upcast(g)
-            sq_new = _tree.update_moment(gc, sq.astype(gc.dtype), decay, 2)
-            bc = None
-            sq_hat = sq_new
-            if bias_correction:
-                assert step is not None
-                bc = _tree.bias_correction(decay, step).astype(gc.dtype)
-                sq_hat = sq_new / bc
-            if ga is not None:
-                ga_new = _tree.update_moment(gc, ga.astype(gc.dtype), decay, 1)
-                ga_hat = ga_new / bc if bc is not None else ga_new
-                var = sq_hat - ga_hat * ga_hat
-                ga_out = ga_new.astype(ga.dtype)
-            else:
-                ga_out = None
-                var = sq_hat
-            e = _tree.scalar_like(eps, gc)
-            if eps_in_sqrt:
-                direction = jax.lax.rsqrt(var + e) * gc
-            else:
-                direction = gc / (jnp.sqrt(var) + e)
-            return direction.astype(g.dtype), sq_new.astype(sq.dtype), ga_out
-
-        if centered:
-            u, sq, ga = _tree.tree_map_multi(
-                _tree.componentwise(one), 3, updates, state.square_avg, state.grad_avg
-            )
+    def rule(g, sq, ga, bc=None):
+        sq_new = _tree.update_moment(g, sq, decay, 2)
+        sq_hat = sq_new
+        if bc is not None:
+            bc = bc.astype(g.dtype)
+            sq_hat = sq_new / bc
+        ga_new = None
+        var = sq_hat
+        if ga is not None:
+            ga_new = _tree.update_moment(g, ga, decay, 1)
+            ga_hat = ga_new / bc if bc is not None else ga_new
+            var = sq_hat - ga_hat * ga_hat
+        e = _tree.scalar_like(eps, g)
+        if eps_in_sqrt:
+            direction = jax.lax.rsqrt(var + e) * g
         else:
-            u, sq, _ = _tree.tree_map_multi(_tree.componentwise(one), 3, updates, state.square_avg)
-            ga = None
-        return u, ScaleByRmspropState(sq, ga)
+            direction = g / (jnp.sqrt(var) + e)
+        return direction, sq_new, ga_new
 
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    acc = Slot(accumulator_dtype, "accumulator_dtype")
+    return lift(
+        "scale_by_rmsprop",
+        rule,
+        ScaleByRmspropState,
+        (acc._replace(fill=initial_scale), acc if centered else None),
+        counter=False,
+        step=step,
+        prepare=prepare,
+        componentwise=True,
+    )
 
 
 def rmsprop(

@@ -7,9 +7,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._scale import scale
 
@@ -30,17 +31,6 @@ class ScaleByRpropState(NamedTuple):
 
     prev: Updates
     step_size: Updates
-
-
-def _real_view(x: jax.Array) -> jax.Array:
-    """A complex array as real pairs on a trailing axis (torch's ``view_as_real``)."""
-    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
-
-
-def _from_real_view(x: jax.Array, like: jax.Array) -> jax.Array:
-    if jnp.iscomplexobj(like):
-        return jax.lax.complex(x[..., 0], x[..., 1]).astype(like.dtype)
-    return x.astype(like.dtype)
 
 
 def scale_by_rprop(
@@ -102,15 +92,6 @@ def scale_by_rprop(
         max_step_size=max_step_size,
     )
 
-    def init_fn(params):
-        def step_size(p):
-            lr = _tree.hp(learning_rate, p)
-            if jnp.iscomplexobj(p):
-                return jnp.zeros_like(p) + jax.lax.complex(lr, lr).astype(p.dtype)
-            return jnp.zeros_like(p) + lr
-
-        return ScaleByRpropState(_tree.zeros_like(params), _tree.tree_map(step_size, params))
-
     def torch_rule(gc, pv, ss):
         sign = jnp.sign(gc * pv)
         factor = jnp.where(
@@ -151,25 +132,20 @@ def scale_by_rprop(
 
     rule = optax_rule if delayed_update else torch_rule
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_rprop", updates, state.prev)
+    def step_size(p):
+        lr = _tree.hp(learning_rate, p)
+        if jnp.iscomplexobj(p):
+            return jnp.zeros_like(p) + jax.lax.complex(lr, lr).astype(p.dtype)
+        return jnp.zeros_like(p) + lr
 
-        def one(g, prev, size):
-            gc = _real_view(_tree.upcast(g))
-            pv = _real_view(prev).astype(gc.dtype)
-            ss = _real_view(size).astype(gc.dtype)
-            u, new_prev, new_size = rule(gc, pv, ss)
-            return (
-                _from_real_view(u, g),
-                _from_real_view(new_prev, prev),
-                _from_real_view(new_size, size),
-            )
-
-        u, prev, size = _tree.tree_map_multi(one, 3, updates, state.prev, state.step_size)
-        return u, ScaleByRpropState(prev, size)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_rprop",
+        rule,
+        ScaleByRpropState,
+        (Slot(), Slot(fill=step_size)),
+        counter=False,
+        componentwise=True,
+    )
 
 
 def rprop(

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain, safe_increment
+from .._core._base import EmptyState, GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
 
@@ -70,30 +71,24 @@ def trace(
     _validate.at_least_zero(decay, "decay")
     _validate.finite(dampening, "dampening")
 
-    def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return TraceState(count, _tree.zeros_like(params, accumulator_dtype))
+    def prepare(count):
+        return {"first": count == 0}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("trace", updates, state.trace)
-        count = step if step is not None else state.count
-        first = count == 0
+    def rule(g, buf, first):
+        mu = _tree.scalar_like(decay, g)
+        damp = _tree.scalar_like(dampening, g)
+        new = jnp.where(first, g, buf * mu + g * (1 - damp))
+        out = g + mu * new if nesterov else new
+        return out, new
 
-        def one(g, buf):
-            gc = _tree.upcast(g)
-            b = buf.astype(gc.dtype)
-            mu = _tree.scalar_like(decay, gc)
-            damp = _tree.scalar_like(dampening, gc)
-            new = jnp.where(first, gc, b * mu + gc * (1 - damp))
-            out = gc + mu * new if nesterov else new
-            return out.astype(g.dtype), new.astype(buf.dtype)
-
-        new_updates, new_trace = _tree.tree_map_multi(one, 2, updates, state.trace)
-        new_count = None if step is not None else safe_increment(state.count)
-        return new_updates, TraceState(new_count, new_trace)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "trace",
+        rule,
+        TraceState,
+        (Slot(accumulator_dtype, "accumulator_dtype"),),
+        step=step,
+        prepare=prepare,
+    )
 
 
 def _matches_params(name: str) -> GradientTransformation:

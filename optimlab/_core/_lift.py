@@ -1,0 +1,154 @@
+"""The per-leaf lifter: an elementwise rule written for one leaf, applied to a tree (private).
+
+An elementwise optimizer is a rule for one array: given a leaf's gradient and
+its state slots (moments, accumulators), it returns the leaf's update and the
+new slots. :func:`lift` turns such a rule into a
+:class:`~optimlab.GradientTransformation` over pytrees, the way
+``jax.example_libraries.optimizers`` lifts a per-array rule, and owns what every
+elementwise family would otherwise write again:
+
+- the step counter, kept in the state (saturating int32) or supplied by an
+  enclosing optimizer (``step=``), and its one increment per update;
+- ``init``: each slot built with a tree map of ``zeros_like`` / ``full_like``
+  over the params, so it keeps their sharding, runs under ``jax.eval_shape`` and
+  passes ``None`` leaves through;
+- the dtype policy: the rule computes in at least float32 (bfloat16 and float16
+  leaves are upcast), slots are stored in their own dtype (``mu_dtype``...) or
+  the param's, a slot of squared magnitudes is real for complex leaves, and the
+  update comes back in the gradient's dtype;
+- complex leaves, either natively (the rule handles them, as optax's moments of
+  :math:`|g|^2` do) or componentwise (real and imaginary parts as two real
+  arrays, torch's ``view_as_real``);
+- the structure check of updates against the state, naming the key path;
+- the declaration that the transformation is elementwise, which
+  :func:`optimlab.bucketed` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _elementwise, _tree
+from ._base import GradientTransformation, safe_increment
+from ._types import DType
+
+__all__ = ["Slot", "lift"]
+
+
+class Slot(NamedTuple):
+    """One per-leaf state array of a lifted rule.
+
+    Attributes:
+        dtype: the storage dtype; ``None`` for the param's.
+        dtype_arg: the factory argument that chose ``dtype`` (``"mu_dtype"``), named
+            when a real dtype is refused for complex params; ``None`` when the
+            slot's dtype is not a user's choice.
+        real: stored in the real dtype of complex params (a moment of
+            :math:`|g|^2`); the rule receives it real.
+        fill: the initial value: a number, or a function of the param returning
+            the initial array (in its storage dtype).
+    """
+
+    dtype: DType | None = None
+    dtype_arg: str | None = None
+    real: bool = False
+    fill: Any = 0.0
+
+
+def _init_slot(slot: Slot, params: Any) -> Any:
+    def one(p: jax.Array) -> jax.Array:
+        dtype = _tree.real_dtype(p, slot.dtype) if slot.real else slot.dtype
+        if callable(slot.fill):
+            return slot.fill(p)
+        if isinstance(slot.fill, (int, float)) and slot.fill == 0:
+            return jnp.zeros_like(p, dtype=dtype)
+        return jnp.full_like(p, slot.fill, dtype=dtype)
+
+    return _tree.tree_map(one, params)
+
+
+def lift(
+    name: str,
+    rule: Callable[..., tuple[Any, ...]],
+    state_cls: Callable[..., Any],
+    slots: Sequence[Slot | None],
+    *,
+    counter: bool = True,
+    step: jax.Array | None = None,
+    prepare: Callable[[Any], Mapping[str, Any]] | None = None,
+    componentwise: bool = False,
+    check_params: Callable[[Any], None] | None = None,
+) -> GradientTransformation:
+    """The transformation applying ``rule`` to every leaf.
+
+    Args:
+        name: the public factory's name, for messages.
+        rule: ``rule(g, *slots, **scalars) -> (update, *new_slots)`` for one leaf:
+            ``g`` and the slots arrive in the compute dtype (real slots real), and
+            the outputs are cast back by the lifter. A slot declared ``None`` is
+            absent: the rule receives ``None`` and returns ``None`` for it.
+        state_cls: the state's NamedTuple, built as ``state_cls(count, *slots)``
+            (``state_cls(*slots)`` without a counter).
+        slots: the rule's state slots, in ``state_cls``'s order.
+        counter: whether the state has a ``count`` field (first).
+        step: the step count supplied by an enclosing optimizer; the ``count``
+            field is then ``None``.
+        prepare: ``prepare(count) -> scalars``, computed once per update (bias
+            corrections...) and passed to every leaf's rule by keyword.
+        componentwise: complex leaves go through the rule as two real arrays.
+        check_params: extra checks of the params at ``init``.
+
+    Returns:
+        The :class:`~optimlab.GradientTransformation`, declared elementwise.
+    """
+    present = [s for s in slots if s is not None]
+    dtype_args = {s.dtype_arg: s.dtype for s in present if s.dtype_arg is not None}
+    where = [i for i, s in enumerate(slots) if s is not None]
+    reals = [s.real for s in present]
+
+    def init_fn(params):
+        if dtype_args:
+            _tree.reject_complex_for_real_dtypes(name, params, **dtype_args)
+        if check_params is not None:
+            check_params(params)
+        trees = [None if s is None else _init_slot(s, params) for s in slots]
+        if not counter:
+            return state_cls(*trees)
+        count = None if step is not None else jnp.zeros([], jnp.int32)
+        return state_cls(count, *trees)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        trees = tuple(state[1:] if counter else state)
+        if present:
+            _tree.check_match(name, updates, trees[where[0]])
+        count = step if step is not None or not counter else state.count
+        scalars = {} if prepare is None else dict(prepare(count))
+
+        def leaf(g, *held):  # held: the present slots' arrays, in order
+            gc = _tree.upcast(g)
+            real = jnp.real(gc).dtype
+            ins: list[Any] = [None] * len(slots)
+            for k, i in enumerate(where):
+                ins[i] = held[k].astype(real if reals[k] else gc.dtype)
+            out = rule(gc, *ins, **scalars)
+            return (
+                out[0].astype(g.dtype),
+                *[out[1 + i].astype(held[k].dtype) for k, i in enumerate(where)],
+            )
+
+        fn = _tree.componentwise(leaf) if componentwise else leaf
+        outs = _tree.tree_map_multi(fn, 1 + len(where), updates, *[trees[i] for i in where])
+        new_trees: list[Any] = [None] * len(slots)
+        for k, i in enumerate(where):
+            new_trees[i] = outs[1 + k]
+        if not counter:
+            return outs[0], state_cls(*new_trees)
+        new_count = None if step is not None else safe_increment(state.count)
+        return outs[0], state_cls(new_count, *new_trees)
+
+    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
