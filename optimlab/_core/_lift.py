@@ -63,7 +63,7 @@ def _init_slot(slot: Slot, params: Any) -> Any:
     def one(p: jax.Array) -> jax.Array:
         dtype = _tree.real_dtype(p, slot.dtype) if slot.real else slot.dtype
         if callable(slot.fill):
-            return slot.fill(p)
+            return jnp.asarray(slot.fill(p))
         if isinstance(slot.fill, (int, float)) and slot.fill == 0:
             return jnp.zeros_like(p, dtype=dtype)
         return jnp.full_like(p, slot.fill, dtype=dtype)

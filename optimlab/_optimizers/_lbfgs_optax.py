@@ -148,7 +148,8 @@ def scale_by_lbfgs(
             weights_memory=jnp.zeros(memory_size, _real_dtype(params)),
         )
 
-    def update_fn(updates, state, params=None):
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
         if params is None:
             raise ValueError("scale_by_lbfgs: update needs params.")
         newest = state.count % memory_size

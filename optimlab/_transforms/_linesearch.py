@@ -232,11 +232,13 @@ class _Zoom:
         maybe_failed = jnp.asarray((s.count + 1) >= self.max_steps) | (
             too_small & (safe_stepsize > 0.0)
         )
+        low_at, value_low, slope_low = new_low
+        high_at, value_high, slope_high = high
         out = _Search(
             safe_increment(s.count), s.params, s.updates, s.stepsize_guess, middle, value, grad,
             slope, s.value_init, s.slope_init, dec, curv, err, s.interval_found, done,
-            maybe_failed & ~done, *new_low, *high, cubic_ref, value_cubic_ref, safe_stepsize,
-            safe_value, safe_grad,
+            maybe_failed & ~done, low_at, value_low, slope_low, high_at, value_high, slope_high,
+            cubic_ref, value_cubic_ref, safe_stepsize, safe_value, safe_grad,
         )  # fmt: skip
         return tree_cast_like(out, s)
 
