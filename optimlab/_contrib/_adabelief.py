@@ -7,8 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
 
@@ -61,43 +62,33 @@ def scale_by_belief(
     _validate.non_negative(eps_root, "eps_root")
     _rules.check_args("scale_by_belief", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
 
-    def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByBeliefState(count, _tree.zeros_like(params), _tree.zeros_like(params))
+    def prepare(count):
+        return {"count": count}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_belief", updates, state.mu)
-        count = step if step is not None else state.count
+    def rule(g, m, v, count):
         d1 = jnp.asarray(b1)
+        c1 = _tree.scalar_like(d1, g)
+        om1 = _tree.scalar_like(1 - d1, g)
+        m_new = om1 * g + c1 * m
+        err = g - m_new
+        v_new = (
+            _tree.scalar_like(1 - jnp.asarray(b2), g) * _tree.abs_sq(err).astype(g.dtype)
+            + _tree.scalar_like(b2, g) * v
+            + _tree.scalar_like(eps_root, g)
+        )
+        bc1 = _tree.scalar_like(_tree.bias_correction(d1, count), g)
+        if nesterov:
+            t2 = count.astype(d1.dtype) + 2
+            bc1_next = _tree.scalar_like(1 - d1**t2, g)
+            m_hat = c1 * (m_new / bc1_next) + om1 * (g / bc1)
+        else:
+            m_hat = m_new / bc1
+        v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), g)
+        return m_hat / (jnp.sqrt(v_hat) + _tree.scalar_like(eps, g)), m_new, v_new
 
-        def one(g, m, v):
-            gc = _tree.upcast(g)
-            c1 = _tree.scalar_like(d1, gc)
-            om1 = _tree.scalar_like(1 - d1, gc)
-            m_new = om1 * gc + c1 * m.astype(gc.dtype)
-            err = gc - m_new
-            v_new = (
-                _tree.scalar_like(1 - jnp.asarray(b2), gc) * _tree.abs_sq(err).astype(gc.dtype)
-                + _tree.scalar_like(b2, gc) * v.astype(gc.dtype)
-                + _tree.scalar_like(eps_root, gc)
-            )
-            bc1 = _tree.scalar_like(_tree.bias_correction(d1, count), gc)
-            if nesterov:
-                t2 = count.astype(d1.dtype) + 2
-                bc1_next = _tree.scalar_like(1 - d1**t2, gc)
-                m_hat = c1 * (m_new / bc1_next) + om1 * (gc / bc1)
-            else:
-                m_hat = m_new / bc1
-            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
-            direction = m_hat / (jnp.sqrt(v_hat) + _tree.scalar_like(eps, gc))
-            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
-
-        u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByBeliefState(new_count, mu, nu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_belief", rule, ScaleByBeliefState, (Slot(), Slot()), step=step, prepare=prepare
+    )
 
 
 def adabelief(

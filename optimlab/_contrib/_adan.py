@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
 
@@ -66,49 +67,34 @@ def scale_by_adan(
     _validate.non_negative(eps_root, "eps_root")
     _rules.check_args("scale_by_adan", b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root)
 
-    def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        z = _tree.zeros_like
-        n = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params)
-        return ScaleByAdanState(count, z(params), z(params), n, z(params))
+    def ema(x, old, decay):
+        return _tree.scalar_like(1 - jnp.asarray(decay), x) * x + _tree.scalar_like(decay, x) * old
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_adan", updates, state.m)
-        count = step if step is not None else state.count
+    def prepare(count):
+        return {"count": count}
 
-        def ema(x, old, decay):
-            return _tree.scalar_like(1 - jnp.asarray(decay), x) * x + _tree.scalar_like(
-                decay, x
-            ) * old.astype(x.dtype)
+    def rule(g, m, v, n, g_prev, count):
+        diff = jnp.where(count == 0, jnp.zeros_like(g), g - g_prev)
+        m_new = ema(g, m, b1)
+        v_new = ema(diff, v, b2)
+        om2 = _tree.scalar_like(1 - jnp.asarray(b2), g)
+        extrapolated = g + om2 * diff
+        sq = _tree.abs_sq(extrapolated)  # |.|^2 for complex, as optax: n is real
+        n_new = ema(sq, n, b3)
+        m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), g)
+        v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), g)
+        n_hat = n_new / _tree.scalar_like(_tree.bias_correction(b3, count), sq)
+        denom = jnp.sqrt(n_hat + _tree.scalar_like(eps_root, sq)) + _tree.scalar_like(eps, sq)
+        return (m_hat + om2 * v_hat) / denom.astype(m_hat.dtype), m_new, v_new, n_new, g
 
-        def one(g, m, v, n, g_prev):
-            gc = _tree.upcast(g)
-            diff = jnp.where(count == 0, jnp.zeros_like(gc), gc - g_prev.astype(gc.dtype))
-            m_new = ema(gc, m, b1)
-            v_new = ema(diff, v, b2)
-            om2 = _tree.scalar_like(1 - jnp.asarray(b2), gc)
-            extrapolated = gc + om2 * diff
-            sq = _tree.abs_sq(extrapolated)  # |.|^2 for complex, as optax: n is real
-            n_new = ema(sq, n, b3)
-            m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), gc)
-            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), gc)
-            n_hat = n_new / _tree.scalar_like(_tree.bias_correction(b3, count), sq)
-            denom = jnp.sqrt(n_hat + _tree.scalar_like(eps_root, sq)) + _tree.scalar_like(eps, sq)
-            direction = (m_hat + om2 * v_hat) / denom.astype(m_hat.dtype)
-            return (
-                direction.astype(g.dtype),
-                m_new.astype(m.dtype),
-                v_new.astype(v.dtype),
-                n_new.astype(n.dtype),
-                gc.astype(g_prev.dtype),
-            )
-
-        u, m, v, n, g = _tree.tree_map_multi(one, 5, updates, state.m, state.v, state.n, state.g)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByAdanState(new_count, m, v, n, g)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_adan",
+        rule,
+        ScaleByAdanState,
+        (Slot(), Slot(), Slot(real=True), Slot()),
+        step=step,
+        prepare=prepare,
+    )
 
 
 def adan(

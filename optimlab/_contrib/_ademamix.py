@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
 
@@ -70,45 +71,27 @@ def scale_by_ademamix(
         "scale_by_ademamix", b1=b1, b2=b2, b3=b3, alpha=alpha, eps=eps, eps_root=eps_root
     )
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes("ademamix", params, mu_dtype=mu_dtype)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByAdemamixState(
-            count,
-            _tree.zeros_like(params, mu_dtype),
-            _tree.zeros_like(params, mu_dtype),
-            _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params),
-        )
+    def prepare(count):
+        return {"count": count}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_ademamix", updates, state.nu)
-        count = step if step is not None else state.count
+    def rule(g, m1, m2, v, count):
+        m1n = _tree.update_moment(g, m1, b1, 1)
+        m2n = _tree.update_moment(g, m2, b3, 1)
+        vn = _tree.update_moment(g, v, b2, 2)  # of |g|^2, real for complex g (as optax)
+        m1h = m1n / _tree.scalar_like(_tree.bias_correction(b1, count), g)
+        vh = vn / _tree.scalar_like(_tree.bias_correction(b2, count), vn)
+        denom = jnp.sqrt(vh + _tree.scalar_like(eps_root, vn)) + _tree.scalar_like(eps, vn)
+        return (m1h + _tree.scalar_like(alpha, g) * m2n) / denom.astype(m1h.dtype), m1n, m2n, vn
 
-        def one(g, m1, m2, v):
-            gc = _tree.upcast(g)
-            sc = lambda x: _tree.scalar_like(x, gc)
-            m1n = _tree.update_moment(gc, m1.astype(gc.dtype), b1, 1)
-            m2n = _tree.update_moment(gc, m2.astype(gc.dtype), b3, 1)
-            # the second moment is of |g|^2, real for complex g (as optax)
-            vn = _tree.update_moment(gc, v.astype(_tree.real_dtype(gc)), b2, 2)
-            rc = lambda x: _tree.scalar_like(x, vn)
-            m1h = m1n / sc(_tree.bias_correction(b1, count))
-            vh = vn / rc(_tree.bias_correction(b2, count))
-            denom = jnp.sqrt(vh + rc(eps_root)) + rc(eps)
-            out = (m1h + sc(alpha) * m2n) / denom.astype(m1h.dtype)
-            return (
-                out.astype(g.dtype),
-                m1n.astype(m1.dtype),
-                m2n.astype(m2.dtype),
-                vn.astype(v.dtype),
-            )
-
-        out, m1, m2, nu = _tree.tree_map_multi(one, 4, updates, state.m1, state.m2, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return out, ScaleByAdemamixState(new_count, m1, m2, nu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    mu = Slot(mu_dtype, "mu_dtype")
+    return lift(
+        "scale_by_ademamix",
+        rule,
+        ScaleByAdemamixState,
+        (mu, mu, Slot(real=True)),
+        step=step,
+        prepare=prepare,
+    )
 
 
 def ademamix(

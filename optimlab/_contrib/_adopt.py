@@ -8,8 +8,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
 
@@ -67,42 +68,30 @@ def scale_by_adopt(
     _validate.eps(eps)
     _rules.check_args("scale_by_adopt", b1=b1, b2=b2, eps=eps)
 
-    def init_fn(params):
+    def check_params(params):
         _tree.reject_complex("adopt", params)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByAdoptState(
-            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params)
-        )
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_adopt", updates, state.nu)
-        count = step if step is not None else state.count
-        first = count == 0
-        clip = clip_value_fn(count) if use_clipping else None
+    def prepare(count):
+        return {"first": count == 0, "clip": clip_value_fn(count) if use_clipping else None}
 
-        def one(g, m, v):
-            gc = _tree.upcast(g)
-            sc = lambda x: _tree.scalar_like(x, gc)
-            vc = v.astype(gc.dtype)
-            v_new = jnp.where(first, gc * gc, _tree.update_moment(gc, vc, b2, 2))
-            normed = gc / jnp.maximum(jnp.sqrt(vc), sc(eps))
-            if clip is not None:
-                normed = jnp.clip(normed, -sc(clip), sc(clip))
-            mc = m.astype(gc.dtype)
-            m_new = jnp.where(first, mc, _tree.update_moment(normed, mc, b1, 1))
-            out = (
-                jnp.where(first, mc, _tree.update_moment(normed, m_new, b1, 1))
-                if (nesterov)
-                else m_new
-            )
-            return out.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+    def rule(g, m, v, first, clip):
+        v_new = jnp.where(first, g * g, _tree.update_moment(g, v, b2, 2))
+        normed = g / jnp.maximum(jnp.sqrt(v), _tree.scalar_like(eps, g))
+        if clip is not None:
+            normed = jnp.clip(normed, -_tree.scalar_like(clip, g), _tree.scalar_like(clip, g))
+        m_new = jnp.where(first, m, _tree.update_moment(normed, m, b1, 1))
+        out = jnp.where(first, m, _tree.update_moment(normed, m_new, b1, 1)) if nesterov else m_new
+        return out, m_new, v_new
 
-        out, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return out, ScaleByAdoptState(new_count, mu, nu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_adopt",
+        rule,
+        ScaleByAdoptState,
+        (Slot(mu_dtype), Slot()),
+        step=step,
+        prepare=prepare,
+        check_params=check_params,
+    )
 
 
 def adopt(

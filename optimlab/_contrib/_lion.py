@@ -6,8 +6,9 @@ from typing import Any, Literal, NamedTuple
 
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
 
@@ -77,28 +78,23 @@ def scale_by_lion(
             return jnp.where(jnp.abs(x) < 1, x, jnp.sign(x))
         return jnp.sign(x)
 
-    def init_fn(params):
+    def check_params(params):
         if mode == "smooth":  # tanh of a complex number has poles: no bounded direction
             _tree.reject_complex("scale_by_lion", params, ' with mode="smooth"')
-        _tree.reject_complex_for_real_dtypes("scale_by_lion", params, mu_dtype=mu_dtype)
-        return ScaleByLionState(_tree.zeros_like(params, mu_dtype))
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_lion", updates, state.mu)
+    def rule(g, m):
+        d1, d2 = _tree.scalar_like(b1, g), _tree.scalar_like(b2, g)
+        direction = sign(_tree.scalar_like(1 - jnp.asarray(b1), g) * g + d1 * m)
+        return direction, _tree.scalar_like(1 - jnp.asarray(b2), g) * g + d2 * m
 
-        def one(g, m):
-            gc = _tree.upcast(g)
-            mc = m.astype(gc.dtype)
-            d1, d2 = _tree.scalar_like(b1, gc), _tree.scalar_like(b2, gc)
-            direction = sign(_tree.scalar_like(1 - jnp.asarray(b1), gc) * gc + d1 * mc)
-            m_new = _tree.scalar_like(1 - jnp.asarray(b2), gc) * gc + d2 * mc
-            return direction.astype(g.dtype), m_new.astype(m.dtype)
-
-        u, mu = _tree.tree_map_multi(one, 2, updates, state.mu)
-        return u, ScaleByLionState(mu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_lion",
+        rule,
+        ScaleByLionState,
+        (Slot(mu_dtype, "mu_dtype"),),
+        counter=False,
+        check_params=check_params,
+    )
 
 
 def lion(

@@ -7,8 +7,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
 
@@ -71,43 +72,26 @@ def scale_by_yogi(
         initial_accumulator_value=initial_accumulator_value,
     )
 
-    def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+    def prepare(count):
+        return {"count": count}
 
-        def init(real):
-            def leaf(p):
-                dtype = _tree.real_dtype(p) if real else jnp.asarray(p).dtype
-                return jnp.full_like(p, initial_accumulator_value, dtype=dtype)
+    def rule(g, m, v, count):
+        m_new = _tree.scalar_like(1 - jnp.asarray(b1), g) * g + _tree.scalar_like(b1, g) * m
+        sq = _tree.abs_sq(g)  # |g|^2 for complex g, as optax: the second moment is real
+        v_new = v - _tree.scalar_like(1 - jnp.asarray(b2), sq) * jnp.sign(v - sq) * sq
+        m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), g)
+        v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), sq)
+        denom = jnp.sqrt(v_hat + _tree.scalar_like(eps_root, sq)) + _tree.scalar_like(eps, sq)
+        return m_hat / denom.astype(m_hat.dtype), m_new, v_new
 
-            return _tree.tree_map(leaf, params)
-
-        return ScaleByYogiState(count, init(False), init(True))
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_yogi", updates, state.mu)
-        count = step if step is not None else state.count
-
-        def one(g, m, v):
-            gc = _tree.upcast(g)
-            m_new = _tree.scalar_like(1 - jnp.asarray(b1), gc) * gc + _tree.scalar_like(
-                b1, gc
-            ) * m.astype(gc.dtype)
-            # |g|^2 for complex g, as optax: the second moment is real
-            sq = _tree.abs_sq(gc)
-            vc = v.astype(sq.dtype)
-            v_new = vc - _tree.scalar_like(1 - jnp.asarray(b2), sq) * jnp.sign(vc - sq) * sq
-            m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), gc)
-            v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), sq)
-            denom = jnp.sqrt(v_hat + _tree.scalar_like(eps_root, sq)) + _tree.scalar_like(eps, sq)
-            direction = m_hat / denom.astype(m_hat.dtype)
-            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
-
-        u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByYogiState(new_count, mu, nu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_yogi",
+        rule,
+        ScaleByYogiState,
+        (Slot(fill=initial_accumulator_value), Slot(real=True, fill=initial_accumulator_value)),
+        step=step,
+        prepare=prepare,
+    )
 
 
 def yogi(

@@ -111,10 +111,10 @@ def lift(
     reals = [s.real for s in present]
 
     def init_fn(params):
-        if dtype_args:
-            _tree.reject_complex_for_real_dtypes(name, params, **dtype_args)
         if check_params is not None:
             check_params(params)
+        if dtype_args:
+            _tree.reject_complex_for_real_dtypes(name, params, **dtype_args)
         trees = [None if s is None else _init_slot(s, params) for s in slots]
         if not counter:
             return state_cls(*trees)
