@@ -82,6 +82,7 @@ def lift(
     prepare: Callable[[Any], Mapping[str, Any]] | None = None,
     componentwise: bool = False,
     check_params: Callable[[Any], None] | None = None,
+    check_state: Callable[[Any], None] | None = None,
 ) -> GradientTransformation:
     """The transformation applying ``rule`` to every leaf.
 
@@ -101,6 +102,7 @@ def lift(
             corrections...) and passed to every leaf's rule by keyword.
         componentwise: complex leaves go through the rule as two real arrays.
         check_params: extra checks of the params at ``init``.
+        check_state: extra checks of the state at ``update`` (after the structure's).
 
     Returns:
         The :class:`~optimlab.GradientTransformation`, declared elementwise.
@@ -126,6 +128,8 @@ def lift(
         trees = tuple(state[1:] if counter else state)
         if present:
             _tree.check_match(name, updates, trees[where[0]])
+        if check_state is not None:
+            check_state(state)
         count = step if step is not None or not counter else state.count
         scalars = {} if prepare is None else dict(prepare(count))
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style, validate_adam_like
 
@@ -88,80 +89,68 @@ def scale_by_adam(
     _rules.check_args("scale_by_adam", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     use_eps_root = eps_root is not None and _validate.concrete(eps_root) != 0.0
 
-    def init_fn(params):
-        for dt, label in ((mu_dtype, "mu_dtype"), (nu_dtype, "nu_dtype")):
-            if dt is not None and not jnp.issubdtype(jnp.dtype(dt), jnp.complexfloating):
-                _tree.reject_complex("scale_by_adam", params, f" with a real {label}={dt}")
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        mu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params)
-        nu = _tree.tree_map(
-            lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p, nu_dtype)), params
-        )
-        nu_max = _tree.tree_map(jnp.zeros_like, nu) if amsgrad else None
-        return ScaleByAdamState(count, mu, nu, nu_max)
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_adam", updates, state.mu)
+    def check_state(state):
         if (state.nu_max is None) == amsgrad:
             raise ValueError(
                 f"scale_by_adam: state from another optimizer: it was built with "
                 f"amsgrad={not amsgrad} but this optimizer has amsgrad={amsgrad}."
             )
-        count = step if step is not None else state.count
+
+    def prepare(count):
         # Once per update, in the hyperparameters' precision; each leaf casts them.
-        bc1_hp = _tree.bias_correction(b1, count)
         bc2_hp = _tree.bias_correction(b2, count)
-        bc2_sqrt_hp = jnp.sqrt(bc2_hp)
-        bc1_next_hp = _tree.bias_correction(b1, safe_increment(count))  # unused: not traced
+        return {
+            "bc1_hp": _tree.bias_correction(b1, count),
+            "bc2_hp": bc2_hp,
+            "bc2_sqrt_hp": jnp.sqrt(bc2_hp),
+            "bc1_next_hp": _tree.bias_correction(b1, safe_increment(count)),  # nesterov's
+        }
 
-        def one(g, m, v, vmax=None):
-            gc = _tree.upcast(g)
-            real = jnp.real(gc).dtype
-            # Scalars stay in the hyperparameters' precision until cast, as torch
-            # computes them in Python doubles.
-            m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
-            v_new = _tree.update_moment(gc, v.astype(real), b2, 2)
-            bc1 = bc1_hp.astype(real) if bias_correction_mu else jnp.ones((), real)
-            bc2 = bc2_hp.astype(real)
-            bc2_sqrt = bc2_sqrt_hp.astype(real)
-            e = _tree.hp(eps, gc)
-            vmax_out = None
-            if vmax is not None and amsgrad_of_corrected:  # optax's amsgrad
-                v_eff = v_new / bc2 if bias_correction_nu else v_new
-                vmax_new = jnp.maximum(vmax.astype(real), v_eff)
-                root = vmax_new + _tree.hp(eps_root, gc) if use_eps_root else vmax_new
-                denom = jnp.sqrt(root) + e
-                vmax_out = vmax_new.astype(vmax.dtype)
-            else:
-                v_use = v_new
-                if vmax is not None:  # torch's amsgrad
-                    v_use = jnp.maximum(vmax.astype(real), v_new)
-                    vmax_out = v_use.astype(vmax.dtype)
-                if use_eps_root:
-                    denom = jnp.sqrt(v_use / bc2 + _tree.hp(eps_root, gc)) + e
-                else:
-                    denom = jnp.sqrt(v_use) / bc2_sqrt + e
-            md = m_new.dtype
-            if nesterov:
-                b1c, bcn = _tree.hp(b1, gc).astype(md), bc1_next_hp.astype(real).astype(md)
-                m_hat = b1c * m_new / bcn + (1 - b1c) * gc / bc1.astype(md)
-                direction = m_hat / denom.astype(md)
-            else:
-                direction = (m_new / denom.astype(md)) / bc1.astype(md)
-            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype), vmax_out
-
-        if amsgrad:
-            u, mu, nu, nu_max = _tree.tree_map_multi(
-                one, 4, updates, state.mu, state.nu, state.nu_max
-            )
+    def rule(g, m, v, vmax, bc1_hp, bc2_hp, bc2_sqrt_hp, bc1_next_hp):
+        real = jnp.real(g).dtype
+        # Scalars stay in the hyperparameters' precision until cast, as torch
+        # computes them in Python doubles.
+        m_new = _tree.update_moment(g, m, b1, 1)
+        v_new = _tree.update_moment(g, v, b2, 2)
+        bc1 = bc1_hp.astype(real) if bias_correction_mu else jnp.ones((), real)
+        bc2 = bc2_hp.astype(real)
+        bc2_sqrt = bc2_sqrt_hp.astype(real)
+        e = _tree.hp(eps, g)
+        vmax_out = None
+        if vmax is not None and amsgrad_of_corrected:  # optax's amsgrad
+            v_eff = v_new / bc2 if bias_correction_nu else v_new
+            vmax_new = jnp.maximum(vmax, v_eff)
+            root = vmax_new + _tree.hp(eps_root, g) if use_eps_root else vmax_new
+            denom = jnp.sqrt(root) + e
+            vmax_out = vmax_new
         else:
-            u, mu, nu, _ = _tree.tree_map_multi(one, 4, updates, state.mu, state.nu)
-            nu_max = None
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByAdamState(new_count, mu, nu, nu_max)
+            v_use = v_new
+            if vmax is not None:  # torch's amsgrad
+                v_use = jnp.maximum(vmax, v_new)
+                vmax_out = v_use
+            if use_eps_root:
+                denom = jnp.sqrt(v_use / bc2 + _tree.hp(eps_root, g)) + e
+            else:
+                denom = jnp.sqrt(v_use) / bc2_sqrt + e
+        md = m_new.dtype
+        if nesterov:
+            b1c, bcn = _tree.hp(b1, g).astype(md), bc1_next_hp.astype(real).astype(md)
+            m_hat = b1c * m_new / bcn + (1 - b1c) * g / bc1.astype(md)
+            direction = m_hat / denom.astype(md)
+        else:
+            direction = (m_new / denom.astype(md)) / bc1.astype(md)
+        return direction, m_new, v_new, vmax_out
 
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    nu = Slot(nu_dtype, "nu_dtype", real=True)
+    return lift(
+        "scale_by_adam",
+        rule,
+        ScaleByAdamState,
+        (Slot(mu_dtype, "mu_dtype"), nu, nu if amsgrad else None),
+        step=step,
+        prepare=prepare,
+        check_state=check_state,
+    )
 
 
 def adam(
