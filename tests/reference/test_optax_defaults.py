@@ -249,7 +249,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "noisy_sgd": "key defaults to 0 and there is no seed argument (see add_noise)",
     "sophia": "estimates the Hessian diagonal itself; no hessian_diagonal_fn, verbose or "
     "print_win_rate_every_n_steps",
-    "scale_by_lion": "mode and smooth_beta are being added separately",
     "scale_by_factored_rms": "decay_rate_fn is not supported (the decay is optax's default "
     "t^-decay_rate)",
     "scale_by_learning_rate": "requires a learning rate (optax's None means no scaling)",
