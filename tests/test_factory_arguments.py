@@ -106,8 +106,8 @@ def _factories():
 
 
 def _numeric(p: inspect.Parameter) -> bool:
-    if p.default is inspect.Parameter.empty:
-        return p.name in _REQUIRED
+    if p.default is inspect.Parameter.empty or p.default is None:
+        return p.name in _REQUIRED  # None: optional, with a meaning of its own
     return isinstance(p.default, int | float) and not isinstance(p.default, bool)
 
 

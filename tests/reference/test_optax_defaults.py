@@ -128,8 +128,6 @@ NOT_COMPARED: dict[str, str] = {
     "tests/reference/test_optax_recent.py with the same estimate on both sides",
     "lookahead": "optax's works on LookaheadParams (fast and slow copies); compared in "
     "tests/test_composition.py",
-    "scale_by_learning_rate": "optax's learning_rate=None means no scaling; optimlab "
-    "requires a learning rate",
 }
 
 # Where optax itself rounds more than float64, with the reason.
@@ -251,7 +249,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "print_win_rate_every_n_steps",
     "scale_by_factored_rms": "decay_rate_fn is not supported (the decay is optax's default "
     "t^-decay_rate)",
-    "scale_by_learning_rate": "requires a learning rate (optax's None means no scaling)",
 }
 
 
