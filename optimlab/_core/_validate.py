@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import jax
@@ -159,3 +160,26 @@ def finite(value: Any, name: str) -> None:
     v = concrete(value)
     if v is not None:
         check(math.isfinite(v), f"Invalid {name} value: {_fmt(value)} (must be finite)")
+
+
+UNSET: Any = object()
+
+
+def renamed(function: str, old: str, new: str, old_value: Any, new_value: Any) -> Any:
+    """The value of an argument renamed from ``old`` to ``new`` (``old`` kept one release).
+
+    ``old_value`` is what the deprecated keyword was given (:data:`UNSET` when it
+    was not): using it warns with a ``DeprecationWarning``; giving both is a
+    ``TypeError``.
+    """
+    if old_value is UNSET:
+        return new_value
+    if new_value is not UNSET:
+        raise TypeError(f"{function}: got both {new!r} and its deprecated name {old!r}.")
+    warnings.warn(
+        f"{function}: the argument {old!r} is renamed {new!r} (optax's name); {old!r} will "
+        "be removed in the next release.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value

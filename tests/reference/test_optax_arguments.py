@@ -56,3 +56,112 @@ def test_scale_by_learning_rate_none_is_no_scaling(flip_sign):
         )
         u, _ = ours.update(grads[0], ours.init(params))
         _compare([(u, u)], [(grads[0], grads[0])], tol=dict(rtol=0, atol=0))
+
+
+def _scale_by_tags(lib):
+    """A stateless transformation multiplying the updates by the extra argument ``tags``."""
+
+    def update_fn(updates, state, params=None, *, tags, **extra):
+        del params, extra
+        return jax.tree.map(lambda u, t: u * t, updates, tags), state
+
+    if lib is optax:
+        return optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update_fn)
+    return ol.GradientTransformation(lambda p: ol.EmptyState(), update_fn)
+
+
+def test_masked_masks_compatible_extra_args_as_optax():
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params)
+        tags = {"w": jnp.full((3, 4), 3.0), "b": jnp.full((4,), 5.0)}
+        mask = {"w": True, "b": False}
+
+        def run(lib):
+            tx = lib.masked(_scale_by_tags(lib), mask, mask_compatible_extra_args=True)
+            return _steps(tx, lib.apply_updates, params, grads, tags=tags)
+
+        ours = run(ol)
+        _compare(ours, run(optax))
+        np.testing.assert_allclose(ours[0][0]["w"], 3.0 * grads[0]["w"])
+        np.testing.assert_allclose(ours[0][0]["b"], grads[0]["b"])
+
+
+def test_masked_passes_extra_args_unchanged_by_default():
+    params = _tree()
+    seen = {}
+
+    def update_fn(updates, state, params=None, **extra):
+        seen.update(extra)
+        return updates, state
+
+    inner = ol.GradientTransformation(lambda p: ol.EmptyState(), update_fn)
+    tx = ol.masked(inner, {"w": True, "b": False})
+    tx.update(params, tx.init(params), params, tags=params)
+    assert jax.tree.structure(seen["tags"]) == jax.tree.structure(params)
+    tx = ol.masked(inner, {"w": True, "b": False}, mask_compatible_extra_args=True)
+    tx.update(params, tx.init(params), params, tags=params, value=jnp.float32(1.0))
+    assert set(seen["tags"]) == {"w"}  # the selected leaves, as the inner sees the updates
+    assert seen["value"].shape == ()  # not the updates' structure: unchanged
+
+
+def test_partition_partitions_compatible_extra_args_as_optax():
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params)
+        tags = {"w": jnp.full((3, 4), 3.0), "b": jnp.full((4,), 5.0)}
+
+        def run(lib, labels):
+            tx = lib.partition(
+                {"x": lib.chain(_scale_by_tags(lib), lib.sgd(0.1)), "y": lib.sgd(0.3)},
+                labels,
+                mask_compatible_extra_args=True,
+            )
+            return _steps(tx, lib.apply_updates, params, grads, tags=tags)
+
+        labels = {"w": "x", "b": "y"}
+        theirs = run(optax, labels)
+        _compare(run(ol, labels), theirs)
+        # optax's function form: params -> label tree.
+        _compare(run(ol, lambda p: jax.tree.map(lambda _: "x", p) | {"b": "y"}), theirs)
+
+
+def test_partition_takes_param_labels_in_optax_forms():
+    params = _tree()
+    transforms = {"x": ol.sgd(0.1), "y": ol.set_to_zero()}
+    expected = {"w": -0.1 * params["w"], "b": jnp.zeros(4)}
+    for labels in (
+        {"w": "x", "b": "y"},  # a label tree
+        lambda p: {"w": "x", "b": "y"},  # optax's function params -> label tree
+        lambda path, leaf: "y" if path == "b" else "x",  # optimlab's per-leaf function
+    ):
+        for tx in (
+            ol.partition(transforms, labels),
+            ol.partition(transforms, param_labels=labels),
+        ):
+            u, _ = tx.update(params, tx.init(params), params)
+            jax.tree.map(np.testing.assert_allclose, u, expected)
+
+
+def test_partition_labels_keyword_is_deprecated():
+    params = _tree()
+    with pytest.warns(DeprecationWarning, match="'labels' is renamed 'param_labels'"):
+        tx = ol.partition({"x": ol.sgd(0.1)}, labels={"w": "x", "b": "x"})
+    u, _ = tx.update(params, tx.init(params), params)
+    np.testing.assert_allclose(u["w"], -0.1 * params["w"], rtol=1e-6)
+    with pytest.raises(TypeError, match="both 'param_labels' and its deprecated name 'labels'"):
+        ol.partition({"x": ol.sgd(0.1)}, {"w": "x"}, labels={"w": "x"})
+    with pytest.raises(TypeError, match="missing the argument 'param_labels'"):
+        ol.partition({"x": ol.sgd(0.1)})
+
+
+@pytest.mark.parametrize("name", ["masked", "partition"])
+def test_mask_compatible_extra_args_must_be_a_bool(name):
+    make = {
+        "masked": lambda v: ol.masked(ol.sgd(0.1), {"w": True}, mask_compatible_extra_args=v),
+        "partition": lambda v: ol.partition(
+            {"x": ol.sgd(0.1)}, {"w": "x"}, mask_compatible_extra_args=v
+        ),
+    }[name]
+    with pytest.raises(TypeError, match=f"{name}: mask_compatible_extra_args must be a bool"):
+        make(1)

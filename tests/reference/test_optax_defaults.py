@@ -238,9 +238,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "monitor": "optimlab's monitor takes its measures differently (a logging wrapper)",
     "lookahead": "optimlab's wraps any optimizer and keeps the slow copy in its state "
     "(fast_optimizer is named optimizer)",
-    "masked": "mask_compatible_extra_args is not implemented",
-    "partition": "takes labels (a tree, a function of the path or path patterns) for "
-    "param_labels; mask_compatible_extra_args is not implemented",
     "optimistic_adam": "has optax.optimistic_adam_v2's interface (optax's optimistic_adam "
     "is deprecated)",
     "add_noise": "key defaults to 0 and there is no seed argument (no warning on a missing key)",
