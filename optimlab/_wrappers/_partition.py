@@ -47,7 +47,7 @@ def partition(
     param_labels: Any = UNSET,
     *,
     mask_compatible_extra_args: bool = False,
-    labels: Any = UNSET,
+    labels: Any = None,
 ) -> GradientTransformation:
     """Applies a different transformation to each group of leaves (param groups).
 

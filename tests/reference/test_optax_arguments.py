@@ -165,3 +165,55 @@ def test_mask_compatible_extra_args_must_be_a_bool(name):
     }[name]
     with pytest.raises(TypeError, match=f"{name}: mask_compatible_extra_args must be a bool"):
         make(1)
+
+
+def _optax_lookahead(tx, params, grads):
+    """optax's lookahead on ``LookaheadParams``: the fast and the slow params at each step."""
+    lp = optax.LookaheadParams.init_synced(params)
+    state, out = tx.init(lp), []
+    for g in grads:
+        u, state = tx.update(g, state, lp)
+        lp = optax.apply_updates(lp, u)
+        out.append((lp.fast, lp.slow))
+    return out
+
+
+@pytest.mark.parametrize("reset_state", [False, True])
+def test_lookahead_takes_optax_arguments(reset_state):
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params, n=7)
+        with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
+            theirs = _optax_lookahead(
+                optax.lookahead(optax.adam(0.1), 3, 0.5, reset_state), params, grads
+            )
+        for tx in (
+            ol.lookahead(ol.adam(0.1), 3, 0.5, reset_state),  # optax's positions
+            ol.lookahead(
+                fast_optimizer=ol.adam(0.1),
+                sync_period=3,
+                slow_step_size=0.5,
+                reset_state=reset_state,
+            ),
+        ):
+            p, state = params, tx.init(params)
+            for g, (fast, slow) in zip(grads, theirs, strict=True):
+                u, state = tx.update(g, state, p)
+                p = ol.apply_updates(p, u)
+                _compare([(p, ol.averaged_params(state))], [(fast, slow)])
+
+
+def test_lookahead_fast_keyword_is_deprecated():
+    params = _tree()
+    with pytest.warns(DeprecationWarning, match="'fast' is renamed 'fast_optimizer'"):
+        tx = ol.lookahead(fast=ol.sgd(0.1), sync_period=2, slow_step_size=0.5)
+    ref = ol.lookahead(ol.sgd(0.1), 2, 0.5)
+    u, _ = tx.update(params, tx.init(params), params)
+    ru, _ = ref.update(params, ref.init(params), params)
+    jax.tree.map(np.testing.assert_array_equal, u, ru)
+    with pytest.raises(TypeError, match="both 'fast_optimizer' and its deprecated name 'fast'"):
+        ol.lookahead(ol.sgd(0.1), 2, 0.5, fast=ol.sgd(0.1))
+    with pytest.raises(TypeError, match="lookahead: missing the argument 'slow_step_size'"):
+        ol.lookahead(ol.sgd(0.1), 2)
+    with pytest.raises(TypeError, match="lookahead: reset_state must be a bool"):
+        ol.lookahead(ol.sgd(0.1), 2, 0.5, 1)

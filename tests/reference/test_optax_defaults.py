@@ -126,8 +126,8 @@ NOT_COMPARED: dict[str, str] = {
     "scale_by_sm3": "optax's fails on scalar leaves (see sm3)",
     "sophia": "optax's needs an obj_fn for its Hutchinson estimate; compared in "
     "tests/reference/test_optax_recent.py with the same estimate on both sides",
-    "lookahead": "optax's works on LookaheadParams (fast and slow copies); compared in "
-    "tests/test_composition.py",
+    "lookahead": "optax's works on LookaheadParams (fast and slow copies); optimlab keeps "
+    "the slow copy in its state. Compared in tests/reference/test_optax_arguments.py",
 }
 
 # Where optax itself rounds more than float64, with the reason.
@@ -236,8 +236,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "chain": "variadic transformations; no named arguments to compare",
     "named_chain": "variadic (name, transformation) pairs",
     "monitor": "optimlab's monitor takes its measures differently (a logging wrapper)",
-    "lookahead": "optimlab's wraps any optimizer and keeps the slow copy in its state "
-    "(fast_optimizer is named optimizer)",
     "optimistic_adam": "has optax.optimistic_adam_v2's interface (optax's optimistic_adam "
     "is deprecated)",
     "add_noise": "key defaults to 0 and there is no seed argument (no warning on a missing key)",
