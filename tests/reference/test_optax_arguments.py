@@ -217,3 +217,34 @@ def test_lookahead_fast_keyword_is_deprecated():
         ol.lookahead(ol.sgd(0.1), 2)
     with pytest.raises(TypeError, match="lookahead: reset_state must be a bool"):
         ol.lookahead(ol.sgd(0.1), 2, 0.5, 1)
+
+
+def test_scale_by_factored_rms_takes_optax_decay_rate_fn():
+    def decay_rate_fn(i, c):  # a constant-then-growing decay, the same on both sides
+        return 0.5 + 0.4 * (1 - (jnp.asarray(i, jnp.float64) + 1) ** (-c))
+
+    with jax.enable_x64(True):
+        params = {"m": jnp.asarray(np.random.default_rng(3).normal(size=(4, 3))), **_tree()}
+        grads = _grads(params, n=5)
+        kw = dict(decay_rate=0.7, step_offset=1, min_dim_size_to_factor=2, epsilon=1e-12)
+        ours = _steps(
+            ol.scale_by_factored_rms(decay_rate_fn=decay_rate_fn, **kw),
+            ol.apply_updates,
+            params,
+            grads,
+        )
+        with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
+            theirs = _steps(
+                optax.scale_by_factored_rms(decay_rate_fn=decay_rate_fn, **kw),
+                optax.apply_updates,
+                params,
+                grads,
+            )
+        _compare(ours, theirs)
+        default = _steps(ol.scale_by_factored_rms(**kw), ol.apply_updates, params, grads)
+        assert not np.allclose(default[-1][0]["m"], ours[-1][0]["m"])
+
+
+def test_scale_by_factored_rms_refuses_a_decay_rate_fn_that_is_not_a_function():
+    with pytest.raises(TypeError, match="scale_by_factored_rms: decay_rate_fn must be a function"):
+        ol.scale_by_factored_rms(decay_rate_fn=0.8)  # type: ignore[arg-type]

@@ -242,8 +242,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "noisy_sgd": "key defaults to 0 and there is no seed argument (see add_noise)",
     "sophia": "estimates the Hessian diagonal itself; no hessian_diagonal_fn, verbose or "
     "print_win_rate_every_n_steps",
-    "scale_by_factored_rms": "decay_rate_fn is not supported (the decay is optax's default "
-    "t^-decay_rate)",
 }
 
 
