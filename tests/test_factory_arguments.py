@@ -111,7 +111,13 @@ def _required(p: inspect.Parameter) -> bool:
     return p.default is inspect.Parameter.empty or p.default is UNSET
 
 
+# Numeric arguments that default to None (optional, with a meaning of their own).
+_OPTIONAL = ("seed",)
+
+
 def _numeric(p: inspect.Parameter) -> bool:
+    if p.default is None and p.name in _OPTIONAL:
+        return True
     if _required(p) or p.default is None:
         return p.name in _REQUIRED  # None: optional, with a meaning of its own
     return isinstance(p.default, int | float) and not isinstance(p.default, bool)

@@ -190,6 +190,7 @@ RULES: dict[str, Rule] = {
     "max_consecutive": Rule(lo=0.0, integer=True),
     "warmup_steps": Rule(lo=0.0, integer=True),  # schedule-free checks >= 1 in its own words
     "accumulation_size": Rule(lo=1.0, integer=True),
+    "seed": Rule(integer=True),  # add_noise's deprecated int key: any integer
 }
 
 # The counts above, which check_args takes as integers only (update_interval, kept in
@@ -211,6 +212,7 @@ _COUNTS = frozenset(
         "max_consecutive",
         "warmup_steps",
         "accumulation_size",
+        "seed",
     }
 )
 

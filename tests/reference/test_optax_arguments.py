@@ -248,3 +248,34 @@ def test_scale_by_factored_rms_takes_optax_decay_rate_fn():
 def test_scale_by_factored_rms_refuses_a_decay_rate_fn_that_is_not_a_function():
     with pytest.raises(TypeError, match="scale_by_factored_rms: decay_rate_fn must be a function"):
         ol.scale_by_factored_rms(decay_rate_fn=0.8)  # type: ignore[arg-type]
+
+
+def _noise(lib, name, **kw):
+    if name == "add_noise":
+        return lib.add_noise(0.01, 0.55, **kw)
+    return lib.noisy_sgd(0.05, **kw)
+
+
+@pytest.mark.parametrize("name", ["add_noise", "noisy_sgd"])
+def test_noise_seed_and_missing_key_draw_optax_noise(name):
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params)
+        with pytest.warns(DeprecationWarning, match="'seed' is deprecated"):
+            ours_seed = _steps(_noise(ol, name, seed=7), ol.apply_updates, params, grads)
+        with pytest.warns(DeprecationWarning, match="seed"), jax.numpy_dtype_promotion("standard"):
+            theirs_seed = _steps(_noise(optax, name, seed=7), optax.apply_updates, params, grads)
+        _compare(ours_seed, theirs_seed)
+        _compare(ours_seed, _steps(_noise(ol, name, key=7), ol.apply_updates, params, grads))
+        ours_none = _steps(_noise(ol, name, key=None), ol.apply_updates, params, grads)
+        with pytest.warns(UserWarning, match="Specifying a key"):
+            with jax.numpy_dtype_promotion("standard"):
+                theirs_none = _steps(_noise(optax, name), optax.apply_updates, params, grads)
+        _compare(ours_none, theirs_none)  # key=None is seed 0 on both sides
+        assert not np.allclose(ours_none[0][0]["w"], ours_seed[0][0]["w"])
+
+
+@pytest.mark.parametrize("name", ["add_noise", "noisy_sgd"])
+def test_noise_refuses_both_seed_and_key(name):
+    with pytest.raises(ValueError, match=f"{name}: only one of seed or key"):
+        _noise(ol, name, key=1, seed=2)
