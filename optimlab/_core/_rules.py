@@ -191,6 +191,7 @@ RULES: dict[str, Rule] = {
     "warmup_steps": Rule(lo=0.0, integer=True),  # schedule-free checks >= 1 in its own words
     "accumulation_size": Rule(lo=1.0, integer=True),
     "seed": Rule(integer=True),  # add_noise's deprecated int key: any integer
+    "print_win_rate_every_n_steps": Rule(lo=0.0, integer=True),  # sophia; 0 never prints
 }
 
 # The counts above, which check_args takes as integers only (update_interval, kept in
@@ -213,6 +214,7 @@ _COUNTS = frozenset(
         "warmup_steps",
         "accumulation_size",
         "seed",
+        "print_win_rate_every_n_steps",
     }
 )
 

@@ -279,3 +279,76 @@ def test_noise_seed_and_missing_key_draw_optax_noise(name):
 def test_noise_refuses_both_seed_and_key(name):
     with pytest.raises(ValueError, match=f"{name}: only one of seed or key"):
         _noise(ol, name, key=1, seed=2)
+
+
+def _sophia_run(lib, params, grads, **kw):
+    """Sophia steps with optax's Hutchinson estimator, given the loss through ``obj_fn``."""
+    make = lib.sophia if lib is ol else optax.contrib.sophia
+    tx = make(0.05, update_interval=2, **kw)
+    state, out = tx.init(params), []
+    for g in grads:
+        obj_fn = lambda p, g=g: sum(jnp.sum(g[k] * p[k] + p[k] ** 2 * (1 + p[k] ** 2)) for k in p)
+        u, state = tx.update(jax.grad(obj_fn)(params), state, params, obj_fn=obj_fn)
+        params = lib.apply_updates(params, u)
+        out.append((u, params))
+    return out, state
+
+
+def test_sophia_takes_optax_hessian_diagonal_fn():
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params, n=5)
+        estimator = optax.contrib.hutchinson_estimator_diag_hessian
+        ours, state = _sophia_run(ol, params, grads, hessian_diagonal_fn=estimator())
+        with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
+            theirs, ref = _sophia_run(optax, params, grads, hessian_diagonal_fn=estimator())
+        _compare(ours, theirs)
+        # the estimator's state (its key) is kept, and advances, as optax's
+        ours_state = [
+            x
+            for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ol.SophiaState))
+            if isinstance(x, ol.SophiaState)
+        ]
+        np.testing.assert_array_equal(
+            jax.random.key_data(ours_state[0].hessian_fn_state.key),
+            jax.random.key_data(ref[0].hessian_fn_state.key),
+        )
+
+
+def test_sophia_verbose_prints_optax_win_rate(capfd):
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params, n=4)
+        kw = dict(
+            hessian_diagonal_fn=optax.contrib.hutchinson_estimator_diag_hessian(),
+            verbose=True,
+            print_win_rate_every_n_steps=2,
+        )
+        _sophia_run(ol, params, grads, **kw)
+        jax.effects_barrier()
+        ours = capfd.readouterr().out
+        with jax.numpy_dtype_promotion("standard"):
+            _sophia_run(optax, params, grads, **kw)
+        jax.effects_barrier()
+        theirs = capfd.readouterr().out
+        _sophia_run(ol, params, grads, **{**kw, "verbose": False})
+        jax.effects_barrier()
+        assert capfd.readouterr().out == ""
+    lines = ours.strip().splitlines()
+    assert len(lines) == 2 and all(x.startswith("Sophia optimizer win rate: ") for x in lines)
+    rates = [float(x.rsplit(" ", 1)[1]) for x in lines]
+    ref = [float(x.rsplit(" ", 1)[1]) for x in theirs.strip().splitlines()]
+    np.testing.assert_allclose(rates, ref, **TOL)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        (dict(hessian_diagonal_fn=lambda p: p), "hessian_diagonal_fn is function"),
+        (dict(verbose=1), "verbose must be a bool"),
+        (dict(print_win_rate_every_n_steps=-1), "print_win_rate_every_n_steps"),
+    ],
+)
+def test_sophia_refuses_bad_options(kw, match):
+    with pytest.raises((TypeError, ValueError), match=f"sophia: .*{match}"):
+        ol.sophia(0.1, **kw)

@@ -238,8 +238,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "monitor": "optimlab's monitor takes its measures differently (a logging wrapper)",
     "optimistic_adam": "has optax.optimistic_adam_v2's interface (optax's optimistic_adam "
     "is deprecated)",
-    "sophia": "estimates the Hessian diagonal itself; no hessian_diagonal_fn, verbose or "
-    "print_win_rate_every_n_steps",
 }
 
 
