@@ -65,6 +65,7 @@ from ._contrib._novograd import novograd as novograd
 from ._contrib._novograd import scale_by_novograd as scale_by_novograd
 from ._contrib._optimistic import ScaleByOptimisticGradientState as ScaleByOptimisticGradientState
 from ._contrib._optimistic import optimistic_adam as optimistic_adam
+from ._contrib._optimistic import optimistic_adam_v2 as optimistic_adam_v2
 from ._contrib._optimistic import optimistic_gradient_descent as optimistic_gradient_descent
 from ._contrib._optimistic import scale_by_optimistic_gradient as scale_by_optimistic_gradient
 from ._contrib._polyak import polyak_sgd as polyak_sgd

@@ -136,6 +136,7 @@ RULES: dict[str, Rule] = {
     "adam_b1": _BETA,
     "adam_b2": _BETA,
     "beta": _NON_NEG,  # [0, 1) in signum and momo, >= 0 in optimistic_gradient_descent
+    "optimism": _NON_NEG,  # optimistic_adam (optax's first interface)
     "alpha": _NON_NEG,  # ademamix, cocob (> 0), optimistic (>= 0); asgd's is finite only
     "beta2_decay": Rule(hi=0.0),
     # asgd: torch does not bound these; finite only.

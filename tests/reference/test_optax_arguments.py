@@ -7,6 +7,8 @@ compares the result with optax's at float64.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -352,3 +354,31 @@ def test_sophia_verbose_prints_optax_win_rate(capfd):
 def test_sophia_refuses_bad_options(kw, match):
     with pytest.raises((TypeError, ValueError), match=f"sophia: .*{match}"):
         ol.sophia(0.1, **kw)
+
+
+def test_optimistic_adam_takes_optax_first_interface():
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params, n=5)
+        ours = _steps(ol.optimistic_adam(0.05, 0.2, 0.8, 0.99), ol.apply_updates, params, grads)
+        with warnings.catch_warnings(), jax.numpy_dtype_promotion("standard"):
+            warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in optax
+            tx = optax.optimistic_adam(0.05, 0.2, 0.8, 0.99)
+            theirs = _steps(tx, optax.apply_updates, params, grads)
+        _compare(ours, theirs)
+        v2 = ol.optimistic_adam_v2(1.0, alpha=0.05, beta=0.2, b1=0.8, b2=0.99)
+        _compare(_steps(v2, ol.apply_updates, params, grads), theirs)
+
+
+def test_optimistic_adam_with_v2_keywords_is_deprecated():
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params, n=3)
+        with pytest.warns(DeprecationWarning, match="use optimistic_adam_v2"):
+            old = ol.optimistic_adam(0.05, alpha=0.5, beta=0.3)
+        new = ol.optimistic_adam_v2(0.05, alpha=0.5, beta=0.3)
+        _compare(
+            _steps(old, ol.apply_updates, params, grads),
+            _steps(new, ol.apply_updates, params, grads),
+            tol=dict(rtol=0, atol=0),
+        )

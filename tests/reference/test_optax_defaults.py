@@ -236,8 +236,6 @@ SIGNATURE_DIFFERS: dict[str, str] = {
     "chain": "variadic transformations; no named arguments to compare",
     "named_chain": "variadic (name, transformation) pairs",
     "monitor": "optimlab's monitor takes its measures differently (a logging wrapper)",
-    "optimistic_adam": "has optax.optimistic_adam_v2's interface (optax's optimistic_adam "
-    "is deprecated)",
 }
 
 
