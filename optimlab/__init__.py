@@ -205,6 +205,7 @@ from ._wrappers._masking import MaskedState as MaskedState
 from ._wrappers._masking import freeze as freeze
 from ._wrappers._masking import masked as masked
 from ._wrappers._masking import set_to_zero as set_to_zero
+from ._wrappers._monitor import MonitorMeasuresState as MonitorMeasuresState
 from ._wrappers._monitor import MonitorState as MonitorState
 from ._wrappers._monitor import monitor as monitor
 from ._wrappers._monitor import monitored as monitored

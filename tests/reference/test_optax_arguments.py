@@ -382,3 +382,60 @@ def test_optimistic_adam_with_v2_keywords_is_deprecated():
             _steps(new, ol.apply_updates, params, grads),
             tol=dict(rtol=0, atol=0),
         )
+
+
+def test_monitor_takes_optax_measures():
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params, n=4)
+
+        def solver(lib):
+            measures = {
+                "norm_before_clip": optax.tree.norm,
+                "is_clipped_ema": optax.measure_with_ema(
+                    lambda x: optax.tree.norm(x) > 1.0, decay=0.9
+                ),
+            }
+            return lib.chain(
+                lib.sgd(0.5, momentum=0.9), lib.monitor(measures), lib.clip_by_global_norm(1.0)
+            )
+
+        def run(lib):
+            tx = solver(lib)
+            p, state, out = params, tx.init(params), []
+            for g in grads:
+                u, state = tx.update(g, state, p)
+                p = lib.apply_updates(p, u)
+                out.append(
+                    (
+                        u,
+                        p,
+                        [optax.tree.get(state, k) for k in ("norm_before_clip", "is_clipped_ema")],
+                    )
+                )
+            return out
+
+        with jax.numpy_dtype_promotion("standard"):  # optax's measures need standard promotion
+            ours = run(ol)
+            theirs = run(optax)
+        _compare([(u, p) for u, p, _ in ours], [(u, p) for u, p, _ in theirs])
+        for (_, _, m), (_, _, rm) in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(np.asarray(m), np.asarray(rm), **TOL)
+        assert 0 < float(ours[-1][2][1]) < 1  # the ema moved: some steps were clipped
+
+
+def test_monitor_measures_state_keeps_its_structure():
+    params = _tree()
+    tx = ol.monitor({"norm": optax.tree.norm})
+    state = tx.init(params)
+    assert isinstance(state, ol.MonitorMeasuresState)
+    u, new_state = jax.jit(tx.update)(params, state, params)
+    jax.tree.map(np.testing.assert_array_equal, u, params)  # the updates pass through
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    np.testing.assert_allclose(new_state.measurements["norm"], optax.tree.norm(params), rtol=1e-6)
+    with pytest.raises(TypeError, match="monitor: the measure 'x' is int"):
+        ol.monitor({"x": 1})
+    with pytest.raises(TypeError, match="monitor: give a dict of measures or inner, not both"):
+        ol.monitor({"norm": optax.tree.norm}, inner=ol.sgd(0.1))
+    tx = ol.monitor(inner=ol.sgd(0.1))  # optimlab's form, by keyword
+    assert isinstance(tx.init(params), ol.MonitorState)

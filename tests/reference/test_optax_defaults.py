@@ -107,6 +107,7 @@ BUILD = {
     "scale_by_schedule": lambda lib: lib.scale_by_schedule(
         lambda c: 0.5 / (1.0 + jnp.asarray(c, jnp.float64))
     ),
+    "monitor": lambda lib: lib.monitor({"norm": optax.tree.norm}),
     "schedule_free": lambda lib: (lib.contrib if lib is optax else lib).schedule_free(
         lib.sgd(0.1), 0.1
     ),
@@ -114,7 +115,6 @@ BUILD = {
 
 # Shared names whose default numerics cannot match optax's, with the reason.
 NOT_COMPARED: dict[str, str] = {
-    "monitor": "takes measure functions; logging only",
     "sam": "needs an adversarial optimizer and a gradient function; compared in "
     "tests/reference/test_optax_recent.py",
     "scale_by_muon": "optax's orthogonalises every leaf and fails on this problem's vector "
@@ -235,7 +235,6 @@ def test_defaults_match_optax(name):
 SIGNATURE_DIFFERS: dict[str, str] = {
     "chain": "variadic transformations; no named arguments to compare",
     "named_chain": "variadic (name, transformation) pairs",
-    "monitor": "optimlab's monitor takes its measures differently (a logging wrapper)",
 }
 
 
