@@ -31,7 +31,7 @@ class PartitionState(NamedTuple):
             holds only its own group's leaves (in a flat dict keyed by path).
     """
 
-    inner_states: dict[str, OptState]
+    inner_states: dict[Any, OptState]
 
 
 def _gather(flat: list[tuple[str, Any]], labels: list[Any], group: str) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def _gather(flat: list[tuple[str, Any]], labels: list[Any], group: str) -> dict[
 
 
 def partition(
-    transforms: Mapping[str, Any],
+    transforms: Mapping[Any, Any],
     param_labels: Any = UNSET,
     *,
     mask_compatible_extra_args: bool = False,
@@ -89,7 +89,8 @@ def partition(
     leaves.
 
     Args:
-        transforms: the transformation of each group, by label.
+        transforms: the transformation of each group, by label (any hashable, as
+            in optax; :func:`~optimlab.hyperparams` shows it as a string prefix).
         param_labels: a label tree, a function ``params -> label tree`` or
             ``(path, leaf) -> label``, or a dict of path patterns.
         mask_compatible_extra_args: also partition the extra arguments that have
@@ -137,7 +138,7 @@ def partition(
             if leaf is not None and lab not in groups:
                 raise ValueError(
                     f"partition: the leaf at {path!r} has label {lab!r}, which is not a group; "
-                    f"the groups are {sorted(groups)}."
+                    f"the groups are {sorted(groups, key=repr)}."
                 )
         return flat, labs
 
@@ -150,7 +151,7 @@ def partition(
         if not isinstance(state, PartitionState) or set(state.inner_states) != set(groups):
             raise ValueError(
                 "partition: expected a PartitionState with groups "
-                f"{sorted(groups)}; pass the state returned by this partition's init (or "
+                f"{sorted(groups, key=repr)}; pass the state returned by this partition's init (or "
                 "convert an older one with extend_state)."
             )
         u_flat, treedef = leaves_with_paths(updates)
@@ -185,8 +186,6 @@ def _check_arguments(transforms: Any, mask_compatible_extra_args: Any) -> None:
     if not isinstance(transforms, Mapping) or not transforms:
         raise TypeError("partition: transforms must be a non-empty dict {label: transformation}.")
     for name, t in transforms.items():
-        if not isinstance(name, str):
-            raise TypeError(f"partition: group names must be strings, got {name!r}.")
         if not (hasattr(t, "init") and hasattr(t, "update")):
             raise TypeError(
                 f"partition: the transformation of group {name!r} is {type(t).__name__}, not a "

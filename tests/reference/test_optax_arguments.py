@@ -439,3 +439,18 @@ def test_monitor_measures_state_keeps_its_structure():
         ol.monitor({"norm": optax.tree.norm}, inner=ol.sgd(0.1))
     tx = ol.monitor(inner=ol.sgd(0.1))  # optimlab's form, by keyword
     assert isinstance(tx.init(params), ol.MonitorState)
+
+
+def test_partition_takes_optax_hashable_labels():
+    with jax.enable_x64(True):
+        params = _tree()
+        grads = _grads(params)
+
+        def run(lib):
+            tx = lib.partition({0: lib.adam(0.1), 1: lib.sgd(0.3)}, {"w": 0, "b": 1})
+            return _steps(tx, lib.apply_updates, params, grads)
+
+        ours = run(ol)
+        with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
+            theirs = run(optax)
+        _compare(ours, theirs)
