@@ -65,6 +65,7 @@ from ._contrib._novograd import novograd as novograd
 from ._contrib._novograd import scale_by_novograd as scale_by_novograd
 from ._contrib._optimistic import ScaleByOptimisticGradientState as ScaleByOptimisticGradientState
 from ._contrib._optimistic import optimistic_adam as optimistic_adam
+from ._contrib._optimistic import optimistic_adam_v2 as optimistic_adam_v2
 from ._contrib._optimistic import optimistic_gradient_descent as optimistic_gradient_descent
 from ._contrib._optimistic import scale_by_optimistic_gradient as scale_by_optimistic_gradient
 from ._contrib._polyak import polyak_sgd as polyak_sgd
@@ -204,6 +205,7 @@ from ._wrappers._masking import MaskedState as MaskedState
 from ._wrappers._masking import freeze as freeze
 from ._wrappers._masking import masked as masked
 from ._wrappers._masking import set_to_zero as set_to_zero
+from ._wrappers._monitor import MonitorMeasuresState as MonitorMeasuresState
 from ._wrappers._monitor import MonitorState as MonitorState
 from ._wrappers._monitor import monitor as monitor
 from ._wrappers._monitor import monitored as monitored

@@ -21,6 +21,7 @@ import pytest
 
 import optimlab
 from optimlab._core._rules import RULES
+from optimlab._core._validate import UNSET
 
 _ol: Any = optimlab  # untyped: the bad values below break the signatures on purpose
 
@@ -37,7 +38,7 @@ _REQUIRED = {
     "sync_period": 2,
     "slow_step_size": 0.5,
 }
-_INNER = ("opt", "fast", "inner", "base_optimizer", "optimizer", "adv_optimizer")
+_INNER = ("opt", "fast", "fast_optimizer", "inner", "base_optimizer", "optimizer", "adv_optimizer")
 
 # Other names an argument goes by in messages worded as torch words them (torch
 # names no function), or as the existing error tests pin them.
@@ -105,16 +106,27 @@ def _factories():
     return out
 
 
+def _required(p: inspect.Parameter) -> bool:
+    # UNSET: required, with a default only so that a deprecated name can stand in.
+    return p.default is inspect.Parameter.empty or p.default is UNSET
+
+
+# Numeric arguments that default to None (optional, with a meaning of their own).
+_OPTIONAL = ("seed",)
+
+
 def _numeric(p: inspect.Parameter) -> bool:
-    if p.default is inspect.Parameter.empty:
-        return p.name in _REQUIRED
+    if p.default is None and p.name in _OPTIONAL:
+        return True
+    if _required(p) or p.default is None:
+        return p.name in _REQUIRED  # None: optional, with a meaning of its own
     return isinstance(p.default, int | float) and not isinstance(p.default, bool)
 
 
 def _base_kwargs(sig: inspect.Signature) -> dict | None:
     kw = {}
     for p in sig.parameters.values():
-        if p.default is not inspect.Parameter.empty or p.kind is p.VAR_KEYWORD:
+        if not _required(p) or p.kind is p.VAR_KEYWORD:
             continue
         if p.name in _REQUIRED:
             kw[p.name] = _REQUIRED[p.name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -65,8 +66,9 @@ def _is_array(x: Any) -> bool:
 def add_noise(
     eta: ArrayLike = 0.01,
     gamma: ArrayLike = 0.55,
-    key: jax.Array | int = 0,
+    key: jax.Array | int | None = None,
     *,
+    seed: int | None = None,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
     r"""Adds annealed Gaussian noise to the updates.
@@ -86,7 +88,10 @@ def add_noise(
         eta: :math:`\eta \ge 0`, the initial variance.
         gamma: :math:`\gamma \ge 0`, the annealing exponent.
         key: an int seed (a Python, NumPy or JAX integer scalar) or a ``jax.random``
-            key (typed, or raw ``uint32`` data).
+            key (typed, or raw ``uint32`` data); ``None`` is seed 0, as in optax
+            (which also warns).
+        seed: optax's deprecated name for an int ``key`` (a ``DeprecationWarning``;
+            giving both is a ``ValueError``).
         step: the step count, when an enclosing optimizer supplies it; otherwise the
             state keeps its own counter.
 
@@ -100,7 +105,7 @@ def add_noise(
     _validate.non_negative(eta, "eta")
     _validate.non_negative(gamma, "gamma")
     _rules.check_args("add_noise", eta=eta, gamma=gamma)
-    new_key = _key_maker(key)
+    new_key = _key_maker(_key_or_seed("add_noise", key, seed))
 
     def init_fn(params):
         _tree.reject_complex("add_noise", params)
@@ -133,7 +138,9 @@ def noisy_sgd(
     learning_rate: ScalarOrSchedule,
     eta: ScalarOrSchedule = 0.01,
     gamma: ScalarOrSchedule = 0.55,
-    key: jax.Array | int = 0,
+    key: jax.Array | int | None = None,
+    *,
+    seed: int | None = None,
 ) -> GradientTransformation:
     r"""SGD on gradients with annealed Gaussian noise added.
 
@@ -142,8 +149,8 @@ def noisy_sgd(
         \qquad \xi_t \sim \mathcal N(0, I)
 
     Same arguments and defaults as ``optax.noisy_sgd`` and the same noise for
-    float32/float64 (see :func:`add_noise`), except that ``key`` defaults to 0
-    without a warning and optax's deprecated ``seed`` is not accepted.
+    float32/float64 (see :func:`add_noise`); ``key=None`` is seed 0 as in optax,
+    without optax's warning.
     ``learning_rate``, ``eta`` and ``gamma`` live in the state, and so does the
     random key.
 
@@ -152,7 +159,8 @@ def noisy_sgd(
         eta: :math:`\eta \ge 0`, the initial noise variance.
         gamma: :math:`\gamma \ge 0`, its annealing exponent.
         key: an int seed (a Python, NumPy or JAX integer scalar) or a ``jax.random``
-            key (typed, or raw ``uint32`` data).
+            key (typed, or raw ``uint32`` data); ``None`` is seed 0.
+        seed: optax's deprecated name for an int ``key`` (a ``DeprecationWarning``).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -174,6 +182,7 @@ def noisy_sgd(
     _validate.non_negative(eta, "eta")
     _validate.non_negative(gamma, "gamma")
     _rules.check_args("noisy_sgd", learning_rate=learning_rate, eta=eta, gamma=gamma)
+    key = _key_or_seed("noisy_sgd", key, seed)
     _key_maker(key)  # checks it now
 
     def build(step, h):
@@ -183,3 +192,18 @@ def noisy_sgd(
         )
 
     return with_hyperparams(build, learning_rate=learning_rate, eta=eta, gamma=gamma)
+
+
+def _key_or_seed(function: str, key: Any, seed: Any) -> Any:
+    """optax's key arguments: ``seed`` (deprecated) stands for ``key``; ``None`` is seed 0."""
+    if seed is None:
+        return 0 if key is None else key
+    _rules.check_args(function, seed=seed)
+    if key is not None:
+        raise ValueError(f"{function}: only one of seed or key can be specified.")
+    warnings.warn(
+        f"{function}: 'seed' is deprecated (as in optax); use 'key'.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return seed

@@ -1,8 +1,9 @@
-"""Optimism: ``scale_by_optimistic_gradient`` with ``optimistic_gradient_descent`` and ``optimistic_adam``."""  # noqa: E501 (one sentence, the reference page's section title)
+"""Optimism: ``scale_by_optimistic_gradient`` with ``optimistic_gradient_descent`` and ``optimistic_adam`` (and ``_v2``)."""  # noqa: E501 (one sentence, the reference page's section title)
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import warnings
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,13 +13,14 @@ from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam_root
-from .._transforms._scale import scale_by_learning_rate
+from .._transforms._scale import scale, scale_by_learning_rate
 
 __all__ = [
     "ScaleByOptimisticGradientState",
     "scale_by_optimistic_gradient",
     "optimistic_gradient_descent",
     "optimistic_adam",
+    "optimistic_adam_v2",
 ]
 
 
@@ -143,6 +145,126 @@ def optimistic_gradient_descent(
 
 def optimistic_adam(
     learning_rate: ScalarOrSchedule,
+    optimism: ScalarOrSchedule | None = None,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: ScalarOrSchedule = 1e-8,
+    eps_root: ScalarOrSchedule = 0.0,
+    mu_dtype: DType | None = None,
+    *,
+    nesterov: bool = True,
+    alpha: ScalarOrSchedule | None = None,
+    beta: ScalarOrSchedule | None = None,
+) -> GradientTransformation:
+    r"""Optimistic Adam with optax's ``optimistic_adam`` interface: the learning rate is the step.
+
+    The rule of :func:`optimistic_adam_v2` with :math:`\alpha = \eta`,
+    :math:`\beta` = ``optimism`` (:math:`\eta` when ``None``) and a unit
+    learning rate:
+
+    .. math::
+        u_t = -\big((\eta + \beta)\, r_t - \beta\, r_{t-1}\big)
+
+    Same arguments, defaults and numerics as ``optax.optimistic_adam``, which optax
+    deprecates in favour of ``optax.optimistic_adam_v2``
+    (:func:`optimistic_adam_v2` here); optax refuses a schedule, which here also
+    drives the optimism when ``optimism`` is ``None``. Every numeric argument lives
+    in the state. Giving ``alpha`` or ``beta`` (the keywords of optimlab's former
+    ``optimistic_adam``, now :func:`optimistic_adam_v2`) builds
+    ``optimistic_adam_v2`` with a ``DeprecationWarning``; they will be refused in
+    the next release.
+
+    Args:
+        learning_rate: :math:`\eta`, a scalar or a schedule.
+        optimism: :math:`\beta \ge 0`, or ``None`` for :math:`\eta`.
+        b1: :math:`\beta_1 \in [0, 1)`.
+        b2: :math:`\beta_2 \in [0, 1)`.
+        eps: :math:`\epsilon \ge 0`, added outside the square root.
+        eps_root: :math:`\epsilon_r \ge 0`, added inside it.
+        mu_dtype: storage dtype of the first moment (default: the params').
+        nesterov: use Nesterov's look-ahead of the first moment.
+        alpha: deprecated, see above.
+        beta: deprecated, see above.
+
+    Returns:
+        A :class:`~optimlab.GradientTransformation`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import optimlab
+        >>> tx = optimlab.optimistic_adam(0.1, nesterov=False)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
+        >>> [round(float(x), 4) for x in updates]
+        [-0.1, 0.1]
+
+    References:
+        Daskalakis et al., `Training GANs with Optimism
+        <https://arxiv.org/abs/1711.00141>`_, 2018.
+    """
+    if alpha is not None or beta is not None:
+        warnings.warn(
+            "optimistic_adam: 'alpha' and 'beta' are optimistic_adam_v2's arguments "
+            "(optimistic_adam now has optax's interface, learning_rate and optimism); "
+            "use optimistic_adam_v2.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return optimistic_adam_v2(
+            learning_rate,
+            alpha=1.0 if alpha is None else alpha,
+            beta=1.0 if beta is None else beta,
+            b1=b1,
+            b2=b2,
+            eps=eps,
+            eps_root=eps_root,
+            mu_dtype=mu_dtype,
+            nesterov=nesterov,
+        )
+    _validate.lr(learning_rate)
+    if optimism is not None:
+        _validate.non_negative(optimism, "optimism")
+    _validate.beta(b1, 0)
+    _validate.beta(b2, 1)
+    _validate.eps(eps)
+    _validate.non_negative(eps_root, "eps_root")
+    _rules.check_args(
+        "optimistic_adam",
+        learning_rate=learning_rate,
+        optimism=optimism,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+    )
+
+    def build(step, h):
+        lr = h["learning_rate"]
+        return chain(
+            scale_by_adam_root(
+                h["b1"],
+                h["b2"],
+                h["eps"],
+                h["eps_root"],
+                mu_dtype=mu_dtype,
+                nesterov=nesterov,
+                step=step,
+                name="optimistic_adam",
+            ),
+            scale_by_optimistic_gradient(lr, h.get("optimism", lr), step=step),
+            scale(-1.0),
+        )
+
+    hps: dict[str, Any] = dict(
+        learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
+    )
+    if optimism is not None:
+        hps["optimism"] = optimism
+    return with_hyperparams(build, **hps)
+
+
+def optimistic_adam_v2(
+    learning_rate: ScalarOrSchedule,
     *,
     alpha: ScalarOrSchedule = 1.0,
     beta: ScalarOrSchedule = 1.0,
@@ -163,12 +285,12 @@ def optimistic_adam(
         r_t &= \frac{\hat m_t}{\sqrt{v_t / (1-\beta_2^t) + \epsilon_r} + \epsilon} \\
         u_t &= -\eta\,\big((\alpha + \beta)\, r_t - \beta\, r_{t-1}\big), \qquad r_0 := r_1
 
-    This is the interface of ``optax.optimistic_adam_v2`` (same arguments,
-    keyword-only after ``learning_rate``, same defaults and numerics), which optax
-    announces as the future interface of ``optax.optimistic_adam``. The older,
-    deprecated ``optax.optimistic_adam(lr, optimism)`` equals
-    ``optimistic_adam(1.0, alpha=lr, beta=optimism)`` here. Every numeric
-    argument lives in the state. Complex parameters are optimized as optax does
+    The interface of ``optax.optimistic_adam_v2`` (same arguments, keyword-only
+    after ``learning_rate``, same defaults and numerics), which optax announces as
+    the future interface of ``optax.optimistic_adam``; :func:`optimistic_adam` has
+    the older one, ``optimistic_adam(lr, optimism)``, which equals
+    ``optimistic_adam_v2(1.0, alpha=lr, beta=optimism)``. Every numeric argument
+    lives in the state. Complex parameters are optimized as optax does
     (moments of :math:`|g|^2`); a real ``mu_dtype`` refuses them.
 
     Args:
@@ -188,7 +310,7 @@ def optimistic_adam(
     Examples:
         >>> import jax.numpy as jnp
         >>> import optimlab
-        >>> tx = optimlab.optimistic_adam(0.1, nesterov=False)
+        >>> tx = optimlab.optimistic_adam_v2(0.1, nesterov=False)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
         >>> [round(float(x), 4) for x in updates]
@@ -206,7 +328,7 @@ def optimistic_adam(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _rules.check_args(
-        "optimistic_adam",
+        "optimistic_adam_v2",
         learning_rate=learning_rate,
         alpha=alpha,
         beta=beta,
@@ -226,7 +348,7 @@ def optimistic_adam(
                 mu_dtype=mu_dtype,
                 nesterov=nesterov,
                 step=step,
-                name="optimistic_adam",
+                name="optimistic_adam_v2",
             ),
             scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
             scale_by_learning_rate(h["learning_rate"]),

@@ -9,9 +9,15 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
+from .._core._base import (
+    EmptyState,
+    GradientTransformation,
+    _update_with_extra_args,
+    chain,
+    safe_increment,
+)
 from .._core._hyperparams import with_hyperparams
-from .._core._types import ArrayLike, DType, Params, ScalarOrSchedule, Updates
+from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["SophiaState", "scale_by_sophia", "sophia", "hutchinson_estimator"]
@@ -59,11 +65,14 @@ class SophiaState(NamedTuple):
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
         mu: momentum of the gradients.
         nu: moving average :math:`h_t` of the Hessian-diagonal estimates.
+        hessian_fn_state: the state of ``hessian_diagonal_fn`` (an
+            :class:`~optimlab.EmptyState` without one).
     """
 
     count: jax.Array | None
     mu: Updates
     nu: Updates
+    hessian_fn_state: OptState = EmptyState()
 
 
 def scale_by_sophia(
@@ -73,14 +82,16 @@ def scale_by_sophia(
     gamma: ArrayLike = 0.01,
     clip_threshold: ArrayLike | None = 1.0,
     update_interval: ArrayLike = 10,
-    *,
+    hessian_diagonal_fn: Any = None,
     mu_dtype: DType | None = None,
+    verbose: bool = False,
+    print_win_rate_every_n_steps: int = 0,
+    *,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
     r"""Rescales updates by Sophia's clipped ratio :math:`\hat m_t / \max(\gamma h_t, \epsilon)`.
 
-    See :func:`sophia` for the rule. The Hessian-diagonal estimate arrives as
-    ``update(..., hessian_diag=tree)``.
+    See :func:`sophia` for the rule and the Hessian-diagonal estimate.
 
     Args:
         b1: :math:`\beta_1`.
@@ -89,7 +100,12 @@ def scale_by_sophia(
         gamma: :math:`\gamma`.
         clip_threshold: :math:`\rho`, or ``None`` for no clipping.
         update_interval: :math:`k`, the Hessian average refreshes when ``count % k == 0``.
+        hessian_diagonal_fn: a transformation whose ``update(grads, state, params,
+            **extra_args)`` returns the estimate :math:`\hat h_t`, run on refresh steps
+            only; ``None`` reads it from ``update(..., hessian_diag=tree)``.
         mu_dtype: storage dtype of the momentum.
+        verbose: print the win rate (see :func:`sophia`).
+        print_win_rate_every_n_steps: the printing period; 0 never prints.
         step: the step count, when an enclosing optimizer supplies it.
 
     Returns:
@@ -107,21 +123,30 @@ def scale_by_sophia(
         clip_threshold=clip_threshold,
         update_interval=update_interval,
     )
+    _check_options("scale_by_sophia", hessian_diagonal_fn, verbose, print_win_rate_every_n_steps)
+    every = int(print_win_rate_every_n_steps) if verbose and clip_threshold is not None else 0
+    hess_update = (
+        None if hessian_diagonal_fn is None else _update_with_extra_args(hessian_diagonal_fn)
+    )
 
     def init_fn(params):
         _tree.reject_complex("sophia", params)
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return SophiaState(count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params))
+        hs = EmptyState() if hessian_diagonal_fn is None else hessian_diagonal_fn.init(params)
+        return SophiaState(count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params), hs)
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params
         _tree.check_match("sophia", updates, state.nu)
         count = step if step is not None else state.count
-        hess = extra_args.get("hessian_diag")
-        if hess is not None:
-            _tree.check_match("sophia", hess, state.nu, what="hessian_diag")
         k = jnp.maximum(jnp.round(jnp.asarray(update_interval)).astype(jnp.int32), 1)
         refresh = (count % k) == 0
+        hs = state.hessian_fn_state
+        if hess_update is None:
+            hess = extra_args.get("hessian_diag")
+        else:
+            hess, hs = _estimate(hess_update, refresh, updates, state, params, extra_args)
+        if hess is not None:
+            _tree.check_match("sophia", hess, state.nu, what="hessian_diag")
 
         def one(g, m, v, hd=None):
             gc = _tree.upcast(g)
@@ -140,10 +165,59 @@ def scale_by_sophia(
 
         rest = (state.mu, state.nu) if hess is None else (state.mu, state.nu, hess)
         out, mu, nu = _tree.tree_map_multi(one, 3, updates, *rest)
+        if every:
+            _print_win_rate(updates, state, count, b1, gamma, eps, clip_threshold, every)
         new_count = None if step is not None else safe_increment(state.count)
-        return out, SophiaState(new_count, mu, nu)
+        return out, SophiaState(new_count, mu, nu, hs)
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def _check_options(function: str, hessian_fn: Any, verbose: Any, every: Any) -> None:
+    if hessian_fn is not None and not (
+        hasattr(hessian_fn, "init") and hasattr(hessian_fn, "update")
+    ):
+        raise TypeError(
+            f"{function}: hessian_diagonal_fn is {type(hessian_fn).__name__}, not a gradient "
+            "transformation (or None)."
+        )
+    if not isinstance(verbose, bool):
+        raise TypeError(f"{function}: verbose must be a bool, got {type(verbose).__name__}.")
+    _rules.check_args(function, print_win_rate_every_n_steps=every)
+
+
+def _estimate(hess_update, refresh, grads, state, params, extra_args):
+    """The estimator's Hessian diagonal and state, run on refresh steps only (as optax)."""
+    if params is None:
+        raise ValueError("sophia: params must be given to update when hessian_diagonal_fn is set.")
+
+    def run(hs):
+        h, hs = hess_update(grads, hs, params, **extra_args)
+        return jax.tree.map(lambda x, v: jnp.asarray(x).astype(v.dtype), h, state.nu), hs
+
+    return jax.lax.cond(refresh, run, lambda hs: (state.nu, hs), state.hessian_fn_state)
+
+
+def _print_win_rate(grads, state, count, b1, gamma, eps, rho, every) -> None:
+    """Prints the share of unclipped coordinates every ``every`` steps (optax's win rate)."""
+
+    def unclipped(g, m, v):
+        gc = _tree.upcast(g)
+        sc = lambda x: _tree.scalar_like(x, gc)
+        m_hat = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1) / sc(
+            _tree.bias_correction(b1, count)
+        )
+        ratio = m_hat / jnp.maximum(sc(gamma) * v.astype(gc.dtype), sc(eps))
+        return jnp.sum(jnp.abs(ratio) < sc(rho))
+
+    counts = jax.tree.leaves(_tree.tree_map(unclipped, grads, state.mu, state.nu))
+    win_rate = sum(counts) / sum(jnp.size(x) for x in jax.tree.leaves(grads))
+    step = safe_increment(count)
+    jax.lax.cond(
+        step % every == 0,
+        lambda: jax.debug.print("Sophia optimizer win rate: {}", win_rate),
+        lambda: None,
+    )
 
 
 def sophia(
@@ -156,8 +230,10 @@ def sophia(
     gamma: ScalarOrSchedule = 0.01,
     clip_threshold: ScalarOrSchedule | None = 1.0,
     update_interval: int = 10,
-    *,
+    hessian_diagonal_fn: Any = None,
     mu_dtype: DType | None = None,
+    verbose: bool = False,
+    print_win_rate_every_n_steps: int = 0,
 ) -> GradientTransformation:
     r"""Sophia: momentum preconditioned by a clipped, rarely refreshed Hessian diagonal.
 
@@ -165,7 +241,11 @@ def sophia(
     ``update(grads, state, params, hessian_diag=h)``, for example from
     :func:`hutchinson_estimator`. It is folded into the average when
     ``count % update_interval == 0`` and ignored at other steps (so it only needs
-    computing then); without it the average is kept.
+    computing then); without it the average is kept. Or, as optax, give an
+    estimator transformation as ``hessian_diagonal_fn`` (such as
+    ``optax.contrib.hutchinson_estimator_diag_hessian()``, which takes
+    ``update(..., obj_fn=loss)``): it is run on refresh steps with ``update``'s
+    extra arguments, and its state is kept in :class:`SophiaState`.
 
     .. math::
         m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad
@@ -173,10 +253,13 @@ def sophia(
         u_t &= -\eta\Big(\operatorname{clip}\Big(\frac{m_t/(1-\beta_1^t)}{\max(\gamma h_{t-1},
             \epsilon)},\ \pm\rho\Big) + \lambda x_t\Big)
 
-    Differences from optax's ``contrib.sophia``: the estimate comes in through
-    ``hessian_diag`` instead of an estimator transformation called with
-    ``obj_fn`` (which keeps its key in the state), and the win-rate printing
-    (``verbose``) is left out. Fed the same estimates, the two agree.
+    With ``verbose=True`` and a clipping threshold, the win rate (the share of
+    coordinates the clip leaves alone, which the authors keep in [0.1, 0.5]) is
+    printed with ``jax.debug.print`` every ``print_win_rate_every_n_steps`` steps
+    (0 never prints). Difference from optax's ``contrib.sophia``: without
+    ``hessian_diagonal_fn`` the estimate comes in through ``hessian_diag``
+    (optax's default estimator needs ``obj_fn``). Fed the same estimates, the two
+    agree.
 
     Args:
         learning_rate: :math:`\eta`.
@@ -189,7 +272,11 @@ def sophia(
         gamma: :math:`\gamma`.
         clip_threshold: :math:`\rho`, or ``None`` for no clipping.
         update_interval: the refresh period :math:`k` (stored as a number).
+        hessian_diagonal_fn: an estimator transformation returning :math:`\hat h_t`,
+            or ``None`` (the default) for the ``hessian_diag`` extra argument.
         mu_dtype: storage dtype of the momentum.
+        verbose: print the win rate every ``print_win_rate_every_n_steps`` steps.
+        print_win_rate_every_n_steps: the printing period (an integer; 0 never prints).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -233,6 +320,7 @@ def sophia(
         clip_threshold=clip_threshold,
         update_interval=update_interval,
     )
+    _check_options("sophia", hessian_diagonal_fn, verbose, print_win_rate_every_n_steps)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
@@ -244,7 +332,10 @@ def sophia(
                 h["gamma"],
                 h.get("clip_threshold"),
                 h["update_interval"],
-                mu_dtype=mu_dtype,
+                hessian_diagonal_fn,
+                mu_dtype,
+                verbose,
+                print_win_rate_every_n_steps,
                 step=step,
             )
         ]

@@ -201,8 +201,8 @@ def _call(fn: Callable[[str, Any], Any], path: str, leaf: Any, what: str) -> Any
     except TypeError as e:
         raise TypeError(
             f"{what}: calling the labels function as fn(path, leaf) failed at {path!r}: {e}. "
-            "It takes the leaf's '/'-joined path and the leaf; for optax's form "
-            "(a function params -> label tree) pass its result, the label tree, instead."
+            "It takes the leaf's '/'-joined path and the leaf, or (optax's form, tried "
+            "first) the params, returning a label tree."
         ) from e
 
 

@@ -136,6 +136,7 @@ RULES: dict[str, Rule] = {
     "adam_b1": _BETA,
     "adam_b2": _BETA,
     "beta": _NON_NEG,  # [0, 1) in signum and momo, >= 0 in optimistic_gradient_descent
+    "optimism": _NON_NEG,  # optimistic_adam (optax's first interface)
     "alpha": _NON_NEG,  # ademamix, cocob (> 0), optimistic (>= 0); asgd's is finite only
     "beta2_decay": Rule(hi=0.0),
     # asgd: torch does not bound these; finite only.
@@ -190,6 +191,8 @@ RULES: dict[str, Rule] = {
     "max_consecutive": Rule(lo=0.0, integer=True),
     "warmup_steps": Rule(lo=0.0, integer=True),  # schedule-free checks >= 1 in its own words
     "accumulation_size": Rule(lo=1.0, integer=True),
+    "seed": Rule(integer=True),  # add_noise's deprecated int key: any integer
+    "print_win_rate_every_n_steps": Rule(lo=0.0, integer=True),  # sophia; 0 never prints
 }
 
 # The counts above, which check_args takes as integers only (update_interval, kept in
@@ -211,6 +214,8 @@ _COUNTS = frozenset(
         "max_consecutive",
         "warmup_steps",
         "accumulation_size",
+        "seed",
+        "print_win_rate_every_n_steps",
     }
 )
 

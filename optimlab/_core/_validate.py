@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import jax
@@ -159,3 +160,33 @@ def finite(value: Any, name: str) -> None:
     v = concrete(value)
     if v is not None:
         check(math.isfinite(v), f"Invalid {name} value: {_fmt(value)} (must be finite)")
+
+
+class _Unset:
+    """The default of a required argument that also has a deprecated name."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+UNSET: Any = _Unset()
+
+
+def renamed(function: str, old: str, new: str, old_value: Any, new_value: Any) -> Any:
+    """The value of an argument renamed from ``old`` to ``new`` (``old`` kept one release).
+
+    ``old_value`` is what the deprecated keyword was given (``None`` when it was
+    not): using it warns with a ``DeprecationWarning``; giving both is a
+    ``TypeError``. ``new_value`` is :data:`UNSET` when it was not given.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not UNSET:
+        raise TypeError(f"{function}: got both {new!r} and its deprecated name {old!r}.")
+    warnings.warn(
+        f"{function}: the argument {old!r} is renamed {new!r} (optax's name); {old!r} will "
+        "be removed in the next release.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value

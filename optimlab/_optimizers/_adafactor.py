@@ -6,6 +6,7 @@ They follow Shazeer & Stern (2018) with optax's arguments and defaults. torch's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -78,12 +79,20 @@ def _check_factored(name, updates, state, factored, min_dim) -> None:
             )
 
 
+def _decay_rate_pow(i: ArrayLike, exponent: ArrayLike = 0.8) -> jax.Array:
+    """:math:`1 - (i + 1)^{-c}`, in the exponent's (floating) dtype (optax's default rule)."""
+    c = jnp.asarray(exponent)
+    c = c if jnp.issubdtype(c.dtype, jnp.floating) else c.astype(jnp.result_type(float))
+    return 1 - (jnp.asarray(i).astype(c.dtype) + 1) ** (-c)
+
+
 def scale_by_factored_rms(
     factored: bool = True,
     decay_rate: ArrayLike = 0.8,
     step_offset: ArrayLike = 0,
     min_dim_size_to_factor: int = 128,
     epsilon: ArrayLike = 1e-30,
+    decay_rate_fn: Callable[[ArrayLike, ArrayLike], ArrayLike] = _decay_rate_pow,
     *,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
@@ -103,6 +112,9 @@ def scale_by_factored_rms(
         step_offset: subtracted from the step (for fine-tuning).
         min_dim_size_to_factor: factor only when the two largest axes are this big.
         epsilon: :math:`\epsilon_1`, added to the squared gradient.
+        decay_rate_fn: :math:`\hat\beta_t` as a function ``(step - step_offset,
+            decay_rate)`` of the zero-based step (as optax's); the default is
+            :math:`1 - (\text{step} + 1)^{-c}`, formed in ``decay_rate``'s dtype.
         step: the step count, when an enclosing optimizer supplies it; otherwise the
             state keeps its own counter.
 
@@ -130,6 +142,11 @@ def scale_by_factored_rms(
     )
     _validate.finite(step_offset, "step_offset")
     _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")
+    if not callable(decay_rate_fn):
+        raise TypeError(
+            "scale_by_factored_rms: decay_rate_fn must be a function (step, decay_rate) -> "
+            f"decay, got {type(decay_rate_fn).__name__}."
+        )
 
     def stat_dtype(p):  # real, as the statistics are of |g|^2
         return _tree.real_dtype(_tree.compute_dtype(p.dtype))
@@ -160,10 +177,9 @@ def scale_by_factored_rms(
         del params, extra_args
         _check_factored("scale_by_factored_rms", updates, state, factored, min_dim_size_to_factor)
         count = step if step is not None else state.count
-        c = jnp.asarray(decay_rate)
-        c = c if jnp.issubdtype(c.dtype, jnp.floating) else c.astype(jnp.result_type(float))
-        t = (count - jnp.asarray(step_offset).astype(count.dtype)).astype(c.dtype) + 1
-        beta = 1 - t ** (-c)
+        beta = jnp.asarray(
+            decay_rate_fn(count - jnp.asarray(step_offset).astype(count.dtype), decay_rate)
+        )
 
         def one(g, vr, vc, v):
             gc = _tree.upcast(g)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, safe_increment
+from .._core._base import EmptyState, GradientTransformation, identity, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule, Schedule
 
 __all__ = [
@@ -64,7 +64,7 @@ class ScaleByScheduleState(NamedTuple):
 
 
 def scale_by_learning_rate(
-    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
+    learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
 ) -> GradientTransformation:
     r"""Scales updates by ``-learning_rate`` (a descent step), or ``+`` with ``flip_sign=False``.
 
@@ -73,10 +73,13 @@ def scale_by_learning_rate(
     A constant (or traced) learning rate keeps an :class:`~optimlab.EmptyState`;
     a schedule keeps a :class:`ScaleByScheduleState` step counter. Inside an
     optimizer alias the learning rate lives in the alias's state instead (see
-    :func:`~optimlab.with_hyperparams`).
+    :func:`~optimlab.with_hyperparams`). ``learning_rate=None`` (the default, as in
+    optax) means no scaling: the result is :func:`~optimlab.identity`, whatever
+    ``flip_sign`` says.
 
     Args:
-        learning_rate: :math:`\eta`, a scalar or a schedule of the step.
+        learning_rate: :math:`\eta`, a scalar or a schedule of the step; ``None``
+            for no scaling.
         flip_sign: negate, so that adding the update descends.
 
     Returns:
@@ -89,6 +92,8 @@ def scale_by_learning_rate(
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([-0.1, -0.1], dtype=float32)
     """
+    if learning_rate is None:
+        return identity()
     sign = -1.0 if flip_sign else 1.0
     if not callable(learning_rate):
         _validate.lr(learning_rate)

@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._tree import select
 from .._core._types import ArrayLike, OptState, Params
+from .._core._validate import UNSET
 
 __all__ = ["LookaheadState", "lookahead"]
 
@@ -30,11 +31,12 @@ class LookaheadState(NamedTuple):
 
 
 def lookahead(
-    fast: Any,
-    sync_period: int,
-    slow_step_size: ArrayLike,
-    *,
+    fast_optimizer: Any = UNSET,
+    sync_period: int = UNSET,
+    slow_step_size: ArrayLike = UNSET,
     reset_state: bool = False,
+    *,
+    fast: Any = None,
 ) -> GradientTransformation:
     r"""Lookahead: ``sync_period`` fast steps forward, then one step back toward the slow weights.
 
@@ -50,11 +52,16 @@ def lookahead(
     here would make the params' structure differ from the gradients'. Evaluate
     with the slow weights, read with :func:`~optimlab.averaged_params`.
 
+    The arguments are optax's, in optax's order; ``sync_period`` and
+    ``slow_step_size`` are required.
+
     Args:
-        fast: the fast (inner) optimizer.
+        fast_optimizer: the fast (inner) optimizer.
         sync_period: :math:`k \ge 1`, fast steps between synchronisations.
         slow_step_size: :math:`\alpha \in [0, 1]`.
         reset_state: re-initialise the fast optimizer's state at each synchronisation.
+        fast: the former name of ``fast_optimizer``, deprecated (a
+            ``DeprecationWarning``); removed in the next release.
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`LookaheadState`.
@@ -75,11 +82,23 @@ def lookahead(
         Zhang et al., `Lookahead Optimizer: k steps forward, 1 step back
         <https://arxiv.org/abs/1907.08610>`_, 2019.
     """
+    fast = _validate.renamed("lookahead", "fast", "fast_optimizer", fast, fast_optimizer)
+    for name, value in (
+        ("fast_optimizer", fast),
+        ("sync_period", sync_period),
+        ("slow_step_size", slow_step_size),
+    ):
+        if value is UNSET:
+            raise TypeError(f"lookahead: missing the argument {name!r}.")
+    if not isinstance(reset_state, bool):
+        raise TypeError(f"lookahead: reset_state must be a bool, got {type(reset_state).__name__}.")
     if isinstance(sync_period, bool) or not isinstance(sync_period, int) or sync_period < 1:
         raise ValueError(f"lookahead: sync_period must be an integer >= 1, got {sync_period!r}.")
     _validate.in_range(slow_step_size, "slow_step_size", 0.0, 1.0)
     if not (hasattr(fast, "init") and hasattr(fast, "update")):
-        raise TypeError(f"lookahead: fast is {type(fast).__name__}, not a gradient transformation.")
+        raise TypeError(
+            f"lookahead: fast_optimizer is {type(fast).__name__}, not a gradient transformation."
+        )
     _rules.check_args("lookahead", sync_period=sync_period, slow_step_size=slow_step_size)
     fast_update = _update_with_extra_args(fast)
 

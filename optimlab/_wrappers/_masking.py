@@ -57,7 +57,9 @@ class MaskedState(NamedTuple):
     inner_state: OptState
 
 
-def masked(inner: Any, mask: Any) -> GradientTransformation:
+def masked(
+    inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False
+) -> GradientTransformation:
     """Applies ``inner`` to the selected leaves only; the others pass through unchanged.
 
     The mask is one of: a tree of Python bools with the params' structure (or a
@@ -77,9 +79,17 @@ def masked(inner: Any, mask: Any) -> GradientTransformation:
     empty inner state. Masks and label trees inside it (a nested ``masked``) may
     be written for the whole params: they are matched by key path.
 
+    Extra arguments of ``update`` (``value``, a loss function) reach the inner
+    transformation unchanged. With ``mask_compatible_extra_args=True`` (as in
+    optax), an extra argument that is a tree with the updates' structure (per-leaf
+    tags, a second gradient) is masked like the updates: the inner transformation
+    sees only its selected leaves, in the same flat dict.
+
     Args:
         inner: the transformation applied to the selected leaves.
         mask: the selection (tree, callable or patterns).
+        mask_compatible_extra_args: also mask the extra arguments that have the
+            updates' tree structure.
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`MaskedState`.
@@ -95,6 +105,11 @@ def masked(inner: Any, mask: Any) -> GradientTransformation:
     """
     if not (hasattr(inner, "init") and hasattr(inner, "update")):
         raise TypeError(f"masked: inner is {type(inner).__name__}, not a gradient transformation.")
+    if not isinstance(mask_compatible_extra_args, bool):
+        raise TypeError(
+            "masked: mask_compatible_extra_args must be a bool, got "
+            f"{type(mask_compatible_extra_args).__name__}."
+        )
     inner_update = _update_with_extra_args(inner)
 
     def selected(tree):
@@ -121,6 +136,8 @@ def masked(inner: Any, mask: Any) -> GradientTransformation:
             _tree.check_match("masked", updates, params, what="params")
         _, _, keep = selected(updates if params is None else params)
         p_sel = None if params is None else pick(leaves_with_paths(params)[0], keep)
+        if mask_compatible_extra_args:
+            extra_args = masked_extra_args(extra_args, updates, keep, pick)
         with subset_scope(u_flat):
             new_sel, inner_state = inner_update(
                 pick(u_flat, keep), state.inner_state, p_sel, **extra_args
@@ -182,6 +199,22 @@ def freeze(mask: Any) -> GradientTransformation:
         (Array([-0., -0.], dtype=float32), Array([-0.1, -0.1], dtype=float32))
     """
     return masked(set_to_zero(), mask)
+
+
+def masked_extra_args(
+    extra_args: dict[str, Any], updates: Any, keep: Any, pick: Any
+) -> dict[str, Any]:
+    """``extra_args`` with each value that has ``updates``' structure replaced by ``pick``.
+
+    ``pick(flat, keep)`` selects from the value's ``(path, leaf)`` list what the
+    inner transformation sees of the updates; other values pass unchanged (optax's
+    ``mask_compatible_extra_args``).
+    """
+    structure = _structure(updates)
+    return {
+        k: pick(leaves_with_paths(v)[0], keep) if _structure(v) == structure else v
+        for k, v in extra_args.items()
+    }
 
 
 def _structure(tree: Any) -> Any:

@@ -7,10 +7,18 @@ from typing import Any, NamedTuple
 
 import jax
 
-from .._core import _tree
+from .._core import _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
-from .._core._paths import leaves_with_paths, resolve, subset_scope, unique_paths
+from .._core._paths import (
+    is_function_spec,
+    leaves_with_paths,
+    resolve,
+    subset_scope,
+    unique_paths,
+)
 from .._core._types import OptState, Params
+from .._core._validate import UNSET
+from ._masking import masked_extra_args
 
 __all__ = ["PartitionState", "partition", "partition_overrides", "extend_state"]
 
@@ -23,7 +31,7 @@ class PartitionState(NamedTuple):
             holds only its own group's leaves (in a flat dict keyed by path).
     """
 
-    inner_states: dict[str, OptState]
+    inner_states: dict[Any, OptState]
 
 
 def _gather(flat: list[tuple[str, Any]], labels: list[Any], group: str) -> dict[str, Any]:
@@ -35,17 +43,23 @@ def _gather(flat: list[tuple[str, Any]], labels: list[Any], group: str) -> dict[
 
 
 def partition(
-    transforms: Mapping[str, Any],
-    labels: Any,
+    transforms: Mapping[Any, Any],
+    param_labels: Any = UNSET,
+    *,
+    mask_compatible_extra_args: bool = False,
+    labels: Any = None,
 ) -> GradientTransformation:
     """Applies a different transformation to each group of leaves (param groups).
 
-    Every leaf gets a group label, from one of:
+    Every leaf gets a group label (``param_labels``), from one of:
 
     - a **label tree** with the params' structure (or a prefix of it, so that
       ``{"encoder": "slow", "head": "fast"}`` labels whole subtrees);
-    - a **function** ``(path, leaf) -> label`` where ``path`` is the leaf's key
-      path joined by ``'/'`` (``"encoder/layers/0/kernel"``);
+    - a **function** ``params -> label tree`` (optax's form), or
+      ``(path, leaf) -> label`` where ``path`` is the leaf's key path joined by
+      ``'/'`` (``"encoder/layers/0/kernel"``). A function is first called with the
+      params; one that takes two arguments (a ``TypeError`` then) is called per
+      leaf;
     - a **dict of path patterns** ``{pattern: label}``. A pattern is a glob over
       the ``'/'``-joined path: ``*`` matches within one segment, ``**`` any number
       of segments (zero included), and a pattern that matches an ancestor matches
@@ -69,10 +83,20 @@ def partition(
     changes one group. A group with no leaves keeps an (empty) state. To add or
     re-label groups later without resetting the others, use :func:`extend_state`.
 
+    Extra arguments of ``update`` reach every group unchanged; with
+    ``mask_compatible_extra_args=True`` (as in optax), one that is a tree with the
+    updates' structure is partitioned like the updates, each group seeing its own
+    leaves.
+
     Args:
-        transforms: the transformation of each group, by label.
-        labels: a label tree, a function ``(path, leaf) -> label``, or a dict of
-            path patterns.
+        transforms: the transformation of each group, by label (any hashable, as
+            in optax; :func:`~optimlab.hyperparams` shows it as a string prefix).
+        param_labels: a label tree, a function ``params -> label tree`` or
+            ``(path, leaf) -> label``, or a dict of path patterns.
+        mask_compatible_extra_args: also partition the extra arguments that have
+            the updates' tree structure.
+        labels: the former name of ``param_labels``, deprecated (a
+            ``DeprecationWarning``); removed in the next release.
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`PartitionState`.
@@ -99,28 +123,22 @@ def partition(
         ...                                  updates["head"]["bias"])]
         [-0.01, -0.1, 0.0]
     """
-    if not isinstance(transforms, Mapping) or not transforms:
-        raise TypeError("partition: transforms must be a non-empty dict {label: transformation}.")
-    for name, t in transforms.items():
-        if not isinstance(name, str):
-            raise TypeError(f"partition: group names must be strings, got {name!r}.")
-        if not (hasattr(t, "init") and hasattr(t, "update")):
-            raise TypeError(
-                f"partition: the transformation of group {name!r} is {type(t).__name__}, not a "
-                "gradient transformation."
-            )
+    spec = _validate.renamed("partition", "labels", "param_labels", labels, param_labels)
+    if spec is UNSET:
+        raise TypeError("partition: missing the argument 'param_labels'.")
+    _check_arguments(transforms, mask_compatible_extra_args)
     groups = dict(transforms)
     updaters = {g: _update_with_extra_args(t) for g, t in groups.items()}
 
     def labels_of(tree):
-        labs = resolve(tree, labels, "partition")
+        labs = resolve(tree, _label_tree(spec, tree), "partition")
         flat, _ = leaves_with_paths(tree)
         unique_paths(flat, "partition")
         for (path, leaf), lab in zip(flat, labs, strict=True):
             if leaf is not None and lab not in groups:
                 raise ValueError(
                     f"partition: the leaf at {path!r} has label {lab!r}, which is not a group; "
-                    f"the groups are {sorted(groups)}."
+                    f"the groups are {sorted(groups, key=repr)}."
                 )
         return flat, labs
 
@@ -133,7 +151,7 @@ def partition(
         if not isinstance(state, PartitionState) or set(state.inner_states) != set(groups):
             raise ValueError(
                 "partition: expected a PartitionState with groups "
-                f"{sorted(groups)}; pass the state returned by this partition's init (or "
+                f"{sorted(groups, key=repr)}; pass the state returned by this partition's init (or "
                 "convert an older one with extend_state)."
             )
         u_flat, treedef = leaves_with_paths(updates)
@@ -148,15 +166,52 @@ def partition(
         for g in groups:
             g_updates = _gather(u_flat, labs, g)
             g_params = None if p_flat is None else _gather(p_flat, labs, g)
+            g_extra = extra_args
+            if mask_compatible_extra_args:
+                g_extra = masked_extra_args(
+                    extra_args, updates, labs, lambda flat, labs, g=g: _gather(flat, labs, g)
+                )
             with subset_scope(u_flat):
                 g_updates, new_states[g] = updaters[g](
-                    g_updates, state.inner_states[g], g_params, **extra_args
+                    g_updates, state.inner_states[g], g_params, **g_extra
                 )
             for path, leaf in g_updates.items():
                 out[index[path]] = leaf
         return jax.tree_util.tree_unflatten(treedef, out), PartitionState(new_states)
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def _check_arguments(transforms: Any, mask_compatible_extra_args: Any) -> None:
+    if not isinstance(transforms, Mapping) or not transforms:
+        raise TypeError("partition: transforms must be a non-empty dict {label: transformation}.")
+    for name, t in transforms.items():
+        if not (hasattr(t, "init") and hasattr(t, "update")):
+            raise TypeError(
+                f"partition: the transformation of group {name!r} is {type(t).__name__}, not a "
+                "gradient transformation."
+            )
+    if not isinstance(mask_compatible_extra_args, bool):
+        raise TypeError(
+            "partition: mask_compatible_extra_args must be a bool, got "
+            f"{type(mask_compatible_extra_args).__name__}."
+        )
+
+
+def _label_tree(spec: Any, tree: Any) -> Any:
+    """optax's ``params -> label tree`` function called, or ``spec`` as it is."""
+    if not is_function_spec(spec, tree):
+        return spec
+    try:
+        out = spec(tree)
+    except TypeError:
+        return spec  # a (path, leaf) function: resolve calls it per leaf
+    if callable(out) and is_function_spec(out, tree):
+        raise TypeError(
+            "partition: the param_labels function returned a function; it takes the params "
+            "and returns a label tree, or takes (path, leaf) and returns a label."
+        )
+    return out
 
 
 def partition_overrides(

@@ -71,13 +71,13 @@ CASES = [
         lambda: optax.scale_by_trust_ratio(min_norm=3.0, trust_coefficient=0.5, eps=0.1),
     ),
     (
-        "optimistic_adam",
-        lambda: optimlab.optimistic_adam(1e-2),
+        "optimistic_adam_v2",
+        lambda: optimlab.optimistic_adam_v2(1e-2),
         lambda: optax.optimistic_adam_v2(1e-2),
     ),
     (
-        "optimistic_adam_plain",
-        lambda: optimlab.optimistic_adam(1e-2, alpha=0.5, eps_root=1e-8, nesterov=False),
+        "optimistic_adam_v2_plain",
+        lambda: optimlab.optimistic_adam_v2(1e-2, alpha=0.5, eps_root=1e-8, nesterov=False),
         lambda: optax.optimistic_adam_v2(1e-2, alpha=0.5, eps_root=1e-8, nesterov=False),
     ),
     ("adafactor", lambda: optimlab.adafactor(1e-2), lambda: optax.adafactor(1e-2)),
@@ -200,6 +200,10 @@ REFUSED = [
     (
         "optimistic_adam_real_mu_dtype",
         lambda: optimlab.optimistic_adam(1e-2, mu_dtype=jnp.float32),
+    ),
+    (
+        "optimistic_adam_v2_real_mu_dtype",
+        lambda: optimlab.optimistic_adam_v2(1e-2, mu_dtype=jnp.float32),
     ),
 ]
 

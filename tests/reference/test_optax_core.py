@@ -17,8 +17,8 @@ Tolerances, each with its reason:
   double precision.
 
 Deliberate differences from optax, each demonstrated by a test below: ``sm3``
-accepts scalar leaves (optax's raises); ``optimistic_adam`` has the interface of
-``optax.optimistic_adam_v2``; ``noisy_sgd`` defaults to ``key=0`` without a
+accepts scalar leaves (optax's raises); ``optimistic_adam`` does not warn that
+it is deprecated (optax's does); ``noisy_sgd`` defaults to ``key=0`` without a
 warning; ``polyak_sgd`` refuses an unknown ``variant`` when built.
 """
 
@@ -159,11 +159,10 @@ CONFIGS = [
         lambda: optax.optimistic_gradient_descent(0.05, alpha=0.5, beta=2.0),
         {},
     ),
-    # optimistic_adam has the interface of optax.optimistic_adam_v2 (see the test below
-    # for the deprecated optax.optimistic_adam).
+    # optimistic_adam_v2 (see the test below for optimistic_adam, deprecated in optax).
     (
-        "optimistic_adam",
-        lambda: ol.optimistic_adam(0.05, alpha=0.5, beta=0.5),
+        "optimistic_adam_v2",
+        lambda: ol.optimistic_adam_v2(0.05, alpha=0.5, beta=0.5),
         lambda: optax.optimistic_adam_v2(0.05, alpha=0.5, beta=0.5),
         {},
     ),
@@ -202,9 +201,9 @@ def test_sm3_scalar_leaves():
     assert float(ours["s"]) == pytest.approx(0.1 * 0.1 * 1.5 / np.sqrt(1.5**2 + 1e-8))
 
 
-def test_optimistic_adam_maps_the_deprecated_optax_interface():
-    # optax.optimistic_adam(lr, optimism) (deprecated) is optimistic_adam_v2 with
-    # alpha=lr, beta=optimism and a unit learning rate.
+def test_optimistic_adam_has_the_deprecated_optax_interface():
+    # optax.optimistic_adam(lr, optimism) (deprecated in optax) is optimistic_adam here,
+    # and optimistic_adam_v2 with alpha=lr, beta=optimism and a unit learning rate.
     lr, optimism = 0.05, 0.2
 
     def deprecated():
@@ -212,9 +211,8 @@ def test_optimistic_adam_maps_the_deprecated_optax_interface():
             warnings.simplefilter("ignore", DeprecationWarning)
             return optax.optimistic_adam(lr, optimism)
 
-    compare(lambda: ol.optimistic_adam(1.0, alpha=lr, beta=optimism), deprecated, "float32")
-    with pytest.raises(TypeError, match="positional"):
-        ol.optimistic_adam(lr, optimism)  # the old positional form is refused, not misread
+    compare(lambda: ol.optimistic_adam(lr, optimism), deprecated, "float32")
+    compare(lambda: ol.optimistic_adam_v2(1.0, alpha=lr, beta=optimism), deprecated, "float32")
 
 
 def test_noisy_sgd_default_key_is_zero_without_warning():

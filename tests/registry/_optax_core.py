@@ -116,6 +116,12 @@ CASES = [
         complex_ok=True,
     ),
     Case("optimistic_adam", lambda: ol.optimistic_adam(0.05), tags=("optax",), complex_ok=True),
+    Case(
+        "optimistic_adam_v2",
+        lambda: ol.optimistic_adam_v2(0.05),
+        tags=("optax",),
+        complex_ok=True,
+    ),
 ]
 
 
@@ -321,26 +327,30 @@ ERROR_CASES = [
         lambda: ol.optimistic_gradient_descent(0.1, beta=-1.0),
         r"^Invalid beta value: -1.0 \(must be >= 0\)$",
     ),
-    _e("optimistic_adam_lr", lambda: ol.optimistic_adam(-0.1), _LR),
+    _e("optimistic_adam_v2_lr", lambda: ol.optimistic_adam_v2(-0.1), _LR),
     _e(
-        "optimistic_adam_alpha",
-        lambda: ol.optimistic_adam(0.1, alpha=-1.0),
+        "optimistic_adam_v2_alpha",
+        lambda: ol.optimistic_adam_v2(0.1, alpha=-1.0),
         r"^Invalid alpha value: -1.0 \(must be >= 0\)$",
     ),
     _e(
-        "optimistic_adam_beta",
-        lambda: ol.optimistic_adam(0.1, beta=-1.0),
+        "optimistic_adam_v2_beta",
+        lambda: ol.optimistic_adam_v2(0.1, beta=-1.0),
         r"^Invalid beta value: -1.0 \(must be >= 0\)$",
     ),
-    _e("optimistic_adam_b1", lambda: ol.optimistic_adam(0.1, b1=1.0), _B0),
+    _e("optimistic_adam_v2_b1", lambda: ol.optimistic_adam_v2(0.1, b1=1.0), _B0),
+    _e("optimistic_adam_v2_b2", lambda: ol.optimistic_adam_v2(0.1, b2=-0.5), _B1),
+    _e("optimistic_adam_v2_eps", lambda: ol.optimistic_adam_v2(0.1, eps=-1e-8), _EPS),
+    _e("optimistic_adam_v2_eps_root", lambda: ol.optimistic_adam_v2(0.1, eps_root=-1.0), _EPS_ROOT),
+    # optimistic_adam has optax's first interface: (learning_rate, optimism, b1, ...).
+    _e("optimistic_adam_lr", lambda: ol.optimistic_adam(-0.1), _LR),
+    _e(
+        "optimistic_adam_optimism",
+        lambda: ol.optimistic_adam(0.1, -1.0),
+        r"^Invalid optimism value: -1.0 \(must be >= 0\)$",
+    ),
+    _e("optimistic_adam_b1", lambda: ol.optimistic_adam(0.1, None, 1.0), _B0),
     _e("optimistic_adam_b2", lambda: ol.optimistic_adam(0.1, b2=-0.5), _B1),
     _e("optimistic_adam_eps", lambda: ol.optimistic_adam(0.1, eps=-1e-8), _EPS),
     _e("optimistic_adam_eps_root", lambda: ol.optimistic_adam(0.1, eps_root=-1.0), _EPS_ROOT),
-    # optax's deprecated optimistic_adam(lr, optimism) signature is refused, not misread.
-    _e(
-        "optimistic_adam_positional_optimism",
-        lambda: ol.optimistic_adam(0.1, 0.1),
-        r"takes 1 positional argument but 2 were given",
-        TypeError,
-    ),
 ]

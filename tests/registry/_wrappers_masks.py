@@ -78,12 +78,12 @@ ERROR_CASES = [
 ]
 ERROR_CASES.append(
     ErrorCase(
-        "partition_optax_style_label_function",
-        lambda: ol.partition({"a": ol.sgd(0.1)}, lambda params: {"enc": "a", "head": "a"}).init(_P),
+        "partition_label_function_of_neither_form",
+        lambda: ol.partition({"a": ol.sgd(0.1)}, lambda a, b, c: "a").init(_P),
         "init",
         TypeError,
         r"partition: calling the labels function as fn\(path, leaf\) failed at 'enc/bias'.*"
-        r"pass its result, the label tree, instead",
+        r"or \(optax's form, tried first\) the params, returning a label tree",
     )
 )
 
