@@ -83,6 +83,8 @@ def lift(
     componentwise: bool = False,
     check_params: Callable[[Any], None] | None = None,
     check_state: Callable[[Any], None] | None = None,
+    shared: Callable[[], tuple[Any, ...]] | None = None,
+    with_params: bool = False,
 ) -> GradientTransformation:
     """The transformation applying ``rule`` to every leaf.
 
@@ -92,17 +94,24 @@ def lift(
             ``g`` and the slots arrive in the compute dtype (real slots real), and
             the outputs are cast back by the lifter. A slot declared ``None`` is
             absent: the rule receives ``None`` and returns ``None`` for it.
-        state_cls: the state's NamedTuple, built as ``state_cls(count, *slots)``
-            (``state_cls(*slots)`` without a counter).
+        state_cls: the state's NamedTuple, built as
+            ``state_cls(count, *shared, *slots)`` (without ``count`` when there is
+            no counter).
         slots: the rule's state slots, in ``state_cls``'s order.
         counter: whether the state has a ``count`` field (first).
         step: the step count supplied by an enclosing optimizer; the ``count``
             field is then ``None``.
         prepare: ``prepare(count) -> scalars``, computed once per update (bias
-            corrections...) and passed to every leaf's rule by keyword.
+            corrections...) and passed to every leaf's rule by keyword. With
+            ``shared``: ``prepare(count, *shared) -> (scalars, new_shared)``.
+        shared: the initial values of optimizer-wide scalar fields (NAdam's
+            momentum product, ASGD's step size), kept after ``count``.
         componentwise: complex leaves go through the rule as two real arrays.
         check_params: extra checks of the params at ``init``.
         check_state: extra checks of the state at ``update`` (after the structure's).
+        with_params: the rule takes the leaf's param after ``g``
+            (``rule(g, p, *slots, **scalars)``), cast to the compute dtype;
+            ``update`` then requires ``params``.
 
     Returns:
         The :class:`~optimlab.GradientTransformation`, declared elementwise.
@@ -111,6 +120,7 @@ def lift(
     dtype_args = {s.dtype_arg: s.dtype for s in present if s.dtype_arg is not None}
     where = [i for i, s in enumerate(slots) if s is not None]
     reals = [s.real for s in present]
+    head = int(counter) + (0 if shared is None else len(shared()))
 
     def init_fn(params):
         if check_params is not None:
@@ -118,41 +128,51 @@ def lift(
         if dtype_args:
             _tree.reject_complex_for_real_dtypes(name, params, **dtype_args)
         trees = [None if s is None else _init_slot(s, params) for s in slots]
-        if not counter:
-            return state_cls(*trees)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return state_cls(count, *trees)
+        fields = () if shared is None else shared()
+        if counter:
+            fields = (None if step is not None else jnp.zeros([], jnp.int32), *fields)
+        return state_cls(*fields, *trees)
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        trees = tuple(state[1:] if counter else state)
+        del extra_args
+        trees = tuple(state[head:])
         if present:
             _tree.check_match(name, updates, trees[where[0]])
         if check_state is not None:
             check_state(state)
+        if with_params and params is None:
+            raise ValueError(f"{name}: params is None; pass the current params to update().")
         count = step if step is not None or not counter else state.count
-        scalars = {} if prepare is None else dict(prepare(count))
+        fields: tuple[Any, ...] = ()
+        if shared is not None:
+            scalars, fields = prepare(count, *state[int(counter) : head])  # type: ignore[misc]
+            scalars = dict(scalars)
+        else:
+            scalars = {} if prepare is None else dict(prepare(count))
 
-        def leaf(g, *held):  # held: the present slots' arrays, in order
+        def leaf(g, *held):  # held: the param (with_params) and the present slots
             gc = _tree.upcast(g)
             real = jnp.real(gc).dtype
             ins: list[Any] = [None] * len(slots)
             for k, i in enumerate(where):
-                ins[i] = held[k].astype(real if reals[k] else gc.dtype)
-            out = rule(gc, *ins, **scalars)
+                ins[i] = held[k + skip].astype(real if reals[k] else gc.dtype)
+            lead = (_tree.upcast(held[0]).astype(gc.dtype),) if with_params else ()
+            out = rule(gc, *lead, *ins, **scalars)
             return (
                 out[0].astype(g.dtype),
-                *[out[1 + i].astype(held[k].dtype) for k, i in enumerate(where)],
+                *[out[1 + i].astype(held[k + skip].dtype) for k, i in enumerate(where)],
             )
 
+        skip = int(with_params)
         fn = _tree.componentwise(leaf) if componentwise else leaf
-        outs = _tree.tree_map_multi(fn, 1 + len(where), updates, *[trees[i] for i in where])
+        rest = [params] if with_params else []
+        outs = _tree.tree_map_multi(fn, 1 + len(where), updates, *rest, *[trees[i] for i in where])
         new_trees: list[Any] = [None] * len(slots)
         for k, i in enumerate(where):
             new_trees[i] = outs[1 + k]
-        if not counter:
-            return outs[0], state_cls(*new_trees)
-        new_count = None if step is not None else safe_increment(state.count)
-        return outs[0], state_cls(new_count, *new_trees)
+        if counter:
+            new_count = None if step is not None else safe_increment(state.count)
+            fields = (new_count, *fields)
+        return outs[0], state_cls(*fields, *new_trees)
 
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))

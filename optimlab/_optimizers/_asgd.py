@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, Params, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale
 
@@ -71,41 +72,35 @@ def scale_by_asgd(
     for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
         _validate.finite(value, name)
 
-    def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        eta = jnp.asarray(learning_rate).astype(jnp.float32)
-        return ScaleByAsgdState(count, eta, jnp.ones([], jnp.float32), _tree.zeros_like(params))
+    def initial():
+        return jnp.asarray(learning_rate).astype(jnp.float32), jnp.ones([], jnp.float32)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        _tree.check_match("scale_by_asgd", updates, state.ax)
-        if params is None:
-            raise ValueError("scale_by_asgd: params is None; pass the current params to update().")
-        count = step if step is not None else state.count
-        eta64 = state.eta.astype(jnp.result_type(float))  # torch reads eta with .item()
-        lam = jnp.asarray(lambd)
-        shrink = 1 - lam * eta64
-
-        def one(g, p, ax):
-            gc = _tree.upcast(g)
-            pc = _tree.upcast(p).astype(gc.dtype)
-            new_p = pc * _tree.scalar_like(shrink, gc) - gc * _tree.scalar_like(eta64, gc)
-            mu = _tree.scalar_like(state.mu, gc)
-            axc = ax.astype(gc.dtype)
-            new_ax = jnp.where(state.mu == 1, new_p, axc + (new_p - axc) * mu)
-            return (new_p - pc).astype(g.dtype), new_ax.astype(ax.dtype)
-
-        u, ax = _tree.tree_map_multi(one, 2, updates, params, state.ax)
+    def prepare(count, eta, mu):
+        eta64 = eta.astype(jnp.result_type(float))  # torch reads eta with .item()
+        scalars = {"shrink": 1 - jnp.asarray(lambd) * eta64, "eta64": eta64, "mu": mu}
         lr = jnp.asarray(learning_rate)
         t = _tree.step_as(
             count, lr.dtype if jnp.issubdtype(lr.dtype, jnp.floating) else jnp.result_type(float)
         )
-        eta = (lr / (1 + jnp.asarray(lambd) * lr * t) ** jnp.asarray(alpha)).astype(jnp.float32)
-        mu = (1 / jnp.maximum(t - jnp.asarray(t0).astype(t.dtype), 1)).astype(jnp.float32)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByAsgdState(new_count, eta, mu, ax)
+        new_eta = (lr / (1 + jnp.asarray(lambd) * lr * t) ** jnp.asarray(alpha)).astype(jnp.float32)
+        new_mu = (1 / jnp.maximum(t - jnp.asarray(t0).astype(t.dtype), 1)).astype(jnp.float32)
+        return scalars, (new_eta, new_mu)
 
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    def rule(g, p, ax, shrink, eta64, mu):
+        new_p = p * _tree.scalar_like(shrink, g) - g * _tree.scalar_like(eta64, g)
+        new_ax = jnp.where(mu == 1, new_p, ax + (new_p - ax) * _tree.scalar_like(mu, g))
+        return new_p - p, new_ax
+
+    return lift(
+        "scale_by_asgd",
+        rule,
+        ScaleByAsgdState,
+        (Slot(),),
+        step=step,
+        prepare=prepare,
+        shared=initial,
+        with_params=True,
+    )
 
 
 def asgd(

@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation
 from .._core._hyperparams import hyperparam_dtype
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style, validate_adam_like
 from ._adam import adam, adamw
@@ -99,52 +100,46 @@ def scale_by_nadam(
     _validate.at_least_zero(momentum_decay, "momentum_decay")
     _rules.check_args("scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes(
-            "scale_by_nadam", params, mu_dtype=mu_dtype, nu_dtype=nu_dtype
-        )
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByNadamState(
-            count,
-            jnp.ones([], product_dtype or hyperparam_dtype()),
-            _tree.zeros_like(params, mu_dtype),
-            _tree.zeros_like(params, nu_dtype),
-        )
+    def initial_product():
+        return (jnp.ones([], product_dtype or hyperparam_dtype()),)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_nadam", updates, state.mu)
-        count = step if step is not None else state.count
+    def prepare(count, mu_product):
         # Scalars in the hyperparameter dtype, as torch forms them in Python doubles.
         # Scalar math in the wider of the product's and the hyperparameter dtype.
-        hdtype = max(state.mu_product.dtype, jnp.dtype(hyperparam_dtype()), key=_itemsize)
+        hdtype = max(mu_product.dtype, jnp.dtype(hyperparam_dtype()), key=_itemsize)
         t = _tree.step_as(count, hdtype)
         mu_t = _momentum_coefficient(b1, momentum_decay, t)
         mu_next = _momentum_coefficient(b1, momentum_decay, t + 1)
         # The product is updated in its storage dtype, then used widened (torch's
         # ``mu_product *= mu`` on its tensor, then ``mu_product.item()``).
-        mu_product = state.mu_product * mu_t.astype(state.mu_product.dtype)
-        wide = mu_product.astype(hdtype)
-        coef_g = (1 - mu_t) / (1 - wide)
-        coef_m = mu_next / (1 - wide * mu_next)
-        bc2 = _tree.bias_correction(b2, count)
+        new_product = mu_product * mu_t.astype(mu_product.dtype)
+        wide = new_product.astype(hdtype)
+        scalars = {
+            "coef_g": (1 - mu_t) / (1 - wide),
+            "coef_m": mu_next / (1 - wide * mu_next),
+            "bc2": _tree.bias_correction(b2, count),
+        }
+        return scalars, (new_product,)
 
-        def one(g, m, v):
-            gc = _tree.upcast(g)
-            m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
-            v_new = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
-            denom = jnp.sqrt(v_new / _tree.scalar_like(bc2, gc)) + _tree.scalar_like(eps, gc)
-            direction = (
-                _tree.scalar_like(coef_g, gc) * gc / denom
-                + _tree.scalar_like(coef_m, gc) * m_new / denom
-            )
-            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+    def rule(g, m, v, coef_g, coef_m, bc2):
+        m_new = _tree.update_moment(g, m, b1, 1)
+        v_new = _tree.update_moment(g, v, b2, 2)
+        denom = jnp.sqrt(v_new / _tree.scalar_like(bc2, g)) + _tree.scalar_like(eps, g)
+        direction = (
+            _tree.scalar_like(coef_g, g) * g / denom + _tree.scalar_like(coef_m, g) * m_new / denom
+        )
+        return direction, m_new, v_new
 
-        u, mu, nu = _tree.tree_map_multi(_tree.componentwise(one), 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByNadamState(new_count, mu_product, mu, nu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_nadam",
+        rule,
+        ScaleByNadamState,
+        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype")),
+        step=step,
+        prepare=prepare,
+        componentwise=True,
+        shared=initial_product,
+    )
 
 
 def _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay) -> None:

@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style, validate_adam_like
 
@@ -127,52 +128,47 @@ def scale_by_radam(
             "has no eps_root; leave eps_root at 0 (or None)."
         )
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes(
-            "scale_by_radam", params, mu_dtype=mu_dtype, nu_dtype=nu_dtype
-        )
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByRadamState(
-            count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype)
-        )
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_radam", updates, state.mu)
-        count = step if step is not None else state.count
-        bc1 = _tree.bias_correction(b1, count)
-        bc1_next = _tree.bias_correction(b1, safe_increment(count)) if nesterov else None
+    def prepare(count):
         rectify, r, bc2 = _rectification(b2, count, threshold, not eps_after_bias_correction)
-        sqrt_bc2 = jnp.sqrt(bc2)
+        return {
+            "bc1": _tree.bias_correction(b1, count),
+            "bc1_next": _tree.bias_correction(b1, safe_increment(count)) if nesterov else None,
+            "rectify": rectify,
+            "r": r,
+            "bc2": bc2,
+            "sqrt_bc2": jnp.sqrt(bc2),
+        }
 
-        def one(g, m, v):
-            gc = _tree.upcast(g)
-            m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
-            v_new = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
-            if nesterov:
-                b1c = _tree.scalar_like(b1, gc)
-                m_hat = b1c * (m_new / _tree.scalar_like(bc1_next, gc)) + _tree.scalar_like(
-                    1 - jnp.asarray(b1), gc
-                ) * (gc / _tree.scalar_like(bc1, gc))
-            else:
-                m_hat = m_new / _tree.scalar_like(bc1, gc)
-            e = _tree.scalar_like(eps, gc)
-            if eps_after_bias_correction:
-                v_hat = v_new / _tree.scalar_like(bc2, gc)
-                if use_eps_root:
-                    v_hat = v_hat + _tree.scalar_like(eps_root, gc)
-                rectified = _tree.scalar_like(r, gc) * m_hat / (jnp.sqrt(v_hat) + e)
-            else:
-                adaptive = _tree.scalar_like(sqrt_bc2, gc) / (jnp.sqrt(v_new) + e)
-                rectified = m_hat * adaptive * _tree.scalar_like(r, gc)
-            direction = jnp.where(rectify, rectified, m_hat)
-            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+    def rule(g, m, v, bc1, bc1_next, rectify, r, bc2, sqrt_bc2):
+        m_new = _tree.update_moment(g, m, b1, 1)
+        v_new = _tree.update_moment(g, v, b2, 2)
+        if nesterov:
+            b1c = _tree.scalar_like(b1, g)
+            m_hat = b1c * (m_new / _tree.scalar_like(bc1_next, g)) + _tree.scalar_like(
+                1 - jnp.asarray(b1), g
+            ) * (g / _tree.scalar_like(bc1, g))
+        else:
+            m_hat = m_new / _tree.scalar_like(bc1, g)
+        e = _tree.scalar_like(eps, g)
+        if eps_after_bias_correction:
+            v_hat = v_new / _tree.scalar_like(bc2, g)
+            if use_eps_root:
+                v_hat = v_hat + _tree.scalar_like(eps_root, g)
+            rectified = _tree.scalar_like(r, g) * m_hat / (jnp.sqrt(v_hat) + e)
+        else:
+            adaptive = _tree.scalar_like(sqrt_bc2, g) / (jnp.sqrt(v_new) + e)
+            rectified = m_hat * adaptive * _tree.scalar_like(r, g)
+        return jnp.where(rectify, rectified, m_hat), m_new, v_new
 
-        u, mu, nu = _tree.tree_map_multi(_tree.componentwise(one), 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByRadamState(new_count, mu, nu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_radam",
+        rule,
+        ScaleByRadamState,
+        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype")),
+        step=step,
+        prepare=prepare,
+        componentwise=True,
+    )
 
 
 def radam(
