@@ -26,7 +26,7 @@ elementwise family would otherwise write again:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -79,7 +79,7 @@ def lift(
     *,
     counter: bool = True,
     step: jax.Array | None = None,
-    prepare: Callable[[Any], Mapping[str, Any]] | None = None,
+    prepare: Callable[..., Any] | None = None,
     componentwise: bool = False,
     check_params: Callable[[Any], None] | None = None,
     check_state: Callable[[Any], None] | None = None,
@@ -144,11 +144,12 @@ def lift(
             raise ValueError(f"{name}: params is None; pass the current params to update().")
         count = step if step is not None or not counter else state.count
         fields: tuple[Any, ...] = ()
-        if shared is not None:
-            scalars, fields = prepare(count, *state[int(counter) : head])  # type: ignore[misc]
-            scalars = dict(scalars)
-        else:
-            scalars = {} if prepare is None else dict(prepare(count))
+        scalars: dict[str, Any] = {}
+        if prepare is not None and shared is not None:
+            prepared, fields = prepare(count, *state[int(counter) : head])
+            scalars = dict(prepared)
+        elif prepare is not None:
+            scalars = dict(prepare(count))
 
         def leaf(g, *held):  # held: the param (with_params) and the present slots
             gc = _tree.upcast(g)
