@@ -91,8 +91,8 @@ CASES = [
         converge_steps=1000,
         quadratic_tol=3e-2,
     ),
-    Case("dog", lambda: ol.dog(), needs_params=True, tags=("optax",)),
-    Case("dowg", lambda: ol.dowg(), needs_params=True, tags=("optax",)),
+    Case("dog", lambda: ol.dog(), needs_params=True, tags=("optax",), complex_ok=True),
+    Case("dowg", lambda: ol.dowg(), needs_params=True, tags=("optax",), complex_ok=True),
     Case(
         "momo",
         lambda: _with_value(ol.momo()),
