@@ -120,6 +120,13 @@ CASES = [
         lambda: optimlab.dowg(0.5, init_estim_sq_dist=1e-2, weight_decay=0.1),
         lambda: optax.contrib.dowg(0.5, init_estim_sq_dist=1e-2, weight_decay=0.1),
     ),
+    # complex Gaussian noise, as optax: jax.random.normal in the leaf's complex dtype
+    ("noisy_sgd", lambda: optimlab.noisy_sgd(1e-2, key=3), lambda: optax.noisy_sgd(1e-2, key=3)),
+    (
+        "add_noise",
+        lambda: optimlab.add_noise(0.1, 0.3, key=1),
+        lambda: optax.add_noise(0.1, 0.3, key=1),
+    ),
 ]
 
 
