@@ -127,6 +127,29 @@ CASES = [
         lambda: optimlab.add_noise(0.1, 0.3, key=1),
         lambda: optax.add_noise(0.1, 0.3, key=1),
     ),
+    # without warmup_steps: with it, optax's base step lags its weights by one step
+    (
+        "schedule_free_sgd",
+        lambda: optimlab.schedule_free_sgd(1e-2),
+        lambda: optax.contrib.schedule_free_sgd(1e-2),
+    ),
+    (
+        "schedule_free_sgd_weight_decay",
+        lambda: optimlab.schedule_free_sgd(1e-1, b1=0.5, weight_decay=0.1, weight_lr_power=1.0),
+        lambda: optax.contrib.schedule_free_sgd(
+            1e-1, b1=0.5, weight_decay=0.1, weight_lr_power=1.0
+        ),
+    ),
+    (
+        "schedule_free_adamw",
+        lambda: optimlab.schedule_free_adamw(1e-2, weight_decay=0.1),
+        lambda: optax.contrib.schedule_free_adamw(1e-2, weight_decay=0.1),
+    ),
+    (
+        "schedule_free_adam",
+        lambda: optimlab.schedule_free(optimlab.adam(1e-2, b1=0.0), 1e-2),
+        lambda: optax.contrib.schedule_free(optax.adam(1e-2, b1=0.0), 1e-2),
+    ),
 ]
 
 
@@ -184,6 +207,18 @@ def _without_placeholders(state):
     return jax.tree.map(one, state, is_leaf=lambda x: isinstance(x, optax.FactoredState))
 
 
+def _in_our_order(state):
+    """optax's ScheduleFreeState as optimlab's fields: ``z`` before the base state."""
+
+    def one(node):
+        if not isinstance(node, optax.contrib.ScheduleFreeState):
+            return node
+        return (node.b1, node.weight_sum, node.max_lr, node.z, node.base_optimizer_state)
+
+    is_sf = lambda x: isinstance(x, optax.contrib.ScheduleFreeState)
+    return jax.tree.map(one, state, is_leaf=is_sf)
+
+
 def _compared(x):
     return jnp.ndim(x) > 0 or jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
@@ -205,7 +240,7 @@ def test_complex_matches_optax(name, ours, theirs):
     )
     # arrays, and the floating scalars (norms, step-size estimates); not the counters
     leaves_ours = [x for x in jax.tree.leaves(moments) if _compared(x)]
-    s_theirs = _without_placeholders(s_theirs)
+    s_theirs = _in_our_order(_without_placeholders(s_theirs))
     leaves_theirs = [x for x in jax.tree.leaves(s_theirs) if _compared(x)]
     assert len(leaves_ours) == len(leaves_theirs)
     for a, b in zip(leaves_ours, leaves_theirs, strict=True):
@@ -230,6 +265,11 @@ REFUSED = [
         "optimistic_adam_real_mu_dtype",
         lambda: optimlab.optimistic_adam(1e-2, mu_dtype=jnp.float32),
     ),
+    # a real z, likewise (optax's own test skips it: "not supported")
+    (
+        "schedule_free_real_state_dtype",
+        lambda: optimlab.schedule_free_sgd(1e-2, state_dtype=jnp.float32),
+    ),
 ]
 
 
@@ -237,3 +277,15 @@ REFUSED = [
 def test_complex_refused(name, ours):
     with pytest.raises(TypeError, match="complex"):
         ours().init(_params())
+
+
+@pytest.mark.parametrize("name", ["schedule_free_sgd", "schedule_free_adamw"])
+def test_complex_schedule_free_eval_params(name):
+    ours, theirs = next((c[1], c[2]) for c in CASES if c[0] == name)
+    p_ours, s_ours = _run(ours())
+    with jax.numpy_dtype_promotion("standard"):
+        p_theirs, s_theirs = _run(theirs())
+        x_theirs = optax.contrib.schedule_free_eval_params(s_theirs, p_theirs)
+    x_ours = optimlab.schedule_free_eval_params(s_ours, p_ours)
+    # the tolerance of test_complex_matches_optax, whose params these are formed from
+    chex.assert_trees_all_close(x_ours, x_theirs, rtol=1e-4, atol=1e-6)

@@ -44,7 +44,11 @@ def _with_hessian(tx):
 
 CASES = [
     Case(
-        "schedule_free_sgd", lambda: ol.schedule_free_sgd(0.3), needs_params=True, tags=("optax",)
+        "schedule_free_sgd",
+        lambda: ol.schedule_free_sgd(0.3),
+        needs_params=True,
+        tags=("optax",),
+        complex_ok=True,
     ),
     Case(
         "schedule_free_sgd_warmup_wd",
@@ -52,6 +56,7 @@ CASES = [
         needs_params=True,
         zero_grad_zero_update=False,
         tags=("optax",),
+        complex_ok=True,
     ),
     Case(
         "schedule_free_adamw",
@@ -59,6 +64,7 @@ CASES = [
         needs_params=True,
         converge_steps=600,
         tags=("optax",),
+        complex_ok=True,
     ),
     Case(
         "prodigy",
