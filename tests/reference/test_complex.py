@@ -9,6 +9,16 @@ import pytest
 
 import optimlab
 
+
+def _with_value(tx):
+    """Feeds ``value=loss(params)``, which momo needs, to either library's update."""
+
+    def update(updates, state, params=None):
+        return tx.update(updates, state, params, value=_loss(params))
+
+    return tx._replace(update=update)
+
+
 # (name, optimlab transformation, optax transformation): optimizers that optax runs
 # on complex leaves, built with the same explicit arguments.
 CASES = [
@@ -126,6 +136,27 @@ CASES = [
         "add_noise",
         lambda: optimlab.add_noise(0.1, 0.3, key=1),
         lambda: optax.add_noise(0.1, 0.3, key=1),
+    ),
+    # optax's complex scalars (gamma, barf, lb hold <g, x>'s imaginary part), mirrored
+    ("momo", lambda: _with_value(optimlab.momo()), lambda: _with_value(optax.contrib.momo())),
+    (
+        "momo_weight_decay_adapt_lower_bound",
+        lambda: _with_value(optimlab.momo(0.5, weight_decay=0.1, adapt_lower_bound=True)),
+        lambda: _with_value(optax.contrib.momo(0.5, weight_decay=0.1, adapt_lower_bound=True)),
+    ),
+    (
+        "momo_adam",
+        lambda: _with_value(optimlab.momo_adam(0.1)),
+        lambda: _with_value(optax.contrib.momo_adam(0.1)),
+    ),
+    (
+        "momo_adam_weight_decay_adapt_lower_bound",
+        lambda: _with_value(
+            optimlab.momo_adam(0.1, weight_decay=0.1, lower_bound=-1.0, adapt_lower_bound=True)
+        ),
+        lambda: _with_value(
+            optax.contrib.momo_adam(0.1, weight_decay=0.1, lower_bound=-1.0, adapt_lower_bound=True)
+        ),
     ),
     # without warmup_steps: with it, optax's base step lags its weights by one step
     (

@@ -14,7 +14,11 @@ def _loss(params):
     # (the conformance checks also use other trees; any consistent loss will do).
     if jax.tree.structure(params) == jax.tree.structure(problems.quadratic_params()):
         return problems.quadratic_loss(params)
-    return sum(0.5 * jnp.sum(_f32(p) ** 2) for p in jax.tree.leaves(params))
+    return sum(0.5 * jnp.sum(_sq(_f32(p))) for p in jax.tree.leaves(params))
+
+
+def _sq(x):
+    return jnp.real(x * jnp.conj(x)) if jnp.iscomplexobj(x) else x**2
 
 
 def _f32(x):
@@ -105,6 +109,7 @@ CASES = [
         needs_params=True,
         tags=("optax",),
         extra_args=lambda p: {"value": _loss(p)},
+        complex_ok=True,
     ),
     Case(
         "momo_adam",
@@ -112,6 +117,7 @@ CASES = [
         needs_params=True,
         tags=("optax",),
         extra_args=lambda p: {"value": _loss(p)},
+        complex_ok=True,
     ),
     Case(
         "ademamix",
