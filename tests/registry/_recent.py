@@ -140,7 +140,12 @@ CASES = [
         complex_ok=True,
         tags=("optax",),
     ),
-    Case("galore", lambda: ol.galore(0.1, rank=1, update_proj_gap=5), tags=("optax",)),
+    Case(
+        "galore",
+        lambda: ol.galore(0.1, rank=1, update_proj_gap=5),
+        tags=("optax",),
+        complex_ok=True,
+    ),
 ]
 
 
