@@ -20,12 +20,17 @@ InitStep = tuple[Literal["distance", "learning_rate", "heuristic"], ArrayLike]
 _INIT_TYPES = ("distance", "learning_rate", "heuristic")
 
 
+def _sq(x: jax.Array) -> jax.Array:
+    # |x|^2, real for complex x (optax's tree.norm squares real and imaginary parts)
+    return _tree.abs_sq(x) if jnp.iscomplexobj(x) else x**2
+
+
 def _sq_dist(a: Any, b: Any, dtype: Any) -> jax.Array:
-    return _tree.tree_sum(lambda x, y: (_tree.upcast(x) - _tree.upcast(y)) ** 2, dtype, a, b)
+    return _tree.tree_sum(lambda x, y: _sq(_tree.upcast(x) - _tree.upcast(y)), dtype, a, b)
 
 
 def _sq_norm(a: Any, dtype: Any) -> jax.Array:
-    return _tree.tree_sum(lambda x: _tree.upcast(x) ** 2, dtype, a)
+    return _tree.tree_sum(lambda x: _sq(_tree.upcast(x)), dtype, a)
 
 
 def _scaled(updates: Any, factor: jax.Array) -> Any:
@@ -85,7 +90,6 @@ def scale_by_dog(
     kind, value = init_step
 
     def init_fn(params):
-        _tree.reject_complex("dog", params)
         sd = _tree.scalar_dtype(params)
         v = jnp.asarray(value).astype(sd)
         if kind == "distance":
@@ -133,7 +137,8 @@ def dog(
     ``init_step`` sets :math:`r_\epsilon`: ``("distance", r)`` uses it directly,
     ``("heuristic", c)`` uses :math:`c\,(1 + \lVert x_0\rVert)`, and
     ``("learning_rate", s)`` takes a first step of size :math:`s` instead. Its value
-    is stored as ``init_step_value``. Matches optax's ``contrib.dog``.
+    is stored as ``init_step_value``. Matches optax's ``contrib.dog``, complex
+    parameters included (norms of :math:`|x|^2`, a real step size).
 
     Args:
         learning_rate: :math:`\eta`, a multiplier of the DoG step (keep 1).
@@ -214,7 +219,6 @@ def scale_by_dowg(
     _rules.check_args("scale_by_dowg", init_estim_sq_dist=init_estim_sq_dist, eps=eps)
 
     def init_fn(params):
-        _tree.reject_complex("dowg", params)
         sd = _tree.scalar_dtype(params)
         r0 = eps if init_estim_sq_dist is None else init_estim_sq_dist
         return DoWGState(_tree.copy(params), jnp.zeros([], sd), jnp.asarray(r0).astype(sd))
@@ -248,7 +252,8 @@ def dowg(
         u_t = -\eta\,\frac{\bar r_t^2}{\sqrt{v_t} + \epsilon}\, g_t
 
     with :math:`g_t = \nabla f(x_t) + \lambda x_t` and :math:`\bar r_0^2` given by
-    ``init_estim_sq_dist`` (``None``: :math:`\epsilon`). Matches optax's ``contrib.dowg``.
+    ``init_estim_sq_dist`` (``None``: :math:`\epsilon`). Matches optax's ``contrib.dowg``,
+    complex parameters included (norms of :math:`|x|^2`, a real step size).
 
     Args:
         learning_rate: :math:`\eta`, a multiplier of the DoWG step (keep 1).

@@ -135,7 +135,6 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
         return leaves, treedef, dims
 
     def init_fn(params):
-        _tree.reject_complex("galore", params)
         leaves, treedef, dims = dims_of(params)
         projs, proxies = [], []
         for x, d in zip(leaves, dims, strict=True):
@@ -174,7 +173,8 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
             g2 = _tree.upcast(to2d(g))
 
             def svd(g2=g2, p=p, r=r, left=m >= n):
-                u, _, vh = jnp.linalg.svd(g2.astype(jnp.float32), full_matrices=False)
+                # as optax: a complex gradient's projector is that of its real part
+                u, _, vh = jnp.linalg.svd(jnp.real(g2).astype(jnp.float32), full_matrices=False)
                 return (u[:, :r] if left else vh[:r, :].T).astype(p.dtype)
 
             p_new = jax.lax.cond(refresh, svd, lambda p=p: p)
@@ -235,7 +235,9 @@ def galore(
     the state, sharing the single step counter); a given ``base_optimizer`` keeps
     its own state. ``rank`` and ``update_proj_gap`` set shapes and the refresh
     period and stay Python ints. Matches optax's ``contrib.galore`` (which, unlike
-    the paper's code, projects the larger side when :math:`m \ge n`).
+    the paper's code, projects the larger side when :math:`m \ge n`). Complex
+    parameters are projected as optax projects them: onto the singular vectors of
+    the gradient's real part.
 
     Args:
         learning_rate: :math:`\eta`.

@@ -74,9 +74,17 @@ def _vdot(a, b, sd):
 
     def dot(x, y):
         x = _tree.upcast(x)
-        return jnp.tensordot(x, _tree.upcast(y).astype(x.dtype), x.ndim, precision=_HIGHEST)
+        y = _tree.upcast(y).astype(x.dtype)
+        if jnp.iscomplexobj(x):  # optax's tree.vdot conjugates its first argument
+            x = jnp.conj(x)
+        return jnp.tensordot(x, y, x.ndim, precision=_HIGHEST)
 
     return _tree.tree_sum(dot, sd, a, b)
+
+
+def _sq(x):
+    # |x|^2, real for complex x (optax's tree.norm squares real and imaginary parts)
+    return _tree.abs_sq(x) if jnp.iscomplexobj(x) else x**2
 
 
 def _momo_core(
@@ -85,8 +93,11 @@ def _momo_core(
     name = "momo_adam" if adam else "momo"
 
     def init_fn(params):
-        _tree.reject_complex(name, params)
         sd = _tree.scalar_dtype(params)
+        if any(jnp.iscomplexobj(x) for x in jax.tree.leaves(params)):
+            # optax keeps these statistics in the params' complex dtype, and its inner
+            # products <g, x> (conjugating g) have an imaginary part: so do ours
+            sd = jnp.dtype(jnp.complex128 if sd == jnp.float64 else jnp.complex64)
         count = None if step is not None else jnp.zeros([], jnp.int32)
         z = jnp.zeros([], sd)
         lb = jnp.asarray(lower_bound).astype(sd)
@@ -144,7 +155,7 @@ def _momo_core(
         else:
             bc1 = c(1.0)
             v, precond = None, None
-            norm = _tree.tree_sum(lambda a: _tree.upcast(a) ** 2, sd, m)
+            norm = _tree.tree_sum(lambda a: _sq(_tree.upcast(a)), sd, m)
         lr_wd = jnp.asarray(learning_rate) * jnp.asarray(weight_decay)
         shrink, decay = c(1 + lr_wd), c(lr_wd / (1 + lr_wd))
         if adapt_lower_bound:
@@ -207,6 +218,10 @@ def momo(
 
     With ``adapt_lower_bound`` the lower bound :math:`f_*` is re-estimated at every
     step. Matches optax's ``contrib.momo``; ``beta`` is stored as ``beta``.
+    Complex parameters are optimized as optax does: :math:`\langle g, x\rangle`
+    conjugates :math:`g`, so :math:`\gamma_t`, :math:`\bar f_t`, :math:`f_*` and
+    :math:`\tau_t` are complex scalars, and :math:`[\cdot]_+` and :math:`\min` order
+    complex numbers as ``jnp.maximum`` and ``jnp.minimum`` do (real part first).
 
     Args:
         learning_rate: :math:`\alpha`, the largest step.
@@ -288,7 +303,8 @@ def momo_adam(
     :math:`\tau_t = \min\big(\alpha/(1-\beta_1^t),\ [(1+\alpha\lambda)(\bar f_t -
     (1-\beta_1^t) f_* - \gamma_t) + \langle d_t, x_t\rangle]_+
     / \lVert d_t\rVert^2_{D_t^{-1}}\big)`.
-    Matches optax's ``contrib.momo_adam``.
+    Matches optax's ``contrib.momo_adam``, complex parameters included as for
+    :func:`momo` (the second moment is then :math:`g^2`, not :math:`|g|^2`, as in optax).
 
     Args:
         learning_rate: :math:`\alpha`.

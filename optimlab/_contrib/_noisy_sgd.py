@@ -81,8 +81,10 @@ def add_noise(
     are reproducible and the transformation stays pure. Each step splits the key
     as ``optax.add_noise`` does (one new key, one sample key split over the leaves
     in ``jax.tree.leaves`` order), so float32/float64 noise is identical to
-    optax's; for bfloat16/float16 updates the noise is drawn in float32 and the
-    sum rounded once (optax draws it in the low precision).
+    optax's. A complex leaf gets complex noise, as in optax (``jax.random.normal``
+    in its dtype: real and imaginary parts of variance 1/2 each). For
+    bfloat16/float16 updates the noise is drawn in float32 and the sum rounded
+    once (optax draws it in the low precision).
 
     Args:
         eta: :math:`\eta \ge 0`, the initial variance.
@@ -108,7 +110,7 @@ def add_noise(
     new_key = _key_maker(_key_or_seed("add_noise", key, seed))
 
     def init_fn(params):
-        _tree.reject_complex("add_noise", params)
+        del params
         count = None if step is not None else jnp.zeros([], jnp.int32)
         return AddNoiseState(count, new_key())
 

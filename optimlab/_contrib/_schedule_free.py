@@ -79,7 +79,8 @@ def schedule_free(
     base_update = _update_with_extra_args(base_optimizer)
 
     def init_fn(params):
-        _tree.reject_complex("schedule_free", params)
+        # a real z would drop the imaginary part (optax: "not supported")
+        _tree.reject_complex_for_real_dtypes("schedule_free", params, state_dtype=state_dtype)
         sd = _tree.scalar_dtype(params)
         z = _tree.tree_map(
             lambda p: jnp.array(p, dtype=state_dtype or jnp.asarray(p).dtype, copy=True), params
@@ -166,7 +167,9 @@ def _scale_by_rms(b2, eps, *, step=None) -> GradientTransformation:
 
     def init_fn(params):
         count = None if step is not None else jnp.zeros([], jnp.int32)
-        return _ScaleByRmsState(count, _tree.zeros_like(params))
+        # nu averages |g|^2: real for complex leaves (optax's stays complex, imaginary 0)
+        nu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params)
+        return _ScaleByRmsState(count, nu)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
@@ -175,9 +178,10 @@ def _scale_by_rms(b2, eps, *, step=None) -> GradientTransformation:
 
         def one(g, v):
             gc = _tree.upcast(g)
-            v_new = _tree.update_moment(gc, v.astype(gc.dtype), b2, 2)
-            bc = _tree.scalar_like(_tree.bias_correction(b2, count), gc)
-            out = gc / (jnp.sqrt(v_new / bc) + _tree.scalar_like(eps, gc))
+            v_new = _tree.update_moment(gc, v.astype(_tree.real_dtype(gc)), b2, 2)
+            bc = _tree.scalar_like(_tree.bias_correction(b2, count), v_new)
+            den = jnp.sqrt(v_new / bc) + _tree.scalar_like(eps, v_new)
+            out = gc / den.astype(gc.dtype)
             return out.astype(g.dtype), v_new.astype(v.dtype)
 
         out, nu = _tree.tree_map_multi(one, 2, updates, state.nu)
@@ -234,7 +238,9 @@ def schedule_free_sgd(
     Differences from optax: with ``warmup_steps``, step :math:`t` (1-based) uses
     :math:`\gamma\,\min(t/T_w, 1)` both for the step and for the averaging weights,
     as the reference implementation does; optax's base optimizer is one step behind
-    its weights (its first step is zero).
+    its weights (its first step is zero). Complex parameters are optimized as
+    optax does (a real averaging weight; :func:`schedule_free_adamw` scales by the
+    RMS of :math:`|g|`); a real ``state_dtype`` refuses them.
 
     Args:
         learning_rate: :math:`\gamma`, a scalar or a schedule (without decay).

@@ -99,6 +99,7 @@ CASES = [
         tags=("optax",),
         zero_grad_zero_update=False,
         quadratic_tol=3e-2,
+        complex_ok=True,
     ),
     Case(
         "polyak_sgd",

@@ -14,7 +14,11 @@ def _loss(params):
     # (the conformance checks also use other trees; any consistent loss will do).
     if jax.tree.structure(params) == jax.tree.structure(problems.quadratic_params()):
         return problems.quadratic_loss(params)
-    return sum(0.5 * jnp.sum(_f32(p) ** 2) for p in jax.tree.leaves(params))
+    return sum(0.5 * jnp.sum(_sq(_f32(p))) for p in jax.tree.leaves(params))
+
+
+def _sq(x):
+    return jnp.real(x * jnp.conj(x)) if jnp.iscomplexobj(x) else x**2
 
 
 def _f32(x):
@@ -44,7 +48,11 @@ def _with_hessian(tx):
 
 CASES = [
     Case(
-        "schedule_free_sgd", lambda: ol.schedule_free_sgd(0.3), needs_params=True, tags=("optax",)
+        "schedule_free_sgd",
+        lambda: ol.schedule_free_sgd(0.3),
+        needs_params=True,
+        tags=("optax",),
+        complex_ok=True,
     ),
     Case(
         "schedule_free_sgd_warmup_wd",
@@ -52,6 +60,7 @@ CASES = [
         needs_params=True,
         zero_grad_zero_update=False,
         tags=("optax",),
+        complex_ok=True,
     ),
     Case(
         "schedule_free_adamw",
@@ -59,6 +68,7 @@ CASES = [
         needs_params=True,
         converge_steps=600,
         tags=("optax",),
+        complex_ok=True,
     ),
     Case(
         "prodigy",
@@ -91,14 +101,15 @@ CASES = [
         converge_steps=1000,
         quadratic_tol=3e-2,
     ),
-    Case("dog", lambda: ol.dog(), needs_params=True, tags=("optax",)),
-    Case("dowg", lambda: ol.dowg(), needs_params=True, tags=("optax",)),
+    Case("dog", lambda: ol.dog(), needs_params=True, tags=("optax",), complex_ok=True),
+    Case("dowg", lambda: ol.dowg(), needs_params=True, tags=("optax",), complex_ok=True),
     Case(
         "momo",
         lambda: _with_value(ol.momo()),
         needs_params=True,
         tags=("optax",),
         extra_args=lambda p: {"value": _loss(p)},
+        complex_ok=True,
     ),
     Case(
         "momo_adam",
@@ -106,6 +117,7 @@ CASES = [
         needs_params=True,
         tags=("optax",),
         extra_args=lambda p: {"value": _loss(p)},
+        complex_ok=True,
     ),
     Case(
         "ademamix",
@@ -128,7 +140,12 @@ CASES = [
         complex_ok=True,
         tags=("optax",),
     ),
-    Case("galore", lambda: ol.galore(0.1, rank=1, update_proj_gap=5), tags=("optax",)),
+    Case(
+        "galore",
+        lambda: ol.galore(0.1, rank=1, update_proj_gap=5),
+        tags=("optax",),
+        complex_ok=True,
+    ),
 ]
 
 
