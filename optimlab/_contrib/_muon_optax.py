@@ -44,10 +44,8 @@ def _orthogonalize(x, coeffs, ns_steps, preconditioning, eps):
     tall = x.shape[0] > x.shape[1]
     if tall:
         x = x.T
-    if preconditioning == "frobenius":
-        x = x / (jnp.linalg.norm(x, ord="fro") + eps)
-    else:
-        x = x / (jnp.linalg.norm(x, ord=2) + eps)
+    norm = jnp.linalg.norm(x, ord="fro" if preconditioning == "frobenius" else 2)
+    x = x / (norm + eps).astype(x.dtype)  # a real norm; complex x as optax's
     coeffs = coeffs.astype(x.dtype)
     rows = [coeffs] * ns_steps if coeffs.ndim == 1 else list(coeffs)
     for c in rows:

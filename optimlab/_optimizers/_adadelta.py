@@ -32,17 +32,21 @@ def scale_by_adadelta(
     eps: ArrayLike = 1e-6,
     *,
     accumulator_dtype: DType | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""Rescales updates by Adadelta's ratio of running RMS values.
 
-    See :func:`adadelta` for the update rule. Complex leaves are handled
-    componentwise (torch's ``view_as_real``). Math is done in at least float32;
+    See :func:`adadelta` for the update rule. Complex leaves are optax's by
+    default (real averages of :math:`|g|^2` and :math:`|\Delta|^2`);
+    ``componentwise=True`` treats their real and imaginary parts as separate
+    reals (torch's ``view_as_real``). Math is done in at least float32;
     both averages are stored in ``accumulator_dtype`` (default: the params').
 
     Args:
         rho: :math:`\rho`, the decay of both running averages.
         eps: :math:`\epsilon`, added inside both square roots.
         accumulator_dtype: storage dtype of the averages.
+        componentwise: complex leaves as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdadeltaState`.
@@ -60,19 +64,19 @@ def scale_by_adadelta(
     _rules.check_args("scale_by_adadelta", rho=rho, eps=eps)
 
     def rule(g, sq, acc):
-        e = _tree.scalar_like(eps, g)
+        e = _tree.scalar_like(eps, sq)
         sq_new = _tree.update_moment(g, sq, rho, 2)
-        delta = jnp.sqrt(acc + e) / jnp.sqrt(sq_new + e) * g
+        delta = (jnp.sqrt(acc + e) / jnp.sqrt(sq_new + e)).astype(g.dtype) * g
         return delta, sq_new, _tree.update_moment(delta, acc, rho, 2)
 
-    acc = Slot(accumulator_dtype, "accumulator_dtype")
+    acc = Slot(accumulator_dtype, "accumulator_dtype", real=not componentwise)
     return lift(
         "scale_by_adadelta",
         rule,
         ScaleByAdadeltaState,
         (acc, acc),
         counter=False,
-        componentwise=True,
+        componentwise=componentwise,
     )
 
 
@@ -85,6 +89,7 @@ def adadelta(
     *,
     maximize: bool = False,
     accumulator_dtype: DType | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""Adadelta: optax's arguments and defaults; ``torch.optim.Adadelta`` with ``lr``.
 
@@ -103,11 +108,13 @@ def adadelta(
     ``1.0``) for the descent step above. Every numeric argument lives in the state
     and may be a schedule. A ``weight_decay`` of ``None`` leaves the term out; any
     number, ``0.0`` included (the default, as optax), keeps it in the state,
-    settable later. Complex parameters are optimized componentwise, as torch does.
+    settable later. Complex parameters are optimized as optax does (real averages
+    of squared magnitudes), or componentwise as torch does with
+    ``componentwise=True``.
 
     .. note::
         ``torch.optim.Adadelta`` is ``adadelta(lr, rho, eps, weight_decay,
-        maximize=...)`` with torch's ``lr=1.0`` by default, the call
+        maximize=..., componentwise=True)`` with torch's ``lr=1.0`` by default, the call
         :class:`optimlab.optim.Adadelta` makes. ``maximize`` is torch's; optax's
         ``adadelta`` has none.
 
@@ -122,6 +129,7 @@ def adadelta(
         maximize: maximise the objective.
         accumulator_dtype: storage dtype of both averages (math stays in float32 or
             wider).
+        componentwise: complex parameters as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -149,7 +157,9 @@ def adadelta(
         "adadelta", learning_rate=learning_rate, rho=rho, eps=eps, weight_decay=weight_decay
     )
     return torch_style(
-        lambda step, h: scale_by_adadelta(h["rho"], h["eps"], accumulator_dtype=accumulator_dtype),
+        lambda step, h: scale_by_adadelta(
+            h["rho"], h["eps"], accumulator_dtype=accumulator_dtype, componentwise=componentwise
+        ),
         learning_rate=learning_rate,
         learning_rate_optional=True,
         weight_decay=weight_decay,

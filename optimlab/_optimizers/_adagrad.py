@@ -42,6 +42,7 @@ def scale_by_adagrad(
     *,
     eps_in_sqrt: bool = False,
     accumulator_dtype: DType | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""Divides updates by the root of the running sum of squared gradients.
 
@@ -49,9 +50,11 @@ def scale_by_adagrad(
     the square root, as in ``torch.optim.Adagrad``; ``eps_in_sqrt=True`` gives
     optax's ``scale_by_rss`` rule, :math:`g_t / \sqrt{s_t + \epsilon}` (zero where
     :math:`s_t = 0`).
-    Complex leaves are handled componentwise (torch's ``view_as_real``; the sum
-    starts at ``v + v*1j``). Math is done in at least float32; the sum is stored
-    in ``accumulator_dtype`` (default: the params').
+    Complex leaves are optax's by default (a real sum of :math:`|g|^2`);
+    ``componentwise=True`` treats their real and imaginary parts as separate
+    reals, torch's ``view_as_real`` (the sum then starts at ``v + v*1j``). Math
+    is done in at least float32; the sum is stored in ``accumulator_dtype``
+    (default: the params', real for optax's complex rule).
 
     Args:
         initial_accumulator_value: the starting value :math:`s_0 \ge 0` of the sum.
@@ -59,6 +62,7 @@ def scale_by_adagrad(
             ``eps_in_sqrt``).
         eps_in_sqrt: add epsilon inside the square root (optax's placement).
         accumulator_dtype: storage dtype of the sum.
+        componentwise: complex leaves as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdagradState`.
@@ -78,24 +82,25 @@ def scale_by_adagrad(
     )
 
     def rule(g, s):
-        s_new = s + g * g
+        s_new = s + _tree.abs_sq(g)
         if eps_in_sqrt:
-            inv = jax.lax.rsqrt(s_new + _tree.scalar_like(eps, g))
-            direction = jnp.where(s_new > 0, inv, jnp.zeros_like(inv)) * g
+            inv = jax.lax.rsqrt(s_new + _tree.scalar_like(eps, s_new))
+            direction = jnp.where(s_new > 0, inv, jnp.zeros_like(inv)).astype(g.dtype) * g
         else:
-            direction = g / (jnp.sqrt(s_new) + _tree.scalar_like(eps, g))
+            direction = g / (jnp.sqrt(s_new) + _tree.scalar_like(eps, s_new)).astype(g.dtype)
         return direction, s_new
 
     def initial(p):
-        return _initial_sum(p, initial_accumulator_value, accumulator_dtype)
+        dtype = accumulator_dtype if componentwise else _tree.real_dtype(p, accumulator_dtype)
+        return _initial_sum(p, initial_accumulator_value, dtype)
 
     return lift(
         "scale_by_adagrad",
         rule,
         ScaleByAdagradState,
-        (Slot(accumulator_dtype, "accumulator_dtype", fill=initial),),
+        (Slot(accumulator_dtype, "accumulator_dtype", real=not componentwise, fill=initial),),
         counter=False,
-        componentwise=True,
+        componentwise=componentwise,
     )
 
 
@@ -109,6 +114,7 @@ def adagrad(
     weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
     accumulator_dtype: DType | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""Adagrad, optax's by default; torch's through explicit arguments.
 
@@ -125,11 +131,13 @@ def adagrad(
     Every numeric argument lives in the state and may be a schedule;
     ``initial_accumulator_value`` is read once, by ``init``. A ``weight_decay``
     of ``None`` (the default) leaves the term out; any number, ``0.0`` included,
-    keeps it in the state, settable later. Complex parameters are optimized
-    componentwise, as torch does. The defaults are optax's (the sum starts at
+    keeps it in the state, settable later. Complex parameters are optimized as
+    optax does (a real sum of :math:`|g|^2`), or componentwise as torch does with
+    ``componentwise=True``. The defaults are optax's (the sum starts at
     ``0.1``, ``eps=1e-7`` inside the square root, where the rule is zero while
     :math:`s_t = 0`); ``torch.optim.Adagrad`` is
-    ``adagrad(lr, initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)``,
+    ``adagrad(lr, initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False,
+    componentwise=True)``,
     which :class:`optimlab.optim.Adagrad` passes.
 
     .. note::
@@ -146,6 +154,7 @@ def adagrad(
         weight_decay: L2 penalty :math:`\lambda` added to the gradient.
         maximize: maximise the objective.
         accumulator_dtype: storage dtype of the sum (math stays in float32 or wider).
+        componentwise: complex parameters as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -191,6 +200,7 @@ def adagrad(
                 h["eps"],
                 eps_in_sqrt=eps_in_sqrt,
                 accumulator_dtype=accumulator_dtype,
+                componentwise=componentwise,
             )
         )
         # torch: clr = lr / (1 + (t - 1) * lr_decay), with t - 1 the steps taken.

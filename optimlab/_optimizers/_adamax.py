@@ -38,12 +38,14 @@ def scale_by_adamax(
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
     step: jax.Array | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""Rescales updates by Adamax's bias-corrected first moment over the infinity norm.
 
     See :func:`adamax` for the update rule. As in ``torch.optim.Adamax``, epsilon
-    is added to :math:`|g_t|` inside the maximum, and complex leaves are handled
-    componentwise (real and imaginary parts as separate reals, torch's
+    is added to :math:`|g_t|` inside the maximum. Complex leaves are optax's by
+    default (a real infinity norm of :math:`|g_t|`); ``componentwise=True``
+    treats their real and imaginary parts as separate reals (torch's
     ``view_as_real``). Math is done in at least float32; moments are stored in
     ``mu_dtype``/``nu_dtype`` (default: the params').
 
@@ -55,6 +57,7 @@ def scale_by_adamax(
         nu_dtype: storage dtype of the infinity norm.
         step: the step count, when an enclosing optimizer supplies it; otherwise the
             state keeps its own counter.
+        componentwise: complex leaves as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdamaxState`.
@@ -78,17 +81,17 @@ def scale_by_adamax(
 
     def rule(g, m, u, inv_bc1):
         m_new = _tree.update_moment(g, m, b1, 1)
-        u_new = jnp.maximum(u * _tree.scalar_like(b2, g), jnp.abs(g) + _tree.scalar_like(eps, g))
-        return _tree.scalar_like(inv_bc1, g) * m_new / u_new, m_new, u_new
+        u_new = jnp.maximum(u * _tree.scalar_like(b2, u), jnp.abs(g) + _tree.scalar_like(eps, u))
+        return _tree.scalar_like(inv_bc1, g) * m_new / u_new.astype(g.dtype), m_new, u_new
 
     return lift(
         "scale_by_adamax",
         rule,
         ScaleByAdamaxState,
-        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype")),
+        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype", real=not componentwise)),
         step=step,
         prepare=prepare,
-        componentwise=True,
+        componentwise=componentwise,
     )
 
 
@@ -102,6 +105,7 @@ def adamax(
     *,
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""Adamax, numerically identical to ``torch.optim.Adamax``.
 
@@ -117,7 +121,8 @@ def adamax(
     Every numeric argument lives in the state and may be a schedule. A
     ``weight_decay`` of ``None`` (the default) leaves the term out; any number,
     ``0.0`` included, keeps it in the state, settable later. Complex parameters
-    are optimized componentwise, as torch does. optax's ``adamax`` is the same
+    are optimized as optax does (a real infinity norm), or componentwise as torch
+    does with ``componentwise=True``. optax's ``adamax`` is the same
     algorithm without weight decay.
 
     Args:
@@ -130,6 +135,7 @@ def adamax(
         maximize: maximise the objective.
         mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
         nu_dtype: storage dtype of the infinity norm.
+        componentwise: complex parameters as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -152,7 +158,17 @@ def adamax(
         "adamax", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
     )
     return _adamax(
-        learning_rate, b1, b2, eps, weight_decay, maximize, False, None, mu_dtype, nu_dtype
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        weight_decay,
+        maximize,
+        False,
+        None,
+        mu_dtype,
+        nu_dtype,
+        componentwise,
     )
 
 
@@ -167,6 +183,7 @@ def adamaxw(
     maximize: bool = False,
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""AdamaxW: :func:`adamax` with decoupled weight decay (optax's ``adamaxw``).
 
@@ -192,6 +209,7 @@ def adamaxw(
         maximize: maximise the objective.
         mu_dtype: storage dtype of the first moment.
         nu_dtype: storage dtype of the infinity norm.
+        componentwise: complex parameters as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -214,16 +232,42 @@ def adamaxw(
         "adamaxw", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
     )
     return _adamax(
-        learning_rate, b1, b2, eps, weight_decay, maximize, True, mask, mu_dtype, nu_dtype
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        weight_decay,
+        maximize,
+        True,
+        mask,
+        mu_dtype,
+        nu_dtype,
+        componentwise,
     )
 
 
 def _adamax(
-    learning_rate, b1, b2, eps, weight_decay, maximize, decoupled, mask, mu_dtype, nu_dtype
+    learning_rate,
+    b1,
+    b2,
+    eps,
+    weight_decay,
+    maximize,
+    decoupled,
+    mask,
+    mu_dtype,
+    nu_dtype,
+    componentwise,
 ) -> GradientTransformation:
     return torch_style(
         lambda step, h: scale_by_adamax(
-            h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            mu_dtype=mu_dtype,
+            nu_dtype=nu_dtype,
+            step=step,
+            componentwise=componentwise,
         ),
         learning_rate=learning_rate,
         weight_decay=weight_decay,

@@ -69,17 +69,19 @@ def _two_loop(updates, dw_mem, du_mem, rhos, gamma, newest):
     def backward(q, i):
         dw, du = jax.tree.map(lambda x: x[i], (dw_mem, du_mem))
         alpha = rhos[i] * jnp.real(_vdot(dw, q))
-        new = jax.tree.map(lambda a, b: (a + (-alpha) * b).astype(a.dtype), q, du)
+        new = jax.tree.map(lambda a, b: (a + (-alpha).astype(b.dtype) * b).astype(a.dtype), q, du)
         return new, alpha
 
     q, alphas = lax.scan(backward, updates, order, reverse=True)
-    r = jax.tree.map(lambda a: gamma * a, q)
+    r = jax.tree.map(lambda a: jnp.asarray(gamma).astype(a.dtype) * a, q)
 
     def forward(r, i_alpha):
         i, alpha = i_alpha
         dw, du = jax.tree.map(lambda x: x[i], (dw_mem, du_mem))
         beta = rhos[i] * jnp.real(_vdot(du, r))
-        new = jax.tree.map(lambda a, b: (a + (alpha - beta) * b).astype(a.dtype), r, dw)
+        new = jax.tree.map(
+            lambda a, b: (a + (alpha - beta).astype(b.dtype) * b).astype(a.dtype), r, dw
+        )
         return new, beta
 
     r, _ = lax.scan(forward, r, (order, alphas))

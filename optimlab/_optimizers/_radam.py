@@ -68,6 +68,7 @@ def scale_by_radam(
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
     step: jax.Array | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""Rescales updates by Rectified Adam's direction: optax's by default, or torch's.
 
@@ -77,7 +78,9 @@ def scale_by_radam(
     default (optax's ``scale_by_radam``) epsilon is added to the bias-corrected
     root, :math:`r_t \hat m_t / (\sqrt{\hat v_t + \epsilon_{root}} + \epsilon)`, and
     the step is rectified when :math:`\rho_t \ge` ``threshold``. Complex leaves
-    are handled componentwise (torch's ``view_as_real``). Math is done in at
+    are optax's by default (a real second moment of :math:`|g|^2`);
+    ``componentwise=True`` treats their real and imaginary parts as separate
+    reals (torch's ``view_as_real``). Math is done in at
     least float32; moments are stored in ``mu_dtype``/``nu_dtype`` (default: the
     params').
 
@@ -103,6 +106,7 @@ def scale_by_radam(
         nu_dtype: storage dtype of the second moment.
         step: the step count, when an enclosing optimizer supplies it; otherwise the
             state keeps its own counter.
+        componentwise: complex leaves as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRadamState`.
@@ -149,25 +153,25 @@ def scale_by_radam(
             ) * (g / _tree.scalar_like(bc1, g))
         else:
             m_hat = m_new / _tree.scalar_like(bc1, g)
-        e = _tree.scalar_like(eps, g)
+        e = _tree.scalar_like(eps, v_new)
         if eps_after_bias_correction:
-            v_hat = v_new / _tree.scalar_like(bc2, g)
+            v_hat = v_new / _tree.scalar_like(bc2, v_new)
             if use_eps_root:
-                v_hat = v_hat + _tree.scalar_like(eps_root, g)
-            rectified = _tree.scalar_like(r, g) * m_hat / (jnp.sqrt(v_hat) + e)
+                v_hat = v_hat + _tree.scalar_like(eps_root, v_new)
+            rectified = _tree.scalar_like(r, g) * m_hat / (jnp.sqrt(v_hat) + e).astype(g.dtype)
         else:
-            adaptive = _tree.scalar_like(sqrt_bc2, g) / (jnp.sqrt(v_new) + e)
-            rectified = m_hat * adaptive * _tree.scalar_like(r, g)
+            adaptive = _tree.scalar_like(sqrt_bc2, v_new) / (jnp.sqrt(v_new) + e)
+            rectified = m_hat * adaptive.astype(g.dtype) * _tree.scalar_like(r, g)
         return jnp.where(rectify, rectified, m_hat), m_new, v_new
 
     return lift(
         "scale_by_radam",
         rule,
         ScaleByRadamState,
-        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype")),
+        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype", real=not componentwise)),
         step=step,
         prepare=prepare,
-        componentwise=True,
+        componentwise=componentwise,
     )
 
 
@@ -187,6 +191,7 @@ def radam(
     mask: Any = None,
     mu_dtype: DType | None = None,
     nu_dtype: DType | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""RAdam (rectified Adam): optax's by default, torch's on request (see the note).
 
@@ -212,13 +217,13 @@ def radam(
     optax's look-ahead, see :func:`scale_by_radam`). Every numeric argument lives
     in the state and may be a schedule. A ``weight_decay`` or ``eps_root`` of
     ``None`` leaves the term out; any number, ``0.0`` included, keeps it in the
-    state, settable later. Complex parameters are optimized componentwise, as
-    torch does.
+    state, settable later. Complex parameters are optimized as optax does (a real
+    second moment), or componentwise as torch does with ``componentwise=True``.
 
     .. note::
         ``torch.optim.RAdam`` is ``radam(lr, b1, b2, eps, eps_root=None,
         eps_after_bias_correction=False, weight_decay=...,
-        decoupled_weight_decay=..., maximize=...)``, the call
+        decoupled_weight_decay=..., maximize=..., componentwise=True)``, the call
         :class:`optimlab.optim.RAdam` makes: epsilon is added to the root of the raw
         second moment, :math:`r_t \hat m_t \sqrt{1-\beta_2^t}/(\sqrt{v_t} + \epsilon)`,
         and the step is rectified only when :math:`\rho_t > \tau` (strictly). The
@@ -247,6 +252,7 @@ def radam(
             selecting the leaves to decay.
         mu_dtype: storage dtype of the first moment (math stays in float32 or wider).
         nu_dtype: storage dtype of the second moment.
+        componentwise: complex parameters as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -299,6 +305,7 @@ def radam(
             eps_after_bias_correction=eps_after_bias_correction,
             mu_dtype=mu_dtype,
             nu_dtype=nu_dtype,
+            componentwise=componentwise,
             step=step,
         ),
         learning_rate=learning_rate,

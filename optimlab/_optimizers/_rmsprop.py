@@ -41,6 +41,7 @@ def scale_by_rmsprop(
     bias_correction: bool = False,
     accumulator_dtype: DType | None = None,
     step: jax.Array | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""Divides updates by the running RMS of the gradients.
 
@@ -48,9 +49,11 @@ def scale_by_rmsprop(
     ``torch.optim.RMSprop``'s scaling (without its momentum, which :func:`rmsprop`
     adds with :func:`~optimlab.trace`): epsilon is added to the square root.
     ``eps_in_sqrt=True`` adds it inside, as optax's ``scale_by_rms`` and
-    ``scale_by_stddev`` do by default. Complex leaves are handled componentwise
-    (torch's ``view_as_real``). Math is done in at least float32; averages are
-    stored in ``accumulator_dtype`` (default: the params').
+    ``scale_by_stddev`` do by default. Complex leaves are optax's by default (a
+    real average of :math:`|g|^2`, and :math:`|\bar g|^2` for ``centered``);
+    ``componentwise=True`` treats their real and imaginary parts as separate
+    reals (torch's ``view_as_real``). Math is done in at least float32; averages
+    are stored in ``accumulator_dtype`` (default: the params').
 
     .. note::
         The name is optimlab's; optax's ``scale_by_rms`` (and ``scale_by_stddev``
@@ -68,6 +71,7 @@ def scale_by_rmsprop(
         accumulator_dtype: storage dtype of the averages.
         step: the step count, supplied by an enclosing optimizer (required by
             ``bias_correction``).
+        componentwise: complex leaves as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRmspropState`.
@@ -103,12 +107,12 @@ def scale_by_rmsprop(
         if ga is not None:
             ga_new = _tree.update_moment(g, ga, decay, 1)
             ga_hat = ga_new / bc if bc is not None else ga_new
-            var = sq_hat - ga_hat * ga_hat
-        e = _tree.scalar_like(eps, g)
+            var = sq_hat - _tree.abs_sq(ga_hat)
+        e = _tree.scalar_like(eps, var)
         if eps_in_sqrt:
-            direction = jax.lax.rsqrt(var + e) * g
+            direction = jax.lax.rsqrt(var + e).astype(g.dtype) * g
         else:
-            direction = g / (jnp.sqrt(var) + e)
+            direction = g / (jnp.sqrt(var) + e).astype(g.dtype)
         return direction, sq_new, ga_new
 
     acc = Slot(accumulator_dtype, "accumulator_dtype")
@@ -116,11 +120,11 @@ def scale_by_rmsprop(
         "scale_by_rmsprop",
         rule,
         ScaleByRmspropState,
-        (acc._replace(fill=initial_scale), acc if centered else None),
+        (acc._replace(fill=initial_scale, real=not componentwise), acc if centered else None),
         counter=False,
         step=step,
         prepare=prepare,
-        componentwise=True,
+        componentwise=componentwise,
     )
 
 
@@ -138,6 +142,7 @@ def rmsprop(
     weight_decay: ScalarOrSchedule | None = None,
     maximize: bool = False,
     accumulator_dtype: DType | None = None,
+    componentwise: bool = False,
 ) -> GradientTransformation:
     r"""RMSprop, optax's by default; torch's through explicit arguments.
 
@@ -166,7 +171,9 @@ def rmsprop(
     schedule. A ``momentum`` or ``weight_decay`` of ``None`` (their defaults) leaves
     that term (and the momentum buffer) out; any number, ``0.0`` included, keeps
     it in the state, settable later.
-    Complex parameters are optimized componentwise, as torch does. The momentum
+    Complex parameters are optimized as optax does (a real average of
+    :math:`|g|^2`), or componentwise as torch does with ``componentwise=True``
+    (which :class:`optimlab.optim.RMSprop` passes). The momentum
     buffer holds :math:`b_t` (torch's), where optax's holds :math:`\eta\, b_t`;
     the two agree while the learning rate is constant.
 
@@ -190,6 +197,7 @@ def rmsprop(
         maximize: maximise the objective (torch's).
         accumulator_dtype: storage dtype of the averages and the momentum buffer
             (math stays in float32 or wider).
+        componentwise: complex parameters as pairs of reals (torch's rule).
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
@@ -243,6 +251,7 @@ def rmsprop(
                 bias_correction=bias_correction,
                 accumulator_dtype=accumulator_dtype,
                 step=step if bias_correction else None,
+                componentwise=componentwise,
             )
         )
         if use_momentum:

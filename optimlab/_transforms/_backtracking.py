@@ -193,6 +193,8 @@ def scale_by_backtracking_linesearch(
             grad=end.new_grad if store_grad else None,
             info=BacktrackingLinesearchInfo(end.iter_num, end.decrease_error),
         )
-        return jax.tree.map(lambda u: lr * u, updates), tree_cast_like(new_state, state)
+        return jax.tree.map(lambda u: lr.astype(u.dtype) * u, updates), tree_cast_like(
+            new_state, state
+        )
 
     return GradientTransformation(init_fn, update_fn)

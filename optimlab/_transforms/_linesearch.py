@@ -48,7 +48,7 @@ def tree_vdot(x: Any, y: Any) -> jax.Array:
 def tree_add_scale(x: Any, s: ArrayLike, y: Any) -> Any:
     """``x + s * y`` leaf by leaf."""
     s = jnp.asarray(s)
-    return jax.tree.map(lambda a, b: a + s * b, x, y)
+    return jax.tree.map(lambda a, b: a + s.astype(b.dtype) * b, x, y)
 
 
 def tree_cast_like(tree: Any, like: Any) -> Any:
@@ -426,7 +426,7 @@ def scale_by_zoom_linesearch(
         end = lax.while_loop(
             search.going, functools.partial(search.step, vg=vg, fn_kwargs=fn_kwargs), start
         )
-        new_updates = jax.tree.map(lambda u: end.stepsize * u, updates)
+        new_updates = jax.tree.map(lambda u: end.stepsize.astype(u.dtype) * u, updates)
         new_state = ScaleByZoomLinesearchState(
             learning_rate=end.stepsize,
             value=end.value,

@@ -6,7 +6,7 @@ from typing import Any
 
 from .._optimizers._adamax import ScaleByAdamaxState, adamax
 from ._optimizer import Optimizer
-from ._spec import STEP, Spec, StateKey
+from ._spec import STEP, Spec, StateKey, with_torch_values
 
 __all__ = ["Adamax"]
 
@@ -39,7 +39,7 @@ class Adamax(Optimizer):
     """
 
     spec = Spec(
-        alias=adamax,
+        alias=with_torch_values(adamax, componentwise=True),
         hyperparams={
             "lr": "learning_rate",
             "betas": ("b1", "b2"),

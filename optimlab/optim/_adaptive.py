@@ -48,7 +48,7 @@ class Adagrad(Optimizer):
     """
 
     spec = Spec(
-        alias=with_torch_values(adagrad, eps_in_sqrt=False),
+        alias=with_torch_values(adagrad, eps_in_sqrt=False, componentwise=True),
         hyperparams={
             "lr": "learning_rate",
             "lr_decay": "lr_decay",
@@ -110,7 +110,7 @@ class Adadelta(Optimizer):
     """
 
     spec = Spec(
-        alias=adadelta,
+        alias=with_torch_values(adadelta, componentwise=True),
         hyperparams={
             "lr": "learning_rate",
             "rho": "rho",
@@ -176,7 +176,7 @@ class RMSprop(Optimizer):
     """
 
     spec = Spec(
-        alias=with_torch_values(rmsprop, eps_in_sqrt=False),
+        alias=with_torch_values(rmsprop, eps_in_sqrt=False, componentwise=True),
         hyperparams={
             "lr": "learning_rate",
             "alpha": "decay",
@@ -330,7 +330,9 @@ class RAdam(Optimizer):
     """
 
     spec = Spec(
-        alias=with_torch_values(radam, eps_root=None, eps_after_bias_correction=False),
+        alias=with_torch_values(
+            radam, eps_root=None, eps_after_bias_correction=False, componentwise=True
+        ),
         hyperparams={
             "lr": "learning_rate",
             "betas": ("b1", "b2"),

@@ -342,7 +342,7 @@ def test_validation_messages_are_torch_s(ours, torch_cls, torch_kwargs):
 COMPLEX = [
     (
         "adamax",
-        lambda: ol.adamax(0.05, weight_decay=0.1),
+        lambda: ol.adamax(0.05, weight_decay=0.1, componentwise=True),
         torch.optim.Adamax,
         dict(lr=0.05, weight_decay=0.1),
     ),
@@ -355,27 +355,32 @@ COMPLEX = [
     ),
     (
         "radam",
-        lambda: ol.radam(0.05, weight_decay=0.1, **TORCH_RADAM),
+        lambda: ol.radam(0.05, weight_decay=0.1, componentwise=True, **TORCH_RADAM),
         torch.optim.RAdam,
         dict(lr=0.05, weight_decay=0.1),
     ),
     (
         "adagrad",
         lambda: ol.adagrad(
-            0.05, initial_accumulator_value=0.1, lr_decay=0.01, eps=1e-10, eps_in_sqrt=False
+            0.05,
+            initial_accumulator_value=0.1,
+            lr_decay=0.01,
+            eps=1e-10,
+            eps_in_sqrt=False,
+            componentwise=True,
         ),
         torch.optim.Adagrad,
         dict(lr=0.05, initial_accumulator_value=0.1, lr_decay=0.01),
     ),
     (
         "adadelta",
-        lambda: ol.adadelta(1.0, weight_decay=0.1),
+        lambda: ol.adadelta(1.0, weight_decay=0.1, componentwise=True),
         torch.optim.Adadelta,
         dict(weight_decay=0.1),
     ),
     (
         "rmsprop",
-        lambda: ol.rmsprop(0.01, momentum=0.9, centered=True, **TORCH_RMSPROP),
+        lambda: ol.rmsprop(0.01, momentum=0.9, centered=True, componentwise=True, **TORCH_RMSPROP),
         torch.optim.RMSprop,
         dict(lr=0.01, momentum=0.9, centered=True),
     ),
@@ -386,7 +391,8 @@ COMPLEX = [
     "ours,torch_cls,torch_kwargs", [c[1:] for c in COMPLEX], ids=[c[0] for c in COMPLEX]
 )
 def test_complex_params_match_torch(ours, torch_cls, torch_kwargs):
-    # torch treats complex tensors componentwise (view_as_real); so does optimlab.
+    # torch treats complex tensors componentwise (view_as_real); so does optimlab with
+    # componentwise=True (its default, where optax shares the name, is optax's rule).
     # float64 (complex128), 1e-12 relative: the same double operations.
     rng = np.random.default_rng(0)
     z0 = rng.normal(size=5) + 1j * rng.normal(size=5)
