@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core._hyperparams import hyperparam_dtype
-from . import _buckets, _checks, _state_dict, _step
+from . import _apply, _checks, _state_dict, _step
 from ._hooks import Hooks, RemovableHandle
 from ._params import GroupLayout, Layout, split_params
 from ._spec import Spec, required
@@ -283,7 +283,7 @@ class Optimizer(Hooks):
             self._grads = grads = list(grads)
         else:
             grads = self._layout.flatten(closure, len(self._leaves))
-        self._apply(grads)
+        _apply.apply(self, grads)
         return loss
 
     def _init_state(self, i: int, group: Mapping[str, Any]) -> Any:
@@ -302,7 +302,7 @@ class Optimizer(Hooks):
                 # are fed as data and, as in torch, not re-validated at every step.
                 key = self._tx_for(group)
             if key != old:
-                self._unbucket(gi)
+                _apply.unbucket(self, gi)
                 self._counts_shared = False
                 for i in group["params"]:
                     if self._states[i] is not None:
@@ -321,112 +321,6 @@ class Optimizer(Hooks):
                 self._group_keys[gi] = key
             keys.append(key)
         return keys
-
-    def _apply(self, grads: list[Any]) -> None:
-        active = [i for i, g in enumerate(grads) if g is not None]
-        if not active:
-            return
-        for i in active:
-            g = grads[i]
-            if (g.shape if isinstance(g, jax.Array) else jnp.shape(g)) != self._leaves[i].shape:
-                raise ValueError(
-                    f"the gradient of parameter {i} ({self._names[i]!r}) has shape "
-                    f"{jnp.shape(grads[i])}, the parameter {self._leaves[i].shape}"
-                )
-            _checks.check_grad_dtype(g, self._leaves[i], f"parameter {i} ({self._names[i]!r})")
-        keys = tuple(self._sync_groups())
-        bgroups = self._plan_buckets(active, keys)
-        held = {i for gi in bgroups for i in self.param_groups[gi]["params"]}
-        active = [i for i in active if i not in held]
-        new: dict[int, list[int]] = {}  # parameters without a state, by group
-        for i in active:
-            if self._states[i] is None:
-                new.setdefault(self._group_of[i], []).append(i)
-        for gi, idx in new.items():
-            tx = self.spec.alias(**self.spec.kwargs(self.param_groups[gi]))
-            zero = jnp.zeros((), jnp.int32)
-            states = _step.init_states(tx, [self._leaves[i] for i in idx])
-            for i, state in zip(idx, states, strict=True):
-                self._set_state(i, state)
-                self._counts[i] = zero
-        if not self._counts_shared:
-            self._share_counts()
-        feeds = tuple(
-            self._feed(gi, g, k)
-            for gi, (g, k) in enumerate(zip(self.param_groups, keys, strict=True))
-        )
-        plan, counts, where = _step.plan(
-            active,
-            self._group_of,
-            self._counts,
-            self._treedefs,
-            tuple(self._txs[k][0] for k in keys),
-            tuple(g.get("foreach") is not False for g in self.param_groups),
-            tuple(bgroups),
-        )
-        bidx = [self.param_groups[gi]["params"] for gi in bgroups]
-        leaves, states, new_counts, new_b = _step.update(
-            plan,
-            [self._leaves[i] for i in active],
-            [self._states[i] for i in active],
-            [grads[i] for i in active],
-            feeds,
-            counts,
-            [[self._leaves[i] for i in idx] for idx in bidx],
-            [self._bucket[gi] for gi in bgroups],
-            [[grads[i] for i in idx] for idx in bidx],
-        )
-        for gi, idx, (ps, st) in zip(bgroups, bidx, new_b, strict=True):
-            self._bucket[gi] = st
-            for i, p in zip(idx, ps, strict=True):
-                self._leaves[i] = p
-        for i, p, s, b in zip(active, leaves, states, where, strict=True):
-            self._leaves[i] = p
-            self._states[i] = s
-            self._counts[i] = new_counts[b]
-
-    def _plan_buckets(self, active: list[int], keys: tuple[Any, ...]) -> list[int]:
-        """The groups stepped bucketed now (their states converted as needed).
-
-        A group is, with ``foreach`` not ``False``, an elementwise transformation,
-        and every parameter stepped with one step count; otherwise its parameters
-        are stepped one state each (as a parameter without a gradient is skipped).
-        """
-        act, out = set(active), []
-        for gi, (group, key) in enumerate(zip(self.param_groups, keys, strict=True)):
-            idx, ps = group["params"], [self._leaves[i] for i in group["params"]]
-            if key not in self._bucketable:
-                self._bucketable[key] = _buckets.eligible(self._txs[key][0], ps)
-            if not (
-                self._bucketable[key] and group.get("foreach") is not False and act.issuperset(idx)
-            ):
-                self._unbucket(gi)
-                continue
-            if gi not in self._bucket:
-                have = [self._full_state(i) for i in idx]
-                if all(s is None for s in have):
-                    tx = self.spec.alias(**self.spec.kwargs(group))
-                    self._bucket[gi] = _buckets.init(tx, ps)
-                elif all(s is not None for s in have) and len({int(s.count) for s in have}) == 1:
-                    self._bucket[gi] = _buckets.from_states(self._txs[key][0], have, ps)
-                    for i in idx:
-                        self._set_state(i, None)
-                else:
-                    continue
-            out.append(gi)
-        return out
-
-    def _unbucket(self, gi: int | None = None) -> None:
-        """Stores the states of bucketed groups (all, or group ``gi``) per parameter again."""
-        for g in list(self._bucket) if gi is None else [gi]:
-            hit = self._bucket.pop(g, None)
-            if hit is not None:
-                idx = self.param_groups[g]["params"]
-                tx = self._txs[self._group_keys[g]][0]
-                states = _buckets.to_states(tx, *hit, [self._leaves[i] for i in idx])
-                for i, state in zip(idx, states, strict=True):
-                    self._set_state(i, state)
-                self._counts_shared = False
 
     def _share_counts(self) -> None:
         """Makes states with equal step counts share one count array (after a load)."""
@@ -474,7 +368,7 @@ class Optimizer(Hooks):
         Parameters that never received a gradient (or keep no state) are absent. The
         arrays are the live ones: the next step donates them.
         """
-        self._unbucket()
+        _apply.unbucket(self)
         out = {}
         for i, s in enumerate(self._states):
             entry = dict(self._dormant[i])
@@ -528,7 +422,7 @@ class Optimizer(Hooks):
         Raises:
             ValueError: the state dict does not fit; the optimizer is unchanged.
         """
-        self._unbucket()
+        _apply.unbucket(self)
         sd = dict(state_dict)
         for hook in list(self._load_pre_hooks.values()):
             result = hook(self, sd)
