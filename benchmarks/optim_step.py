@@ -49,7 +49,7 @@ def _shell_step(shapes: dict[str, tuple[int, ...]]):
 
     def run():
         opt.step(grads)
-        C.block((opt._leaves, opt._states))
+        C.block((opt._leaves, opt._states, opt._bucket))
 
     return run
 

@@ -164,14 +164,19 @@ def _flat(x: Any, dtype: Any) -> Any:
     return x if x.ndim == 1 else jax.lax.reshape(x, (x.size,))
 
 
-def _pack(layout: _Layout, tree: Any, offsets: tuple[Any, ...] | None) -> Buckets:
-    """Packs a tree into :class:`Buckets` (one flat array per bucket)."""
+def _pack(layout: _Layout, tree: Any) -> Buckets:
+    """Packs a tree into :class:`Buckets` (one flat array per bucket).
+
+    Always in groups (:func:`_concat`), also outside a jitted step (init, and
+    :func:`bucket_state`): run eagerly, one concatenate of 2,000 leaves compiles for
+    0.8 s, groups of one shape for 0.1 s.
+    """
     leaves = layout.treedef.flatten_up_to(tree)
     large = tuple(x for x, (b, _) in zip(leaves, layout.where, strict=True) if b == -1)
     buckets = []
     for idx, dtype in zip(layout.bucket_slots, layout.bucket_dtypes, strict=True):
         parts = [_flat(leaves[i], dtype) for i in idx]
-        buckets.append(jnp.concatenate(parts) if offsets is None else _concat(parts))
+        buckets.append(_concat(parts))
     return Buckets(large, tuple(buckets))
 
 
@@ -309,7 +314,7 @@ def bucketed(
     def init_fn(params):
         layout = _layout(params, min_size)
         offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.chunk_starts)
-        return BucketedState(offsets, tx.init(_pack(layout, params, None)))
+        return BucketedState(offsets, tx.init(_pack(layout, params)))
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, BucketedState):
@@ -327,9 +332,9 @@ def bucketed(
                 "and dtypes of the params given to init."
             )
         offsets = state.offsets
-        packed_params = None if params is None else _pack(layout, params, offsets)
+        packed_params = None if params is None else _pack(layout, params)
         packed, inner_state = tx.update(
-            _pack(layout, updates, offsets), state.inner_state, packed_params, **extra_args
+            _pack(layout, updates), state.inner_state, packed_params, **extra_args
         )
         return _unpack(layout, packed, offsets), BucketedState(offsets, inner_state)
 
@@ -407,7 +412,7 @@ def bucket_state(tx: GradientTransformation, state: Any, params: Any) -> Buckete
     """
     spec = _spec(tx, "bucket_state")
     layout = _layout(params, spec.min_leaf_size)
-    template = jax.eval_shape(lambda p: spec.inner.init(_pack(layout, p, None)), params)
+    template = jax.eval_shape(lambda p: spec.inner.init(_pack(layout, p)), params)
     t_leaves, prefix = jax.tree.flatten(template, is_leaf=_is_buckets)
     try:
         subtrees = prefix.flatten_up_to(state)
@@ -417,7 +422,7 @@ def bucket_state(tx: GradientTransformation, state: Any, params: Any) -> Buckete
             f"transformation's state for these params ({e})."
         ) from None
     out = [
-        _pack(layout, s, None) if isinstance(t, Buckets) else s
+        _pack(layout, s) if isinstance(t, Buckets) else s
         for t, s in zip(t_leaves, subtrees, strict=True)
     ]
     offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.chunk_starts)

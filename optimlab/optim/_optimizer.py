@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core._hyperparams import hyperparam_dtype
-from . import _checks, _state_dict, _step
+from . import _apply, _checks, _state_dict, _step
 from ._hooks import Hooks, RemovableHandle
 from ._params import GroupLayout, Layout, split_params
 from ._spec import Spec, required
@@ -72,6 +72,9 @@ class Optimizer(Hooks):
         self._treedefs: list[Any] = []
         self._counts: list[Any] = []
         self._fed: dict[int, tuple[Any, Any]] = {}
+        # Groups stepped as one bucketed state (their parameters' entries above are None).
+        self._bucket: dict[int, tuple[Any, Any]] = {}
+        self._bucketable: dict[Any, bool] = {}
         self._dormant: list[dict[str, jax.Array]] = []
         self._names: list[str] = []
         self._group_of: list[int] = []
@@ -280,7 +283,7 @@ class Optimizer(Hooks):
             self._grads = grads = list(grads)
         else:
             grads = self._layout.flatten(closure, len(self._leaves))
-        self._apply(grads)
+        _apply.apply(self, grads)
         return loss
 
     def _init_state(self, i: int, group: Mapping[str, Any]) -> Any:
@@ -299,6 +302,7 @@ class Optimizer(Hooks):
                 # are fed as data and, as in torch, not re-validated at every step.
                 key = self._tx_for(group)
             if key != old:
+                _apply.unbucket(self, gi)
                 self._counts_shared = False
                 for i in group["params"]:
                     if self._states[i] is not None:
@@ -317,57 +321,6 @@ class Optimizer(Hooks):
                 self._group_keys[gi] = key
             keys.append(key)
         return keys
-
-    def _apply(self, grads: list[Any]) -> None:
-        active = [i for i, g in enumerate(grads) if g is not None]
-        if not active:
-            return
-        for i in active:
-            g = grads[i]
-            if (g.shape if isinstance(g, jax.Array) else jnp.shape(g)) != self._leaves[i].shape:
-                raise ValueError(
-                    f"the gradient of parameter {i} ({self._names[i]!r}) has shape "
-                    f"{jnp.shape(grads[i])}, the parameter {self._leaves[i].shape}"
-                )
-            _checks.check_grad_dtype(g, self._leaves[i], f"parameter {i} ({self._names[i]!r})")
-        keys = tuple(self._sync_groups())
-        new: dict[int, list[int]] = {}  # parameters without a state, by group
-        for i in active:
-            if self._states[i] is None:
-                new.setdefault(self._group_of[i], []).append(i)
-        for gi, idx in new.items():
-            tx = self.spec.alias(**self.spec.kwargs(self.param_groups[gi]))
-            zero = jnp.zeros((), jnp.int32)
-            states = _step.init_states(tx, [self._leaves[i] for i in idx])
-            for i, state in zip(idx, states, strict=True):
-                self._set_state(i, state)
-                self._counts[i] = zero
-        if not self._counts_shared:
-            self._share_counts()
-        feeds = tuple(
-            self._feed(gi, g, k)
-            for gi, (g, k) in enumerate(zip(self.param_groups, keys, strict=True))
-        )
-        plan, counts, where = _step.plan(
-            active,
-            self._group_of,
-            self._counts,
-            self._treedefs,
-            tuple(self._txs[k][0] for k in keys),
-            tuple(g.get("foreach") is not False for g in self.param_groups),
-        )
-        leaves, states, new_counts = _step.update(
-            plan,
-            [self._leaves[i] for i in active],
-            [self._states[i] for i in active],
-            [grads[i] for i in active],
-            feeds,
-            counts,
-        )
-        for i, p, s, b in zip(active, leaves, states, where, strict=True):
-            self._leaves[i] = p
-            self._states[i] = s
-            self._counts[i] = new_counts[b]
 
     def _share_counts(self) -> None:
         """Makes states with equal step counts share one count array (after a load)."""
@@ -415,6 +368,7 @@ class Optimizer(Hooks):
         Parameters that never received a gradient (or keep no state) are absent. The
         arrays are the live ones: the next step donates them.
         """
+        _apply.unbucket(self)
         out = {}
         for i, s in enumerate(self._states):
             entry = dict(self._dormant[i])
@@ -467,6 +421,7 @@ class Optimizer(Hooks):
         Raises:
             ValueError: the state dict does not fit; the optimizer is unchanged.
         """
+        _apply.unbucket(self)
         sd = dict(state_dict)
         for hook in list(self._load_pre_hooks.values()):
             result = hook(self, sd)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core._base import apply_updates
+from . import _buckets
 
 __all__ = ["add", "init_states", "plan", "update"]
 
@@ -20,6 +21,7 @@ def plan(
     treedefs_of: Sequence[Any],
     txs: tuple[Any, ...],
     foreach: tuple[bool, ...],
+    bgroups: tuple[int, ...] = (),
 ) -> tuple[tuple[Any, ...], list[jax.Array], list[int]]:
     """The static plan of a step over the ``active`` parameters, their counts, and buckets.
 
@@ -51,11 +53,12 @@ def plan(
         tuple(structures),
         txs,
         foreach,
+        bgroups,
     )
     return static, counts, where
 
 
-def _update(plan, leaves, states, grads, feeds, counts):
+def _update(plan, leaves, states, grads, feeds, counts, bleaves=(), bstates=(), bgrads=()):
     # The per-parameter states are stored without hyperparameters: each group's
     # current values are fed here as arrays (so a new lr is data, not a constant),
     # and without their step count: each bucket's count is passed once in
@@ -67,7 +70,16 @@ def _update(plan, leaves, states, grads, feeds, counts):
     # one call of the group's transformation over the list of them (the
     # multi-tensor form: the transformation is traced once per bucket, not once per
     # parameter; see :func:`_stacked`), unless the group says ``foreach=False``.
-    group_of, bucket_of, shape_of, treedefs, txs, foreach = plan
+    #
+    # The groups in ``bgroups`` hold one bucketed state over all their parameters
+    # (see ``_buckets``): each is one update of the bucketed transformation, whose
+    # arithmetic is a few operations over flat buffers.
+    group_of, bucket_of, shape_of, treedefs, txs, foreach, bgroups = plan
+    new_b = []
+    for gi, ps, (st, count), gs in zip(bgroups, bleaves, bstates, bgrads, strict=True):
+        gs = [jnp.asarray(g).astype(p.dtype) for p, g in zip(ps, gs, strict=True)]
+        u, st, count = _buckets.step(txs[gi], feeds[gi], st, count, list(ps), gs)
+        new_b.append((apply_updates(list(ps), u), (st, count)))
     new_leaves: list[Any] = [None] * len(leaves)
     new_states: list[Any] = [None] * len(leaves)
     new_counts: list[Any] = [None] * len(counts)
@@ -93,7 +105,7 @@ def _update(plan, leaves, states, grads, feeds, counts):
             new_states[j] = flat_j
             if new_counts[b] is None:
                 new_counts[b] = count
-    return new_leaves, new_states, new_counts
+    return new_leaves, new_states, new_counts, new_b
 
 
 def _one(tx, feed, count, p, g, s):
@@ -117,7 +129,7 @@ def _stacked(tx: Any, per: list[Any], params: list[jax.Array]) -> Any:
     return stacked
 
 
-update = jax.jit(_update, static_argnums=0, donate_argnums=(1, 2))
+update = jax.jit(_update, static_argnums=0, donate_argnums=(1, 2, 6, 7))
 
 
 def init_states(tx: Any, leaves: list[jax.Array]) -> list[Any]:
