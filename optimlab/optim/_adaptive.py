@@ -1,9 +1,8 @@
 """More torch.optim-compatible classes, one signature and one :class:`Spec` each (private).
 
 See :class:`~optimlab.optim.Optimizer` for what every class shares and its
-differences from torch; options named ``capturable``,
-``differentiable`` and ``fused`` are kept in the groups and have no effect;
-``foreach=False`` steps one parameter at a time (the same numbers).
+differences from torch; ``capturable``, ``differentiable`` and ``fused`` are kept
+in the groups with no effect; ``foreach=False`` steps one parameter at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from .._optimizers._sgd import TraceState
 from ._optimizer import Optimizer
 from ._spec import STEP, Spec, StateKey, with_torch_values
 
+_TORCH_RADAM = {"eps_after_bias_correction": False, "componentwise": True}
 __all__ = ["Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam", "Rprop", "ASGD"]
 
 
@@ -41,7 +41,7 @@ class Adagrad(Optimizer):
         initial_accumulator_value: starting value of the sum of squares.
         eps: added to the denominator.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same numbers).
+            parameters step in one call (the same arithmetic, to a few ulps).
         maximize: maximise the objective.
         differentiable: no effect.
         fused: no effect.
@@ -103,7 +103,7 @@ class Adadelta(Optimizer):
         eps: added inside the square roots.
         weight_decay: L2 penalty.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same numbers).
+            parameters step in one call (the same arithmetic, to a few ulps).
         capturable: no effect.
         maximize: maximise the objective.
         differentiable: no effect.
@@ -170,7 +170,7 @@ class RMSprop(Optimizer):
         centered: normalise by the estimated variance.
         capturable: no effect.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same numbers).
+            parameters step in one call (the same arithmetic, to a few ulps).
         maximize: maximise the objective.
         differentiable: no effect.
     """
@@ -249,7 +249,7 @@ class NAdam(Optimizer):
         momentum_decay: momentum decay :math:`\psi`.
         decoupled_weight_decay: NAdamW's decay.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same numbers).
+            parameters step in one call (the same arithmetic, to a few ulps).
         maximize: maximise the objective.
         capturable: no effect.
         differentiable: no effect.
@@ -323,16 +323,14 @@ class RAdam(Optimizer):
         weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
         decoupled_weight_decay: RAdamW's decay.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same numbers).
+            parameters step in one call (the same arithmetic, to a few ulps).
         maximize: maximise the objective.
         capturable: no effect.
         differentiable: no effect.
     """
 
     spec = Spec(
-        alias=with_torch_values(
-            radam, eps_root=None, eps_after_bias_correction=False, componentwise=True
-        ),
+        alias=with_torch_values(radam, eps_root=None, **_TORCH_RADAM),
         hyperparams={
             "lr": "learning_rate",
             "betas": ("b1", "b2"),
@@ -390,7 +388,7 @@ class Rprop(Optimizer):
         step_sizes: ``(min_step_size, max_step_size)``.
         capturable: no effect.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same numbers).
+            parameters step in one call (the same arithmetic, to a few ulps).
         maximize: maximise the objective.
         differentiable: no effect.
     """
@@ -447,7 +445,7 @@ class ASGD(Optimizer):
         t0: step at which averaging starts.
         weight_decay: L2 penalty.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same numbers).
+            parameters step in one call (the same arithmetic, to a few ulps).
         maximize: maximise the objective.
         differentiable: no effect.
         capturable: no effect.
