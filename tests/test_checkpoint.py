@@ -46,7 +46,7 @@ def test_round_trip_is_bitwise_with_eval_shape_template(tmp_path, make):
     template = jax.eval_shape(tx.init, params)
     _bitwise_equal(checkpoint.restore(path, template), state)
     manifest = checkpoint.read_manifest(path)
-    assert manifest["schema_version"] == 1 and manifest["step"] == 3
+    assert manifest["schema_version"] == 2 and manifest["step"] == 3
     assert manifest["metadata"] == {"run": "a"}
     assert {e["dtype"] for e in manifest["leaves"]} == {
         str(x.dtype) for x in jax.tree.leaves(state)
@@ -137,6 +137,48 @@ def test_newer_schema_is_refused(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(checkpoint.CheckpointError, match="schema version 99"):
         checkpoint.restore(path, {"x": jnp.ones(2)})
+
+
+def _rewrite_manifest(path, edit):
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    manifest = edit(json.loads(arrays["__manifest__"].tobytes()))
+    arrays["__manifest__"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    np.savez(path, **arrays)
+
+
+def test_an_edited_manifest_is_refused_by_its_digest(tmp_path):
+    # Deleting an entry leaves a manifest that describes another valid tree (here one
+    # without "lr"): only the digest over the manifest tells it from the written one.
+    path = checkpoint.save_tree(tmp_path / "ck.npz", {"w": np.arange(3.0), "lr": 0.1})
+
+    def drop_lr(manifest):
+        manifest["tree"]["__dict__"] = [
+            item for item in manifest["tree"]["__dict__"] if item[0] != "lr"
+        ]
+        return manifest
+
+    _rewrite_manifest(path, drop_lr)
+    with pytest.raises(checkpoint.CheckpointError, match="digest does not match"):
+        checkpoint.load_tree(path)
+    path = checkpoint.save_tree(tmp_path / "ck2.npz", {"lr": 0.1})
+    _rewrite_manifest(path, lambda m: {k: v for k, v in m.items() if k != "digest"})
+    with pytest.raises(checkpoint.CheckpointError, match="digest does not match"):
+        checkpoint.load_tree(path)
+
+
+def test_schema_1_files_without_a_digest_still_load(tmp_path):
+    path = checkpoint.save_tree(tmp_path / "ck.npz", {"w": np.arange(3.0), "lr": 0.1})
+
+    def as_schema_1(manifest):
+        del manifest["digest"]
+        manifest["schema_version"] = 1
+        return manifest
+
+    _rewrite_manifest(path, as_schema_1)
+    out = checkpoint.load_tree(path)
+    assert out["lr"] == 0.1
+    np.testing.assert_array_equal(out["w"], np.arange(3.0), strict=True)
 
 
 def test_pickled_payloads_are_never_loaded(tmp_path):

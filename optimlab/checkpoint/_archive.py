@@ -11,6 +11,7 @@ never allocates more than the file holds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -21,14 +22,35 @@ from typing import IO, Any, cast
 import jax.numpy as jnp
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "__manifest__"
+# What zipfile raises on damaged bytes: flag bits that ask for encryption or patched
+# data raise NotImplementedError or RuntimeError, not BadZipFile.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    ValueError,
+    OSError,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+)
 FORMATS = ("optimlab-state", "optimlab-tree")
 _CHUNK = 1 << 16
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or that does not fit the template."""
+
+
+def manifest_digest(manifest: dict) -> str:
+    """SHA-256 of the manifest without its ``digest`` (canonical JSON, sorted keys).
+
+    Schema 2 stores it in the manifest, so an edited, truncated or deleted entry
+    (which would otherwise describe another valid tree) is refused on load.
+    """
+    body = {k: v for k, v in manifest.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def encoded_dtype(dtype: Any) -> np.dtype:
@@ -94,7 +116,7 @@ class Archive:
             self._file = open(self.path, "rb")
             self._zip = zipfile.ZipFile(self._file)
             infos = self._zip.infolist()
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        except _ZIP_ERRORS as e:
             self.close()
             raise self._unreadable(e) from e
         self.size = os.fstat(self._file.fileno()).st_size
@@ -164,6 +186,10 @@ class Archive:
             raise CheckpointError(
                 f"{self.path}: schema version {version!r} is newer than this optimlab reads "
                 f"({SCHEMA_VERSION}); upgrade optimlab."
+            )
+        if version >= 2 and manifest.get("digest") != manifest_digest(manifest):
+            raise CheckpointError(
+                f"{self.path}: the manifest is damaged: its digest does not match its content."
             )
         metadata = manifest.get("metadata", {})
         if not isinstance(metadata, dict):
@@ -243,7 +269,7 @@ class Archive:
                     filled += n
         except CheckpointError:
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError) as e:
+        except (*_ZIP_ERRORS, TypeError) as e:
             raise self._unreadable(e) from e
         order = "F" if fortran else "C"
         return out.reshape(got_shape, order=order) if got_shape else out.reshape(())

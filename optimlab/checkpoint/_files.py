@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._archive import SCHEMA_VERSION as SCHEMA_VERSION
-from ._archive import encoded_dtype
+from ._archive import encoded_dtype, manifest_digest
 
 __all__ = [
     "alive",
@@ -120,4 +120,6 @@ def atomic_write(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def manifest_array(manifest: dict) -> np.ndarray:
-    return np.frombuffer(json.dumps(manifest, sort_keys=True).encode(), dtype=np.uint8)
+    """The manifest's bytes, its :func:`manifest_digest` included."""
+    full = {**manifest, "digest": manifest_digest(manifest)}
+    return np.frombuffer(json.dumps(full, sort_keys=True).encode(), dtype=np.uint8)
