@@ -166,9 +166,9 @@ def adamax(
         maximize,
         False,
         None,
-        mu_dtype,
-        nu_dtype,
-        componentwise,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        componentwise=componentwise,
     )
 
 
@@ -240,35 +240,18 @@ def adamaxw(
         maximize,
         True,
         mask,
-        mu_dtype,
-        nu_dtype,
-        componentwise,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        componentwise=componentwise,
     )
 
 
 def _adamax(
-    learning_rate,
-    b1,
-    b2,
-    eps,
-    weight_decay,
-    maximize,
-    decoupled,
-    mask,
-    mu_dtype,
-    nu_dtype,
-    componentwise,
+    learning_rate, b1, b2, eps, weight_decay, maximize, decoupled, mask, **options: Any
 ) -> GradientTransformation:
+    # options: scale_by_adamax's keyword arguments (dtypes, componentwise), as given.
     return torch_style(
-        lambda step, h: scale_by_adamax(
-            h["b1"],
-            h["b2"],
-            h["eps"],
-            mu_dtype=mu_dtype,
-            nu_dtype=nu_dtype,
-            step=step,
-            componentwise=componentwise,
-        ),
+        lambda step, h: scale_by_adamax(h["b1"], h["b2"], h["eps"], step=step, **options),
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         maximize=maximize,
