@@ -1,93 +1,122 @@
-"""One step of ``optimlab.optim``'s optimizers over their stored states (private).
+"""One step of ``optimlab.optim``'s optimizers over a :class:`~._store.Store` (private).
 
-Functions over the optimizer (as ``_state_dict``): which groups step as one
-bucketed state (``_buckets``), converting states to and from it, and the one
-jitted call of ``_step.update``.
+Functions of a store and of the groups' options (``param_groups``): carrying
+states across a change of compiled form (:func:`sync`), which groups step as
+one bucketed state (``_buckets``) and converting states to and from it, and
+the one jitted call of ``_step.update``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from . import _buckets, _checks, _step
+from . import _buckets, _checks, _state_dict, _step
+from ._store import Store
 
-# The torch-style optimizer shell being stepped. Its class is not imported:
-# optim/_optimizer.py imports this module, and this one stays below it.
-Optimizer = Any
+__all__ = ["apply", "sync", "unbucket"]
 
-__all__ = ["apply", "unbucket"]
+Options = Sequence[Mapping[str, Any]]
 
 
-def apply(opt: Optimizer, grads: list[Any]) -> None:
+def apply(store: Store, options: Options, grads: Sequence[Any]) -> None:
     """Steps the parameters with a gradient: bucketed groups, then the others one state each."""
+    params = store.params
     active = [i for i, g in enumerate(grads) if g is not None]
     if not active:
         return
     for i in active:
-        g, p = grads[i], opt._leaves[i]
+        g, p = grads[i], params[i].leaf
         if isinstance(g, jax.Array) and g.dtype == p.dtype and g.shape == p.shape:
             continue  # the common case, checked in O(1)
-        if (g.shape if isinstance(g, jax.Array) else jnp.shape(g)) != opt._leaves[i].shape:
+        if (g.shape if isinstance(g, jax.Array) else jnp.shape(g)) != p.shape:
             raise ValueError(
-                f"the gradient of parameter {i} ({opt._names[i]!r}) has shape "
-                f"{jnp.shape(grads[i])}, the parameter {opt._leaves[i].shape}"
+                f"the gradient of parameter {i} ({params[i].name!r}) has shape "
+                f"{jnp.shape(grads[i])}, the parameter {p.shape}"
             )
-        _checks.check_grad_dtype(g, opt._leaves[i], f"parameter {i} ({opt._names[i]!r})")
-    keys = tuple(opt._sync_groups())
-    bgroups = _plan_buckets(opt, active, keys)
-    held = {i for gi in bgroups for i in opt.param_groups[gi]["params"]}
+        _checks.check_grad_dtype(g, p, f"parameter {i} ({params[i].name!r})")
+    keys = tuple(sync(store, options))
+    bgroups = _plan_buckets(store, options, active, keys)
+    held = {i for gi in bgroups for i in options[gi]["params"]}
     active = [i for i in active if i not in held]
     new: dict[int, list[int]] = {}  # parameters without a state, by group
     for i in active:
-        if opt._states[i] is None:
-            new.setdefault(opt._group_of[i], []).append(i)
+        if params[i].flat is None:
+            new.setdefault(params[i].group, []).append(i)
     for gi, idx in new.items():
-        tx = opt.spec.alias(**opt.spec.kwargs(opt.param_groups[gi]))
+        tx = store.spec.alias(**store.spec.kwargs(options[gi]))
         zero = jnp.zeros((), jnp.int32)
-        states = _step.init_states(tx, [opt._leaves[i] for i in idx])
+        states = _step.init_states(tx, [params[i].leaf for i in idx])
         for i, state in zip(idx, states, strict=True):
-            opt._set_state(i, state)
-            opt._counts[i] = zero
-    if not opt._counts_shared:
-        opt._share_counts()
-    feeds = tuple(
-        opt._feed(gi, g, k) for gi, (g, k) in enumerate(zip(opt.param_groups, keys, strict=True))
-    )
+            params[i].set_state(state)
+            params[i].count = zero
+    if not store.counts_shared:
+        store.share_counts()
+    feeds = tuple(store.feed(gi, g) for gi, g in enumerate(options))
+    stepped = [params[i] for i in active]
     plan, counts, where = _step.plan(
-        active,
-        opt._group_of,
-        opt._counts,
-        opt._treedefs,
-        tuple(opt._txs[k][0] for k in keys),
-        tuple(g.get("foreach") is not False for g in opt.param_groups),
+        range(len(stepped)),
+        [p.group for p in stepped],
+        [p.count for p in stepped],
+        [p.treedef for p in stepped],
+        tuple(store.tx(k) for k in keys),
+        tuple(g.get("foreach") is not False for g in options),
         tuple(bgroups),
     )
-    bidx = [opt.param_groups[gi]["params"] for gi in bgroups]
+    bparams = [[params[i] for i in options[gi]["params"]] for gi in bgroups]
     leaves, states, new_counts, new_b = _step.update(
         plan,
-        [opt._leaves[i] for i in active],
-        [opt._states[i] for i in active],
+        [p.leaf for p in stepped],
+        [p.flat for p in stepped],
         [grads[i] for i in active],
         feeds,
         counts,
-        [[opt._leaves[i] for i in idx] for idx in bidx],
-        [opt._bucket[gi] for gi in bgroups],
-        [[grads[i] for i in idx] for idx in bidx],
+        [[p.leaf for p in ps] for ps in bparams],
+        [store.groups[gi].bucket for gi in bgroups],
+        [[grads[i] for i in options[gi]["params"]] for gi in bgroups],
     )
-    for gi, idx, (ps, st) in zip(bgroups, bidx, new_b, strict=True):
-        opt._bucket[gi] = st
-        for i, p in zip(idx, ps, strict=True):
-            opt._leaves[i] = p
-    for i, p, s, b in zip(active, leaves, states, where, strict=True):
-        opt._leaves[i] = p
-        opt._states[i] = s
-        opt._counts[i] = new_counts[b]
+    for gi, ps, (leaves_b, st) in zip(bgroups, bparams, new_b, strict=True):
+        store.groups[gi].bucket = st
+        for p, leaf in zip(ps, leaves_b, strict=True):
+            p.leaf = leaf
+    for p, leaf, s, b in zip(stepped, leaves, states, where, strict=True):
+        p.leaf = leaf
+        p.flat = s
+        p.count = new_counts[b]
 
 
-def _plan_buckets(opt: Optimizer, active: list[int], keys: tuple[Any, ...]) -> list[int]:
+def sync(store: Store, options: Options) -> list[Any]:
+    """The groups' keys, rebuilding those whose flags changed and carrying their states across."""
+    spec, keys = store.spec, []
+    for gi, group in enumerate(options):
+        old = store.groups[gi].key
+        key = spec.key(group)
+        if key != old or key not in store.txs:
+            # Only a new compiled form validates (builds the alias): numeric options
+            # are fed as data and, as in torch, not re-validated at every step.
+            key = store.compile(group)
+        if key != old:
+            unbucket(store, options, gi)
+            store.counts_shared = False
+            for i in group["params"]:
+                p = store.params[i]
+                if p.flat is not None:
+                    entry = {**p.dormant, **_state_dict.export_state(spec, p.full_state())}
+                    state, p.dormant = _state_dict.import_state(
+                        spec, store.init_state(i, group), entry, f"parameter {i}", lenient=True
+                    )
+                    p.set_state(state)
+            store.groups[gi].key = key
+        keys.append(key)
+    return keys
+
+
+def _plan_buckets(
+    store: Store, options: Options, active: list[int], keys: tuple[Any, ...]
+) -> list[int]:
     """The groups stepped bucketed now (their states converted as needed).
 
     A group is, with ``foreach`` not ``False``, an elementwise transformation,
@@ -96,42 +125,44 @@ def _plan_buckets(opt: Optimizer, active: list[int], keys: tuple[Any, ...]) -> l
     are stepped one state each (as a parameter without a gradient is skipped).
     """
     act, out = set(active), []
-    for gi, (group, key) in enumerate(zip(opt.param_groups, keys, strict=True)):
-        idx, ps = group["params"], [opt._leaves[i] for i in group["params"]]
-        if key not in opt._bucketable:
-            opt._bucketable[key] = _buckets.eligible(opt._txs[key][0], ps[0])
+    for gi, (group, key) in enumerate(zip(options, keys, strict=True)):
+        idx = group["params"]
+        ps = [store.params[i].leaf for i in idx]
+        if key not in store.bucketable:
+            store.bucketable[key] = _buckets.eligible(store.tx(key), ps[0])
         if not (
-            opt._bucketable[key]
+            store.bucketable[key]
             and group.get("foreach") is not False
             and act.issuperset(idx)
             and _buckets.worth(ps)
         ):
-            unbucket(opt, gi)
+            unbucket(store, options, gi)
             continue
-        if gi not in opt._bucket:
-            have = [opt._full_state(i) for i in idx]
+        if store.groups[gi].bucket is None:
+            have = [store.params[i].full_state() for i in idx]
             if all(s is None for s in have):
-                tx = opt.spec.alias(**opt.spec.kwargs(group))
-                opt._bucket[gi] = _buckets.init(tx, ps)
+                tx = store.spec.alias(**store.spec.kwargs(group))
+                store.groups[gi].bucket = _buckets.init(tx, ps)
             elif all(s is not None for s in have) and len({int(s.count) for s in have}) == 1:
-                opt._bucket[gi] = _buckets.from_states(opt._txs[key][0], have, ps)
+                store.groups[gi].bucket = _buckets.from_states(store.tx(key), have, ps)
                 for i in idx:
-                    opt._set_state(i, None)
+                    store.params[i].set_state(None)
             else:
                 continue
         out.append(gi)
     return out
 
 
-def unbucket(opt: Optimizer, gi: int | None = None) -> None:
+def unbucket(store: Store, options: Options, gi: int | None = None) -> None:
     """Stores the states of bucketed groups (all, or group ``gi``) per parameter again."""
-    for g in list(opt._bucket) if gi is None else [gi]:
-        hit = opt._bucket.pop(g, None)
-        if hit is not None:
-            idx = opt.param_groups[g]["params"]
-            tx = opt._txs[opt._group_keys[g]][0]
-            state, count = hit
-            states = _buckets.to_states(tx, state, count, [opt._leaves[i] for i in idx])
+    for g in range(len(store.groups)) if gi is None else [gi]:
+        group = store.groups[g]
+        if group.bucket is not None:
+            idx = options[g]["params"]
+            state, count = group.bucket
+            group.bucket = None
+            leaves = [store.params[i].leaf for i in idx]
+            states = _buckets.to_states(store.tx(group.key), state, count, leaves)
             for i, one in zip(idx, states, strict=True):
-                opt._set_state(i, one)
-            opt._counts_shared = False
+                store.params[i].set_state(one)
+            store.counts_shared = False

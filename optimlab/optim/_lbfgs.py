@@ -178,13 +178,14 @@ class LBFGS(Optimizer):
                 "LBFGS.step needs a closure: step(closure), with closure(params) -> loss"
             )
         group = self.param_groups[0]
-        self._tx_for(group)  # validates the current options
+        store = self._store
+        store.compile(group)  # validates the current options
         history_size = group["history_size"]
         if self._lstate is None:
-            self._lstate = _init_state(self._leaves, history_size)
+            self._lstate = _init_state(store.leaves(), history_size)
         elif self._lstate.ro.shape[0] != history_size:
             self._lstate = self._import(self._export(), history_size, keep_newest=True)
-        hdt = self._hdtype
+        hdt = store.hdtype
         max_eval = group["max_eval"]
         max_eval = group["max_iter"] * 5 // 4 if max_eval is None else max_eval
         h = {
@@ -197,13 +198,13 @@ class LBFGS(Optimizer):
         leaves, state, loss = _run_jit(
             closure,
             self._layout,
-            self._leaves,
+            store.leaves(),
             self._layout.frozen(),
             self._lstate,
             h,
             group["line_search_fn"] == "strong_wolfe",
         )
-        self._leaves = list(leaves)
+        store.set_leaves(leaves)
         self._lstate = state
         if self._al_first is None:
             # torch creates 'al' at the second iteration ever; it precedes 'd' in the
@@ -262,7 +263,7 @@ class LBFGS(Optimizer):
             if unknown
             else "",
         )
-        fresh = _init_state(self._leaves, history_size)
+        fresh = _init_state(self._store.leaves(), history_size)
         n, dt = fresh.d.shape[0], fresh.d.dtype
         for key in ("func_evals", "n_iter"):
             check(key in entry, f"the LBFGS state has no {key!r}")
@@ -337,11 +338,7 @@ class LBFGS(Optimizer):
         """
         for hook in list(self._state_dict_pre_hooks.values()):
             hook(self)
-        groups = []
-        for g in self.param_groups:
-            packed = {k: v for k, v in g.items() if k != "params"}
-            packed["params"] = list(g["params"])
-            groups.append(packed)
+        groups = _state_dict.pack_groups(self.param_groups)
         sd: dict[str, Any] = {"state": savable(self.state), "param_groups": groups}
         for hook in list(self._state_dict_post_hooks.values()):
             result = hook(self, sd)
@@ -380,7 +377,9 @@ class LBFGS(Optimizer):
                 sd = result
         if not isinstance(sd, Mapping) or "state" not in sd or "param_groups" not in sd:
             raise ValueError("a state dict is a dict with 'state' and 'param_groups' entries")
-        groups = _state_dict._check_groups(self, sd["param_groups"])
+        groups = _state_dict.check_groups(
+            self._store, self.param_groups, self.defaults, sd["param_groups"], type(self).__name__
+        )
         first = sd["param_groups"][0]["params"][0]
         saved = dict(sd["state"])
         entry = saved.pop(first, {})
@@ -394,7 +393,8 @@ class LBFGS(Optimizer):
         except ValueError as e:
             raise ValueError(f"loaded LBFGS state: {e}") from None
         self.param_groups = groups
-        self._group_keys = [self.spec.key(g) for g in groups]
+        for g, options in zip(self._store.groups, groups, strict=True):
+            g.key = self.spec.key(options)
         self._lstate = state
         keys = list(entry)
         self._al_first = (

@@ -8,11 +8,11 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from .._core._hyperparams import hyperparam_dtype
-from . import _apply, _checks, _state_dict, _step
+from . import _apply, _state_dict, _step
 from ._hooks import Hooks, RemovableHandle
-from ._params import GroupLayout, Layout, split_params
+from ._params import Layout, split_params
 from ._spec import Spec, required
+from ._store import Store
 
 __all__ = ["Optimizer", "RemovableHandle"]
 
@@ -64,28 +64,11 @@ class Optimizer(Hooks):
         self.defaults: dict[str, Any] = dict(defaults)
         super().__init__()
         self.param_groups: list[dict[str, Any]] = []
-        self._leaves: list[jax.Array] = []
-        self._grads: list[jax.Array | None] = []
-        # Per-parameter states are kept flat (their arrays, and their tree structures
-        # apart) and without their step counts, which states with equal counts share.
-        self._states: list[Any] = []
-        self._treedefs: list[Any] = []
-        self._counts: list[Any] = []
-        self._fed: dict[int, tuple[Any, Any]] = {}
-        # Groups stepped as one bucketed state (their parameters' entries above are None).
-        self._bucket: dict[int, tuple[Any, Any]] = {}
-        self._bucketable: dict[Any, bool] = {}
-        self._dormant: list[dict[str, jax.Array]] = []
-        self._names: list[str] = []
-        self._group_of: list[int] = []
-        self._group_keys: list[Any] = []
-        self._layouts: list[GroupLayout] = []
-        self._txs: dict[Any, Any] = {}
+        # One record per parameter and per group, and their compiled forms.
+        self._store = Store(self.spec)
         self._grad_fns: dict[Any, Any] = {}
-        self._hdtype = hyperparam_dtype()
-        self._counts_shared = True
         if not any(v is required for v in self.defaults.values()):
-            self._tx_for(self.defaults)  # validates the defaults first, as torch does
+            self._store.compile(self.defaults)  # validates the defaults first, as torch does
         if isinstance(params, Iterator):
             params = list(params)
         if isinstance(params, (list, tuple)) and len(params) == 0:
@@ -97,14 +80,10 @@ class Optimizer(Hooks):
         )
         for group in [{"params": params}] if self._single_tree else params:
             self.add_param_group(group)
-        if not self._leaves:
+        if not self._store.params:
             raise ValueError("optimizer got an empty parameter list")
 
     # ----------------------------------------------------------------- groups
-    def _tx_for(self, group: Mapping[str, Any]) -> Any:
-        key, compiled = self.spec.build(group)
-        self._txs[key] = compiled
-        return key
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Adds a parameter group, with torch's checks and messages.
@@ -123,21 +102,23 @@ class Optimizer(Hooks):
         """
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
-        layout, leaves = split_params(param_group["params"], len(self._leaves))
+        store = self._store
+        layout, leaves = split_params(param_group["params"], len(store.params))
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
                 raise ValueError(
                     "parameter group didn't specify a value of required "
                     f"optimization parameter {name}"
                 )
-        for other in self._layouts:
+        layouts = [g.layout for g in store.groups]
+        for other in layouts:
             if layout.named != other.named:
                 txt = "with names" if layout.named else "without names"
                 raise ValueError(
                     "all optimizer param groups should be with/without names. "
                     f"cannot add param group {txt} to the optimizer"
                 )
-        taken = set().union(*(other.live_handles() for other in self._layouts))
+        taken = set().union(*(other.live_handles() for other in layouts))
         if not taken.isdisjoint(layout.handles):
             raise ValueError("some parameters appear in more than one parameter group")
         # After the checks every group gets, as torch's LBFGS checks once all are added.
@@ -148,25 +129,15 @@ class Optimizer(Hooks):
         group = {**param_group}
         for name, default in self.defaults.items():
             group.setdefault(name, default)
-        key = self._tx_for(group)
+        key = store.compile(group)
         # Validated: commit, mutating the given dict as torch does.
         param_group.update(group)
         param_group["params"] = list(layout.indices)
         if layout.named:
             param_group["param_names"] = list(layout.names)
-        gi = len(self.param_groups)
         self.param_groups.append(param_group)
-        self._layouts.append(layout)
-        self._group_keys.append(key)
-        self._leaves.extend(jnp.array(x, copy=True) for x in leaves)
-        self._grads.extend([None] * len(leaves))
-        self._states.extend([None] * len(leaves))
-        self._counts.extend([None] * len(leaves))
-        self._treedefs.extend([None] * len(leaves))
-        self._dormant.extend({} for _ in leaves)
-        self._names.extend(layout.names)
-        self._group_of.extend([gi] * len(leaves))
-        self._layout = Layout(self._layouts, self._single_tree)
+        store.add(key, layout, leaves)
+        self._layout = Layout([*layouts, layout], self._single_tree)
         self._grad_fns.clear()
 
     # ------------------------------------------------------- params and grads
@@ -181,13 +152,13 @@ class Optimizer(Hooks):
         :func:`named_parameters` or were written by hand); otherwise a list with one
         tree per group.
         """
-        return self._layout.assemble(self._leaves, self._layout.frozen())
+        return self._layout.assemble(self._store.leaves(), self._layout.frozen())
 
     @property
     def grads(self) -> Any:
         """The held gradients, in the structure of :attr:`params` (``None`` where none)."""
         frozen = [None] * len(self._layout.frozen())
-        return self._layout.assemble(self._grads, frozen)
+        return self._layout.assemble(self._store.grads(), frozen)
 
     def _value_and_grad(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         vg = self._grad_fns.get(fn)
@@ -217,13 +188,15 @@ class Optimizer(Hooks):
         Returns:
             The loss.
         """
-        loss, grads = self._value_and_grad(loss_fn)(self._leaves, self._layout.frozen(), *args)
-        held = [i for i, g in enumerate(self._grads) if g is not None]
+        params = self._store.params
+        vg = self._value_and_grad(loss_fn)
+        loss, grads = vg(self._store.leaves(), self._layout.frozen(), *args)
+        held = [i for i, p in enumerate(params) if p.grad is not None]
         if held:
-            summed = _step.add([self._grads[i] for i in held], [grads[i] for i in held])
+            summed = _step.add([params[i].grad for i in held], [grads[i] for i in held])
             for i, g in zip(held, summed, strict=True):
                 grads[i] = g
-        self._grads = list(grads)
+        self._store.set_grads(grads)
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -235,10 +208,8 @@ class Optimizer(Hooks):
         Args:
             set_to_none: drop them instead of zeroing.
         """
-        if set_to_none:
-            self._grads = [None] * len(self._leaves)
-        else:
-            self._grads = [None if g is None else jnp.zeros_like(g) for g in self._grads]
+        for p in self._store.params:
+            p.grad = None if set_to_none or p.grad is None else jnp.zeros_like(p.grad)
 
     # ------------------------------------------------------------------ step
     def step(self, closure: Any = None) -> Any:
@@ -277,88 +248,28 @@ class Optimizer(Hooks):
     def _step(self, closure: Any = None) -> Any:
         loss = None
         if closure is None:
-            grads = self._grads
+            grads = self._store.grads()
         elif callable(closure):
-            loss, grads = self._value_and_grad(closure)(self._leaves, self._layout.frozen())
-            self._grads = grads = list(grads)
+            vg = self._value_and_grad(closure)
+            loss, grads = vg(self._store.leaves(), self._layout.frozen())
+            self._store.set_grads(grads)
         else:
-            grads = self._layout.flatten(closure, len(self._leaves))
-        _apply.apply(self, grads)
+            grads = self._layout.flatten(closure, len(self._store.params))
+        _apply.apply(self._store, self.param_groups, grads)
         return loss
 
-    def _init_state(self, i: int, group: Mapping[str, Any]) -> Any:
-        # Built from the group's current values: some states start from an option
-        # (Adagrad's initial_accumulator_value, Rprop's step size = lr).
-        return _step.init_states(self.spec.alias(**self.spec.kwargs(group)), [self._leaves[i]])[0]
+    # Read-only views of the records, for inspection (tests, benchmarks).
+    @property
+    def _leaves(self) -> list[jax.Array]:
+        return self._store.leaves()
 
-    def _sync_groups(self) -> list[Any]:
-        """Rebuilds the groups whose flags changed, carrying their states across."""
-        keys = []
-        for gi, group in enumerate(self.param_groups):
-            old = self._group_keys[gi]
-            key = self.spec.key(group)
-            if key != old or key not in self._txs:
-                # Only a new compiled form validates (builds the alias): numeric options
-                # are fed as data and, as in torch, not re-validated at every step.
-                key = self._tx_for(group)
-            if key != old:
-                _apply.unbucket(self, gi)
-                self._counts_shared = False
-                for i in group["params"]:
-                    if self._states[i] is not None:
-                        entry = {
-                            **self._dormant[i],
-                            **_state_dict.export_state(self.spec, self._full_state(i)),
-                        }
-                        state, self._dormant[i] = _state_dict.import_state(
-                            self.spec,
-                            self._init_state(i, group),
-                            entry,
-                            f"parameter {i}",
-                            lenient=True,
-                        )
-                        self._set_state(i, state)
-                self._group_keys[gi] = key
-            keys.append(key)
-        return keys
+    @property
+    def _states(self) -> list[Any]:
+        return [p.flat for p in self._store.params]
 
-    def _share_counts(self) -> None:
-        """Makes states with equal step counts share one count array (after a load)."""
-        shared: dict[int, jax.Array] = {}
-        for i, c in enumerate(self._counts):
-            if c is not None:
-                self._counts[i] = shared.setdefault(int(c), c)
-        self._counts_shared = True
-
-    def _set_state(self, i: int, state: Any) -> None:
-        """Stores a parameter's full state (or ``None``): flat, its count apart."""
-        if state is None:
-            self._states[i] = self._treedefs[i] = self._counts[i] = None
-            return
-        self._states[i], self._treedefs[i] = jax.tree.flatten(state._replace(count=None))
-        self._counts[i] = state.count
-
-    def _full_state(self, i: int) -> Any:
-        """A parameter's full state (count included), or ``None``."""
-        s = self._states[i]
-        if s is None:
-            return None
-        return jax.tree.unflatten(self._treedefs[i], s)._replace(count=self._counts[i])
-
-    def _feed(self, gi: int, group: Mapping[str, Any], key: Any) -> dict[str, jax.Array]:
-        """A group's hyperparameter values as device arrays, transferred when they change."""
-        try:
-            values = self.spec.feed(group, self._txs[key][1], self._hdtype)
-        except (TypeError, ValueError):
-            _checks.check_group(self.spec, group, f"param_groups[{gi}]")
-            raise
-        sig = tuple((n, float(v)) for n, v in values.items())
-        hit = self._fed.get(gi)
-        if hit is None or hit[0] != sig:
-            # A changed value is checked once (NaN never equals itself: always checked).
-            _checks.check_group(self.spec, group, f"param_groups[{gi}]")
-            hit = self._fed[gi] = (sig, jax.device_put(values))
-        return hit[1]
+    @property
+    def _bucket(self) -> dict[int, Any]:
+        return {gi: g.bucket for gi, g in enumerate(self._store.groups) if g.bucket is not None}
 
     # ----------------------------------------------------------------- state
     @property
@@ -368,12 +279,12 @@ class Optimizer(Hooks):
         Parameters that never received a gradient (or keep no state) are absent. The
         arrays are the live ones: the next step donates them.
         """
-        _apply.unbucket(self)
+        _apply.unbucket(self._store, self.param_groups)
         out = {}
-        for i, s in enumerate(self._states):
-            entry = dict(self._dormant[i])
-            if s is not None:
-                entry.update(_state_dict.export_state(self.spec, self._full_state(i)))
+        for i, p in enumerate(self._store.params):
+            entry = dict(p.dormant)
+            if p.flat is not None:
+                entry.update(_state_dict.export_state(self.spec, p.full_state()))
             if entry:
                 out[i] = {k: entry[k] for k in self.spec.state if k in entry}
         return out
@@ -392,7 +303,7 @@ class Optimizer(Hooks):
         """
         for hook in list(self._state_dict_pre_hooks.values()):
             hook(self)
-        sd = _state_dict.pack(self)
+        sd = _state_dict.pack(self.param_groups, self.state)
         for hook in list(self._state_dict_post_hooks.values()):
             result = hook(self, sd)
             if result is not None:
@@ -421,24 +332,25 @@ class Optimizer(Hooks):
         Raises:
             ValueError: the state dict does not fit; the optimizer is unchanged.
         """
-        _apply.unbucket(self)
+        store = self._store
+        _apply.unbucket(store, self.param_groups)
         sd = dict(state_dict)
         for hook in list(self._load_pre_hooks.values()):
             result = hook(self, sd)
             if result is not None:
                 sd = result
-        groups, states, report = _state_dict.plan_load(self, sd, strict)
+        groups, states, report = _state_dict.plan_load(
+            store, self.param_groups, self.defaults, sd, strict, type(self).__name__
+        )
         if groups is not None:
             self.param_groups = groups
-            self._states = [None] * len(self._leaves)
-            self._counts = [None] * len(self._leaves)
-            self._treedefs = [None] * len(self._leaves)
-            self._dormant = [{} for _ in self._leaves]
-            self._group_keys = [self.spec.key(g) for g in groups]
+            store.clear_states()
+            for g, options in zip(store.groups, groups, strict=True):
+                g.key = self.spec.key(options)
         for i, (s, dormant) in states.items():
-            self._set_state(i, s)
-            self._dormant[i] = dormant
-        self._counts_shared = False
+            store.params[i].set_state(s)
+            store.params[i].dormant = dormant
+        store.counts_shared = False
         for hook in list(self._load_post_hooks.values()):
             hook(self)
         return report

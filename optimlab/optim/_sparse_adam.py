@@ -69,7 +69,7 @@ class SparseAdam(Optimizer):
             [gi, j]
             for gi, g in enumerate(self.param_groups)
             for j, i in enumerate(g["params"])
-            if jnp.iscomplexobj(self._leaves[i])
+            if jnp.iscomplexobj(self._store.params[i].leaf)
         ]
         if bad:
             raise ValueError(

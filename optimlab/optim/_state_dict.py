@@ -2,6 +2,8 @@
 
 Everything here validates before anything is changed: :func:`plan_load` returns
 the new groups and states (or raises), and the optimizer commits them afterwards.
+Functions of explicit arguments: the groups' options, the torch-keyed state, and
+the optimizer's :class:`~._store.Store` (read through its public methods).
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import numpy as np
 from . import _checks
 from ._serialization import savable
 from ._spec import Spec, StateKey
+from ._store import Store
 
-# The torch-style optimizer shell whose state dict is packed or loaded. Its class is
-# not imported: optim/_optimizer.py imports this module, and this one stays below it.
-Optimizer = Any
-
-
-__all__ = ["LoadResult", "export_state", "import_state", "to_numpy", "pack", "plan_load"]
+__all__ = [
+    "LoadResult",
+    "check_groups",
+    "export_state",
+    "import_state",
+    "pack",
+    "pack_groups",
+    "plan_load",
+    "to_numpy",
+]
 
 
 class LoadResult(NamedTuple):
@@ -157,49 +164,75 @@ def import_state(
     return state, dormant
 
 
-def pack(opt: Optimizer) -> dict[str, Any]:
-    """torch's layout: per-parameter states as NumPy snapshots, groups with parameter ids."""
+def pack_groups(param_groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The groups of a state dict: copies of the dicts, with copies of their ``"params"``."""
     groups = []
-    for g in opt.param_groups:
+    for g in param_groups:
         packed = {k: v for k, v in g.items() if k != "params"}
         packed["params"] = list(g["params"])
         groups.append(packed)
-    state = {i: {k: np.array(v) for k, v in entry.items()} for i, entry in opt.state.items()}
-    return {"state": savable(state), "param_groups": groups}
+    return groups
 
 
-def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:
+def pack(
+    param_groups: Sequence[Mapping[str, Any]], state: Mapping[int, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """torch's layout: per-parameter states as NumPy snapshots, groups with parameter ids."""
+    snapshot = {i: {k: np.array(v) for k, v in entry.items()} for i, entry in state.items()}
+    return {"state": savable(snapshot), "param_groups": pack_groups(param_groups)}
+
+
+def check_groups(
+    store: Store,
+    param_groups: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any],
+    saved_groups: Any,
+    name: str,
+) -> list[dict[str, Any]]:
+    """The groups to load from ``saved_groups``, checked against ``param_groups``.
+
+    Args:
+        store: the optimizer's store (validates and compiles each loaded group).
+        param_groups: the optimizer's current groups.
+        defaults: the optimizer's defaults (an option a saved group lacks is an error
+            if the spec knows it, else taken from the current group).
+        saved_groups: the state dict's ``param_groups``.
+        name: the optimizer's class name, for messages.
+
+    Raises:
+        ValueError: torch's messages, or a group invalid for this optimizer.
+    """
+    spec = store.spec
     if not isinstance(saved_groups, Sequence) or isinstance(saved_groups, (str, bytes)):
         raise ValueError("the state dict's 'param_groups' must be a list of dicts")
-    if len(opt.param_groups) != len(saved_groups):
+    if len(param_groups) != len(saved_groups):
         raise ValueError("loaded state dict has a different number of parameter groups")
     for g in saved_groups:
         if not isinstance(g, Mapping) or "params" not in g:
             raise ValueError("each saved parameter group must be a dict with a 'params' list")
     if any(
         len(g["params"]) != len(s["params"])
-        for g, s in zip(opt.param_groups, saved_groups, strict=True)
+        for g, s in zip(param_groups, saved_groups, strict=True)
     ):
         raise ValueError(
             "loaded state dict contains a parameter group "
             "that doesn't match the size of optimizer's group"
         )
-    name = type(opt).__name__
     out = []
-    for gi, (ours, saved) in enumerate(zip(opt.param_groups, saved_groups, strict=True)):
+    for gi, (ours, saved) in enumerate(zip(param_groups, saved_groups, strict=True)):
         new = copy.deepcopy(dict(saved))
-        for key in opt.defaults:
+        for key in defaults:
             if key not in new:
-                if key in opt.spec.hyperparams or key in opt.spec.static:
+                if key in spec.hyperparams or key in spec.static:
                     raise ValueError(
                         f"loaded state dict is not from {name}: its parameter group "
                         f"{gi} has no {key!r} option"
                     )
                 new[key] = ours[key]
-        new.update(opt.spec.fixed)
+        new.update(spec.fixed)
         try:
-            opt._tx_for(new)  # the alias's own checks and torch's messages first
-            _checks.check_group(opt.spec, new, f"param_groups[{gi}]")
+            store.compile(new)  # the alias's own checks and torch's messages first
+            _checks.check_group(spec, new, f"param_groups[{gi}]")
         except (ValueError, TypeError) as e:
             raise ValueError(f"loaded parameter group {gi} is invalid for {name}: {e}") from None
         new["params"] = list(ours["params"])
@@ -209,25 +242,30 @@ def _check_groups(opt: Optimizer, saved_groups: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _fresh(opt: Optimizer, i: int, group: Mapping[str, Any]) -> Any:
-    opt._tx_for(group)
-    return opt._init_state(i, group)
-
-
-def _import(opt: Optimizer, i: int, group: Mapping[str, Any], entry: Any) -> Any:
+def _import(store: Store, i: int, group: Mapping[str, Any], entry: Any) -> Any:
     """``(state or None, dormant)``: no state at all for an empty entry, as torch."""
-    state, dormant = import_state(opt.spec, _fresh(opt, i, group), entry, _where(opt, i))
+    store.compile(group)
+    fresh = store.init_state(i, group)
+    where = f"parameter {i} ({store.params[i].name!r})"
+    state, dormant = import_state(store.spec, fresh, entry, where)
     return (state if entry else None), dormant
 
 
 def plan_load(
-    opt: Optimizer, sd: Mapping[str, Any], strict: bool
+    store: Store,
+    param_groups: Sequence[Mapping[str, Any]],
+    defaults: Mapping[str, Any],
+    sd: Mapping[str, Any],
+    strict: bool,
+    name: str,
 ) -> tuple[list[dict[str, Any]] | None, dict[int, Any], LoadResult | None]:
     """Validates ``sd`` and returns ``(new groups, {index: (state, dormant)}, report)``.
 
     With ``strict`` the groups and every state are replaced (torch's behaviour, with
     every check done first). Without, only the states of parameters whose name
-    matches are replaced; groups are left as they are (``None``).
+    matches are replaced; groups are left as they are (``None``). The arguments are
+    as :func:`check_groups`'s; nothing in them is changed but the store's cache of
+    compiled forms.
     """
     if not isinstance(sd, Mapping) or "state" not in sd or "param_groups" not in sd:
         raise ValueError("a state dict is a dict with 'state' and 'param_groups' entries")
@@ -235,7 +273,7 @@ def plan_load(
     if not isinstance(saved_state, Mapping):
         raise ValueError("the state dict's 'state' must be a dict keyed by parameter id")
     if strict:
-        groups = _check_groups(opt, sd["param_groups"])
+        groups = check_groups(store, param_groups, defaults, sd["param_groups"], name)
         id_map = {}
         for saved, ours in zip(sd["param_groups"], groups, strict=True):
             for k, i in zip(saved["params"], ours["params"], strict=True):
@@ -248,16 +286,14 @@ def plan_load(
                     "parameter group lists"
                 )
             i, group = id_map[k]
-            states[i] = _import(opt, i, group, entry)
+            states[i] = _import(store, i, group, entry)
         return groups, states, None
-    return None, *_plan_by_name(opt, sd)
+    return None, *_plan_by_name(store, param_groups, sd)
 
 
-def _where(opt: Optimizer, i: int) -> str:
-    return f"parameter {i} ({opt._names[i]!r})"
-
-
-def _plan_by_name(opt: Optimizer, sd: Mapping[str, Any]) -> tuple[dict[int, Any], LoadResult]:
+def _plan_by_name(
+    store: Store, param_groups: Sequence[Mapping[str, Any]], sd: Mapping[str, Any]
+) -> tuple[dict[int, Any], LoadResult]:
     saved_names: dict[Any, str] = {}
     for g in sd["param_groups"]:
         if not isinstance(g, Mapping) or "param_names" not in g:
@@ -267,8 +303,9 @@ def _plan_by_name(opt: Optimizer, sd: Mapping[str, Any]) -> tuple[dict[int, Any]
                 "from optim.named_parameters to save them)"
             )
         saved_names.update(zip(g["params"], g["param_names"], strict=True))
+    names = store.names()
     ours: dict[str, int] = {}
-    for i, n in enumerate(opt._names):
+    for i, n in enumerate(names):
         if n in ours:
             raise ValueError(
                 f"load_state_dict(strict=False): parameter name {n!r} is not unique "
@@ -286,10 +323,10 @@ def _plan_by_name(opt: Optimizer, sd: Mapping[str, Any]) -> tuple[dict[int, Any]
             continue
         i = ours[name]
         try:
-            states[i] = _import(opt, i, opt.param_groups[opt._group_of[i]], entry)
+            states[i] = _import(store, i, param_groups[store.params[i].group], entry)
         except ValueError as e:
             skipped[name] = str(e)
             continue
         loaded.append(name)
-    missing = [n for n in opt._names if n not in loaded and n not in skipped]
+    missing = [n for n in names if n not in loaded and n not in skipped]
     return states, LoadResult(loaded, skipped, missing)
