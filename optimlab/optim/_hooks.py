@@ -114,3 +114,44 @@ class Hooks:
             A handle whose ``remove()`` unregisters it.
         """
         return _register(self._load_post_hooks, hook, prepend)
+
+    # The optimizers run their hooks through these.
+    def _hooked_step(self, step: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """``step(*args, **kwargs)`` between the step hooks (pre-hooks may replace the args)."""
+        kwargs: dict[str, Any] = {}
+        for hook in list(self._step_pre_hooks.values()):
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(
+                        f"{hook} must return None or a tuple of "
+                        f"(new_args, new_kwargs), but got {result}."
+                    )
+                args, kwargs = result
+        out = step(*args, **kwargs)
+        for hook in list(self._step_post_hooks.values()):
+            hook(self, args, kwargs)
+        return out
+
+    def _hooked_state_dict(self, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``make()`` between the state-dict hooks (post-hooks may replace the result)."""
+        for hook in list(self._state_dict_pre_hooks.values()):
+            hook(self)
+        sd = make()
+        for hook in list(self._state_dict_post_hooks.values()):
+            result = hook(self, sd)
+            if result is not None:
+                sd = result
+        return sd
+
+    def _hooked_load(self, state_dict: Any, load: Callable[[Any], Any]) -> Any:
+        """``load(copy of state_dict)`` between the load hooks (pre-hooks may replace it)."""
+        sd = dict(state_dict)
+        for hook in list(self._load_pre_hooks.values()):
+            result = hook(self, sd)
+            if result is not None:
+                sd = result
+        out = load(sd)
+        for hook in list(self._load_post_hooks.values()):
+            hook(self)
+        return out

@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from .._core._validate import check
 from .._optimizers._lbfgs import (
     LBFGSState,
     _flatten,
@@ -26,26 +24,12 @@ from .._optimizers._lbfgs import (
     torch_lbfgs,
 )
 from . import _state_dict
+from ._lbfgs_state import al_first, export_entry, import_entry
 from ._optimizer import Optimizer
 from ._serialization import savable
 from ._spec import Spec
 
 __all__ = ["LBFGS"]
-
-#: torch's per-state keys, in the order torch creates them (``al`` moves, see below).
-_KEYS = (
-    "func_evals",
-    "n_iter",
-    "d",
-    "t",
-    "old_dirs",
-    "old_stps",
-    "ro",
-    "H_diag",
-    "prev_flat_grad",
-    "prev_loss",
-    "al",
-)
 
 
 def _run(closure, layout, leaves, frozen, state, h, line_search):
@@ -60,10 +44,6 @@ def _run(closure, layout, leaves, frozen, state, h, line_search):
 
 # The state is not donated: XLA may return one buffer for two of its equal fields.
 _run_jit = jax.jit(_run, static_argnums=(0, 1, 6), donate_argnums=2)
-
-
-def _as_float(value: Any) -> float:
-    return float(_state_dict.to_numpy(value))
 
 
 class LBFGS(Optimizer):
@@ -184,7 +164,8 @@ class LBFGS(Optimizer):
         if self._lstate is None:
             self._lstate = _init_state(store.leaves(), history_size)
         elif self._lstate.ro.shape[0] != history_size:
-            self._lstate = self._import(self._export(), history_size, keep_newest=True)
+            entry = export_entry(self._lstate, self._al_first)
+            self._lstate = import_entry(entry, store.leaves(), history_size, keep_newest=True)
         hdt = store.hdtype
         max_eval = group["max_eval"]
         max_eval = group["max_iter"] * 5 // 4 if max_eval is None else max_eval
@@ -214,120 +195,10 @@ class LBFGS(Optimizer):
                 self._al_first = n_iter >= 2
         return loss
 
-    # ----------------------------------------------------------------- state
-    def _export(self) -> dict[str, Any]:
-        """The torch state entry: NumPy snapshots and Python numbers (``{}`` before a step)."""
-        s = self._lstate
-        if s is None:
-            return {}
-        n_iter = int(s.n_iter)
-        out: dict[str, Any] = {"func_evals": int(s.func_evals), "n_iter": n_iter}
-        if n_iter < 1:
-            return out
-        m = s.ro.shape[0]
-        idx = (int(s.history_start) + np.arange(int(s.history_count))) % m
-        dirs, stps, ro = (np.asarray(a)[idx] for a in (s.old_dirs, s.old_stps, s.ro))
-        out.update(
-            d=np.array(s.d),
-            t=float(s.t),
-            old_dirs=list(dirs),
-            old_stps=list(stps),
-            ro=[np.array(r) for r in ro],
-            H_diag=np.array(s.H_diag),
-            prev_flat_grad=np.array(s.prev_flat_grad),
-            prev_loss=float(s.prev_loss),
-        )
-        if n_iter >= 2:
-            # The last iteration's first loop, on its gradient and history.
-            q = -out["prev_flat_grad"]
-            al: list[Any] = [None] * m
-            for i in range(len(idx) - 1, -1, -1):
-                al[i] = np.array(np.dot(stps[i], q) * ro[i])
-                q = q - al[i] * dirs[i]
-            out["al"] = al
-            if self._al_first:
-                out = {k: out[k] for k in ("func_evals", "n_iter", "al", *_KEYS[2:-1])}
-        return out
-
-    def _import(
-        self, entry: Mapping[str, Any], history_size: int, *, keep_newest: bool = False
-    ) -> LBFGSState | None:
-        """An :class:`LBFGSState` from torch's state entry (``ValueError`` if it does not fit)."""
-        if not entry:
-            return None
-        unknown = [k for k in entry if k not in _KEYS]
-        check(
-            not unknown,
-            f"{unknown[0]!r} is not a state key of LBFGS (its keys are "
-            f"{list(_KEYS)}): is the state dict from another optimizer?"
-            if unknown
-            else "",
-        )
-        fresh = _init_state(self._store.leaves(), history_size)
-        n, dt = fresh.d.shape[0], fresh.d.dtype
-        for key in ("func_evals", "n_iter"):
-            check(key in entry, f"the LBFGS state has no {key!r}")
-        s = fresh._replace(
-            func_evals=jnp.asarray(int(_as_float(entry["func_evals"])), jnp.int32),
-            n_iter=jnp.asarray(int(_as_float(entry["n_iter"])), jnp.int32),
-        )
-        rest = [k for k in _KEYS[2:-1] if k not in entry]
-        if len(rest) == len(_KEYS) - 3:
-            return s
-        check(not rest, f"the LBFGS state has no {rest[0]!r}" if rest else "")
-
-        def vector(key: str) -> jax.Array:
-            arr = _state_dict.to_numpy(entry[key])
-            check(
-                arr.shape == (n,),
-                f"the LBFGS state's {key!r} has shape {arr.shape}, but "
-                f"the parameters flatten to ({n},)",
-            )
-            return jnp.asarray(arr).astype(dt)
-
-        pairs = [list(entry[k]) for k in ("old_dirs", "old_stps", "ro")]
-        check(
-            len(pairs[0]) == len(pairs[1]) == len(pairs[2]),
-            "the LBFGS state's old_dirs, old_stps and ro differ in length",
-        )
-        count = len(pairs[0])
-        if count > history_size:
-            check(
-                keep_newest,
-                f"the LBFGS state holds {count} curvature pairs, more than "
-                f"history_size={history_size}",
-            )
-            pairs = [p[count - history_size :] for p in pairs]
-            count = history_size
-        dirs, stps = fresh.old_dirs, fresh.old_stps
-        ro = np.zeros(history_size, dt)
-        for i in range(count):
-            for arr, key in ((pairs[0][i], "old_dirs"), (pairs[1][i], "old_stps")):
-                check(
-                    _state_dict.to_numpy(arr).shape == (n,),
-                    f"an entry of the LBFGS state's {key!r} does not have shape ({n},)",
-                )
-            dirs = dirs.at[i].set(jnp.asarray(_state_dict.to_numpy(pairs[0][i])).astype(dt))
-            stps = stps.at[i].set(jnp.asarray(_state_dict.to_numpy(pairs[1][i])).astype(dt))
-            ro[i] = _as_float(pairs[2][i])
-        scalar = lambda key: jnp.asarray(_as_float(entry[key])).astype(dt)
-        return s._replace(
-            d=vector("d"),
-            t=scalar("t"),
-            old_dirs=dirs,
-            old_stps=stps,
-            ro=jnp.asarray(ro),
-            history_start=jnp.zeros((), jnp.int32),
-            history_count=jnp.asarray(count, jnp.int32),
-            H_diag=scalar("H_diag"),
-            prev_flat_grad=vector("prev_flat_grad"),
-            prev_loss=scalar("prev_loss"),
-        )
-
     @property
     def state(self) -> dict[int, dict[str, Any]]:  # type: ignore[override]
         """``{0: torch's state entry}`` (a snapshot), or ``{}`` before the first step."""
-        entry = self._export()
+        entry = export_entry(self._lstate, self._al_first)
         return {self.param_groups[0]["params"][0]: entry} if entry else {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -336,15 +207,12 @@ class LBFGS(Optimizer):
         Returns:
             The state dict (after the state-dict hooks).
         """
-        for hook in list(self._state_dict_pre_hooks.values()):
-            hook(self)
-        groups = _state_dict.pack_groups(self.param_groups)
-        sd: dict[str, Any] = {"state": savable(self.state), "param_groups": groups}
-        for hook in list(self._state_dict_post_hooks.values()):
-            result = hook(self, sd)
-            if result is not None:
-                sd = result
-        return sd
+        return self._hooked_state_dict(
+            lambda: {
+                "state": savable(self.state),
+                "param_groups": _state_dict.pack_groups(self.param_groups),
+            }
+        )
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
@@ -370,11 +238,9 @@ class LBFGS(Optimizer):
                 "LBFGS keeps one global state, not one per parameter: "
                 "load_state_dict(strict=False) is not supported"
             )
-        sd = dict(state_dict)
-        for hook in list(self._load_pre_hooks.values()):
-            result = hook(self, sd)
-            if result is not None:
-                sd = result
+        return self._hooked_load(state_dict, lambda sd: self._load(sd, strict))
+
+    def _load(self, sd: Mapping[str, Any], strict: bool) -> None:
         if not isinstance(sd, Mapping) or "state" not in sd or "param_groups" not in sd:
             raise ValueError("a state dict is a dict with 'state' and 'param_groups' entries")
         groups = _state_dict.check_groups(
@@ -389,21 +255,11 @@ class LBFGS(Optimizer):
                 f"LBFGS keeps its state under the first parameter ({first!r})"
             )
         try:
-            state = self._import(entry, groups[0]["history_size"])
+            state = import_entry(entry, self._store.leaves(), groups[0]["history_size"])
         except ValueError as e:
             raise ValueError(f"loaded LBFGS state: {e}") from None
         self.param_groups = groups
-        for g, options in zip(self._store.groups, groups, strict=True):
-            g.key = self.spec.key(options)
+        self._store.rekey(groups)
         self._lstate = state
-        keys = list(entry)
-        self._al_first = (
-            keys.index("al") < keys.index("d")
-            if "al" in keys and "d" in keys
-            else False
-            if "d" in keys
-            else None
-        )
-        for hook in list(self._load_post_hooks.values()):
-            hook(self)
+        self._al_first = al_first(list(entry))
         return None

@@ -229,21 +229,7 @@ class Optimizer(Hooks):
         Returns:
             The closure's loss, or ``None``.
         """
-        args: tuple[Any, ...] = () if closure is None else (closure,)
-        kwargs: dict[str, Any] = {}
-        for hook in list(self._step_pre_hooks.values()):
-            result = hook(self, args, kwargs)
-            if result is not None:
-                if not (isinstance(result, tuple) and len(result) == 2):
-                    raise RuntimeError(
-                        f"{hook} must return None or a tuple of "
-                        f"(new_args, new_kwargs), but got {result}."
-                    )
-                args, kwargs = result
-        out = self._step(*args, **kwargs)
-        for hook in list(self._step_post_hooks.values()):
-            hook(self, args, kwargs)
-        return out
+        return self._hooked_step(self._step, () if closure is None else (closure,))
 
     def _step(self, closure: Any = None) -> Any:
         loss = None
@@ -280,14 +266,7 @@ class Optimizer(Hooks):
         arrays are the live ones: the next step donates them.
         """
         _apply.unbucket(self._store, self.param_groups)
-        out = {}
-        for i, p in enumerate(self._store.params):
-            entry = dict(p.dormant)
-            if p.flat is not None:
-                entry.update(_state_dict.export_state(self.spec, p.full_state()))
-            if entry:
-                out[i] = {k: entry[k] for k in self.spec.state if k in entry}
-        return out
+        return _state_dict.torch_state(self._store)
 
     def state_dict(self) -> dict[str, Any]:
         """torch's layout: ``{'state': {id: {...}}, 'param_groups': [{..., 'params': [id]}]}``.
@@ -301,14 +280,7 @@ class Optimizer(Hooks):
         Returns:
             The state dict (after the state-dict hooks).
         """
-        for hook in list(self._state_dict_pre_hooks.values()):
-            hook(self)
-        sd = _state_dict.pack(self.param_groups, self.state)
-        for hook in list(self._state_dict_post_hooks.values()):
-            result = hook(self, sd)
-            if result is not None:
-                sd = result
-        return sd
+        return self._hooked_state_dict(lambda: _state_dict.pack(self.param_groups, self.state))
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True
@@ -332,27 +304,22 @@ class Optimizer(Hooks):
         Raises:
             ValueError: the state dict does not fit; the optimizer is unchanged.
         """
+        _apply.unbucket(self._store, self.param_groups)
+        return self._hooked_load(state_dict, lambda sd: self._load(sd, strict))
+
+    def _load(self, sd: Mapping[str, Any], strict: bool) -> _state_dict.LoadResult | None:
         store = self._store
-        _apply.unbucket(store, self.param_groups)
-        sd = dict(state_dict)
-        for hook in list(self._load_pre_hooks.values()):
-            result = hook(self, sd)
-            if result is not None:
-                sd = result
         groups, states, report = _state_dict.plan_load(
             store, self.param_groups, self.defaults, sd, strict, type(self).__name__
         )
         if groups is not None:
             self.param_groups = groups
             store.clear_states()
-            for g, options in zip(store.groups, groups, strict=True):
-                g.key = self.spec.key(options)
+            store.rekey(groups)
         for i, (s, dormant) in states.items():
             store.params[i].set_state(s)
             store.params[i].dormant = dormant
         store.counts_shared = False
-        for hook in list(self._load_post_hooks.values()):
-            hook(self)
         return report
 
     def __repr__(self) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "pack_groups",
     "plan_load",
     "to_numpy",
+    "torch_state",
 ]
 
 
@@ -162,6 +163,22 @@ def import_state(
         state = state._replace(count=jnp.asarray(1 if taken else 0, jnp.int32))
     dormant = {k: jnp.asarray(to_numpy(v)) for k, v in entry.items() if k not in used}
     return state, dormant
+
+
+def torch_state(store: Store) -> dict[int, dict[str, Any]]:
+    """The per-parameter states with torch's keys (live arrays), by parameter index.
+
+    Parameters without a state or dormant entries are left out; a bucketed group's
+    parameters too (unbucket it first).
+    """
+    spec, out = store.spec, {}
+    for i, p in enumerate(store.params):
+        entry = dict(p.dormant)
+        if p.flat is not None:
+            entry.update(export_state(spec, p.full_state()))
+        if entry:
+            out[i] = {k: entry[k] for k in spec.state if k in entry}
+    return out
 
 
 def pack_groups(param_groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -105,6 +105,11 @@ class Store:
         self.txs[key] = compiled
         return key
 
+    def rekey(self, options: Sequence[Mapping[str, Any]]) -> None:
+        """Sets each group's key from its (loaded) options; compiled on its next step."""
+        for group, opts in zip(self.groups, options, strict=True):
+            group.key = self.spec.key(opts)
+
     def tx(self, key: Any) -> Any:
         """The compiled transformation of key ``key``."""
         return self.txs[key][0]
