@@ -37,6 +37,11 @@ def _check_members(owner: str, schedulers: Sequence[Any], optimizer: Any) -> Non
 class _Composite(LRScheduler):
     _schedulers: list[LRScheduler]
 
+    @property
+    def schedulers(self) -> list[LRScheduler]:
+        """The schedulers composed (the list itself)."""
+        return self._schedulers
+
     def state_dict(self) -> dict[str, Any]:
         sd = {k: copy.deepcopy(getattr(self, k)) for k in self._keys}
         sd["_schedulers"] = [s.state_dict() for s in self._schedulers]
@@ -109,12 +114,12 @@ class SequentialLR(_Composite):
             group["lr"] = as_lr(group["lr"], group["initial_lr"])
         self._undo(self)
         idx = bisect_right(self._milestones, 0)
-        self._schedulers[idx]._initial_step()
+        self._schedulers[idx].initial_step()
         self._last_lr = schedulers[idx].get_last_lr()
 
     def _undo(self, sched: Any) -> None:
-        if hasattr(sched, "_schedulers"):
-            for s in sched._schedulers:
+        if isinstance(sched, _Composite):
+            for s in sched.schedulers:
                 self._undo(s)
         elif hasattr(sched, "last_epoch"):
             sched.last_epoch -= 1
@@ -133,7 +138,7 @@ class SequentialLR(_Composite):
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
         if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
-            scheduler._update_lr(0)
+            scheduler.update_lr(0)
         else:
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()

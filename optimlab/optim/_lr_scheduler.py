@@ -179,10 +179,15 @@ class LRScheduler:
                     )
         self.base_lrs: list[float] = [g["initial_lr"] for g in optimizer.param_groups]
         self.last_epoch = last_epoch
-        self._initial_step()
+        self.initial_step()
 
     # -------------------------------------------------------------- stepping
-    def _initial_step(self) -> None:
+    def initial_step(self) -> None:
+        """Takes the initial step (epoch 0) again, with a fresh step count.
+
+        The constructor takes it; :class:`SequentialLR` retakes it for its first
+        scheduler after undoing every scheduler's (as torch does).
+        """
         self._step_count = 0
         self._is_initial = True
         try:
@@ -199,9 +204,17 @@ class LRScheduler:
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
-        self._update_lr(epoch)
+        self.update_lr(epoch)
 
-    def _update_lr(self, epoch: float | None = None) -> None:
+    def update_lr(self, epoch: float | None = None) -> None:
+        """Writes the next epoch's values, or (given ``epoch``) that epoch's closed form.
+
+        :meth:`step` without the step count and the deprecation warning: what
+        :class:`SequentialLR` uses to restart a scheduler at epoch 0 at a milestone.
+
+        Args:
+            epoch: ``None`` for the next epoch, or the epoch to jump to.
+        """
         self._get_lr_called_within_step = True
         try:
             if epoch is None:
@@ -329,6 +342,10 @@ class LRScheduler:
 class _Lambdas(LRScheduler):
     lr_lambdas: list[Callable[..., Any]]
 
+    def _lambda(self, i: int, t: float) -> float:
+        fn = self.lr_lambdas[i]
+        return self._table(("lambda", id(fn)), lambda: schedules.lambda_factor(fn))(t)
+
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
         # As torch: only callable objects' attributes are saved, functions are not.
@@ -374,12 +391,7 @@ class LambdaLR(_Lambdas):
         super().__init__(optimizer, last_epoch)
 
     def _value(self, i: int, t: float) -> float:
-        return self.base_lrs[i] * _lambda(self, i, t)
-
-
-def _lambda(owner: LRScheduler, i: int, t: float) -> float:
-    fn = owner.lr_lambdas[i]  # type: ignore[attr-defined]
-    return owner._table(("lambda", id(fn)), lambda: schedules.lambda_factor(fn))(t)
+        return self.base_lrs[i] * self._lambda(i, t)
 
 
 class MultiplicativeLR(_Lambdas):
@@ -409,4 +421,4 @@ class MultiplicativeLR(_Lambdas):
     def _chain(self, i: int, lr: float, t: float) -> float:
         if self._is_initial:
             return lr
-        return lr * _lambda(self, i, t)
+        return lr * self._lambda(i, t)

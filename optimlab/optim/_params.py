@@ -35,13 +35,29 @@ class ParamName(str):
     """A parameter name that remembers its position in the tree it came from.
 
     It is a plain ``str`` for every purpose (printing, comparing, filtering); the
-    optimizer reads the hidden position to rebuild the whole tree when every group
-    was built from named parameters of one tree.
+    optimizer reads :attr:`source` and :attr:`pos` to rebuild the whole tree when
+    every group was built from named parameters of one tree.
     """
 
     __slots__ = ("_source", "_pos")
-    _source: _Source
+    _source: _Source | None
     _pos: int
+
+    def __new__(cls, name: str, source: _Source | None = None, pos: int = -1) -> ParamName:
+        self = super().__new__(cls, name)
+        self._source = source
+        self._pos = pos
+        return self
+
+    @property
+    def source(self) -> _Source | None:
+        """The tree the name was taken from (its structure and original leaves)."""
+        return self._source
+
+    @property
+    def pos(self) -> int:
+        """The position of the named leaf among that tree's leaves."""
+        return self._pos
 
 
 def path_name(path: tuple[Any, ...]) -> str:
@@ -84,10 +100,7 @@ def named_parameters(tree: Any) -> Iterator[tuple[str, Any]]:
     pairs, treedef = jax.tree_util.tree_flatten_with_path(tree)
     source = _Source(treedef, [leaf for _, leaf in pairs])
     for pos, (path, leaf) in enumerate(pairs):
-        name = ParamName(path_name(path))
-        name._source = source
-        name._pos = pos
-        yield name, leaf
+        yield ParamName(path_name(path), source, pos), leaf
 
 
 def same_source(a: _Source, b: _Source) -> bool:
@@ -184,14 +197,12 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
     if _is_named(params):
         names = [n for n, _ in params]
         leaves = [_check_leaf(p) for _, p in params]
-        sources = [n._source for n in names if isinstance(n, ParamName)]
-        sourced = (
-            all(isinstance(n, ParamName) for n in names)
-            and len(sources) > 0
-            and all(same_source(sources[0], other) for other in sources)
+        sources = [n.source for n in names if isinstance(n, ParamName) and n.source is not None]
+        sourced = len(sources) == len(names) > 0 and all(
+            same_source(sources[0], other) for other in sources
         )
         source = sources[0] if sourced else None
-        positions = [n._pos for n in names] if sourced else []
+        positions = [n.pos for n in names] if sourced else []
         handles, refs = _identities([p for _, p in params])
         keys = [("pos", p) for p in positions] if sourced else [("name", str(n)) for n in names]
         if len(set(keys)) != len(keys):
