@@ -9,15 +9,59 @@ parameters NaN, and the values pass through the host here anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import jax.numpy as jnp
 
 from .._core import _rules
-from ._spec import Spec
+from ._params import GroupLayout
+from ._spec import Spec, required
 
-__all__ = ["check_grad_dtype", "check_group", "check_step"]
+__all__ = ["check_grad_dtype", "check_group", "check_new_group", "check_step"]
+
+
+def check_new_group(
+    spec: Spec,
+    defaults: Mapping[str, Any],
+    param_group: Mapping[str, Any],
+    layout: GroupLayout,
+    others: Sequence[GroupLayout],
+    owner: str,
+) -> None:
+    """torch's checks of a parameter group being added, in torch's order and words.
+
+    Args:
+        spec: the optimizer's table.
+        defaults: the optimizer's defaults (``required`` ones must be given).
+        param_group: the group as given.
+        layout: the new group's parameters.
+        others: the layouts of the groups already added.
+        owner: the optimizer's class name, for messages.
+
+    Raises:
+        ValueError: a required option missing, names on some groups only, a
+            parameter already in another group, or a second group where the
+            optimizer takes one.
+    """
+    for name, default in defaults.items():
+        if default is required and name not in param_group:
+            raise ValueError(
+                f"parameter group didn't specify a value of required optimization parameter {name}"
+            )
+    for other in others:
+        if layout.named != other.named:
+            txt = "with names" if layout.named else "without names"
+            raise ValueError(
+                "all optimizer param groups should be with/without names. "
+                f"cannot add param group {txt} to the optimizer"
+            )
+    taken = set().union(*(other.live_handles() for other in others))
+    if not taken.isdisjoint(layout.handles):
+        raise ValueError("some parameters appear in more than one parameter group")
+    # After the checks every group gets, as torch's LBFGS checks once all are added.
+    if spec.single_group and others:
+        raise ValueError(f"{owner} doesn't support per-parameter options (parameter groups)")
 
 
 def check_group(spec: Spec, group: Mapping[str, Any], where: str) -> None:

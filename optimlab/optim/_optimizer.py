@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from . import _apply, _state_dict, _step
+from . import _apply, _checks, _state_dict, _step
 from ._hooks import Hooks, RemovableHandle
 from ._params import Layout, split_params
 from ._spec import Spec, required
@@ -104,28 +104,10 @@ class Optimizer(Hooks):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
         store = self._store
         layout, leaves = split_params(param_group["params"], len(store.params))
-        for name, default in self.defaults.items():
-            if default is required and name not in param_group:
-                raise ValueError(
-                    "parameter group didn't specify a value of required "
-                    f"optimization parameter {name}"
-                )
         layouts = [g.layout for g in store.groups]
-        for other in layouts:
-            if layout.named != other.named:
-                txt = "with names" if layout.named else "without names"
-                raise ValueError(
-                    "all optimizer param groups should be with/without names. "
-                    f"cannot add param group {txt} to the optimizer"
-                )
-        taken = set().union(*(other.live_handles() for other in layouts))
-        if not taken.isdisjoint(layout.handles):
-            raise ValueError("some parameters appear in more than one parameter group")
-        # After the checks every group gets, as torch's LBFGS checks once all are added.
-        if self.spec.single_group and self.param_groups:
-            raise ValueError(
-                f"{type(self).__name__} doesn't support per-parameter options (parameter groups)"
-            )
+        _checks.check_new_group(
+            self.spec, self.defaults, param_group, layout, layouts, type(self).__name__
+        )
         group = {**param_group}
         for name, default in self.defaults.items():
             group.setdefault(name, default)
