@@ -1,10 +1,12 @@
 """``LBFGS``: torch.optim.LBFGS over :func:`optimlab.minimize` (private).
 
 L-BFGS keeps one global state (torch files it under the first parameter) and
-its ``step`` needs a closure, so this class keeps the groups, hooks and
-validation of :class:`~optimlab.optim.Optimizer` and replaces the per-parameter
-machinery: the state is one :class:`~optimlab.LBFGSState`, converted to and
-from torch's layout by :meth:`LBFGS.state_dict` and :meth:`LBFGS.load_state_dict`.
+its ``step`` needs a closure, so this class keeps the groups, hooks, parameter
+records and validation of :class:`~optimlab.optim.Optimizer` and replaces the
+per-parameter states and step: the state is one :class:`~optimlab.LBFGSState`,
+stepped by the jitted body of :func:`optimlab.minimize` and converted to and
+from torch's layout by the pure functions of ``_lbfgs_state``; groups are
+loaded through ``_state_dict.check_groups``, as every optimizer's are.
 """
 
 from __future__ import annotations

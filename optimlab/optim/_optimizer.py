@@ -290,18 +290,12 @@ class Optimizer(Hooks):
         return self._hooked_load(state_dict, lambda sd: self._load(sd, strict))
 
     def _load(self, sd: Mapping[str, Any], strict: bool) -> _state_dict.LoadResult | None:
-        store = self._store
         groups, states, report = _state_dict.plan_load(
-            store, self.param_groups, self.defaults, sd, strict, type(self).__name__
+            self._store, self.param_groups, self.defaults, sd, strict, type(self).__name__
         )
         if groups is not None:
             self.param_groups = groups
-            store.clear_states()
-            store.rekey(groups)
-        for i, (s, dormant) in states.items():
-            store.params[i].set_state(s)
-            store.params[i].dormant = dormant
-        store.counts_shared = False
+        self._store.load(groups, states)
         return report
 
     def __repr__(self) -> str:

@@ -176,6 +176,22 @@ class Store:
         for p in self.params:
             p.clear_state()
 
+    def load(self, options: Sequence[Mapping[str, Any]] | None, states: Mapping[int, Any]) -> None:
+        """Commits a planned load (``_state_dict.plan_load``; unbucketed first).
+
+        Args:
+            options: the loaded groups' options, whose keys the groups take and
+                whose loading drops every state first; ``None`` keeps both.
+            states: ``{index: (full state or None, dormant entries)}``.
+        """
+        if options is not None:
+            self.clear_states()
+            self.rekey(options)
+        for i, (state, dormant) in states.items():
+            self.params[i].set_state(state)
+            self.params[i].dormant = dormant
+        self.counts_shared = False
+
     def share_counts(self) -> None:
         """Makes states with equal step counts share one count array (after a load)."""
         shared: dict[int, jax.Array] = {}
