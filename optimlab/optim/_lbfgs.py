@@ -17,13 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core._validate import check
-from .._optimizers._lbfgs import (
+from .._optimizers._lbfgs import torch_lbfgs
+from .._optimizers._lbfgs_iteration import (
     LBFGSState,
-    _flatten,
-    _init_state,
-    _step,
-    _value_and_grad,
-    torch_lbfgs,
+    flatten,
+    init_state,
+    step,
+    value_and_grad,
 )
 from . import _state_dict
 from ._optimizer import Optimizer
@@ -51,10 +51,10 @@ _KEYS = (
 def _run(closure, layout, leaves, frozen, state, h, line_search):
     # optimlab.minimize's body, with the frozen leaves of the user's tree passed as
     # arguments (not baked into the program) and the closure seeing the user's tree.
-    x, unflatten = _flatten(leaves)
-    vg = _value_and_grad(lambda ls: closure(layout.assemble(ls, frozen)), unflatten, x.dtype)
+    x, unflatten = flatten(leaves)
+    vg = value_and_grad(lambda ls: closure(layout.assemble(ls, frozen)), unflatten, x.dtype)
     loss, grad = vg(x)
-    c = _step(vg, x, loss, grad, state, h, line_search)
+    c = step(vg, x, loss, grad, state, h, line_search)
     return unflatten(c.x), c.state, loss
 
 
@@ -181,7 +181,7 @@ class LBFGS(Optimizer):
         self._tx_for(group)  # validates the current options
         history_size = group["history_size"]
         if self._lstate is None:
-            self._lstate = _init_state(self._leaves, history_size)
+            self._lstate = init_state(self._leaves, history_size)
         elif self._lstate.ro.shape[0] != history_size:
             self._lstate = self._import(self._export(), history_size, keep_newest=True)
         hdt = self._hdtype
@@ -262,7 +262,7 @@ class LBFGS(Optimizer):
             if unknown
             else "",
         )
-        fresh = _init_state(self._leaves, history_size)
+        fresh = init_state(self._leaves, history_size)
         n, dt = fresh.d.shape[0], fresh.d.dtype
         for key in ("func_evals", "n_iter"):
             check(key in entry, f"the LBFGS state has no {key!r}")
