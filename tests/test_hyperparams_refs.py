@@ -172,3 +172,22 @@ def test_tracing_adamw_makes_few_python_calls():
     one, ten = _calls(ol.adamw(1e-3), 1), _calls(ol.adamw(1e-3), 10)
     assert one <= 45, one
     assert (ten - one) / 9 <= 20, (one, ten)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_ids(CASES))
+def test_initial_hyperparams_are_what_init_stores(case):
+    # Declared by the builder, read without initialising anything: optimlab.optim
+    # learns an alias's names this way.
+    tx = case.make()
+    declared = _hyperparams.initial_hyperparams(tx)
+    state = tx.init(_params())
+    if not isinstance(state, ol.HyperparamsState):
+        assert declared is None
+        return
+    if declared is None:
+        # The registry wraps a few aliases in a test helper that passes ``value=`` (or a
+        # Hessian estimate).
+        assert {"_with_value", "_with_hessian"} & set(case.make.__code__.co_names), case.id
+        return
+    assert declared.names == state.hyperparams.names
+    np.testing.assert_array_equal(declared.packed, state.hyperparams.packed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -28,6 +29,7 @@ _Tracer = jax.core.Tracer
 __all__ = [
     "HyperparamsState",
     "build_hyperparams",
+    "initial_hyperparams",
     "with_hyperparams",
     "hyperparams",
     "set_hyperparams",
@@ -200,7 +202,25 @@ def build_hyperparams(
         count = jnp.zeros([], jnp.int32)
         return (build(count, values_at(count, None).unpacked()),)
 
-    return _elementwise.declare_parts(GradientTransformation(init_fn, update_fn), parts)
+    tx = GradientTransformation(init_fn, update_fn)
+    _INITIAL[tx.update] = lambda: values_at(jnp.zeros([], jnp.int32), None)
+    return _elementwise.declare_parts(tx, parts)
+
+
+#: update function -> thunk of the initial values, for the transformations built here.
+_INITIAL: weakref.WeakKeyDictionary[Callable[..., Any], Callable[[], Hyperparams]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def initial_hyperparams(tx: GradientTransformation) -> Hyperparams | None:
+    """The hyperparameters ``tx.init`` would put in its state (names and values), or ``None``.
+
+    ``None`` when ``tx`` was not built by :func:`with_hyperparams` (or an alias on
+    it). Read from what the builder declared: nothing is initialised or traced.
+    """
+    thunk = _INITIAL.get(tx.update)
+    return None if thunk is None else thunk()
 
 
 def _runner(build: Builder, names: tuple[str, ...], *, once: bool) -> Callable[..., Any]:
