@@ -136,10 +136,10 @@ from ._optimizers._asgd import ScaleByAsgdState as ScaleByAsgdState
 from ._optimizers._asgd import asgd as asgd
 from ._optimizers._asgd import asgd_averaged_params as asgd_averaged_params
 from ._optimizers._asgd import scale_by_asgd as scale_by_asgd
-from ._optimizers._lbfgs import LBFGSInfo as LBFGSInfo
-from ._optimizers._lbfgs import LBFGSState as LBFGSState
 from ._optimizers._lbfgs import minimize as minimize
 from ._optimizers._lbfgs import torch_lbfgs as torch_lbfgs
+from ._optimizers._lbfgs_iteration import LBFGSInfo as LBFGSInfo
+from ._optimizers._lbfgs_iteration import LBFGSState as LBFGSState
 from ._optimizers._lbfgs_optax import ScaleByLBFGSState as ScaleByLBFGSState
 from ._optimizers._lbfgs_optax import lbfgs as lbfgs
 from ._optimizers._lbfgs_optax import scale_by_lbfgs as scale_by_lbfgs

@@ -38,9 +38,16 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
         TypeError: a complex gradient of a real parameter, naming its key path.
     """
     leaves, treedef = jax.tree_util.tree_flatten(updates, is_leaf=is_none)
-    dtypes = [None if g is None else jnp.result_type(g) for g in leaves]
-    exact = [d is not None and not jnp.issubdtype(d, jnp.inexact) for d in dtypes]
-    complex_ = [d is not None and jnp.issubdtype(d, jnp.complexfloating) for d in dtypes]
+    # Plain loops: this runs at every trace, and a comprehension is a Python frame.
+    dtypes, exact, complex_ = [], [], []
+    for g in leaves:
+        d = None if g is None else getattr(g, "dtype", None) or jnp.result_type(g)
+        dtypes.append(d)
+        exact.append(
+            d is not None
+            and (d.kind in "biu" or d.kind == "V" and not jnp.issubdtype(d, jnp.inexact))
+        )
+        complex_.append(d is not None and d.kind == "c")
     if not any(exact) and (params is None or not any(complex_)):
         return updates
     p_leaves, p_treedef = jax.tree_util.tree_flatten(params, is_leaf=is_none)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -13,20 +15,34 @@ import numpy as np
 from . import _elementwise, _rules, _tree, _validate
 from ._base import GradientTransformation, safe_increment
 from ._grads import as_param_dtypes
-from ._hyperparams_packed import Hyperparams, hyperparam_dtype
+from ._hyperparams_packed import (
+    Bindings,
+    HyperparamRef,
+    Hyperparams,
+    UnboundHyperparam,
+    hyperparam_dtype,
+)
 from ._types import ScalarOrSchedule
 
 _Tracer = jax.core.Tracer
 
 __all__ = [
     "HyperparamsState",
+    "build_hyperparams",
+    "initial_hyperparams",
     "with_hyperparams",
     "hyperparams",
     "set_hyperparams",
     "hyperparam_dtype",
 ]
 
-Builder = Callable[[jax.Array, Mapping[str, jax.Array]], GradientTransformation]
+#: Whether aliases that ask for it are built once (tests turn it off to compare).
+BUILD_ONCE = True
+
+#: The key the step count is bound under (not a valid hyperparameter name).
+_STEP = "<step>"
+
+Builder = Callable[[Any, Mapping[str, Any]], GradientTransformation]
 
 
 class HyperparamsState(NamedTuple):
@@ -106,7 +122,25 @@ def with_hyperparams(
         >>> tx.update(jnp.ones(3), state)[0]
         Array([-0.5, -0.5, -0.5], dtype=float32)
     """
-    specs = dict(hyperparameters)
+    return build_hyperparams(build, hyperparameters, once=False)
+
+
+def build_hyperparams(
+    build: Builder, specs: Mapping[str, ScalarOrSchedule], *, once: bool
+) -> GradientTransformation:
+    """:func:`with_hyperparams`, optionally calling ``build`` once (private).
+
+    With ``once``, ``build`` is called once, given :class:`HyperparamRef`
+    references for the step and the values, which ``init`` and ``update`` bind to
+    the state's values for the duration of each call: tracing a step runs the
+    transformation without building it again. Only a ``build`` whose
+    transformations read every hyperparameter when they run (through
+    ``jnp.asarray``, arithmetic or ``.astype``), not while they are built, may ask
+    for it; tests/test_hyperparams_refs.py runs every registry case both ways and
+    requires bitwise equal results. A ``build`` that reads a reference while it
+    builds (``float(h["lr"])``) is called at each trace instead.
+    """
+    specs = dict(specs)
     for name, value in specs.items():
         if not callable(value):
             _as_hparam(name, value, hyperparam_dtype())
@@ -135,12 +169,13 @@ def with_hyperparams(
                 out[name] = stored[name]
         return Hyperparams.from_mapping(out, dtype)
 
+    run = _runner(build, names, once=once and BUILD_ONCE)
+
     def init_fn(params):
         _tree.reject_non_float("init", params)
         count = jnp.zeros([], jnp.int32)
         values = values_at(count, None)
-        inner = build(count, values.unpacked())
-        return HyperparamsState(count, values, inner.init(params))
+        return HyperparamsState(count, values, run(count, values, "init", params))
 
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, HyperparamsState):
@@ -148,15 +183,18 @@ def with_hyperparams(
                 f"expected a HyperparamsState, got {type(state).__name__}: pass the state "
                 "returned by this optimizer's init."
             )
-        if set(state.hyperparams) != set(specs):
+        if getattr(state.hyperparams, "names", None) != names and set(state.hyperparams) != set(
+            specs
+        ):
             raise ValueError(
                 "state from another optimizer: its hyperparameters are "
                 f"{sorted(state.hyperparams)}, this optimizer's are {sorted(specs)}."
             )
         updates = as_param_dtypes("update", updates, params)
         values = values_at(state.count, state.hyperparams)
-        inner = build(state.count, values.unpacked())
-        updates, inner_state = inner.update(updates, state.inner_state, params, **extra_args)
+        updates, inner_state = run(
+            state.count, values, "update", updates, state.inner_state, params, **extra_args
+        )
         return updates, HyperparamsState(safe_increment(state.count), values, inner_state)
 
     def parts():
@@ -164,7 +202,56 @@ def with_hyperparams(
         count = jnp.zeros([], jnp.int32)
         return (build(count, values_at(count, None).unpacked()),)
 
-    return _elementwise.declare_parts(GradientTransformation(init_fn, update_fn), parts)
+    tx = GradientTransformation(init_fn, update_fn)
+    _INITIAL[tx.update] = lambda: values_at(jnp.zeros([], jnp.int32), None)
+    return _elementwise.declare_parts(tx, parts)
+
+
+#: update function -> thunk of the initial values, for the transformations built here.
+_INITIAL: weakref.WeakKeyDictionary[Callable[..., Any], Callable[[], Hyperparams]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def initial_hyperparams(tx: GradientTransformation) -> Hyperparams | None:
+    """The hyperparameters ``tx.init`` would put in its state (names and values), or ``None``.
+
+    ``None`` when ``tx`` was not built by :func:`with_hyperparams` (or an alias on
+    it). Read from what the builder declared: nothing is initialised or traced.
+    """
+    thunk = _INITIAL.get(tx.update)
+    return None if thunk is None else thunk()
+
+
+def _runner(build: Builder, names: tuple[str, ...], *, once: bool) -> Callable[..., Any]:
+    """``run(count, values, method, *args)``: calls ``method`` of the built transformation.
+
+    With ``once``, the transformation is built here, from references, and each call
+    binds them to ``values`` for its duration (under a lock: a transformation traced
+    from two threads at once takes turns). Otherwise, or when ``build`` read a
+    reference while building, each call builds it from ``values``.
+    """
+    bound = Bindings()
+    lock = threading.RLock()
+    fixed = None
+    if once:
+        try:
+            fixed = build(HyperparamRef(_STEP, bound), {n: HyperparamRef(n, bound) for n in names})
+        except UnboundHyperparam:
+            pass
+
+    def run(count, values, method, *args, **kwargs):
+        if fixed is None:
+            return getattr(build(count, values.unpacked()), method)(*args, **kwargs)
+        with lock:
+            bound.update(values.unpacked())
+            bound[_STEP] = count
+            try:
+                return getattr(fixed, method)(*args, **kwargs)
+            finally:
+                bound.clear()
+
+    return run
 
 
 def _is_hstate(x: Any) -> bool:

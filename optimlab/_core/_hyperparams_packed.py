@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -11,7 +12,14 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Hyperparams", "hyperparam_dtype"]
+__all__ = [
+    "Hyperparams",
+    "Bindings",
+    "HyperparamRef",
+    "UnboundHyperparam",
+    "deferred",
+    "hyperparam_dtype",
+]
 
 _Tracer = jax.core.Tracer
 
@@ -112,7 +120,10 @@ class Hyperparams(Mapping[str, jax.Array]):
     def unpacked(self) -> dict[str, jax.Array]:
         """Every value by name, sliced from the packed array once each."""
         packed = self._array()
-        return {name: packed[..., i] for i, name in enumerate(self.names)}
+        out = {}
+        for i, name in enumerate(self.names):  # a loop: no Python frame at trace time
+            out[name] = packed[..., i]
+        return out
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
@@ -167,3 +178,92 @@ jax.tree_util.register_pytree_with_keys(
     Hyperparams.tree_unflatten,
     operator.attrgetter("_children", "names"),
 )
+
+
+class UnboundHyperparam(LookupError):
+    """A :class:`HyperparamRef` was read outside its optimizer's ``init`` or ``update``."""
+
+
+class Bindings(dict):  # pyright: ignore[reportMissingTypeArgument]
+    """The values an optimizer's :class:`HyperparamRef` read during one call (private).
+
+    Filled by :func:`~optimlab.with_hyperparams` for the duration of ``init`` or
+    ``update`` and emptied after; a name read while it is empty raises
+    :class:`UnboundHyperparam`.
+    """
+
+    def __missing__(self, name: str) -> Any:
+        raise UnboundHyperparam(f"hyperparameter {name!r} was read outside its optimizer's update")
+
+
+class HyperparamRef:
+    """A hyperparameter read from its optimizer's state when the optimizer runs (private).
+
+    :func:`~optimlab.with_hyperparams` builds its transformation once, giving it
+    these references instead of values; ``init`` and ``update`` bind them to the
+    state's values for the duration of the call, so a jitted step traces the
+    transformation without rebuilding it. A reference converts like a scalar array
+    (``jnp.asarray(ref)``, arithmetic, ``.astype``) while bound; read unbound (a
+    primitive that computes with a value while it is being built), it raises
+    :class:`UnboundHyperparam`, and ``with_hyperparams`` rebuilds that
+    transformation at each call instead.
+    """
+
+    __slots__ = ("name", "value", "__jax_array__")
+
+    def __init__(self, name: str, bindings: Bindings):
+        self.name = name
+        # A bound method of the dict: reading a value runs no Python frame, which
+        # matters as a traced step reads every hyperparameter once per leaf.
+        self.value = self.__jax_array__ = functools.partial(bindings.__getitem__, name)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self.value(), dtype=dtype)
+
+    def __bool__(self) -> bool:
+        return bool(self.value())
+
+    def __float__(self) -> float:
+        return float(self.value())
+
+    def astype(self, dtype: Any) -> Any:
+        return jnp.asarray(self.value()).astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"HyperparamRef({self.name!r})"
+
+
+def _binary(op: Callable[[Any, Any], Any], reflected: bool) -> Callable[..., Any]:
+    if reflected:
+        return lambda self, other: op(other, self.value())
+    return lambda self, other: op(self.value(), other)
+
+
+for _name, _op in (
+    ("add", operator.add),
+    ("sub", operator.sub),
+    ("mul", operator.mul),
+    ("truediv", operator.truediv),
+    ("pow", operator.pow),
+    ("mod", operator.mod),
+    ("floordiv", operator.floordiv),
+):
+    setattr(HyperparamRef, f"__{_name}__", _binary(_op, False))
+    setattr(HyperparamRef, f"__r{_name}__", _binary(_op, True))
+for _name, _op in (
+    ("lt", operator.lt),
+    ("le", operator.le),
+    ("gt", operator.gt),
+    ("ge", operator.ge),
+    ("eq", operator.eq),
+    ("ne", operator.ne),
+):
+    setattr(HyperparamRef, f"__{_name}__", _binary(_op, False))
+HyperparamRef.__hash__ = object.__hash__  # pyright: ignore[reportAttributeAccessIssue]
+HyperparamRef.__neg__ = lambda self: -self.value()  # pyright: ignore[reportAttributeAccessIssue]
+HyperparamRef.__abs__ = lambda self: abs(self.value())  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def deferred(value: Any) -> bool:
+    """Whether a value is known only when the optimizer runs (a tracer or a reference)."""
+    return isinstance(value, (_Tracer, HyperparamRef))

@@ -71,6 +71,18 @@ def _init_slot(slot: Slot, params: Any) -> Any:
     return _tree.tree_map(one, params)
 
 
+def _prepare(
+    prepare: Callable[..., Any] | None, count: Any, shared: tuple[Any, ...], has_shared: bool
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The per-update scalars for every leaf's rule, and the new shared fields."""
+    if prepare is None:
+        return {}, ()
+    if has_shared:
+        prepared, fields = prepare(count, *shared)
+        return dict(prepared), tuple(fields)
+    return dict(prepare(count)), ()
+
+
 def lift(
     name: str,
     rule: Callable[..., tuple[Any, ...]],
@@ -143,13 +155,7 @@ def lift(
         if with_params and params is None:
             raise ValueError(f"{name}: params is None; pass the current params to update().")
         count = step if step is not None or not counter else state.count
-        fields: tuple[Any, ...] = ()
-        scalars: dict[str, Any] = {}
-        if prepare is not None and shared is not None:
-            prepared, fields = prepare(count, *state[int(counter) : head])
-            scalars = dict(prepared)
-        elif prepare is not None:
-            scalars = dict(prepare(count))
+        scalars, fields = _prepare(prepare, count, state[int(counter) : head], shared is not None)
 
         def leaf(g, *held):  # held: the param (with_params) and the present slots
             gc = _tree.upcast(g)
@@ -159,15 +165,17 @@ def lift(
                 ins[i] = held[k + skip].astype(real if reals[k] else gc.dtype)
             lead = (_tree.upcast(held[0]).astype(gc.dtype),) if with_params else ()
             out = rule(gc, *lead, *ins, **scalars)
-            return (
-                out[0].astype(g.dtype),
-                *[out[1 + i].astype(held[k + skip].dtype) for k, i in enumerate(where)],
-            )
+            result = [out[0].astype(g.dtype)]
+            for k, i in enumerate(where):  # loops, not comprehensions: no frame per leaf
+                result.append(out[1 + i].astype(held[k + skip].dtype))
+            return tuple(result)
 
         skip = int(with_params)
         fn = _tree.componentwise(leaf) if componentwise else leaf
         rest = [params] if with_params else []
-        outs = _tree.tree_map_multi(fn, 1 + len(where), updates, *rest, *[trees[i] for i in where])
+        outs = _tree.tree_map_multi(
+            fn, 1 + len(where), updates, *rest, *map(trees.__getitem__, where)
+        )
         new_trees: list[Any] = [None] * len(slots)
         for k, i in enumerate(where):
             new_trees[i] = outs[1 + k]

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.core
 import numpy as np
+
+from ._hyperparams_packed import deferred
 
 __all__ = ["FACTORY_RULES", "RULES", "Rule", "check", "check_args", "check_number", "check_step"]
 
@@ -292,7 +293,7 @@ def check_args(function: str, **values: Any) -> None:
     Each message starts with ``function``; a name with torch's wording keeps it.
     """
     for name, value in values.items():
-        if value is None or callable(value) or isinstance(value, jax.core.Tracer):
+        if value is None or callable(value) or deferred(value):
             continue
         integer = name in _COUNTS
         where = f"{function}: hyperparameter {name!r}"

@@ -22,21 +22,20 @@ from ._types import DType
 is_none: Callable[[Any], bool] = functools.partial(operator.is_, None)
 
 
-def _flat(tree: Any, rest: tuple[Any, ...]) -> tuple[Any, list[Any], list[list[Any]]]:
-    # One flatten (None leaves kept as leaves) and the other trees flattened up to it:
-    # what jax.tree.map does, without a Python wrapper called per leaf.
-    leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_none)
-    return treedef, leaves, [treedef.flatten_up_to(r) for r in rest]
-
-
 def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     """``jax.tree.map`` that passes ``None`` leaves of the first tree through untouched."""
-    treedef, leaves, others = _flat(tree, rest)
-    if not others:
-        return treedef.unflatten([None if x is None else fn(x) for x in leaves])
-    return treedef.unflatten(
-        [None if x is None else fn(x, *xs) for x, *xs in zip(leaves, *others, strict=True)]
-    )
+    # One flatten (None leaves kept as leaves) and the other trees flattened up to it:
+    # what jax.tree.map does, without a Python frame per leaf besides ``fn``'s (this
+    # runs at every trace, once per leaf of the model).
+    leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_none)
+    out = []
+    if not rest:
+        for x in leaves:
+            out.append(None if x is None else fn(x))
+        return treedef.unflatten(out)
+    for x, *xs in zip(leaves, *map(treedef.flatten_up_to, rest), strict=True):
+        out.append(None if x is None else fn(x, *xs))
+    return treedef.unflatten(out)
 
 
 def compute_dtype(dtype: DType) -> jnp.dtype:
@@ -47,10 +46,16 @@ def compute_dtype(dtype: DType) -> jnp.dtype:
     return dtype
 
 
+_COMPUTE: dict[Any, jnp.dtype] = {}
+
+
 def upcast(x: jax.Array) -> jax.Array:
     """Casts a leaf to its :func:`compute_dtype`."""
     x = jnp.asarray(x)
-    return x.astype(compute_dtype(x.dtype))
+    dtype = _COMPUTE.get(x.dtype)
+    if dtype is None:
+        dtype = _COMPUTE[x.dtype] = compute_dtype(x.dtype)
+    return x.astype(dtype)
 
 
 def cast_like(x: jax.Array, like: jax.Array) -> jax.Array:
@@ -236,12 +241,12 @@ def check_match(name: str, updates: Any, reference: Any, what: str = "state") ->
 
 def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest: Any) -> tuple:
     """Maps ``fn`` returning ``n`` outputs per leaf and returns ``n`` trees (``None`` kept)."""
-    treedef, leaves, others = _flat(tree, rest)
-    outs = [
-        (None,) * n if x is None else fn(x, *xs) for x, *xs in zip(leaves, *others, strict=True)
-    ]
-    columns = list(zip(*outs, strict=True)) if outs else [()] * n
-    return tuple([treedef.unflatten(list(column)) for column in columns])
+    leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_none)
+    outs = []
+    for x, *xs in zip(leaves, *map(treedef.flatten_up_to, rest), strict=True):
+        outs.append((None,) * n if x is None else fn(x, *xs))
+    columns = zip(*outs, strict=True) if outs else [()] * n
+    return tuple(map(treedef.unflatten, map(list, columns)))
 
 
 def reject_complex(name: str, params: Any, why: str = "") -> None:

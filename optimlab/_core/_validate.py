@@ -6,16 +6,14 @@ import math
 import warnings
 from typing import Any
 
-import jax
-import jax.core
 import numpy as np
 
-_Tracer = jax.core.Tracer
+from ._hyperparams_packed import deferred
 
 
 def concrete(value: Any) -> float | None:
     """The value as a Python float, or ``None`` for schedules and traced values."""
-    if callable(value) or isinstance(value, _Tracer):
+    if callable(value) or deferred(value):
         return None
     arr = np.asarray(value)
     if arr.ndim != 0:
@@ -149,7 +147,7 @@ def non_negative_int(value: Any, name: str) -> None:
 
 def finite(value: Any, name: str) -> None:
     """Checks that ``value`` (unless a schedule or traced) is a real number, not NaN or inf."""
-    if callable(value) or isinstance(value, _Tracer):
+    if callable(value) or deferred(value):
         return
     if (
         isinstance(value, bool)

@@ -103,7 +103,7 @@ def scale_by_adam(
             "bc1_hp": _tree.bias_correction(b1, count),
             "bc2_hp": bc2_hp,
             "bc2_sqrt_hp": jnp.sqrt(bc2_hp),
-            "bc1_next_hp": _tree.bias_correction(b1, safe_increment(count)),  # nesterov's
+            "bc1_next_hp": (_tree.bias_correction(b1, safe_increment(count)) if nesterov else None),
         }
 
     def rule(g, m, v, vmax, bc1_hp, bc2_hp, bc2_sqrt_hp, bc1_next_hp):

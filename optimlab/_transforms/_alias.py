@@ -14,7 +14,7 @@ import jax
 
 from .._core import _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import build_hyperparams
 from .._core._types import ScalarOrSchedule
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
 
@@ -77,7 +77,8 @@ def torch_style(
     hps.update(hyperparameters)
     if use_decay:
         hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    # Its transformations read the hyperparameters only as they run: built once.
+    return build_hyperparams(build, hps, once=True)
 
 
 def validate_adam_like(learning_rate: Any, b1: Any, b2: Any, eps: Any, weight_decay: Any) -> None:

@@ -40,14 +40,19 @@ def scale(step_size: ArrayLike) -> GradientTransformation:
         Array([2., 2.], dtype=float32)
     """
     _rules.check_args("scale", step_size=step_size)
+    return _scale(step_size, negate=False)
 
+
+def _scale(step_size: ArrayLike, *, negate: bool) -> GradientTransformation:
+    # The factor is read once per update (it may be a hyperparameter bound then).
     def init_fn(params):
         del params
         return EmptyState()
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        return _tree.tree_map(lambda u: u * _tree.hp(step_size, u).astype(u.dtype), updates), state
+        factor = -jnp.asarray(step_size) if negate else step_size
+        return _tree.tree_map(lambda u: u * _tree.hp(factor, u).astype(u.dtype), updates), state
 
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
@@ -98,11 +103,7 @@ def scale_by_learning_rate(
     if not callable(learning_rate):
         _validate.lr(learning_rate)
         _rules.check_args("scale_by_learning_rate", learning_rate=learning_rate)
-        return scale(
-            sign * jnp.asarray(learning_rate)
-            if isinstance(learning_rate, jax.Array)
-            else sign * learning_rate
-        )
+        return _scale(learning_rate, negate=flip_sign)
     schedule: Callable[[jax.Array], Any] = learning_rate
 
     def init_fn(params):

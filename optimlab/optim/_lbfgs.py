@@ -17,13 +17,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from .._optimizers._lbfgs import (
+from .._optimizers._lbfgs import torch_lbfgs
+from .._optimizers._lbfgs_iteration import (
     LBFGSState,
-    _flatten,
-    _init_state,
-    _step,
-    _value_and_grad,
-    torch_lbfgs,
+    flatten,
+    init_state,
+    step,
+    value_and_grad,
 )
 from . import _state_dict
 from ._lbfgs_state import al_first, export_entry, import_entry
@@ -37,10 +37,10 @@ __all__ = ["LBFGS"]
 def _run(closure, layout, leaves, frozen, state, h, line_search):
     # optimlab.minimize's body, with the frozen leaves of the user's tree passed as
     # arguments (not baked into the program) and the closure seeing the user's tree.
-    x, unflatten = _flatten(leaves)
-    vg = _value_and_grad(lambda ls: closure(layout.assemble(ls, frozen)), unflatten, x.dtype)
+    x, unflatten = flatten(leaves)
+    vg = value_and_grad(lambda ls: closure(layout.assemble(ls, frozen)), unflatten, x.dtype)
     loss, grad = vg(x)
-    c = _step(vg, x, loss, grad, state, h, line_search)
+    c = step(vg, x, loss, grad, state, h, line_search)
     return unflatten(c.x), c.state, loss
 
 
@@ -164,7 +164,7 @@ class LBFGS(Optimizer):
         store.compile(group)  # validates the current options
         history_size = group["history_size"]
         if self._lstate is None:
-            self._lstate = _init_state(store.leaves(), history_size)
+            self._lstate = init_state(store.leaves(), history_size)
         elif self._lstate.ro.shape[0] != history_size:
             entry = export_entry(self._lstate, self._al_first)
             self._lstate = import_entry(entry, store.leaves(), history_size, keep_newest=True)

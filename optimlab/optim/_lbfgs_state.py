@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core._validate import check
-from .._optimizers._lbfgs import LBFGSState, _init_state
+from .._optimizers._lbfgs_iteration import LBFGSState, init_state
 from ._state_dict import to_numpy
 
 __all__ = ["KEYS", "al_first", "export_entry", "import_entry"]
@@ -111,7 +111,7 @@ def import_entry(
         if unknown
         else "",
     )
-    fresh = _init_state(leaves, history_size)
+    fresh = init_state(leaves, history_size)
     n, dt = fresh.d.shape[0], fresh.d.dtype
     for key in ("func_evals", "n_iter"):
         check(key in entry, f"the LBFGS state has no {key!r}")
