@@ -2,8 +2,8 @@
 
 A name with one leading underscore is private to its class (or module): inside
 ``optimlab/optim`` an attribute access ``x._name`` is allowed only on ``self`` or
-``cls`` within a class body, and a sibling module's private name is never
-imported. The exceptions are listed below, each with its reason.
+``cls`` within a class body, and no private name is imported from another module
+(private modules themselves may be). The exceptions are listed below, each with its reason.
 """
 
 from __future__ import annotations
@@ -45,12 +45,18 @@ def _offences(tree: ast.AST) -> list[tuple[int, str]]:
             allowed = attr in NAMEDTUPLE_API or (ast.unparse(base), attr) in ALLOWED
             if private and not own and not allowed:
                 out.append((node.lineno, ast.unparse(node)))
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-            # ``from . import _module`` imports a module of the package: allowed.
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            # A private module (``from .._core import _rules``) may be imported;
+            # a private name defined in a module may not.
+            package = OPTIM.parents[node.level - 2] if node.level > 1 else OPTIM
+            where = package.joinpath(*(node.module or "").split("."))
             out.extend(
-                (node.lineno, f"from .{node.module} import {a.name}")
+                (node.lineno, f"from {'.' * node.level}{node.module or ''} import {a.name}")
                 for a in node.names
-                if a.name.startswith("_") and not a.name.startswith("__")
+                if a.name.startswith("_")
+                and not a.name.startswith("__")
+                and not (where / f"{a.name}.py").exists()
+                and not (where / a.name / "__init__.py").exists()
             )
         for child in ast.iter_child_nodes(node):
             visit(child, in_class)
@@ -74,6 +80,7 @@ def test_no_private_access_across_objects(path):
         "def f(self):\n    return self._leaves\n",  # not a method: self is just a name
         "from . import _state_dict\nx = _state_dict._check_groups\n",
         "from ._state_dict import _check_groups\n",
+        "from .._optimizers._lbfgs import _init_state\n",
         "import sys\nx = sys._current_frames\n",
     ],
 )
@@ -89,7 +96,8 @@ def test_rule_catches_a_private_access(source):
         "class A:\n    def f(self):\n        return [lambda: self._x for _ in ()]\n",
         "def f(state):\n    return state._replace(count=None)._asdict()\n",
         "from . import _state_dict\nx = _state_dict.check_groups\n",
-        "from .._optimizers._lbfgs import LBFGSState\n",
+        "from .._optimizers._lbfgs import torch_lbfgs\n",
+        "from . import _state_dict\nfrom .._core import _rules\n",
         "x = obj.__class__\n",
     ],
 )
