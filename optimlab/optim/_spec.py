@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core._base import GradientTransformation
-from .._core._hyperparams import HyperparamsState
+from .._core._hyperparams import HyperparamsState, initial_hyperparams
 
 __all__ = ["StateKey", "STEP", "Spec", "required", "with_torch_values"]
 
@@ -177,15 +177,15 @@ class Spec:
         hit = self._cache.get(key)
         if hit is not None:
             return key, hit
-        probe = tx.init(jnp.zeros((2, 2), jnp.float32))
-        if not isinstance(probe, HyperparamsState):
+        declared = initial_hyperparams(tx)  # what the alias declared: nothing is initialised
+        if declared is None:
             raise TypeError(
                 f"{getattr(self.alias, '__name__', self.alias)} does not keep its "
                 "hyperparameters in a HyperparamsState; it cannot back a class."
             )
         mapped_values = self.kwargs(group)
         mapped = set(mapped_values)
-        names = {n: (None if n in mapped else np.asarray(v)) for n, v in probe.hyperparams.items()}
+        names = {n: (None if n in mapped else np.asarray(v)) for n, v in declared.items()}
         absent = {
             k for z, deps in self.zero_terms.items() if _is_zero(group[z]) for k in (z, *deps)
         }
