@@ -262,7 +262,10 @@ def check_groups(
 def _import(store: Store, i: int, group: Mapping[str, Any], entry: Any) -> Any:
     """``(state or None, dormant)``: no state at all for an empty entry, as torch."""
     store.compile(group)
-    fresh = store.init_state(i, group)
+    return _import_into(store, i, store.init_state(i, group), entry)
+
+
+def _import_into(store: Store, i: int, fresh: Any, entry: Any) -> Any:
     where = f"parameter {i} ({store.params[i].name!r})"
     state, dormant = import_state(store.spec, fresh, entry, where)
     return (state if entry else None), dormant
@@ -295,7 +298,7 @@ def plan_load(
         for saved, ours in zip(sd["param_groups"], groups, strict=True):
             for k, i in zip(saved["params"], ours["params"], strict=True):
                 id_map[k] = (i, ours)
-        states: dict[int, Any] = {}
+        by_group: dict[int, tuple[Any, list[tuple[int, Any]]]] = {}
         for k, entry in saved_state.items():
             if k not in id_map:
                 raise ValueError(
@@ -303,7 +306,14 @@ def plan_load(
                     "parameter group lists"
                 )
             i, group = id_map[k]
-            states[i] = _import(store, i, group, entry)
+            by_group.setdefault(id(group), (group, []))[1].append((i, entry))
+        states: dict[int, Any] = {}
+        for group, members in by_group.values():
+            # One fresh state for the whole group (one init, not one per parameter).
+            store.compile(group)
+            fresh = store.init_states([i for i, _ in members], group)
+            for (i, entry), one in zip(members, fresh, strict=True):
+                states[i] = _import_into(store, i, one, entry)
         return groups, states, None
     return None, *_plan_by_name(store, param_groups, sd)
 

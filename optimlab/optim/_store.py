@@ -129,8 +129,12 @@ class Store:
         Built from the group's current values: some states start from an option
         (Adagrad's initial_accumulator_value, Rprop's step size = lr).
         """
+        return self.init_states([i], options)[0]
+
+    def init_states(self, indices: list[int], options: Mapping[str, Any]) -> list[Any]:
+        """Fresh full states of parameters ``indices`` under ``options``, by one ``init``."""
         tx = self.spec.alias(**self.spec.kwargs(options))
-        return _step.init_states(tx, [self.params[i].leaf])[0]
+        return _step.init_states(tx, [self.params[i].leaf for i in indices])
 
     def feed(self, gi: int, options: Mapping[str, Any]) -> dict[str, jax.Array]:
         """A group's option values as device arrays, transferred when they change."""
