@@ -322,14 +322,7 @@ def _adam_then_optimism(name, weights, tail, lead, moments, *, mu_dtype, nestero
 
     def build(step, h):
         root = scale_by_adam_root(
-            h["b1"],
-            h["b2"],
-            h["eps"],
-            h["eps_root"],
-            mu_dtype=mu_dtype,
-            nesterov=nesterov,
-            step=step,
-            name=name,
+            **{k: h[k] for k in moments}, mu_dtype=mu_dtype, nesterov=nesterov, step=step, name=name
         )
         return chain(root, scale_by_optimistic_gradient(*weights(h), step=step), tail(h))
 
