@@ -11,7 +11,7 @@ from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias import torch_style, validate_adam_like
+from .._transforms._adam_like import adam_like_alias
 
 __all__ = ["ScaleByAdamState", "scale_by_adam", "adam", "adamw", "amsgrad"]
 
@@ -221,19 +221,13 @@ def adam(
     """
     return _adam(
         "adam",
-        learning_rate,
-        b1,
-        b2,
-        eps,
+        (learning_rate, b1, b2, eps, weight_decay),
         eps_root,
-        weight_decay,
-        False,
-        None,
-        mu_dtype,
-        nu_dtype,
-        nesterov=nesterov,
-        amsgrad_=amsgrad,
         maximize=maximize,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        nesterov=nesterov,
+        amsgrad=amsgrad,
     )
 
 
@@ -299,19 +293,15 @@ def adamw(
     """
     return _adam(
         "adamw",
-        learning_rate,
-        b1,
-        b2,
-        eps,
+        (learning_rate, b1, b2, eps, weight_decay),
         eps_root,
-        weight_decay,
-        True,
-        mask,
-        mu_dtype,
-        nu_dtype,
-        nesterov=nesterov,
-        amsgrad_=amsgrad,
         maximize=maximize,
+        decoupled=True,
+        mask=mask,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        nesterov=nesterov,
+        amsgrad=amsgrad,
     )
 
 
@@ -357,82 +347,21 @@ def amsgrad(
     """
     return _adam(
         "amsgrad",
-        learning_rate,
-        b1,
-        b2,
-        eps,
+        (learning_rate, b1, b2, eps, weight_decay),
         eps_root,
-        weight_decay,
-        False,
-        None,
-        mu_dtype,
-        None,
-        nesterov=False,
-        amsgrad_=True,
         maximize=maximize,
-        of_corrected=True,
+        mu_dtype=mu_dtype,
+        amsgrad=True,
+        amsgrad_of_corrected=True,
         bias_correction_mu=bias_correction_mu,
         bias_correction_nu=bias_correction_nu,
     )
 
 
-def _adam(
-    name,
-    learning_rate,
-    b1,
-    b2,
-    eps,
-    eps_root,
-    weight_decay,
-    decoupled,
-    mask,
-    mu_dtype,
-    nu_dtype,
-    *,
-    nesterov,
-    amsgrad_,
-    maximize,
-    of_corrected=False,
-    bias_correction_mu=True,
-    bias_correction_nu=True,
-) -> GradientTransformation:
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)  # torch's wording first
-    _rules.check_args(
-        name,
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
-    use_eps_root = _validate.present(eps_root)
-    roots = {"eps_root": eps_root} if use_eps_root else {}
-    return torch_style(
-        lambda step, h: scale_by_adam(
-            h["b1"],
-            h["b2"],
-            h["eps"],
-            h["eps_root"] if use_eps_root else None,
-            mu_dtype,
-            nesterov=nesterov,
-            amsgrad=amsgrad_,
-            amsgrad_of_corrected=of_corrected,
-            bias_correction_mu=bias_correction_mu,
-            bias_correction_nu=bias_correction_nu,
-            nu_dtype=nu_dtype,
-            step=step,
-        ),
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        maximize=maximize,
-        decoupled=decoupled,
-        mask=mask,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        **roots,
-    )
+def _adam(name: str, numbers: tuple, eps_root: Any, **options: Any) -> GradientTransformation:
+    # numbers: (learning_rate, b1, b2, eps, weight_decay); options: adam_like's keywords
+    # and scale_by_adam's (dtypes, flags), as given.
+    return adam_like_alias(name, scale_by_adam, numbers, extra={"eps_root": eps_root}, **options)
 
 
 def scale_by_adam_root(
