@@ -8,13 +8,14 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._optimizers._adam import scale_by_adam_root
 from .._optimizers._sgd import trace
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._wrappers._masking import mask_tree
+from .._wrappers._stateless import stateless
 
 __all__ = ["scale_by_trust_ratio", "lamb", "lars"]
 
@@ -74,16 +75,8 @@ def scale_by_trust_ratio(
         "scale_by_trust_ratio", min_norm=min_norm, trust_coefficient=trust_coefficient, eps=eps
     )
 
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
+    def scaled(updates, params, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError(
-                "scale_by_trust_ratio: params is None; pass the current params to update()."
-            )
         _tree.check_match("scale_by_trust_ratio", updates, params, "params")
         m = None if mask is None else mask_tree(params, mask, "scale_by_trust_ratio")
 
@@ -103,10 +96,10 @@ def scale_by_trust_ratio(
             return out.astype(u.dtype)
 
         if m is None:
-            return _tree.tree_map(one, updates, params), state
-        return _tree.tree_map(one, updates, params, m), state
+            return _tree.tree_map(one, updates, params)
+        return _tree.tree_map(one, updates, params, m)
 
-    return GradientTransformation(init_fn, update_fn)
+    return stateless(scaled, needs_params="scale_by_trust_ratio")
 
 
 def lamb(
