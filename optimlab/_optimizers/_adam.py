@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -384,40 +384,28 @@ def scale_by_adam_root(
     optimized as optax does (the second moment is of :math:`|g|^2`, stored real).
     """
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes(name, params, mu_dtype=mu_dtype)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        nu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params)
-        return ScaleByAdamState(count, _tree.zeros_like(params, mu_dtype), nu, None)
+    def prepare(count):
+        return {"count": count}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match(name, updates, state.mu)
-        count = step if step is not None else state.count
+    def rule(g, m, v, _, count):
+        d1 = _tree.scalar_like(b1, g)
+        om1 = _tree.scalar_like(1 - jnp.asarray(b1), g)
+        m_new = om1 * g + d1 * m
+        # optax's second moment is of |g|^2 for complex g: real, stored real here
+        om2 = _tree.hp(1 - jnp.asarray(b2), g)
+        v_new = (om2 * _tree.abs_sq(g) if jnp.iscomplexobj(g) else om2 * g * g) + _tree.hp(
+            b2, g
+        ) * v
+        bc1 = _tree.scalar_like(_tree.bias_correction(b1, count), g)
+        if nesterov:
+            decay = jnp.asarray(b1)
+            bc1_next = _tree.scalar_like(1 - decay ** (count.astype(decay.dtype) + 2), g)
+            m_hat = d1 * (m_new / bc1_next) + om1 * (g / bc1)
+        else:
+            m_hat = m_new / bc1
+        v_hat = v_new / _tree.hp(_tree.bias_correction(b2, count), g)
+        denom = jnp.sqrt(v_hat + _tree.hp(eps_root, g)) + _tree.hp(eps, g)
+        return m_hat / denom.astype(m_hat.dtype), m_new, v_new, None
 
-        def one(g, m, v):
-            gc = _tree.upcast(g)
-            d1 = _tree.scalar_like(b1, gc)
-            om1 = _tree.scalar_like(1 - jnp.asarray(b1), gc)
-            m_new = om1 * gc + d1 * m.astype(gc.dtype)
-            # optax's second moment is of |g|^2 for complex g: real, stored real here
-            om2 = _tree.hp(1 - jnp.asarray(b2), gc)
-            sq = om2 * _tree.abs_sq(gc) if jnp.iscomplexobj(gc) else om2 * gc * gc
-            v_new = sq + _tree.hp(b2, gc) * v.astype(sq.dtype)
-            bc1 = _tree.scalar_like(_tree.bias_correction(b1, count), gc)
-            if nesterov:
-                decay = jnp.asarray(b1)
-                bc1_next = _tree.scalar_like(1 - decay ** (count.astype(decay.dtype) + 2), gc)
-                m_hat = d1 * (m_new / bc1_next) + om1 * (gc / bc1)
-            else:
-                m_hat = m_new / bc1
-            v_hat = v_new / _tree.hp(_tree.bias_correction(b2, count), gc)
-            denom = jnp.sqrt(v_hat + _tree.hp(eps_root, gc)) + _tree.hp(eps, gc)
-            direction = m_hat / denom.astype(m_hat.dtype)
-            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
-
-        u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByAdamState(new_count, mu, nu, None)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    slots = (Slot(mu_dtype, "mu_dtype"), Slot(real=True), None)
+    return lift(name, rule, ScaleByAdamState, slots, step=step, prepare=prepare)
