@@ -13,6 +13,7 @@ from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._optimizers._adam import scale_by_adam_root
 from .._optimizers._sgd import trace
+from .._transforms._adam_like import check_optax_adam
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._wrappers._masking import mask_tree
 from .._wrappers._stateless import stateless
@@ -152,20 +153,8 @@ def lamb(
         minutes <https://arxiv.org/abs/1904.00962>`_, 2020.
     """
     _validate.lr(learning_rate)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "lamb",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
+    moments = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    check_optax_adam("lamb", dict(learning_rate=learning_rate), moments, weight_decay=weight_decay)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):

@@ -14,6 +14,7 @@ from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam_root
+from .._transforms._adam_like import check_optax_adam
 from .._transforms._scale import scale, scale_by_learning_rate
 
 __all__ = [
@@ -314,11 +315,7 @@ def _adam_then_optimism(name, weights, tail, lead, moments, *, mu_dtype, nestero
     with ``weights(h) = (alpha, beta)``, then ``tail(h)``. ``lead``: the alias's
     own numbers, already validated, checked first by name.
     """
-    _validate.beta(moments["b1"], 0)
-    _validate.beta(moments["b2"], 1)
-    _validate.eps(moments["eps"])
-    _validate.non_negative(moments["eps_root"], "eps_root")
-    _rules.check_args(name, **lead, **moments)
+    check_optax_adam(name, lead, moments)
 
     def build(step, h):
         root = scale_by_adam_root(

@@ -15,7 +15,7 @@ from .._core import _rules, _validate
 from .._core._base import GradientTransformation
 from ._alias import torch_style, validate_adam_like
 
-__all__ = ["adam_like", "adam_like_alias", "check_adam_like"]
+__all__ = ["adam_like", "adam_like_alias", "check_adam_like", "check_optax_adam"]
 
 
 def check_adam_like(
@@ -120,3 +120,23 @@ def adam_like_alias(
     """
     check_adam_like(name, *numbers, **(extra or {}))
     return adam_like(primitive, *numbers, extra=extra, **options)
+
+
+def check_optax_adam(
+    name: str, lead: Mapping[str, Any], moments: Mapping[str, Any], **weight_decay: Any
+) -> None:
+    """optax-style Adam numbers: ``b1``, ``b2``, ``eps`` (and ``eps_root``), then the decay.
+
+    ``lead``: the alias's own numbers (learning rate first), already validated by
+    the caller, checked first by their rules. ``moments`` holds ``b1``, ``b2``,
+    ``eps`` and optionally ``eps_root``, validated in that order with torch's
+    wording; ``weight_decay`` (at most that one keyword) comes last.
+    """
+    _validate.beta(moments["b1"], 0)
+    _validate.beta(moments["b2"], 1)
+    _validate.eps(moments["eps"])
+    if "eps_root" in moments:
+        _validate.non_negative(moments["eps_root"], "eps_root")
+    if "weight_decay" in weight_decay:
+        _validate.weight_decay(weight_decay["weight_decay"])
+    _rules.check_args(name, **lead, **moments, **weight_decay)
