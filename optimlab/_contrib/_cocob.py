@@ -10,6 +10,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale
 
 __all__ = ["COCOBState", "scale_by_cocob", "cocob"]
@@ -156,7 +157,10 @@ def cocob(
         txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
         return chain(*txs, scale(h["learning_rate"]), scale_by_cocob(h["alpha"], h["eps"]))
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "alpha": alpha, "eps": eps}
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        alpha=alpha,
+        eps=eps,
+        **optional(weight_decay=weight_decay),
+    )

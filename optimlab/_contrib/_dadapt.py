@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 
 __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 
@@ -189,13 +190,12 @@ def dadapt_adamw(
             step=step,
         )
 
-    hps: dict[str, Any] = {
-        "learning_rate": learning_rate,
-        "beta1": beta1,
-        "beta2": beta2,
-        "eps": eps,
-        "estim_lr0": estim_lr0,
-    }
-    if _validate.present(weight_decay):
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        estim_lr0=estim_lr0,
+        **optional(weight_decay=weight_decay),
+    )

@@ -14,6 +14,7 @@ from .._core._types import ArrayLike, ScalarOrSchedule
 from .._optimizers._adam import scale_by_adam_root
 from .._optimizers._sgd import trace
 from .._transforms._adam_like import check_optax_adam
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._wrappers._masking import mask_tree
 from .._wrappers._stateless import stateless
@@ -164,16 +165,15 @@ def lamb(
         txs += [scale_by_trust_ratio(), scale_by_learning_rate(h["learning_rate"])]
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "eps_root": eps_root,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        **optional(weight_decay=weight_decay),
+    )
 
 
 def lars(
@@ -265,13 +265,10 @@ def lars(
             txs.append(trace(h["momentum"], nesterov=nesterov, step=step))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "trust_coefficient": trust_coefficient,
-        "eps": eps,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    if use_momentum:
-        hps["momentum"] = momentum
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
+        **optional(weight_decay=weight_decay, momentum=momentum),
+    )

@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import check_optax_adam
+from .._transforms._alias_parts import optional
 from .._transforms._scale import scale_by_learning_rate
 
 __all__ = ["ScaleByNovogradState", "scale_by_novograd", "novograd"]
@@ -187,13 +188,12 @@ def novograd(
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "eps_root": eps_root,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        **optional(weight_decay=weight_decay),
+    )

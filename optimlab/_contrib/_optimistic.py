@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +15,7 @@ from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam_root
 from .._transforms._adam_like import check_optax_adam
+from .._transforms._alias_parts import optional
 from .._transforms._scale import scale, scale_by_learning_rate
 
 __all__ = [
@@ -226,12 +227,15 @@ def optimistic_adam(
         mu_dtype=mu_dtype,
         nesterov=nesterov,
     )
-    hps: dict[str, Any] = dict(
-        learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        **optional(optimism=optimism),
     )
-    if optimism is not None:
-        hps["optimism"] = optimism
-    return with_hyperparams(build, **hps)
 
 
 def optimistic_adam_v2(

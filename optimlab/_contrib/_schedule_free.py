@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation, _update_with_extra_args, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = [
@@ -285,10 +286,13 @@ def schedule_free_sgd(
             base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
         )
 
-    hps: dict[str, Any] = {"learning_rate": lr, "b1": b1, "weight_lr_power": weight_lr_power}
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=lr,
+        b1=b1,
+        weight_lr_power=weight_lr_power,
+        **optional(weight_decay=weight_decay),
+    )
 
 
 def schedule_free_adamw(
@@ -365,13 +369,12 @@ def schedule_free_adamw(
             base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
         )
 
-    hps: dict[str, Any] = {
-        "learning_rate": lr,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "weight_lr_power": weight_lr_power,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=lr,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        weight_lr_power=weight_lr_power,
+        **optional(weight_decay=weight_decay),
+    )

@@ -12,7 +12,8 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
+from .._transforms._alias_parts import torch_prefix
+from .._transforms._scale import scale_by_learning_rate
 from .._wrappers._stateless import stateless
 
 __all__ = ["TraceState", "trace", "sgd"]
@@ -182,10 +183,7 @@ def sgd(
 
     def build(step, h):
         txs = [] if use_momentum else [_matches_params("sgd")]
-        if maximize:
-            txs.append(scale(-1.0))
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"]))
+        txs += torch_prefix(h, maximize=maximize, decay=use_decay)
         if use_momentum:
             txs.append(
                 trace(
