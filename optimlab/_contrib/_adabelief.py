@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -139,7 +139,7 @@ def adabelief(
         Observed Gradients <https://arxiv.org/abs/2010.07468>`_, 2020.
     """
     _validate.lr(learning_rate)
-    moments = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    moments: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     check_optax_adam("adabelief", dict(learning_rate=learning_rate), moments)
 
     return torch_style(
@@ -147,8 +147,5 @@ def adabelief(
             h["b1"], h["b2"], h["eps"], h["eps_root"], nesterov=nesterov, step=step
         ),
         learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
+        **moments,
     )

@@ -165,15 +165,8 @@ def lamb(
         txs += [scale_by_trust_ratio(), scale_by_learning_rate(h["learning_rate"])]
         return chain(*txs)
 
-    return with_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        **optional(weight_decay=weight_decay),
-    )
+    decay = optional(weight_decay=weight_decay)
+    return with_hyperparams(build, learning_rate=learning_rate, **moments, **decay)
 
 
 def lars(

@@ -188,12 +188,5 @@ def novograd(
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    return with_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        **optional(weight_decay=weight_decay),
-    )
+    decay = optional(weight_decay=weight_decay)
+    return with_hyperparams(build, learning_rate=learning_rate, **moments, **decay)

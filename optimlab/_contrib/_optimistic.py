@@ -218,24 +218,18 @@ def optimistic_adam(
     _validate.lr(learning_rate)
     if optimism is not None:
         _validate.non_negative(optimism, "optimism")
+    moments = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     build = _adam_then_optimism(
         "optimistic_adam",
         lambda h: (h["learning_rate"], h.get("optimism", h["learning_rate"])),
         lambda h: scale(-1.0),
         dict(learning_rate=learning_rate, optimism=optimism),
-        dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
+        moments,
         mu_dtype=mu_dtype,
         nesterov=nesterov,
     )
-    return with_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        **optional(optimism=optimism),
-    )
+    hps = dict(learning_rate=learning_rate, **moments, **optional(optimism=optimism))
+    return with_hyperparams(build, **hps)
 
 
 def optimistic_adam_v2(
