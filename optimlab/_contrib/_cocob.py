@@ -136,9 +136,8 @@ def cocob(
     _validate.positive(alpha, "alpha")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "cocob", learning_rate=learning_rate, alpha=alpha, eps=eps, weight_decay=weight_decay
-    )
+    numbers: dict[str, Any] = dict(learning_rate=learning_rate, alpha=alpha, eps=eps)
+    _rules.check_args("cocob", **numbers, weight_decay=weight_decay)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
@@ -146,10 +145,4 @@ def cocob(
         txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
         return chain(*txs, scale(h["learning_rate"]), scale_by_cocob(h["alpha"], h["eps"]))
 
-    return with_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        alpha=alpha,
-        eps=eps,
-        **optional(weight_decay=weight_decay),
-    )
+    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -179,14 +179,13 @@ def adagrad(
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
     _validate.eps(eps)
-    _rules.check_args(
-        "adagrad",
+    numbers: dict[str, Any] = dict(
         learning_rate=learning_rate,
         initial_accumulator_value=initial_accumulator_value,
         eps=eps,
         lr_decay=lr_decay,
-        weight_decay=weight_decay,
     )
+    _rules.check_args("adagrad", **numbers, weight_decay=weight_decay)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
@@ -207,11 +206,4 @@ def adagrad(
         )
         return chain(*txs)
 
-    return with_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        initial_accumulator_value=initial_accumulator_value,
-        eps=eps,
-        lr_decay=lr_decay,
-        **optional(weight_decay=weight_decay),
-    )
+    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

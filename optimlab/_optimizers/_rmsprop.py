@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -224,15 +224,9 @@ def rmsprop(
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(decay, "alpha")
-    _rules.check_args(
-        "rmsprop",
-        learning_rate=learning_rate,
-        decay=decay,
-        eps=eps,
-        weight_decay=weight_decay,
-        momentum=momentum,
-        initial_scale=initial_scale,
-    )
+    numbers: dict[str, Any] = dict(learning_rate=learning_rate, decay=decay, eps=eps)
+    terms = dict(weight_decay=weight_decay, momentum=momentum)
+    _rules.check_args("rmsprop", **numbers, **terms, initial_scale=initial_scale)
     use_momentum = _validate.present(momentum)
     use_decay = _validate.present(weight_decay)
 
@@ -265,10 +259,4 @@ def rmsprop(
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    return with_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        decay=decay,
-        eps=eps,
-        **optional(weight_decay=weight_decay, momentum=momentum),
-    )
+    return with_hyperparams(build, **numbers, **optional(**terms))
