@@ -179,23 +179,13 @@ def dadapt_adamw(
         weight_decay=weight_decay,
     )
 
-    def build(step, h):
-        return _scale_by_dadapt_adamw(
-            h["learning_rate"],
-            h["beta1"],
-            h["beta2"],
-            h["eps"],
-            h["estim_lr0"],
-            h.get("weight_decay", 0.0),
-            step=step,
-        )
-
-    return with_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        beta1=beta1,
-        beta2=beta2,
-        eps=eps,
-        estim_lr0=estim_lr0,
-        **optional(weight_decay=weight_decay),
+    # the state's numbers, in _scale_by_dadapt_adamw's order
+    numbers = dict(
+        learning_rate=learning_rate, beta1=beta1, beta2=beta2, eps=eps, estim_lr0=estim_lr0
     )
+
+    def build(step, h):
+        wd = h.get("weight_decay", 0.0)
+        return _scale_by_dadapt_adamw(*[h[k] for k in numbers], weight_decay=wd, step=step)
+
+    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

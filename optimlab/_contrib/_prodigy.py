@@ -42,10 +42,10 @@ def _scale_by_prodigy(
     learning_rate,
     beta1,
     beta2,
-    beta3,
     eps,
     estim_lr0,
     estim_lr_coef,
+    beta3,
     weight_decay,
     *,
     safeguard_warmup=False,
@@ -201,28 +201,25 @@ def prodigy(
         weight_decay=weight_decay,
     )
 
-    def build(step, h):
-        b3 = h["beta3"] if beta3 is not None else jnp.sqrt(h["beta2"])
-        return _scale_by_prodigy(
-            h["learning_rate"],
-            h["beta1"],
-            h["beta2"],
-            b3,
-            h["eps"],
-            h["estim_lr0"],
-            h["estim_lr_coef"],
-            h.get("weight_decay", 0.0),
-            safeguard_warmup=safeguard_warmup,
-            step=step,
-        )
-
-    return with_hyperparams(
-        build,
+    # the state's numbers, in _scale_by_prodigy's order
+    numbers = dict(
         learning_rate=learning_rate,
         beta1=beta1,
         beta2=beta2,
         eps=eps,
         estim_lr0=estim_lr0,
         estim_lr_coef=estim_lr_coef,
-        **optional(beta3=beta3, weight_decay=weight_decay),
     )
+
+    def build(step, h):
+        b3 = h["beta3"] if beta3 is not None else jnp.sqrt(h["beta2"])
+        wd = h.get("weight_decay", 0.0)
+        return _scale_by_prodigy(
+            *[h[k] for k in numbers],
+            beta3=b3,
+            weight_decay=wd,
+            safeguard_warmup=safeguard_warmup,
+            step=step,
+        )
+
+    return with_hyperparams(build, **numbers, **optional(beta3=beta3, weight_decay=weight_decay))
