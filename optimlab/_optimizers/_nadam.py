@@ -247,33 +247,12 @@ def nadam(
     """
     numbers = (learning_rate, b1, b2, eps, weight_decay)
     _check_nadam("nadam", numbers, eps_root, momentum_decay, decoupled_weight_decay, mask)
-    if momentum_decay is None:
+    if momentum_decay is None:  # optax's rule: adam's (adamw's) with nesterov
+        common = (learning_rate, b1, b2, eps, eps_root, mu_dtype)
+        flags: dict[str, Any] = dict(nesterov=nesterov, maximize=maximize, nu_dtype=nu_dtype)
         if decoupled_weight_decay:
-            return adamw(
-                learning_rate,
-                b1,
-                b2,
-                eps,
-                eps_root,
-                mu_dtype,
-                weight_decay,
-                mask,
-                nesterov=nesterov,
-                maximize=maximize,
-                nu_dtype=nu_dtype,
-            )
-        return adam(
-            learning_rate,
-            b1,
-            b2,
-            eps,
-            eps_root,
-            mu_dtype,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            nu_dtype=nu_dtype,
-        )
+            return adamw(*common, weight_decay, mask, **flags)
+        return adam(*common, weight_decay=weight_decay, **flags)
     if not nesterov or (eps_root is not None and _validate.concrete(eps_root) != 0.0):
         raise ValueError(
             "nadam: torch's rule (momentum_decay given) has no eps_root and is always "
