@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import torch_style
 
 __all__ = ["ScaleByBeliefState", "scale_by_belief", "adabelief"]
@@ -138,21 +139,13 @@ def adabelief(
         Observed Gradients <https://arxiv.org/abs/2010.07468>`_, 2020.
     """
     _validate.lr(learning_rate)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _rules.check_args(
-        "adabelief", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
-    )
+    moments: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    check_optax_adam("adabelief", dict(learning_rate=learning_rate), moments)
 
     return torch_style(
         lambda step, h: scale_by_belief(
             h["b1"], h["b2"], h["eps"], h["eps_root"], nesterov=nesterov, step=step
         ),
         learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
+        **moments,
     )

@@ -157,27 +157,13 @@ def adan(
     _validate.eps(eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "adan",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        b3=b3,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
-    return torch_style(
-        lambda step, h: scale_by_adan(
-            h["b1"], h["b2"], h["b3"], h["eps"], h["eps_root"], step=step
-        ),
+    numbers: dict[str, Any] = dict(b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root)
+    _rules.check_args("adan", learning_rate=learning_rate, **numbers, weight_decay=weight_decay)
+    return torch_style(  # scale_by_adan's numbers, in its order
+        lambda step, h: scale_by_adan(*[h[k] for k in numbers], step=step),
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         decoupled=True,
         mask=mask,
-        b1=b1,
-        b2=b2,
-        b3=b3,
-        eps=eps,
-        eps_root=eps_root,
+        **numbers,
     )

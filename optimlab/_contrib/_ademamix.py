@@ -159,36 +159,13 @@ def ademamix(
     _validate.eps(eps)
     _validate.eps(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "ademamix",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        b3=b3,
-        alpha=alpha,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
-    return torch_style(
-        lambda step, h: scale_by_ademamix(
-            h["b1"],
-            h["b2"],
-            h["b3"],
-            h["alpha"],
-            h["eps"],
-            h["eps_root"],
-            mu_dtype=mu_dtype,
-            step=step,
-        ),
+    numbers: dict[str, Any] = dict(b1=b1, b2=b2, b3=b3, alpha=alpha, eps=eps, eps_root=eps_root)
+    _rules.check_args("ademamix", learning_rate=learning_rate, **numbers, weight_decay=weight_decay)
+    return torch_style(  # scale_by_ademamix's numbers, in its order
+        lambda step, h: scale_by_ademamix(*[h[k] for k in numbers], mu_dtype=mu_dtype, step=step),
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         decoupled=True,
         mask=mask,
-        b1=b1,
-        b2=b2,
-        b3=b3,
-        alpha=alpha,
-        eps=eps,
-        eps_root=eps_root,
+        **numbers,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -153,13 +153,11 @@ def adopt(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
-    _rules.check_args("adopt", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
-
+    numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps)
+    _rules.check_args("adopt", learning_rate=learning_rate, **numbers)
     return torch_style(
         lambda step, h: scale_by_adopt(
-            h["b1"],
-            h["b2"],
-            h["eps"],
+            *[h[k] for k in numbers],
             mu_dtype=mu_dtype,
             nesterov=nesterov,
             use_clipping=use_clipping,
@@ -167,7 +165,5 @@ def adopt(
             step=step,
         ),
         learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
+        **numbers,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -9,7 +10,9 @@ import jax.numpy as jnp
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale
 
 __all__ = ["COCOBState", "scale_by_cocob", "cocob"]
@@ -51,48 +54,35 @@ def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientT
     _validate.eps(eps)
     _rules.check_args("scale_by_cocob", alpha=alpha, eps=eps)
 
-    def init_fn(params):
-        _tree.reject_complex("cocob", params)
-        up = _tree.tree_map(lambda p: _tree.upcast(jnp.asarray(p)), params)
-        return COCOBState(
-            _tree.copy(up),
-            _tree.zeros_like(up),
-            _tree.tree_map(lambda p: jnp.full_like(p, 1) * _tree.scalar_like(eps, p), up),
-            _tree.zeros_like(up),
-            _tree.zeros_like(up),
-        )
+    def rule(g, p, p0, c, lmax, gsum, r):
+        lmax = jnp.maximum(lmax, jnp.abs(g))
+        gsum = gsum + jnp.abs(g)
+        r = jnp.maximum(r - g * (p - p0), 0)
+        c = c - g
+        den = lmax * jnp.maximum(gsum + lmax, _tree.scalar_like(alpha, c) * lmax)
+        bet = c / jnp.where(den > 0, den, 1) * (lmax + r)
+        return p0 + bet - p, p0, c, lmax, gsum, r
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        _tree.check_match("cocob", updates, state.reward)
-        if params is None:
-            raise ValueError("cocob: params is None; pass the current params to update().")
+    def stat(fill):  # kept in at least float32
+        return Slot(fill=lambda p: fill(_tree.upcast(jnp.asarray(p))))
 
-        def one(g, p, p0, c, lmax, gsum, r):
-            gc = _tree.upcast(g).astype(c.dtype)
-            pc = _tree.upcast(p).astype(c.dtype)
-            lmax = jnp.maximum(lmax, jnp.abs(gc))
-            gsum = gsum + jnp.abs(gc)
-            r = jnp.maximum(r - gc * (pc - p0), 0)
-            c = c - gc
-            den = lmax * jnp.maximum(gsum + lmax, _tree.scalar_like(alpha, c) * lmax)
-            bet = c / jnp.where(den > 0, den, 1) * (lmax + r)
-            return (p0 + bet - pc).astype(g.dtype), c, lmax, gsum, r
-
-        out, c, lmax, gsum, r = _tree.tree_map_multi(
-            one,
-            5,
-            updates,
-            params,
-            state.init_particles,
-            state.cumulative_gradients,
-            state.scale,
-            state.subgradients,
-            state.reward,
-        )
-        return out, COCOBState(state.init_particles, c, lmax, gsum, r)
-
-    return GradientTransformation(init_fn, update_fn)
+    zero = stat(jnp.zeros_like)
+    slots = (
+        stat(jnp.array),
+        zero,
+        stat(lambda p: jnp.full_like(p, 1) * _tree.scalar_like(eps, p)),
+        zero,
+        zero,
+    )
+    return lift(
+        "cocob",
+        rule,
+        COCOBState,
+        slots,
+        counter=False,
+        check_params=functools.partial(_tree.reject_complex, "cocob"),
+        with_params=True,
+    )
 
 
 def cocob(
@@ -146,9 +136,8 @@ def cocob(
     _validate.positive(alpha, "alpha")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "cocob", learning_rate=learning_rate, alpha=alpha, eps=eps, weight_decay=weight_decay
-    )
+    numbers: dict[str, Any] = dict(learning_rate=learning_rate, alpha=alpha, eps=eps)
+    _rules.check_args("cocob", **numbers, weight_decay=weight_decay)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
@@ -156,7 +145,4 @@ def cocob(
         txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
         return chain(*txs, scale(h["learning_rate"]), scale_by_cocob(h["alpha"], h["eps"]))
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "alpha": alpha, "eps": eps}
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 
 __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 
@@ -178,24 +179,13 @@ def dadapt_adamw(
         weight_decay=weight_decay,
     )
 
-    def build(step, h):
-        return _scale_by_dadapt_adamw(
-            h["learning_rate"],
-            h["beta1"],
-            h["beta2"],
-            h["eps"],
-            h["estim_lr0"],
-            h.get("weight_decay", 0.0),
-            step=step,
-        )
+    # the state's numbers, in _scale_by_dadapt_adamw's order
+    numbers = dict(
+        learning_rate=learning_rate, beta1=beta1, beta2=beta2, eps=eps, estim_lr0=estim_lr0
+    )
 
-    hps: dict[str, Any] = {
-        "learning_rate": learning_rate,
-        "beta1": beta1,
-        "beta2": beta2,
-        "eps": eps,
-        "estim_lr0": estim_lr0,
-    }
-    if _validate.present(weight_decay):
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    def build(step, h):
+        wd = h.get("weight_decay", 0.0)
+        return _scale_by_dadapt_adamw(*[h[k] for k in numbers], weight_decay=wd, step=step)
+
+    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

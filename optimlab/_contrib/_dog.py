@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["DoGState", "DoWGState", "scale_by_dog", "scale_by_dowg", "dog", "dowg"]
@@ -304,9 +305,9 @@ def dowg(
         r0 = h["init_estim_sq_dist"] if init_estim_sq_dist is not None else None
         return chain(*txs, scale_by_dowg(r0, h["eps"]), scale_by_learning_rate(h["learning_rate"]))
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "eps": eps}
-    if init_estim_sq_dist is not None:
-        hps["init_estim_sq_dist"] = init_estim_sq_dist
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        eps=eps,
+        **optional(init_estim_sq_dist=init_estim_sq_dist, weight_decay=weight_decay),
+    )

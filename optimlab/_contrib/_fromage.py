@@ -5,9 +5,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
+from .._wrappers._stateless import stateless
 from ._lamb import scale_by_trust_ratio
 
 __all__ = ["fromage"]
@@ -16,14 +17,8 @@ __all__ = ["fromage"]
 def _fromage_step(learning_rate: ArrayLike) -> GradientTransformation:
     """``u <- -lr * u / sqrt(1 + lr**2) + (1 / sqrt(1 + lr**2) - 1) * p``."""
 
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
+    def shrunk(updates, params, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("fromage: params is None; pass the current params to update().")
         lr = jnp.asarray(learning_rate)
         mult = 1 / jnp.sqrt(1 + lr * lr)  # in the hyperparameter's precision
 
@@ -34,9 +29,9 @@ def _fromage_step(learning_rate: ArrayLike) -> GradientTransformation:
             ) * _tree.upcast(p).astype(uc.dtype)
             return out.astype(u.dtype)
 
-        return _tree.tree_map(one, updates, params), state
+        return _tree.tree_map(one, updates, params)
 
-    return GradientTransformation(init_fn, update_fn)
+    return stateless(shrunk, needs_params="fromage")
 
 
 def fromage(

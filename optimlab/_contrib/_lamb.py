@@ -8,13 +8,16 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._optimizers._adam import scale_by_adam_root
 from .._optimizers._sgd import trace
+from .._transforms._adam_like import check_optax_adam
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._wrappers._masking import mask_tree
+from .._wrappers._stateless import stateless
 
 __all__ = ["scale_by_trust_ratio", "lamb", "lars"]
 
@@ -74,16 +77,8 @@ def scale_by_trust_ratio(
         "scale_by_trust_ratio", min_norm=min_norm, trust_coefficient=trust_coefficient, eps=eps
     )
 
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
+    def scaled(updates, params, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError(
-                "scale_by_trust_ratio: params is None; pass the current params to update()."
-            )
         _tree.check_match("scale_by_trust_ratio", updates, params, "params")
         m = None if mask is None else mask_tree(params, mask, "scale_by_trust_ratio")
 
@@ -103,10 +98,10 @@ def scale_by_trust_ratio(
             return out.astype(u.dtype)
 
         if m is None:
-            return _tree.tree_map(one, updates, params), state
-        return _tree.tree_map(one, updates, params, m), state
+            return _tree.tree_map(one, updates, params)
+        return _tree.tree_map(one, updates, params, m)
 
-    return GradientTransformation(init_fn, update_fn)
+    return stateless(scaled, needs_params="scale_by_trust_ratio")
 
 
 def lamb(
@@ -159,20 +154,8 @@ def lamb(
         minutes <https://arxiv.org/abs/1904.00962>`_, 2020.
     """
     _validate.lr(learning_rate)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "lamb",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
+    moments = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    check_optax_adam("lamb", dict(learning_rate=learning_rate), moments, weight_decay=weight_decay)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
@@ -182,16 +165,8 @@ def lamb(
         txs += [scale_by_trust_ratio(), scale_by_learning_rate(h["learning_rate"])]
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "eps_root": eps_root,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    decay = optional(weight_decay=weight_decay)
+    return with_hyperparams(build, learning_rate=learning_rate, **moments, **decay)
 
 
 def lars(
@@ -283,13 +258,10 @@ def lars(
             txs.append(trace(h["momentum"], nesterov=nesterov, step=step))
         return chain(*txs)
 
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "trust_coefficient": trust_coefficient,
-        "eps": eps,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    if use_momentum:
-        hps["momentum"] = momentum
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        trust_coefficient=trust_coefficient,
+        eps=eps,
+        **optional(weight_decay=weight_decay, momentum=momentum),
+    )

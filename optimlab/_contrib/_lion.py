@@ -146,13 +146,13 @@ def lion(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.weight_decay(weight_decay)
-    _rules.check_args("lion", learning_rate=learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
+    numbers: dict[str, Any] = dict(b1=b1, b2=b2)
+    _rules.check_args("lion", learning_rate=learning_rate, **numbers, weight_decay=weight_decay)
     return torch_style(
-        lambda step, h: scale_by_lion(h["b1"], h["b2"], mu_dtype),
+        lambda step, h: scale_by_lion(*[h[k] for k in numbers], mu_dtype=mu_dtype),
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         decoupled=True,
         mask=mask,
-        b1=b1,
-        b2=b2,
+        **numbers,
     )

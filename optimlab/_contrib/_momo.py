@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 
 __all__ = ["MomoState", "MomoAdamState", "momo", "momo_adam"]
 
@@ -254,35 +255,8 @@ def momo(
     _validate.lr(learning_rate)
     _validate.beta(beta, 0)
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "momo",
-        learning_rate=learning_rate,
-        beta=beta,
-        lower_bound=lower_bound,
-        weight_decay=weight_decay,
-    )
-
-    def build(step, h):
-        return _momo_core(
-            h["learning_rate"],
-            h["beta"],
-            None,
-            None,
-            h["lower_bound"],
-            h.get("weight_decay", 0.0),
-            adam=False,
-            adapt_lower_bound=adapt_lower_bound,
-            step=step,
-        )
-
-    return with_hyperparams(build, **_hps(learning_rate, lower_bound, weight_decay, beta=beta))
-
-
-def _hps(learning_rate, lower_bound, weight_decay, **rest) -> dict[str, Any]:
-    hps: dict[str, Any] = {"learning_rate": learning_rate, **rest, "lower_bound": lower_bound}
-    if _validate.present(weight_decay):
-        hps["weight_decay"] = weight_decay
-    return hps
+    numbers = dict(learning_rate=learning_rate, beta=beta, lower_bound=lower_bound)
+    return _momo_alias("momo", numbers, weight_decay, adapt_lower_bound, adam=False)
 
 
 def momo_adam(
@@ -341,29 +315,26 @@ def momo_adam(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "momo_adam",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        lower_bound=lower_bound,
-        weight_decay=weight_decay,
-    )
+    numbers = dict(learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, lower_bound=lower_bound)
+    return _momo_alias("momo_adam", numbers, weight_decay, adapt_lower_bound, adam=True)
+
+
+def _momo_alias(name, numbers, weight_decay, adapt_lower_bound, *, adam):
+    """Checks ``numbers`` (then ``weight_decay``) and keeps them all in the state."""
+    _rules.check_args(name, **numbers, weight_decay=weight_decay)
 
     def build(step, h):
+        b1, b2, eps = (h["b1"], h["b2"], h["eps"]) if adam else (h["beta"], None, None)
         return _momo_core(
             h["learning_rate"],
-            h["b1"],
-            h["b2"],
-            h["eps"],
+            b1,
+            b2,
+            eps,
             h["lower_bound"],
             h.get("weight_decay", 0.0),
-            adam=True,
+            adam=adam,
             adapt_lower_bound=adapt_lower_bound,
             step=step,
         )
 
-    return with_hyperparams(
-        build, **_hps(learning_rate, lower_bound, weight_decay, b1=b1, b2=b2, eps=eps)
-    )
+    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

@@ -11,6 +11,8 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._adam_like import check_optax_adam
+from .._transforms._alias_parts import optional
 from .._transforms._scale import scale_by_learning_rate
 
 __all__ = ["ScaleByNovogradState", "scale_by_novograd", "novograd"]
@@ -173,19 +175,9 @@ def novograd(
         for Training of Deep Networks <https://arxiv.org/abs/1905.11286>`_, 2019.
     """
     _validate.lr(learning_rate)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "novograd",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
+    moments = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    check_optax_adam(
+        "novograd", dict(learning_rate=learning_rate), moments, weight_decay=weight_decay
     )
     use_decay = _validate.present(weight_decay)
 
@@ -196,13 +188,5 @@ def novograd(
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    hps: dict[str, ScalarOrSchedule] = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "eps_root": eps_root,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    decay = optional(weight_decay=weight_decay)
+    return with_hyperparams(build, learning_rate=learning_rate, **moments, **decay)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam_root
+from .._transforms._adam_like import check_optax_adam
+from .._transforms._alias_parts import optional
 from .._transforms._scale import scale, scale_by_learning_rate
 
 __all__ = [
@@ -65,28 +68,19 @@ def scale_by_optimistic_gradient(
     _validate.non_negative(beta, "beta")
     _rules.check_args("scale_by_optimistic_gradient", alpha=alpha, beta=beta)
 
-    def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        return ScaleByOptimisticGradientState(count, _tree.zeros_like(params))
+    def rule(g, prev, count):
+        b = _tree.hp(beta, g).astype(g.dtype)
+        ab = _tree.hp(jnp.asarray(alpha) + jnp.asarray(beta), g).astype(g.dtype)
+        return ab * g - b * jnp.where(count == 0, g, prev), g
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_optimistic_gradient", updates, state.previous_gradient)
-        count = step if step is not None else state.count
-
-        def one(g, prev):
-            gc = _tree.upcast(g)
-            pc = jnp.where(count == 0, gc, prev.astype(gc.dtype))
-            b = _tree.hp(beta, gc).astype(gc.dtype)
-            ab = _tree.hp(jnp.asarray(alpha) + jnp.asarray(beta), gc).astype(gc.dtype)
-            out = ab * gc - b * pc
-            return out.astype(g.dtype), g.astype(prev.dtype)
-
-        u, prev = _tree.tree_map_multi(one, 2, updates, state.previous_gradient)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByOptimisticGradientState(new_count, prev)
-
-    return GradientTransformation(init_fn, update_fn)
+    return lift(
+        "scale_by_optimistic_gradient",
+        rule,
+        ScaleByOptimisticGradientState,
+        (Slot(),),
+        step=step,
+        prepare=lambda count: {"count": count},
+    )
 
 
 def optimistic_gradient_descent(
@@ -224,42 +218,17 @@ def optimistic_adam(
     _validate.lr(learning_rate)
     if optimism is not None:
         _validate.non_negative(optimism, "optimism")
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _rules.check_args(
+    moments = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    build = _adam_then_optimism(
         "optimistic_adam",
-        learning_rate=learning_rate,
-        optimism=optimism,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
+        lambda h: (h["learning_rate"], h.get("optimism", h["learning_rate"])),
+        lambda h: scale(-1.0),
+        dict(learning_rate=learning_rate, optimism=optimism),
+        moments,
+        mu_dtype=mu_dtype,
+        nesterov=nesterov,
     )
-
-    def build(step, h):
-        lr = h["learning_rate"]
-        return chain(
-            scale_by_adam_root(
-                h["b1"],
-                h["b2"],
-                h["eps"],
-                h["eps_root"],
-                mu_dtype=mu_dtype,
-                nesterov=nesterov,
-                step=step,
-                name="optimistic_adam",
-            ),
-            scale_by_optimistic_gradient(lr, h.get("optimism", lr), step=step),
-            scale(-1.0),
-        )
-
-    hps: dict[str, Any] = dict(
-        learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
-    )
-    if optimism is not None:
-        hps["optimism"] = optimism
+    hps = dict(learning_rate=learning_rate, **moments, **optional(optimism=optimism))
     return with_hyperparams(build, **hps)
 
 
@@ -323,44 +292,33 @@ def optimistic_adam_v2(
     _validate.lr(learning_rate)
     _validate.non_negative(alpha, "alpha")
     _validate.non_negative(beta, "beta")
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _rules.check_args(
+    lead = dict(learning_rate=learning_rate, alpha=alpha, beta=beta)
+    moments = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    build = _adam_then_optimism(
         "optimistic_adam_v2",
-        learning_rate=learning_rate,
-        alpha=alpha,
-        beta=beta,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
+        lambda h: (h["alpha"], h["beta"]),
+        lambda h: scale_by_learning_rate(h["learning_rate"]),
+        lead,
+        moments,
+        mu_dtype=mu_dtype,
+        nesterov=nesterov,
     )
+    return with_hyperparams(build, **lead, **moments)
+
+
+def _adam_then_optimism(name, weights, tail, lead, moments, *, mu_dtype, nesterov):
+    """Validates Adam's numbers; returns the alias's ``build`` (Adam's direction, then optimism).
+
+    The build chains Adam's direction in optax's form, its optimistic extrapolation
+    with ``weights(h) = (alpha, beta)``, then ``tail(h)``. ``lead``: the alias's
+    own numbers, already validated, checked first by name.
+    """
+    check_optax_adam(name, lead, moments)
 
     def build(step, h):
-        return chain(
-            scale_by_adam_root(
-                h["b1"],
-                h["b2"],
-                h["eps"],
-                h["eps_root"],
-                mu_dtype=mu_dtype,
-                nesterov=nesterov,
-                step=step,
-                name="optimistic_adam_v2",
-            ),
-            scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
-            scale_by_learning_rate(h["learning_rate"]),
+        root = scale_by_adam_root(
+            **{k: h[k] for k in moments}, mu_dtype=mu_dtype, nesterov=nesterov, step=step, name=name
         )
+        return chain(root, scale_by_optimistic_gradient(*weights(h), step=step), tail(h))
 
-    return with_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        alpha=alpha,
-        beta=beta,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-    )
+    return build

@@ -9,10 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._transforms._scale import scale
+from .._wrappers._stateless import stateless
 
 __all__ = ["scale_by_polyak", "polyak_sgd"]
 
@@ -63,11 +64,7 @@ def scale_by_polyak(
     _validate.eps(eps)
     _rules.check_args("scale_by_polyak", f_min=f_min, max_learning_rate=max_learning_rate, eps=eps)
 
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+    def scaled(updates, params, *, value=None, **extra_args):
         del params, extra_args
         if value is None:
             raise ValueError(
@@ -90,9 +87,9 @@ def scale_by_polyak(
             uc = _tree.upcast(u)
             return (uc * _tree.hp(step, uc).astype(uc.dtype)).astype(u.dtype)
 
-        return _tree.tree_map(one, updates), state
+        return _tree.tree_map(one, updates)
 
-    return GradientTransformation(init_fn, update_fn)
+    return stateless(scaled)
 
 
 def polyak_sgd(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 
 __all__ = ["ProdigyState", "prodigy"]
 
@@ -41,10 +42,10 @@ def _scale_by_prodigy(
     learning_rate,
     beta1,
     beta2,
-    beta3,
     eps,
     estim_lr0,
     estim_lr_coef,
+    beta3,
     weight_decay,
     *,
     safeguard_warmup=False,
@@ -200,31 +201,25 @@ def prodigy(
         weight_decay=weight_decay,
     )
 
+    # the state's numbers, in _scale_by_prodigy's order
+    numbers = dict(
+        learning_rate=learning_rate,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        estim_lr0=estim_lr0,
+        estim_lr_coef=estim_lr_coef,
+    )
+
     def build(step, h):
         b3 = h["beta3"] if beta3 is not None else jnp.sqrt(h["beta2"])
+        wd = h.get("weight_decay", 0.0)
         return _scale_by_prodigy(
-            h["learning_rate"],
-            h["beta1"],
-            h["beta2"],
-            b3,
-            h["eps"],
-            h["estim_lr0"],
-            h["estim_lr_coef"],
-            h.get("weight_decay", 0.0),
+            *[h[k] for k in numbers],
+            beta3=b3,
+            weight_decay=wd,
             safeguard_warmup=safeguard_warmup,
             step=step,
         )
 
-    hps: dict[str, Any] = {
-        "learning_rate": learning_rate,
-        "beta1": beta1,
-        "beta2": beta2,
-        "eps": eps,
-        "estim_lr0": estim_lr0,
-        "estim_lr_coef": estim_lr_coef,
-    }
-    if beta3 is not None:
-        hps["beta3"] = beta3
-    if _validate.present(weight_decay):
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(build, **numbers, **optional(beta3=beta3, weight_decay=weight_decay))

@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, _update_with_extra_args, apply_updates
+from .._core._base import GradientTransformation, _update_with_extra_args, apply_updates
 from .._core._types import OptState, Params
+from .._wrappers._stateless import stateless
 
 __all__ = ["SAMState", "normalize", "sam"]
 
@@ -31,20 +32,16 @@ def normalize() -> GradientTransformation:
         Array([0.6, 0.8], dtype=float32)
     """
 
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
+    def normalized(updates, params, **extra_args):
         del params, extra_args
         norm = _tree.global_norm(updates)
         inv = jnp.where(norm > 0, 1 / jnp.where(norm > 0, norm, 1), 0)
         return _tree.tree_map(
             lambda u: (_tree.upcast(u) * _tree.scalar_like(inv, _tree.upcast(u))).astype(u.dtype),
             updates,
-        ), state
+        )
 
-    return GradientTransformation(init_fn, update_fn)
+    return stateless(normalized)
 
 
 class SAMState(NamedTuple):

@@ -7,10 +7,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
+from .._core import _rules, _tree, _validate
+from .._core._base import GradientTransformation, _update_with_extra_args, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = [
@@ -165,30 +167,21 @@ class _ScaleByRmsState(NamedTuple):
 def _scale_by_rms(b2, eps, *, step=None) -> GradientTransformation:
     """``g / (sqrt(nu / (1 - b2**t)) + eps)``: Adam without the first moment."""
 
-    def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        # nu averages |g|^2: real for complex leaves (optax's stays complex, imaginary 0)
-        nu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params)
-        return _ScaleByRmsState(count, nu)
+    def rule(g, v, count):
+        # v averages |g|^2: real for complex leaves (optax's stays complex, imaginary 0)
+        v_new = _tree.update_moment(g, v, b2, 2)
+        bc = _tree.scalar_like(_tree.bias_correction(b2, count), v_new)
+        den = jnp.sqrt(v_new / bc) + _tree.scalar_like(eps, v_new)
+        return g / den.astype(g.dtype), v_new
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("schedule_free_adamw", updates, state.nu)
-        count = step if step is not None else state.count
-
-        def one(g, v):
-            gc = _tree.upcast(g)
-            v_new = _tree.update_moment(gc, v.astype(_tree.real_dtype(gc)), b2, 2)
-            bc = _tree.scalar_like(_tree.bias_correction(b2, count), v_new)
-            den = jnp.sqrt(v_new / bc) + _tree.scalar_like(eps, v_new)
-            out = gc / den.astype(gc.dtype)
-            return out.astype(g.dtype), v_new.astype(v.dtype)
-
-        out, nu = _tree.tree_map_multi(one, 2, updates, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return out, _ScaleByRmsState(new_count, nu)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "schedule_free_adamw",
+        rule,
+        _ScaleByRmsState,
+        (Slot(real=True),),
+        step=step,
+        prepare=lambda count: {"count": count},
+    )
 
 
 def _warmup(learning_rate: ScalarOrSchedule, warmup_steps: int | None) -> ScalarOrSchedule:
@@ -293,10 +286,13 @@ def schedule_free_sgd(
             base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
         )
 
-    hps: dict[str, Any] = {"learning_rate": lr, "b1": b1, "weight_lr_power": weight_lr_power}
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=lr,
+        b1=b1,
+        weight_lr_power=weight_lr_power,
+        **optional(weight_decay=weight_decay),
+    )
 
 
 def schedule_free_adamw(
@@ -373,13 +369,12 @@ def schedule_free_adamw(
             base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
         )
 
-    hps: dict[str, Any] = {
-        "learning_rate": lr,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "weight_lr_power": weight_lr_power,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=lr,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        weight_lr_power=weight_lr_power,
+        **optional(weight_decay=weight_decay),
+    )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import scale_by_learning_rate
 
@@ -33,16 +35,14 @@ def scale_by_sign() -> GradientTransformation:
         >>> tx.update(jnp.array([-3.0, 0.0, 0.5]), tx.init(jnp.zeros(3)))[0]
         Array([-1.,  0.,  1.], dtype=float32)
     """
-
-    def init_fn(params):
-        _tree.reject_complex("scale_by_sign", params)
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        return _tree.tree_map(jnp.sign, updates), state
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_sign",
+        lambda g: (jnp.sign(g),),
+        EmptyState,
+        (),
+        counter=False,
+        check_params=functools.partial(_tree.reject_complex, "scale_by_sign"),
+    )
 
 
 class ScaleBySignumState(NamedTuple):
@@ -75,24 +75,18 @@ def scale_by_signum(
     _validate.in_range(beta, "beta", 0.0, 1.0, hi_open=True)
     _rules.check_args("scale_by_signum", beta=beta)
 
-    def init_fn(params):
-        _tree.reject_complex("scale_by_signum", params)
-        return ScaleBySignumState(_tree.zeros_like(params, accumulator_dtype))
+    def rule(g, m):
+        new = _tree.scalar_like(1 - jnp.asarray(beta), g) * g + _tree.scalar_like(beta, g) * m
+        return jnp.sign(new), new
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match("scale_by_signum", updates, state.ema)
-
-        def one(g, m):
-            gc = _tree.upcast(g)
-            b = _tree.scalar_like(beta, gc)
-            new = _tree.scalar_like(1 - jnp.asarray(beta), gc) * gc + b * m.astype(gc.dtype)
-            return jnp.sign(new).astype(g.dtype), new.astype(m.dtype)
-
-        u, ema = _tree.tree_map_multi(one, 2, updates, state.ema)
-        return u, ScaleBySignumState(ema)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return lift(
+        "scale_by_signum",
+        rule,
+        ScaleBySignumState,
+        (Slot(accumulator_dtype),),
+        counter=False,
+        check_params=functools.partial(_tree.reject_complex, "scale_by_signum"),
+    )
 
 
 def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:

@@ -18,6 +18,7 @@ from .._core._base import (
 )
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["SophiaState", "scale_by_sophia", "sophia", "hutchinson_estimator"]
@@ -343,16 +344,13 @@ def sophia(
             txs.append(add_decayed_weights(h["weight_decay"], weight_decay_mask))
         return chain(*txs, scale_by_learning_rate(h["learning_rate"]))
 
-    hps: dict[str, Any] = {
-        "learning_rate": learning_rate,
-        "b1": b1,
-        "b2": b2,
-        "eps": eps,
-        "gamma": gamma,
-        "update_interval": update_interval,
-    }
-    if clip_threshold is not None:
-        hps["clip_threshold"] = clip_threshold
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        gamma=gamma,
+        update_interval=update_interval,
+        **optional(clip_threshold=clip_threshold, weight_decay=weight_decay),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -140,12 +140,10 @@ def yogi(
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.eps(eps)
-    _rules.check_args("yogi", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
-
+    numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps)
+    _rules.check_args("yogi", learning_rate=learning_rate, **numbers)
     return torch_style(
-        lambda step, h: scale_by_yogi(h["b1"], h["b2"], h["eps"], step=step),
+        lambda step, h: scale_by_yogi(*[h[k] for k in numbers], step=step),
         learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
+        **numbers,
     )

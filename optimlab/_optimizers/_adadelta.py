@@ -153,18 +153,18 @@ def adadelta(
     _validate.unit_interval(rho, "rho")
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "adadelta", learning_rate=learning_rate, rho=rho, eps=eps, weight_decay=weight_decay
-    )
+    numbers: dict[str, Any] = dict(rho=rho, eps=eps)
+    _rules.check_args("adadelta", learning_rate=learning_rate, **numbers, weight_decay=weight_decay)
     return torch_style(
         lambda step, h: scale_by_adadelta(
-            h["rho"], h["eps"], accumulator_dtype=accumulator_dtype, componentwise=componentwise
+            *[h[k] for k in numbers],
+            accumulator_dtype=accumulator_dtype,
+            componentwise=componentwise,
         ),
         learning_rate=learning_rate,
         learning_rate_optional=True,
         weight_decay=weight_decay,
         maximize=maximize,
         mask=weight_decay_mask,
-        rho=rho,
-        eps=eps,
+        **numbers,
     )

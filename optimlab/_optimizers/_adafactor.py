@@ -16,6 +16,7 @@ import numpy as np
 from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
+from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale
 
@@ -261,25 +262,13 @@ class _EmaState(NamedTuple):
 def _ema(decay: ArrayLike, dtype: DType) -> GradientTransformation:
     """Momentum without bias correction: ``m = decay * m + (1 - decay) * u`` (optax's ``ema``)."""
 
-    def init_fn(params):
-        # a real dtype would drop the imaginary part of complex updates
-        _tree.reject_complex_for_real_dtypes("adafactor", params, dtype_momentum=dtype)
-        return _EmaState(_tree.zeros_like(params, dtype))
+    def rule(u, m):
+        new = _tree.scalar_like(1 - jnp.asarray(decay), u) * u + _tree.scalar_like(decay, u) * m
+        return new, new
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-
-        def one(u, m):
-            uc = _tree.upcast(u)
-            new = _tree.scalar_like(1 - jnp.asarray(decay), uc) * uc + _tree.scalar_like(
-                decay, uc
-            ) * m.astype(uc.dtype)
-            return new.astype(u.dtype), new.astype(m.dtype)
-
-        u, m = _tree.tree_map_multi(one, 2, updates, state.ema)
-        return u, _EmaState(m)
-
-    return GradientTransformation(init_fn, update_fn)
+    # a real dtype would drop the imaginary part of complex updates: refused
+    slot = Slot(dtype, "dtype_momentum")
+    return lift("adafactor", rule, _EmaState, (slot,), counter=False)
 
 
 def adafactor(

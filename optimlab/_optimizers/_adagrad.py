@@ -12,7 +12,8 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
+from .._transforms._alias_parts import optional, torch_prefix
+from .._transforms._scale import scale_by_learning_rate
 
 __all__ = ["ScaleByAdagradState", "scale_by_adagrad", "adagrad"]
 
@@ -178,22 +179,17 @@ def adagrad(
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(initial_accumulator_value, "initial_accumulator_value")
     _validate.eps(eps)
-    _rules.check_args(
-        "adagrad",
+    numbers: dict[str, Any] = dict(
         learning_rate=learning_rate,
         initial_accumulator_value=initial_accumulator_value,
         eps=eps,
         lr_decay=lr_decay,
-        weight_decay=weight_decay,
     )
+    _rules.check_args("adagrad", **numbers, weight_decay=weight_decay)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
-        txs = []
-        if maximize:
-            txs.append(scale(-1.0))
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"]))
+        txs = torch_prefix(h, maximize=maximize, decay=use_decay)
         txs.append(
             scale_by_adagrad(
                 h["initial_accumulator_value"],
@@ -210,12 +206,4 @@ def adagrad(
         )
         return chain(*txs)
 
-    hps: dict[str, Any] = {
-        "learning_rate": learning_rate,
-        "initial_accumulator_value": initial_accumulator_value,
-        "eps": eps,
-        "lr_decay": lr_decay,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

@@ -7,11 +7,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias import torch_style, validate_adam_like
+from .._transforms._adam_like import adam_like_alias
 
 __all__ = ["ScaleByAdamState", "scale_by_adam", "adam", "adamw", "amsgrad"]
 
@@ -221,19 +221,13 @@ def adam(
     """
     return _adam(
         "adam",
-        learning_rate,
-        b1,
-        b2,
-        eps,
+        (learning_rate, b1, b2, eps, weight_decay),
         eps_root,
-        weight_decay,
-        False,
-        None,
-        mu_dtype,
-        nu_dtype,
-        nesterov=nesterov,
-        amsgrad_=amsgrad,
         maximize=maximize,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        nesterov=nesterov,
+        amsgrad=amsgrad,
     )
 
 
@@ -299,19 +293,15 @@ def adamw(
     """
     return _adam(
         "adamw",
-        learning_rate,
-        b1,
-        b2,
-        eps,
+        (learning_rate, b1, b2, eps, weight_decay),
         eps_root,
-        weight_decay,
-        True,
-        mask,
-        mu_dtype,
-        nu_dtype,
-        nesterov=nesterov,
-        amsgrad_=amsgrad,
         maximize=maximize,
+        decoupled=True,
+        mask=mask,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        nesterov=nesterov,
+        amsgrad=amsgrad,
     )
 
 
@@ -357,82 +347,21 @@ def amsgrad(
     """
     return _adam(
         "amsgrad",
-        learning_rate,
-        b1,
-        b2,
-        eps,
+        (learning_rate, b1, b2, eps, weight_decay),
         eps_root,
-        weight_decay,
-        False,
-        None,
-        mu_dtype,
-        None,
-        nesterov=False,
-        amsgrad_=True,
         maximize=maximize,
-        of_corrected=True,
+        mu_dtype=mu_dtype,
+        amsgrad=True,
+        amsgrad_of_corrected=True,
         bias_correction_mu=bias_correction_mu,
         bias_correction_nu=bias_correction_nu,
     )
 
 
-def _adam(
-    name,
-    learning_rate,
-    b1,
-    b2,
-    eps,
-    eps_root,
-    weight_decay,
-    decoupled,
-    mask,
-    mu_dtype,
-    nu_dtype,
-    *,
-    nesterov,
-    amsgrad_,
-    maximize,
-    of_corrected=False,
-    bias_correction_mu=True,
-    bias_correction_nu=True,
-) -> GradientTransformation:
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)  # torch's wording first
-    _rules.check_args(
-        name,
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-    )
-    use_eps_root = _validate.present(eps_root)
-    roots = {"eps_root": eps_root} if use_eps_root else {}
-    return torch_style(
-        lambda step, h: scale_by_adam(
-            h["b1"],
-            h["b2"],
-            h["eps"],
-            h["eps_root"] if use_eps_root else None,
-            mu_dtype,
-            nesterov=nesterov,
-            amsgrad=amsgrad_,
-            amsgrad_of_corrected=of_corrected,
-            bias_correction_mu=bias_correction_mu,
-            bias_correction_nu=bias_correction_nu,
-            nu_dtype=nu_dtype,
-            step=step,
-        ),
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        maximize=maximize,
-        decoupled=decoupled,
-        mask=mask,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        **roots,
-    )
+def _adam(name: str, numbers: tuple, eps_root: Any, **options: Any) -> GradientTransformation:
+    # numbers: (learning_rate, b1, b2, eps, weight_decay); options: adam_like's keywords
+    # and scale_by_adam's (dtypes, flags), as given.
+    return adam_like_alias(name, scale_by_adam, numbers, extra={"eps_root": eps_root}, **options)
 
 
 def scale_by_adam_root(
@@ -455,40 +384,28 @@ def scale_by_adam_root(
     optimized as optax does (the second moment is of :math:`|g|^2`, stored real).
     """
 
-    def init_fn(params):
-        _tree.reject_complex_for_real_dtypes(name, params, mu_dtype=mu_dtype)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        nu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=_tree.real_dtype(p)), params)
-        return ScaleByAdamState(count, _tree.zeros_like(params, mu_dtype), nu, None)
+    def prepare(count):
+        return {"count": count}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        _tree.check_match(name, updates, state.mu)
-        count = step if step is not None else state.count
+    def rule(g, m, v, _, count):
+        d1 = _tree.scalar_like(b1, g)
+        om1 = _tree.scalar_like(1 - jnp.asarray(b1), g)
+        m_new = om1 * g + d1 * m
+        # optax's second moment is of |g|^2 for complex g: real, stored real here
+        om2 = _tree.hp(1 - jnp.asarray(b2), g)
+        v_new = (om2 * _tree.abs_sq(g) if jnp.iscomplexobj(g) else om2 * g * g) + _tree.hp(
+            b2, g
+        ) * v
+        bc1 = _tree.scalar_like(_tree.bias_correction(b1, count), g)
+        if nesterov:
+            decay = jnp.asarray(b1)
+            bc1_next = _tree.scalar_like(1 - decay ** (count.astype(decay.dtype) + 2), g)
+            m_hat = d1 * (m_new / bc1_next) + om1 * (g / bc1)
+        else:
+            m_hat = m_new / bc1
+        v_hat = v_new / _tree.hp(_tree.bias_correction(b2, count), g)
+        denom = jnp.sqrt(v_hat + _tree.hp(eps_root, g)) + _tree.hp(eps, g)
+        return m_hat / denom.astype(m_hat.dtype), m_new, v_new, None
 
-        def one(g, m, v):
-            gc = _tree.upcast(g)
-            d1 = _tree.scalar_like(b1, gc)
-            om1 = _tree.scalar_like(1 - jnp.asarray(b1), gc)
-            m_new = om1 * gc + d1 * m.astype(gc.dtype)
-            # optax's second moment is of |g|^2 for complex g: real, stored real here
-            om2 = _tree.hp(1 - jnp.asarray(b2), gc)
-            sq = om2 * _tree.abs_sq(gc) if jnp.iscomplexobj(gc) else om2 * gc * gc
-            v_new = sq + _tree.hp(b2, gc) * v.astype(sq.dtype)
-            bc1 = _tree.scalar_like(_tree.bias_correction(b1, count), gc)
-            if nesterov:
-                decay = jnp.asarray(b1)
-                bc1_next = _tree.scalar_like(1 - decay ** (count.astype(decay.dtype) + 2), gc)
-                m_hat = d1 * (m_new / bc1_next) + om1 * (gc / bc1)
-            else:
-                m_hat = m_new / bc1
-            v_hat = v_new / _tree.hp(_tree.bias_correction(b2, count), gc)
-            denom = jnp.sqrt(v_hat + _tree.hp(eps_root, gc)) + _tree.hp(eps, gc)
-            direction = m_hat / denom.astype(m_hat.dtype)
-            return direction.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
-
-        u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
-        return u, ScaleByAdamState(new_count, mu, nu, None)
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    slots = (Slot(mu_dtype, "mu_dtype"), Slot(real=True), None)
+    return lift(name, rule, ScaleByAdamState, slots, step=step, prepare=prepare)

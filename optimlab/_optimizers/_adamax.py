@@ -11,7 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias import torch_style, validate_adam_like
+from .._transforms._adam_like import adam_like_alias
 
 __all__ = ["ScaleByAdamaxState", "scale_by_adamax", "adamax", "adamaxw"]
 
@@ -153,19 +153,11 @@ def adamax(
         Kingma & Ba, `Adam: A Method for Stochastic Optimization
         <https://arxiv.org/abs/1412.6980>`_ (section 7.1), 2014.
     """
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
-    _rules.check_args(
-        "adamax", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
-    )
-    return _adamax(
-        learning_rate,
-        b1,
-        b2,
-        eps,
-        weight_decay,
-        maximize,
-        False,
-        None,
+    return adam_like_alias(
+        "adamax",
+        scale_by_adamax,
+        (learning_rate, b1, b2, eps, weight_decay),
+        maximize=maximize,
         mu_dtype=mu_dtype,
         nu_dtype=nu_dtype,
         componentwise=componentwise,
@@ -227,37 +219,14 @@ def adamaxw(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
-    _rules.check_args(
-        "adamaxw", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay
-    )
-    return _adamax(
-        learning_rate,
-        b1,
-        b2,
-        eps,
-        weight_decay,
-        maximize,
-        True,
-        mask,
+    return adam_like_alias(
+        "adamaxw",
+        scale_by_adamax,
+        (learning_rate, b1, b2, eps, weight_decay),
+        decoupled=True,
+        mask=mask,
+        maximize=maximize,
         mu_dtype=mu_dtype,
         nu_dtype=nu_dtype,
         componentwise=componentwise,
-    )
-
-
-def _adamax(
-    learning_rate, b1, b2, eps, weight_decay, maximize, decoupled, mask, **options: Any
-) -> GradientTransformation:
-    # options: scale_by_adamax's keyword arguments (dtypes, componentwise), as given.
-    return torch_style(
-        lambda step, h: scale_by_adamax(h["b1"], h["b2"], h["eps"], step=step, **options),
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        maximize=maximize,
-        decoupled=decoupled,
-        mask=mask,
-        b1=b1,
-        b2=b2,
-        eps=eps,
     )

@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, Params, ScalarOrSchedule, Updates
-from .._transforms._scale import add_decayed_weights, scale
+from .._transforms._alias_parts import optional, torch_prefix
 
 __all__ = ["ScaleByAsgdState", "scale_by_asgd", "asgd", "asgd_averaged_params"]
 
@@ -165,21 +165,19 @@ def asgd(
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
-        txs = [scale(-1.0)] if maximize else []
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"]))
-        txs.append(scale_by_asgd(h["learning_rate"], h["lambd"], h["alpha"], h["t0"], step=step))
-        return chain(*txs)
+        prefix = torch_prefix(h, maximize=maximize, decay=use_decay)
+        return chain(
+            *prefix, scale_by_asgd(h["learning_rate"], h["lambd"], h["alpha"], h["t0"], step=step)
+        )
 
-    hps: dict[str, Any] = {
-        "learning_rate": learning_rate,
-        "lambd": lambd,
-        "alpha": alpha,
-        "t0": t0,
-    }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        lambd=lambd,
+        alpha=alpha,
+        t0=t0,
+        **optional(weight_decay=weight_decay),
+    )
 
 
 def asgd_averaged_params(state: Any) -> Params:

@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation
 from .._core._hyperparams import hyperparam_dtype
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias import torch_style, validate_adam_like
+from .._transforms._adam_like import adam_like, check_adam_like
 from ._adam import adam, adamw
 
 __all__ = ["ScaleByNadamState", "scale_by_nadam", "nadam", "nadamw"]
@@ -142,10 +142,19 @@ def scale_by_nadam(
     )
 
 
-def _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay) -> None:
-    # torch.optim.NAdam's order, so the first failing check is the same.
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
-    _validate.at_least_zero(momentum_decay, "momentum_decay")
+def _check_nadam(name, numbers, eps_root, momentum_decay, decoupled, mask) -> None:
+    # torch.optim.NAdam's order (its momentum_decay after Adam's numbers), so the
+    # first failing check is the same; then each number's rule.
+    check_adam_like(
+        name,
+        *numbers,
+        mask=mask,
+        decoupled=decoupled,
+        hint=" (or use nadamw)",
+        then=lambda: _validate.at_least_zero(momentum_decay, "momentum_decay"),
+        eps_root=eps_root,
+        momentum_decay=momentum_decay,
+    )
 
 
 def nadam(
@@ -236,78 +245,30 @@ def nadam(
         Dozat, `Incorporating Nesterov Momentum into Adam
         <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016.
     """
-    if momentum_decay is None:
-        validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
-    else:
-        _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay)
-    if mask is not None and not decoupled_weight_decay:
-        raise ValueError(
-            "nadam: mask applies to decoupled weight decay only; pass "
-            "decoupled_weight_decay=True (or use nadamw)."
-        )
-    _rules.check_args(
-        "nadam",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-        momentum_decay=momentum_decay,
-    )
-    if momentum_decay is None:
+    numbers = (learning_rate, b1, b2, eps, weight_decay)
+    _check_nadam("nadam", numbers, eps_root, momentum_decay, decoupled_weight_decay, mask)
+    if momentum_decay is None:  # optax's rule: adam's (adamw's) with nesterov
+        common = (learning_rate, b1, b2, eps, eps_root, mu_dtype)
+        flags: dict[str, Any] = dict(nesterov=nesterov, maximize=maximize, nu_dtype=nu_dtype)
         if decoupled_weight_decay:
-            return adamw(
-                learning_rate,
-                b1,
-                b2,
-                eps,
-                eps_root,
-                mu_dtype,
-                weight_decay,
-                mask,
-                nesterov=nesterov,
-                maximize=maximize,
-                nu_dtype=nu_dtype,
-            )
-        return adam(
-            learning_rate,
-            b1,
-            b2,
-            eps,
-            eps_root,
-            mu_dtype,
-            nesterov=nesterov,
-            weight_decay=weight_decay,
-            maximize=maximize,
-            nu_dtype=nu_dtype,
-        )
+            return adamw(*common, weight_decay, mask, **flags)
+        return adam(*common, weight_decay=weight_decay, **flags)
     if not nesterov or (eps_root is not None and _validate.concrete(eps_root) != 0.0):
         raise ValueError(
             "nadam: torch's rule (momentum_decay given) has no eps_root and is always "
             "Nesterov's; leave eps_root at 0 (or None) and nesterov=True, or pass "
             "momentum_decay=None."
         )
-    return torch_style(
-        lambda step, h: scale_by_nadam(
-            h["b1"],
-            h["b2"],
-            h["eps"],
-            h["momentum_decay"],
-            mu_dtype=mu_dtype,
-            nu_dtype=nu_dtype,
-            product_dtype=product_dtype,
-            step=step,
-        ),
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
+    return adam_like(
+        scale_by_nadam,
+        *numbers,
         maximize=maximize,
         decoupled=decoupled_weight_decay,
         mask=mask,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        momentum_decay=momentum_decay,
+        extra={"momentum_decay": momentum_decay},
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        product_dtype=product_dtype,
     )
 
 
@@ -363,17 +324,8 @@ def nadamw(
         Loshchilov & Hutter, `Decoupled Weight Decay Regularization
         <https://arxiv.org/abs/1711.05101>`_, 2019.
     """
-    _validate_nadam(learning_rate, b1, b2, eps, weight_decay, momentum_decay)
-    _rules.check_args(
-        "nadamw",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        weight_decay=weight_decay,
-        momentum_decay=momentum_decay,
-    )
+    numbers = (learning_rate, b1, b2, eps, weight_decay)
+    _check_nadam("nadamw", numbers, eps_root, momentum_decay, True, mask)
     return nadam(
         learning_rate,
         b1,

@@ -11,7 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias import torch_style, validate_adam_like
+from .._transforms._adam_like import adam_like, check_adam_like
 
 __all__ = ["ScaleByRadamState", "scale_by_radam", "radam"]
 
@@ -270,20 +270,10 @@ def radam(
         Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond
         <https://arxiv.org/abs/1908.03265>`_, 2020.
     """
-    validate_adam_like(learning_rate, b1, b2, eps, weight_decay)
-    if mask is not None and not decoupled_weight_decay:
-        raise ValueError(
-            "radam: mask applies to decoupled weight decay only; pass decoupled_weight_decay=True."
-        )
-    _rules.check_args(
-        "radam",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        threshold=threshold,
-        weight_decay=weight_decay,
+    numbers = (learning_rate, b1, b2, eps, weight_decay)
+    decoupled = decoupled_weight_decay
+    check_adam_like(
+        "radam", *numbers, mask=mask, decoupled=decoupled, eps_root=eps_root, threshold=threshold
     )
     if not eps_after_bias_correction:
         if eps_root is not None and _validate.concrete(eps_root) != 0.0:
@@ -292,30 +282,16 @@ def radam(
                 "no eps_root; leave eps_root at 0 (or None)."
             )
         eps_root = None  # torch's rule has no term under the root: none is carried
-    use_eps_root = _validate.present(eps_root)
-    roots: dict[str, Any] = {"eps_root": eps_root} if use_eps_root else {}
-    return torch_style(
-        lambda step, h: scale_by_radam(
-            h["b1"],
-            h["b2"],
-            h["eps"],
-            h["eps_root"] if use_eps_root else None,
-            h["threshold"],
-            nesterov=nesterov,
-            eps_after_bias_correction=eps_after_bias_correction,
-            mu_dtype=mu_dtype,
-            nu_dtype=nu_dtype,
-            componentwise=componentwise,
-            step=step,
-        ),
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
+    return adam_like(
+        scale_by_radam,
+        *numbers,
         maximize=maximize,
-        decoupled=decoupled_weight_decay,
+        decoupled=decoupled,
         mask=mask,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        **roots,
-        threshold=threshold,
+        extra={"eps_root": eps_root, "threshold": threshold},
+        nesterov=nesterov,
+        eps_after_bias_correction=eps_after_bias_correction,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+        componentwise=componentwise,
     )

@@ -12,7 +12,8 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
+from .._transforms._alias_parts import optional, torch_prefix
+from .._transforms._scale import scale_by_learning_rate
 from ._sgd import trace
 
 __all__ = ["ScaleByRmspropState", "scale_by_rmsprop", "rmsprop"]
@@ -223,24 +224,14 @@ def rmsprop(
     _validate.momentum(momentum)
     _validate.weight_decay(weight_decay)
     _validate.at_least_zero(decay, "alpha")
-    _rules.check_args(
-        "rmsprop",
-        learning_rate=learning_rate,
-        decay=decay,
-        eps=eps,
-        weight_decay=weight_decay,
-        momentum=momentum,
-        initial_scale=initial_scale,
-    )
+    numbers: dict[str, Any] = dict(learning_rate=learning_rate, decay=decay, eps=eps)
+    terms = dict(weight_decay=weight_decay, momentum=momentum)
+    _rules.check_args("rmsprop", **numbers, **terms, initial_scale=initial_scale)
     use_momentum = _validate.present(momentum)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
-        txs = []
-        if maximize:
-            txs.append(scale(-1.0))
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"]))
+        txs = torch_prefix(h, maximize=maximize, decay=use_decay)
         txs.append(
             scale_by_rmsprop(
                 h["decay"],
@@ -268,9 +259,4 @@ def rmsprop(
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "decay": decay, "eps": eps}
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    if use_momentum:
-        hps["momentum"] = momentum
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(build, **numbers, **optional(**terms))

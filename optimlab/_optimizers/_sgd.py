@@ -8,11 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._scale import add_decayed_weights, scale, scale_by_learning_rate
+from .._transforms._alias_parts import torch_prefix
+from .._transforms._scale import scale_by_learning_rate
+from .._wrappers._stateless import stateless
 
 __all__ = ["TraceState", "trace", "sgd"]
 
@@ -98,17 +100,13 @@ def _matches_params(name: str) -> GradientTransformation:
     wrong gradient tree early, naming the key path, instead of in apply_updates.
     """
 
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
+    def checked(updates, params, **extra_args):
         del extra_args
         if params is not None:
             _tree.check_match(name, updates, params, what="params")
-        return updates, state
+        return updates
 
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return _elementwise.declare(stateless(checked))
 
 
 def _is_zero(value: Any) -> bool:
@@ -185,10 +183,7 @@ def sgd(
 
     def build(step, h):
         txs = [] if use_momentum else [_matches_params("sgd")]
-        if maximize:
-            txs.append(scale(-1.0))
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"]))
+        txs += torch_prefix(h, maximize=maximize, decay=use_decay)
         if use_momentum:
             txs.append(
                 trace(

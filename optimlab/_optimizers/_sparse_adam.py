@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -184,15 +184,13 @@ def sparse_adam(
         _validate.check(0.0 < e, f"Invalid epsilon value: {e}")
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
-    _rules.check_args("sparse_adam", learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
-
+    numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps)
+    _rules.check_args("sparse_adam", learning_rate=learning_rate, **numbers)
     return torch_style(
         lambda step, h: scale_by_sparse_adam(
-            h["b1"], h["b2"], h["eps"], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
+            *[h[k] for k in numbers], mu_dtype=mu_dtype, nu_dtype=nu_dtype, step=step
         ),
         learning_rate=learning_rate,
         maximize=maximize,
-        b1=b1,
-        b2=b2,
-        eps=eps,
+        **numbers,
     )

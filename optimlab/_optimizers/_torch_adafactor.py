@@ -8,7 +8,7 @@ more dimensions.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +18,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._transforms._alias_parts import optional
 from .._transforms._scale import add_decayed_weights, scale
 
 __all__ = ["ScaleByTorchAdafactorState", "scale_by_torch_adafactor", "torch_adafactor"]
@@ -252,14 +253,11 @@ def torch_adafactor(
         txs.append(scale(-1.0))
         return chain(*txs)
 
-    hps: dict[str, Any] = {
-        "learning_rate": learning_rate,
-        "beta2_decay": beta2_decay,
-        "eps2": eps2,
-        "d": d,
-    }
-    if eps1 is not None:
-        hps["eps1"] = eps1
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return with_hyperparams(
+        build,
+        learning_rate=learning_rate,
+        beta2_decay=beta2_decay,
+        eps2=eps2,
+        d=d,
+        **optional(eps1=eps1, weight_decay=weight_decay),
+    )

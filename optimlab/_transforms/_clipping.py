@@ -8,11 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _elementwise, _rules, _tree, _validate
-from .._core._base import (
-    EmptyState,
-    GradientTransformation,
-)
+from .._core._base import GradientTransformation
 from .._core._types import ArrayLike
+from .._wrappers._stateless import per_leaf, stateless
 
 __all__ = [
     "clip",
@@ -44,20 +42,11 @@ def clip(max_delta: ArrayLike) -> GradientTransformation:
     _validate.non_negative(max_delta, "max_delta")
     _rules.check_args("clip", max_delta=max_delta)
 
-    def init_fn(params):
-        del params
-        return EmptyState()
+    def one(u):
+        d = _tree.hp(max_delta, u).astype(u.dtype)
+        return jnp.clip(u, -d, d)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-
-        def one(u):
-            d = _tree.hp(max_delta, u).astype(u.dtype)
-            return jnp.clip(u, -d, d)
-
-        return _tree.tree_map(one, updates), state
-
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn))
+    return _elementwise.declare(per_leaf(one))
 
 
 def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
@@ -91,11 +80,7 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
     _validate.positive(max_norm, "max_norm")
     _rules.check_args("clip_by_global_norm", max_norm=max_norm)
 
-    def init_fn(params):
-        del params
-        return EmptyState()
-
-    def update_fn(updates, state, params=None, **extra_args):
+    def clipped(updates, params, **extra_args):
         del params, extra_args
         norm = _tree.global_norm(updates)
         c = jnp.asarray(max_norm).astype(norm.dtype)
@@ -109,9 +94,9 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
             out = out * _tree.scalar_like(factor, out)
             return jnp.where(finite, out, jnp.zeros_like(out)).astype(u.dtype)
 
-        return _tree.tree_map(one, updates), state
+        return _tree.tree_map(one, updates)
 
-    return _elementwise.declare(GradientTransformation(init_fn, update_fn), _elementwise.GLOBAL)
+    return _elementwise.declare(stateless(clipped), _elementwise.GLOBAL)
 
 
 def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
@@ -137,22 +122,13 @@ def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
     _validate.positive(threshold, "threshold")
     _rules.check_args("clip_by_block_rms", threshold=threshold)
 
-    def init_fn(params):
-        del params
-        return EmptyState()
+    def one(u):
+        x = _tree.upcast(u)
+        rms = jnp.sqrt(jnp.mean(_tree.abs_sq(x)))
+        denom = jnp.maximum(jnp.ones_like(rms), rms / _tree.hp(threshold, rms))
+        return (x / denom.astype(x.dtype)).astype(u.dtype)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-
-        def one(u):
-            x = _tree.upcast(u)
-            rms = jnp.sqrt(jnp.mean(_tree.abs_sq(x)))
-            denom = jnp.maximum(jnp.ones_like(rms), rms / _tree.hp(threshold, rms))
-            return (x / denom.astype(x.dtype)).astype(u.dtype)
-
-        return _tree.tree_map(one, updates), state
-
-    return GradientTransformation(init_fn, update_fn)
+    return per_leaf(one)
 
 
 def _unitwise_norm(x: jax.Array, axis: Any) -> jax.Array:
@@ -213,29 +189,16 @@ def adaptive_grad_clip(
     _validate.non_negative(eps, "eps")
     _rules.check_args("adaptive_grad_clip", clipping=clipping, eps=eps)
 
-    def init_fn(params):
-        del params
-        return EmptyState()
+    def one(u, p):
+        g = _tree.upcast(u)
+        w = _tree.upcast(p)
+        g_norm = _unitwise_norm(g, axis)
+        p_norm = _unitwise_norm(w, axis).astype(g_norm.dtype)
+        max_norm = _tree.hp(clipping, g_norm) * jnp.maximum(p_norm, _tree.hp(eps, g_norm))
+        clipped = g * (max_norm / jnp.maximum(g_norm, _tree.hp(1e-6, g_norm))).astype(g.dtype)
+        return jnp.where(g_norm < max_norm, g, clipped).astype(u.dtype)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        if params is None:
-            raise ValueError(
-                "adaptive_grad_clip: params is None; pass the current params to update()."
-            )
-
-        def one(u, p):
-            g = _tree.upcast(u)
-            w = _tree.upcast(p)
-            g_norm = _unitwise_norm(g, axis)
-            p_norm = _unitwise_norm(w, axis).astype(g_norm.dtype)
-            max_norm = _tree.hp(clipping, g_norm) * jnp.maximum(p_norm, _tree.hp(eps, g_norm))
-            clipped = g * (max_norm / jnp.maximum(g_norm, _tree.hp(1e-6, g_norm))).astype(g.dtype)
-            return jnp.where(g_norm < max_norm, g, clipped).astype(u.dtype)
-
-        return _tree.tree_map(one, updates, params), state
-
-    return GradientTransformation(init_fn, update_fn)
+    return per_leaf(one, needs_params="adaptive_grad_clip")
 
 
 def per_example_global_norm_clip(

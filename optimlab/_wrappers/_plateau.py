@@ -256,20 +256,7 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
 
     def update_fn(updates, state, params=None, *, value: Any = None, **extra_args):
         del params, extra_args
-        if value is None:
-            raise ValueError(
-                "reduce_on_plateau: update needs the metric, as "
-                "update(updates, state, value=metric)."
-            )
-        if not isinstance(state, ReduceOnPlateauState):
-            raise ValueError(
-                f"reduce_on_plateau: expected a ReduceOnPlateauState, got {type(state).__name__}."
-            )
-        metric = jnp.asarray(value)
-        if metric.ndim != 0:
-            raise ValueError(
-                f"reduce_on_plateau: the metric must be a scalar, got shape {metric.shape}."
-            )
+        metric = _metric(value, state, ReduceOnPlateauState)
         metric = metric.astype(state.best.dtype)
         new = step(state, metric)
         state = jax.tree.map(lambda n, o: jnp.where(jnp.isnan(metric), o, n), new, state)
@@ -345,20 +332,7 @@ def _optax_rule(factor, patience, rtol, atol, cooldown, accumulation_size, min_s
 
     def update_fn(updates, state, params=None, *, value: Any = None, **extra_args):
         del params, extra_args
-        if value is None:
-            raise ValueError(
-                "reduce_on_plateau: update needs the metric, as "
-                "update(updates, state, value=metric)."
-            )
-        if not isinstance(state, ReduceLROnPlateauState):
-            raise ValueError(
-                f"reduce_on_plateau: expected a ReduceLROnPlateauState, got {type(state).__name__}."
-            )
-        metric = jnp.asarray(value)
-        if metric.ndim != 0:
-            raise ValueError(
-                f"reduce_on_plateau: the metric must be a scalar, got shape {metric.shape}."
-            )
+        metric = _metric(value, state, ReduceLROnPlateauState)
         count = safe_increment(state.count)
         dt = state.avg_value.dtype
         avg = (state.count.astype(dt) * state.avg_value + metric.astype(dt)) / count.astype(dt)
@@ -369,3 +343,21 @@ def _optax_rule(factor, patience, rtol, atol, cooldown, accumulation_size, min_s
         return updates, state
 
     return GradientTransformation(init_fn, update_fn)
+
+
+def _metric(value: Any, state: Any, cls: type) -> jax.Array:
+    """The scalar metric passed as ``update(..., value=metric)``, after checking the state."""
+    if value is None:
+        raise ValueError(
+            "reduce_on_plateau: update needs the metric, as update(updates, state, value=metric)."
+        )
+    if not isinstance(state, cls):
+        raise ValueError(
+            f"reduce_on_plateau: expected a {cls.__name__}, got {type(state).__name__}."
+        )
+    metric = jnp.asarray(value)
+    if metric.ndim != 0:
+        raise ValueError(
+            f"reduce_on_plateau: the metric must be a scalar, got shape {metric.shape}."
+        )
+    return metric
