@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias_parts import optional
+from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale
 
 __all__ = ["COCOBState", "scale_by_cocob", "cocob"]

@@ -11,7 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias_parts import optional
+from .._transforms._alias import optional
 
 __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 

@@ -11,8 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias import torch_style
-from .._transforms._alias_parts import optional
+from .._transforms._alias import optional, torch_style
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["DoGState", "DoWGState", "scale_by_dog", "scale_by_dowg", "dog", "dowg"]

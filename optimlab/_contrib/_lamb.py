@@ -10,14 +10,14 @@ import jax.numpy as jnp
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._optimizers._adam import scale_by_adam_root
 from .._optimizers._sgd import trace
 from .._transforms._adam_like import check_optax_adam
-from .._transforms._alias_parts import optional
+from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._wrappers._masking import mask_tree
-from .._wrappers._stateless import stateless
 
 __all__ = ["scale_by_trust_ratio", "lamb", "lars"]
 

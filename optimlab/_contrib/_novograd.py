@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import check_optax_adam
-from .._transforms._alias_parts import optional
+from .._transforms._alias import optional
 from .._transforms._scale import scale_by_learning_rate
 
 __all__ = ["ScaleByNovogradState", "scale_by_novograd", "novograd"]

@@ -15,7 +15,7 @@ from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam_root
 from .._transforms._adam_like import check_optax_adam
-from .._transforms._alias_parts import optional
+from .._transforms._alias import optional
 from .._transforms._scale import scale, scale_by_learning_rate
 
 __all__ = [

@@ -11,9 +11,9 @@ import numpy as np
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
+from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._transforms._scale import scale
-from .._wrappers._stateless import stateless
 
 __all__ = ["scale_by_polyak", "polyak_sgd"]
 

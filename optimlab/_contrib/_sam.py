@@ -10,8 +10,8 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, apply_updates
+from .._core._stateless import stateless
 from .._core._types import OptState, Params
-from .._wrappers._stateless import stateless
 
 __all__ = ["SAMState", "normalize", "sam"]
 

@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, _update_with_extra_args, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
-from .._transforms._alias_parts import optional
+from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = [

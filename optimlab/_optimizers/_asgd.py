@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, Params, ScalarOrSchedule, Updates
-from .._transforms._alias_parts import optional, torch_prefix
+from .._transforms._alias import optional, torch_prefix
 
 __all__ = ["ScaleByAsgdState", "scale_by_asgd", "asgd", "asgd_averaged_params"]
 

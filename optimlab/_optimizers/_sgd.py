@@ -11,10 +11,10 @@ from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import with_hyperparams
 from .._core._lift import Slot, lift
+from .._core._stateless import stateless
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias_parts import torch_prefix
+from .._transforms._alias import torch_prefix
 from .._transforms._scale import scale_by_learning_rate
-from .._wrappers._stateless import stateless
 
 __all__ = ["TraceState", "trace", "sgd"]
 

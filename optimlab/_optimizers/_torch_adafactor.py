@@ -18,7 +18,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import with_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias_parts import optional
+from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale
 
 __all__ = ["ScaleByTorchAdafactorState", "scale_by_torch_adafactor", "torch_adafactor"]

@@ -92,3 +92,21 @@ def validate_adam_like(learning_rate: Any, b1: Any, b2: Any, eps: Any, weight_de
     _validate.beta(b1, 0)
     _validate.beta(b2, 1)
     _validate.weight_decay(weight_decay)
+
+
+def optional(**terms: Any) -> dict[str, Any]:
+    """The optional hyperparameters that are present, in the order given.
+
+    An optional term given as ``None`` (no weight decay, no momentum) is left out
+    of the state (:func:`~optimlab._core._validate.present`); any number, zero
+    included, is kept. For ``with_hyperparams(build, ..., **optional(...))``.
+    """
+    return {k: v for k, v in terms.items() if _validate.present(v)}
+
+
+def torch_prefix(h: Any, *, maximize: bool, decay: bool) -> list[GradientTransformation]:
+    """torch's ``[scale(-1)] [L2 decay]`` before a primitive (decay: ``h["weight_decay"]``)."""
+    txs = [scale(-1.0)] if maximize else []
+    if decay:
+        txs.append(add_decayed_weights(h["weight_decay"]))
+    return txs

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 
 from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation
+from .._core._stateless import per_leaf, stateless
 from .._core._types import ArrayLike
-from .._wrappers._stateless import per_leaf, stateless
 
 __all__ = [
     "clip",

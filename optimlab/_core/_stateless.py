@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._core import _tree
-from .._core._base import EmptyState, GradientTransformation
+from . import _tree
+from ._base import EmptyState, GradientTransformation
 
 __all__ = ["per_leaf", "stateless"]
 
