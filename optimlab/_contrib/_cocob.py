@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
@@ -145,4 +145,4 @@ def cocob(
         txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
         return chain(*txs, scale(h["learning_rate"]), scale_by_cocob(h["alpha"], h["eps"]))
 
-    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))
+    return alias_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
 
@@ -188,4 +188,4 @@ def dadapt_adamw(
         wd = h.get("weight_decay", 0.0)
         return _scale_by_dadapt_adamw(*[h[k] for k in numbers], weight_decay=wd, step=step)
 
-    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))
+    return alias_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

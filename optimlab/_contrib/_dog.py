@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_style
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
@@ -304,7 +304,7 @@ def dowg(
         r0 = h["init_estim_sq_dist"] if init_estim_sq_dist is not None else None
         return chain(*txs, scale_by_dowg(r0, h["eps"]), scale_by_learning_rate(h["learning_rate"]))
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=learning_rate,
         eps=eps,

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
 from ._lamb import scale_by_trust_ratio
@@ -79,4 +79,4 @@ def fromage(
         del step
         return chain(scale_by_trust_ratio(h["min_norm"]), _fromage_step(h["learning_rate"]))
 
-    return with_hyperparams(build, learning_rate=learning_rate, min_norm=min_norm)
+    return alias_hyperparams(build, learning_rate=learning_rate, min_norm=min_norm)

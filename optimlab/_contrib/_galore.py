@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._paths import is_function_spec
 from .._core._types import ArrayLike, OptState, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam
@@ -312,4 +312,4 @@ def galore(
         hps.update(b1=b1, b2=b2, eps=eps)
     if use_decay:
         hps["weight_decay"] = weight_decay
-    return with_hyperparams(build, **hps)
+    return alias_hyperparams(build, **hps)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._optimizers._adam import scale_by_adam_root
@@ -166,7 +166,7 @@ def lamb(
         return chain(*txs)
 
     decay = optional(weight_decay=weight_decay)
-    return with_hyperparams(build, learning_rate=learning_rate, **moments, **decay)
+    return alias_hyperparams(build, learning_rate=learning_rate, **moments, **decay)
 
 
 def lars(
@@ -258,7 +258,7 @@ def lars(
             txs.append(trace(h["momentum"], nesterov=nesterov, step=step))
         return chain(*txs)
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=learning_rate,
         trust_coefficient=trust_coefficient,

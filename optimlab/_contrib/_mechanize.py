@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, OptState, Updates
 
 __all__ = ["MechanicState", "mechanize"]
@@ -163,4 +163,4 @@ def mechanize(
     def build(step, h):
         return _mechanic(base_optimizer, h["weight_decay"], h["eps"], h["s_init"], num_betas, step)
 
-    return with_hyperparams(build, weight_decay=weight_decay, eps=eps, s_init=s_init)
+    return alias_hyperparams(build, weight_decay=weight_decay, eps=eps, s_init=s_init)

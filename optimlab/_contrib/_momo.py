@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ScalarOrSchedule, Updates
 from .._transforms._alias import optional
 
@@ -337,4 +337,4 @@ def _momo_alias(name, numbers, weight_decay, adapt_lower_bound, *, adam):
             step=step,
         )
 
-    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))
+    return alias_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

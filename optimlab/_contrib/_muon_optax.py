@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
@@ -321,4 +321,4 @@ def muon(
             lambda path, leaf: "muon" if jnp.ndim(leaf) == 2 else "adam",
         )
 
-    return with_hyperparams(build, **hps)
+    return alias_hyperparams(build, **hps)

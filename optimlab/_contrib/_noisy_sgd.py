@@ -13,7 +13,7 @@ import numpy as np
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._transforms._scale import scale_by_learning_rate
 
@@ -193,7 +193,7 @@ def noisy_sgd(
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    return with_hyperparams(build, learning_rate=learning_rate, eta=eta, gamma=gamma)
+    return alias_hyperparams(build, learning_rate=learning_rate, eta=eta, gamma=gamma)
 
 
 def _key_or_seed(function: str, key: Any, seed: Any) -> Any:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import optional
@@ -189,4 +189,4 @@ def novograd(
         )
 
     decay = optional(weight_decay=weight_decay)
-    return with_hyperparams(build, learning_rate=learning_rate, **moments, **decay)
+    return alias_hyperparams(build, learning_rate=learning_rate, **moments, **decay)

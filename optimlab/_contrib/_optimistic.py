@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam_root
@@ -134,7 +134,7 @@ def optimistic_gradient_descent(
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    return with_hyperparams(build, learning_rate=learning_rate, alpha=alpha, beta=beta)
+    return alias_hyperparams(build, learning_rate=learning_rate, alpha=alpha, beta=beta)
 
 
 def optimistic_adam(
@@ -229,7 +229,7 @@ def optimistic_adam(
         nesterov=nesterov,
     )
     hps = dict(learning_rate=learning_rate, **moments, **optional(optimism=optimism))
-    return with_hyperparams(build, **hps)
+    return alias_hyperparams(build, **hps)
 
 
 def optimistic_adam_v2(
@@ -303,7 +303,7 @@ def optimistic_adam_v2(
         mu_dtype=mu_dtype,
         nesterov=nesterov,
     )
-    return with_hyperparams(build, **lead, **moments)
+    return alias_hyperparams(build, **lead, **moments)
 
 
 def _adam_then_optimism(name, weights, tail, lead, moments, *, mu_dtype, nesterov):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._transforms._scale import scale
@@ -156,6 +156,6 @@ def polyak_sgd(
             scale_by_polyak(h["f_min"], h["max_learning_rate"], h["eps"], variant),
         )
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build, max_learning_rate=max_learning_rate, scaling=scaling, f_min=f_min, eps=eps
     )

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
 
@@ -212,7 +212,7 @@ def prodigy(
     )
 
     def build(step, h):
-        b3 = h["beta3"] if beta3 is not None else jnp.sqrt(h["beta2"])
+        b3 = h["beta3"] if beta3 is not None else jnp.sqrt(jnp.asarray(h["beta2"]))
         wd = h.get("weight_decay", 0.0)
         return _scale_by_prodigy(
             *[h[k] for k in numbers],
@@ -222,4 +222,4 @@ def prodigy(
             step=step,
         )
 
-    return with_hyperparams(build, **numbers, **optional(beta3=beta3, weight_decay=weight_decay))
+    return alias_hyperparams(build, **numbers, **optional(beta3=beta3, weight_decay=weight_decay))

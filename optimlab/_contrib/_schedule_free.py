@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
@@ -286,7 +286,7 @@ def schedule_free_sgd(
             base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
         )
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=lr,
         b1=b1,
@@ -369,7 +369,7 @@ def schedule_free_adamw(
             base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
         )
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=lr,
         b1=b1,

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import scale_by_learning_rate
@@ -122,7 +122,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
         del step
         return chain(scale_by_sign(), scale_by_learning_rate(h["learning_rate"]))
 
-    return with_hyperparams(build, learning_rate=learning_rate)
+    return alias_hyperparams(build, learning_rate=learning_rate)
 
 
 def signum(
@@ -173,4 +173,4 @@ def signum(
             scale_by_learning_rate(h["learning_rate"]),
         )
 
-    return with_hyperparams(build, learning_rate=learning_rate, beta=beta)
+    return alias_hyperparams(build, learning_rate=learning_rate, beta=beta)

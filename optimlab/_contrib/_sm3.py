@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._scale import scale_by_learning_rate
 
@@ -168,4 +168,4 @@ def sm3(
         del step
         return chain(scale_by_sm3(h["momentum"]), scale_by_learning_rate(h["learning_rate"]))
 
-    return with_hyperparams(build, learning_rate=learning_rate, momentum=momentum)
+    return alias_hyperparams(build, learning_rate=learning_rate, momentum=momentum)

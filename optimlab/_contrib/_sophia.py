@@ -16,7 +16,7 @@ from .._core._base import (
     chain,
     safe_increment,
 )
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
@@ -344,7 +344,7 @@ def sophia(
             txs.append(add_decayed_weights(h["weight_decay"], weight_decay_mask))
         return chain(*txs, scale_by_learning_rate(h["learning_rate"]))
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=learning_rate,
         b1=b1,

@@ -28,6 +28,7 @@ _Tracer = jax.core.Tracer
 
 __all__ = [
     "HyperparamsState",
+    "alias_hyperparams",
     "build_hyperparams",
     "initial_hyperparams",
     "with_hyperparams",
@@ -123,6 +124,18 @@ def with_hyperparams(
         Array([-0.5, -0.5, -0.5], dtype=float32)
     """
     return build_hyperparams(build, hyperparameters, once=False)
+
+
+def alias_hyperparams(
+    build: Builder, /, **hyperparameters: ScalarOrSchedule
+) -> GradientTransformation:
+    """:func:`with_hyperparams` for optimlab's own aliases: ``build`` is called once (private).
+
+    See :func:`build_hyperparams`: the alias's transformations read the
+    hyperparameters through references bound at each call, and a ``build`` that
+    reads one while building is called at each trace instead.
+    """
+    return build_hyperparams(build, hyperparameters, once=True)
 
 
 def build_hyperparams(

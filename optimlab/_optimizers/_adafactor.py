@@ -15,7 +15,7 @@ import numpy as np
 
 from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, chain, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale
@@ -177,7 +177,7 @@ def scale_by_factored_rms(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         _check_factored("scale_by_factored_rms", updates, state, factored, min_dim_size_to_factor)
-        count = step if step is not None else state.count
+        count = jnp.asarray(step if step is not None else state.count)
         beta = jnp.asarray(
             decay_rate_fn(count - jnp.asarray(step_offset).astype(count.dtype), decay_rate)
         )
@@ -403,4 +403,4 @@ def adafactor(
     ):
         if value is not None:
             hps[name] = value
-    return with_hyperparams(build, **hps)
+    return alias_hyperparams(build, **hps)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_prefix
@@ -202,8 +202,10 @@ def adagrad(
         # torch: clr = lr / (1 + (t - 1) * lr_decay), with t - 1 the steps taken.
         decay = h["lr_decay"]
         txs.append(
-            scale_by_learning_rate(h["learning_rate"] / (1 + step.astype(decay.dtype) * decay))
+            scale_by_learning_rate(
+                h["learning_rate"] / (1 + step.astype(jnp.asarray(decay).dtype) * decay)
+            )
         )
         return chain(*txs)
 
-    return with_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))
+    return alias_hyperparams(build, **numbers, **optional(weight_decay=weight_decay))

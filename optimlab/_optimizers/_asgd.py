@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, Params, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_prefix
@@ -170,7 +170,7 @@ def asgd(
             *prefix, scale_by_asgd(h["learning_rate"], h["lambd"], h["alpha"], h["t0"], step=step)
         )
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=learning_rate,
         lambd=lambd,

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
-from .._core._hyperparams import hyperparam_dtype, with_hyperparams
+from .._core._hyperparams import alias_hyperparams, hyperparam_dtype
 from .._core._types import ArrayLike, Params
 from ._lbfgs_iteration import (
     LBFGSInfo,
@@ -309,7 +309,7 @@ def torch_lbfgs(
         del step
         return _transform(h, history_size, line_search, single)
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=learning_rate,
         max_iter=max_iter,

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from ._adam import ScaleByAdamState, scale_by_adam
@@ -379,4 +379,4 @@ def torch_muon(
         hps["weight_decay"] = weight_decay
     if use_adam_decay:
         hps["adam_weight_decay"] = adam_weight_decay
-    return with_hyperparams(build, **hps)
+    return alias_hyperparams(build, **hps)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_prefix
@@ -259,4 +259,4 @@ def rmsprop(
         txs.append(scale_by_learning_rate(h["learning_rate"]))
         return chain(*txs)
 
-    return with_hyperparams(build, **numbers, **optional(**terms))
+    return alias_hyperparams(build, **numbers, **optional(**terms))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._scale import scale
@@ -268,7 +268,7 @@ def rprop(
         txs.append(scale(-1.0))
         return chain(*txs)
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=learning_rate,
         eta_minus=eta_minus,

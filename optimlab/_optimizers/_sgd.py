@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._stateless import stateless
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -203,4 +203,4 @@ def sgd(
     if use_momentum:
         hps["momentum"] = momentum
         hps["dampening"] = dampening
-    return with_hyperparams(build, **hps)
+    return alias_hyperparams(build, **hps)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import with_hyperparams
+from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale
@@ -253,7 +253,7 @@ def torch_adafactor(
         txs.append(scale(-1.0))
         return chain(*txs)
 
-    return with_hyperparams(
+    return alias_hyperparams(
         build,
         learning_rate=learning_rate,
         beta2_decay=beta2_decay,
