@@ -10,8 +10,6 @@ another order, two jitted steps compared bitwise).
 
 from __future__ import annotations
 
-import collections
-import sys
 import threading
 
 import jax
@@ -20,6 +18,7 @@ import numpy as np
 import pytest
 
 import optimlab as ol
+from benchmarks.trace_calls import count
 from optimlab._core import _hyperparams
 from optimlab._core._hyperparams_packed import HyperparamRef, UnboundHyperparam
 
@@ -143,33 +142,12 @@ def test_two_threads_trace_one_alias():
     assert len(set(results)) == 1
 
 
-def _calls(tx, leaves):
-    params = {f"w{i}": jnp.ones((3,)) for i in range(leaves)}
-    state = tx.init(params)
-    calls = collections.Counter()
-
-    def tracer(frame, event, arg):
-        del arg
-        if event == "call" and "/optimlab/" in frame.f_code.co_filename:
-            calls[frame.f_code.co_name] += 1
-
-    def update(g, s, p):
-        sys.settrace(tracer)
-        try:
-            return tx.update(g, s, p)
-        finally:
-            sys.settrace(None)
-
-    jax.jit(update).lower(params, state, params)
-    return sum(calls.values())
-
-
 def test_tracing_adamw_makes_few_python_calls():
     # Deterministic counts, not time: a traced step runs the built transformation
     # (no rebuild) and maps every leaf without a Python frame of its own besides
     # the rule's. 45 is the budget for one leaf; each further leaf stays near
     # optax's dozen.
-    one, ten = _calls(ol.adamw(1e-3), 1), _calls(ol.adamw(1e-3), 10)
+    one, ten = count(ol.adamw(1e-3), "optimlab")[0], count(ol.adamw(1e-3), "optimlab", 10)[0]
     assert one <= 45, one
     assert (ten - one) / 9 <= 20, (one, ten)
 
