@@ -49,7 +49,8 @@ def _shell_step(shapes: dict[str, tuple[int, ...]]):
 
     def run():
         opt.step(grads)
-        C.block((opt._leaves, opt._states, opt._bucket))
+        store = opt._store  # every array the step wrote: params, states, bucketed states
+        C.block((store.leaves(), [p.flat for p in store.params], [g.bucket for g in store.groups]))
 
     return run
 

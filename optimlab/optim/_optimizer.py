@@ -226,19 +226,6 @@ class Optimizer(Hooks):
         _apply.apply(self._store, self.param_groups, grads)
         return loss
 
-    # Read-only views of the records, for inspection (tests, benchmarks).
-    @property
-    def _leaves(self) -> list[jax.Array]:
-        return self._store.leaves()
-
-    @property
-    def _states(self) -> list[Any]:
-        return [p.flat for p in self._store.params]
-
-    @property
-    def _bucket(self) -> dict[int, Any]:
-        return {gi: g.bucket for gi, g in enumerate(self._store.groups) if g.bucket is not None}
-
     # ----------------------------------------------------------------- state
     @property
     def state(self) -> dict[int, dict[str, jax.Array]]:

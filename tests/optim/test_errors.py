@@ -85,7 +85,7 @@ def test_add_param_group_checks():
         opt.add_param_group({"params": [("x", jnp.ones(2))]})
     with pytest.raises(KeyError, match="params"):
         opt.add_param_group({"lr": 0.1})
-    assert opt.param_groups == before and len(opt._leaves) == 2
+    assert opt.param_groups == before and len(opt._store.params) == 2
 
 
 def test_overlapping_groups_are_refused():

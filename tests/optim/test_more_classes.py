@@ -108,7 +108,7 @@ def test_muon_refuses_other_than_2d_params():
     opt = optim.Muon({"w": jnp.ones((2, 2))})
     with pytest.raises(ValueError, match=re.escape(message)):
         opt.add_param_group({"params": [jnp.ones(3)]})
-    assert len(opt.param_groups) == 1 and len(opt._leaves) == 1
+    assert len(opt.param_groups) == 1 and len(opt._store.params) == 1
 
 
 EMBED = {"b": (4,), "e": (6, 3), "w": (3, 4)}
