@@ -22,6 +22,7 @@ from ._hyperparams_packed import (
     UnboundHyperparam,
     hyperparam_dtype,
 )
+from ._paths import path_keys
 from ._types import ScalarOrSchedule
 
 _Tracer = jax.core.Tracer
@@ -280,20 +281,11 @@ def _find(state: Any) -> list[tuple[str, HyperparamsState]]:
     return found
 
 
+_WRAPPER_FIELDS = frozenset({"inner_state", "inner_states"})
+
+
 def _path_name(path: tuple[Any, ...]) -> str:
-    parts = []
-    for k in path:
-        if isinstance(k, jax.tree_util.DictKey):
-            parts.append(str(k.key))
-        elif isinstance(k, jax.tree_util.SequenceKey):
-            parts.append(str(k.idx))
-        elif isinstance(k, jax.tree_util.GetAttrKey):
-            if k.name in ("inner_state", "inner_states"):
-                continue
-            parts.append(k.name)
-        else:
-            parts.append(str(k))
-    return "/".join(parts)
+    return "/".join(path_keys(path, _WRAPPER_FIELDS))
 
 
 def hyperparams(state: Any) -> dict[str, jax.Array]:

@@ -21,6 +21,27 @@ from . import _tree
 _GLOB = frozenset("*?[")
 
 
+def path_keys(path: tuple[Any, ...], skip: frozenset[str] = frozenset()) -> list[str]:
+    """The segments of a key path: dict keys, sequence indices and attribute names.
+
+    Attribute names in ``skip`` (a wrapper's own fields) are left out.
+    """
+    parts = []
+    for k in path:
+        if isinstance(k, jax.tree_util.DictKey):
+            parts.append(str(k.key))
+        elif isinstance(k, jax.tree_util.SequenceKey):
+            parts.append(str(k.idx))
+        elif isinstance(k, jax.tree_util.GetAttrKey):
+            if k.name not in skip:
+                parts.append(k.name)
+        elif isinstance(k, jax.tree_util.FlattenedIndexKey):
+            parts.append(str(k.key))
+        else:
+            parts.append(str(k))
+    return parts
+
+
 def path_str(path: tuple[Any, ...]) -> str:
     """A key path as the ``'/'``-joined string patterns are matched against.
 
@@ -29,19 +50,7 @@ def path_str(path: tuple[Any, ...]) -> str:
     """
     if path and isinstance(path[-1], jax.tree_util.GetAttrKey) and path[-1].name == "value":
         path = path[:-1]
-    parts = []
-    for k in path:
-        if isinstance(k, jax.tree_util.DictKey):
-            parts.append(str(k.key))
-        elif isinstance(k, jax.tree_util.SequenceKey):
-            parts.append(str(k.idx))
-        elif isinstance(k, jax.tree_util.GetAttrKey):
-            parts.append(k.name)
-        elif isinstance(k, jax.tree_util.FlattenedIndexKey):
-            parts.append(str(k.key))
-        else:
-            parts.append(str(k))
-    return "/".join(parts)
+    return "/".join(path_keys(path))
 
 
 def _match_segments(pat: tuple[str, ...], segs: tuple[str, ...]) -> bool:

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core._paths import path_keys
+
 __all__ = ["ParamName", "named_parameters", "GroupLayout", "Layout", "split_params", "path_name"]
 
 
@@ -62,19 +64,7 @@ class ParamName(str):
 
 def path_name(path: tuple[Any, ...]) -> str:
     """A key path as a dotted name, like torch's ``model.named_parameters()`` (``layers.0.w``)."""
-    parts = []
-    for k in path:
-        if isinstance(k, jax.tree_util.DictKey):
-            parts.append(str(k.key))
-        elif isinstance(k, jax.tree_util.SequenceKey):
-            parts.append(str(k.idx))
-        elif isinstance(k, jax.tree_util.GetAttrKey):
-            parts.append(k.name)
-        elif isinstance(k, jax.tree_util.FlattenedIndexKey):
-            parts.append(str(k.key))
-        else:
-            parts.append(str(k))
-    return ".".join(parts)
+    return ".".join(path_keys(path))
 
 
 def named_parameters(tree: Any) -> Iterator[tuple[str, Any]]:
