@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,34 +45,38 @@ def check(ok: bool | np.bool_, message: str) -> None:
         raise ValueError(message)
 
 
-def lr(value: Any) -> None:
+def _require(value: Any, ok: Callable[[float], bool], message: str) -> None:
+    """Raises ``ValueError(message)`` (``{}`` filled with the value) unless ``ok(value)``.
+
+    Schedules and traced values are not checked here (:func:`concrete` gives ``None``).
+    """
     v = concrete(value)
     if v is not None:
-        check(0.0 <= v, f"Invalid learning rate: {_fmt(value)}")
+        check(ok(v), message.format(_fmt(value)))
+
+
+def _non_negative(v: float) -> bool:
+    return 0.0 <= v
+
+
+def lr(value: Any) -> None:
+    _require(value, _non_negative, "Invalid learning rate: {}")
 
 
 def eps(value: Any, name: str = "epsilon") -> None:
-    v = concrete(value)
-    if v is not None:
-        check(0.0 <= v, f"Invalid {name} value: {_fmt(value)}")
+    at_least_zero(value, name)
 
 
 def weight_decay(value: Any) -> None:
-    v = concrete(value)
-    if v is not None:
-        check(0.0 <= v, f"Invalid weight_decay value: {_fmt(value)}")
+    at_least_zero(value, "weight_decay")
 
 
 def momentum(value: Any) -> None:
-    v = concrete(value)
-    if v is not None:
-        check(0.0 <= v, f"Invalid momentum value: {_fmt(value)}")
+    at_least_zero(value, "momentum")
 
 
 def beta(value: Any, index: int) -> None:
-    v = concrete(value)
-    if v is not None:
-        check(0.0 <= v < 1.0, f"Invalid beta parameter at index {index}: {_fmt(value)}")
+    _require(value, lambda v: 0.0 <= v < 1.0, f"Invalid beta parameter at index {index}: {{}}")
 
 
 def in_range(
@@ -85,41 +90,33 @@ def in_range(
     label: str | None = None,
 ) -> None:
     """Checks ``lo <= value <= hi`` (or open ends), naming the argument."""
-    v = concrete(value)
-    if v is None:
-        return
-    ok = (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)
-    if math.isnan(v):
-        ok = False
+
+    def ok(v: float) -> bool:
+        return (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)
+
     lb = "(" if lo_open else "["
     rb = ")" if hi_open else "]"
-    check(ok, label or f"Invalid {name} value: {_fmt(value)} (must be in {lb}{lo}, {hi}{rb})")
+    if label is not None:
+        label = label.replace("{", "{{").replace("}", "}}")
+    _require(value, ok, label or f"Invalid {name} value: {{}} (must be in {lb}{lo}, {hi}{rb})")
 
 
 def positive(value: Any, name: str) -> None:
-    v = concrete(value)
-    if v is not None:
-        check(v > 0, f"Invalid {name} value: {_fmt(value)} (must be > 0)")
+    _require(value, lambda v: v > 0, f"Invalid {name} value: {{}} (must be > 0)")
 
 
 def non_negative(value: Any, name: str) -> None:
-    v = concrete(value)
-    if v is not None:
-        check(v >= 0, f"Invalid {name} value: {_fmt(value)} (must be >= 0)")
+    _require(value, _non_negative, f"Invalid {name} value: {{}} (must be >= 0)")
 
 
 def at_least_zero(value: Any, name: str) -> None:
     """Checks ``0 <= value`` with torch's wording ``Invalid <name> value: <value>``."""
-    v = concrete(value)
-    if v is not None:
-        check(0.0 <= v, f"Invalid {name} value: {_fmt(value)}")
+    _require(value, _non_negative, f"Invalid {name} value: {{}}")
 
 
 def unit_interval(value: Any, name: str) -> None:
     """Checks ``0 <= value <= 1`` with torch's wording ``Invalid <name> value: <value>``."""
-    v = concrete(value)
-    if v is not None:
-        check(0.0 <= v <= 1.0, f"Invalid {name} value: {_fmt(value)}")
+    _require(value, lambda v: 0.0 <= v <= 1.0, f"Invalid {name} value: {{}}")
 
 
 def state_type(name: str, state: Any, cls: type) -> None:
