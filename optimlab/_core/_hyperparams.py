@@ -272,12 +272,18 @@ def _is_hstate(x: Any) -> bool:
     return isinstance(x, HyperparamsState)
 
 
-def _find(state: Any) -> list[tuple[str, HyperparamsState]]:
+def _find(state: Any, caller: str) -> list[tuple[str, HyperparamsState]]:
+    """Each hyperparameter state in ``state`` with its group name; raises if there is none."""
     found = []
     leaves = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hstate)[0]
     for path, leaf in leaves:
         if isinstance(leaf, HyperparamsState):
             found.append((_path_name(path), leaf))
+    if not found:
+        raise ValueError(
+            f"{caller}: this state holds no hyperparameters; it was not built by an "
+            "optimlab optimizer alias (or with_hyperparams)."
+        )
     return found
 
 
@@ -309,12 +315,7 @@ def hyperparams(state: Any) -> dict[str, jax.Array]:
         >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)
         0.001
     """
-    found = _find(state)
-    if not found:
-        raise ValueError(
-            "hyperparams: this state holds no hyperparameters; it was not built by an "
-            "optimlab optimizer alias (or with_hyperparams)."
-        )
+    found = _find(state, "hyperparams")
     if len(found) == 1:
         return dict(found[0][1].hyperparams)
     out = {}
@@ -417,12 +418,7 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
         >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)
         0.01
     """
-    found = _find(state)
-    if not found:
-        raise ValueError(
-            "set_hyperparams: this state holds no hyperparameters; it was not built by an "
-            "optimlab optimizer alias (or with_hyperparams)."
-        )
+    found = _find(state, "set_hyperparams")
     # A full name as hyperparams() reports it ("head/learning_rate") targets one optimizer.
     full = (
         {}
