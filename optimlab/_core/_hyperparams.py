@@ -272,14 +272,17 @@ def _is_hstate(x: Any) -> bool:
     return isinstance(x, HyperparamsState)
 
 
-def _find(state: Any, caller: str) -> list[tuple[str, HyperparamsState]]:
-    """Each hyperparameter state in ``state`` with its group name; raises if there is none."""
+def hyperparam_states(state: Any, caller: str | None = None) -> list[tuple[str, HyperparamsState]]:
+    """Each hyperparameter state in ``state`` with its group name.
+
+    With ``caller``, finding none raises a ``ValueError`` naming it.
+    """
     found = []
     leaves = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hstate)[0]
     for path, leaf in leaves:
         if isinstance(leaf, HyperparamsState):
             found.append((_path_name(path), leaf))
-    if not found:
+    if not found and caller is not None:
         raise ValueError(
             f"{caller}: this state holds no hyperparameters; it was not built by an "
             "optimlab optimizer alias (or with_hyperparams)."
@@ -315,7 +318,7 @@ def hyperparams(state: Any) -> dict[str, jax.Array]:
         >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)
         0.001
     """
-    found = _find(state, "hyperparams")
+    found = hyperparam_states(state, "hyperparams")
     if len(found) == 1:
         return dict(found[0][1].hyperparams)
     out = {}
@@ -418,7 +421,7 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
         >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)
         0.01
     """
-    found = _find(state, "set_hyperparams")
+    found = hyperparam_states(state, "set_hyperparams")
     # A full name as hyperparams() reports it ("head/learning_rate") targets one optimizer.
     full = (
         {}

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from .._core import _rules
-from .._core._hyperparams import _find
+from .._core._hyperparams import hyperparam_states
 from ._archive import CheckpointError
 
 # Integer leaves that count steps, evaluations or history slots: never negative.
@@ -36,7 +36,7 @@ def check_values(path: Any, state: Any) -> None:
                 f"{path}: {jax.tree_util.keystr(kp)} is a step count and must be >= 0, got "
                 f"{int(arr.min())} (damaged or hostile file)."
             )
-    for prefix, node in _find(state):
+    for prefix, node in hyperparam_states(state):
         hp = node.hyperparams
         packed = np.asarray(hp.packed, dtype=np.float64)
         for i, name in enumerate(hp.names):
