@@ -7,7 +7,7 @@
   every state keeps its structure and dtypes, and a second call does not
   recompile.
 - The mesh sweep (a second jitted call compiles nothing on an 8-device mesh with
-  explicit axes) runs in a subprocess: see ``tests/test_sharding_interop.py``.
+  explicit axes) runs in a subprocess: see ``tests/layout/test_sharding_interop.py``.
 """
 
 from __future__ import annotations

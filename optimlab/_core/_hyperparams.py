@@ -150,7 +150,7 @@ def build_hyperparams(
     transformation without building it again. Only a ``build`` whose
     transformations read every hyperparameter when they run (through
     ``jnp.asarray``, arithmetic or ``.astype``), not while they are built, may ask
-    for it; tests/test_hyperparams_refs.py runs every registry case both ways and
+    for it; tests/core/test_hyperparams_refs.py runs every registry case both ways and
     requires bitwise equal results. A ``build`` that reads a reference while it
     builds (``float(h["lr"])``) is called at each trace instead.
     """

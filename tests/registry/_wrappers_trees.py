@@ -1,6 +1,6 @@
 """Every wrapper on unusual trees: ``{}``, a tree of only ``None`` leaves, a scalar param.
 
-``TREE_CASES`` lists ``(id, make)``; ``tests/test_wrappers_trees.py`` runs each
+``TREE_CASES`` lists ``(id, make)``; ``tests/wrappers/test_trees.py`` runs each
 on each tree: ``init`` and a jitted ``update`` must work and return the
 updates' structure, as optax's counterparts do.
 """

@@ -1,6 +1,6 @@
 """A second jitted update compiles nothing on an 8-device explicit mesh, for every case.
 
-Run in a subprocess by tests/test_sharding_interop.py (the device count is fixed
+Run in a subprocess by tests/layout/test_sharding_interop.py (the device count is fixed
 when JAX's backend starts). For each registry case: eager ``init`` of sharded
 params, then two calls of ``jax.jit(update)``; the second must hit the cache,
 which it does only if every state leaf keeps its type and sharding through
@@ -21,7 +21,7 @@ import warnings
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 warnings.simplefilter("error")
 
 import jax  # noqa: E402
@@ -31,7 +31,7 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
-from tests._mesh_worker import _mesh, _sharded_params  # noqa: E402
+from tests.layout._mesh_worker import _mesh, _sharded_params  # noqa: E402
 from tests.registry import CASES  # noqa: E402
 
 COMPILES: list[str] = []

@@ -1,4 +1,4 @@
-"""Sharding checks on 8 host devices, run in a subprocess by tests/test_sharding.py.
+"""Sharding checks on 8 host devices, run in a subprocess by tests/layout/test_sharding.py.
 
 The device count is fixed when JAX's backend starts, so these checks cannot share
 the test process. Each check runs in isolation; the results are printed as one
@@ -18,7 +18,7 @@ import warnings
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 warnings.simplefilter("error")
 
 import jax  # noqa: E402

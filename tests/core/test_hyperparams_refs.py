@@ -21,8 +21,7 @@ import optimlab as ol
 from benchmarks.trace_calls import count
 from optimlab._core import _hyperparams
 from optimlab._core._hyperparams_packed import HyperparamRef, UnboundHyperparam
-
-from .registry import CASES, case_ids
+from tests.registry import CASES, case_ids
 
 
 def _params():

@@ -1,6 +1,6 @@
 """A second jitted update compiles nothing on an 8-device mesh with explicit axes.
 
-Runs tests/_mesh_interop_worker.py in a subprocess (the device count is fixed when
+Runs tests/layout/_mesh_interop_worker.py in a subprocess (the device count is fixed when
 JAX's backend starts): the full sweep over every registry case is ``slow``; the
 cases whose state once changed sharding after one update run in CI.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from tests.registry import CASES
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 # adafactor's factors were made unsharded by init and sharded by update; noisy_sgd's
 # key was made once, at construction.
 QUICK = ("adafactor", "torch_adafactor", "noisy_sgd")
@@ -40,7 +40,7 @@ REFUSED = (
 def _run(ids=()):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "_mesh_interop_worker.py"), *ids],
+        [sys.executable, str(ROOT / "tests" / "layout" / "_mesh_interop_worker.py"), *ids],
         capture_output=True,
         text=True,
         env=env,

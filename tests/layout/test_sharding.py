@@ -1,4 +1,4 @@
-"""Optimizer state on a device mesh: 8 host devices, in a subprocess (tests/_mesh_worker.py).
+"""Optimizer state on a device mesh: 8 host devices, in a subprocess (tests/layout/_mesh_worker.py).
 
 JAX fixes the number of host devices when its backend starts, so the checks run in
 a child process started with ``--xla_force_host_platform_device_count=8``; each
@@ -15,7 +15,7 @@ import pytest
 
 from tests.registry import CASES
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 JIT_CASES = (
     "adam",
     "sgd_momentum",
@@ -40,7 +40,7 @@ NAMES = (
 def results():
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "_mesh_worker.py")],
+        [sys.executable, str(ROOT / "tests" / "layout" / "_mesh_worker.py")],
         capture_output=True,
         text=True,
         env=env,
