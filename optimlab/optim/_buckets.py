@@ -48,8 +48,10 @@ def _per_leaf(tx: Any, p: jax.Array) -> Any:
 
 #: Groups with fewer small parameters than this keep one state per parameter: their
 #: per-parameter cost is small, and the numbers then stay those of the per-parameter
-#: path bit for bit (packing moves elements between XLA:CPU's vectorised loops, which
-#: contract multiply-adds into FMAs, and their scalar remainders: a few ulp).
+#: path bit for bit. Packed, the same per-element arithmetic compiles differently:
+#: XLA:CPU's FMA contraction follows its fusion and vectorisation, and it rewrites a
+#: division by a scalar with a single user as a multiplication by its reciprocal
+#: (within an ulp per step).
 MIN_PARAMS = 32
 
 

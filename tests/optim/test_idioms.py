@@ -308,8 +308,9 @@ def test_bucketed_groups_match_per_parameter_steps_through_skips_and_reloads(cls
     if "step" in s0[0]:
         assert float(s0[2]["step"]) == 5.0 and float(s0[0]["step"]) == 7.0
     for a, b in zip(jax.tree.leaves((p0, s0)), jax.tree.leaves((p1, s1)), strict=True):
-        # Not bitwise: XLA:CPU contracts a multiply and an add into one FMA inside
-        # vectorised loops, and packing moves elements between vector loops and
-        # their scalar remainders (bitwise with XLA_FLAGS=--xla_cpu_max_isa=SSE4_2):
-        # 1 ulp per step at most, carried by the moments (2 seen over these 7 steps).
+        # Not bitwise: the same jaxpr per element, compiled two ways. XLA:CPU
+        # contracts multiply-adds into FMAs depending on how it fuses and vectorises
+        # each loop, and rewrites x / broadcast(s) as x * broadcast(1 / s) when the
+        # scalar s has a single user (one bucket) but not when each parameter uses
+        # it. Each is at most 1 ulp per step, carried by the moments (2 seen here).
         np.testing.assert_array_max_ulp(np.asarray(a), np.asarray(b), maxulp=4)
