@@ -79,15 +79,5 @@ class Adafactor(Optimizer):
         foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                beta2_decay=beta2_decay,
-                eps=_check_eps(eps),
-                d=d,
-                weight_decay=weight_decay,
-                foreach=foreach,
-                maximize=maximize,
-            ),
-        )
+        eps = _check_eps(eps)
+        super().__init__(params, self.spec.defaults(locals()))

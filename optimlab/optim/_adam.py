@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .._core._base import GradientTransformation
@@ -39,6 +40,10 @@ _ADAM_SPEC = Spec(
         "exp_avg_sq": StateKey(ScaleByAdamState, "nu"),
         "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max"),
     },
+    order=(
+        "lr betas eps weight_decay amsgrad maximize foreach capturable differentiable fused "
+        "decoupled_weight_decay"
+    ),
 )
 
 
@@ -95,22 +100,7 @@ class Adam(Optimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                amsgrad=amsgrad,
-                maximize=maximize,
-                foreach=foreach,
-                capturable=capturable,
-                differentiable=differentiable,
-                fused=fused,
-                decoupled_weight_decay=decoupled_weight_decay,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class AdamW(Optimizer):
@@ -135,14 +125,7 @@ class AdamW(Optimizer):
         fused: accepted for compatibility; no effect.
     """
 
-    spec = Spec(
-        alias=_ADAM_SPEC.alias,
-        hyperparams=_ADAM_SPEC.hyperparams,
-        flags=_ADAM_SPEC.flags,
-        zero_terms=_ADAM_SPEC.zero_terms,
-        state=_ADAM_SPEC.state,
-        fixed={"decoupled_weight_decay": True},
-    )
+    spec = replace(_ADAM_SPEC, fixed={"decoupled_weight_decay": True})
 
     def __init__(
         self,
@@ -159,19 +142,4 @@ class AdamW(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                amsgrad=amsgrad,
-                maximize=maximize,
-                foreach=foreach,
-                capturable=capturable,
-                differentiable=differentiable,
-                fused=fused,
-                decoupled_weight_decay=True,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))

@@ -59,6 +59,10 @@ class Adagrad(Optimizer):
         flags={"maximize": "maximize"},
         zero_terms={"weight_decay": ()},
         state={"step": STEP, "sum": StateKey(ScaleByAdagradState, "sum_of_squares")},
+        order=(
+            "lr lr_decay eps weight_decay initial_accumulator_value foreach maximize "
+            "differentiable fused"
+        ),
     )
 
     def __init__(
@@ -75,20 +79,7 @@ class Adagrad(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                lr_decay=lr_decay,
-                eps=eps,
-                weight_decay=weight_decay,
-                initial_accumulator_value=initial_accumulator_value,
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-                fused=fused,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class Adadelta(Optimizer):
@@ -124,6 +115,7 @@ class Adadelta(Optimizer):
             "square_avg": StateKey(ScaleByAdadeltaState, "square_avg"),
             "acc_delta": StateKey(ScaleByAdadeltaState, "acc_delta"),
         },
+        order="lr rho eps weight_decay maximize capturable foreach differentiable",
     )
 
     def __init__(
@@ -139,19 +131,7 @@ class Adadelta(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                rho=rho,
-                eps=eps,
-                weight_decay=weight_decay,
-                maximize=maximize,
-                capturable=capturable,
-                foreach=foreach,
-                differentiable=differentiable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class RMSprop(Optimizer):
@@ -192,6 +172,9 @@ class RMSprop(Optimizer):
             "momentum_buffer": StateKey(TraceState, "trace"),
             "grad_avg": StateKey(ScaleByRmspropState, "grad_avg"),
         },
+        order=(
+            "lr momentum alpha eps centered weight_decay capturable foreach maximize differentiable"
+        ),
     )
 
     def __init__(
@@ -208,21 +191,7 @@ class RMSprop(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                momentum=momentum,
-                alpha=alpha,
-                eps=eps,
-                centered=centered,
-                weight_decay=weight_decay,
-                capturable=capturable,
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 def _torch_nadam(**kwargs: Any) -> Any:
@@ -272,6 +241,10 @@ class NAdam(Optimizer):
             "exp_avg": StateKey(ScaleByNadamState, "mu"),
             "exp_avg_sq": StateKey(ScaleByNadamState, "nu"),
         },
+        order=(
+            "lr betas eps weight_decay momentum_decay decoupled_weight_decay maximize foreach "
+            "capturable differentiable"
+        ),
     )
 
     def __init__(
@@ -289,21 +262,7 @@ class NAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                momentum_decay=momentum_decay,
-                decoupled_weight_decay=decoupled_weight_decay,
-                maximize=maximize,
-                foreach=foreach,
-                capturable=capturable,
-                differentiable=differentiable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class RAdam(Optimizer):
@@ -344,6 +303,10 @@ class RAdam(Optimizer):
             "exp_avg": StateKey(ScaleByRadamState, "mu"),
             "exp_avg_sq": StateKey(ScaleByRadamState, "nu"),
         },
+        order=(
+            "lr betas eps weight_decay maximize foreach capturable decoupled_weight_decay "
+            "differentiable"
+        ),
     )
 
     def __init__(
@@ -360,20 +323,7 @@ class RAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                maximize=maximize,
-                foreach=foreach,
-                capturable=capturable,
-                decoupled_weight_decay=decoupled_weight_decay,
-                differentiable=differentiable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class Rprop(Optimizer):
@@ -406,6 +356,7 @@ class Rprop(Optimizer):
             "prev": StateKey(ScaleByRpropState, "prev"),
             "step_size": StateKey(ScaleByRpropState, "step_size"),
         },
+        order="lr etas step_sizes foreach maximize differentiable capturable",
     )
 
     def __init__(
@@ -420,18 +371,7 @@ class Rprop(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                etas=tuple(etas),
-                step_sizes=tuple(step_sizes),
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-                capturable=capturable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class ASGD(Optimizer):
@@ -483,17 +423,4 @@ class ASGD(Optimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                lambd=lambd,
-                alpha=alpha,
-                t0=t0,
-                weight_decay=weight_decay,
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-                capturable=capturable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))

@@ -140,18 +140,7 @@ class LBFGS(Optimizer):
         self._al_first: bool | None = None
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                max_iter=max_iter,
-                max_eval=max_eval,
-                tolerance_grad=tolerance_grad,
-                tolerance_change=tolerance_change,
-                history_size=history_size,
-                line_search_fn=line_search_fn,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
     # ------------------------------------------------------------------ step
     def _step(self, closure: Any = None) -> Any:

@@ -82,19 +82,7 @@ class Muon(Optimizer):
         ns_steps: int = 5,
         adjust_lr_fn: str | None = None,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                weight_decay=weight_decay,
-                momentum=momentum,
-                nesterov=nesterov,
-                ns_coefficients=tuple(ns_coefficients),
-                eps=eps,
-                ns_steps=ns_steps,
-                adjust_lr_fn=adjust_lr_fn,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Adds a parameter group of 2-D parameters (see :meth:`Optimizer.add_param_group`).

@@ -64,7 +64,7 @@ class SparseAdam(Optimizer):
         eps: float = 1e-8,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+        super().__init__(params, self.spec.defaults(locals()))
         bad = [
             [gi, j]
             for gi, g in enumerate(self.param_groups)

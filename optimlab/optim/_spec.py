@@ -114,6 +114,9 @@ class Spec:
         state: torch per-parameter state key -> :class:`StateKey`, in torch's order.
         fixed: group options forced to a value (``AdamW``'s ``decoupled_weight_decay``).
         single_group: the optimizer accepts one parameter group only (``LBFGS``).
+        order: every group option, separated by spaces, in the order of torch's
+            ``defaults`` (that of the groups and the state dict) where it is not the
+            signature's.
     """
 
     alias: Callable[..., GradientTransformation]
@@ -124,7 +127,25 @@ class Spec:
     static: tuple[str, ...] = ()
     fixed: Mapping[str, Any] = field(default_factory=dict)
     single_group: bool = False
+    order: str = ""
     _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def defaults(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """A class's ``defaults`` from the ``locals()`` of its ``__init__``.
+
+        Every argument but ``params`` (and ``self``), in :attr:`order` or else the
+        signature's, with the :attr:`fixed` options forced and the tuple options
+        (``betas``) made tuples.
+        """
+        given = {k: v for k, v in args.items() if k not in ("self", "params", "__class__")}
+        given.update(self.fixed)
+        names = tuple(self.order.split()) or tuple(given)
+        if sorted(names) != sorted(given):
+            raise TypeError(f"the spec's order {names} does not name the options {tuple(given)}")
+        return {
+            k: tuple(given[k]) if isinstance(self.hyperparams.get(k), tuple) else given[k]
+            for k in names
+        }
 
     def kwargs(self, group: Mapping[str, Any]) -> dict[str, Any]:
         """The alias's keyword arguments for a group's current options."""
