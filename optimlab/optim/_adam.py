@@ -8,7 +8,7 @@ from typing import Any
 from .._core._base import GradientTransformation
 from .._optimizers._adam import ScaleByAdamState, adam, adamw
 from ._optimizer import Optimizer
-from ._spec import STEP, Spec, StateKey
+from ._spec import ADAM_HYPERPARAMS, STEP, Spec, StateKey, moments, same_names
 
 __all__ = ["Adam", "AdamW"]
 
@@ -22,22 +22,12 @@ def _adam_or_adamw(
 
 _ADAM_SPEC = Spec(
     alias=_adam_or_adamw,
-    hyperparams={
-        "lr": "learning_rate",
-        "betas": ("b1", "b2"),
-        "eps": "eps",
-        "weight_decay": "weight_decay",
-    },
-    flags={
-        "amsgrad": "amsgrad",
-        "maximize": "maximize",
-        "decoupled_weight_decay": "decoupled_weight_decay",
-    },
+    hyperparams=ADAM_HYPERPARAMS,
+    flags=same_names("amsgrad", "maximize", "decoupled_weight_decay"),
     zero_terms={"weight_decay": ()},
     state={
         "step": STEP,
-        "exp_avg": StateKey(ScaleByAdamState, "mu"),
-        "exp_avg_sq": StateKey(ScaleByAdamState, "nu"),
+        **moments(ScaleByAdamState),
         "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max"),
     },
     order=(

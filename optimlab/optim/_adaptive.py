@@ -20,7 +20,16 @@ from .._optimizers._rmsprop import ScaleByRmspropState, rmsprop
 from .._optimizers._rprop import ScaleByRpropState, rprop
 from .._optimizers._sgd import TraceState
 from ._optimizer import Optimizer
-from ._spec import STEP, Spec, StateKey, with_torch_values
+from ._spec import (
+    ADAM_HYPERPARAMS,
+    LR,
+    STEP,
+    Spec,
+    StateKey,
+    moments,
+    same_names,
+    with_torch_values,
+)
 
 _TORCH_RADAM = {"eps_after_bias_correction": False, "componentwise": True}
 __all__ = ["Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam", "Rprop", "ASGD"]
@@ -50,13 +59,10 @@ class Adagrad(Optimizer):
     spec = Spec(
         alias=with_torch_values(adagrad, eps_in_sqrt=False, componentwise=True),
         hyperparams={
-            "lr": "learning_rate",
-            "lr_decay": "lr_decay",
-            "weight_decay": "weight_decay",
-            "initial_accumulator_value": "initial_accumulator_value",
-            "eps": "eps",
+            **LR,
+            **same_names("lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
         },
-        flags={"maximize": "maximize"},
+        flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
         state={"step": STEP, "sum": StateKey(ScaleByAdagradState, "sum_of_squares")},
         order=(
@@ -102,13 +108,8 @@ class Adadelta(Optimizer):
 
     spec = Spec(
         alias=with_torch_values(adadelta, componentwise=True),
-        hyperparams={
-            "lr": "learning_rate",
-            "rho": "rho",
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-        },
-        flags={"maximize": "maximize"},
+        hyperparams={**LR, **same_names("rho", "eps", "weight_decay")},
+        flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
@@ -157,14 +158,8 @@ class RMSprop(Optimizer):
 
     spec = Spec(
         alias=with_torch_values(rmsprop, eps_in_sqrt=False, componentwise=True),
-        hyperparams={
-            "lr": "learning_rate",
-            "alpha": "decay",
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-            "momentum": "momentum",
-        },
-        flags={"centered": "centered", "maximize": "maximize"},
+        hyperparams={**LR, "alpha": "decay", **same_names("eps", "weight_decay", "momentum")},
+        flags=same_names("centered", "maximize"),
         zero_terms={"weight_decay": (), "momentum": ()},
         state={
             "step": STEP,
@@ -226,20 +221,13 @@ class NAdam(Optimizer):
 
     spec = Spec(
         alias=_torch_nadam,
-        hyperparams={
-            "lr": "learning_rate",
-            "betas": ("b1", "b2"),
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-            "momentum_decay": "momentum_decay",
-        },
-        flags={"decoupled_weight_decay": "decoupled_weight_decay", "maximize": "maximize"},
+        hyperparams={**ADAM_HYPERPARAMS, "momentum_decay": "momentum_decay"},
+        flags=same_names("decoupled_weight_decay", "maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
             "mu_product": StateKey(ScaleByNadamState, "mu_product"),
-            "exp_avg": StateKey(ScaleByNadamState, "mu"),
-            "exp_avg_sq": StateKey(ScaleByNadamState, "nu"),
+            **moments(ScaleByNadamState),
         },
         order=(
             "lr betas eps weight_decay momentum_decay decoupled_weight_decay maximize foreach "
@@ -290,18 +278,12 @@ class RAdam(Optimizer):
 
     spec = Spec(
         alias=with_torch_values(radam, eps_root=None, **_TORCH_RADAM),
-        hyperparams={
-            "lr": "learning_rate",
-            "betas": ("b1", "b2"),
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-        },
-        flags={"decoupled_weight_decay": "decoupled_weight_decay", "maximize": "maximize"},
+        hyperparams=ADAM_HYPERPARAMS,
+        flags=same_names("decoupled_weight_decay", "maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
-            "exp_avg": StateKey(ScaleByRadamState, "mu"),
-            "exp_avg_sq": StateKey(ScaleByRadamState, "nu"),
+            **moments(ScaleByRadamState),
         },
         order=(
             "lr betas eps weight_decay maximize foreach capturable decoupled_weight_decay "
@@ -346,11 +328,11 @@ class Rprop(Optimizer):
     spec = Spec(
         alias=with_torch_values(rprop, delayed_update=False),
         hyperparams={
-            "lr": "learning_rate",
+            **LR,
             "etas": ("eta_minus", "eta_plus"),
             "step_sizes": ("min_step_size", "max_step_size"),
         },
-        flags={"maximize": "maximize"},
+        flags=same_names("maximize"),
         state={
             "step": STEP,
             "prev": StateKey(ScaleByRpropState, "prev"),
@@ -393,14 +375,8 @@ class ASGD(Optimizer):
 
     spec = Spec(
         alias=asgd,
-        hyperparams={
-            "lr": "learning_rate",
-            "lambd": "lambd",
-            "alpha": "alpha",
-            "t0": "t0",
-            "weight_decay": "weight_decay",
-        },
-        flags={"maximize": "maximize"},
+        hyperparams={**LR, **same_names("lambd", "alpha", "t0", "weight_decay")},
+        flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from .._core._hyperparams import HyperparamsState
 from .._optimizers._sparse_adam import ScaleBySparseAdamState, sparse_adam
 from ._optimizer import Optimizer
-from ._spec import Spec, StateKey
+from ._spec import ADAM_HYPERPARAMS, Spec, StateKey, moments, same_names
 
 __all__ = ["SparseAdam"]
 
@@ -47,12 +47,11 @@ class SparseAdam(Optimizer):
 
     spec = Spec(
         alias=sparse_adam,
-        hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps"},
-        flags={"maximize": "maximize"},
+        hyperparams={k: ADAM_HYPERPARAMS[k] for k in ("lr", "betas", "eps")},
+        flags=same_names("maximize"),
         state={
             "step": StateKey(HyperparamsState, "count", dtype=int),
-            "exp_avg": StateKey(ScaleBySparseAdamState, "mu"),
-            "exp_avg_sq": StateKey(ScaleBySparseAdamState, "nu"),
+            **moments(ScaleBySparseAdamState),
         },
     )
 

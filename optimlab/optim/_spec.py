@@ -18,7 +18,17 @@ import numpy as np
 from .._core._base import GradientTransformation
 from .._core._hyperparams import HyperparamsState, initial_hyperparams
 
-__all__ = ["StateKey", "STEP", "Spec", "required", "with_torch_values"]
+__all__ = [
+    "ADAM_HYPERPARAMS",
+    "LR",
+    "STEP",
+    "Spec",
+    "StateKey",
+    "moments",
+    "required",
+    "same_names",
+    "with_torch_values",
+]
 
 
 class _Required:
@@ -72,6 +82,26 @@ class StateKey:
 
 #: torch's ``step``: the alias's single step counter, exported as a float32 scalar.
 STEP = StateKey(HyperparamsState, "count", dtype=np.float32)
+
+
+def moments(cls: type) -> dict[str, StateKey]:
+    """torch's ``exp_avg`` and ``exp_avg_sq``: the ``mu`` and ``nu`` of the state class ``cls``."""
+    return {"exp_avg": StateKey(cls, "mu"), "exp_avg_sq": StateKey(cls, "nu")}
+
+
+def same_names(*names: str) -> dict[str, str]:
+    """``{name: name}``, for the torch options an alias names alike (``eps``...)."""
+    return {name: name for name in names}
+
+
+#: torch's ``lr``, the aliases' ``learning_rate``.
+LR: Mapping[str, str] = {"lr": "learning_rate"}
+#: The hyperparameters of Adam, AdamW, Adamax and RAdam (and NAdam's first four).
+ADAM_HYPERPARAMS: Mapping[str, str | tuple[str, ...]] = {
+    **LR,
+    "betas": ("b1", "b2"),
+    **same_names("eps", "weight_decay"),
+}
 
 
 def _is_array(value: Any) -> bool:
