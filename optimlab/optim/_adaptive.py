@@ -281,10 +281,7 @@ class RAdam(Optimizer):
         hyperparams=ADAM_HYPERPARAMS,
         flags=same_names("decoupled_weight_decay", "maximize"),
         zero_terms={"weight_decay": ()},
-        state={
-            "step": STEP,
-            **moments(ScaleByRadamState),
-        },
+        state={"step": STEP, **moments(ScaleByRadamState)},
         order=(
             "lr betas eps weight_decay maximize foreach capturable decoupled_weight_decay "
             "differentiable"
