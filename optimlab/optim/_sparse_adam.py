@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from .._core._hyperparams import HyperparamsState
 from .._optimizers._sparse_adam import ScaleBySparseAdamState, sparse_adam
 from ._optimizer import Optimizer
-from ._spec import ADAM_HYPERPARAMS, Spec, StateKey, moments, same_names
+from ._spec import Spec, StateKey, moments, same_names
 
 __all__ = ["SparseAdam"]
 
@@ -47,7 +47,7 @@ class SparseAdam(Optimizer):
 
     spec = Spec(
         alias=sparse_adam,
-        hyperparams={k: ADAM_HYPERPARAMS[k] for k in ("lr", "betas", "eps")},
+        hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps"},
         flags=same_names("maximize"),
         state={
             "step": StateKey(HyperparamsState, "count", dtype=int),

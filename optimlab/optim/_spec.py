@@ -165,7 +165,8 @@ class Spec:
 
         Every argument but ``params`` (and ``self``), in :attr:`order` or else the
         signature's, with the :attr:`fixed` options forced and the tuple options
-        (``betas``) made tuples.
+        (``betas``) made tuples. Any other local of ``__init__`` would be taken for an
+        option: call it before assigning one.
         """
         given = {k: v for k, v in args.items() if k not in ("self", "params", "__class__")}
         given.update(self.fixed)
