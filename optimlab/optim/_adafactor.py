@@ -6,7 +6,7 @@ from typing import Any
 
 from .._optimizers._torch_adafactor import ScaleByTorchAdafactorState, torch_adafactor
 from ._optimizer import Optimizer
-from ._spec import STEP, Spec, StateKey
+from ._spec import LR, STEP, Spec, StateKey, same_names
 
 __all__ = ["Adafactor"]
 
@@ -51,13 +51,12 @@ class Adafactor(Optimizer):
     spec = Spec(
         alias=torch_adafactor,
         hyperparams={
-            "lr": "learning_rate",
+            **LR,
             "beta2_decay": "beta2_decay",
             "eps": ("eps1", "eps2"),
-            "d": "d",
-            "weight_decay": "weight_decay",
+            **same_names("d", "weight_decay"),
         },
-        flags={"maximize": "maximize"},
+        flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
@@ -79,15 +78,5 @@ class Adafactor(Optimizer):
         foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                beta2_decay=beta2_decay,
-                eps=_check_eps(eps),
-                d=d,
-                weight_decay=weight_decay,
-                foreach=foreach,
-                maximize=maximize,
-            ),
-        )
+        eps = _check_eps(eps)
+        super().__init__(params, self.spec.defaults(locals()))

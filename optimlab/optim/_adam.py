@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .._core._base import GradientTransformation
 from .._optimizers._adam import ScaleByAdamState, adam, adamw
 from ._optimizer import Optimizer
-from ._spec import STEP, Spec, StateKey
+from ._spec import ADAM_HYPERPARAMS, STEP, Spec, StateKey, moments, same_names
 
 __all__ = ["Adam", "AdamW"]
 
@@ -21,24 +22,18 @@ def _adam_or_adamw(
 
 _ADAM_SPEC = Spec(
     alias=_adam_or_adamw,
-    hyperparams={
-        "lr": "learning_rate",
-        "betas": ("b1", "b2"),
-        "eps": "eps",
-        "weight_decay": "weight_decay",
-    },
-    flags={
-        "amsgrad": "amsgrad",
-        "maximize": "maximize",
-        "decoupled_weight_decay": "decoupled_weight_decay",
-    },
+    hyperparams=ADAM_HYPERPARAMS,
+    flags=same_names("amsgrad", "maximize", "decoupled_weight_decay"),
     zero_terms={"weight_decay": ()},
     state={
         "step": STEP,
-        "exp_avg": StateKey(ScaleByAdamState, "mu"),
-        "exp_avg_sq": StateKey(ScaleByAdamState, "nu"),
+        **moments(ScaleByAdamState),
         "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max"),
     },
+    order=(
+        "lr betas eps weight_decay amsgrad maximize foreach capturable differentiable fused "
+        "decoupled_weight_decay"
+    ),
 )
 
 
@@ -95,22 +90,7 @@ class Adam(Optimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                amsgrad=amsgrad,
-                maximize=maximize,
-                foreach=foreach,
-                capturable=capturable,
-                differentiable=differentiable,
-                fused=fused,
-                decoupled_weight_decay=decoupled_weight_decay,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class AdamW(Optimizer):
@@ -135,14 +115,7 @@ class AdamW(Optimizer):
         fused: accepted for compatibility; no effect.
     """
 
-    spec = Spec(
-        alias=_ADAM_SPEC.alias,
-        hyperparams=_ADAM_SPEC.hyperparams,
-        flags=_ADAM_SPEC.flags,
-        zero_terms=_ADAM_SPEC.zero_terms,
-        state=_ADAM_SPEC.state,
-        fixed={"decoupled_weight_decay": True},
-    )
+    spec = replace(_ADAM_SPEC, fixed={"decoupled_weight_decay": True})
 
     def __init__(
         self,
@@ -159,19 +132,4 @@ class AdamW(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                amsgrad=amsgrad,
-                maximize=maximize,
-                foreach=foreach,
-                capturable=capturable,
-                differentiable=differentiable,
-                fused=fused,
-                decoupled_weight_decay=True,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))

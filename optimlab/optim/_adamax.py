@@ -6,7 +6,7 @@ from typing import Any
 
 from .._optimizers._adamax import ScaleByAdamaxState, adamax
 from ._optimizer import Optimizer
-from ._spec import STEP, Spec, StateKey, with_torch_values
+from ._spec import ADAM_HYPERPARAMS, STEP, Spec, StateKey, same_names, with_torch_values
 
 __all__ = ["Adamax"]
 
@@ -40,13 +40,8 @@ class Adamax(Optimizer):
 
     spec = Spec(
         alias=with_torch_values(adamax, componentwise=True),
-        hyperparams={
-            "lr": "learning_rate",
-            "betas": ("b1", "b2"),
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-        },
-        flags={"maximize": "maximize"},
+        hyperparams=ADAM_HYPERPARAMS,
+        flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
@@ -68,16 +63,4 @@ class Adamax(Optimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-                capturable=capturable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))

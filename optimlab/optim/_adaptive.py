@@ -20,7 +20,16 @@ from .._optimizers._rmsprop import ScaleByRmspropState, rmsprop
 from .._optimizers._rprop import ScaleByRpropState, rprop
 from .._optimizers._sgd import TraceState
 from ._optimizer import Optimizer
-from ._spec import STEP, Spec, StateKey, with_torch_values
+from ._spec import (
+    ADAM_HYPERPARAMS,
+    LR,
+    STEP,
+    Spec,
+    StateKey,
+    moments,
+    same_names,
+    with_torch_values,
+)
 
 _TORCH_RADAM = {"eps_after_bias_correction": False, "componentwise": True}
 __all__ = ["Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam", "Rprop", "ASGD"]
@@ -50,15 +59,16 @@ class Adagrad(Optimizer):
     spec = Spec(
         alias=with_torch_values(adagrad, eps_in_sqrt=False, componentwise=True),
         hyperparams={
-            "lr": "learning_rate",
-            "lr_decay": "lr_decay",
-            "weight_decay": "weight_decay",
-            "initial_accumulator_value": "initial_accumulator_value",
-            "eps": "eps",
+            **LR,
+            **same_names("lr_decay", "weight_decay", "initial_accumulator_value", "eps"),
         },
-        flags={"maximize": "maximize"},
+        flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
         state={"step": STEP, "sum": StateKey(ScaleByAdagradState, "sum_of_squares")},
+        order=(
+            "lr lr_decay eps weight_decay initial_accumulator_value foreach maximize "
+            "differentiable fused"
+        ),
     )
 
     def __init__(
@@ -75,20 +85,7 @@ class Adagrad(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                lr_decay=lr_decay,
-                eps=eps,
-                weight_decay=weight_decay,
-                initial_accumulator_value=initial_accumulator_value,
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-                fused=fused,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class Adadelta(Optimizer):
@@ -111,19 +108,15 @@ class Adadelta(Optimizer):
 
     spec = Spec(
         alias=with_torch_values(adadelta, componentwise=True),
-        hyperparams={
-            "lr": "learning_rate",
-            "rho": "rho",
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-        },
-        flags={"maximize": "maximize"},
+        hyperparams={**LR, **same_names("rho", "eps", "weight_decay")},
+        flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
             "square_avg": StateKey(ScaleByAdadeltaState, "square_avg"),
             "acc_delta": StateKey(ScaleByAdadeltaState, "acc_delta"),
         },
+        order="lr rho eps weight_decay maximize capturable foreach differentiable",
     )
 
     def __init__(
@@ -139,19 +132,7 @@ class Adadelta(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                rho=rho,
-                eps=eps,
-                weight_decay=weight_decay,
-                maximize=maximize,
-                capturable=capturable,
-                foreach=foreach,
-                differentiable=differentiable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class RMSprop(Optimizer):
@@ -177,14 +158,8 @@ class RMSprop(Optimizer):
 
     spec = Spec(
         alias=with_torch_values(rmsprop, eps_in_sqrt=False, componentwise=True),
-        hyperparams={
-            "lr": "learning_rate",
-            "alpha": "decay",
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-            "momentum": "momentum",
-        },
-        flags={"centered": "centered", "maximize": "maximize"},
+        hyperparams={**LR, "alpha": "decay", **same_names("eps", "weight_decay", "momentum")},
+        flags=same_names("centered", "maximize"),
         zero_terms={"weight_decay": (), "momentum": ()},
         state={
             "step": STEP,
@@ -192,6 +167,9 @@ class RMSprop(Optimizer):
             "momentum_buffer": StateKey(TraceState, "trace"),
             "grad_avg": StateKey(ScaleByRmspropState, "grad_avg"),
         },
+        order=(
+            "lr momentum alpha eps centered weight_decay capturable foreach maximize differentiable"
+        ),
     )
 
     def __init__(
@@ -208,21 +186,7 @@ class RMSprop(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                momentum=momentum,
-                alpha=alpha,
-                eps=eps,
-                centered=centered,
-                weight_decay=weight_decay,
-                capturable=capturable,
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 def _torch_nadam(**kwargs: Any) -> Any:
@@ -257,21 +221,18 @@ class NAdam(Optimizer):
 
     spec = Spec(
         alias=_torch_nadam,
-        hyperparams={
-            "lr": "learning_rate",
-            "betas": ("b1", "b2"),
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-            "momentum_decay": "momentum_decay",
-        },
-        flags={"decoupled_weight_decay": "decoupled_weight_decay", "maximize": "maximize"},
+        hyperparams={**ADAM_HYPERPARAMS, "momentum_decay": "momentum_decay"},
+        flags=same_names("decoupled_weight_decay", "maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
             "mu_product": StateKey(ScaleByNadamState, "mu_product"),
-            "exp_avg": StateKey(ScaleByNadamState, "mu"),
-            "exp_avg_sq": StateKey(ScaleByNadamState, "nu"),
+            **moments(ScaleByNadamState),
         },
+        order=(
+            "lr betas eps weight_decay momentum_decay decoupled_weight_decay maximize foreach "
+            "capturable differentiable"
+        ),
     )
 
     def __init__(
@@ -289,21 +250,7 @@ class NAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                momentum_decay=momentum_decay,
-                decoupled_weight_decay=decoupled_weight_decay,
-                maximize=maximize,
-                foreach=foreach,
-                capturable=capturable,
-                differentiable=differentiable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class RAdam(Optimizer):
@@ -331,19 +278,14 @@ class RAdam(Optimizer):
 
     spec = Spec(
         alias=with_torch_values(radam, eps_root=None, **_TORCH_RADAM),
-        hyperparams={
-            "lr": "learning_rate",
-            "betas": ("b1", "b2"),
-            "eps": "eps",
-            "weight_decay": "weight_decay",
-        },
-        flags={"decoupled_weight_decay": "decoupled_weight_decay", "maximize": "maximize"},
+        hyperparams=ADAM_HYPERPARAMS,
+        flags=same_names("decoupled_weight_decay", "maximize"),
         zero_terms={"weight_decay": ()},
-        state={
-            "step": STEP,
-            "exp_avg": StateKey(ScaleByRadamState, "mu"),
-            "exp_avg_sq": StateKey(ScaleByRadamState, "nu"),
-        },
+        state={"step": STEP, **moments(ScaleByRadamState)},
+        order=(
+            "lr betas eps weight_decay maximize foreach capturable decoupled_weight_decay "
+            "differentiable"
+        ),
     )
 
     def __init__(
@@ -360,20 +302,7 @@ class RAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                betas=tuple(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                maximize=maximize,
-                foreach=foreach,
-                capturable=capturable,
-                decoupled_weight_decay=decoupled_weight_decay,
-                differentiable=differentiable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class Rprop(Optimizer):
@@ -396,16 +325,17 @@ class Rprop(Optimizer):
     spec = Spec(
         alias=with_torch_values(rprop, delayed_update=False),
         hyperparams={
-            "lr": "learning_rate",
+            **LR,
             "etas": ("eta_minus", "eta_plus"),
             "step_sizes": ("min_step_size", "max_step_size"),
         },
-        flags={"maximize": "maximize"},
+        flags=same_names("maximize"),
         state={
             "step": STEP,
             "prev": StateKey(ScaleByRpropState, "prev"),
             "step_size": StateKey(ScaleByRpropState, "step_size"),
         },
+        order="lr etas step_sizes foreach maximize differentiable capturable",
     )
 
     def __init__(
@@ -420,18 +350,7 @@ class Rprop(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                etas=tuple(etas),
-                step_sizes=tuple(step_sizes),
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-                capturable=capturable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
 
 class ASGD(Optimizer):
@@ -453,14 +372,8 @@ class ASGD(Optimizer):
 
     spec = Spec(
         alias=asgd,
-        hyperparams={
-            "lr": "learning_rate",
-            "lambd": "lambd",
-            "alpha": "alpha",
-            "t0": "t0",
-            "weight_decay": "weight_decay",
-        },
-        flags={"maximize": "maximize"},
+        hyperparams={**LR, **same_names("lambd", "alpha", "t0", "weight_decay")},
+        flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
@@ -483,17 +396,4 @@ class ASGD(Optimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                lambd=lambd,
-                alpha=alpha,
-                t0=t0,
-                weight_decay=weight_decay,
-                foreach=foreach,
-                maximize=maximize,
-                differentiable=differentiable,
-                capturable=capturable,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))

@@ -29,7 +29,7 @@ from . import _state_dict
 from ._lbfgs_state import al_first, export_entry, import_entry
 from ._optimizer import Optimizer
 from ._serialization import savable
-from ._spec import Spec
+from ._spec import LR, Spec, same_names
 
 __all__ = ["LBFGS"]
 
@@ -114,13 +114,10 @@ class LBFGS(Optimizer):
     spec = Spec(
         alias=torch_lbfgs,
         hyperparams={
-            "lr": "learning_rate",
-            "max_iter": "max_iter",
-            "max_eval": "max_eval",
-            "tolerance_grad": "tolerance_grad",
-            "tolerance_change": "tolerance_change",
+            **LR,
+            **same_names("max_iter", "max_eval", "tolerance_grad", "tolerance_change"),
         },
-        flags={"history_size": "history_size", "line_search_fn": "line_search_fn"},
+        flags=same_names("history_size", "line_search_fn"),
         state={},
         single_group=True,
     )
@@ -140,18 +137,7 @@ class LBFGS(Optimizer):
         self._al_first: bool | None = None
         if max_eval is None:
             max_eval = max_iter * 5 // 4
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                max_iter=max_iter,
-                max_eval=max_eval,
-                tolerance_grad=tolerance_grad,
-                tolerance_change=tolerance_change,
-                history_size=history_size,
-                line_search_fn=line_search_fn,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
     # ------------------------------------------------------------------ step
     def _step(self, closure: Any = None) -> Any:

@@ -11,7 +11,7 @@ from .._core._base import GradientTransformation
 from .._optimizers._muon import NS_COEFFS, ScaleByMuonState, torch_muon
 from ._optimizer import Optimizer
 from ._params import split_params
-from ._spec import Spec, StateKey
+from ._spec import LR, Spec, StateKey, same_names
 
 __all__ = ["Muon"]
 
@@ -57,14 +57,12 @@ class Muon(Optimizer):
     spec = Spec(
         alias=_muon,
         hyperparams={
-            "lr": "learning_rate",
-            "weight_decay": "weight_decay",
-            "momentum": "momentum",
+            **LR,
+            **same_names("weight_decay", "momentum"),
             "ns_coefficients": ("ns_a", "ns_b", "ns_c"),
-            "eps": "eps",
-            "ns_steps": "ns_steps",
+            **same_names("eps", "ns_steps"),
         },
-        flags={"nesterov": "nesterov", "adjust_lr_fn": "adjust_lr_fn"},
+        flags=same_names("nesterov", "adjust_lr_fn"),
         zero_terms={"weight_decay": ()},
         static=("ns_steps",),
         state={"momentum_buffer": StateKey(ScaleByMuonState, "momentum")},
@@ -82,19 +80,7 @@ class Muon(Optimizer):
         ns_steps: int = 5,
         adjust_lr_fn: str | None = None,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                weight_decay=weight_decay,
-                momentum=momentum,
-                nesterov=nesterov,
-                ns_coefficients=tuple(ns_coefficients),
-                eps=eps,
-                ns_steps=ns_steps,
-                adjust_lr_fn=adjust_lr_fn,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Adds a parameter group of 2-D parameters (see :meth:`Optimizer.add_param_group`).

@@ -195,42 +195,25 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
         positions = [n.pos for n in names] if sourced else []
         handles, refs = _identities([p for _, p in params])
         keys = [("pos", p) for p in positions] if sourced else [("name", str(n)) for n in names]
-        if len(set(keys)) != len(keys):
-            warnings.warn(
-                "optimizer contains a parameter group with duplicate parameters; "
-                "in future, this will cause an error; "
-                "see github.com/pytorch/pytorch/issues/40967 for more information",
-                stacklevel=4,
-            )
-        layout = GroupLayout(
-            list(range(start, start + len(leaves))),
-            None,
-            [str(n) for n in names],
-            True,
-            handles,
-            source,
-            positions,
-            refs,
+        duplicated = len(set(keys)) != len(keys)
+        treedef, paths, named = None, [str(n) for n in names], True
+    else:
+        pairs, treedef = jax.tree_util.tree_flatten_with_path(params)
+        leaves = [_check_leaf(leaf) for _, leaf in pairs]
+        handles, refs = _identities([leaf for _, leaf in pairs])
+        duplicated = len(set(handles)) != len(handles) and all(
+            not isinstance(x, float) for _, x in pairs
         )
-        return layout, leaves
-    pairs, treedef = jax.tree_util.tree_flatten_with_path(params)
-    leaves = [_check_leaf(leaf) for _, leaf in pairs]
-    handles, refs = _identities([leaf for _, leaf in pairs])
-    if len(set(handles)) != len(handles) and all(not isinstance(x, float) for _, x in pairs):
+        paths, named, source, positions = [path_name(p) for p, _ in pairs], False, None, []
+    if duplicated:
         warnings.warn(
             "optimizer contains a parameter group with duplicate parameters; "
             "in future, this will cause an error; "
             "see github.com/pytorch/pytorch/issues/40967 for more information",
             stacklevel=4,
         )
-    layout = GroupLayout(
-        list(range(start, start + len(leaves))),
-        treedef,
-        [path_name(p) for p, _ in pairs],
-        False,
-        handles,
-        refs=refs,
-    )
+    indices = list(range(start, start + len(leaves)))
+    layout = GroupLayout(indices, treedef, paths, named, handles, source, positions, refs)
     return layout, leaves
 
 

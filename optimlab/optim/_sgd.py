@@ -6,7 +6,7 @@ from typing import Any
 
 from .._optimizers._sgd import TraceState, sgd
 from ._optimizer import Optimizer
-from ._spec import Spec, StateKey
+from ._spec import LR, Spec, StateKey, same_names
 
 __all__ = ["SGD"]
 
@@ -45,13 +45,8 @@ class SGD(Optimizer):
 
     spec = Spec(
         alias=sgd,
-        hyperparams={
-            "lr": "learning_rate",
-            "momentum": "momentum",
-            "dampening": "dampening",
-            "weight_decay": "weight_decay",
-        },
-        flags={"nesterov": "nesterov", "maximize": "maximize"},
+        hyperparams={**LR, **same_names("momentum", "dampening", "weight_decay")},
+        flags=same_names("nesterov", "maximize"),
         zero_terms={"momentum": ("dampening",), "weight_decay": ()},
         state={"momentum_buffer": StateKey(TraceState, "trace", optional=True)},
     )
@@ -70,17 +65,4 @@ class SGD(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        super().__init__(
-            params,
-            dict(
-                lr=lr,
-                momentum=momentum,
-                dampening=dampening,
-                weight_decay=weight_decay,
-                nesterov=nesterov,
-                maximize=maximize,
-                foreach=foreach,
-                differentiable=differentiable,
-                fused=fused,
-            ),
-        )
+        super().__init__(params, self.spec.defaults(locals()))

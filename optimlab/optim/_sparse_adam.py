@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from .._core._hyperparams import HyperparamsState
 from .._optimizers._sparse_adam import ScaleBySparseAdamState, sparse_adam
 from ._optimizer import Optimizer
-from ._spec import Spec, StateKey
+from ._spec import Spec, StateKey, moments, same_names
 
 __all__ = ["SparseAdam"]
 
@@ -48,11 +48,10 @@ class SparseAdam(Optimizer):
     spec = Spec(
         alias=sparse_adam,
         hyperparams={"lr": "learning_rate", "betas": ("b1", "b2"), "eps": "eps"},
-        flags={"maximize": "maximize"},
+        flags=same_names("maximize"),
         state={
             "step": StateKey(HyperparamsState, "count", dtype=int),
-            "exp_avg": StateKey(ScaleBySparseAdamState, "mu"),
-            "exp_avg_sq": StateKey(ScaleBySparseAdamState, "nu"),
+            **moments(ScaleBySparseAdamState),
         },
     )
 
@@ -64,7 +63,7 @@ class SparseAdam(Optimizer):
         eps: float = 1e-8,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+        super().__init__(params, self.spec.defaults(locals()))
         bad = [
             [gi, j]
             for gi, g in enumerate(self.param_groups)

@@ -18,7 +18,17 @@ import numpy as np
 from .._core._base import GradientTransformation
 from .._core._hyperparams import HyperparamsState, initial_hyperparams
 
-__all__ = ["StateKey", "STEP", "Spec", "required", "with_torch_values"]
+__all__ = [
+    "ADAM_HYPERPARAMS",
+    "LR",
+    "STEP",
+    "Spec",
+    "StateKey",
+    "moments",
+    "required",
+    "same_names",
+    "with_torch_values",
+]
 
 
 class _Required:
@@ -74,6 +84,26 @@ class StateKey:
 STEP = StateKey(HyperparamsState, "count", dtype=np.float32)
 
 
+def moments(cls: type) -> dict[str, StateKey]:
+    """torch's ``exp_avg`` and ``exp_avg_sq``: the ``mu`` and ``nu`` of the state class ``cls``."""
+    return {"exp_avg": StateKey(cls, "mu"), "exp_avg_sq": StateKey(cls, "nu")}
+
+
+def same_names(*names: str) -> dict[str, str]:
+    """``{name: name}``, for the torch options an alias names alike (``eps``...)."""
+    return {name: name for name in names}
+
+
+#: torch's ``lr``, the aliases' ``learning_rate``.
+LR: Mapping[str, str] = {"lr": "learning_rate"}
+#: The hyperparameters of Adam, AdamW, Adamax and RAdam (and NAdam's first four).
+ADAM_HYPERPARAMS: Mapping[str, str | tuple[str, ...]] = {
+    **LR,
+    "betas": ("b1", "b2"),
+    **same_names("eps", "weight_decay"),
+}
+
+
 def _is_array(value: Any) -> bool:
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
@@ -114,6 +144,9 @@ class Spec:
         state: torch per-parameter state key -> :class:`StateKey`, in torch's order.
         fixed: group options forced to a value (``AdamW``'s ``decoupled_weight_decay``).
         single_group: the optimizer accepts one parameter group only (``LBFGS``).
+        order: every group option, separated by spaces, in the order of torch's
+            ``defaults`` (that of the groups and the state dict) where it is not the
+            signature's.
     """
 
     alias: Callable[..., GradientTransformation]
@@ -124,7 +157,26 @@ class Spec:
     static: tuple[str, ...] = ()
     fixed: Mapping[str, Any] = field(default_factory=dict)
     single_group: bool = False
+    order: str = ""
     _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def defaults(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """A class's ``defaults`` from the ``locals()`` of its ``__init__``.
+
+        Every argument but ``params`` (and ``self``), in :attr:`order` or else the
+        signature's, with the :attr:`fixed` options forced and the tuple options
+        (``betas``) made tuples. Any other local of ``__init__`` would be taken for an
+        option: call it before assigning one.
+        """
+        given = {k: v for k, v in args.items() if k not in ("self", "params", "__class__")}
+        given.update(self.fixed)
+        names = tuple(self.order.split()) or tuple(given)
+        if sorted(names) != sorted(given):
+            raise TypeError(f"the spec's order {names} does not name the options {tuple(given)}")
+        return {
+            k: tuple(given[k]) if isinstance(self.hyperparams.get(k), tuple) else given[k]
+            for k in names
+        }
 
     def kwargs(self, group: Mapping[str, Any]) -> dict[str, Any]:
         """The alias's keyword arguments for a group's current options."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import jax.numpy as jnp
 import pytest
 import torch
 
@@ -37,3 +38,12 @@ def test_constructor_matches_torch(name):
         assert ours[p_name].kind == p.kind, p_name
         if p_name not in skip:
             assert ours[p_name].default == p.default, p_name
+
+
+@pytest.mark.parametrize("name", [n for n in TORCH_OPTIMIZERS if n != "Optimizer"])
+def test_defaults_match_torch_in_order(name):
+    # The order of ``defaults`` is that of every group's options in the state dict.
+    theirs = getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(2, 2))])
+    ours = getattr(optim, name)([jnp.zeros((2, 2))])
+    assert list(ours.defaults.items()) == list(theirs.defaults.items())
+    assert list(ours.param_groups[0]) == list(theirs.param_groups[0])
