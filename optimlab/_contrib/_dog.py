@@ -8,11 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import alias_hyperparams
+from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_style
-from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = ["DoGState", "DoWGState", "scale_by_dog", "scale_by_dowg", "dog", "dowg"]
 
@@ -296,17 +294,11 @@ def dowg(
         eps=eps,
         weight_decay=weight_decay,
     )
-    use_decay = _validate.present(weight_decay)
-
-    def build(step, h):
-        del step
-        txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
-        r0 = h["init_estim_sq_dist"] if init_estim_sq_dist is not None else None
-        return chain(*txs, scale_by_dowg(r0, h["eps"]), scale_by_learning_rate(h["learning_rate"]))
-
-    return alias_hyperparams(
-        build,
+    return torch_style(
+        lambda step, h: scale_by_dowg(h.get("init_estim_sq_dist"), h["eps"]),
         learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        mask=mask,
         eps=eps,
-        **optional(init_estim_sq_dist=init_estim_sq_dist, weight_decay=weight_decay),
+        **optional(init_estim_sq_dist=init_estim_sq_dist),
     )

@@ -13,13 +13,10 @@ from .._core._base import (
     EmptyState,
     GradientTransformation,
     _update_with_extra_args,
-    chain,
     safe_increment,
 )
-from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
-from .._transforms._alias import optional
-from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
+from .._transforms._alias import optional, torch_style
 
 __all__ = ["SophiaState", "scale_by_sophia", "sophia", "hutchinson_estimator"]
 
@@ -322,35 +319,32 @@ def sophia(
         update_interval=update_interval,
     )
     _check_options("sophia", hessian_diagonal_fn, verbose, print_win_rate_every_n_steps)
-    use_decay = _validate.present(weight_decay)
 
-    def build(step, h):
-        txs = [
-            scale_by_sophia(
-                h["b1"],
-                h["b2"],
-                h["eps"],
-                h["gamma"],
-                h.get("clip_threshold"),
-                h["update_interval"],
-                hessian_diagonal_fn,
-                mu_dtype,
-                verbose,
-                print_win_rate_every_n_steps,
-                step=step,
-            )
-        ]
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"], weight_decay_mask))
-        return chain(*txs, scale_by_learning_rate(h["learning_rate"]))
+    def primitive(step, h):
+        return scale_by_sophia(
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            h["gamma"],
+            h.get("clip_threshold"),
+            h["update_interval"],
+            hessian_diagonal_fn,
+            mu_dtype,
+            verbose,
+            print_win_rate_every_n_steps,
+            step=step,
+        )
 
-    return alias_hyperparams(
-        build,
+    return torch_style(
+        primitive,
         learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        decoupled=True,
+        mask=weight_decay_mask,
         b1=b1,
         b2=b2,
         eps=eps,
         gamma=gamma,
         update_interval=update_interval,
-        **optional(clip_threshold=clip_threshold, weight_decay=weight_decay),
+        **optional(clip_threshold=clip_threshold),
     )
