@@ -11,24 +11,12 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_style
+from .._transforms._norms import sq_dist, sq_norm
 
 __all__ = ["DoGState", "DoWGState", "scale_by_dog", "scale_by_dowg", "dog", "dowg"]
 
 InitStep = tuple[Literal["distance", "learning_rate", "heuristic"], ArrayLike]
 _INIT_TYPES = ("distance", "learning_rate", "heuristic")
-
-
-def _sq(x: jax.Array) -> jax.Array:
-    # |x|^2, real for complex x (optax's tree.norm squares real and imaginary parts)
-    return _tree.abs_sq(x) if jnp.iscomplexobj(x) else x**2
-
-
-def _sq_dist(a: Any, b: Any, dtype: Any) -> jax.Array:
-    return _tree.tree_sum(lambda x, y: _sq(_tree.upcast(x) - _tree.upcast(y)), dtype, a, b)
-
-
-def _sq_norm(a: Any, dtype: Any) -> jax.Array:
-    return _tree.tree_sum(lambda x: _sq(_tree.upcast(x)), dtype, a)
 
 
 def _scaled(updates: Any, factor: jax.Array) -> Any:
@@ -93,7 +81,7 @@ def scale_by_dog(
         if kind == "distance":
             r = v
         elif kind == "heuristic":
-            r = v * (1 + jnp.sqrt(_sq_norm(params, sd)))
+            r = v * (1 + jnp.sqrt(sq_norm(params, sd)))
         else:
             r = jnp.zeros([], sd)
         count = None if step is not None else jnp.zeros([], jnp.int32)
@@ -106,8 +94,8 @@ def scale_by_dog(
             raise ValueError("dog: params is None; pass the current params to update().")
         sd = state.max_dist.dtype
         count = step if step is not None else state.count
-        max_dist = jnp.maximum(state.max_dist, jnp.sqrt(_sq_dist(state.init_params, params, sd)))
-        total = state.sum_sq_norm_grads + _sq_norm(updates, sd)
+        max_dist = jnp.maximum(state.max_dist, jnp.sqrt(sq_dist(state.init_params, params, sd)))
+        total = state.sum_sq_norm_grads + sq_norm(updates, sd)
         lr = max_dist / jnp.sqrt(total + jnp.asarray(eps).astype(sd))
         if kind == "learning_rate":
             lr = jnp.where(count == 0, jnp.asarray(value).astype(sd), lr)
@@ -227,8 +215,8 @@ def scale_by_dowg(
         if params is None:
             raise ValueError("dowg: params is None; pass the current params to update().")
         sd = state.estim_sq_dist.dtype
-        r2 = jnp.maximum(state.estim_sq_dist, _sq_dist(state.init_params, params, sd))
-        v = r2 * _sq_norm(updates, sd) + state.weighted_sq_norm_grads
+        r2 = jnp.maximum(state.estim_sq_dist, sq_dist(state.init_params, params, sd))
+        v = r2 * sq_norm(updates, sd) + state.weighted_sq_norm_grads
         lr = r2 / (jnp.sqrt(v) + jnp.asarray(eps).astype(sd))
         return _scaled(updates, lr), DoWGState(state.init_params, v, r2)
 
