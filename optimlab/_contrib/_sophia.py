@@ -150,9 +150,7 @@ def scale_by_sophia(
             gc = _tree.upcast(g)
             sc = lambda x: _tree.scalar_like(x, gc)
             vc = v.astype(gc.dtype)
-            m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
-            m_hat = m_new / sc(_tree.bias_correction(b1, count))
-            out = m_hat / jnp.maximum(sc(gamma) * vc, sc(eps))
+            m_new, out = _ratio(gc, m, vc, count, b1, gamma, eps)
             if clip_threshold is not None:
                 out = jnp.clip(out, -sc(clip_threshold), sc(clip_threshold))
             if hd is not None:
@@ -196,17 +194,24 @@ def _estimate(hess_update, refresh, grads, state, params, extra_args):
     return jax.lax.cond(refresh, run, lambda hs: (state.nu, hs), state.hessian_fn_state)
 
 
+def _ratio(gc, m, vc, count, b1, gamma, eps):
+    r"""One leaf's new momentum and unclipped ratio :math:`\hat m_t / \max(\gamma h, \epsilon)`.
+
+    ``gc`` is the upcast gradient and ``vc`` the Hessian average in its dtype.
+    """
+    sc = lambda x: _tree.scalar_like(x, gc)
+    m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
+    m_hat = m_new / sc(_tree.bias_correction(b1, count))
+    return m_new, m_hat / jnp.maximum(sc(gamma) * vc, sc(eps))
+
+
 def _print_win_rate(grads, state, count, b1, gamma, eps, rho, every) -> None:
     """Prints the share of unclipped coordinates every ``every`` steps (optax's win rate)."""
 
     def unclipped(g, m, v):
         gc = _tree.upcast(g)
-        sc = lambda x: _tree.scalar_like(x, gc)
-        m_hat = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1) / sc(
-            _tree.bias_correction(b1, count)
-        )
-        ratio = m_hat / jnp.maximum(sc(gamma) * v.astype(gc.dtype), sc(eps))
-        return jnp.sum(jnp.abs(ratio) < sc(rho))
+        _, ratio = _ratio(gc, m, v.astype(gc.dtype), count, b1, gamma, eps)
+        return jnp.sum(jnp.abs(ratio) < _tree.scalar_like(rho, gc))
 
     counts = jax.tree.leaves(_tree.tree_map(unclipped, grads, state.mu, state.nu))
     win_rate = sum(counts) / sum(jnp.size(x) for x in jax.tree.leaves(grads))
