@@ -19,6 +19,14 @@ InitStep = tuple[Literal["distance", "learning_rate", "heuristic"], ArrayLike]
 _INIT_TYPES = ("distance", "learning_rate", "heuristic")
 
 
+def _sq_norms(name: str, updates: Any, init_params: Any, params: Any, dtype: Any) -> tuple:
+    r""":math:`\lVert x_t - x_0\rVert^2` and :math:`\lVert g_t\rVert^2`, the inputs checked."""
+    _tree.check_match(name, updates, init_params)
+    if params is None:
+        raise ValueError(f"{name}: params is None; pass the current params to update().")
+    return sq_dist(init_params, params, dtype), sq_norm(updates, dtype)
+
+
 def _scaled(updates: Any, factor: jax.Array) -> Any:
     return _tree.tree_map(
         lambda g: (_tree.upcast(g) * _tree.scalar_like(factor, _tree.upcast(g))).astype(g.dtype),
@@ -89,13 +97,11 @@ def scale_by_dog(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        _tree.check_match("dog", updates, state.init_params)
-        if params is None:
-            raise ValueError("dog: params is None; pass the current params to update().")
         sd = state.max_dist.dtype
+        dist, grad = _sq_norms("dog", updates, state.init_params, params, sd)
         count = step if step is not None else state.count
-        max_dist = jnp.maximum(state.max_dist, jnp.sqrt(sq_dist(state.init_params, params, sd)))
-        total = state.sum_sq_norm_grads + sq_norm(updates, sd)
+        max_dist = jnp.maximum(state.max_dist, jnp.sqrt(dist))
+        total = state.sum_sq_norm_grads + grad
         lr = max_dist / jnp.sqrt(total + jnp.asarray(eps).astype(sd))
         if kind == "learning_rate":
             lr = jnp.where(count == 0, jnp.asarray(value).astype(sd), lr)
@@ -211,12 +217,10 @@ def scale_by_dowg(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        _tree.check_match("dowg", updates, state.init_params)
-        if params is None:
-            raise ValueError("dowg: params is None; pass the current params to update().")
         sd = state.estim_sq_dist.dtype
-        r2 = jnp.maximum(state.estim_sq_dist, sq_dist(state.init_params, params, sd))
-        v = r2 * sq_norm(updates, sd) + state.weighted_sq_norm_grads
+        dist, grad = _sq_norms("dowg", updates, state.init_params, params, sd)
+        r2 = jnp.maximum(state.estim_sq_dist, dist)
+        v = r2 * grad + state.weighted_sq_norm_grads
         lr = r2 / (jnp.sqrt(v) + jnp.asarray(eps).astype(sd))
         return _scaled(updates, lr), DoWGState(state.init_params, v, r2)
 
