@@ -12,6 +12,14 @@ from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
+from .._transforms._distance_adaptation import (
+    adam_ratio,
+    decayed_direction,
+    grown,
+    initial,
+    step_count,
+)
+from .._transforms._norms import l1_norm
 
 __all__ = ["DAdaptAdamWState", "dadapt_adamw"]
 
@@ -40,20 +48,12 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
     """The whole D-Adapt AdamW step; see :func:`dadapt_adamw`."""
 
     def init_fn(params):
-        _tree.reject_complex("dadapt_adamw", params)
-        sd = _tree.scalar_dtype(params)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        z1, z2, z3 = (_tree.zeros_like(params) for _ in range(3))
-        return DAdaptAdamWState(
-            count, z1, z2, z3, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
-        )
+        count, moments, d0, r0 = initial("dadapt_adamw", params, estim_lr0, step)
+        return DAdaptAdamWState(count, *moments, d0, r0)
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        _tree.check_match("dadapt_adamw", updates, state.exp_avg)
-        if params is None:
-            raise ValueError("dadapt_adamw: params is None; pass the current params to update().")
-        count = step if step is not None else state.count
+        count = step_count("dadapt_adamw", updates, state, params, step)
         sd = state.estim_lr.dtype
         # Scalar math on the hyperparameters (1 - beta, sqrt(beta2), the bias correction)
         # stays in their own precision (float64 under x64, as optax's Python floats);
@@ -61,9 +61,7 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
         b1, b2 = jnp.asarray(beta1), jnp.asarray(beta2)
         lr, wd = (jnp.asarray(x).astype(sd) for x in (learning_rate, weight_decay))
         sb2 = jnp.sqrt(b2)
-        t = _tree.step_as(count, b2.dtype)
-        bc = (jnp.sqrt(1 - b2**t) / (1 - b1**t)).astype(sd)
-        dlr = state.estim_lr * lr * bc
+        dlr = state.estim_lr * lr * adam_ratio(count, b1, b2, sd)
         num = _tree.tree_sum(
             lambda g, s, v: (
                 _tree.upcast(g)
@@ -89,23 +87,13 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
         m, v, s = _tree.tree_map_multi(
             moments, 3, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum
         )
-        l1 = _tree.tree_sum(lambda x: jnp.abs(_tree.upcast(x)), sd, s)
+        l1 = l1_norm(s, sd)
         sb2_, one_minus_sb2 = sb2.astype(sd), (1 - sb2).astype(sd)
         nw = sb2_ * state.numerator_weighted + one_minus_sb2 * dlr * num
-        # optax divides unguarded: zero gradients give 0/0 = NaN.
-        denom = one_minus_sb2 * l1
-        estimate = nw / jnp.where(denom > 0, denom, 1)
-        d_new = jnp.where(denom > 0, jnp.maximum(state.estim_lr, estimate), state.estim_lr)
-
-        def direction(g, m_, v_, p):
-            pc = _tree.upcast(p)
-            sc = lambda x: _tree.scalar_like(x, pc)
-            out = -_tree.upcast(m_) / (jnp.sqrt(_tree.upcast(v_)) + sc(eps))
-            if _validate.present(weight_decay):
-                out = out - sc(wd) * sc(dlr) * pc
-            return out.astype(g.dtype)
-
-        out = _tree.tree_map(direction, updates, m, v, params)
+        d_new = grown(state.estim_lr, nw, one_minus_sb2 * l1)
+        out = decayed_direction(
+            lambda m_, v_, sc: -m_ / (jnp.sqrt(v_) + sc(eps)), wd, dlr, updates, m, v, params
+        )
         count = None if step is not None else safe_increment(state.count)
         return out, DAdaptAdamWState(count, m, v, s, d_new, nw)
 

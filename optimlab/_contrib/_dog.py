@@ -8,11 +8,10 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import alias_hyperparams
+from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_style
-from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
+from .._transforms._norms import sq_dist, sq_norm
 
 __all__ = ["DoGState", "DoWGState", "scale_by_dog", "scale_by_dowg", "dog", "dowg"]
 
@@ -20,17 +19,12 @@ InitStep = tuple[Literal["distance", "learning_rate", "heuristic"], ArrayLike]
 _INIT_TYPES = ("distance", "learning_rate", "heuristic")
 
 
-def _sq(x: jax.Array) -> jax.Array:
-    # |x|^2, real for complex x (optax's tree.norm squares real and imaginary parts)
-    return _tree.abs_sq(x) if jnp.iscomplexobj(x) else x**2
-
-
-def _sq_dist(a: Any, b: Any, dtype: Any) -> jax.Array:
-    return _tree.tree_sum(lambda x, y: _sq(_tree.upcast(x) - _tree.upcast(y)), dtype, a, b)
-
-
-def _sq_norm(a: Any, dtype: Any) -> jax.Array:
-    return _tree.tree_sum(lambda x: _sq(_tree.upcast(x)), dtype, a)
+def _sq_norms(name: str, updates: Any, init_params: Any, params: Any, dtype: Any) -> tuple:
+    r""":math:`\lVert x_t - x_0\rVert^2` and :math:`\lVert g_t\rVert^2`, the inputs checked."""
+    _tree.check_match(name, updates, init_params)
+    if params is None:
+        raise ValueError(f"{name}: params is None; pass the current params to update().")
+    return sq_dist(init_params, params, dtype), sq_norm(updates, dtype)
 
 
 def _scaled(updates: Any, factor: jax.Array) -> Any:
@@ -95,7 +89,7 @@ def scale_by_dog(
         if kind == "distance":
             r = v
         elif kind == "heuristic":
-            r = v * (1 + jnp.sqrt(_sq_norm(params, sd)))
+            r = v * (1 + jnp.sqrt(sq_norm(params, sd)))
         else:
             r = jnp.zeros([], sd)
         count = None if step is not None else jnp.zeros([], jnp.int32)
@@ -103,13 +97,11 @@ def scale_by_dog(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        _tree.check_match("dog", updates, state.init_params)
-        if params is None:
-            raise ValueError("dog: params is None; pass the current params to update().")
         sd = state.max_dist.dtype
+        dist, grad = _sq_norms("dog", updates, state.init_params, params, sd)
         count = step if step is not None else state.count
-        max_dist = jnp.maximum(state.max_dist, jnp.sqrt(_sq_dist(state.init_params, params, sd)))
-        total = state.sum_sq_norm_grads + _sq_norm(updates, sd)
+        max_dist = jnp.maximum(state.max_dist, jnp.sqrt(dist))
+        total = state.sum_sq_norm_grads + grad
         lr = max_dist / jnp.sqrt(total + jnp.asarray(eps).astype(sd))
         if kind == "learning_rate":
             lr = jnp.where(count == 0, jnp.asarray(value).astype(sd), lr)
@@ -225,12 +217,10 @@ def scale_by_dowg(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        _tree.check_match("dowg", updates, state.init_params)
-        if params is None:
-            raise ValueError("dowg: params is None; pass the current params to update().")
         sd = state.estim_sq_dist.dtype
-        r2 = jnp.maximum(state.estim_sq_dist, _sq_dist(state.init_params, params, sd))
-        v = r2 * _sq_norm(updates, sd) + state.weighted_sq_norm_grads
+        dist, grad = _sq_norms("dowg", updates, state.init_params, params, sd)
+        r2 = jnp.maximum(state.estim_sq_dist, dist)
+        v = r2 * grad + state.weighted_sq_norm_grads
         lr = r2 / (jnp.sqrt(v) + jnp.asarray(eps).astype(sd))
         return _scaled(updates, lr), DoWGState(state.init_params, v, r2)
 
@@ -296,17 +286,11 @@ def dowg(
         eps=eps,
         weight_decay=weight_decay,
     )
-    use_decay = _validate.present(weight_decay)
-
-    def build(step, h):
-        del step
-        txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
-        r0 = h["init_estim_sq_dist"] if init_estim_sq_dist is not None else None
-        return chain(*txs, scale_by_dowg(r0, h["eps"]), scale_by_learning_rate(h["learning_rate"]))
-
-    return alias_hyperparams(
-        build,
+    return torch_style(
+        lambda step, h: scale_by_dowg(h.get("init_estim_sq_dist"), h["eps"]),
         learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        mask=mask,
         eps=eps,
-        **optional(init_estim_sq_dist=init_estim_sq_dist, weight_decay=weight_decay),
+        **optional(init_estim_sq_dist=init_estim_sq_dist),
     )

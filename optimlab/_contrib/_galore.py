@@ -10,12 +10,11 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, _update_with_extra_args, chain, safe_increment
-from .._core._hyperparams import alias_hyperparams
+from .._core._base import GradientTransformation, _update_with_extra_args, safe_increment
 from .._core._paths import is_function_spec
 from .._core._types import ArrayLike, OptState, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam
-from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
+from .._transforms._alias import torch_style
 
 __all__ = ["GaLoreDimensionNumbers", "GaLoreState", "scale_by_galore", "galore"]
 
@@ -292,24 +291,20 @@ def galore(
         b2=b2,
         eps=eps,
     )
-    use_decay = _validate.present(weight_decay)
 
-    def build(step, h):
-        base = (
-            scale_by_adam(h["b1"], h["b2"], h["eps"], step=step) if use_adam else (base_optimizer)
+    def primitive(step, h):
+        base = scale_by_adam(h["b1"], h["b2"], h["eps"], step=step) if use_adam else base_optimizer
+        return scale_by_galore(
+            rank, update_proj_gap, h["scale"], base, weight_dimension_numbers, step=step
         )
-        txs = [
-            scale_by_galore(
-                rank, update_proj_gap, h["scale"], base, weight_dimension_numbers, step=step
-            )
-        ]
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"], mask))
-        return chain(*txs, scale_by_learning_rate(h["learning_rate"]))
 
-    hps: dict[str, Any] = {"learning_rate": learning_rate, "scale": scale}
-    if use_adam:
-        hps.update(b1=b1, b2=b2, eps=eps)
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    return alias_hyperparams(build, **hps)
+    adam_numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps) if use_adam else {}
+    return torch_style(
+        primitive,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        decoupled=True,
+        mask=mask,
+        scale=scale,
+        **adam_numbers,
+    )

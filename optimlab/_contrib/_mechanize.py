@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, OptState, Updates
+from .._transforms._norms import sq_norm
 
 __all__ = ["MechanicState", "mechanize"]
 
@@ -57,8 +58,7 @@ def _mechanic(base_optimizer, weight_decay, eps, s_init, num_betas, step):
             lambda a, p: jnp.where(step == 0, jnp.asarray(p).astype(a.dtype), a), state.x0, params
         )
         s_sum = jnp.sum(state.s)
-        grad_norm = jnp.sqrt(_tree.tree_sum(lambda g: _tree.upcast(g) ** 2, sd, updates))
-        param_norm = jnp.sqrt(_tree.tree_sum(lambda p: _tree.upcast(p) ** 2, sd, params))
+        grad_norm, param_norm = jnp.sqrt(sq_norm(updates, sd)), jnp.sqrt(sq_norm(params, sd))
         k = wd * s_sum * grad_norm / (param_norm + e)
         g_wd = _tree.tree_map(
             lambda g, p: _tree.upcast(g) + _tree.scalar_like(k, _tree.upcast(g)) * _tree.upcast(p),

@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ScalarOrSchedule, Updates
 from .._transforms._alias import optional
+from .._transforms._norms import sq_norm
 
 __all__ = ["MomoState", "MomoAdamState", "momo", "momo_adam"]
 
@@ -83,11 +84,6 @@ def _vdot(a, b, sd):
     return _tree.tree_sum(dot, sd, a, b)
 
 
-def _sq(x):
-    # |x|^2, real for complex x (optax's tree.norm squares real and imaginary parts)
-    return _tree.abs_sq(x) if jnp.iscomplexobj(x) else x**2
-
-
 def _momo_core(
     learning_rate, b1, b2, eps, lower_bound, weight_decay, *, adam, adapt_lower_bound, step
 ):
@@ -156,7 +152,7 @@ def _momo_core(
         else:
             bc1 = c(1.0)
             v, precond = None, None
-            norm = _tree.tree_sum(lambda a: _sq(_tree.upcast(a)), sd, m)
+            norm = sq_norm(m, sd)
         lr_wd = jnp.asarray(learning_rate) * jnp.asarray(weight_decay)
         shrink, decay = c(1 + lr_wd), c(lr_wd / (1 + lr_wd))
         if adapt_lower_bound:

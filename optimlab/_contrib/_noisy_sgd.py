@@ -12,10 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import alias_hyperparams
+from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, ScalarOrSchedule
-from .._transforms._scale import scale_by_learning_rate
+from .._transforms._alias import torch_style
 
 __all__ = ["AddNoiseState", "add_noise", "noisy_sgd"]
 
@@ -187,13 +186,12 @@ def noisy_sgd(
     key = _key_or_seed("noisy_sgd", key, seed)
     _key_maker(key)  # checks it now
 
-    def build(step, h):
-        return chain(
-            add_noise(h["eta"], h["gamma"], key, step=step),
-            scale_by_learning_rate(h["learning_rate"]),
-        )
-
-    return alias_hyperparams(build, learning_rate=learning_rate, eta=eta, gamma=gamma)
+    return torch_style(
+        lambda step, h: add_noise(h["eta"], h["gamma"], key, step=step),
+        learning_rate=learning_rate,
+        eta=eta,
+        gamma=gamma,
+    )
 
 
 def _key_or_seed(function: str, key: Any, seed: Any) -> Any:

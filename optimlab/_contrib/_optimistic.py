@@ -15,7 +15,7 @@ from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam_root
 from .._transforms._adam_like import check_optax_adam
-from .._transforms._alias import optional
+from .._transforms._alias import optional, torch_style
 from .._transforms._scale import scale, scale_by_learning_rate
 
 __all__ = [
@@ -128,13 +128,12 @@ def optimistic_gradient_descent(
         "optimistic_gradient_descent", learning_rate=learning_rate, alpha=alpha, beta=beta
     )
 
-    def build(step, h):
-        return chain(
-            scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
-            scale_by_learning_rate(h["learning_rate"]),
-        )
-
-    return alias_hyperparams(build, learning_rate=learning_rate, alpha=alpha, beta=beta)
+    return torch_style(
+        lambda step, h: scale_by_optimistic_gradient(h["alpha"], h["beta"], step=step),
+        learning_rate=learning_rate,
+        alpha=alpha,
+        beta=beta,
+    )
 
 
 def optimistic_adam(

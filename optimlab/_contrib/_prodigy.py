@@ -12,6 +12,14 @@ from .._core._base import GradientTransformation, safe_increment
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
+from .._transforms._distance_adaptation import (
+    adam_ratio,
+    decayed_direction,
+    grown,
+    initial,
+    step_count,
+)
+from .._transforms._norms import l1_norm
 
 __all__ = ["ProdigyState", "prodigy"]
 
@@ -54,21 +62,12 @@ def _scale_by_prodigy(
     """The whole Prodigy step (learning rate and decay included); see :func:`prodigy`."""
 
     def init_fn(params):
-        _tree.reject_complex("prodigy", params)
-        sd = _tree.scalar_dtype(params)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
-        z1, z2, z3 = (_tree.zeros_like(params) for _ in range(3))
-        p0 = _tree.copy(params)
-        return ProdigyState(
-            count, z1, z2, z3, p0, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
-        )
+        count, moments, d0, r0 = initial("prodigy", params, estim_lr0, step)
+        return ProdigyState(count, *moments, _tree.copy(params), d0, r0)
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        _tree.check_match("prodigy", updates, state.exp_avg)
-        if params is None:
-            raise ValueError("prodigy: params is None; pass the current params to update().")
-        count = step if step is not None else state.count
+        count = step_count("prodigy", updates, state, params, step)
         sd = state.estim_lr.dtype
         # Scalar math on the hyperparameters (1 - beta, the bias correction) stays in
         # their own precision (float64 under x64, as optax's Python floats); results are
@@ -77,10 +76,8 @@ def _scale_by_prodigy(
         b3, d0, lr, wd = (
             jnp.asarray(x).astype(sd) for x in (beta3, estim_lr0, learning_rate, weight_decay)
         )
-        t = _tree.step_as(count, b2.dtype)
-        bc = (jnp.sqrt(1 - b2**t) / (1 - b1**t)).astype(sd)
         d = state.estim_lr
-        dlr = d * lr * bc
+        dlr = d * lr * adam_ratio(count, b1, b2, sd)
         num = _tree.tree_sum(
             lambda g, p0, p: _tree.upcast(g) * (_tree.upcast(p0) - _tree.upcast(p)),
             sd,
@@ -103,20 +100,12 @@ def _scale_by_prodigy(
             moments, 3, updates, state.exp_avg, state.exp_avg_sq, state.grad_sum
         )
         nw = b3 * state.numerator_weighted + d / d0 * dlr * num
-        denom = _tree.tree_sum(lambda x: jnp.abs(_tree.upcast(x)), sd, s)
-        # optax divides by the denominator unguarded: zero gradients give 0/0 = NaN.
-        estimate = jnp.asarray(estim_lr_coef).astype(sd) * nw / jnp.where(denom > 0, denom, 1)
-        d_new = jnp.where(denom > 0, jnp.maximum(d, estimate), d)
+        d_new = grown(d, jnp.asarray(estim_lr_coef).astype(sd) * nw, l1_norm(s, sd))
 
-        def direction(g, m_, v_, p):
-            pc = _tree.upcast(p)
-            sc = lambda x: _tree.scalar_like(x, pc)
-            out = -sc(dlr) * _tree.upcast(m_) / (jnp.sqrt(_tree.upcast(v_)) + sc(d_new) * sc(eps))
-            if _validate.present(weight_decay):
-                out = out - sc(wd) * sc(dlr) * pc
-            return out.astype(g.dtype)
+        def direction(m_, v_, sc):
+            return -sc(dlr) * m_ / (jnp.sqrt(v_) + sc(d_new) * sc(eps))
 
-        out = _tree.tree_map(direction, updates, m, v, params)
+        out = decayed_direction(direction, wd, dlr, updates, m, v, params)
         count = None if step is not None else safe_increment(state.count)
         return out, ProdigyState(count, m, v, s, state.params0, d_new, nw)
 

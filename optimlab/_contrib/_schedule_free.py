@@ -267,31 +267,15 @@ def schedule_free_sgd(
     _validate_common(learning_rate, b1, weight_lr_power)
     if weight_decay is not None:
         _validate.weight_decay(weight_decay)
-    _rules.check_args(
+    return _alias(
         "schedule_free_sgd",
-        learning_rate=learning_rate,
-        warmup_steps=warmup_steps,
-        b1=b1,
-        weight_decay=weight_decay,
-        weight_lr_power=weight_lr_power,
-    )
-    use_decay = _validate.present(weight_decay)
-    lr = _warmup(learning_rate, warmup_steps)
-
-    def build(step, h):
-        del step
-        txs = [add_decayed_weights(h["weight_decay"])] if use_decay else []
-        base = chain(*txs, scale_by_learning_rate(h["learning_rate"]))
-        return schedule_free(
-            base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
-        )
-
-    return alias_hyperparams(
-        build,
-        learning_rate=lr,
-        b1=b1,
-        weight_lr_power=weight_lr_power,
-        **optional(weight_decay=weight_decay),
+        learning_rate,
+        warmup_steps,
+        b1,
+        weight_decay,
+        weight_lr_power,
+        rms=None,
+        state_dtype=state_dtype,
     )
 
 
@@ -347,13 +331,34 @@ def schedule_free_adamw(
     _validate.beta(b2, 1)
     _validate.eps(eps)
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
+    return _alias(
         "schedule_free_adamw",
+        learning_rate,
+        warmup_steps,
+        b1,
+        weight_decay,
+        weight_lr_power,
+        rms=dict(b2=b2, eps=eps),
+        state_dtype=state_dtype,
+    )
+
+
+def _alias(
+    name, learning_rate, warmup_steps, b1, weight_decay, weight_lr_power, *, rms, state_dtype
+):
+    """The aliases' body: each number's rule, the warmup, and the build.
+
+    :func:`schedule_free` around ``[RMS scaling] [decay] learning rate``; ``rms``:
+    the RMS scaling's ``b2`` and ``eps`` (schedule-free AdamW), or ``None`` (SGD).
+    The numbers are already checked with their alias's wording.
+    """
+    moments = rms or {}
+    _rules.check_args(
+        name,
         learning_rate=learning_rate,
         warmup_steps=warmup_steps,
         b1=b1,
-        b2=b2,
-        eps=eps,
+        **moments,
         weight_decay=weight_decay,
         weight_lr_power=weight_lr_power,
     )
@@ -361,7 +366,7 @@ def schedule_free_adamw(
     lr = _warmup(learning_rate, warmup_steps)
 
     def build(step, h):
-        txs = [_scale_by_rms(h["b2"], h["eps"], step=step)]
+        txs = [_scale_by_rms(h["b2"], h["eps"], step=step)] if rms is not None else []
         if use_decay:
             txs.append(add_decayed_weights(h["weight_decay"]))
         base = chain(*txs, scale_by_learning_rate(h["learning_rate"]))
@@ -373,8 +378,7 @@ def schedule_free_adamw(
         build,
         learning_rate=lr,
         b1=b1,
-        b2=b2,
-        eps=eps,
+        **moments,
         weight_lr_power=weight_lr_power,
         **optional(weight_decay=weight_decay),
     )

@@ -8,11 +8,10 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain
-from .._core._hyperparams import alias_hyperparams
+from .._core._base import EmptyState, GradientTransformation
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._scale import scale_by_learning_rate
+from .._transforms._alias import torch_style
 
 __all__ = ["ScaleBySignumState", "scale_by_sign", "scale_by_signum", "sign_sgd", "signum"]
 
@@ -118,11 +117,7 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     _validate.lr(learning_rate)
     _rules.check_args("sign_sgd", learning_rate=learning_rate)
 
-    def build(step, h):
-        del step
-        return chain(scale_by_sign(), scale_by_learning_rate(h["learning_rate"]))
-
-    return alias_hyperparams(build, learning_rate=learning_rate)
+    return torch_style(lambda step, h: scale_by_sign(), learning_rate=learning_rate)
 
 
 def signum(
@@ -166,11 +161,8 @@ def signum(
     _validate.in_range(beta, "beta", 0.0, 1.0, hi_open=True)
     _rules.check_args("signum", learning_rate=learning_rate, beta=beta)
 
-    def build(step, h):
-        del step
-        return chain(
-            scale_by_signum(h["beta"], accumulator_dtype=accumulator_dtype),
-            scale_by_learning_rate(h["learning_rate"]),
-        )
-
-    return alias_hyperparams(build, learning_rate=learning_rate, beta=beta)
+    return torch_style(
+        lambda step, h: scale_by_signum(h["beta"], accumulator_dtype=accumulator_dtype),
+        learning_rate=learning_rate,
+        beta=beta,
+    )

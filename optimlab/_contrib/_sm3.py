@@ -9,10 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import alias_hyperparams
+from .._core._base import GradientTransformation
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._scale import scale_by_learning_rate
+from .._transforms._alias import torch_style
 
 __all__ = ["ScaleBySM3State", "scale_by_sm3", "sm3"]
 
@@ -164,8 +163,6 @@ def sm3(
     _rules.check_args("sm3", learning_rate=learning_rate)
     _validate.in_range(momentum, "momentum", 0.0, 1.0, hi_open=True)
 
-    def build(step, h):
-        del step
-        return chain(scale_by_sm3(h["momentum"]), scale_by_learning_rate(h["learning_rate"]))
-
-    return alias_hyperparams(build, learning_rate=learning_rate, momentum=momentum)
+    return torch_style(
+        lambda step, h: scale_by_sm3(h["momentum"]), learning_rate=learning_rate, momentum=momentum
+    )

@@ -13,13 +13,10 @@ from .._core._base import (
     EmptyState,
     GradientTransformation,
     _update_with_extra_args,
-    chain,
     safe_increment,
 )
-from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
-from .._transforms._alias import optional
-from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
+from .._transforms._alias import optional, torch_style
 
 __all__ = ["SophiaState", "scale_by_sophia", "sophia", "hutchinson_estimator"]
 
@@ -153,9 +150,7 @@ def scale_by_sophia(
             gc = _tree.upcast(g)
             sc = lambda x: _tree.scalar_like(x, gc)
             vc = v.astype(gc.dtype)
-            m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
-            m_hat = m_new / sc(_tree.bias_correction(b1, count))
-            out = m_hat / jnp.maximum(sc(gamma) * vc, sc(eps))
+            m_new, out = _ratio(gc, m, vc, count, b1, gamma, eps)
             if clip_threshold is not None:
                 out = jnp.clip(out, -sc(clip_threshold), sc(clip_threshold))
             if hd is not None:
@@ -199,17 +194,24 @@ def _estimate(hess_update, refresh, grads, state, params, extra_args):
     return jax.lax.cond(refresh, run, lambda hs: (state.nu, hs), state.hessian_fn_state)
 
 
+def _ratio(gc, m, vc, count, b1, gamma, eps):
+    r"""One leaf's new momentum and unclipped ratio :math:`\hat m_t / \max(\gamma h, \epsilon)`.
+
+    ``gc`` is the upcast gradient and ``vc`` the Hessian average in its dtype.
+    """
+    sc = lambda x: _tree.scalar_like(x, gc)
+    m_new = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1)
+    m_hat = m_new / sc(_tree.bias_correction(b1, count))
+    return m_new, m_hat / jnp.maximum(sc(gamma) * vc, sc(eps))
+
+
 def _print_win_rate(grads, state, count, b1, gamma, eps, rho, every) -> None:
     """Prints the share of unclipped coordinates every ``every`` steps (optax's win rate)."""
 
     def unclipped(g, m, v):
         gc = _tree.upcast(g)
-        sc = lambda x: _tree.scalar_like(x, gc)
-        m_hat = _tree.update_moment(gc, m.astype(gc.dtype), b1, 1) / sc(
-            _tree.bias_correction(b1, count)
-        )
-        ratio = m_hat / jnp.maximum(sc(gamma) * v.astype(gc.dtype), sc(eps))
-        return jnp.sum(jnp.abs(ratio) < sc(rho))
+        _, ratio = _ratio(gc, m, v.astype(gc.dtype), count, b1, gamma, eps)
+        return jnp.sum(jnp.abs(ratio) < _tree.scalar_like(rho, gc))
 
     counts = jax.tree.leaves(_tree.tree_map(unclipped, grads, state.mu, state.nu))
     win_rate = sum(counts) / sum(jnp.size(x) for x in jax.tree.leaves(grads))
@@ -322,35 +324,32 @@ def sophia(
         update_interval=update_interval,
     )
     _check_options("sophia", hessian_diagonal_fn, verbose, print_win_rate_every_n_steps)
-    use_decay = _validate.present(weight_decay)
 
-    def build(step, h):
-        txs = [
-            scale_by_sophia(
-                h["b1"],
-                h["b2"],
-                h["eps"],
-                h["gamma"],
-                h.get("clip_threshold"),
-                h["update_interval"],
-                hessian_diagonal_fn,
-                mu_dtype,
-                verbose,
-                print_win_rate_every_n_steps,
-                step=step,
-            )
-        ]
-        if use_decay:
-            txs.append(add_decayed_weights(h["weight_decay"], weight_decay_mask))
-        return chain(*txs, scale_by_learning_rate(h["learning_rate"]))
+    def primitive(step, h):
+        return scale_by_sophia(
+            h["b1"],
+            h["b2"],
+            h["eps"],
+            h["gamma"],
+            h.get("clip_threshold"),
+            h["update_interval"],
+            hessian_diagonal_fn,
+            mu_dtype,
+            verbose,
+            print_win_rate_every_n_steps,
+            step=step,
+        )
 
-    return alias_hyperparams(
-        build,
+    return torch_style(
+        primitive,
         learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        decoupled=True,
+        mask=weight_decay_mask,
         b1=b1,
         b2=b2,
         eps=eps,
         gamma=gamma,
         update_interval=update_interval,
-        **optional(clip_threshold=clip_threshold, weight_decay=weight_decay),
+        **optional(clip_threshold=clip_threshold),
     )
