@@ -15,6 +15,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import check_bounds
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from ._adam import ScaleByAdamState, scale_by_adam
 
@@ -300,14 +301,11 @@ def torch_muon(
         <https://kellerjordan.github.io/posts/muon/>`_, 2024. Liu et al., `Muon is
         Scalable for LLM Training <https://arxiv.org/abs/2502.16982>`_, 2025.
     """
-    for name, value in (
-        ("Learning rate", learning_rate),
-        ("momentum", momentum),
-        ("weight decay", weight_decay),
-    ):
-        v = _validate.concrete(value)
-        if v is not None:
-            _validate.check(0.0 <= v, f"{name} should be >= 0 but is: {v}")
+    check_bounds(
+        ("Learning rate", learning_rate, ">=", 0.0),
+        ("momentum", momentum, ">=", 0.0),
+        ("weight decay", weight_decay, ">=", 0.0),
+    )
     _validate.weight_decay(adam_weight_decay)
     _validate.in_range(adam_b1, "adam_b1", 0.0, 1.0, hi_open=True)
     _validate.beta(adam_b2, 1)  # torch wording, as tests pin it

@@ -18,7 +18,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias import optional
+from .._transforms._alias import check_bounds, optional
 from .._transforms._scale import add_decayed_weights, scale
 
 __all__ = ["ScaleByTorchAdafactorState", "scale_by_torch_adafactor", "torch_adafactor"]
@@ -219,17 +219,14 @@ def torch_adafactor(
         Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
         Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
     """
-    for name, value, ok, rule in (
-        ("Learning rate", learning_rate, lambda v: 0.0 <= v, ">= 0"),
-        ("beta2_decay", beta2_decay, lambda v: 0.0 >= v, "<= 0"),
-        ("epsilon1", eps1, lambda v: 0.0 <= v, ">= 0"),
-        ("epsilon2", eps2, lambda v: 0.0 <= v, ">= 0"),
-        ("Clipping threshold d", d, lambda v: 1.0 <= v, ">= 1"),
-        ("weight_decay", weight_decay, lambda v: 0.0 <= v, ">= 0"),
-    ):
-        v = None if value is None else _validate.concrete(value)
-        if v is not None:
-            _validate.check(ok(v), f"{name} should be {rule} but is: {v}")
+    check_bounds(
+        ("Learning rate", learning_rate, ">=", 0.0),
+        ("beta2_decay", beta2_decay, "<=", 0.0),
+        ("epsilon1", eps1, ">=", 0.0),
+        ("epsilon2", eps2, ">=", 0.0),
+        ("Clipping threshold d", d, ">=", 1.0),
+        ("weight_decay", weight_decay, ">=", 0.0),
+    )
     _rules.check_args(
         "torch_adafactor",
         learning_rate=learning_rate,
