@@ -14,10 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain
+from .._core._base import EmptyState, GradientTransformation
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import descend, optional
 from .._transforms._scale import add_decayed_weights, scale
 from .._transforms._step_count import current_count, initial_count, next_count
 
@@ -388,20 +389,13 @@ def adafactor(
             txs.append(_ema(h["momentum"], dtype_momentum))
         if weight_decay_rate is not None:
             txs.append(add_decayed_weights(h["weight_decay_rate"], weight_decay_mask))
-        txs.append(scale(-1.0))
-        return chain(*txs)
+        return descend(*txs, maximize=False)
 
-    hps: dict[str, ScalarOrSchedule] = {
-        "decay_rate": decay_rate,
-        "decay_offset": decay_offset,
-        "eps": eps,
-    }
-    for name, value in (
-        ("learning_rate", learning_rate),
-        ("clipping_threshold", clipping_threshold),
-        ("momentum", momentum),
-        ("weight_decay_rate", weight_decay_rate),
-    ):
-        if value is not None:
-            hps[name] = value
-    return alias_hyperparams(build, **hps)
+    hps = {"decay_rate": decay_rate, "decay_offset": decay_offset, "eps": eps}
+    terms = optional(
+        learning_rate=learning_rate,
+        clipping_threshold=clipping_threshold,
+        momentum=momentum,
+        weight_decay_rate=weight_decay_rate,
+    )
+    return alias_hyperparams(build, **hps, **terms)

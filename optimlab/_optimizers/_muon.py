@@ -15,7 +15,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias import check_bounds
+from .._transforms._alias import check_bounds, optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._transforms._step_count import current_count, initial_count, next_count
 from ._adam import ScaleByAdamState, scale_by_adam
@@ -376,8 +376,6 @@ def torch_muon(
         "adam_b2": adam_b2,
         "adam_eps": adam_eps,
     }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    if use_adam_decay:
-        hps["adam_weight_decay"] = adam_weight_decay
-    return alias_hyperparams(build, **hps)
+    return alias_hyperparams(
+        build, **hps, **optional(weight_decay=weight_decay, adam_weight_decay=adam_weight_decay)
+    )
