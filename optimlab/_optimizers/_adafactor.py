@@ -14,11 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation, chain, safe_increment
+from .._core._base import EmptyState, GradientTransformation
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import descend, optional
 from .._transforms._scale import add_decayed_weights, scale
+from .._transforms._step_count import current_count, initial_count, next_count
 
 __all__ = ["ScaleByFactoredRmsState", "scale_by_factored_rms", "adafactor"]
 
@@ -153,7 +155,7 @@ def scale_by_factored_rms(
         return _tree.real_dtype(_tree.compute_dtype(p.dtype))
 
     def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
 
         def rows(p):
             dims = _factored_dims(p.shape, factored, min_dim_size_to_factor)
@@ -177,7 +179,7 @@ def scale_by_factored_rms(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         _check_factored("scale_by_factored_rms", updates, state, factored, min_dim_size_to_factor)
-        count = jnp.asarray(step if step is not None else state.count)
+        count = jnp.asarray(current_count(step, state))
         beta = jnp.asarray(
             decay_rate_fn(count - jnp.asarray(step_offset).astype(count.dtype), decay_rate)
         )
@@ -206,7 +208,7 @@ def scale_by_factored_rms(
             return one(g, vr, vc, v)
 
         u, vr, vc, v = _tree.tree_map_multi(wrapped, 4, updates, state.v_row, state.v_col, state.v)
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return u, ScaleByFactoredRmsState(new_count, vr, vc, v)
 
     return GradientTransformation(init_fn, update_fn)
@@ -387,20 +389,13 @@ def adafactor(
             txs.append(_ema(h["momentum"], dtype_momentum))
         if weight_decay_rate is not None:
             txs.append(add_decayed_weights(h["weight_decay_rate"], weight_decay_mask))
-        txs.append(scale(-1.0))
-        return chain(*txs)
+        return descend(*txs, maximize=False)
 
-    hps: dict[str, ScalarOrSchedule] = {
-        "decay_rate": decay_rate,
-        "decay_offset": decay_offset,
-        "eps": eps,
-    }
-    for name, value in (
-        ("learning_rate", learning_rate),
-        ("clipping_threshold", clipping_threshold),
-        ("momentum", momentum),
-        ("weight_decay_rate", weight_decay_rate),
-    ):
-        if value is not None:
-            hps[name] = value
-    return alias_hyperparams(build, **hps)
+    hps = {"decay_rate": decay_rate, "decay_offset": decay_offset, "eps": eps}
+    terms = optional(
+        learning_rate=learning_rate,
+        clipping_threshold=clipping_threshold,
+        momentum=momentum,
+        weight_decay_rate=weight_decay_rate,
+    )
+    return alias_hyperparams(build, **hps, **terms)

@@ -7,11 +7,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _tree
 from .._core._base import GradientTransformation, safe_increment
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import adam_like_alias
+from .._transforms._moments import check_moments, corrected_mu, moment_slots, nonzero
 
 __all__ = ["ScaleByAdamState", "scale_by_adam", "adam", "adamw", "amsgrad"]
 
@@ -83,11 +84,8 @@ def scale_by_adam(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdamState`.
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _rules.check_args("scale_by_adam", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
-    use_eps_root = eps_root is not None and _validate.concrete(eps_root) != 0.0
+    check_moments("scale_by_adam", b1, b2, eps, eps_root=eps_root)
+    use_eps_root = nonzero(eps_root)
 
     def check_state(state):
         if (state.nu_max is None) == amsgrad:
@@ -141,12 +139,12 @@ def scale_by_adam(
             direction = (m_new / denom.astype(md)) / bc1.astype(md)
         return direction, m_new, v_new, vmax_out
 
-    nu = Slot(nu_dtype, "nu_dtype", real=True)
+    mu, nu = moment_slots(mu_dtype, nu_dtype, real=True)
     return lift(
         "scale_by_adam",
         rule,
         ScaleByAdamState,
-        (Slot(mu_dtype, "mu_dtype"), nu, nu if amsgrad else None),
+        (mu, nu, nu if amsgrad else None),
         step=step,
         prepare=prepare,
         check_state=check_state,
@@ -396,13 +394,11 @@ def scale_by_adam_root(
         v_new = (om2 * _tree.abs_sq(g) if jnp.iscomplexobj(g) else om2 * g * g) + _tree.hp(
             b2, g
         ) * v
-        bc1 = _tree.scalar_like(_tree.bias_correction(b1, count), g)
+        bc1_next = None
         if nesterov:
             decay = jnp.asarray(b1)
-            bc1_next = _tree.scalar_like(1 - decay ** (count.astype(decay.dtype) + 2), g)
-            m_hat = d1 * (m_new / bc1_next) + om1 * (g / bc1)
-        else:
-            m_hat = m_new / bc1
+            bc1_next = 1 - decay ** (count.astype(decay.dtype) + 2)
+        m_hat = corrected_mu(g, m_new, b1, _tree.bias_correction(b1, count), bc1_next)
         v_hat = v_new / _tree.hp(_tree.bias_correction(b2, count), g)
         denom = jnp.sqrt(v_hat + _tree.hp(eps_root, g)) + _tree.hp(eps, g)
         return m_hat / denom.astype(m_hat.dtype), m_new, v_new, None

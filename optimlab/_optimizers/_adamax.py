@@ -7,11 +7,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _tree
 from .._core._base import GradientTransformation
-from .._core._lift import Slot, lift
+from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import adam_like_alias
+from .._transforms._moments import check_moments, moment_slots
 
 __all__ = ["ScaleByAdamaxState", "scale_by_adamax", "adamax", "adamaxw"]
 
@@ -70,10 +71,7 @@ def scale_by_adamax(
         >>> jnp.round(updates, 4)
         Array([ 1., -1.], dtype=float32)
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _rules.check_args("scale_by_adamax", b1=b1, b2=b2, eps=eps)
+    check_moments("scale_by_adamax", b1, b2, eps)
 
     def prepare(count):
         # 1 / (1 - b1^t) in the hyperparameters' precision, as torch's Python double.
@@ -88,7 +86,7 @@ def scale_by_adamax(
         "scale_by_adamax",
         rule,
         ScaleByAdamaxState,
-        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype", real=not componentwise)),
+        moment_slots(mu_dtype, nu_dtype, real=not componentwise),
         step=step,
         prepare=prepare,
         componentwise=componentwise,

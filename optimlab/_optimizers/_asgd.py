@@ -34,6 +34,11 @@ class ScaleByAsgdState(NamedTuple):
     ax: Updates
 
 
+def _check_finite(lambd: Any, alpha: Any, t0: Any) -> None:
+    for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
+        _validate.finite(value, name)
+
+
 def scale_by_asgd(
     learning_rate: ArrayLike = 1e-2,
     lambd: ArrayLike = 1e-4,
@@ -69,8 +74,7 @@ def scale_by_asgd(
         [-0.1, -0.1]
     """
     _rules.check_args("scale_by_asgd", learning_rate=learning_rate, lambd=lambd, alpha=alpha, t0=t0)
-    for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
-        _validate.finite(value, name)
+    _check_finite(lambd, alpha, t0)
 
     def initial():
         return jnp.asarray(learning_rate).astype(jnp.float32), jnp.ones([], jnp.float32)
@@ -160,8 +164,7 @@ def asgd(
     _validate.lr(learning_rate)
     _validate.weight_decay(weight_decay)
     _rules.check_args("asgd", learning_rate=learning_rate, weight_decay=weight_decay)
-    for name, value in (("lambd", lambd), ("alpha", alpha), ("t0", t0)):
-        _validate.finite(value, name)
+    _check_finite(lambd, alpha, t0)
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):

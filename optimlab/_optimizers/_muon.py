@@ -12,10 +12,12 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._transforms._alias import check_bounds, optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
+from .._transforms._step_count import current_count, initial_count, next_count
 from ._adam import ScaleByAdamState, scale_by_adam
 
 __all__ = ["ScaleByMuonState", "scale_by_torch_muon", "torch_muon", "newton_schulz"]
@@ -114,6 +116,14 @@ def _is_matrix(p: jax.Array) -> bool:
     return jnp.ndim(p) == 2
 
 
+def _check_ns_limits(ns_steps: int, ns_coeffs: tuple[Any, ...]) -> None:
+    # torch.optim.Muon's bounds on the Newton-Schulz iteration, with its messages.
+    if ns_steps >= 100:
+        raise ValueError("Number of steps must be less than 100 for computational efficiency")
+    if len(ns_coeffs) != 3:
+        raise ValueError("Coefficients must be a tuple of exactly 3 values")
+
+
 def scale_by_torch_muon(
     momentum: ArrayLike = 0.95,
     *,
@@ -175,10 +185,7 @@ def scale_by_torch_muon(
         adam_b2=adam_b2,
         adam_eps=adam_eps,
     )
-    if ns_steps >= 100:
-        raise ValueError("Number of steps must be less than 100 for computational efficiency")
-    if len(ns_coeffs) != 3:
-        raise ValueError("Coefficients must be a tuple of exactly 3 values")
+    _check_ns_limits(ns_steps, ns_coeffs)
 
     def adam_tx(count):
         return scale_by_adam(adam_b1, adam_b2, adam_eps, step=count)
@@ -190,7 +197,7 @@ def scale_by_torch_muon(
 
     def init_fn(params):
         _tree.reject_complex("muon", params, " (torch's Muon neither)")
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         mats, rest = split(params)
         return ScaleByMuonState(
             count, _tree.zeros_like(mats), adam_tx(jnp.zeros([], jnp.int32)).init(rest)
@@ -202,7 +209,7 @@ def scale_by_torch_muon(
             lambda m, a: a if m is None else m, state.momentum, state.adam.mu, is_leaf=_tree.is_none
         )
         _tree.check_match("scale_by_torch_muon", updates, reference)
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         mats, rest = split(updates)
         rest_u, adam_state = adam_tx(count).update(rest, state.adam)
 
@@ -217,7 +224,7 @@ def scale_by_torch_muon(
 
         mat_u, buf = _tree.tree_map_multi(one, 2, mats, state.momentum)
         merged = _tree.tree_map(lambda g, m, r: m if _is_matrix(g) else r, updates, mat_u, rest_u)
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return merged, ScaleByMuonState(new_count, buf, adam_state)
 
     return GradientTransformation(init_fn, update_fn)
@@ -300,14 +307,11 @@ def torch_muon(
         <https://kellerjordan.github.io/posts/muon/>`_, 2024. Liu et al., `Muon is
         Scalable for LLM Training <https://arxiv.org/abs/2502.16982>`_, 2025.
     """
-    for name, value in (
-        ("Learning rate", learning_rate),
-        ("momentum", momentum),
-        ("weight decay", weight_decay),
-    ):
-        v = _validate.concrete(value)
-        if v is not None:
-            _validate.check(0.0 <= v, f"{name} should be >= 0 but is: {v}")
+    check_bounds(
+        ("Learning rate", learning_rate, ">=", 0.0),
+        ("momentum", momentum, ">=", 0.0),
+        ("weight decay", weight_decay, ">=", 0.0),
+    )
     _validate.weight_decay(adam_weight_decay)
     _validate.in_range(adam_b1, "adam_b1", 0.0, 1.0, hi_open=True)
     _validate.beta(adam_b2, 1)  # torch wording, as tests pin it
@@ -327,10 +331,7 @@ def torch_muon(
     if mode not in _ADJUST_LR_FNS:
         raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
     _validate.non_negative_int(ns_steps, "ns_steps")
-    if ns_steps >= 100:
-        raise ValueError("Number of steps must be less than 100 for computational efficiency")
-    if len(ns_coeffs) != 3:
-        raise ValueError("Coefficients must be a tuple of exactly 3 values")
+    _check_ns_limits(ns_steps, ns_coeffs)
     use_decay = _validate.present(weight_decay)
     use_adam_decay = _validate.present(adam_weight_decay)
 
@@ -375,8 +376,6 @@ def torch_muon(
         "adam_b2": adam_b2,
         "adam_eps": adam_eps,
     }
-    if use_decay:
-        hps["weight_decay"] = weight_decay
-    if use_adam_decay:
-        hps["adam_weight_decay"] = adam_weight_decay
-    return alias_hyperparams(build, **hps)
+    return alias_hyperparams(
+        build, **hps, **optional(weight_decay=weight_decay, adam_weight_decay=adam_weight_decay)
+    )

@@ -7,12 +7,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._hyperparams import hyperparam_dtype
-from .._core._lift import Slot, lift
+from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import adam_like, check_adam_like
+from .._transforms._moments import check_moments, moment_slots, nonzero
 from ._adam import adam, adamw
 
 __all__ = ["ScaleByNadamState", "scale_by_nadam", "nadam", "nadamw"]
@@ -94,11 +95,14 @@ def scale_by_nadam(
         >>> round(float(state.mu_product), 6)
         0.450073
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _validate.at_least_zero(momentum_decay, "momentum_decay")
-    _rules.check_args("scale_by_nadam", b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
+    check_moments(
+        "scale_by_nadam",
+        b1,
+        b2,
+        eps,
+        then=lambda: _validate.at_least_zero(momentum_decay, "momentum_decay"),
+        momentum_decay=momentum_decay,
+    )
 
     def initial_product():
         return (jnp.ones([], product_dtype or hyperparam_dtype()),)
@@ -134,7 +138,7 @@ def scale_by_nadam(
         "scale_by_nadam",
         rule,
         ScaleByNadamState,
-        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype")),
+        moment_slots(mu_dtype, nu_dtype, real=False),
         step=step,
         prepare=prepare,
         componentwise=True,
@@ -253,7 +257,7 @@ def nadam(
         if decoupled_weight_decay:
             return adamw(*common, weight_decay, mask, **flags)
         return adam(*common, weight_decay=weight_decay, **flags)
-    if not nesterov or (eps_root is not None and _validate.concrete(eps_root) != 0.0):
+    if not nesterov or nonzero(eps_root):
         raise ValueError(
             "nadam: torch's rule (momentum_decay given) has no eps_root and is always "
             "Nesterov's; leave eps_root at 0 (or None) and nesterov=True, or pass "

@@ -7,11 +7,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _tree
 from .._core._base import GradientTransformation, safe_increment
-from .._core._lift import Slot, lift
+from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import adam_like, check_adam_like
+from .._transforms._moments import check_moments, corrected_mu, moment_slots, nonzero
 
 __all__ = ["ScaleByRadamState", "scale_by_radam", "radam"]
 
@@ -119,14 +120,9 @@ def scale_by_radam(
         >>> updates  # the first steps are plain bias-corrected momentum
         Array([ 2. , -0.5], dtype=float32)
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
-    _rules.check_args(
-        "scale_by_radam", b1=b1, b2=b2, eps=eps, eps_root=eps_root, threshold=threshold
-    )
+    check_moments("scale_by_radam", b1, b2, eps, eps_root=eps_root, threshold=threshold)
     use_eps_root = eps_root is not None
-    if use_eps_root and not eps_after_bias_correction and _validate.concrete(eps_root) != 0.0:
+    if not eps_after_bias_correction and nonzero(eps_root):
         raise ValueError(
             "scale_by_radam: torch's epsilon placement (eps_after_bias_correction=False) "
             "has no eps_root; leave eps_root at 0 (or None)."
@@ -146,13 +142,7 @@ def scale_by_radam(
     def rule(g, m, v, bc1, bc1_next, rectify, r, bc2, sqrt_bc2):
         m_new = _tree.update_moment(g, m, b1, 1)
         v_new = _tree.update_moment(g, v, b2, 2)
-        if nesterov:
-            b1c = _tree.scalar_like(b1, g)
-            m_hat = b1c * (m_new / _tree.scalar_like(bc1_next, g)) + _tree.scalar_like(
-                1 - jnp.asarray(b1), g
-            ) * (g / _tree.scalar_like(bc1, g))
-        else:
-            m_hat = m_new / _tree.scalar_like(bc1, g)
+        m_hat = corrected_mu(g, m_new, b1, bc1, bc1_next)
         e = _tree.scalar_like(eps, v_new)
         if eps_after_bias_correction:
             v_hat = v_new / _tree.scalar_like(bc2, v_new)
@@ -168,7 +158,7 @@ def scale_by_radam(
         "scale_by_radam",
         rule,
         ScaleByRadamState,
-        (Slot(mu_dtype, "mu_dtype"), Slot(nu_dtype, "nu_dtype", real=not componentwise)),
+        moment_slots(mu_dtype, nu_dtype, real=not componentwise),
         step=step,
         prepare=prepare,
         componentwise=componentwise,
@@ -276,7 +266,7 @@ def radam(
         "radam", *numbers, mask=mask, decoupled=decoupled, eps_root=eps_root, threshold=threshold
     )
     if not eps_after_bias_correction:
-        if eps_root is not None and _validate.concrete(eps_root) != 0.0:
+        if nonzero(eps_root):
             raise ValueError(
                 "radam: torch's epsilon placement (eps_after_bias_correction=False) has "
                 "no eps_root; leave eps_root at 0 (or None)."

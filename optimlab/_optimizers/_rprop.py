@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain
+from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._scale import scale
+from .._transforms._alias import descend
 
 __all__ = ["ScaleByRpropState", "scale_by_rprop", "rprop"]
 
@@ -254,19 +254,15 @@ def rprop(
 
     def build(step, h):
         del step
-        txs = [scale(-1.0)] if maximize else []
-        txs.append(
-            scale_by_rprop(
-                h["learning_rate"],
-                h["eta_minus"],
-                h["eta_plus"],
-                h["min_step_size"],
-                h["max_step_size"],
-                delayed_update=delayed_update,
-            )
+        primitive = scale_by_rprop(
+            h["learning_rate"],
+            h["eta_minus"],
+            h["eta_plus"],
+            h["min_step_size"],
+            h["max_step_size"],
+            delayed_update=delayed_update,
         )
-        txs.append(scale(-1.0))
-        return chain(*txs)
+        return descend(primitive, maximize=maximize)
 
     return alias_hyperparams(
         build,

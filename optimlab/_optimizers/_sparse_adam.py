@@ -8,9 +8,10 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core._base import GradientTransformation
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
+from .._transforms._step_count import current_count, initial_count, next_count
 
 __all__ = ["ScaleBySparseAdamState", "scale_by_sparse_adam", "sparse_adam"]
 
@@ -82,7 +83,7 @@ def scale_by_sparse_adam(
 
     def init_fn(params):
         _tree.reject_complex("sparse_adam", params, " (torch's SparseAdam neither)")
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         return ScaleBySparseAdamState(
             count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params, nu_dtype)
         )
@@ -90,7 +91,7 @@ def scale_by_sparse_adam(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         _tree.check_match("scale_by_sparse_adam", updates, state.mu)
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         scalar = jnp.sqrt(_tree.bias_correction(b2, count)) / _tree.bias_correction(b1, count)
 
         def one(g, m, v):
@@ -110,7 +111,7 @@ def scale_by_sparse_adam(
             )
 
         u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return u, ScaleBySparseAdamState(new_count, mu, nu)
 
     return GradientTransformation(init_fn, update_fn)

@@ -15,11 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
+from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias import optional
-from .._transforms._scale import add_decayed_weights, scale
+from .._transforms._alias import check_bounds, descend, optional
+from .._transforms._scale import add_decayed_weights
+from .._transforms._step_count import current_count, initial_count, next_count
 
 __all__ = ["ScaleByTorchAdafactorState", "scale_by_torch_adafactor", "torch_adafactor"]
 
@@ -91,7 +92,7 @@ def scale_by_torch_adafactor(
 
     def init_fn(params):
         _tree.reject_complex("scale_by_torch_adafactor", params, " (torch's Adafactor neither)")
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         row = _tree.tree_map(
             lambda p: _tree.reduced_zeros(p, -1, p.dtype, keepdims=True) if p.ndim > 1 else None,
             params,
@@ -110,7 +111,7 @@ def scale_by_torch_adafactor(
                 "scale_by_torch_adafactor: params is None; pass the current params to update()."
             )
         _tree.check_match("scale_by_torch_adafactor", updates, params, "params")
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         lr = jnp.asarray(learning_rate)
         hdt = lr.dtype if jnp.issubdtype(lr.dtype, jnp.floating) else jnp.result_type(float)
         t = _tree.step_as(count, hdt)
@@ -156,7 +157,7 @@ def scale_by_torch_adafactor(
         u, rv, cv, v = _tree.tree_map_multi(
             one, 4, updates, params, state.row_var, state.col_var, state.variance
         )
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return u, ScaleByTorchAdafactorState(new_count, rv, cv, v)
 
     return GradientTransformation(init_fn, update_fn)
@@ -219,17 +220,14 @@ def torch_adafactor(
         Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
         Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
     """
-    for name, value, ok, rule in (
-        ("Learning rate", learning_rate, lambda v: 0.0 <= v, ">= 0"),
-        ("beta2_decay", beta2_decay, lambda v: 0.0 >= v, "<= 0"),
-        ("epsilon1", eps1, lambda v: 0.0 <= v, ">= 0"),
-        ("epsilon2", eps2, lambda v: 0.0 <= v, ">= 0"),
-        ("Clipping threshold d", d, lambda v: 1.0 <= v, ">= 1"),
-        ("weight_decay", weight_decay, lambda v: 0.0 <= v, ">= 0"),
-    ):
-        v = None if value is None else _validate.concrete(value)
-        if v is not None:
-            _validate.check(ok(v), f"{name} should be {rule} but is: {v}")
+    check_bounds(
+        ("Learning rate", learning_rate, ">=", 0.0),
+        ("beta2_decay", beta2_decay, "<=", 0.0),
+        ("epsilon1", eps1, ">=", 0.0),
+        ("epsilon2", eps2, ">=", 0.0),
+        ("Clipping threshold d", d, ">=", 1.0),
+        ("weight_decay", weight_decay, ">=", 0.0),
+    )
     _rules.check_args(
         "torch_adafactor",
         learning_rate=learning_rate,
@@ -242,16 +240,14 @@ def torch_adafactor(
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
-        txs = [scale(-1.0)] if maximize else []
-        txs.append(
+        txs = [
             scale_by_torch_adafactor(
                 h["learning_rate"], h["beta2_decay"], h.get("eps1"), h["eps2"], h["d"], step=step
             )
-        )
+        ]
         if use_decay:
             txs.append(add_decayed_weights(h["learning_rate"] * h["weight_decay"]))
-        txs.append(scale(-1.0))
-        return chain(*txs)
+        return descend(*txs, maximize=maximize)
 
     return alias_hyperparams(
         build,

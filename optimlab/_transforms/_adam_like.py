@@ -14,6 +14,7 @@ from typing import Any
 from .._core import _rules, _validate
 from .._core._base import GradientTransformation
 from ._alias import torch_style, validate_adam_like
+from ._moments import check_betas_eps
 
 __all__ = ["adam_like", "adam_like_alias", "check_adam_like", "check_optax_adam"]
 
@@ -132,9 +133,7 @@ def check_optax_adam(
     ``eps`` and optionally ``eps_root``, validated in that order with torch's
     wording; ``weight_decay`` (at most that one keyword) comes last.
     """
-    _validate.beta(moments["b1"], 0)
-    _validate.beta(moments["b2"], 1)
-    _validate.eps(moments["eps"])
+    check_betas_eps(moments["b1"], moments["b2"], moments["eps"])
     if "eps_root" in moments:
         _validate.non_negative(moments["eps_root"], "eps_root")
     if "weight_decay" in weight_decay:

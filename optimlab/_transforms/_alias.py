@@ -61,9 +61,7 @@ def torch_style(
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
-        txs = [scale(-1.0)] if maximize else []
-        if use_decay and not decoupled:
-            txs.append(add_decayed_weights(h["weight_decay"], mask))
+        txs = torch_prefix(h, maximize=maximize, decay=use_decay and not decoupled, mask=mask)
         txs.append(primitive(step, h))
         if use_decay and decoupled:
             txs.append(add_decayed_weights(h["weight_decay"], mask))
@@ -81,6 +79,16 @@ def torch_style(
     return build_hyperparams(build, hps, once=True)
 
 
+def descend(*txs: GradientTransformation, maximize: bool) -> GradientTransformation:
+    """``[scale(-1)] *txs scale(-1)``: for ``txs`` that apply the learning rate themselves.
+
+    Such a primitive (torch's Rprop or Adafactor) returns the step to subtract; the
+    last ``scale(-1)`` makes it a descent update, and ``maximize`` flips the
+    gradient first.
+    """
+    return chain(*([scale(-1.0)] if maximize else []), *txs, scale(-1.0))
+
+
 def validate_adam_like(learning_rate: Any, b1: Any, b2: Any, eps: Any, weight_decay: Any) -> None:
     """Checks Adam-style hyperparameters in torch's order (lr, eps, betas, weight_decay).
 
@@ -94,6 +102,19 @@ def validate_adam_like(learning_rate: Any, b1: Any, b2: Any, eps: Any, weight_de
     _validate.weight_decay(weight_decay)
 
 
+def check_bounds(*checks: tuple[str, Any, str, float]) -> None:
+    """torch's ``"<name> should be >= <bound> but is: <value>"`` checks, in the order given.
+
+    Each check is ``(name, value, op, bound)`` with ``op`` ``">="`` or ``"<="``;
+    ``None``, schedules and traced values pass unchecked.
+    """
+    for name, value, op, bound in checks:
+        v = _validate.concrete(value)
+        if v is not None:
+            ok = v >= bound if op == ">=" else v <= bound
+            _validate.check(ok, f"{name} should be {op} {bound:g} but is: {v}")
+
+
 def optional(**terms: Any) -> dict[str, Any]:
     """The optional hyperparameters that are present, in the order given.
 
@@ -104,9 +125,14 @@ def optional(**terms: Any) -> dict[str, Any]:
     return {k: v for k, v in terms.items() if _validate.present(v)}
 
 
-def torch_prefix(h: Any, *, maximize: bool, decay: bool) -> list[GradientTransformation]:
-    """torch's ``[scale(-1)] [L2 decay]`` before a primitive (decay: ``h["weight_decay"]``)."""
+def torch_prefix(
+    h: Any, *, maximize: bool, decay: bool, mask: Any = None
+) -> list[GradientTransformation]:
+    """torch's ``[scale(-1)] [L2 decay]`` before a primitive (decay: ``h["weight_decay"]``).
+
+    ``mask`` selects the leaves to decay, as in :func:`add_decayed_weights`.
+    """
     txs = [scale(-1.0)] if maximize else []
     if decay:
-        txs.append(add_decayed_weights(h["weight_decay"]))
+        txs.append(add_decayed_weights(h["weight_decay"], mask))
     return txs
