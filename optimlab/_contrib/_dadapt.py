@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
+from .._core._step_count import next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
 from .._transforms._distance_adaptation import (
@@ -94,7 +95,7 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
         out = decayed_direction(
             lambda m_, v_, sc: -m_ / (jnp.sqrt(v_) + sc(eps)), wd, dlr, updates, m, v, params
         )
-        count = None if step is not None else safe_increment(state.count)
+        count = next_count(step, state)
         return out, DAdaptAdamWState(count, m, v, s, d_new, nw)
 
     return GradientTransformation(init_fn, update_fn)

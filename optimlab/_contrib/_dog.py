@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core._base import GradientTransformation
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_style
 from .._transforms._norms import sq_dist, sq_norm
@@ -92,20 +93,20 @@ def scale_by_dog(
             r = v * (1 + jnp.sqrt(sq_norm(params, sd)))
         else:
             r = jnp.zeros([], sd)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         return DoGState(count, _tree.copy(params), r, jnp.zeros([], sd))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         sd = state.max_dist.dtype
         dist, grad = _sq_norms("dog", updates, state.init_params, params, sd)
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         max_dist = jnp.maximum(state.max_dist, jnp.sqrt(dist))
         total = state.sum_sq_norm_grads + grad
         lr = max_dist / jnp.sqrt(total + jnp.asarray(eps).astype(sd))
         if kind == "learning_rate":
             lr = jnp.where(count == 0, jnp.asarray(value).astype(sd), lr)
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return _scaled(updates, lr), DoGState(new_count, state.init_params, max_dist, total)
 
     return GradientTransformation(init_fn, update_fn)

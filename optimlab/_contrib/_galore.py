@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, _update_with_extra_args, safe_increment
+from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._paths import is_function_spec
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, OptState, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam
 from .._transforms._alias import torch_style
@@ -146,7 +147,7 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
             dt = jnp.asarray(x).dtype
             projs.append(jnp.zeros((m, r) if m >= n else (n, r), dt))
             proxies.append(jnp.zeros((r, n) if m >= n else (m, r), dt))
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         return GaLoreState(
             count,
             base.init(jax.tree.unflatten(treedef, proxies)),
@@ -155,7 +156,7 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         refresh = count % update_proj_gap == 0
         leaves, treedef, dims = dims_of(updates)
         projs = jax.tree.leaves(state.projector, is_leaf=_tree.is_none)
@@ -194,7 +195,7 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
             luc, pc = _tree.upcast(lu), _tree.upcast(p)
             full = from2d(pc @ luc if m >= n else luc @ pc.T)
             out.append((full * _tree.scalar_like(scale, full)).astype(g.dtype))
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return jax.tree.unflatten(treedef, out), GaLoreState(
             new_count, base_state, jax.tree.unflatten(treedef, new_projs)
         )

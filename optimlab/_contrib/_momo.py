@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ScalarOrSchedule, Updates
 from .._transforms._alias import optional
 from .._transforms._norms import sq_norm
@@ -95,7 +96,7 @@ def _momo_core(
             # optax keeps these statistics in the params' complex dtype, and its inner
             # products <g, x> (conjugating g) have an imaginary part: so do ours
             sd = jnp.dtype(jnp.complex128 if sd == jnp.float64 else jnp.complex64)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         z = jnp.zeros([], sd)
         lb = jnp.asarray(lower_bound).astype(sd)
         zeros = _tree.zeros_like(params)
@@ -106,7 +107,7 @@ def _momo_core(
     def update_fn(updates, state, params=None, **extra_args):
         _tree.check_match(name, updates, state.exp_avg)
         value = _value(name, extra_args, params)
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         sd = state.barf.dtype
         # Scalar math on the hyperparameters (1 - beta, the bias corrections,
         # 1 + lr * wd) stays in their own precision (float64 under x64, as optax's
@@ -185,7 +186,7 @@ def _momo_core(
             new_lb = jnp.maximum((barf + iprod - gamma - tau * norm / 2) / bc1, lb0)
         else:
             new_lb = state.lb
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         if adam:
             return out, MomoAdamState(new_count, m, v, barf, gamma, new_lb)
         return out, MomoState(new_count, m, barf, gamma, new_lb)

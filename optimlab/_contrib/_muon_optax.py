@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import alias_hyperparams
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
@@ -112,14 +113,14 @@ def scale_by_muon(
         coeffs = coeffs[-ns_steps:]
 
     def init_fn(params):
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         mu = _tree.tree_map(lambda p: jnp.zeros_like(p, dtype=mu_dtype), params)
         return MuonState(count, mu, coeffs)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         _tree.check_match("scale_by_muon", updates, state.mu)
-        count = step if step is not None else state.count
+        count = current_count(step, state)
 
         def one(g, m):
             gc = _tree.upcast(g)
@@ -141,7 +142,7 @@ def scale_by_muon(
             return u.astype(g.dtype), m_new.astype(m.dtype)
 
         u, mu = _tree.tree_map_multi(one, 2, updates, state.mu)
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return u, MuonState(new_count, mu, state.ns_coeffs)
 
     return GradientTransformation(init_fn, update_fn)

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core._base import GradientTransformation
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._transforms._alias import torch_style
 
@@ -110,12 +111,12 @@ def add_noise(
 
     def init_fn(params):
         del params
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         return AddNoiseState(count, new_key())
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         e = jnp.asarray(eta)
         t = _tree.step_as(
             count, e.dtype if jnp.issubdtype(e.dtype, jnp.floating) else jnp.result_type(float)
@@ -129,7 +130,7 @@ def add_noise(
             uc = _tree.upcast(u)
             noise = jax.random.normal(k, uc.shape, uc.dtype)
             noisy.append((uc + _tree.scalar_like(std, uc) * noise).astype(u.dtype))
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return jax.tree.unflatten(treedef, noisy), AddNoiseState(new_count, new_key)
 
     return GradientTransformation(init_fn, update_fn)

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain, safe_increment
+from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import optional
@@ -75,7 +76,7 @@ def scale_by_novograd(
 
     def init_fn(params):
         _tree.reject_complex_for_real_dtypes("scale_by_novograd", params, mu_dtype=mu_dtype)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         nu = _tree.tree_map(lambda p: jnp.zeros((), _tree.real_dtype(p)), params)
         return ScaleByNovogradState(count, _tree.zeros_like(params, mu_dtype), nu)
 
@@ -87,7 +88,7 @@ def scale_by_novograd(
                 "scale_by_novograd: params is None; pass the current params to update() "
                 "(needed for weight_decay)."
             )
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         first = count == 0
 
         def one(g, m, v, p=None):
@@ -119,7 +120,7 @@ def scale_by_novograd(
             u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu, params)
         else:
             u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return u, ScaleByNovogradState(new_count, mu, nu)
 
     return GradientTransformation(init_fn, update_fn)

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, safe_increment
+from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
+from .._core._step_count import next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional
 from .._transforms._distance_adaptation import (
@@ -106,7 +107,7 @@ def _scale_by_prodigy(
             return -sc(dlr) * m_ / (jnp.sqrt(v_) + sc(d_new) * sc(eps))
 
         out = decayed_direction(direction, wd, dlr, updates, m, v, params)
-        count = None if step is not None else safe_increment(state.count)
+        count = next_count(step, state)
         return out, ProdigyState(count, m, v, s, state.params0, d_new, nw)
 
     return GradientTransformation(init_fn, update_fn)

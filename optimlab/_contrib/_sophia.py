@@ -15,6 +15,7 @@ from .._core._base import (
     _update_with_extra_args,
     safe_increment,
 )
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_style
 
@@ -129,13 +130,13 @@ def scale_by_sophia(
 
     def init_fn(params):
         _tree.reject_complex("sophia", params)
-        count = None if step is not None else jnp.zeros([], jnp.int32)
+        count = initial_count(step)
         hs = EmptyState() if hessian_diagonal_fn is None else hessian_diagonal_fn.init(params)
         return SophiaState(count, _tree.zeros_like(params, mu_dtype), _tree.zeros_like(params), hs)
 
     def update_fn(updates, state, params=None, **extra_args):
         _tree.check_match("sophia", updates, state.nu)
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         k = jnp.maximum(jnp.round(jnp.asarray(update_interval)).astype(jnp.int32), 1)
         refresh = (count % k) == 0
         hs = state.hessian_fn_state
@@ -163,7 +164,7 @@ def scale_by_sophia(
         out, mu, nu = _tree.tree_map_multi(one, 3, updates, *rest)
         if every:
             _print_win_rate(updates, state, count, b1, gamma, eps, clip_threshold, every)
-        new_count = None if step is not None else safe_increment(state.count)
+        new_count = next_count(step, state)
         return out, SophiaState(new_count, mu, nu, hs)
 
     return GradientTransformation(init_fn, update_fn)

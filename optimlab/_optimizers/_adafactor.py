@@ -17,10 +17,10 @@ from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import descend, optional
 from .._transforms._scale import add_decayed_weights, scale
-from .._transforms._step_count import current_count, initial_count, next_count
 
 __all__ = ["ScaleByFactoredRmsState", "scale_by_factored_rms", "adafactor"]
 

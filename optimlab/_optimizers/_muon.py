@@ -14,10 +14,10 @@ import jax.numpy as jnp
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import check_bounds, optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
-from .._transforms._step_count import current_count, initial_count, next_count
 from ._adam import ScaleByAdamState, scale_by_adam
 
 __all__ = ["ScaleByMuonState", "scale_by_torch_muon", "torch_muon", "newton_schulz"]

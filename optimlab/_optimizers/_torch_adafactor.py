@@ -17,10 +17,10 @@ import numpy as np
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import check_bounds, descend, optional
 from .._transforms._scale import add_decayed_weights
-from .._transforms._step_count import current_count, initial_count, next_count
 
 __all__ = ["ScaleByTorchAdafactorState", "scale_by_torch_adafactor", "torch_adafactor"]
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _tree
+from .._core._step_count import current_count, initial_count
 
 __all__ = ["adam_ratio", "decayed_direction", "grown", "initial", "step_count"]
 
@@ -30,7 +31,7 @@ def initial(
     """
     _tree.reject_complex(name, params)
     sd = _tree.scalar_dtype(params)
-    count = None if step is not None else jnp.zeros([], jnp.int32)
+    count = initial_count(step)
     zeros = (_tree.zeros_like(params), _tree.zeros_like(params), _tree.zeros_like(params))
     return count, zeros, jnp.asarray(estim_lr0).astype(sd), jnp.zeros([], sd)
 
@@ -40,7 +41,7 @@ def step_count(name: str, updates: Any, state: Any, params: Any, step: jax.Array
     _tree.check_match(name, updates, state.exp_avg)
     if params is None:
         raise ValueError(f"{name}: params is None; pass the current params to update().")
-    return step if step is not None else state.count
+    return current_count(step, state)
 
 
 def adam_ratio(count: jax.Array, b1: jax.Array, b2: jax.Array, dtype: Any) -> jax.Array:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, identity, safe_increment
+from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Schedule
 
 __all__ = [
@@ -227,13 +228,13 @@ def scale_by_schedule(
 
     def init_fn(params):
         del params
-        return ScaleByScheduleState(None if step is not None else jnp.zeros([], jnp.int32))
+        return ScaleByScheduleState(initial_count(step))
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
-        count = step if step is not None else state.count
+        count = current_count(step, state)
         s = step_size_fn(count)
         out = _tree.tree_map(lambda u: u * _tree.hp(s, u).astype(u.dtype), updates)
-        return out, ScaleByScheduleState(None if step is not None else safe_increment(count))
+        return out, ScaleByScheduleState(next_count(step, state))
 
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))

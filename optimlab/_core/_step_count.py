@@ -3,7 +3,7 @@
 Given ``step`` (the count an enclosing optimizer supplies), a transformation keeps
 no counter of its own and its state's ``count`` is ``None``; otherwise it keeps an
 int32 count, read at each update and advanced with a saturating increment. The
-per-leaf lifter (``_core._lift``) does the same for the rules it lifts.
+per-leaf lifter (``_lift``) writes the same three expressions inline, on its hot path.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._core._base import safe_increment
+from ._base import safe_increment
 
 __all__ = ["current_count", "initial_count", "next_count"]
 
