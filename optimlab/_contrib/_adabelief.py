@@ -13,6 +13,7 @@ from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import torch_style
+from .._transforms._moments import check_betas_eps
 
 __all__ = ["ScaleByBeliefState", "scale_by_belief", "adabelief"]
 
@@ -57,9 +58,7 @@ def scale_by_belief(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByBeliefState`.
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     _validate.non_negative(eps_root, "eps_root")
     _rules.check_args("scale_by_belief", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
 

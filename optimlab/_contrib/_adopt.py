@@ -13,6 +13,7 @@ from .._core._base import GradientTransformation
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
+from .._transforms._moments import check_betas_eps
 
 __all__ = ["ScaleByAdoptState", "scale_by_adopt", "adopt"]
 
@@ -63,9 +64,7 @@ def scale_by_adopt(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdoptState`.
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     _rules.check_args("scale_by_adopt", b1=b1, b2=b2, eps=eps)
 
     def check_params(params):
@@ -150,9 +149,7 @@ def adopt(
         <https://arxiv.org/abs/2411.02853>`_, 2024.
     """
     _validate.lr(learning_rate)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps)
     _rules.check_args("adopt", learning_rate=learning_rate, **numbers)
     return torch_style(

@@ -16,6 +16,7 @@ from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, OptState, ScalarOrSchedule, Updates
 from .._optimizers._adam import scale_by_adam
 from .._transforms._alias import torch_style
+from .._transforms._moments import check_betas_eps
 
 __all__ = ["GaLoreDimensionNumbers", "GaLoreState", "scale_by_galore", "galore"]
 
@@ -279,9 +280,7 @@ def galore(
     _validate.finite(scale, "scale")
     use_adam = base_optimizer is None
     if use_adam:
-        _validate.beta(b1, 0)
-        _validate.beta(b2, 1)
-        _validate.eps(eps)
+        check_betas_eps(b1, b2, eps)
     _rules.check_args(
         "galore",
         learning_rate=learning_rate,

@@ -13,6 +13,7 @@ from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ScalarOrSchedule, Updates
 from .._transforms._alias import optional
+from .._transforms._moments import check_betas_eps
 from .._transforms._norms import sq_norm
 
 __all__ = ["MomoState", "MomoAdamState", "momo", "momo_adam"]
@@ -308,9 +309,7 @@ def momo_adam(
         Learning Rates <https://arxiv.org/abs/2305.07583>`_, 2023.
     """
     _validate.lr(learning_rate)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     _validate.weight_decay(weight_decay)
     numbers = dict(learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, lower_bound=lower_bound)
     return _momo_alias("momo_adam", numbers, weight_decay, adapt_lower_bound, adam=True)

@@ -14,6 +14,7 @@ from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import optional
+from .._transforms._moments import check_betas_eps
 from .._transforms._scale import scale_by_learning_rate
 
 __all__ = ["ScaleByNovogradState", "scale_by_novograd", "novograd"]
@@ -64,9 +65,7 @@ def scale_by_novograd(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByNovogradState`.
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.weight_decay(weight_decay)
     _rules.check_args(

@@ -18,6 +18,7 @@ from .._core._base import (
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_style
+from .._transforms._moments import check_betas_eps
 
 __all__ = ["SophiaState", "scale_by_sophia", "sophia", "hutchinson_estimator"]
 
@@ -110,9 +111,7 @@ def scale_by_sophia(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`SophiaState`.
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     _rules.check_args(
         "scale_by_sophia",
         b1=b1,
@@ -305,9 +304,7 @@ def sophia(
         for Language Model Pre-training <https://arxiv.org/abs/2305.14342>`_, 2023.
     """
     _validate.lr(learning_rate)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     _validate.weight_decay(weight_decay)
     _validate.positive(gamma, "gamma")
     if clip_threshold is not None:

@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
+from .._transforms._moments import check_betas_eps
 
 __all__ = ["ScaleByYogiState", "scale_by_yogi", "yogi"]
 
@@ -58,9 +59,7 @@ def scale_by_yogi(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByYogiState`.
     """
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     _validate.non_negative(eps_root, "eps_root")
     _validate.non_negative(initial_accumulator_value, "initial_accumulator_value")
     _rules.check_args(
@@ -137,9 +136,7 @@ def yogi(
         2018.
     """
     _validate.lr(learning_rate)
-    _validate.beta(b1, 0)
-    _validate.beta(b2, 1)
-    _validate.eps(eps)
+    check_betas_eps(b1, b2, eps)
     numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps)
     _rules.check_args("yogi", learning_rate=learning_rate, **numbers)
     return torch_style(
