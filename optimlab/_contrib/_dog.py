@@ -23,8 +23,7 @@ _INIT_TYPES = ("distance", "learning_rate", "heuristic")
 def _sq_norms(name: str, updates: Any, init_params: Any, params: Any, dtype: Any) -> tuple:
     r""":math:`\lVert x_t - x_0\rVert^2` and :math:`\lVert g_t\rVert^2`, the inputs checked."""
     _tree.check_match(name, updates, init_params)
-    if params is None:
-        raise ValueError(f"{name}: params is None; pass the current params to update().")
+    _validate.require_params(name, params)
     return sq_dist(init_params, params, dtype), sq_norm(updates, dtype)
 
 

@@ -48,8 +48,7 @@ def _mechanic(base_optimizer, weight_decay, eps, s_init, num_betas, step):
 
     def update_fn(updates, state, params=None, **extra_args):
         _tree.check_match("mechanize", updates, state.x0)
-        if params is None:
-            raise ValueError("mechanize: params is None; pass the current params to update().")
+        _validate.require_params("mechanize", params)
         sd = state.s.dtype
         c = lambda x: jnp.asarray(x).astype(sd)
         wd, e, s0 = c(weight_decay), c(eps), c(s_init)

@@ -62,8 +62,7 @@ class MomoAdamState(NamedTuple):
 
 
 def _value(name: str, extra_args: dict[str, Any], params: Any) -> jax.Array:
-    if params is None:
-        raise ValueError(f"{name}: params is None; pass the current params to update().")
+    _validate.require_params(name, params)
     value = extra_args.get("value")
     if value is None:
         raise ValueError(

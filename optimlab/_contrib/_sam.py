@@ -136,8 +136,7 @@ def sam(
 
     def transparent(updates, state, params=None, **extra_args):
         _validate.state_type("sam", state, SAMState)
-        if params is None:
-            raise ValueError("sam: params is None; pass the current params to update().")
+        _validate.require_params("sam", params)
         _tree.check_match("sam", updates, state.cache)
         first = state.steps_since_sync == 0
         last = state.steps_since_sync == sync_period - 1
@@ -171,8 +170,7 @@ def sam(
                 "sam: opaque_mode needs update(..., grad_fn=fn) with "
                 "fn(params, i) returning the gradients at params."
             )
-        if params is None:
-            raise ValueError("sam: params is None; pass the current params to update().")
+        _validate.require_params("sam", params)
         adv_params, adv_u, adv_state = params, updates, state.adv_state
         for i in range(sync_period - 1):
             adv_u, adv_state = adv_update(adv_u, adv_state, adv_params, **extra_args)

@@ -59,6 +59,12 @@ def _non_negative(v: float) -> bool:
     return 0.0 <= v
 
 
+def require_params(name: str, params: Any) -> None:
+    """Raises ``ValueError`` naming ``name`` when an update that needs ``params`` gets ``None``."""
+    if params is None:
+        raise ValueError(f"{name}: params is None; pass the current params to update().")
+
+
 def lr(value: Any) -> None:
     _require(value, _non_negative, "Invalid learning rate: {}")
 

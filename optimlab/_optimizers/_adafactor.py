@@ -243,8 +243,7 @@ def _scale_by_param_block_rms(min_scale: float = 1e-3) -> GradientTransformation
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError("adafactor: params is None; pass the current params to update().")
+        _validate.require_params("adafactor", params)
 
         def one(u, p):
             uc = _tree.upcast(u)

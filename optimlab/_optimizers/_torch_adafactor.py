@@ -106,10 +106,7 @@ def scale_by_torch_adafactor(
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError(
-                "scale_by_torch_adafactor: params is None; pass the current params to update()."
-            )
+        _validate.require_params("scale_by_torch_adafactor", params)
         _tree.check_match("scale_by_torch_adafactor", updates, params, "params")
         count = current_count(step, state)
         lr = jnp.asarray(learning_rate)

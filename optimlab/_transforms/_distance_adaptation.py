@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree
+from .._core import _tree, _validate
 from .._core._step_count import current_count, initial_count
 
 __all__ = ["adam_ratio", "decayed_direction", "grown", "initial", "step_count"]
@@ -39,8 +39,7 @@ def initial(
 def step_count(name: str, updates: Any, state: Any, params: Any, step: jax.Array | None) -> Any:
     """Checks the updates against ``state.exp_avg`` and that params are given; the count."""
     _tree.check_match(name, updates, state.exp_avg)
-    if params is None:
-        raise ValueError(f"{name}: params is None; pass the current params to update().")
+    _validate.require_params(name, params)
     return current_count(step, state)
 
 

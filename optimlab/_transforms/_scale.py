@@ -157,10 +157,7 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError(
-                "add_decayed_weights: params is None; pass the current params to update()."
-            )
+        _validate.require_params("add_decayed_weights", params)
         m = None if mask is None else _mask_tree(params, mask, "add_decayed_weights")
 
         def decay(u, p, keep=True):

@@ -35,8 +35,7 @@ def _averaging(name: str, weight_fn) -> GradientTransformation:
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        if params is None:
-            raise ValueError(f"{name}: params is None; pass the current params to update().")
+        _validate.require_params(name, params)
         _tree.check_match(name, updates, state.params)
         current = apply_updates(params, updates)
         n = state.n_averaged
