@@ -12,27 +12,22 @@ traceback}`` as its last line.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import sys
 import traceback
-import warnings
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-).strip()
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-warnings.simplefilter("error")
 
-import jax  # noqa: E402
+# Imported first: it asks for 8 host devices before JAX starts, makes warnings
+# errors and turns on strict dtype promotion.
+from tests.layout._mesh_worker import _mesh, _sharded_params
 
-jax.config.update("jax_numpy_dtype_promotion", "strict")
+# isort: split
+import jax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from jax.sharding import NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
-
-from tests.layout._mesh_worker import _mesh, _sharded_params  # noqa: E402
-from tests.registry import CASES  # noqa: E402
+from tests.registry import CASES
 
 COMPILES: list[str] = []
 jax.monitoring.register_event_duration_secs_listener(

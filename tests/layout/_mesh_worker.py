@@ -31,17 +31,8 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 import optimlab as ol  # noqa: E402
 from optimlab import checkpoint  # noqa: E402
+from tests.layout._workers import JIT_CASES  # noqa: E402
 from tests.registry import CASES  # noqa: E402
-
-# Representative cases that also get a compiled init and update on the mesh.
-JIT_CASES = (
-    "adam",
-    "sgd_momentum",
-    "lookahead_adam",
-    "muon",
-    "adafactor_momentum_wd",
-    "partition_two_groups",
-)
 
 
 def _mesh(explicit: bool):

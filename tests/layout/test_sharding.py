@@ -5,25 +5,11 @@ a child process started with ``--xla_force_host_platform_device_count=8``; each
 check is reported here as its own test.
 """
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
-
 import pytest
 
+from tests.layout._workers import JIT_CASES, run
 from tests.registry import CASES
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-JIT_CASES = (
-    "adam",
-    "sgd_momentum",
-    "lookahead_adam",
-    "muon",
-    "adafactor_momentum_wd",
-    "partition_two_groups",
-)
 NAMES = (
     [f"inherit/{c.id}" for c in CASES]
     + [f"jit/{c}" for c in JIT_CASES]
@@ -38,17 +24,7 @@ NAMES = (
 
 @pytest.fixture(scope="module")
 def results():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "layout" / "_mesh_worker.py")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run("_mesh_worker")
 
 
 def test_every_check_ran(results):

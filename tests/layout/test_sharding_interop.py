@@ -5,17 +5,11 @@ JAX's backend starts): the full sweep over every registry case is ``slow``; the
 cases whose state once changed sharding after one update run in CI.
 """
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
-
 import pytest
 
+from tests.layout._workers import run
 from tests.registry import CASES
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 # adafactor's factors were made unsharded by init and sharded by update; noisy_sgd's
 # key was made once, at construction.
 QUICK = ("adafactor", "torch_adafactor", "noisy_sgd")
@@ -38,17 +32,7 @@ REFUSED = (
 
 
 def _run(ids=()):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "layout" / "_mesh_interop_worker.py"), *ids],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run("_mesh_interop_worker", *ids)
 
 
 def _expected(case_id):
