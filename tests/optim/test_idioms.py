@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -314,3 +321,26 @@ def test_bucketed_groups_match_per_parameter_steps_through_skips_and_reloads(cls
         # scalar s has a single user (one bucket) but not when each parameter uses
         # it. Each is at most 1 ulp per step, carried by the moments (2 seen here).
         np.testing.assert_array_max_ulp(np.asarray(a), np.asarray(b), maxulp=4)
+
+
+# Adam, AdamW and RAdam are left out: they divide by a bias-correction scalar, and
+# XLA rewrites x / s as x * (1 / s) when s has a single user (one bucket), not when
+# each parameter uses it, whether or not FMAs are available.
+WITHOUT_FMA = ["SGD", "RMSprop", "Adagrad", "Adamax", "Adadelta", "Rprop"]
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="an x86 ISA flag")
+def test_bucketed_and_per_parameter_steps_are_bitwise_equal_without_fma():
+    """The two paths run the same arithmetic: with FMA contraction off, the same bits."""
+    worker = pathlib.Path(__file__).with_name("_foreach_worker.py")
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=SSE4_2").strip()
+    proc = subprocess.run(
+        [sys.executable, str(worker), *WITHOUT_FMA],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu"),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert results == dict.fromkeys(WITHOUT_FMA, "bitwise")
