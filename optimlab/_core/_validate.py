@@ -125,6 +125,17 @@ def unit_interval(value: Any, name: str) -> None:
     _require(value, lambda v: 0.0 <= v <= 1.0, f"Invalid {name} value: {{}}")
 
 
+def check_bounds(*checks: tuple[str, Any, str, float]) -> None:
+    """torch's ``"<name> should be >= <bound> but is: <value>"`` checks, in the order given.
+
+    Each check is ``(name, value, op, bound)`` with ``op`` ``">="`` or ``"<="``;
+    ``None``, schedules and traced values pass unchecked.
+    """
+    for name, value, op, bound in checks:
+        ok = (lambda v, b=bound: v >= b) if op == ">=" else (lambda v, b=bound: v <= b)
+        _require(value, ok, f"{name} should be {op} {bound:g} but is: {{}}")
+
+
 def state_type(name: str, state: Any, cls: type) -> None:
     """Raises ``ValueError`` when ``state`` is not a ``cls`` (another transformation's state)."""
     if not isinstance(state, cls):

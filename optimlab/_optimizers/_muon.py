@@ -16,7 +16,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias import check_bounds, optional
+from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from ._adam import ScaleByAdamState, scale_by_adam
 
@@ -307,7 +307,7 @@ def torch_muon(
         <https://kellerjordan.github.io/posts/muon/>`_, 2024. Liu et al., `Muon is
         Scalable for LLM Training <https://arxiv.org/abs/2502.16982>`_, 2025.
     """
-    check_bounds(
+    _validate.check_bounds(
         ("Learning rate", learning_rate, ">=", 0.0),
         ("momentum", momentum, ">=", 0.0),
         ("weight decay", weight_decay, ">=", 0.0),

@@ -19,7 +19,7 @@ from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias import check_bounds, descend, optional
+from .._transforms._alias import descend, optional
 from .._transforms._scale import add_decayed_weights
 
 __all__ = ["ScaleByTorchAdafactorState", "scale_by_torch_adafactor", "torch_adafactor"]
@@ -217,7 +217,7 @@ def torch_adafactor(
         Shazeer & Stern, `Adafactor: Adaptive Learning Rates with Sublinear Memory
         Cost <https://arxiv.org/abs/1804.04235>`_, 2018.
     """
-    check_bounds(
+    _validate.check_bounds(
         ("Learning rate", learning_rate, ">=", 0.0),
         ("beta2_decay", beta2_decay, "<=", 0.0),
         ("epsilon1", eps1, ">=", 0.0),

@@ -102,19 +102,6 @@ def validate_adam_like(learning_rate: Any, b1: Any, b2: Any, eps: Any, weight_de
     _validate.weight_decay(weight_decay)
 
 
-def check_bounds(*checks: tuple[str, Any, str, float]) -> None:
-    """torch's ``"<name> should be >= <bound> but is: <value>"`` checks, in the order given.
-
-    Each check is ``(name, value, op, bound)`` with ``op`` ``">="`` or ``"<="``;
-    ``None``, schedules and traced values pass unchecked.
-    """
-    for name, value, op, bound in checks:
-        v = _validate.concrete(value)
-        if v is not None:
-            ok = v >= bound if op == ">=" else v <= bound
-            _validate.check(ok, f"{name} should be {op} {bound:g} but is: {v}")
-
-
 def optional(**terms: Any) -> dict[str, Any]:
     """The optional hyperparameters that are present, in the order given.
 
