@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
@@ -155,8 +156,13 @@ def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> j
     d = scalar_like(decay, m)
     one_minus = scalar_like(1 - jnp.asarray(decay), m)
     if order == 2:
-        return m * d + abs_sq(g).astype(m.dtype) * one_minus
+        return square_average(g, m, d, one_minus)
     return m * d + (g**order).astype(m.dtype) * one_minus
+
+
+def square_average(g: jax.Array, v: jax.Array, decay: ArrayLike, one_minus: ArrayLike) -> jax.Array:
+    """:func:`update_moment` of order 2, given ``decay`` and ``1 - decay`` already formed."""
+    return v * scalar_like(decay, v) + abs_sq(g).astype(v.dtype) * scalar_like(one_minus, v)
 
 
 def bias_correction(decay: ArrayLike, count: jax.Array) -> jax.Array:
@@ -178,6 +184,13 @@ def step_as(count: jax.Array, dtype: DType) -> jax.Array:
     return count.astype(dtype) + 1
 
 
+#: From this many leaves on, :func:`global_norm` computes the leaves' partial sums
+#: apart from their total (:func:`hoist`). Measured on chain(clip_by_global_norm,
+#: adamw), leaves of 1,000 floats, CPU: compile time 27.8 s against 36.0 s at
+#: 2,000 leaves, the same at 1,000, 0.1 s slower at 500.
+MANY_LEAVES = 1024
+
+
 def global_norm(tree: Any) -> jax.Array:
     """The l2 norm over every leaf, accumulated in at least float32."""
     leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
@@ -191,6 +204,10 @@ def global_norm(tree: Any) -> jax.Array:
     with jax.numpy_dtype_promotion("standard"):  # the widest leaf dtype, even under strict
         for s in sq[1:]:
             dtype = jnp.promote_types(dtype, s.dtype)
+    if len(sq) >= MANY_LEAVES:
+        # Without the barrier XLA fuses every leaf's partial sum into one kernel,
+        # and its fusion pass grows with the square of the leaves that feed it.
+        sq = hoist(sq, len(sq))
     total = sum(s.astype(dtype) for s in sq)
     return jnp.sqrt(total)
 
@@ -344,3 +361,50 @@ def select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
         return jnp.where(pred, a, b)
 
     return jax.tree.map(one, on_true, on_false, is_leaf=_tree.is_none)
+
+
+def hoist(values: Any, fan_out: int) -> Any:
+    """Per-update scalars, computed once for all the ``fan_out`` leaves that read them.
+
+    XLA copies cheap scalar arithmetic (``1 - b1``, ``-lr``, a clipping factor)
+    into every kernel that reads it, so on a model of many leaves each leaf's
+    kernel derives them again and its code grows with them. Passed through a
+    conditional, which XLA does not fuse into its consumers, they are computed
+    once and each kernel reads the results. Measured on
+    ``chain(clip_by_global_norm, adamw)`` over 1,000 leaves of 1,000 floats on
+    CPU: 13% less compile time (8.7 s against 10.0 s), the same step time.
+
+    The same barrier keeps many leaves' partial results (the squared sums of a
+    global norm) out of the one kernel that adds them up: XLA would fuse them all
+    into it, and its fusion pass grows with the square of their number.
+
+    Only on CPU: on GPU and TPU a conditional reads its predicate on the host,
+    and their fusion is not the bottleneck. Only for traced scalars of a floating
+    dtype and more than one leaf; anything else passes through unchanged, so an
+    eager update or a one-leaf model runs the same program as without it.
+    """
+    if fan_out < 2:
+        return values
+    flat, treedef = jax.tree_util.tree_flatten(values)
+    where = [
+        i
+        for i, x in enumerate(flat)
+        if isinstance(x, jax.core.Tracer) and x.ndim == 0 and jnp.issubdtype(x.dtype, jnp.inexact)
+    ]
+    if not where:
+        return values
+    held = jax.lax.platform_dependent([flat[i] for i in where], cpu=_barrier, default=_unchanged)
+    for i, x in zip(where, held, strict=True):
+        flat[i] = x
+    return jax.tree_util.tree_unflatten(treedef, flat)
+
+
+def _unchanged(values: list[jax.Array]) -> list[jax.Array]:
+    return values
+
+
+def _barrier(values: list[jax.Array]) -> list[jax.Array]:
+    # Two different branches (JAX inlines a conditional whose branches are equal),
+    # both the identity, on a predicate XLA cannot fold (a scalar is never NaN here,
+    # and if it were, the other branch returns the same values).
+    return jax.lax.cond(jnp.isnan(values[0]), jax.lax.optimization_barrier, _unchanged, values)

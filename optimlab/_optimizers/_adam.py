@@ -95,30 +95,37 @@ def scale_by_adam(
             )
 
     def prepare(count):
-        # Once per update, in the hyperparameters' precision; each leaf casts them.
+        # Once per update, in the hyperparameters' precision (torch computes them in
+        # Python doubles); each leaf casts them. Every scalar the rule needs is here,
+        # so the lifter computes it once for all the leaves.
         bc2_hp = _tree.bias_correction(b2, count)
+        decay1, decay2 = jnp.asarray(b1), jnp.asarray(b2)
         return {
             "bc1_hp": _tree.bias_correction(b1, count),
             "bc2_hp": bc2_hp,
             "bc2_sqrt_hp": jnp.sqrt(bc2_hp),
             "bc1_next_hp": (_tree.bias_correction(b1, safe_increment(count)) if nesterov else None),
+            "b1_hp": decay1,
+            "one_minus_b1": 1 - decay1,
+            "b2_hp": decay2,
+            "one_minus_b2": 1 - decay2,
+            "eps_hp": jnp.asarray(eps),
+            "eps_root_hp": jnp.asarray(eps_root) if use_eps_root else None,
         }
 
-    def rule(g, m, v, vmax, bc1_hp, bc2_hp, bc2_sqrt_hp, bc1_next_hp):
+    def rule(g, m, v, vmax, **s):
         real = jnp.real(g).dtype
-        # Scalars stay in the hyperparameters' precision until cast, as torch
-        # computes them in Python doubles.
-        m_new = _tree.update_moment(g, m, b1, 1)
-        v_new = _tree.update_moment(g, v, b2, 2)
-        bc1 = bc1_hp.astype(real) if bias_correction_mu else jnp.ones((), real)
-        bc2 = bc2_hp.astype(real)
-        bc2_sqrt = bc2_sqrt_hp.astype(real)
-        e = _tree.hp(eps, g)
+        m_new = _tree.lerp(m, g, s["one_minus_b1"])
+        v_new = _tree.square_average(g, v, s["b2_hp"], s["one_minus_b2"])
+        bc1 = s["bc1_hp"].astype(real) if bias_correction_mu else jnp.ones((), real)
+        bc2 = s["bc2_hp"].astype(real)
+        bc2_sqrt = s["bc2_sqrt_hp"].astype(real)
+        e = _tree.hp(s["eps_hp"], g)
         vmax_out = None
         if vmax is not None and amsgrad_of_corrected:  # optax's amsgrad
             v_eff = v_new / bc2 if bias_correction_nu else v_new
             vmax_new = jnp.maximum(vmax, v_eff)
-            root = vmax_new + _tree.hp(eps_root, g) if use_eps_root else vmax_new
+            root = vmax_new + _tree.hp(s["eps_root_hp"], g) if use_eps_root else vmax_new
             denom = jnp.sqrt(root) + e
             vmax_out = vmax_new
         else:
@@ -127,12 +134,12 @@ def scale_by_adam(
                 v_use = jnp.maximum(vmax, v_new)
                 vmax_out = v_use
             if use_eps_root:
-                denom = jnp.sqrt(v_use / bc2 + _tree.hp(eps_root, g)) + e
+                denom = jnp.sqrt(v_use / bc2 + _tree.hp(s["eps_root_hp"], g)) + e
             else:
                 denom = jnp.sqrt(v_use) / bc2_sqrt + e
         md = m_new.dtype
         if nesterov:
-            b1c, bcn = _tree.hp(b1, g).astype(md), bc1_next_hp.astype(real).astype(md)
+            b1c, bcn = _tree.hp(s["b1_hp"], g).astype(md), s["bc1_next_hp"].astype(real).astype(md)
             m_hat = b1c * m_new / bcn + (1 - b1c) * g / bc1.astype(md)
             direction = m_hat / denom.astype(md)
         else:
