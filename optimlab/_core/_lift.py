@@ -156,7 +156,7 @@ def lift(
             raise ValueError(f"{name}: params is None; pass the current params to update().")
         count = step if step is not None or not counter else state.count
         scalars, fields = _prepare(prepare, count, state[int(counter) : head], shared is not None)
-        scalars = _tree.hoist(scalars, len(jax.tree_util.tree_leaves(updates)))
+        scalars = _tree.hoist(scalars, updates)
 
         def leaf(g, *held):  # held: the param (with_params) and the present slots
             gc = _tree.upcast(g)

@@ -88,7 +88,7 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
         # A multiply by a scalar factor (not a divide), so XLA folds it into consumers.
         factor = jnp.where(norm > c, c / jnp.where(finite & (norm > 0), norm, 1.0), 1.0)
         factor = jnp.where(finite, factor, 0.0)
-        factor, norm = _tree.hoist((factor, norm), len(jax.tree_util.tree_leaves(updates)))
+        factor, norm = _tree.hoist((factor, norm), updates)
         finite = jnp.isfinite(norm)
 
         def one(u):

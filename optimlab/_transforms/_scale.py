@@ -53,7 +53,7 @@ def _scale(step_size: ArrayLike, *, negate: bool) -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         factor = -jnp.asarray(step_size) if negate else jnp.asarray(step_size)
-        factor = _tree.hoist(factor, len(jax.tree_util.tree_leaves(updates)))
+        factor = _tree.hoist(factor, updates)
         return _tree.tree_map(lambda u: u * _tree.hp(factor, u).astype(u.dtype), updates), state
 
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))

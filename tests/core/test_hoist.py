@@ -26,7 +26,7 @@ def _lowered(fn, *args) -> str:
 
 def test_values_pass_through_unchanged_under_jit():
     values = {"a": jnp.float32(0.25), "n": jnp.int32(3), "v": jnp.arange(3.0), "none": None}
-    out = jax.jit(lambda v: _tree.hoist(v, 4))(values)
+    out = jax.jit(_tree.apart)(values)
     assert jax.tree.structure(out) == jax.tree.structure(values)
     for x, y in zip(jax.tree.leaves(out), jax.tree.leaves(values), strict=True):
         assert x.dtype == y.dtype
@@ -34,14 +34,28 @@ def test_values_pass_through_unchanged_under_jit():
 
 
 @cpu_only
-def test_only_traced_float_scalars_shared_by_several_leaves_go_through_the_barrier():
+def test_only_traced_float_scalars_go_through_the_barrier():
     x = jnp.float32(0.5)
-    assert "stablehlo.case" in _lowered(lambda s: _tree.hoist(s * 2, 2), x)
-    assert "stablehlo.case" not in _lowered(lambda s: _tree.hoist(s * 2, 1), x)
-    assert "stablehlo.case" not in _lowered(lambda s: _tree.hoist(s.astype(jnp.int32), 2), x)
-    assert "stablehlo.case" not in _lowered(lambda v: _tree.hoist(v * 2, 2), jnp.ones(3))
-    eager = _tree.hoist(x * 2, 5)  # eager: a concrete array, returned as it is
+    assert "stablehlo.case" in _lowered(lambda s: _tree.apart(s * 2), x)
+    assert "stablehlo.case" not in _lowered(lambda s: _tree.apart(s.astype(jnp.int32)), x)
+    assert "stablehlo.case" not in _lowered(lambda v: _tree.apart(v * 2), jnp.ones(3))
+    eager = _tree.apart(x * 2)  # eager: a concrete array, returned as it is
     assert isinstance(eager, jax.Array) and float(eager) == 1.0
+
+
+@cpu_only
+def test_scalars_are_hoisted_for_several_small_leaves_only():
+    x = jnp.float32(0.5)
+    small = _tree.SMALL_LEAF
+    cases = [
+        ([jnp.ones(4)], False),  # one leaf: nothing to share
+        ([jnp.ones(4), jnp.ones(4)], True),
+        ([jnp.ones(small), jnp.ones(small)], True),
+        ([jnp.ones(small + 1), jnp.ones(small + 1)], False),  # the kernels' work hides it
+    ]
+    for tree, expected in cases:
+        text = _lowered(lambda s, t: _tree.hoist(s * 2, t), x, tree)
+        assert ("stablehlo.case" in text) is expected, [t.shape for t in tree]
 
 
 @cpu_only
