@@ -11,6 +11,7 @@ Run ``python -m benchmarks.optim_compile``, or call :func:`table` for the Markdo
 
 from __future__ import annotations
 
+import operator
 import time
 
 import jax
@@ -65,10 +66,6 @@ def _first(make, shapes) -> tuple[float, object]:
     return time.perf_counter() - t0, run
 
 
-def _s(first: tuple[float, object]) -> float:
-    return first[0]
-
-
 def measure(leaf_counts=(500, 2000)) -> list[dict]:
     """One row per leaf count: first-step seconds of both, steady step at the largest."""
     rows = []
@@ -77,8 +74,12 @@ def measure(leaf_counts=(500, 2000)) -> list[dict]:
         # The fastest of 3 first steps below 1,000 leaves (about a second each, where
         # the machine's noise is a tenth of the figure), one above.
         tries = 3 if n < 1000 else 1
-        shell_first, shell_run = min((_first(_shell_steps, shapes) for _ in range(tries)), key=_s)
-        optax_first, optax_run = min((_first(_optax_steps, shapes) for _ in range(tries)), key=_s)
+        shell_first, shell_run = min(
+            (_first(_shell_steps, shapes) for _ in range(tries)), key=operator.itemgetter(0)
+        )
+        optax_first, optax_run = min(
+            (_first(_optax_steps, shapes) for _ in range(tries)), key=operator.itemgetter(0)
+        )
         row = dict(leaves=n, shell_first=shell_first, optax_first=optax_first)
         if n == max(leaf_counts):
             row["shell_step"] = C.time_loop(shell_run)

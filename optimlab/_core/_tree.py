@@ -424,7 +424,16 @@ def _unchanged(values: list[jax.Array]) -> list[jax.Array]:
 
 
 def _barrier(values: list[jax.Array]) -> list[jax.Array]:
-    # Two different branches (JAX inlines a conditional whose branches are equal),
-    # both the identity, on a predicate XLA cannot fold (a scalar is never NaN here,
-    # and if it were, the other branch returns the same values).
-    return jax.lax.cond(jnp.isnan(values[0]), jax.lax.optimization_barrier, _unchanged, values)
+    # A scalar is never NaN here, and if it were, the other branch returns the same.
+    return fence(values, jnp.isnan(values[0]))
+
+
+def fence(values: Any, pred: jax.Array) -> Any:
+    """``values`` through a conditional that XLA does not fuse into their consumers.
+
+    XLA:CPU drops ``optimization_barrier`` before fusion, but does not fuse through
+    a conditional. Both branches return ``values`` (two different functions: JAX
+    inlines a conditional whose branches are equal); ``pred`` must be a traced
+    value XLA cannot fold, or the conditional is folded away with the fence.
+    """
+    return jax.lax.cond(pred, jax.lax.optimization_barrier, _unchanged, values)

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import _rules
+from .._core import _rules, _tree
 from .._core._base import GradientTransformation
 from .._core._elementwise import bucket_unsafe_part
 
@@ -187,16 +187,10 @@ def _fence(buckets: tuple[Any, ...], offsets: tuple[Any, ...]) -> tuple[Any, ...
     thousands of per-leaf slicing kernels would otherwise recompute the tail of
     the update rule (multiply by the learning rate, add the weight decay...):
     bigger kernels, several seconds more to compile at 5,000 leaves, no faster to
-    run. XLA:CPU drops optimization barriers before fusion, but does not fuse
-    through a conditional. Its predicate always holds (offsets are starts in a
-    bucket), which XLA cannot prove; the other branch never runs.
+    run. The fence's predicate always holds (offsets are starts in a bucket),
+    which XLA cannot prove.
     """
-    return jax.lax.cond(
-        offsets[0] >= 0,
-        lambda b: b,
-        lambda b: tuple(jnp.zeros_like(x) for x in b),
-        tuple(buckets),
-    )
+    return _tree.fence(tuple(buckets), offsets[0] >= 0)
 
 
 def _unpack(layout: _Layout, packed: Buckets, offsets: tuple[Any, ...] | None) -> Any:
