@@ -290,6 +290,7 @@ def galore(
         b1=b1,
         b2=b2,
         eps=eps,
+        scale=scale,
     )
 
     def primitive(step, h):

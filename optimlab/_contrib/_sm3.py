@@ -160,8 +160,8 @@ def sm3(
         <https://arxiv.org/abs/1901.11150>`_, 2019.
     """
     _validate.lr(learning_rate)
-    _rules.check_args("sm3", learning_rate=learning_rate)
     _validate.in_range(momentum, "momentum", 0.0, 1.0, hi_open=True)
+    _rules.check_args("sm3", learning_rate=learning_rate, momentum=momentum)
 
     return torch_style(
         lambda step, h: scale_by_sm3(h["momentum"]), learning_rate=learning_rate, momentum=momentum

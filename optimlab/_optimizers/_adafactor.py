@@ -363,6 +363,7 @@ def adafactor(
         momentum=momentum,
         weight_decay_rate=weight_decay_rate,
         eps=eps,
+        decay_offset=decay_offset,
     )
     _validate.finite(decay_offset, "decay_offset")
     _validate.non_negative_int(min_dim_size_to_factor, "min_dim_size_to_factor")

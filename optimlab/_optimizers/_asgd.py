@@ -163,8 +163,15 @@ def asgd(
     """
     _validate.lr(learning_rate)
     _validate.weight_decay(weight_decay)
-    _rules.check_args("asgd", learning_rate=learning_rate, weight_decay=weight_decay)
     _check_finite(lambd, alpha, t0)
+    _rules.check_args(
+        "asgd",
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        lambd=lambd,
+        alpha=alpha,
+        t0=t0,
+    )
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):

@@ -69,8 +69,8 @@ def trace(
         >>> u
         Array([1.9], dtype=float32)
     """
-    _rules.check_args("trace", dampening=dampening)
     _validate.at_least_zero(decay, "decay")
+    _rules.check_args("trace", decay=decay, dampening=dampening)
     _validate.finite(dampening, "dampening")
 
     def prepare(count):
@@ -176,7 +176,11 @@ def sgd(
     if nesterov and (momentum is None or _is_zero(momentum) or not _is_zero(dampening)):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     _rules.check_args(
-        "sgd", learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
+        "sgd",
+        learning_rate=learning_rate,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
     )
     use_momentum = _validate.present(momentum)
     use_decay = _validate.present(weight_decay)

@@ -75,23 +75,6 @@ _BAD = {
 # (factory, argument, kind) that is legitimately accepted, with the reason.
 ACCEPTED: dict[tuple[str, str, str], str] = {}
 
-# (factory, argument) whose construction checks are changed elsewhere, with the reason.
-_ELSEWHERE = "validated by its constructor's own checks, which are being reworked separately"
-SKIPPED: dict[tuple[str, str], str] = {
-    ("asgd", "lambd"): _ELSEWHERE,
-    ("asgd", "alpha"): _ELSEWHERE,
-    ("asgd", "t0"): _ELSEWHERE,
-    ("muon", "eps"): _ELSEWHERE,
-    ("muon", "ns_steps"): _ELSEWHERE,
-    ("muon", "adam_b1"): _ELSEWHERE,
-    ("galore", "scale"): _ELSEWHERE,
-    ("adafactor", "decay_offset"): _ELSEWHERE,
-    ("adafactor", "min_dim_size_to_factor"): _ELSEWHERE,
-    ("sgd", "dampening"): _ELSEWHERE,
-    ("trace", "decay"): _ELSEWHERE,
-    ("sm3", "momentum"): _ELSEWHERE,
-}
-
 
 def _factories():
     out = []
@@ -143,7 +126,7 @@ def _probes():
         if base is None:
             continue
         for p in sig.parameters.values():
-            if not _numeric(p) or (name, p.name) in SKIPPED:
+            if not _numeric(p):
                 continue
             rule = RULES.get(p.name)
             for kind, bad in _BAD.items():
