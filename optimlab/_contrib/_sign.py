@@ -165,4 +165,5 @@ def signum(
         lambda step, h: scale_by_signum(h["beta"], accumulator_dtype=accumulator_dtype),
         learning_rate=learning_rate,
         beta=beta,
+        owner="signum",
     )

@@ -164,5 +164,8 @@ def sm3(
     _rules.check_args("sm3", learning_rate=learning_rate, momentum=momentum)
 
     return torch_style(
-        lambda step, h: scale_by_sm3(h["momentum"]), learning_rate=learning_rate, momentum=momentum
+        lambda step, h: scale_by_sm3(h["momentum"]),
+        learning_rate=learning_rate,
+        momentum=momentum,
+        owner="sm3",
     )

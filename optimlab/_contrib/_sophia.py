@@ -344,6 +344,7 @@ def sophia(
         weight_decay=weight_decay,
         decoupled=True,
         mask=weight_decay_mask,
+        owner="sophia",
         b1=b1,
         b2=b2,
         eps=eps,

@@ -128,19 +128,20 @@ def with_hyperparams(
 
 
 def alias_hyperparams(
-    build: Builder, /, **hyperparameters: ScalarOrSchedule
+    build: Builder, /, *, owner: str = "", **hyperparameters: ScalarOrSchedule
 ) -> GradientTransformation:
     """:func:`with_hyperparams` for optimlab's own aliases: ``build`` is called once (private).
 
     See :func:`build_hyperparams`: the alias's transformations read the
     hyperparameters through references bound at each call, and a ``build`` that
-    reads one while building is called at each trace instead.
+    reads one while building is called at each trace instead. ``owner`` names the
+    alias whose rules in the rule table validate its values.
     """
-    return build_hyperparams(build, hyperparameters, once=True)
+    return build_hyperparams(build, hyperparameters, once=True, owner=owner)
 
 
 def build_hyperparams(
-    build: Builder, specs: Mapping[str, ScalarOrSchedule], *, once: bool
+    build: Builder, specs: Mapping[str, ScalarOrSchedule], *, once: bool, owner: str = ""
 ) -> GradientTransformation:
     """:func:`with_hyperparams`, optionally calling ``build`` once (private).
 
@@ -153,6 +154,9 @@ def build_hyperparams(
     for it; tests/core/test_hyperparams_refs.py runs every registry case both ways and
     requires bitwise equal results. A ``build`` that reads a reference while it
     builds (``float(h["lr"])``) is called at each trace instead.
+
+    ``owner`` is the factory whose entries in the rule table (``FACTORY_RULES``)
+    apply to these values, here and wherever the state's values are set or restored.
     """
     specs = dict(specs)
     for name, value in specs.items():
@@ -160,7 +164,7 @@ def build_hyperparams(
             _as_hparam(name, value, hyperparam_dtype())
             v = _validate.concrete(value)
             if v is not None:
-                _rules.check(name, v)
+                _rules.check(name, v, owner=owner)
     names = tuple(specs)
     scheduled = any(callable(spec) for spec in specs.values())
 
@@ -181,7 +185,7 @@ def build_hyperparams(
                 out[name] = _as_hparam(name, spec, dtype)
             else:
                 out[name] = stored[name]
-        return Hyperparams.from_mapping(out, dtype)
+        return Hyperparams.from_mapping(out, dtype, owner)
 
     run = _runner(build, names, once=once and BUILD_ONCE)
 
@@ -346,12 +350,16 @@ def _with_values(stored: Mapping[str, jax.Array], values: Mapping[str, Any]) -> 
         )
     old = jnp.asarray(leaves[0])
     like = jax.ShapeDtypeStruct(old.shape[:-1], old.dtype)
-    new = [_normalise(n, values[n], like) for n in names]
+    new = [_normalise(n, values[n], like, stored.owner) for n in names]
     index = np.array([stored.names.index(n) for n in names])
-    return jax.tree_util.tree_unflatten(treedef, [old.at[..., index].set(jnp.stack(new, axis=-1))])
+    packed = old.at[..., index].set(jnp.stack(new, axis=-1))
+    if not isinstance(packed, _Tracer):
+        values = {n: packed[..., i] for i, n in enumerate(stored.names)}
+        _rules.check_order(stored.owner, values, "set_hyperparams")
+    return jax.tree_util.tree_unflatten(treedef, [packed])
 
 
-def _normalise(name: str, value: Any, old: jax.ShapeDtypeStruct) -> jax.Array:
+def _normalise(name: str, value: Any, old: jax.ShapeDtypeStruct, owner: str) -> jax.Array:
     if callable(value):
         raise TypeError(
             f"set_hyperparams: {name!r} must be a value, not a schedule; schedules are "
@@ -376,12 +384,12 @@ def _normalise(name: str, value: Any, old: jax.ShapeDtypeStruct) -> jax.Array:
             f"set_hyperparams: {name!r} must have shape {old.shape} (the shape stored in the "
             f"state), got {arr.shape}."
         )
-    _check_value(name, value)
+    _check_value(name, value, owner)
     # Same dtype and never weak-typed, so a jitted step sees an identical signature.
     return jnp.asarray(arr, dtype=old.dtype)
 
 
-def _check_value(name: str, value: Any) -> None:
+def _check_value(name: str, value: Any, owner: str) -> None:
     """Refuses NaN for any hyperparameter, and what the shared rule table refuses."""
     if isinstance(value, _Tracer):
         return  # traced values (vmap sweeps, jit) cannot be checked eagerly
@@ -389,7 +397,7 @@ def _check_value(name: str, value: Any) -> None:
     if np.isnan(arr).any():
         raise ValueError(f"set_hyperparams: {name!r} {'contains' if arr.ndim else 'is'} NaN.")
     for v in arr.ravel():
-        _rules.check(name, float(v))
+        _rules.check(name, float(v), owner=owner)
 
 
 def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> Any:

@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "Hyperparams",
+    "Names",
     "Bindings",
     "HyperparamRef",
     "UnboundHyperparam",
@@ -22,6 +23,27 @@ __all__ = [
 ]
 
 _Tracer = jax.core.Tracer
+
+
+class Names(tuple):  # pyright: ignore[reportMissingTypeArgument]
+    """The hyperparameter names of one optimizer, tagged with its factory (private).
+
+    ``owner`` names the factory whose rules apply to the values (``"sm3"``: its
+    ``momentum`` is in ``[0, 1)``, where the name's own rule is ``>= 0``); ``""``
+    when unknown, and the rules by name apply. It compares, hashes and prints as
+    the plain tuple, so the tag leaves a tree's structure (and a checkpoint's
+    manifest) as it was.
+    """
+
+    owner: str
+
+    def __new__(cls, names: Any = (), owner: str = "") -> Names:
+        out = super().__new__(cls, names)
+        out.owner = owner
+        return out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Names, (tuple(self), self.owner)
 
 
 def hyperparam_dtype() -> jnp.dtype:
@@ -45,6 +67,8 @@ class Hyperparams(Mapping[str, jax.Array]):
     Args:
         names: the hyperparameter names, in the order of the last axis of ``packed``.
         packed: the packed values, shape ``(..., len(names))``.
+        owner: the factory whose validation rules apply to the values (``""``: the
+            rules by name).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -62,8 +86,8 @@ class Hyperparams(Mapping[str, jax.Array]):
     names: tuple[str, ...]
     packed: jax.Array
 
-    def __init__(self, names: tuple[str, ...], packed: jax.Array):
-        names = tuple(names)
+    def __init__(self, names: tuple[str, ...], packed: jax.Array, owner: str | None = None):
+        names = Names(names, getattr(names, "owner", "") if owner is None else owner)
         if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
             raise ValueError(f"Hyperparams: names must be distinct strings, got {names!r}.")
         shape = getattr(packed, "shape", None)
@@ -77,12 +101,15 @@ class Hyperparams(Mapping[str, jax.Array]):
         object.__setattr__(self, "_children", (packed,))
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], dtype: Any = None) -> Hyperparams:
+    def from_mapping(
+        cls, values: Mapping[str, Any], dtype: Any = None, owner: str = ""
+    ) -> Hyperparams:
         """Packs ``{name: value}`` (scalars, or arrays of one batch shape) into one array.
 
         Args:
             values: the values by name; their order is the packed order.
             dtype: the dtype of the packed array (default :func:`hyperparam_dtype`).
+            owner: the factory whose validation rules apply (``""``: the rules by name).
 
         Returns:
             A :class:`Hyperparams` with these names.
@@ -90,16 +117,21 @@ class Hyperparams(Mapping[str, jax.Array]):
         dtype = hyperparam_dtype() if dtype is None else jnp.dtype(dtype)
         arrays = [jnp.asarray(values[n]).astype(dtype) for n in values]
         if not arrays:
-            return cls((), jnp.zeros((0,), dtype))
+            return cls((), jnp.zeros((0,), dtype), owner)
         if len({a.shape for a in arrays}) > 1:
             arrays = jnp.broadcast_arrays(*arrays)
-        return cls(tuple(values), jnp.stack(arrays, axis=-1))
+        return cls(tuple(values), jnp.stack(arrays, axis=-1), owner)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Hyperparams is read-only: use optimlab.set_hyperparams.")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return Hyperparams, (self.names, self.packed)
+
+    @property
+    def owner(self) -> str:
+        """The factory whose validation rules apply to the values (``""``: by name)."""
+        return getattr(self.names, "owner", "")
 
     def _array(self) -> Any:
         # A framework may keep the leaf in a box of its own (an NNX Variable): read

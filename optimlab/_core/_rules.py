@@ -27,7 +27,17 @@ import numpy as np
 
 from ._hyperparams_packed import deferred
 
-__all__ = ["FACTORY_RULES", "RULES", "Rule", "check", "check_args", "check_number", "check_step"]
+__all__ = [
+    "FACTORY_ORDER",
+    "FACTORY_RULES",
+    "RULES",
+    "Rule",
+    "check",
+    "check_args",
+    "check_number",
+    "check_order",
+    "check_step",
+]
 
 
 def _fmt(v: float) -> str:
@@ -155,8 +165,9 @@ RULES: dict[str, Rule] = {
     "ns_c": _REAL,
     # Counts stored as numbers.
     "update_interval": Rule(lo=1.0, integer=True),
-    "max_iter": _POSITIVE,  # torch_lbfgs truncates both to int32, as torch's loops do
-    "max_eval": _POSITIVE,
+    # torch_lbfgs: loop counts, whole numbers (its constructor takes ints only).
+    "max_iter": Rule(lo=1.0, integer=True),
+    "max_eval": Rule(lo=1.0, integer=True),
     "tolerance_grad": _NON_NEG,
     "tolerance_change": _NON_NEG,
     # Further names the public factories take (checked by check_args at construction).
@@ -220,25 +231,65 @@ _COUNTS = frozenset(
     }
 )
 
-#: Where one factory's range for a name is looser than the name's rule in :data:`RULES`
-#: (which :func:`set_hyperparams` and checkpoint restore also apply), by
-#: ``(function, name)``. Used by :func:`check_args` only.
+#: Where one factory's range for a name differs from the name's rule in :data:`RULES`,
+#: by ``(function, name)``. An alias's entry applies wherever its values enter:
+#: construction, :func:`set_hyperparams` and checkpoint restore (its state's
+#: :class:`Hyperparams` names the alias, as ``owner``), so none of them accepts a
+#: value another refuses.
 FACTORY_RULES: dict[tuple[str, str], Rule] = {
     ("scale_by_sm3", "b2"): Rule(lo=0.0, hi=1.0),  # b2 = 1 keeps the running maximum
     ("scale_by_asgd", "alpha"): _REAL,  # torch does not bound ASGD's alpha
+    ("cocob", "alpha"): _POSITIVE,
+    ("momo", "beta"): _BETA,
+    ("signum", "beta"): _BETA,
+    ("sm3", "momentum"): _BETA,
+    ("schedule_free_sgd", "b1"): Rule(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+    ("schedule_free_adamw", "b1"): Rule(lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+    ("sophia", "gamma"): _POSITIVE,
+    # torch's SparseAdam: lr and eps strictly positive, in its words.
+    ("sparse_adam", "learning_rate"): Rule(
+        lo=0.0, lo_open=True, torch_message=_torch("learning rate")
+    ),
+    ("sparse_adam", "eps"): Rule(lo=0.0, lo_open=True, torch_message=_torch("epsilon value")),
 }
 
 
-def check(name: str, value: float, where: str = "") -> None:
+#: Pairs of one alias's hyperparameters that must stay in order (``low <= high``),
+#: by alias: its constructor refuses an inverted pair, and so do
+#: :func:`set_hyperparams` and checkpoint restore.
+FACTORY_ORDER: dict[str, tuple[tuple[str, str], ...]] = {
+    "rprop": (("min_step_size", "max_step_size"),),
+}
+
+
+def check_order(owner: str, values: Any, where: str) -> None:
+    """Raises ``ValueError`` when ``values`` (name -> numbers) invert a pair of ``owner``'s.
+
+    ``values`` maps names to arrays of one shape (a population holds several
+    values each); names it lacks are not checked.
+    """
+    for low, high in FACTORY_ORDER.get(owner, ()):
+        if low in values and high in values:
+            lo, hi = np.asarray(values[low], np.float64), np.asarray(values[high], np.float64)
+            if np.any(lo > hi):
+                raise ValueError(
+                    f"{where}: {low} must be <= {high}, got {_fmt(float(np.max(lo)))} > "
+                    f"{_fmt(float(np.min(hi)))}."
+                )
+
+
+def check(name: str, value: float, where: str = "", owner: str = "") -> None:
     """Raises ``ValueError`` when the number ``value`` breaks the rule for ``name``.
 
     ``where`` prefixes the message (the function, key path or param-group entry).
+    ``owner`` is the factory the value belongs to: its entry in
+    :data:`FACTORY_RULES`, if any, replaces the name's rule.
     """
     v = float(value)
     prefix = f"{where}: " if where else ""
     if math.isnan(v):
         raise ValueError(f"{prefix}Invalid {name} value: nan (a hyperparameter cannot be NaN)")
-    rule = RULES.get(name)
+    rule = FACTORY_RULES.get((owner, name)) or RULES.get(name)
     if rule is None or rule.accepts(v):
         return
     if rule.torch_message is not None and math.isfinite(v):
@@ -312,8 +363,4 @@ def check_args(function: str, **values: Any) -> None:
             )
         if arr.ndim != 0:
             raise ValueError(f"{where} must be a scalar, got an array of shape {arr.shape}.")
-        override = FACTORY_RULES.get((function, name))
-        if override is None:
-            check(name, float(arr), function)
-        elif not override.accepts(v := float(arr)):
-            raise ValueError(f"{function}: Invalid {name} value: {_fmt(v)} ({override.describe()})")
+        check(name, float(arr), function, owner=function)

@@ -193,5 +193,6 @@ def sparse_adam(
         ),
         learning_rate=learning_rate,
         maximize=maximize,
+        owner="sparse_adam",
         **numbers,
     )

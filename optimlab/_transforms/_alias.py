@@ -30,6 +30,7 @@ def torch_style(
     decoupled: bool = False,
     learning_rate_optional: bool = False,
     mask: Any = None,
+    owner: str = "",
     **hyperparameters: ScalarOrSchedule,
 ) -> GradientTransformation:
     r"""Builds ``[scale(-1)] [L2 decay] primitive [decoupled decay] learning rate``.
@@ -53,6 +54,7 @@ def torch_style(
             and no sign flip (optax's ``adadelta``), and no ``learning_rate`` in the
             state.
         mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+        owner: the alias whose entries in the rule table validate the values.
         **hyperparameters: the primitive's numeric hyperparameters, read from ``h``.
 
     Returns:
@@ -76,7 +78,7 @@ def torch_style(
     if use_decay:
         hps["weight_decay"] = weight_decay
     # Its transformations read the hyperparameters only as they run: built once.
-    return build_hyperparams(build, hps, once=True)
+    return build_hyperparams(build, hps, once=True, owner=owner)
 
 
 def descend(*txs: GradientTransformation, maximize: bool) -> GradientTransformation:

@@ -43,6 +43,13 @@ def check_values(path: Any, state: Any) -> None:
             where = f"{path}: hyperparameter {prefix + '/' if prefix else ''}{name}"
             for v in packed[..., i].ravel():
                 try:
-                    _rules.check(name, float(v), where)
+                    _rules.check(name, float(v), where, owner=hp.owner)
                 except ValueError as e:
                     raise CheckpointError(f"{e} (damaged or hostile file).") from None
+        values = {name: packed[..., i] for i, name in enumerate(hp.names)}
+        try:
+            _rules.check_order(
+                hp.owner, values, f"{path}: hyperparameters{' of ' + prefix if prefix else ''}"
+            )
+        except ValueError as e:
+            raise CheckpointError(f"{e} (damaged or hostile file).") from None

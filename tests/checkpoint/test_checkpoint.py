@@ -116,6 +116,26 @@ def test_other_hyperparameter_names_with_the_same_leaves_are_refused(tmp_path):
         checkpoint.restore(tmp_path / "a.npz", ol.with_hyperparams(build, b=0.1).init(params))
 
 
+@pytest.mark.parametrize(
+    ("tx", "name", "value", "message"),
+    [
+        (ol.sm3(1.0), "momentum", 1.0, r"hyperparameter momentum: Invalid momentum value: 1\.0"),
+        (ol.rprop(0.1), "max_step_size", 1e-9, r"min_step_size must be <= max_step_size"),
+    ],
+)
+def test_an_aliases_own_ranges_hold_on_restore(tmp_path, tx, name, value, message):
+    """A value the alias refuses (sm3's momentum of 1, an inverted rprop range) is
+    refused in a checkpoint too, though the name's own rule would take it."""
+    state = tx.init(problems.quadratic_params())
+    hp = state.hyperparams
+    packed = hp.packed.at[hp.names.index(name)].set(value)
+    checkpoint.save(
+        tmp_path / "ck.npz", state._replace(hyperparams=ol.Hyperparams(hp.names, packed))
+    )
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        checkpoint.restore(tmp_path / "ck.npz", state)
+
+
 def test_shape_and_dtype_mismatches_name_the_leaf(tmp_path):
     tx = ol.adam()
     params = problems.quadratic_params()

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import pickle
 import re
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -202,3 +204,70 @@ def test_type_errors_name_the_function(make, message):
 def test_an_array_that_is_not_a_scalar_is_refused():
     with pytest.raises(ValueError, match=r"^ema_params: hyperparameter 'decay' must be a scalar"):
         optimlab.ema_params(jnp.full(2, 0.9))
+
+
+# ------------------------------------------- construction and set_hyperparams agree
+
+_FLOATS = (-1.0, -1e-3, 0.0, 0.5, 0.999, 1.0, 1.5, 100.0, math.inf, -math.inf)
+_INTS = (-1, 0, 1, 2, 100)  # counts: construction takes ints, the state holds numbers
+
+
+def _accepts(fn, *args, **kwargs) -> bool:
+    try:
+        fn(*args, **kwargs)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def test_construction_and_set_hyperparams_accept_the_same_values():
+    """For every hyperparameter an alias keeps in its state, building the alias with a
+    value and setting that value in its state give the same verdict (the alias's
+    own ranges, such as sm3's ``momentum < 1``, apply to both)."""
+    params = {"w": jnp.ones((3, 4))}
+    checked, disagree = 0, []
+    for name, f, sig in _factories():
+        base = _base_kwargs(sig)
+        if base is None:
+            continue
+        try:
+            state = f(**base).init(params)
+            names = optimlab.hyperparams(state)
+        except (TypeError, ValueError):
+            continue  # a wrapper without its inner optimizer, or no hyperparameters
+        for hp in (n for n in names if n in sig.parameters):
+            rule = RULES.get(hp)
+            for v in _INTS if rule is not None and rule.integer else _FLOATS:
+                built = _accepts(f, **{**base, hp: v})
+                set_ = _accepts(optimlab.set_hyperparams, state, **{hp: v})
+                checked += 1
+                if built != set_:
+                    disagree.append(f"{name}({hp}={v}): built {built}, set {set_}")
+    assert checked > 1000
+    assert not disagree, "\n".join(disagree)
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "value", "message"),
+    [
+        (lambda: optimlab.sm3(1.0), "momentum", 1.0, r"Invalid momentum value: 1\.0"),
+        (lambda: optimlab.signum(0.1), "beta", 1.5, r"Invalid beta value: 1\.5"),
+        (lambda: optimlab.cocob(), "alpha", 0.0, r"Invalid alpha value: 0\.0"),
+        (lambda: optimlab.sparse_adam(), "learning_rate", 0.0, r"Invalid learning rate: 0\.0"),
+        (lambda: optimlab.torch_lbfgs(), "max_iter", 2.5, r"Invalid max_iter value: 2\.5"),
+        (
+            lambda: optimlab.rprop(0.1),
+            "max_step_size",
+            1e-9,
+            r"min_step_size must be <= max_step_size",
+        ),
+    ],
+)
+def test_an_aliases_own_range_holds_in_its_state(make, name, value, message):
+    state = make().init({"w": jnp.ones(3)})
+    with pytest.raises(ValueError, match=message):
+        optimlab.set_hyperparams(state, **{name: value})
+    # The range travels with the state: out of a jitted function and through a pickle.
+    state = pickle.loads(pickle.dumps(jax.jit(lambda s: s)(state)))
+    with pytest.raises(ValueError, match=message):
+        optimlab.set_hyperparams(state, **{name: value})
