@@ -297,8 +297,11 @@ def check(name: str, value: float, where: str = "", owner: str = "") -> None:
     raise ValueError(f"{prefix}Invalid {name} value: {_fmt(v)} ({rule.describe()})")
 
 
-def check_number(name: str, value: Any, where: str) -> float:
-    """``value`` as a float, after refusing what is not one real number (``TypeError``)."""
+def check_number(name: str, value: Any, where: str, owner: str = "") -> float:
+    """``value`` as a float, after refusing what is not one real number (``TypeError``).
+
+    ``owner``: the alias whose own entries in the rule table apply (see :func:`check`).
+    """
     if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
         raise TypeError(f"{where} must be a real number, got {type(value).__name__} {value!r}.")
     arr = np.asarray(value)
@@ -309,7 +312,7 @@ def check_number(name: str, value: Any, where: str) -> float:
     if arr.size != 1:
         raise ValueError(f"{where} must be a scalar, got shape {arr.shape}.")
     v = float(arr.reshape(()))
-    check(name, v, where)
+    check(name, v, where, owner)
     return v
 
 

@@ -64,13 +64,15 @@ def check_new_group(
         raise ValueError(f"{owner} doesn't support per-parameter options (parameter groups)")
 
 
-def check_group(spec: Spec, group: Mapping[str, Any], where: str) -> None:
+def check_group(spec: Spec, group: Mapping[str, Any], where: str, alias: str = "") -> None:
     """Refuses a group whose hyperparameter options the rule table refuses.
 
     Args:
         spec: the optimizer's table.
         group: the parameter group.
         where: names the group in messages, as ``param_groups[0]``.
+        alias: the alias whose own entries in the rule table apply (its state's
+            ``Hyperparams.owner``), as :meth:`Spec.rules_of` gives it.
 
     Raises:
         TypeError: an option that is not a number (or not a tuple of numbers).
@@ -94,9 +96,11 @@ def check_group(spec: Spec, group: Mapping[str, Any], where: str) -> None:
             ]
         else:
             items = [(names, value, label)]
+        numbers = {}
         for name, v, lab in items:
             if v is not None:  # options that may be unset (Adafactor's eps1, LBFGS's max_eval)
-                _rules.check_number(name, v, lab)
+                numbers[name] = _rules.check_number(name, v, lab, owner=alias)
+        _rules.check_order(alias, numbers, label)
 
 
 def check_step(value: Any, where: str) -> int:

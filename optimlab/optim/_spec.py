@@ -253,6 +253,17 @@ class Spec:
         self._cache[key] = (tx, names)
         return key, (tx, names)
 
+    def rules_of(self, tx: GradientTransformation) -> str:
+        """The alias whose own entries in the rule table validate ``tx``'s values ("": none).
+
+        Read once per transformation (a scheduler may change a value every step).
+        """
+        key = ("rules", tx.update)
+        if key not in self._cache:
+            declared = initial_hyperparams(tx)
+            self._cache[key] = "" if declared is None else declared.owner
+        return self._cache[key]
+
     def feed(
         self, group: Mapping[str, Any], names: Mapping[str, Any], dtype: Any
     ) -> dict[str, Any]:

@@ -248,8 +248,8 @@ def check_groups(
                 new[key] = ours[key]
         new.update(spec.fixed)
         try:
-            store.compile(new)  # the alias's own checks and torch's messages first
-            _checks.check_group(spec, new, f"param_groups[{gi}]")
+            key = store.compile(new)  # the alias's own checks and torch's messages first
+            _checks.check_group(spec, new, f"param_groups[{gi}]", spec.rules_of(store.tx(key)))
         except (ValueError, TypeError) as e:
             raise ValueError(f"loaded parameter group {gi} is invalid for {name}: {e}") from None
         new["params"] = list(ours["params"])

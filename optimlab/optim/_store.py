@@ -139,16 +139,17 @@ class Store:
     def feed(self, gi: int, options: Mapping[str, Any]) -> dict[str, jax.Array]:
         """A group's option values as device arrays, transferred when they change."""
         group = self.groups[gi]
+        tx, names = self.txs[group.key]
         try:
-            values = self.spec.feed(options, self.txs[group.key][1], self.hdtype)
+            values = self.spec.feed(options, names, self.hdtype)
         except (TypeError, ValueError):
-            _checks.check_group(self.spec, options, f"param_groups[{gi}]")
+            _checks.check_group(self.spec, options, f"param_groups[{gi}]", self.spec.rules_of(tx))
             raise
         sig = tuple((n, float(v)) for n, v in values.items())
         hit = group.fed
         if hit is None or hit[0] != sig:
             # A changed value is checked once (NaN never equals itself: always checked).
-            _checks.check_group(self.spec, options, f"param_groups[{gi}]")
+            _checks.check_group(self.spec, options, f"param_groups[{gi}]", self.spec.rules_of(tx))
             hit = group.fed = (sig, jax.device_put(values))
         return hit[1]
 

@@ -182,6 +182,29 @@ def _edit_group(key, value):
     return run
 
 
+def _edit_other(cls, key, value):
+    """Edits a group option of a trained ``cls`` (whose alias narrows that option's rule)."""
+
+    def run():
+        opt = getattr(optim, cls)({"w": jnp.ones(3)}, lr=0.1)
+        opt.step({"w": jnp.ones(3)})
+        opt.param_groups[0][key] = value
+        opt.step({"w": jnp.ones(3)})
+
+    return run
+
+
+def _load_other(cls, key, value):
+    def run():
+        opt = getattr(optim, cls)({"w": jnp.ones(3)}, lr=0.1)
+        opt.step({"w": jnp.ones(3)})
+        sd = opt.state_dict()
+        sd["param_groups"][0][key] = value
+        opt.load_state_dict(sd)
+
+    return run
+
+
 def _load_step(value):
     def run():
         opt = _trained_optim()
@@ -312,6 +335,28 @@ ERROR_CASES = [
     ),
     # ------------------------------------------------ optimlab.optim edits and loads
     _e("optim_edit_nan_lr", _edit_group("lr", NAN), "set", ValueError, r"\['lr'\].*nan"),
+    # An alias's own range (SparseAdam: lr > 0) and order (Rprop: min <= max step size).
+    _e(
+        "optim_edit_sparse_adam_zero_lr",
+        _edit_other("SparseAdam", "lr", 0.0),
+        "set",
+        ValueError,
+        r"^param_groups\[0\]\['lr'\]: Invalid learning rate: 0\.0",
+    ),
+    _e(
+        "optim_edit_rprop_inverted_step_sizes",
+        _edit_other("Rprop", "step_sizes", (1.0, 0.5)),
+        "set",
+        ValueError,
+        r"\['step_sizes'\]: min_step_size must be <= max_step_size, got 1\.0 > 0\.5",
+    ),
+    _e(
+        "optim_load_rprop_inverted_step_sizes",
+        _load_other("Rprop", "step_sizes", (1.0, 0.5)),
+        "load",
+        ValueError,
+        r"loaded parameter group 0 is invalid for Rprop: .*step_sizes",
+    ),
     _e("optim_edit_inf_lr", _edit_group("lr", INF), "set", ValueError, r"\['lr'\].*inf"),
     _e(
         "optim_edit_string_lr",
