@@ -196,6 +196,7 @@ def optimistic_adam(
         <https://arxiv.org/abs/1711.00141>`_, 2018.
     """
     if alpha is not None or beta is not None:
+        _rules.check_args("optimistic_adam", alpha=alpha, beta=beta)
         warnings.warn(
             "optimistic_adam: 'alpha' and 'beta' are optimistic_adam_v2's arguments "
             "(optimistic_adam now has optax's interface, learning_rate and optimism); "

@@ -352,7 +352,7 @@ def adafactor(
     if momentum is not None:
         _validate.in_range(momentum, "momentum", 0.0, 1.0)
     if weight_decay_rate is not None:
-        _validate.weight_decay(weight_decay_rate)
+        _validate.at_least_zero(weight_decay_rate, "weight_decay_rate")
     _validate.non_negative(eps, "epsilon")
     _validate.non_negative(decay_rate, "decay_rate")
     _rules.check_args(

@@ -49,6 +49,7 @@ _LABELS = {
     "b1": ("beta parameter at index 0",),
     "b2": ("beta parameter at index 1",),
     "b3": ("beta parameter at index 2",),
+    "beta3": ("beta parameter at index 2",),  # prodigy's third beta
     "adam_b1": ("beta parameter at index 0",),
     "adam_b2": ("beta parameter at index 1",),
     "beta": ("beta parameter at index 0",),  # momo's beta is torch's first beta
@@ -96,12 +97,13 @@ def _required(p: inspect.Parameter) -> bool:
     return p.default is inspect.Parameter.empty or p.default is UNSET
 
 
-# Numeric arguments that default to None (optional, with a meaning of their own).
+# Numeric arguments that default to None (optional, with a meaning of their own),
+# besides those the rule table names (weight_decay, momentum, eps_root...).
 _OPTIONAL = ("seed",)
 
 
 def _numeric(p: inspect.Parameter) -> bool:
-    if p.default is None and p.name in _OPTIONAL:
+    if p.default is None and (p.name in _OPTIONAL or p.name in RULES):
         return True
     if _required(p) or p.default is None:
         return p.name in _REQUIRED  # None: optional, with a meaning of its own

@@ -316,7 +316,7 @@ ERROR_CASES = [
         "adafactor_wd",
         lambda: ol.adafactor(weight_decay_rate=-1.0),
         ValueError,
-        r"^Invalid weight_decay value: -1.0$",
+        r"^Invalid weight_decay_rate value: -1.0$",
     ),
     _e(
         "adafactor_eps", lambda: ol.adafactor(eps=-1.0), ValueError, r"^Invalid epsilon value: -1.0"
