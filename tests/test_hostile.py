@@ -292,6 +292,40 @@ def test_integer_gradients_update_as_their_float_values(case):
     _bitwise_equal(s_int, s_float)
 
 
+# ---------------------------------------------------------------- malformed gradients
+
+_P = {"a": jnp.ones((3, 2)), "b": jnp.ones(4)}
+#: Gradients that do not fit the params ``_P``, and the key a message must name.
+_MALFORMED = {
+    "string_leaf": ({"a": "x", "b": jnp.ones(4)}, TypeError, "['a']"),
+    "transposed_leaf": ({"a": jnp.ones((2, 3)), "b": jnp.ones(4)}, ValueError, "['a']"),
+    "extra_key": ({**_P, "c": jnp.ones(1)}, ValueError, "['c']"),
+    "missing_key": ({"a": jnp.ones((3, 2))}, ValueError, "['b']"),
+}
+
+
+@pytest.mark.parametrize("kind", list(_MALFORMED))
+def test_malformed_gradients_are_refused_naming_the_key_path(kind):
+    """Every registry case refuses them at trace time with TypeError or ValueError
+    naming the key (not an error from deep inside JAX, and never silently)."""
+    grads, exc, key = _MALFORMED[kind]
+    failures = []
+    for case in CASES:
+        tx = case.make()
+        state = tx.init(_P)
+        extra = case.extra_args(_P) if case.extra_args else {}
+        try:
+            tx.update(grads, state, _P, **extra)
+        except exc as e:
+            if key not in str(e):
+                failures.append(f"{case.id}: does not name {key}: {e}")
+        except Exception as e:
+            failures.append(f"{case.id}: {type(e).__name__}: {str(e)[:200]}")
+        else:
+            failures.append(f"{case.id}: accepted")
+    assert not failures, "\n".join(failures)
+
+
 # ---------------------------------------------------------------- eager and jit agree
 
 

@@ -162,6 +162,10 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
         leaves, treedef, dims = dims_of(updates)
         projs = jax.tree.leaves(state.projector, is_leaf=_tree.is_none)
         if len(projs) != len(leaves):
+            # Name where: the projectors' tree (None where a leaf is not projected)
+            # with a placeholder at every leaf, compared by structure only.
+            filled = jax.tree.map(lambda _: 0, state.projector, is_leaf=_tree.is_none)
+            _tree.check_match("galore", updates, filled, shapes=False)
             raise ValueError("galore: the updates' tree structure differs from the state's.")
         low, new_projs = [], []
         for g, d, p in zip(leaves, dims, projs, strict=True):

@@ -23,6 +23,8 @@ __all__ = [
     "apply_updates",
     "safe_increment",
     "INT32_MAX",
+    "check_leaves",
+    "refuse_leaf",
     "named_chain",
 ]
 
@@ -213,6 +215,34 @@ def _update_with_extra_args(tx: Any) -> Callable[..., Any]:
     return update
 
 
+_NUMBERS = (int, float, complex)
+
+
+def refuse_leaf(name: str, updates: Any, leaf: Any) -> None:
+    """Raises ``TypeError`` naming ``name`` and the key path of ``leaf`` in ``updates``.
+
+    For a leaf that is neither an array nor a number (a string, a function): found
+    at trace time, before any arithmetic fails on it without saying where.
+    """
+    for path, x in jax.tree_util.tree_flatten_with_path(updates)[0]:
+        if x is leaf:
+            raise TypeError(
+                f"{name}: the update at {jax.tree_util.keystr(path)} is a "
+                f"{type(leaf).__name__}, not an array or a number."
+            )
+
+
+def check_leaves(name: str, updates: Any) -> None:
+    """Refuses a leaf of ``updates`` that is neither a number nor an array.
+
+    Raises ``TypeError`` naming ``name`` and the key path, at trace time, before
+    any arithmetic fails on the leaf without saying where.
+    """
+    for leaf in jax.tree_util.tree_leaves(updates):
+        if not (hasattr(leaf, "dtype") or isinstance(leaf, _NUMBERS)):
+            refuse_leaf(name, updates, leaf)
+
+
 def chain(*transforms: Any) -> GradientTransformation:
     """Applies transformations in sequence; the state is the tuple of their states.
 
@@ -252,6 +282,10 @@ def chain(*transforms: Any) -> GradientTransformation:
                 f"chain: expected a state tuple of length {len(updates_fns)}, "
                 f"got {type(state).__name__}. Pass the state returned by this chain's init."
             )
+        # check_leaves, inlined: a traced chain runs no Python frame for it.
+        for leaf in jax.tree_util.tree_leaves(updates):
+            if not (hasattr(leaf, "dtype") or isinstance(leaf, _NUMBERS)):
+                refuse_leaf("chain", updates, leaf)
         new_state = []
         for fn, s in zip(updates_fns, state, strict=True):
             updates, s = fn(updates, s, params, **extra_args)

@@ -35,13 +35,14 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
         The updates, unchanged when no leaf is an integer.
 
     Raises:
-        TypeError: a complex gradient of a real parameter, naming its key path.
+        TypeError: a complex gradient of a real parameter, or a leaf that is not a
+            number or an array, naming its key path.
     """
     leaves, treedef = jax.tree_util.tree_flatten(updates, is_leaf=is_none)
     # Plain loops: this runs at every trace, and a comprehension is a Python frame.
     dtypes, exact, complex_ = [], [], []
-    for g in leaves:
-        d = None if g is None else getattr(g, "dtype", None) or jnp.result_type(g)
+    for i, g in enumerate(leaves):
+        d = None if g is None else getattr(g, "dtype", None) or _dtype(name, updates, i, g)
         dtypes.append(d)
         exact.append(
             d is not None
@@ -58,9 +59,8 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
         p = p_leaves[i] if paired else None
         p_dtype = None if p is None else jnp.result_type(p)
         if complex_[i] and p_dtype is not None and not jnp.issubdtype(p_dtype, jnp.complexfloating):
-            path = jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)[0][i][0]
             raise TypeError(
-                f"{name}: the gradient at {keystr(path)} is complex ({dtypes[i]}) but its "
+                f"{name}: the gradient at {_path(updates, i)} is complex ({dtypes[i]}) but its "
                 f"parameter is real ({p_dtype}); taking the real part silently would be a "
                 "wrong result. Pass real gradients (e.g. `jnp.real(g)`) or complex params."
             )
@@ -71,3 +71,19 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
             g = jnp.asarray(g).astype(target)
         out.append(g)
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _path(updates: Any, i: int) -> str:
+    """The key path of leaf ``i`` of ``updates`` (``None`` leaves counted), for messages."""
+    return keystr(jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)[0][i][0])
+
+
+def _dtype(name: str, updates: Any, i: int, leaf: Any) -> Any:
+    """The dtype of a leaf without one (a Python number); refuses what is not a number."""
+    try:
+        return jnp.result_type(leaf)
+    except TypeError:
+        raise TypeError(
+            f"{name}: the gradient at {_path(updates, i)} is a {type(leaf).__name__}, not an "
+            "array or a number."
+        ) from None

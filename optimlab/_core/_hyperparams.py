@@ -208,11 +208,15 @@ def build_hyperparams(
                 "state from another optimizer: its hyperparameters are "
                 f"{sorted(state.hyperparams)}, this optimizer's are {sorted(specs)}."
             )
-        updates = as_param_dtypes("update", updates, params)
+        updates = as_param_dtypes(owner or "update", updates, params)
         values = values_at(state.count, state.hyperparams)
         updates, inner_state = run(
             state.count, values, "update", updates, state.inner_state, params, **extra_args
         )
+        # After the transformations, whose own checks name them: what none of them
+        # compared with the params (a stateless alias given a tree with a missing or
+        # extra entry) is refused here, naming the key path.
+        _tree.check_fits(owner or "update", updates, params)
         return updates, HyperparamsState(safe_increment(state.count), values, inner_state)
 
     def parts():

@@ -57,7 +57,9 @@ def per_leaf(one: Callable[..., Any], *, needs_params: str | None = None) -> Gra
 
     def fn(updates, params, **extra_args):
         del extra_args
-        rest = () if needs_params is None else (params,)
-        return _tree.tree_map(one, updates, *rest)
+        if needs_params is None:
+            return _tree.tree_map(one, updates)
+        _tree.check_fits(needs_params, updates, params)
+        return _tree.tree_map(one, updates, params)
 
     return stateless(fn, needs_params=needs_params, origin=one)

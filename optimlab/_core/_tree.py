@@ -216,11 +216,15 @@ def keystr(path: tuple[Any, ...]) -> str:
     return jax.tree_util.keystr(path) or "<root>"
 
 
-def check_match(name: str, updates: Any, reference: Any, what: str = "state") -> None:
+def check_match(
+    name: str, updates: Any, reference: Any, what: str = "state", *, shapes: bool = True
+) -> None:
     """Raises ``ValueError`` naming ``name`` and the first differing key path.
 
-    ``updates`` is compared with ``reference`` in structure and shapes. Runs at
-    trace time only, so it costs nothing in a jitted step.
+    ``updates`` is compared with ``reference`` in structure and (unless ``shapes``
+    is false: a state of one scalar per leaf) shapes. A leaf of ``updates`` that is
+    neither an array nor a number raises ``TypeError``. Runs at trace time only, so
+    it costs nothing in a jitted step.
     """
     u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)
     r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference, is_leaf=is_none)
@@ -249,11 +253,35 @@ def check_match(name: str, updates: Any, reference: Any, what: str = "state") ->
             if (u is None) != (r is None):
                 raise ValueError(f"{name}: None leaf mismatch at {keystr(path)}.")
             continue
-        if jnp.shape(u) != jnp.shape(r):
+        if not hasattr(u, "dtype") and not isinstance(u, (int, float, complex)):
+            raise TypeError(
+                f"{name}: the update at {keystr(path)} is a {type(u).__name__}, not an array "
+                "or a number."
+            )
+        if shapes and jnp.shape(u) != jnp.shape(r):
             raise ValueError(
                 f"{name}: the update at {keystr(path)} has shape {jnp.shape(u)} but the "
                 f"{what} expects {jnp.shape(r)}."
             )
+
+
+def check_fits(name: str, updates: Any, params: Any) -> None:
+    """:func:`check_match` against the params, after a fast path.
+
+    The fast path runs no Python frame per leaf when the updates fit the params
+    (the usual case, at every trace). Without params (``None``) there is nothing to check.
+    """
+    if params is None:
+        return
+    u_leaves, u_def = jax.tree_util.tree_flatten(updates)
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    if u_def == p_def:
+        for u, p in zip(u_leaves, p_leaves, strict=True):
+            if getattr(u, "shape", None) != getattr(p, "shape", None):
+                break
+        else:
+            return
+    check_match(name, updates, params, what="params")
 
 
 def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest: Any) -> tuple:

@@ -7,13 +7,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
-from .._core._stateless import stateless
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._transforms._alias import torch_prefix
+from .._transforms._alias import matches_params, torch_prefix
 from .._transforms._scale import scale_by_learning_rate
 
 __all__ = ["TraceState", "trace", "sgd"]
@@ -93,22 +92,6 @@ def trace(
     )
 
 
-def _matches_params(name: str) -> GradientTransformation:
-    """Checks (at trace time) that updates have the params' structure and shapes.
-
-    Stateless aliases have no state to compare the updates with; this catches a
-    wrong gradient tree early, naming the key path, instead of in apply_updates.
-    """
-
-    def checked(updates, params, **extra_args):
-        del extra_args
-        if params is not None:
-            _tree.check_match(name, updates, params, what="params")
-        return updates
-
-    return _elementwise.declare(stateless(checked))
-
-
 def _is_zero(value: Any) -> bool:
     v = _validate.concrete(value)
     return v is not None and v == 0.0
@@ -186,7 +169,7 @@ def sgd(
     use_decay = _validate.present(weight_decay)
 
     def build(step, h):
-        txs = [] if use_momentum else [_matches_params("sgd")]
+        txs = [] if use_momentum else [matches_params("sgd")]
         txs += torch_prefix(h, maximize=maximize, decay=use_decay)
         if use_momentum:
             txs.append(
@@ -207,4 +190,4 @@ def sgd(
     if use_momentum:
         hps["momentum"] = momentum
         hps["dampening"] = dampening
-    return alias_hyperparams(build, **hps)
+    return alias_hyperparams(build, owner="sgd", **hps)

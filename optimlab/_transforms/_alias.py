@@ -12,9 +12,10 @@ from typing import Any
 
 import jax
 
-from .._core import _validate
+from .._core import _elementwise, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import build_hyperparams
+from .._core._stateless import stateless
 from .._core._types import ScalarOrSchedule
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
 
@@ -79,6 +80,23 @@ def torch_style(
         hps["weight_decay"] = weight_decay
     # Its transformations read the hyperparameters only as they run: built once.
     return build_hyperparams(build, hps, once=True, owner=owner)
+
+
+def matches_params(name: str) -> GradientTransformation:
+    """Checks (at trace time) that updates have the params' structure and shapes.
+
+    Stateless aliases have no state to compare the updates with; this catches a
+    wrong gradient tree early, naming ``name`` and the key path, instead of in
+    ``apply_updates`` (or never).
+    """
+
+    def checked(updates, params, **extra_args):
+        del extra_args
+        if params is not None:
+            _tree.check_fits(name, updates, params)
+        return updates
+
+    return _elementwise.declare(stateless(checked))
 
 
 def descend(*txs: GradientTransformation, maximize: bool) -> GradientTransformation:

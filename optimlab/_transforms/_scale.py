@@ -170,9 +170,14 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
                 out = jnp.where(keep, out, g)
             return out.astype(u.dtype)
 
-        if m is None:
-            return _tree.tree_map(decay, updates, params), state
-        return _tree.tree_map(decay, updates, params, m), state
+        try:
+            if m is None:
+                return _tree.tree_map(decay, updates, params), state
+            return _tree.tree_map(decay, updates, params, m), state
+        except (TypeError, ValueError):
+            # Updates that do not fit the params: say where, naming this function.
+            _tree.check_match("add_decayed_weights", updates, params, what="params")
+            raise
 
     tx = GradientTransformation(init_fn, update_fn)
     if mask is None:

@@ -9,7 +9,12 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _tree
-from .._core._base import EmptyState, GradientTransformation, _update_with_extra_args
+from .._core._base import (
+    EmptyState,
+    GradientTransformation,
+    _update_with_extra_args,
+    check_leaves,
+)
 from .._core._types import OptState
 
 __all__ = ["MonitorState", "MonitorMeasuresState", "monitor", "monitored"]
@@ -100,6 +105,7 @@ def monitor(measures: Any = None, *, inner: Any = None) -> GradientTransformatio
     def update_fn(updates, state, params=None, **extra_args):
         if not isinstance(state, MonitorState):
             raise ValueError(f"monitor: expected a MonitorState, got {type(state).__name__}.")
+        check_leaves("monitor", updates)
         dtype = state.grad_norm.dtype
         g = _tree.global_norm(updates).astype(dtype)
         new_updates, inner_state = inner_update(updates, state.inner_state, params, **extra_args)

@@ -8,7 +8,12 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, _update_with_extra_args, safe_increment
+from .._core._base import (
+    GradientTransformation,
+    _update_with_extra_args,
+    check_leaves,
+    safe_increment,
+)
 from .._core._tree import select
 from .._core._types import OptState, Updates
 
@@ -96,6 +101,7 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
             raise ValueError(
                 f"skip_nonfinite: expected a SkipNonfiniteState, got {type(state).__name__}."
             )
+        check_leaves("skip_nonfinite", updates)
         finite = all_finite(updates)
         run = jnp.where(
             finite, jnp.zeros_like(state.notfinite_count), safe_increment(state.notfinite_count)
@@ -145,13 +151,8 @@ def zero_nans() -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         _validate.state_type("zero_nans", state, ZeroNansState)
-        if jax.tree.structure(updates, is_leaf=_tree.is_none) != jax.tree.structure(
-            state.found_nan, is_leaf=_tree.is_none
-        ):
-            raise ValueError(
-                "zero_nans: the updates' tree structure differs from the state's; "
-                "pass updates with the structure of the params given to init."
-            )
+        check_leaves("zero_nans", updates)
+        _tree.check_match("zero_nans", updates, state.found_nan, shapes=False)
         found = _tree.tree_map(lambda u: jnp.any(jnp.isnan(u)), updates)
         out = _tree.tree_map(lambda u: jnp.where(jnp.isnan(u), jnp.zeros_like(u), u), updates)
         return out, ZeroNansState(found)

@@ -167,37 +167,26 @@ def _tree_repeated_array():
     checkpoint.load_tree(path)
 
 
-def _trained_optim():
-    opt = optim.Adam({"w": jnp.ones(3)}, lr=0.1)
+def _trained_optim(cls="Adam"):
+    opt = getattr(optim, cls)({"w": jnp.ones(3)}, lr=0.1)
     opt.step({"w": jnp.ones(3)})
     return opt
 
 
-def _edit_group(key, value):
+def _edit_group(key, value, cls="Adam"):
+    """Sets a group option of a trained ``cls``, then steps (where the edit is checked)."""
+
     def run():
-        opt = _trained_optim()
+        opt = _trained_optim(cls)
         opt.param_groups[0][key] = value
         opt.step({"w": jnp.ones(3)})
 
     return run
 
 
-def _edit_other(cls, key, value):
-    """Edits a group option of a trained ``cls`` (whose alias narrows that option's rule)."""
-
+def _load_group(cls, key, value):
     def run():
-        opt = getattr(optim, cls)({"w": jnp.ones(3)}, lr=0.1)
-        opt.step({"w": jnp.ones(3)})
-        opt.param_groups[0][key] = value
-        opt.step({"w": jnp.ones(3)})
-
-    return run
-
-
-def _load_other(cls, key, value):
-    def run():
-        opt = getattr(optim, cls)({"w": jnp.ones(3)}, lr=0.1)
-        opt.step({"w": jnp.ones(3)})
+        opt = _trained_optim(cls)
         sd = opt.state_dict()
         sd["param_groups"][0][key] = value
         opt.load_state_dict(sd)
@@ -213,13 +202,6 @@ def _load_step(value):
         opt.load_state_dict(sd)
 
     return run
-
-
-def _load_group_nan():
-    opt = _trained_optim()
-    sd = opt.state_dict()
-    sd["param_groups"][0]["eps"] = float("nan")
-    opt.load_state_dict(sd)
 
 
 def _sharding_other_mesh():
@@ -338,21 +320,21 @@ ERROR_CASES = [
     # An alias's own range (SparseAdam: lr > 0) and order (Rprop: min <= max step size).
     _e(
         "optim_edit_sparse_adam_zero_lr",
-        _edit_other("SparseAdam", "lr", 0.0),
+        _edit_group("lr", 0.0, "SparseAdam"),
         "set",
         ValueError,
         r"^param_groups\[0\]\['lr'\]: Invalid learning rate: 0\.0",
     ),
     _e(
         "optim_edit_rprop_inverted_step_sizes",
-        _edit_other("Rprop", "step_sizes", (1.0, 0.5)),
+        _edit_group("step_sizes", (1.0, 0.5), "Rprop"),
         "set",
         ValueError,
         r"\['step_sizes'\]: min_step_size must be <= max_step_size, got 1\.0 > 0\.5",
     ),
     _e(
         "optim_load_rprop_inverted_step_sizes",
-        _load_other("Rprop", "step_sizes", (1.0, 0.5)),
+        _load_group("Rprop", "step_sizes", (1.0, 0.5)),
         "load",
         ValueError,
         r"loaded parameter group 0 is invalid for Rprop: .*step_sizes",
@@ -376,7 +358,13 @@ ERROR_CASES = [
     _e("optim_load_nan_step", _load_step(NAN), "load", ValueError, r"'step' .* got nan"),
     _e("optim_load_fractional_step", _load_step(2.5), "load", ValueError, r"got 2\.5"),
     _e("optim_load_inf_step", _load_step(INF), "load", ValueError, r"got inf"),
-    _e("optim_load_nan_option", _load_group_nan, "load", ValueError, r"Invalid epsilon value: nan"),
+    _e(
+        "optim_load_nan_option",
+        _load_group("Adam", "eps", float("nan")),
+        "load",
+        ValueError,
+        r"Invalid epsilon value: nan",
+    ),
     _e(
         "optim_complex_grad",
         lambda: _trained_optim().step({"w": jnp.ones(3, jnp.complex64)}),
