@@ -145,4 +145,4 @@ def cocob(
         txs = [add_decayed_weights(h["weight_decay"], mask)] if use_decay else []
         return chain(*txs, scale(h["learning_rate"]), scale_by_cocob(h["alpha"], h["eps"]))
 
-    return alias_hyperparams(build, owner="cocob", **numbers, **optional(weight_decay=weight_decay))
+    return alias_hyperparams(build, "cocob", **numbers, **optional(weight_decay=weight_decay))

@@ -332,4 +332,4 @@ def _momo_alias(name, numbers, weight_decay, adapt_lower_bound, *, adam):
             step=step,
         )
 
-    return alias_hyperparams(build, owner=name, **numbers, **optional(weight_decay=weight_decay))
+    return alias_hyperparams(build, name, **numbers, **optional(weight_decay=weight_decay))

@@ -376,7 +376,7 @@ def _alias(
 
     return alias_hyperparams(
         build,
-        owner=name,
+        name,
         learning_rate=lr,
         b1=b1,
         **moments,

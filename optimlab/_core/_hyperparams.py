@@ -128,7 +128,7 @@ def with_hyperparams(
 
 
 def alias_hyperparams(
-    build: Builder, /, *, owner: str = "", **hyperparameters: ScalarOrSchedule
+    build: Builder, owner: str = "", /, **hyperparameters: ScalarOrSchedule
 ) -> GradientTransformation:
     """:func:`with_hyperparams` for optimlab's own aliases: ``build`` is called once (private).
 

@@ -266,7 +266,7 @@ def rprop(
 
     return alias_hyperparams(
         build,
-        owner="rprop",
+        "rprop",
         learning_rate=learning_rate,
         eta_minus=eta_minus,
         eta_plus=eta_plus,

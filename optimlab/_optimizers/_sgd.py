@@ -190,4 +190,4 @@ def sgd(
     if use_momentum:
         hps["momentum"] = momentum
         hps["dampening"] = dampening
-    return alias_hyperparams(build, owner="sgd", **hps)
+    return alias_hyperparams(build, "sgd", **hps)
