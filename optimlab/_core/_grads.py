@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ._base import refuse_leaf
 from ._tree import is_none, keystr
 
 __all__ = ["as_param_dtypes"]
@@ -42,7 +43,7 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
     # Plain loops: this runs at every trace, and a comprehension is a Python frame.
     dtypes, exact, complex_ = [], [], []
     for i, g in enumerate(leaves):
-        d = None if g is None else getattr(g, "dtype", None) or _dtype(name, updates, i, g)
+        d = None if g is None else getattr(g, "dtype", None) or _dtype(name, updates, g)
         dtypes.append(d)
         exact.append(
             d is not None
@@ -78,12 +79,10 @@ def _path(updates: Any, i: int) -> str:
     return keystr(jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)[0][i][0])
 
 
-def _dtype(name: str, updates: Any, i: int, leaf: Any) -> Any:
+def _dtype(name: str, updates: Any, leaf: Any) -> Any:
     """The dtype of a leaf without one (a Python number); refuses what is not a number."""
     try:
         return jnp.result_type(leaf)
     except TypeError:
-        raise TypeError(
-            f"{name}: the gradient at {_path(updates, i)} is a {type(leaf).__name__}, not an "
-            "array or a number."
-        ) from None
+        refuse_leaf(name, updates, leaf)
+        raise

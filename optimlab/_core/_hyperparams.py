@@ -357,7 +357,7 @@ def _with_values(stored: Mapping[str, jax.Array], values: Mapping[str, Any]) -> 
     new = [_normalise(n, values[n], like, stored.owner) for n in names]
     index = np.array([stored.names.index(n) for n in names])
     packed = old.at[..., index].set(jnp.stack(new, axis=-1))
-    if not isinstance(packed, _Tracer):
+    if stored.owner in _rules.FACTORY_ORDER and not isinstance(packed, _Tracer):
         values = {n: packed[..., i] for i, n in enumerate(stored.names)}
         _rules.check_order(stored.owner, values, "set_hyperparams")
     return jax.tree_util.tree_unflatten(treedef, [packed])

@@ -15,7 +15,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
 
 from . import _tree
-from ._base import safe_increment
+from ._base import refuse_leaf, safe_increment
 from ._types import DType
 
 #: ``x is None``, as a C callable: ``is_leaf`` runs on every node of every flatten,
@@ -254,10 +254,7 @@ def check_match(
                 raise ValueError(f"{name}: None leaf mismatch at {keystr(path)}.")
             continue
         if not hasattr(u, "dtype") and not isinstance(u, (int, float, complex)):
-            raise TypeError(
-                f"{name}: the update at {keystr(path)} is a {type(u).__name__}, not an array "
-                "or a number."
-            )
+            refuse_leaf(name, updates, u)
         if shapes and jnp.shape(u) != jnp.shape(r):
             raise ValueError(
                 f"{name}: the update at {keystr(path)} has shape {jnp.shape(u)} but the "
