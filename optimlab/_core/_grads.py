@@ -42,7 +42,7 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
     leaves, treedef = jax.tree_util.tree_flatten(updates, is_leaf=is_none)
     # Plain loops: this runs at every trace, and a comprehension is a Python frame.
     dtypes, exact, complex_ = [], [], []
-    for i, g in enumerate(leaves):
+    for g in leaves:
         d = None if g is None else getattr(g, "dtype", None) or _dtype(name, updates, g)
         dtypes.append(d)
         exact.append(
