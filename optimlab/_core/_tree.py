@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -14,7 +16,6 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
 
-from . import _tree
 from ._base import refuse_leaf, safe_increment
 from ._types import DType
 
@@ -385,7 +386,7 @@ def select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
             return None
         return jnp.where(pred, a, b)
 
-    return jax.tree.map(one, on_true, on_false, is_leaf=_tree.is_none)
+    return jax.tree.map(one, on_true, on_false, is_leaf=is_none)
 
 
 #: :func:`hoist` keeps scalars apart for leaves of at most this many elements on
@@ -394,6 +395,27 @@ def select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
 #: kernel then reads its scalars from memory), where the kernels' own work hides
 #: what they would recompute.
 SMALL_LEAF = 16384
+
+_HOIST: contextvars.ContextVar[bool] = contextvars.ContextVar("hoist", default=True)
+
+
+@contextlib.contextmanager
+def unhoisted() -> Iterator[None]:
+    """Within it, :func:`hoist` returns its values as they are (for one trace).
+
+    Hoisting changes the arithmetic XLA emits, not only where it runs: a scalar
+    it can see is rewritten into the leaf's kernel (``x / sqrt(s)`` becomes
+    ``x * rsqrt(s)``, ``(x / a) / b`` becomes ``x * (1 / b) / a``...), one behind
+    a conditional is not, and the two differ in the last bit. Whether a trace
+    hoists depends on its leaves (their number, their sizes), so a step that must
+    give the same bits whichever leaves one call holds (``optimlab.optim``'s
+    per-parameter, multi-tensor and packed steps) traces without it.
+    """
+    token = _HOIST.set(False)
+    try:
+        yield
+    finally:
+        _HOIST.reset(token)
 
 
 def hoist(values: Any, tree: Any) -> Any:
@@ -407,9 +429,11 @@ def hoist(values: Any, tree: Any) -> Any:
     floats on CPU: 13% less compile time (8.7 s against 10.0 s), the same step.
 
     Only for more than one leaf of at most :data:`SMALL_LEAF` elements on
-    average; otherwise ``values`` come back as they are, so a one-leaf model runs
-    the same program as without it.
+    average, and not within :func:`unhoisted`; otherwise ``values`` come back as
+    they are, so a one-leaf model runs the same program as without it.
     """
+    if not _HOIST.get():
+        return values
     leaves = jax.tree_util.tree_leaves(tree)
     if len(leaves) < 2 or sum(map(np.size, leaves)) > SMALL_LEAF * len(leaves):
         return values

@@ -33,10 +33,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, apply_updates
 from .._core._elementwise import bucket_unsafe_part
 
-__all__ = ["BucketedState", "Buckets", "bucketed", "unbucket_state", "bucket_state"]
+__all__ = [
+    "BucketedState",
+    "Buckets",
+    "bucketed",
+    "unbucket_state",
+    "bucket_state",
+    "update_and_apply",
+]
 
 #: Default size (in elements) from which a leaf stays per-leaf.
 DEFAULT_MIN_LEAF_SIZE = 16384
@@ -250,9 +257,10 @@ def bucketed(
     stays bucketed across steps, and the updates are sliced back into the
     params' structure. A dtype with a single small leaf is not bucketed.
 
-    The results are those of ``tx`` itself: bitwise for elementwise rules, and
-    to rounding for ``clip_by_global_norm`` (the sum of squares is accumulated
-    in another order). Hyperparameters stay readable and settable with
+    The results are those of ``tx`` itself, to an ulp: the same arithmetic per
+    element, which XLA may fuse (and contract into FMAs) differently in a
+    bucket's kernel than in a leaf's; ``clip_by_global_norm`` also accumulates
+    its sum of squares in another order. Hyperparameters stay readable and settable with
     :func:`~optimlab.hyperparams` / :func:`~optimlab.set_hyperparams`, ``None``
     leaves pass through, and :func:`unbucket_state` / :func:`bucket_state`
     convert the state to and from ``tx``'s own per-leaf form (for checkpoints).
@@ -311,30 +319,72 @@ def bucketed(
         return BucketedState(offsets, tx.init(_pack(layout, params)))
 
     def update_fn(updates, state, params=None, **extra_args):
-        if not isinstance(state, BucketedState):
-            raise ValueError(
-                f"bucketed: expected a BucketedState, got {type(state).__name__}: pass the "
-                "state returned by this optimizer's init (or convert a per-leaf state with "
-                "optimlab.bucket_state)."
-            )
-        layout = _layout(updates, min_size)
-        if len(layout.chunk_starts) != len(state.offsets):
-            raise ValueError(
-                f"bucketed: the updates pack into {len(layout.chunk_starts)} chunks of small "
-                f"leaves but the state was built for {len(state.offsets)}. Pass updates with "
-                "the structure, shapes "
-                "and dtypes of the params given to init."
-            )
-        offsets = state.offsets
-        packed_params = None if params is None else _pack(layout, params)
-        packed, inner_state = tx.update(
-            _pack(layout, updates), state.inner_state, packed_params, **extra_args
-        )
-        return _unpack(layout, packed, offsets), BucketedState(offsets, inner_state)
+        return _update(tx, min_size, updates, state, params, extra_args, apply=False)
 
     out = GradientTransformation(init_fn, update_fn)
     _SPECS[out.init] = _Spec(tx, min_size)
     return out
+
+
+def _update(
+    tx: GradientTransformation,
+    min_size: int,
+    updates: Any,
+    state: Any,
+    params: Any,
+    extra_args: dict[str, Any],
+    *,
+    apply: bool,
+) -> tuple[Any, BucketedState]:
+    # The update of bucketed(tx); with ``apply``, the new params instead of the updates.
+    if not isinstance(state, BucketedState):
+        raise ValueError(
+            f"bucketed: expected a BucketedState, got {type(state).__name__}: pass the "
+            "state returned by this optimizer's init (or convert a per-leaf state with "
+            "optimlab.bucket_state)."
+        )
+    layout = _layout(updates, min_size)
+    if len(layout.chunk_starts) != len(state.offsets):
+        raise ValueError(
+            f"bucketed: the updates pack into {len(layout.chunk_starts)} chunks of small "
+            f"leaves but the state was built for {len(state.offsets)}. Pass updates with "
+            "the structure, shapes "
+            "and dtypes of the params given to init."
+        )
+    offsets = state.offsets
+    packed_params = None if params is None else _pack(layout, params)
+    packed, inner_state = tx.update(
+        _pack(layout, updates), state.inner_state, packed_params, **extra_args
+    )
+    if apply:  # in the buckets: the sum is in the kernel that computes the updates
+        packed = apply_updates(packed_params, packed)
+    return _unpack(layout, packed, offsets), BucketedState(offsets, inner_state)
+
+
+def update_and_apply(
+    tx: GradientTransformation, updates: Any, state: BucketedState, params: Any
+) -> tuple[Any, BucketedState]:
+    """``tx.update`` then :func:`~optimlab.apply_updates`, the sum taken in the buckets.
+
+    The new params are sliced from their buckets, so each is computed by the
+    kernel that computes the updates, as it is when a per-leaf step adds them in
+    one fused kernel: XLA then contracts the same multiply-adds into FMAs, and the
+    bits are those of the per-leaf step. Adding sliced updates to the params in
+    kernels of their own would round the update first (an ulp apart).
+
+    Args:
+        tx: the transformation returned by :func:`bucketed`.
+        updates: the gradients, with the params' structure and dtypes.
+        state: its state.
+        params: the current params.
+
+    Returns:
+        ``(new_params, new_state)``.
+    """
+    spec = _spec(tx, "update_and_apply")
+    if params is None:
+        raise ValueError("update_and_apply: params is None; pass the current params.")
+    return _update(spec.inner, spec.min_leaf_size, updates, state, params, {}, apply=True)
 
 
 def _spec(tx: GradientTransformation, what: str) -> _Spec:

@@ -98,12 +98,17 @@ def scale_by_adam(
         # Once per update, in the hyperparameters' precision (torch computes them in
         # Python doubles); each leaf casts them. Every scalar the rule needs is here,
         # so the lifter computes it once for all the leaves.
-        bc2_hp = _tree.bias_correction(b2, count)
+        # Divisions by them are written as products with their reciprocals: XLA
+        # rewrites ``x / s`` into ``x * (1 / s)`` or not depending on how many
+        # kernels read ``s``, so a quotient's last bit would depend on how many
+        # leaves one call updates.
+        bc1_hp, bc2_hp = _tree.bias_correction(b1, count), _tree.bias_correction(b2, count)
         decay1, decay2 = jnp.asarray(b1), jnp.asarray(b2)
         return {
-            "bc1_hp": _tree.bias_correction(b1, count),
+            "bc1_hp": bc1_hp,
+            "inv_bc1_hp": 1 / bc1_hp,
             "bc2_hp": bc2_hp,
-            "bc2_sqrt_hp": jnp.sqrt(bc2_hp),
+            "inv_bc2_sqrt_hp": jax.lax.rsqrt(bc2_hp),
             "bc1_next_hp": (_tree.bias_correction(b1, safe_increment(count)) if nesterov else None),
             "b1_hp": decay1,
             "one_minus_b1": 1 - decay1,
@@ -119,7 +124,7 @@ def scale_by_adam(
         v_new = _tree.square_average(g, v, s["b2_hp"], s["one_minus_b2"])
         bc1 = s["bc1_hp"].astype(real) if bias_correction_mu else jnp.ones((), real)
         bc2 = s["bc2_hp"].astype(real)
-        bc2_sqrt = s["bc2_sqrt_hp"].astype(real)
+        inv_bc2_sqrt = s["inv_bc2_sqrt_hp"].astype(real)
         e = _tree.hp(s["eps_hp"], g)
         vmax_out = None
         if vmax is not None and amsgrad_of_corrected:  # optax's amsgrad
@@ -136,14 +141,15 @@ def scale_by_adam(
             if use_eps_root:
                 denom = jnp.sqrt(v_use / bc2 + _tree.hp(s["eps_root_hp"], g)) + e
             else:
-                denom = jnp.sqrt(v_use) / bc2_sqrt + e
+                denom = jnp.sqrt(v_use) * inv_bc2_sqrt + e
         md = m_new.dtype
         if nesterov:
             b1c, bcn = _tree.hp(s["b1_hp"], g).astype(md), s["bc1_next_hp"].astype(real).astype(md)
             m_hat = b1c * m_new / bcn + (1 - b1c) * g / bc1.astype(md)
             direction = m_hat / denom.astype(md)
         else:
-            direction = (m_new / denom.astype(md)) / bc1.astype(md)
+            inv_bc1 = s["inv_bc1_hp"].astype(real) if bias_correction_mu else jnp.ones((), real)
+            direction = (m_new / denom.astype(md)) * inv_bc1.astype(md)
         return direction, m_new, v_new, vmax_out
 
     mu, nu = moment_slots(mu_dtype, nu_dtype, real=True)

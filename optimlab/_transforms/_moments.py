@@ -67,6 +67,8 @@ def corrected_mu(g: jax.Array, m: jax.Array, b1: Any, bc1: Any, bc1_next: Any = 
     (optax's): :math:`\beta_1 m_t/(1-\beta_1^{t+1}) + (1-\beta_1) g_t/(1-\beta_1^t)`.
     """
     if bc1_next is None:
-        return m / _tree.scalar_like(bc1, g)
+        # A product with the reciprocal, not a quotient: XLA rewrites one into the
+        # other or not depending on how many kernels read ``bc1`` (see scale_by_adam).
+        return m * (1 / _tree.scalar_like(bc1, g))
     look_ahead = _tree.scalar_like(b1, g) * (m / _tree.scalar_like(bc1_next, g))
     return look_ahead + _tree.scalar_like(1 - jnp.asarray(b1), g) * (g / _tree.scalar_like(bc1, g))

@@ -36,7 +36,7 @@ class Adafactor(Optimizer):
         d: the clipping threshold of the update's RMS.
         weight_decay: decoupled decay, multiplied by ``lr``.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
 
     Examples:

@@ -56,7 +56,7 @@ class Adam(Optimizer):
         weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
         amsgrad: use the running maximum of the second moment.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
         capturable: accepted for compatibility; no effect.
         differentiable: accepted for compatibility; no effect.
@@ -109,7 +109,7 @@ class AdamW(Optimizer):
         amsgrad: use the running maximum of the second moment.
         maximize: maximise the objective.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         capturable: accepted for compatibility; no effect.
         differentiable: accepted for compatibility; no effect.
         fused: accepted for compatibility; no effect.

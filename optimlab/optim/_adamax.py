@@ -24,7 +24,7 @@ class Adamax(Optimizer):
         eps: added to :math:`|g|` inside the maximum.
         weight_decay: L2 penalty added to the gradient.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
         differentiable: no effect.
         capturable: no effect.

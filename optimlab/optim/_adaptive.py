@@ -50,7 +50,7 @@ class Adagrad(Optimizer):
         initial_accumulator_value: starting value of the sum of squares.
         eps: added to the denominator.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
         differentiable: no effect.
         fused: no effect.
@@ -100,7 +100,7 @@ class Adadelta(Optimizer):
         eps: added inside the square roots.
         weight_decay: L2 penalty.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         capturable: no effect.
         maximize: maximise the objective.
         differentiable: no effect.
@@ -151,7 +151,7 @@ class RMSprop(Optimizer):
         centered: normalise by the estimated variance.
         capturable: no effect.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
         differentiable: no effect.
     """
@@ -213,7 +213,7 @@ class NAdam(Optimizer):
         momentum_decay: momentum decay :math:`\psi`.
         decoupled_weight_decay: NAdamW's decay.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
         capturable: no effect.
         differentiable: no effect.
@@ -270,7 +270,7 @@ class RAdam(Optimizer):
         weight_decay: L2 penalty (decoupled with ``decoupled_weight_decay``).
         decoupled_weight_decay: RAdamW's decay.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
         capturable: no effect.
         differentiable: no effect.
@@ -317,7 +317,7 @@ class Rprop(Optimizer):
         step_sizes: ``(min_step_size, max_step_size)``.
         capturable: no effect.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
         differentiable: no effect.
     """
@@ -364,7 +364,7 @@ class ASGD(Optimizer):
         t0: step at which averaging starts.
         weight_decay: L2 penalty.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         maximize: maximise the objective.
         differentiable: no effect.
         capturable: no effect.

@@ -23,6 +23,7 @@ from .._layout._bucketed import (
     bucket_state,
     bucketed,
     unbucket_state,
+    update_and_apply,
 )
 
 __all__ = ["MIN_PARAMS", "eligible", "from_states", "init", "step", "to_states", "worth"]
@@ -47,11 +48,8 @@ def _per_leaf(tx: Any, p: jax.Array) -> Any:
 
 
 #: Groups with fewer small parameters than this keep one state per parameter: their
-#: per-parameter cost is small, and the numbers then stay those of the per-parameter
-#: path bit for bit. Packed, the same per-element arithmetic compiles differently:
-#: XLA:CPU's FMA contraction follows its fusion and vectorisation, and it rewrites a
-#: division by a scalar with a single user as a multiplication by its reciprocal
-#: (within an ulp per step).
+#: per-parameter cost is small. Either way the numbers are the same, bit for bit
+#: (``tests/optim/test_idioms.py`` compares every class with ``foreach=False``).
 MIN_PARAMS = 32
 
 
@@ -103,7 +101,13 @@ def to_states(tx: Any, state: BucketedState, count: Any, params: list[jax.Array]
 
 
 def step(tx: Any, feed: Any, state: BucketedState, count: Any, params: list, grads: list) -> Any:
-    """One traced update of a bucketed group: ``(updates, state, count)``."""
+    """One traced step of a bucketed group: ``(new params, state, count)``.
+
+    The updates are added to the params in their buckets (``update_and_apply``),
+    so the new params have the bits of the per-parameter step's.
+    """
     inner = state.inner_state._replace(hyperparams=dict(feed), count=count)
-    updates, new = _bucketed(tx).update(grads, state._replace(inner_state=inner), params)
-    return (updates, *_strip(new))
+    new_params, new = update_and_apply(
+        _bucketed(tx), grads, state._replace(inner_state=inner), params
+    )
+    return (new_params, *_strip(new))

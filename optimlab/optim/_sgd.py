@@ -29,7 +29,7 @@ class SGD(Optimizer):
         nesterov: Nesterov momentum.
         maximize: maximise the objective.
         foreach: ``False`` steps one parameter at a time; otherwise each group's
-            parameters step in one call (the same arithmetic, to a few ulps).
+            parameters step in one call (the same numbers, bit for bit).
         differentiable: accepted for compatibility; no effect.
         fused: accepted for compatibility; no effect.
 

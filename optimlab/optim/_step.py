@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .._core import _tree
 from .._core._base import apply_updates
 from . import _buckets
 
@@ -74,12 +75,21 @@ def _update(plan, leaves, states, grads, feeds, counts, bleaves=(), bstates=(), 
     # The groups in ``bgroups`` hold one bucketed state over all their parameters
     # (see ``_buckets``): each is one update of the bucketed transformation, whose
     # arithmetic is a few operations over flat buffers.
+    #
+    # The three forms give the same bits: each parameter's new value is computed
+    # in the kernel that computes its update, and no scalar is hoisted (hoisting
+    # depends on the leaves one call holds, and changes the arithmetic XLA emits).
+    with _tree.unhoisted():
+        return _traced(plan, leaves, states, grads, feeds, counts, bleaves, bstates, bgrads)
+
+
+def _traced(plan, leaves, states, grads, feeds, counts, bleaves, bstates, bgrads):
     group_of, bucket_of, shape_of, treedefs, txs, foreach, bgroups = plan
     new_b = []
     for gi, ps, (st, count), gs in zip(bgroups, bleaves, bstates, bgrads, strict=True):
         gs = [jnp.asarray(g).astype(p.dtype) for p, g in zip(ps, gs, strict=True)]
-        u, st, count = _buckets.step(txs[gi], feeds[gi], st, count, list(ps), gs)
-        new_b.append((apply_updates(list(ps), u), (st, count)))
+        new_ps, st, count = _buckets.step(txs[gi], feeds[gi], st, count, list(ps), gs)
+        new_b.append((new_ps, (st, count)))
     new_leaves: list[Any] = [None] * len(leaves)
     new_states: list[Any] = [None] * len(leaves)
     new_counts: list[Any] = [None] * len(counts)

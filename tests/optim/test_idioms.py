@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import pathlib
-import platform
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -260,87 +253,75 @@ def test_load_state_dict_pre_hook_may_rewrite_the_dict():
     assert opt.param_groups[0]["lr"] == 0.7 and sd["param_groups"][0]["lr"] == 0.1
 
 
-@pytest.mark.parametrize("cls", ["SGD", "Adam", "NAdam", "Adafactor"])
-def test_foreach_false_steps_one_parameter_at_a_time_with_the_same_numbers(cls, monkeypatch):
-    """torch's foreach=None (multi-tensor) and foreach=False (a loop) agree bitwise here too."""
-    monkeypatch.setattr(_buckets, "MIN_PARAMS", 2)  # the bucketed path too, on 3 parameters
+#: Every class with torch's ``foreach`` flag, and options that change its arithmetic.
+FOREACH_CASES = [
+    ("SGD", {}),
+    ("SGD", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+    ("SGD", {"momentum": 0.9, "dampening": 0.3, "maximize": True}),
+    ("Adam", {}),
+    ("Adam", {"amsgrad": True, "weight_decay": 0.1}),
+    ("AdamW", {}),
+    ("Adamax", {"weight_decay": 0.1}),
+    ("RAdam", {}),
+    ("RAdam", {"decoupled_weight_decay": True, "weight_decay": 0.1}),
+    ("NAdam", {}),
+    ("RMSprop", {"centered": True, "momentum": 0.5, "weight_decay": 0.1}),
+    ("Adagrad", {"lr_decay": 0.1, "initial_accumulator_value": 0.2}),
+    ("Adadelta", {"weight_decay": 0.1}),
+    ("Rprop", {}),
+    ("ASGD", {}),
+    ("Adafactor", {}),
+]
+
+
+def _run_foreach(cls, kwargs, foreach, dtype):
     params = {
         "a": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3),
         "b": jnp.linspace(0.5, 2.0, 6).reshape(2, 3),
         "c": jnp.linspace(-2.0, 0.5, 4),
+        "d": jnp.linspace(-0.3, 0.9, 37),  # not a multiple of any vector width
+        "e": jnp.linspace(-1.0, 1.0, 20000).reshape(100, 200),  # left out of the buckets
     }
-    kwargs = {"lr": 0.01, "momentum": 0.9} if cls == "SGD" else {"lr": 0.01}
-    runs = []
-    for foreach in (None, False):
-        opt = getattr(optim, cls)(params, foreach=foreach, **kwargs)
-        for k in range(4):
-            opt.step(jax.tree.map(lambda p, k=k: jnp.cos(p * (k + 1)), opt.params))
-        runs.append((opt.params, opt.state_dict()["state"]))
-    (p0, s0), (p1, s1) = runs
-    for a, b in zip(jax.tree.leaves((p0, s0)), jax.tree.leaves((p1, s1)), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    params = jax.tree.map(lambda x: x.astype(dtype), params)
+    opt = getattr(optim, cls)(params, foreach=foreach, **{"lr": 0.01, **kwargs})
+    bucketed = False
+    for k in range(8):
+        grads = jax.tree.map(lambda p, k=k: jnp.cos(p * (k + 1)), opt.params)
+        if k in (2, 3):
+            grads["c"] = None  # torch skips it: the others step as a list, not bucketed
+        if k == 4:
+            opt.param_groups[0]["lr"] = 0.02
+        opt.step(grads)
+        bucketed = bucketed or any(g.bucket is not None for g in opt._store.groups)
+        if k == 5:
+            opt.load_state_dict(opt.state_dict())
+    sd = opt.state_dict()["state"]
+    return [np.asarray(x) for x in jax.tree.leaves((opt.params, sd))], bucketed, sd
 
 
-@pytest.mark.parametrize("cls", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Rprop"])
-def test_bucketed_groups_match_per_parameter_steps_through_skips_and_reloads(cls, monkeypatch):
-    """The default (one bucketed state per group) and foreach=False agree to a few ulp.
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "dtype"),
+    [(cls, kwargs, "float32") for cls, kwargs in FOREACH_CASES]
+    + [(cls, {}, "bfloat16") for cls in ("SGD", "Adam", "RMSprop", "NAdam")],
+    ids=str,
+)
+def test_foreach_none_and_false_step_the_same_bits(cls, kwargs, dtype, monkeypatch):
+    """torch's foreach=None (packed or multi-tensor) and foreach=False (a loop): one result.
 
-    Also when a parameter has no gradient (torch skips it: its step count stays
-    behind), when the state is read or reloaded midway, and when an option changes.
+    Bit for bit, not to an ulp: through a packed group, a group stepped as a list
+    (a parameter without a gradient), a large parameter beside the packed ones, a
+    changed option and a reload. The packed form adds each update to its parameter
+    in the kernel that computes it, and no step hoists its scalars, so XLA emits
+    the same arithmetic (FMA contractions included) for each element either way.
     """
-    monkeypatch.setattr(_buckets, "MIN_PARAMS", 2)
-    params = {
-        "a": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3),
-        "b": jnp.linspace(0.5, 2.0, 6).reshape(2, 3),
-        "c": jnp.linspace(-2.0, 0.5, 4),
-    }
-    kwargs = {"lr": 0.01, "momentum": 0.9} if cls == "SGD" else {"lr": 0.01}
-    runs = []
-    for foreach in (None, False):
-        opt = getattr(optim, cls)(params, foreach=foreach, **kwargs)
-        for k in range(7):
-            grads = jax.tree.map(lambda p, k=k: jnp.cos(p * (k + 1)), opt.params)
-            if k in (2, 3):
-                grads["c"] = None
-            if k == 4:
-                opt.param_groups[0]["lr"] = 0.02
-            opt.step(grads)
-            if k == 1:
-                bucketed = [g for g in opt._store.groups if g.bucket is not None]
-                assert (len(bucketed) == 1) == (foreach is None)
-            if k == 5:
-                opt.load_state_dict(opt.state_dict())
-        runs.append((opt.params, opt.state_dict()["state"]))
-    (p0, s0), (p1, s1) = runs
-    if "step" in s0[0]:
-        assert float(s0[2]["step"]) == 5.0 and float(s0[0]["step"]) == 7.0
-    for a, b in zip(jax.tree.leaves((p0, s0)), jax.tree.leaves((p1, s1)), strict=True):
-        # Not bitwise: the same jaxpr per element, compiled two ways. XLA:CPU
-        # contracts multiply-adds into FMAs depending on how it fuses and vectorises
-        # each loop, and rewrites x / broadcast(s) as x * broadcast(1 / s) when the
-        # scalar s has a single user (one bucket) but not when each parameter uses
-        # it. Each is at most 1 ulp per step, carried by the moments (2 seen here).
-        np.testing.assert_array_max_ulp(np.asarray(a), np.asarray(b), maxulp=4)
-
-
-# Adam, AdamW and RAdam are left out: they divide by a bias-correction scalar, and
-# XLA rewrites x / s as x * (1 / s) when s has a single user (one bucket), not when
-# each parameter uses it, whether or not FMAs are available.
-WITHOUT_FMA = ["SGD", "RMSprop", "Adagrad", "Adamax", "Adadelta", "Rprop"]
-
-
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="an x86 ISA flag")
-def test_bucketed_and_per_parameter_steps_are_bitwise_equal_without_fma():
-    """The two paths run the same arithmetic: with FMA contraction off, the same bits."""
-    worker = pathlib.Path(__file__).with_name("_foreach_worker.py")
-    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=SSE4_2").strip()
-    proc = subprocess.run(
-        [sys.executable, str(worker), *WITHOUT_FMA],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu"),
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    results = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert results == dict.fromkeys(WITHOUT_FMA, "bitwise")
+    monkeypatch.setattr(_buckets, "MIN_PARAMS", 2)  # bucket a group of five parameters
+    packed, bucketed, sd = _run_foreach(cls, kwargs, None, dtype)
+    plain, _, _ = _run_foreach(cls, kwargs, False, dtype)
+    # Classes whose state holds a value shared by the group (NAdam's momentum
+    # product, ASGD's averages) or per-parameter statistics (Adafactor) step one
+    # parameter at a time either way.
+    assert bucketed == (cls not in ("NAdam", "ASGD", "Adafactor"))
+    if "step" in sd.get(0, {}):
+        assert float(sd[2]["step"]) == 6.0 and float(sd[0]["step"]) == 8.0
+    for i, (a, b) in enumerate(zip(packed, plain, strict=True)):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), f"leaf {i}"
