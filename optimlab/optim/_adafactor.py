@@ -58,6 +58,7 @@ class Adafactor(Optimizer):
         },
         flags=same_names("maximize"),
         zero_terms={"weight_decay": ()},
+        real_only=True,
         state={
             "step": STEP,
             "row_var": StateKey(ScaleByTorchAdafactorState, "row_var"),

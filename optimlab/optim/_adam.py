@@ -8,7 +8,7 @@ from typing import Any
 from .._core._base import GradientTransformation
 from .._optimizers._adam import ScaleByAdamState, adam, adamw
 from ._optimizer import Optimizer
-from ._spec import ADAM_HYPERPARAMS, STEP, Spec, StateKey, moments, same_names
+from ._spec import ADAM_HYPERPARAMS, STEP, Spec, StateKey, is_array, moments, same_names
 
 __all__ = ["Adam", "AdamW"]
 
@@ -37,6 +37,19 @@ _ADAM_SPEC = Spec(
 )
 
 
+def _refuse_tensor_options(lr: Any, betas: Any, foreach: Any, capturable: Any) -> None:
+    # torch's Adam refuses one-element array options on its multi-tensor path unless
+    # capturable; optimlab has no such limit, but refuses what torch refuses.
+    if not foreach or capturable:
+        return
+    if is_array(lr):
+        raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+    if isinstance(betas, (tuple, list)) and len(betas) == 2 and all(map(is_array, betas)):
+        raise ValueError(
+            "betas[0] as a Tensor is not supported for capturable=False and foreach=True"
+        )
+
+
 class Adam(Optimizer):
     """``torch.optim.Adam`` over :func:`optimlab.adam`: same signature, defaults and state dict.
 
@@ -45,8 +58,9 @@ class Adam(Optimizer):
     The per-parameter state is ``{'step', 'exp_avg', 'exp_avg_sq'}`` plus
     ``'max_exp_avg_sq'`` with ``amsgrad``; ``step`` is a float32 scalar in the state
     dict (an int32 counter inside). ``capturable``, ``differentiable`` and
-    ``fused`` have no effect (``foreach``: see below). See :class:`Optimizer` for the
-    differences from torch.
+    ``fused`` have no effect (``foreach``: see below). As torch, it refuses an array
+    ``lr`` or ``betas`` with ``foreach=True`` and ``capturable=False``. See
+    :class:`Optimizer` for the differences from torch.
 
     Args:
         params: a pytree, ``(name, array)`` pairs, or a list of group dicts.
@@ -90,6 +104,7 @@ class Adam(Optimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
+        _refuse_tensor_options(lr, betas, foreach, capturable)
         super().__init__(params, self.spec.defaults(locals()))
 
 
@@ -132,4 +147,5 @@ class AdamW(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
+        _refuse_tensor_options(lr, betas, foreach, capturable)
         super().__init__(params, self.spec.defaults(locals()))

@@ -18,7 +18,23 @@ from .._core import _rules
 from ._params import GroupLayout
 from ._spec import Spec, required
 
-__all__ = ["check_grad_dtype", "check_group", "check_new_group", "check_step"]
+__all__ = [
+    "ComplexParamsError",
+    "check_grad_dtype",
+    "check_group",
+    "check_new_group",
+    "check_real",
+    "check_step",
+]
+
+
+class ComplexParamsError(TypeError, RuntimeError):
+    """Complex parameters given to an optimizer that has no complex form.
+
+    A ``TypeError`` (the parameter's dtype is what is wrong) that is also the
+    ``RuntimeError`` torch raises for the same input, so code written for either
+    catches it.
+    """
 
 
 def check_new_group(
@@ -120,3 +136,17 @@ def check_grad_dtype(grad: Any, param: Any, where: str) -> None:
             f"the gradient of {where} is complex ({g}) but the parameter is real ({p}); "
             "taking the real part silently would be a wrong result."
         )
+
+
+def check_real(leaves: Sequence[Any], layout: GroupLayout, owner: str) -> None:
+    """Refuses complex parameters, with torch's words, when the group is added.
+
+    torch raises at the first step; here the group is refused before it is kept.
+    """
+    for leaf, name, i in zip(leaves, layout.names, layout.indices, strict=True):
+        if jnp.iscomplexobj(leaf):
+            raise ComplexParamsError(
+                f"{owner} does not support complex parameters: parameter {i} ({name!r}) is "
+                f"{jnp.result_type(leaf)}. Optimize the real and imaginary parts as separate "
+                "real parameters instead."
+            )

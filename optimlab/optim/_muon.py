@@ -65,6 +65,7 @@ class Muon(Optimizer):
         flags=same_names("nesterov", "adjust_lr_fn"),
         zero_terms={"weight_decay": ()},
         static=("ns_steps",),
+        real_only=True,
         state={"momentum_buffer": StateKey(ScaleByMuonState, "momentum")},
     )
 

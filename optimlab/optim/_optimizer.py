@@ -46,6 +46,10 @@ class Optimizer(Hooks):
       on a parameter gives it a zero gradient (JAX cannot tell "unused"), so it is
       stepped.
     - Options are validated for every group (torch validates only the defaults).
+    - An optimizer without complex support (``Adafactor``, ``Muon``) refuses complex
+      parameters when their group is added, where torch raises at the first step
+      (the same message; the error is both torch's ``RuntimeError`` and a
+      ``TypeError``).
     - A plain tree that appears in two groups is detected by array identity;
       named parameters by name (or tree position).
     - Changing a flag (``nesterov``, ``amsgrad``, ``maximize``...) or moving a
@@ -96,7 +100,9 @@ class Optimizer(Hooks):
             param_group: ``{"params": tree or (name, array) pairs, **option overrides}``.
 
         Raises:
-            TypeError: not a dict, a set of params, or a leaf that is not a float array.
+            TypeError: not a dict, a set of params, or a leaf that is not a float array
+                (or a complex one, for an optimizer without complex support: also a
+                ``RuntimeError``, as torch's).
             ValueError: a required option missing, names on some groups only, or a
                 parameter already in another group.
         """
@@ -108,6 +114,8 @@ class Optimizer(Hooks):
         _checks.check_new_group(
             self.spec, self.defaults, param_group, layout, layouts, type(self).__name__
         )
+        if self.spec.real_only:
+            _checks.check_real(leaves, layout, type(self).__name__)
         group = {**param_group}
         for name, default in self.defaults.items():
             group.setdefault(name, default)

@@ -24,6 +24,7 @@ __all__ = [
     "STEP",
     "Spec",
     "StateKey",
+    "is_array",
     "moments",
     "required",
     "same_names",
@@ -104,13 +105,14 @@ ADAM_HYPERPARAMS: Mapping[str, str | tuple[str, ...]] = {
 }
 
 
-def _is_array(value: Any) -> bool:
+def is_array(value: Any) -> bool:
+    """Whether an option is an array (torch's tensor-valued options), not a number."""
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
 def _one_element(key: str, value: Any) -> Any:
     """A one-element array option as a scalar array (torch takes ``tensor([[0.9]])``)."""
-    if not _is_array(value) or np.ndim(value) == 0:
+    if not is_array(value) or np.ndim(value) == 0:
         return value
     if np.size(value) != 1:
         raise ValueError(f"Tensor {key} must be 1-element")
@@ -144,6 +146,7 @@ class Spec:
         state: torch per-parameter state key -> :class:`StateKey`, in torch's order.
         fixed: group options forced to a value (``AdamW``'s ``decoupled_weight_decay``).
         single_group: the optimizer accepts one parameter group only (``LBFGS``).
+        real_only: the optimizer refuses complex parameters (``Adafactor``, ``Muon``).
         order: every group option, separated by spaces, in the order of torch's
             ``defaults`` (that of the groups and the state dict) where it is not the
             signature's.
@@ -157,6 +160,7 @@ class Spec:
     static: tuple[str, ...] = ()
     fixed: Mapping[str, Any] = field(default_factory=dict)
     single_group: bool = False
+    real_only: bool = False
     order: str = ""
     _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -187,7 +191,7 @@ class Spec:
                 values = tuple(value)
                 if len(values) != len(names):
                     raise ValueError(f"{key} must have {len(names)} values, got {value!r}")
-                arrays = [_is_array(v) for v in values]
+                arrays = [is_array(v) for v in values]
                 if any(arrays) and not all(arrays):
                     raise ValueError(f"{key} must be either both floats or both Tensors")
                 out.update(zip(names, (_one_element(key, v) for v in values), strict=True))

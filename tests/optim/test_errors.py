@@ -256,3 +256,22 @@ def test_bad_state_dicts_raise_and_change_nothing(name, make, message, torch_too
 
         with pytest.raises(ValueError, match=message):
             _twin(opt).load_state_dict(to_torch(bad))
+
+
+@pytest.mark.parametrize("cls", ["Adafactor", "Muon"])
+def test_complex_parameters_are_refused_when_their_group_is_added(cls):
+    """torch's message and type (``RuntimeError``, at its first step), also a ``TypeError``."""
+    real, cplx = jnp.ones((2, 3)), jnp.ones((2, 3), jnp.complex64)
+    theirs = getattr(torch.optim, cls)([torch.ones(2, 3, dtype=torch.complex64)])
+    theirs.param_groups[0]["params"][0].grad = torch.ones(2, 3, dtype=torch.complex64)
+    with pytest.raises(RuntimeError, match=f"{cls} does not support complex parameters"):
+        theirs.step()
+    for error in (RuntimeError, TypeError):
+        with pytest.raises(error, match=f"^{cls} does not support complex parameters: .*'w'"):
+            getattr(optim, cls)({"v": real, "w": cplx})
+    opt = getattr(optim, cls)({"v": real})
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(TypeError, match="parameter 1 .*complex64"):
+        opt.add_param_group({"params": [cplx]})
+    assert len(opt.param_groups) == 1
+    assert opt.state_dict()["param_groups"] == before["param_groups"]
