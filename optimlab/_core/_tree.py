@@ -396,22 +396,27 @@ def select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
 #: what they would recompute.
 SMALL_LEAF = 16384
 
-_HOIST: contextvars.ContextVar[bool] = contextvars.ContextVar("hoist", default=True)
+_HOIST: contextvars.ContextVar[bool | None] = contextvars.ContextVar("hoist", default=None)
+
+
+def worth_hoisting(leaves: list[Any]) -> bool:
+    """The rule :func:`hoist` applies to a tree's leaves: several, and small on average."""
+    return len(leaves) > 1 and sum(map(np.size, leaves)) <= SMALL_LEAF * len(leaves)
 
 
 @contextlib.contextmanager
-def unhoisted() -> Iterator[None]:
-    """Within it, :func:`hoist` returns its values as they are (for one trace).
+def hoisting(on: bool) -> Iterator[None]:
+    """Within it, :func:`hoist` hoists (``on``) or not, whatever tree it is given.
 
     Hoisting changes the arithmetic XLA emits, not only where it runs: a scalar
-    it can see is rewritten into the leaf's kernel (``x / sqrt(s)`` becomes
-    ``x * rsqrt(s)``, ``(x / a) / b`` becomes ``x * (1 / b) / a``...), one behind
-    a conditional is not, and the two differ in the last bit. Whether a trace
-    hoists depends on its leaves (their number, their sizes), so a step that must
-    give the same bits whichever leaves one call holds (``optimlab.optim``'s
-    per-parameter, multi-tensor and packed steps) traces without it.
+    it can see may be rewritten into a leaf's kernel (``x / s`` into
+    ``x * (1 / s)``, depending on how many kernels read ``s``), one behind a
+    conditional is not, and the two can differ in the last bit. A step that must
+    give the same bits whichever leaves each call holds (``optimlab.optim``'s
+    per-parameter, multi-tensor and packed forms) decides once, from all its
+    leaves (:func:`worth_hoisting`), for every call it traces.
     """
-    token = _HOIST.set(False)
+    token = _HOIST.set(on)
     try:
         yield
     finally:
@@ -429,15 +434,14 @@ def hoist(values: Any, tree: Any) -> Any:
     floats on CPU: 13% less compile time (8.7 s against 10.0 s), the same step.
 
     Only for more than one leaf of at most :data:`SMALL_LEAF` elements on
-    average, and not within :func:`unhoisted`; otherwise ``values`` come back as
+    average (unless :func:`hoisting` decides); otherwise ``values`` come back as
     they are, so a one-leaf model runs the same program as without it.
     """
-    if not _HOIST.get():
-        return values
-    leaves = jax.tree_util.tree_leaves(tree)
-    if len(leaves) < 2 or sum(map(np.size, leaves)) > SMALL_LEAF * len(leaves):
-        return values
-    return apart(values)
+    on = _HOIST.get()
+    if on is None:  # worth_hoisting, inline: no Python frame while tracing
+        leaves = jax.tree_util.tree_leaves(tree)
+        on = len(leaves) > 1 and sum(map(np.size, leaves)) <= SMALL_LEAF * len(leaves)
+    return apart(values) if on else values
 
 
 def apart(values: Any) -> Any:

@@ -77,9 +77,11 @@ def _update(plan, leaves, states, grads, feeds, counts, bleaves=(), bstates=(), 
     # arithmetic is a few operations over flat buffers.
     #
     # The three forms give the same bits: each parameter's new value is computed
-    # in the kernel that computes its update, and no scalar is hoisted (hoisting
-    # depends on the leaves one call holds, and changes the arithmetic XLA emits).
-    with _tree.unhoisted():
+    # in the kernel that computes its update, and whether scalars are hoisted
+    # (which changes the arithmetic XLA emits) is decided once, from every
+    # parameter of the step, not from the leaves of each call.
+    hoist = _tree.worth_hoisting([*leaves, *(p for ps in bleaves for p in ps)])
+    with _tree.hoisting(hoist):
         return _traced(plan, leaves, states, grads, feeds, counts, bleaves, bstates, bgrads)
 
 

@@ -56,6 +56,20 @@ def test_scalars_are_hoisted_for_several_small_leaves_only():
     for tree, expected in cases:
         text = _lowered(lambda s, t: _tree.hoist(s * 2, t), x, tree)
         assert ("stablehlo.case" in text) is expected, [t.shape for t in tree]
+        assert _tree.worth_hoisting(tree) is expected
+
+
+@cpu_only
+def test_a_step_may_decide_for_every_call_it_traces():
+    """``hoisting`` overrides the rule both ways, for the trace inside it only."""
+    x = jnp.float32(0.5)
+    one, many = [jnp.ones(4)], [jnp.ones(4), jnp.ones(4)]
+    for on, tree in ((True, one), (False, many)):
+        with _tree.hoisting(on):
+            text = _lowered(lambda s, t: _tree.hoist(s * 2, t), x, tree)
+        assert ("stablehlo.case" in text) is on
+    text = _lowered(lambda s, t: _tree.hoist(s * 2, t), x, many)
+    assert "stablehlo.case" in text  # the rule again outside it
 
 
 @cpu_only
