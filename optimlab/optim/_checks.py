@@ -23,6 +23,7 @@ __all__ = [
     "check_grad_dtype",
     "check_group",
     "check_new_group",
+    "check_params_container",
     "check_real",
     "check_step",
 ]
@@ -35,6 +36,22 @@ class ComplexParamsError(TypeError, RuntimeError):
     ``RuntimeError`` torch raises for the same input, so code written for either
     catches it.
     """
+
+
+def check_params_container(params: Any) -> None:
+    """torch's refusal of a bare array as the ``params`` of an optimizer.
+
+    A group's ``"params"`` may be one array (:meth:`add_param_group` wraps it, as
+    torch does); the optimizer's own argument must be a tree, a list of arrays or
+    ``(name, array)`` pairs, or a list of group dicts.
+    """
+    if hasattr(params, "shape") and hasattr(params, "dtype"):
+        kind = type(params)
+        raise TypeError(
+            "params argument given to the optimizer should be an iterable of Tensors or "
+            f"dicts, but got {kind.__module__}.{kind.__qualname__}; pass [array] (or a "
+            "tree of arrays)."
+        )
 
 
 def check_new_group(

@@ -75,6 +75,7 @@ class Optimizer(Hooks):
             self._store.compile(self.defaults)  # validates the defaults first, as torch does
         if isinstance(params, Iterator):
             params = list(params)
+        _checks.check_params_container(params)
         if isinstance(params, (list, tuple)) and len(params) == 0:
             raise ValueError("optimizer got an empty parameter list")
         self._single_tree = not (
