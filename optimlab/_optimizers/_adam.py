@@ -105,8 +105,8 @@ def scale_by_adam(
         bc1_hp, bc2_hp = _tree.bias_correction(b1, count), _tree.bias_correction(b2, count)
         decay1, decay2 = jnp.asarray(b1), jnp.asarray(b2)
         return {
-            "bc1_hp": bc1_hp,
-            "inv_bc1_hp": 1 / bc1_hp,
+            "bc1_hp": bc1_hp if nesterov else None,
+            "inv_bc1_hp": None if nesterov else 1 / bc1_hp,
             "bc2_hp": bc2_hp,
             "inv_bc2_sqrt_hp": jax.lax.rsqrt(bc2_hp),
             "bc1_next_hp": (_tree.bias_correction(b1, safe_increment(count)) if nesterov else None),
@@ -122,7 +122,6 @@ def scale_by_adam(
         real = jnp.real(g).dtype
         m_new = _tree.lerp(m, g, s["one_minus_b1"])
         v_new = _tree.square_average(g, v, s["b2_hp"], s["one_minus_b2"])
-        bc1 = s["bc1_hp"].astype(real) if bias_correction_mu else jnp.ones((), real)
         bc2 = s["bc2_hp"].astype(real)
         inv_bc2_sqrt = s["inv_bc2_sqrt_hp"].astype(real)
         e = _tree.hp(s["eps_hp"], g)
@@ -145,6 +144,7 @@ def scale_by_adam(
         md = m_new.dtype
         if nesterov:
             b1c, bcn = _tree.hp(s["b1_hp"], g).astype(md), s["bc1_next_hp"].astype(real).astype(md)
+            bc1 = s["bc1_hp"].astype(real) if bias_correction_mu else jnp.ones((), real)
             m_hat = b1c * m_new / bcn + (1 - b1c) * g / bc1.astype(md)
             direction = m_hat / denom.astype(md)
         else:
