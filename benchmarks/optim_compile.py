@@ -12,6 +12,7 @@ Run ``python -m benchmarks.optim_compile``, or call :func:`table` for the Markdo
 from __future__ import annotations
 
 import operator
+import statistics
 import time
 
 import jax
@@ -82,8 +83,14 @@ def measure(leaf_counts=(500, 2000)) -> list[dict]:
         )
         row = dict(leaves=n, shell_first=shell_first, optax_first=optax_first)
         if n == max(leaf_counts):
-            row["shell_step"] = C.time_loop(shell_run)
-            row["optax_step"] = C.time_loop(optax_run)
+            # Alternately, the median of 3 rounds each: one round of each in turn moved
+            # with the machine's load by a third between runs.
+            shell, opt = [], []
+            for _ in range(3):
+                shell.append(C.time_loop(shell_run))
+                opt.append(C.time_loop(optax_run))
+            row["shell_step"] = statistics.median(shell)
+            row["optax_step"] = statistics.median(opt)
         rows.append(row)
         print(
             f"first optim.AdamW.step {n} leaves: {shell_first:.2f} s, optax {optax_first:.2f} s",
