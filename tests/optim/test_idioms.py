@@ -274,13 +274,13 @@ FOREACH_CASES = [
 ]
 
 
-def _run_foreach(cls, kwargs, foreach, dtype):
+def _run_foreach(cls, kwargs, foreach, dtype, large):
     params = {
         "a": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3),
         "b": jnp.linspace(0.5, 2.0, 6).reshape(2, 3),
         "c": jnp.linspace(-2.0, 0.5, 4),
         "d": jnp.linspace(-0.3, 0.9, 37),  # not a multiple of any vector width
-        "e": jnp.linspace(-1.0, 1.0, 20000).reshape(100, 200),  # left out of the buckets
+        "e": jnp.linspace(-1.0, 1.0, large).reshape(100, -1),  # left out of the buckets
     }
     params = jax.tree.map(lambda x: x.astype(dtype), params)
     opt = getattr(optim, cls)(params, foreach=foreach, **{"lr": 0.01, **kwargs})
@@ -300,23 +300,26 @@ def _run_foreach(cls, kwargs, foreach, dtype):
 
 
 @pytest.mark.parametrize(
-    ("cls", "kwargs", "dtype"),
-    [(cls, kwargs, "float32") for cls, kwargs in FOREACH_CASES]
-    + [(cls, {}, "bfloat16") for cls in ("SGD", "Adam", "RMSprop", "NAdam")],
+    ("cls", "kwargs", "dtype", "large"),
+    [(cls, kwargs, "float32", 20000) for cls, kwargs in FOREACH_CASES]
+    + [(cls, {}, "bfloat16", 20000) for cls in ("SGD", "Adam", "RMSprop", "NAdam")]
+    # Five parameters of 100,000 elements in all: too large on average to hoist.
+    + [(cls, {}, "float32", 100000) for cls in ("Adam", "RAdam", "Adagrad")],
     ids=str,
 )
-def test_foreach_none_and_false_step_the_same_bits(cls, kwargs, dtype, monkeypatch):
+def test_foreach_none_and_false_step_the_same_bits(cls, kwargs, dtype, large, monkeypatch):
     """torch's foreach=None (packed or multi-tensor) and foreach=False (a loop): one result.
 
     Bit for bit, not to an ulp: through a packed group, a group stepped as a list
     (a parameter without a gradient), a large parameter beside the packed ones, a
     changed option and a reload. The packed form adds each update to its parameter
-    in the kernel that computes it, and no step hoists its scalars, so XLA emits
-    the same arithmetic (FMA contractions included) for each element either way.
+    in the kernel that computes it, and each step decides once, from all its
+    parameters, whether to hoist its scalars, so XLA emits the same arithmetic
+    (FMA contractions included) for each element either way.
     """
     monkeypatch.setattr(_buckets, "MIN_PARAMS", 2)  # bucket a group of five parameters
-    packed, bucketed, sd = _run_foreach(cls, kwargs, None, dtype)
-    plain, _, _ = _run_foreach(cls, kwargs, False, dtype)
+    packed, bucketed, sd = _run_foreach(cls, kwargs, None, dtype, large)
+    plain, _, _ = _run_foreach(cls, kwargs, False, dtype, large)
     # Classes whose state holds a value shared by the group (NAdam's momentum
     # product, ASGD's averages) or per-parameter statistics (Adafactor) step one
     # parameter at a time either way.
