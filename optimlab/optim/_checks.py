@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from .._core import _rules
 from ._params import GroupLayout
-from ._spec import Spec, required
+from ._spec import Spec, is_array, required
 
 __all__ = [
     "ComplexParamsError",
@@ -45,7 +45,7 @@ def check_params_container(params: Any) -> None:
     torch does); the optimizer's own argument must be a tree, a list of arrays or
     ``(name, array)`` pairs, or a list of group dicts.
     """
-    if hasattr(params, "shape") and hasattr(params, "dtype"):
+    if is_array(params):
         kind = type(params)
         raise TypeError(
             "params argument given to the optimizer should be an iterable of Tensors or "
