@@ -218,6 +218,49 @@ def _update_with_extra_args(tx: Any) -> Callable[..., Any]:
 _NUMBERS = (int, float, complex)
 
 
+def check_structure(
+    name: str,
+    updates: Any,
+    reference: Any,
+    what: str = "state",
+    fix: str = "Pass updates with the structure of the params given to init.",
+) -> None:
+    """Raises ``ValueError`` naming ``name`` and the first key path where the trees differ.
+
+    ``None`` is a leaf of both trees. Returns when the structures are the same.
+    """
+    u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates, is_leaf=_is_none)
+    r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference, is_leaf=_is_none)
+    if u_def == r_def:
+        return
+    u_paths = [p for p, _ in u_leaves]
+    r_paths = [p for p, _ in r_leaves]
+    verb = "have" if what.endswith("s") else "has"
+    for up, rp in zip(u_paths, r_paths, strict=False):
+        if up != rp:
+            raise ValueError(
+                f"{name}: the updates' tree structure differs from the {what} at "
+                f"{_keystr(up)} (the {what} {verb} {_keystr(rp)}). {fix}"
+            )
+    longer, kind = (
+        (u_paths, "updates have") if len(u_paths) > len(r_paths) else (r_paths, f"{what} {verb}")
+    )
+    idx = min(len(u_paths), len(r_paths))
+    where = _keystr(longer[idx]) if idx < len(longer) else "<root>"
+    raise ValueError(
+        f"{name}: the updates' tree structure differs from the {what}: the {kind} an "
+        f"extra entry at {where}. {fix}"
+    )
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _keystr(path: tuple[Any, ...]) -> str:
+    return jax.tree_util.keystr(path) or "<root>"
+
+
 def refuse_leaf(name: str, updates: Any, leaf: Any) -> None:
     """Raises ``TypeError`` naming ``name`` and the key path of ``leaf`` in ``updates``.
 
@@ -322,6 +365,9 @@ def identity() -> GradientTransformation:
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
+_SAME_TREE = "Pass updates with the params' structure (None where a parameter is not updated)."
+
+
 class _Mismatch(Exception):
     """An update whose shape or dtype does not fit its parameter (reported with its path)."""
 
@@ -331,6 +377,8 @@ def _apply_one(p, u):
         return None
     if u is None:
         return p
+    if not (hasattr(u, "dtype") or isinstance(u, _NUMBERS)):
+        raise _Mismatch
     p = jnp.asarray(p)
     u = jnp.asarray(u)
     if p.dtype == u.dtype and p.shape == u.shape:
@@ -364,8 +412,10 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         The new parameters.
 
     Raises:
-        ValueError: an update's shape differs from its parameter's (naming the key path).
-        TypeError: a complex update of a real parameter (naming the key path).
+        ValueError: the updates' tree structure, or an update's shape, differs from
+            the params' (naming the key path).
+        TypeError: a complex update of a real parameter, or an update that is neither
+            an array nor a number (naming the key path).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -375,16 +425,24 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         dtype(bfloat16)
     """
     try:
-        return jax.tree.map(_apply_one, params, updates, is_leaf=lambda x: x is None)
+        return jax.tree.map(_apply_one, params, updates, is_leaf=_is_none)
     except _Mismatch:
         pass
+    except ValueError:
+        check_structure("apply_updates", updates, params, "params", _SAME_TREE)
+        raise
     # Find the leaf again, with its key path (shapes and dtypes are static: jit-safe).
-    pairs = jax.tree_util.tree_flatten_with_path(params, is_leaf=lambda x: x is None)[0]
-    u_leaves = jax.tree.structure(params, is_leaf=lambda x: x is None).flatten_up_to(updates)
+    pairs = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)[0]
+    u_leaves = jax.tree.structure(params, is_leaf=_is_none).flatten_up_to(updates)
     for (path, p), u in zip(pairs, u_leaves, strict=True):
         if p is None or u is None:
             continue
         where = jax.tree_util.keystr(path)
+        if not (hasattr(u, "dtype") or isinstance(u, _NUMBERS)):
+            raise TypeError(
+                f"apply_updates: the update at {where} is a {type(u).__name__}, not an array "
+                "or a number."
+            )
         if jnp.shape(p) != jnp.shape(u):
             raise ValueError(
                 f"apply_updates: the update at {where} has shape {jnp.shape(u)} but the "

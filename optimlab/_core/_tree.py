@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
 
-from ._base import refuse_leaf, safe_increment
+from ._base import check_structure, refuse_leaf, safe_increment
 from ._types import DType
 
 #: ``x is None``, as a C callable: ``is_leaf`` runs on every node of every flatten,
@@ -230,25 +230,7 @@ def check_match(
     u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)
     r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference, is_leaf=is_none)
     if u_def != r_def:
-        u_paths = [p for p, _ in u_leaves]
-        r_paths = [p for p, _ in r_leaves]
-        for up, rp in zip(u_paths, r_paths, strict=False):
-            if up != rp:
-                raise ValueError(
-                    f"{name}: the updates' tree structure differs from the {what} at "
-                    f"{keystr(up)} (the {what} has {keystr(rp)}). Pass updates with the "
-                    "structure of the params given to init."
-                )
-        longer, kind = (
-            (u_paths, "updates have") if len(u_paths) > len(r_paths) else (r_paths, f"{what} has")
-        )
-        idx = min(len(u_paths), len(r_paths))
-        where = keystr(longer[idx]) if idx < len(longer) else "<root>"
-        raise ValueError(
-            f"{name}: the updates' tree structure differs from the {what}: the {kind} an "
-            f"extra entry at {where}. Pass updates with the structure of the params given "
-            "to init."
-        )
+        check_structure(name, updates, reference, what)
     for (path, u), (_, r) in zip(u_leaves, r_leaves, strict=True):
         if u is None or r is None:
             if (u is None) != (r is None):

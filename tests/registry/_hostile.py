@@ -394,6 +394,29 @@ ERROR_CASES = [
         TypeError,
         r"apply_updates: the update at \['a'\] is complex",
     ),
+    _e(
+        "apply_updates_missing_entry",
+        lambda: ol.apply_updates({"a": jnp.ones(3), "b": jnp.ones(2)}, {"a": jnp.ones(3)}),
+        "update",
+        ValueError,
+        r"apply_updates: the updates' tree structure differs from the params: the params "
+        r"have an extra entry at \['b'\]",
+    ),
+    _e(
+        "apply_updates_other_keys",
+        lambda: ol.apply_updates({"a": jnp.ones(3)}, {"z": jnp.ones(3)}),
+        "update",
+        ValueError,
+        r"apply_updates: the updates' tree structure differs from the params at \['z'\] "
+        r"\(the params have \['a'\]\)",
+    ),
+    _e(
+        "apply_updates_string_leaf",
+        lambda: ol.apply_updates({"a": jnp.ones(3)}, {"a": "0.1"}),
+        "update",
+        TypeError,
+        r"apply_updates: the update at \['a'\] is a str, not an array or a number",
+    ),
     # ------------------------------------------------ helpers
     _e("sharding_other_mesh", _sharding_other_mesh, "update", ValueError, r"not the mesh given"),
     # ------------------------------------------------ construction
