@@ -97,7 +97,6 @@ from ._contrib._yogi import scale_by_yogi as scale_by_yogi
 from ._contrib._yogi import yogi as yogi
 from ._core._base import EmptyState as EmptyState
 from ._core._base import GradientTransformation as GradientTransformation
-from ._core._base import apply_updates as apply_updates
 from ._core._base import chain as chain
 from ._core._base import identity as identity
 from ._core._base import named_chain as named_chain
@@ -107,6 +106,7 @@ from ._core._hyperparams import hyperparams as hyperparams
 from ._core._hyperparams import set_hyperparams as set_hyperparams
 from ._core._hyperparams import with_hyperparams as with_hyperparams
 from ._core._hyperparams_packed import Hyperparams as Hyperparams
+from ._core._update import apply_updates as apply_updates
 from ._layout._bucketed import BucketedState as BucketedState
 from ._layout._bucketed import Buckets as Buckets
 from ._layout._bucketed import bucket_state as bucket_state

@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import torch_style
 from .._transforms._moments import check_betas_eps
@@ -32,6 +33,7 @@ class ScaleByBeliefState(NamedTuple):
     nu: Updates
 
 
+@bool_flags
 def scale_by_belief(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -91,6 +93,7 @@ def scale_by_belief(
     )
 
 
+@bool_flags
 def adabelief(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,

@@ -12,6 +12,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._alias import torch_style
 from .._transforms._moments import check_betas_eps
 
@@ -36,6 +37,7 @@ class ScaleByAdoptState(NamedTuple):
     nu: Updates
 
 
+@bool_flags
 def scale_by_adopt(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.9999,
@@ -93,6 +95,7 @@ def scale_by_adopt(
     )
 
 
+@bool_flags
 def adopt(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,

@@ -17,6 +17,7 @@ from .._core._base import (
 )
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._alias import optional, torch_style
 from .._transforms._moments import check_betas_eps
 
@@ -75,6 +76,7 @@ class SophiaState(NamedTuple):
     hessian_fn_state: OptState = EmptyState()
 
 
+@bool_flags
 def scale_by_sophia(
     b1: ArrayLike = 0.965,
     b2: ArrayLike = 0.99,
@@ -121,7 +123,7 @@ def scale_by_sophia(
         clip_threshold=clip_threshold,
         update_interval=update_interval,
     )
-    _check_options("scale_by_sophia", hessian_diagonal_fn, verbose, print_win_rate_every_n_steps)
+    _check_options("scale_by_sophia", hessian_diagonal_fn, print_win_rate_every_n_steps)
     every = int(print_win_rate_every_n_steps) if verbose and clip_threshold is not None else 0
     hess_update = (
         None if hessian_diagonal_fn is None else _update_with_extra_args(hessian_diagonal_fn)
@@ -169,7 +171,7 @@ def scale_by_sophia(
     return GradientTransformation(init_fn, update_fn)
 
 
-def _check_options(function: str, hessian_fn: Any, verbose: Any, every: Any) -> None:
+def _check_options(function: str, hessian_fn: Any, every: Any) -> None:
     if hessian_fn is not None and not (
         hasattr(hessian_fn, "init") and hasattr(hessian_fn, "update")
     ):
@@ -177,8 +179,6 @@ def _check_options(function: str, hessian_fn: Any, verbose: Any, every: Any) -> 
             f"{function}: hessian_diagonal_fn is {type(hessian_fn).__name__}, not a gradient "
             "transformation (or None)."
         )
-    if not isinstance(verbose, bool):
-        raise TypeError(f"{function}: verbose must be a bool, got {type(verbose).__name__}.")
     _rules.check_args(function, print_win_rate_every_n_steps=every)
 
 
@@ -223,6 +223,7 @@ def _print_win_rate(grads, state, count, b1, gamma, eps, rho, every) -> None:
     )
 
 
+@bool_flags
 def sophia(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.965,
@@ -321,7 +322,7 @@ def sophia(
         clip_threshold=clip_threshold,
         update_interval=update_interval,
     )
-    _check_options("sophia", hessian_diagonal_fn, verbose, print_win_rate_every_n_steps)
+    _check_options("sophia", hessian_diagonal_fn, print_win_rate_every_n_steps)
 
     def primitive(step, h):
         return scale_by_sophia(

@@ -16,8 +16,9 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
 
-from ._base import check_structure, refuse_leaf, safe_increment
+from ._base import refuse_leaf, safe_increment
 from ._types import DType
+from ._update import check_structure
 
 #: ``x is None``, as a C callable: ``is_leaf`` runs on every node of every flatten,
 #: and a Python function there is a Python call per node while tracing.

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from ._hyperparams_packed import deferred
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def concrete(value: Any) -> float | None:
@@ -202,3 +207,42 @@ def renamed(function: str, old: str, new: str, old_value: Any, new_value: Any) -
         stacklevel=3,
     )
     return old_value
+
+
+def bool_flags(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorates a public factory: each of its arguments annotated ``bool`` must be a bool.
+
+    A flag is read with ``if flag:``, so a string (``amsgrad="False"``) or a number
+    would switch it on without a word. ``bool`` and NumPy's ``bool_`` pass;
+    anything else raises ``TypeError`` naming the factory and the argument, before
+    the factory runs. Arguments that also take other types (``bool | None``, a
+    mask) are the factory's own to check.
+    """
+    sig = inspect.signature(fn)
+    flags = [n for n, p in sig.parameters.items() if p.annotation in ("bool", bool)]
+    if not flags:
+        return fn
+    positional = [
+        n
+        for n, p in sig.parameters.items()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    where = [(n, positional.index(n) if n in positional else None) for n in flags]
+
+    @functools.wraps(fn)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for name, i in where:
+            if name in kwargs:
+                value = kwargs[name]
+            elif i is not None and i < len(args):
+                value = args[i]
+            else:
+                continue
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(
+                    f"{fn.__name__}: {name} must be a bool (True or False), got "
+                    f"{type(value).__name__} {value!r}."
+                )
+        return fn(*args, **kwargs)
+
+    return checked

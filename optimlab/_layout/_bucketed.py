@@ -33,8 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree
-from .._core._base import GradientTransformation, apply_updates
+from .._core._base import GradientTransformation
 from .._core._elementwise import bucket_unsafe_part
+from .._core._update import apply_updates
 
 __all__ = [
     "BucketedState",

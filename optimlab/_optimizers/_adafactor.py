@@ -19,6 +19,7 @@ from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._alias import descend, optional
 from .._transforms._scale import add_decayed_weights, scale
 
@@ -89,6 +90,7 @@ def _decay_rate_pow(i: ArrayLike, exponent: ArrayLike = 0.8) -> jax.Array:
     return 1 - (jnp.asarray(i).astype(c.dtype) + 1) ** (-c)
 
 
+@bool_flags
 def scale_by_factored_rms(
     factored: bool = True,
     decay_rate: ArrayLike = 0.8,
@@ -272,6 +274,7 @@ def _ema(decay: ArrayLike, dtype: DType) -> GradientTransformation:
     return lift("adafactor", rule, _EmaState, (slot,), counter=False)
 
 
+@bool_flags
 def adafactor(
     learning_rate: ScalarOrSchedule | None = None,
     min_dim_size_to_factor: int = 128,

@@ -11,6 +11,7 @@ from .._core import _tree
 from .._core._base import GradientTransformation, safe_increment
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._adam_like import adam_like_alias
 from .._transforms._moments import check_moments, corrected_mu, moment_slots, nonzero
 
@@ -34,6 +35,7 @@ class ScaleByAdamState(NamedTuple):
     nu_max: Updates | None
 
 
+@bool_flags
 def scale_by_adam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -164,6 +166,7 @@ def scale_by_adam(
     )
 
 
+@bool_flags
 def adam(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -242,6 +245,7 @@ def adam(
     )
 
 
+@bool_flags
 def adamw(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -316,6 +320,7 @@ def adamw(
     )
 
 
+@bool_flags
 def amsgrad(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,

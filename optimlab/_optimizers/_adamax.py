@@ -11,6 +11,7 @@ from .._core import _tree
 from .._core._base import GradientTransformation
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._adam_like import adam_like_alias
 from .._transforms._moments import check_moments, moment_slots
 
@@ -31,6 +32,7 @@ class ScaleByAdamaxState(NamedTuple):
     nu: Updates
 
 
+@bool_flags
 def scale_by_adamax(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -93,6 +95,7 @@ def scale_by_adamax(
     )
 
 
+@bool_flags
 def adamax(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -162,6 +165,7 @@ def adamax(
     )
 
 
+@bool_flags
 def adamaxw(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,

@@ -16,6 +16,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from ._adam import ScaleByAdamState, scale_by_adam
@@ -124,6 +125,7 @@ def _check_ns_limits(ns_steps: int, ns_coeffs: tuple[Any, ...]) -> None:
         raise ValueError("Coefficients must be a tuple of exactly 3 values")
 
 
+@bool_flags
 def scale_by_torch_muon(
     momentum: ArrayLike = 0.95,
     *,
@@ -230,6 +232,7 @@ def scale_by_torch_muon(
     return GradientTransformation(init_fn, update_fn)
 
 
+@bool_flags
 def torch_muon(
     learning_rate: ScalarOrSchedule = 1e-3,
     weight_decay: ScalarOrSchedule = 0.1,

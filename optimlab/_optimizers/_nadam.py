@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation
 from .._core._hyperparams import hyperparam_dtype
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._adam_like import adam_like, check_adam_like
 from .._transforms._moments import check_moments, moment_slots, nonzero
 from ._adam import adam, adamw
@@ -161,6 +162,7 @@ def _check_nadam(name, numbers, eps_root, momentum_decay, decoupled, mask) -> No
     )
 
 
+@bool_flags
 def nadam(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -276,6 +278,7 @@ def nadam(
     )
 
 
+@bool_flags
 def nadamw(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,

@@ -11,6 +11,7 @@ from .._core import _tree
 from .._core._base import GradientTransformation, safe_increment
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._adam_like import adam_like, check_adam_like
 from .._transforms._moments import check_moments, corrected_mu, moment_slots, nonzero
 
@@ -57,6 +58,7 @@ def _rectification(
     return rectify, r, bc2
 
 
+@bool_flags
 def scale_by_radam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -165,6 +167,7 @@ def scale_by_radam(
     )
 
 
+@bool_flags
 def radam(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,

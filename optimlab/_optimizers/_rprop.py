@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._alias import descend
 
 __all__ = ["ScaleByRpropState", "scale_by_rprop", "rprop"]
@@ -33,6 +34,7 @@ class ScaleByRpropState(NamedTuple):
     step_size: Updates
 
 
+@bool_flags
 def scale_by_rprop(
     learning_rate: ArrayLike,
     eta_minus: ArrayLike = 0.5,
@@ -148,6 +150,7 @@ def scale_by_rprop(
     )
 
 
+@bool_flags
 def rprop(
     learning_rate: ScalarOrSchedule = 1e-2,
     eta_minus: ScalarOrSchedule = 0.5,

@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import bool_flags
 from .._transforms._alias import torch_style
 
 __all__ = ["ScaleBySparseAdamState", "scale_by_sparse_adam", "sparse_adam"]
@@ -117,6 +118,7 @@ def scale_by_sparse_adam(
     return GradientTransformation(init_fn, update_fn)
 
 
+@bool_flags
 def sparse_adam(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,

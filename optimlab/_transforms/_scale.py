@@ -12,6 +12,7 @@ from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, identity, safe_increment
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Schedule
+from .._core._validate import bool_flags
 
 __all__ = [
     "ScaleByScheduleState",
@@ -70,6 +71,7 @@ class ScaleByScheduleState(NamedTuple):
     count: jax.Array | None
 
 
+@bool_flags
 def scale_by_learning_rate(
     learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
 ) -> GradientTransformation:

@@ -8,8 +8,10 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, apply_updates, safe_increment
+from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, Params
+from .._core._update import apply_updates
+from .._core._validate import bool_flags
 
 __all__ = ["AveragedParamsState", "ema_params", "swa_params", "averaged_params"]
 
@@ -53,6 +55,7 @@ def _averaging(name: str, weight_fn) -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
+@bool_flags
 def ema_params(decay: ArrayLike = 0.999, *, debias: bool = False) -> GradientTransformation:
     r"""Keeps an exponential moving average of the parameters in the state.
 

@@ -11,7 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._tree import select
 from .._core._types import ArrayLike, OptState, Params
-from .._core._validate import UNSET
+from .._core._validate import UNSET, bool_flags
 
 __all__ = ["LookaheadState", "lookahead"]
 
@@ -30,6 +30,7 @@ class LookaheadState(NamedTuple):
     fast_state: OptState
 
 
+@bool_flags
 def lookahead(
     fast_optimizer: Any = UNSET,
     sync_period: int = UNSET,
@@ -90,8 +91,6 @@ def lookahead(
     ):
         if value is UNSET:
             raise TypeError(f"lookahead: missing the argument {name!r}.")
-    if not isinstance(reset_state, bool):
-        raise TypeError(f"lookahead: reset_state must be a bool, got {type(reset_state).__name__}.")
     if isinstance(sync_period, bool) or not isinstance(sync_period, int) or sync_period < 1:
         raise ValueError(f"lookahead: sync_period must be an integer >= 1, got {sync_period!r}.")
     _validate.in_range(slow_step_size, "slow_step_size", 0.0, 1.0)

@@ -19,6 +19,7 @@ from .._core._paths import (
     unique_paths,
 )
 from .._core._types import OptState
+from .._core._validate import bool_flags
 
 __all__ = ["MaskedState", "masked", "freeze", "set_to_zero"]
 
@@ -57,6 +58,7 @@ class MaskedState(NamedTuple):
     inner_state: OptState
 
 
+@bool_flags
 def masked(
     inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False
 ) -> GradientTransformation:
@@ -105,11 +107,6 @@ def masked(
     """
     if not (hasattr(inner, "init") and hasattr(inner, "update")):
         raise TypeError(f"masked: inner is {type(inner).__name__}, not a gradient transformation.")
-    if not isinstance(mask_compatible_extra_args, bool):
-        raise TypeError(
-            "masked: mask_compatible_extra_args must be a bool, got "
-            f"{type(mask_compatible_extra_args).__name__}."
-        )
     inner_update = _update_with_extra_args(inner)
 
     def selected(tree):

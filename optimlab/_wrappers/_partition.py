@@ -17,7 +17,7 @@ from .._core._paths import (
     unique_paths,
 )
 from .._core._types import OptState, Params
-from .._core._validate import UNSET
+from .._core._validate import UNSET, bool_flags
 from ._masking import masked_extra_args
 
 __all__ = ["PartitionState", "partition", "partition_overrides", "extend_state"]
@@ -42,6 +42,7 @@ def _gather(flat: list[tuple[str, Any]], labels: list[Any], group: str) -> dict[
     }
 
 
+@bool_flags
 def partition(
     transforms: Mapping[Any, Any],
     param_labels: Any = UNSET,
@@ -191,11 +192,6 @@ def _check_arguments(transforms: Any, mask_compatible_extra_args: Any) -> None:
                 f"partition: the transformation of group {name!r} is {type(t).__name__}, not a "
                 "gradient transformation."
             )
-    if not isinstance(mask_compatible_extra_args, bool):
-        raise TypeError(
-            "partition: mask_compatible_extra_args must be a bool, got "
-            f"{type(mask_compatible_extra_args).__name__}."
-        )
 
 
 def _label_tree(spec: Any, tree: Any) -> Any:

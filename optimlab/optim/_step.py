@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _tree
-from .._core._base import apply_updates
+from .._core._update import apply_updates
 from . import _buckets
 
 __all__ = ["add", "init_states", "plan", "update"]

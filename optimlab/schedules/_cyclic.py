@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core._types import ArrayLike, Schedule
+from .._core._validate import bool_flags
 from . import _common as c
 from ._optax_set import piecewise_interpolate
 
@@ -207,6 +208,7 @@ def _one_cycle(
     return out
 
 
+@bool_flags
 def one_cycle(
     max_lr: ArrayLike,
     total_steps: int,
@@ -276,6 +278,7 @@ def one_cycle(
     return schedule
 
 
+@bool_flags
 def one_cycle_momentum(
     total_steps: int,
     pct_start: float = 0.3,

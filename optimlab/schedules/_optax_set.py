@@ -16,6 +16,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .._core._types import ArrayLike, Schedule
+from .._core._validate import bool_flags
 from . import _common as c
 from ._combinators import join
 
@@ -130,6 +131,7 @@ def linear(
     return polynomial(init_value, end_value, 1, transition_steps, transition_begin)
 
 
+@bool_flags
 def exponential_decay(
     init_value: ArrayLike,
     transition_steps: int,
@@ -409,6 +411,7 @@ def warmup_cosine_decay(
     return join([linear(init_value, peak_value, w), decay], [w])
 
 
+@bool_flags
 def warmup_exponential_decay(
     init_value: ArrayLike,
     peak_value: ArrayLike,

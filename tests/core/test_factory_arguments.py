@@ -273,3 +273,46 @@ def test_an_aliases_own_range_holds_in_its_state(make, name, value, message):
     state = pickle.loads(pickle.dumps(jax.jit(lambda s: s)(state)))
     with pytest.raises(ValueError, match=message):
         optimlab.set_hyperparams(state, **{name: value})
+
+
+def _flag_probes():
+    for namespace in (optimlab, optimlab.schedules):
+        for name in sorted(n for n in dir(namespace) if not n.startswith("_")):
+            f = getattr(namespace, name)
+            if not inspect.isfunction(f):
+                continue
+            for p in inspect.signature(f).parameters.values():
+                if p.annotation in ("bool", bool):
+                    yield name, f, p.name
+
+
+_FLAG_PROBES = list(_flag_probes())
+
+
+def test_every_flag_is_probed():
+    probed = {(name, arg) for name, _, arg in _FLAG_PROBES}
+    expected = {("adam", "amsgrad"), ("trace", "nesterov"), ("exponential_decay", "staircase")}
+    assert expected <= probed
+    assert len(_FLAG_PROBES) > 80
+
+
+@pytest.mark.parametrize("bad", ["False", 0, 1.0, None, jnp.array(True)], ids=type)
+def test_a_flag_that_is_not_a_bool_is_refused(bad):
+    """``if flag:`` would read ``"False"`` as on: a flag takes a bool, or NumPy's bool_."""
+    for name, f, arg in _FLAG_PROBES:
+        message = rf"^{re.escape(name)}: {arg} must be a bool \(True or False\), got "
+        with pytest.raises(TypeError, match=message):
+            f(**{arg: bad})
+
+
+def test_a_flag_given_as_a_bool_is_accepted():
+    import numpy as np
+
+    for name, f, arg in _FLAG_PROBES:
+        if f.__module__.startswith("optimlab.schedules"):
+            continue
+        base = _base_kwargs(inspect.signature(f))
+        if base is None:
+            continue
+        for good in (False, np.bool_(False)):
+            assert isinstance(f(**base, **{arg: good}), optimlab.GradientTransformation), name
