@@ -64,14 +64,10 @@ class HyperparamsState(NamedTuple):
     inner_state: Any
 
 
-def _is_concrete_scalar(value: Any) -> bool:
-    return not isinstance(value, _Tracer)
-
-
 def _as_hparam(name: str, value: Any, dtype: jnp.dtype) -> jax.Array:
     if isinstance(value, bool):
         raise TypeError(f"hyperparameter {name!r} must be a number or a schedule, got a bool.")
-    if _is_concrete_scalar(value):
+    if not isinstance(value, _Tracer):
         arr = np.asarray(value)
         if arr.dtype.kind not in "biuf" and arr.dtype != jnp.bfloat16:
             raise TypeError(
@@ -158,13 +154,7 @@ def build_hyperparams(
     ``owner`` is the factory whose entries in the rule table (``FACTORY_RULES``)
     apply to these values, here and wherever the state's values are set or restored.
     """
-    specs = dict(specs)
-    for name, value in specs.items():
-        if not callable(value):
-            _as_hparam(name, value, hyperparam_dtype())
-            v = _validate.concrete(value)
-            if v is not None:
-                _rules.check(name, v, owner=owner)
+    specs = _checked(build, specs, owner)
     names = tuple(specs)
     scheduled = any(callable(spec) for spec in specs.values())
 
@@ -227,6 +217,25 @@ def build_hyperparams(
     tx = GradientTransformation(init_fn, update_fn)
     _INITIAL[tx.update] = lambda: values_at(jnp.zeros([], jnp.int32), None)
     return _elementwise.declare_parts(tx, parts)
+
+
+def _checked(
+    build: Any, specs: Mapping[str, ScalarOrSchedule], owner: str
+) -> dict[str, ScalarOrSchedule]:
+    """The specs, each value checked by the rule table (schedules are checked when they run)."""
+    if not callable(build):
+        raise TypeError(
+            "with_hyperparams: build must be a function (step, h) -> GradientTransformation, "
+            f"got {type(build).__name__}."
+        )
+    specs = dict(specs)
+    for name, value in specs.items():
+        if not callable(value):
+            _as_hparam(name, value, hyperparam_dtype())
+            v = _validate.concrete(value)
+            if v is not None:
+                _rules.check(name, v, owner=owner)
+    return specs
 
 
 #: update function -> thunk of the initial values, for the transformations built here.

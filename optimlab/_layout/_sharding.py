@@ -28,6 +28,16 @@ def _param_spec(leaf: Any, mesh: Mesh) -> PartitionSpec:
     return PartitionSpec()
 
 
+def _check_arguments(function: str, tx: Any, mesh: Any) -> None:
+    if not (hasattr(tx, "init") and hasattr(tx, "update")):
+        raise TypeError(f"{function}: tx is {type(tx).__name__}, not a gradient transformation.")
+    if not isinstance(mesh, Mesh):
+        raise TypeError(
+            f"{function}: mesh must be a jax.sharding.Mesh (e.g. jax.make_mesh(...)), got "
+            f"{type(mesh).__name__}."
+        )
+
+
 def _specs(tx: Any, params: Params, mesh: Mesh) -> Any:
     """The state's partition specs, propagated from the params' by JAX's sharding types.
 
@@ -103,6 +113,7 @@ def state_shardings(tx: Any, params: Params, mesh: Mesh) -> Any:
         >>> state.inner_state[0].mu["w"].sharding.spec
         P('data',)
     """
+    _check_arguments("state_shardings", tx, mesh)
     specs, _ = _specs(tx, params, mesh)
     return jax.tree.map(
         lambda s: NamedSharding(mesh, s), specs, is_leaf=lambda x: isinstance(x, PartitionSpec)
@@ -153,6 +164,7 @@ def zero1_state_shardings(tx: Any, params: Params, mesh: Mesh, data_axis: str = 
             f"mesh (axes: {tuple(mesh.axis_names)})."
         )
     n = mesh.shape[data_axis]
+    _check_arguments("zero1_state_shardings", tx, mesh)
     specs, abstract = _specs(tx, params, mesh)
 
     def split(spec, leaf):

@@ -64,6 +64,11 @@ def value_and_grad_from_state(
         >>> optimlab.value_and_grad_from_state(f)(jnp.ones(2), state=state)
         (Array(2., dtype=float32), Array([2., 2.], dtype=float32))
     """
+    if not callable(value_fn):
+        raise TypeError(
+            f"value_and_grad_from_state: value_fn must be a function of the params, got "
+            f"{type(value_fn).__name__}."
+        )
 
     def value_and_grad(params, *fn_args, state, **fn_kwargs):
         found = _find_value_and_grad(state)

@@ -32,6 +32,11 @@ def apply(store: Store, options: Options, grads: Sequence[Any]) -> None:
         g, p = grads[i], params[i].leaf
         if isinstance(g, jax.Array) and g.dtype == p.dtype and g.shape == p.shape:
             continue  # the common case, checked in O(1)
+        if not (hasattr(g, "dtype") or isinstance(g, int | float | complex)):
+            raise TypeError(
+                f"the gradient of parameter {i} ({params[i].name!r}) is a {type(g).__name__}, "
+                "not an array"
+            )
         if (g.shape if isinstance(g, jax.Array) else jnp.shape(g)) != p.shape:
             raise ValueError(
                 f"the gradient of parameter {i} ({params[i].name!r}) has shape "

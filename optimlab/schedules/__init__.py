@@ -66,10 +66,6 @@ from ._optax_set import linear as linear
 from ._optax_set import piecewise_constant as piecewise_constant
 from ._optax_set import piecewise_interpolate as piecewise_interpolate
 from ._optax_set import polynomial as polynomial
-from ._optax_set import sgdr as sgdr
-from ._optax_set import warmup_constant as warmup_constant
-from ._optax_set import warmup_cosine_decay as warmup_cosine_decay
-from ._optax_set import warmup_exponential_decay as warmup_exponential_decay
 from ._torch_set import constant_factor as constant_factor
 from ._torch_set import cosine_annealing as cosine_annealing
 from ._torch_set import cosine_annealing_warm_restarts as cosine_annealing_warm_restarts
@@ -81,3 +77,7 @@ from ._torch_set import multistep as multistep
 from ._torch_set import polynomial_decay as polynomial_decay
 from ._torch_set import step as step
 from ._torch_set import swa_anneal as swa_anneal
+from ._warmup import sgdr as sgdr
+from ._warmup import warmup_constant as warmup_constant
+from ._warmup import warmup_cosine_decay as warmup_cosine_decay
+from ._warmup import warmup_exponential_decay as warmup_exponential_decay

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core import _validate
 from .._core._hyperparams import hyperparam_dtype
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def dtype() -> jnp.dtype:
@@ -99,3 +105,45 @@ def cosine_anneal(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array
 def linear_anneal(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array:
     """``(end - start) * pct + start``."""
     return (end - start) * pct + start
+
+
+def checked_values(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorates a schedule factory: its numeric values must be real and finite.
+
+    Every argument annotated ``ArrayLike`` or ``float`` (a value, a rate, a
+    factor) that is concrete when the schedule is built must be a real number, or
+    an array of them, with no NaN or infinity: the schedule would return NaN at
+    every step, and nothing downstream can tell. Traced values (a population
+    swept with :func:`jax.vmap`) are not checked. ``None`` passes where the
+    annotation allows it.
+    """
+    sig = inspect.signature(fn)
+    names = {
+        n: p.annotation.endswith("| None")
+        for n, p in sig.parameters.items()
+        if p.annotation in ("ArrayLike", "ArrayLike | None", "float", "float | None")
+    }
+    order = list(sig.parameters)
+
+    @functools.wraps(fn)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        given = dict(zip(order, args, strict=False)) | kwargs
+        for name, optional in names.items():
+            if name in given and not (optional and given[name] is None):
+                _finite(fn.__name__, name, given[name])
+        return fn(*args, **kwargs)
+
+    return checked
+
+
+def _finite(function: str, name: str, x: Any) -> None:
+    if isinstance(x, jax.core.Tracer):
+        return
+    arr = np.asarray(x) if not isinstance(x, (bool, str, bytes)) else None
+    if arr is None or not (arr.dtype.kind in "iuf" or arr.dtype == jnp.bfloat16):
+        raise TypeError(
+            f"{function}: {name} must be a real number (or an array of them), got "
+            f"{type(x).__name__} {x!r}."
+        )
+    if not np.isfinite(arr.astype(np.float64)).all():
+        raise ValueError(f"{function}: Invalid {name} value: {x} (must be finite)")

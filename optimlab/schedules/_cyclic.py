@@ -65,6 +65,7 @@ def _cyclic_shape(
     return height
 
 
+@c.checked_values
 def cyclic(
     base_lr: ArrayLike,
     max_lr: ArrayLike,
@@ -122,6 +123,7 @@ def cyclic(
     return schedule
 
 
+@c.checked_values
 def cyclic_momentum(
     base_momentum: ArrayLike = 0.8,
     max_momentum: ArrayLike = 0.9,
@@ -209,6 +211,7 @@ def _one_cycle(
 
 
 @bool_flags
+@c.checked_values
 def one_cycle(
     max_lr: ArrayLike,
     total_steps: int,
@@ -279,6 +282,7 @@ def one_cycle(
 
 
 @bool_flags
+@c.checked_values
 def one_cycle_momentum(
     total_steps: int,
     pct_start: float = 0.3,
@@ -326,6 +330,7 @@ def one_cycle_momentum(
     return schedule
 
 
+@c.checked_values
 def cosine_onecycle(
     transition_steps: int,
     peak_value: ArrayLike,
@@ -372,6 +377,7 @@ def cosine_onecycle(
     )
 
 
+@c.checked_values
 def linear_onecycle(
     transition_steps: int,
     peak_value: ArrayLike,

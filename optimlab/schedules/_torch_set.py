@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 
+@c.checked_values
 def step(base_lr: ArrayLike, step_size: int, gamma: float = 0.1) -> Schedule:
     r"""torch's ``StepLR``: decays by ``gamma`` every ``step_size`` steps.
 
@@ -68,6 +69,7 @@ def step(base_lr: ArrayLike, step_size: int, gamma: float = 0.1) -> Schedule:
     return schedule
 
 
+@c.checked_values
 def multistep(base_lr: ArrayLike, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
     r"""torch's ``MultiStepLR``: decays by ``gamma`` at each milestone.
 
@@ -105,6 +107,7 @@ def multistep(base_lr: ArrayLike, milestones: Sequence[int], gamma: float = 0.1)
     return schedule
 
 
+@c.checked_values
 def constant_factor(factor: float = 1.0 / 3, total_iters: int = 5) -> Schedule:
     r"""torch's ``ConstantLR`` as a factor: ``factor`` until ``total_iters``, then 1.
 
@@ -137,6 +140,7 @@ def constant_factor(factor: float = 1.0 / 3, total_iters: int = 5) -> Schedule:
     return schedule
 
 
+@c.checked_values
 def linear_factor(
     start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5
 ) -> Schedule:
@@ -173,6 +177,7 @@ def linear_factor(
     return schedule
 
 
+@c.checked_values
 def exponential(base_lr: ArrayLike, gamma: float) -> Schedule:
     r"""torch's ``ExponentialLR``: :math:`\eta_t = \eta_0\, \gamma^t`.
 
@@ -200,6 +205,7 @@ def exponential(base_lr: ArrayLike, gamma: float) -> Schedule:
     return schedule
 
 
+@c.checked_values
 def cosine_annealing(base_lr: ArrayLike, T_max: int, eta_min: ArrayLike = 0.0) -> Schedule:
     r"""torch's ``CosineAnnealingLR``, a cosine of period :math:`2T` (past ``T_max`` too).
 
@@ -245,6 +251,7 @@ def cosine_annealing(base_lr: ArrayLike, T_max: int, eta_min: ArrayLike = 0.0) -
     return schedule
 
 
+@c.checked_values
 def cosine_annealing_warm_restarts(
     base_lr: ArrayLike, T_0: int, T_mult: int = 1, eta_min: ArrayLike = 0.0
 ) -> Schedule:
@@ -300,6 +307,7 @@ def cosine_annealing_warm_restarts(
     return schedule
 
 
+@c.checked_values
 def polynomial_decay(base_lr: ArrayLike, total_iters: int = 5, power: float = 1.0) -> Schedule:
     r"""torch's ``PolynomialLR``: polynomial decay to 0 over ``total_iters`` steps.
 
@@ -432,6 +440,7 @@ def multiplicative(lr_lambda: Callable[[Any], ArrayLike], num_steps: int | None 
     return schedule
 
 
+@c.checked_values
 def swa_anneal(
     base_lr: ArrayLike, swa_lr: ArrayLike, anneal_epochs: int = 10, anneal_strategy: str = "cos"
 ) -> Schedule:

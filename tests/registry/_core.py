@@ -1,5 +1,6 @@
 """Registry entries for the foundation: sgd, adam, adamw and the basic primitives."""
 
+import jax
 import jax.numpy as jnp
 
 import optimlab as ol
@@ -71,6 +72,44 @@ CASES = [
 ]
 
 ERROR_CASES = [
+    ErrorCase(
+        "with_hyperparams_build_not_callable",
+        lambda: ol.with_hyperparams(ol.sgd(0.1), learning_rate=0.1),
+        "construct",
+        TypeError,
+        r"^with_hyperparams: build must be a function \(step, h\) -> GradientTransformation, "
+        r"got GradientTransformation\.$",
+    ),
+    ErrorCase(
+        "value_and_grad_from_state_not_callable",
+        lambda: ol.value_and_grad_from_state(jnp.ones(2)),
+        "construct",
+        TypeError,
+        r"^value_and_grad_from_state: value_fn must be a function of the params",
+    ),
+    ErrorCase(
+        "state_shardings_mesh_not_a_mesh",
+        lambda: ol.state_shardings(ol.adam(0.1), {"w": jnp.ones(2)}, ("data",)),
+        "construct",
+        TypeError,
+        r"^state_shardings: mesh must be a jax.sharding.Mesh .*got tuple\.$",
+    ),
+    ErrorCase(
+        "zero1_state_shardings_tx_not_a_transformation",
+        lambda: ol.zero1_state_shardings(
+            "adam", {"w": jnp.ones(2)}, jax.make_mesh((1,), ("data",))
+        ),
+        "construct",
+        TypeError,
+        r"^zero1_state_shardings: tx is str, not a gradient transformation\.$",
+    ),
+    ErrorCase(
+        "optim_step_gradient_not_an_array",
+        lambda: ol.optim.SGD([jnp.ones(2)], lr=0.1).step(["0.1"]),
+        "update",
+        TypeError,
+        r"^the gradient of parameter 0 \('0'\) is a str, not an array$",
+    ),
     ErrorCase(
         "sgd_negative_lr",
         lambda: ol.sgd(-1.0),
