@@ -19,10 +19,13 @@ def check_structure(
     reference: Any,
     what: str = "state",
     fix: str = "Pass updates with the structure of the params given to init.",
+    *,
+    subject: str = "updates'",
 ) -> None:
     """Raises ``ValueError`` naming ``name`` and the first key path where the trees differ.
 
     ``None`` is a leaf of both trees. Returns when the structures are the same.
+    ``subject`` names the first tree in the message (``"updates'"``, ``"model's"``).
     """
     u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates, is_leaf=_is_none)
     r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference, is_leaf=_is_none)
@@ -34,16 +37,16 @@ def check_structure(
     for up, rp in zip(u_paths, r_paths, strict=False):
         if up != rp:
             raise ValueError(
-                f"{name}: the updates' tree structure differs from the {what} at "
+                f"{name}: the {subject} tree structure differs from the {what} at "
                 f"{_keystr(up)} (the {what} {verb} {_keystr(rp)}). {fix}"
             )
-    longer, kind = (
-        (u_paths, "updates have") if len(u_paths) > len(r_paths) else (r_paths, f"{what} {verb}")
-    )
+    noun = subject[:-2] if subject.endswith("'s") else subject.rstrip("'")
+    mine = f"{noun} {'have' if noun.endswith('s') else 'has'}"
+    longer, kind = (u_paths, mine) if len(u_paths) > len(r_paths) else (r_paths, f"{what} {verb}")
     idx = min(len(u_paths), len(r_paths))
     where = _keystr(longer[idx]) if idx < len(longer) else "<root>"
     raise ValueError(
-        f"{name}: the updates' tree structure differs from the {what}: the {kind} an "
+        f"{name}: the {subject} tree structure differs from the {what}: the {kind} an "
         f"extra entry at {where}. {fix}"
     )
 

@@ -33,8 +33,8 @@ def encode_array(x: Any, where: str, fn: str = "save") -> tuple[np.ndarray, str]
     arr = np.asarray(x)
     if arr.dtype.kind not in "biufcV" or arr.dtype.hasobject or arr.dtype.names is not None:
         raise TypeError(
-            f"{fn}: the leaf at {where} has dtype {arr.dtype} ({type(x).__name__}); only "
-            "numeric arrays and numbers are stored."
+            f"{fn}: the leaf at {where or '<root>'} has dtype {arr.dtype} "
+            f"({type(x).__name__}); only numeric arrays and numbers are stored."
         )
     # Extension dtypes (bfloat16, float8...) are stored as their raw bits.
     raw = np.array(arr, order="C")

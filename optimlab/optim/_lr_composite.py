@@ -9,7 +9,13 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from ._lr_scheduler import EPOCH_DEPRECATION_WARNING, LRScheduler, as_lr, check_optimizer
+from ._lr_scheduler import (
+    EPOCH_DEPRECATION_WARNING,
+    LRScheduler,
+    as_lr,
+    check_optimizer,
+    load_keys,
+)
 from ._optimizer import Optimizer
 
 __all__ = ["SequentialLR", "ChainedScheduler", "ReduceLROnPlateau"]
@@ -48,9 +54,7 @@ class _Composite(LRScheduler):
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for key in self._keys:
-            if key in state_dict:
-                setattr(self, key, copy.deepcopy(state_dict[key]))
+        load_keys(self, state_dict, self._keys)
         for s, saved in zip(self._schedulers, state_dict["_schedulers"], strict=True):
             s.load_state_dict(saved)
 
@@ -257,6 +261,8 @@ class ReduceLROnPlateau(LRScheduler):
     ) -> None:
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
+        if factor != factor:
+            raise ValueError("Invalid factor value: nan (must be < 1.0)")
         self.factor = factor
         check_optimizer(optimizer)
         self.optimizer = optimizer
@@ -352,9 +358,7 @@ class ReduceLROnPlateau(LRScheduler):
         return self.cooldown_counter > 0
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for key in self._keys:
-            if key in state_dict:
-                setattr(self, key, copy.deepcopy(state_dict[key]))
+        load_keys(self, state_dict, self._keys)
         self._set_mode(self.mode, self.threshold, self.threshold_mode)
 
     def state_dict(self) -> dict[str, Any]:

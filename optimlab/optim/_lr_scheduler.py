@@ -105,6 +105,22 @@ def as_lr(current: Any, value: Any) -> Any:
     return jnp.asarray(value, dtype)
 
 
+def load_keys(scheduler: Any, state_dict: Any, keys: Sequence[str]) -> None:
+    """Sets each of ``keys`` found in ``state_dict`` on ``scheduler`` (a deep copy).
+
+    Keys the scheduler does not hold are ignored, so torch's state dicts load; a
+    ``state_dict`` that is not a dict is refused before anything changes.
+    """
+    if not isinstance(state_dict, dict):
+        raise TypeError(
+            f"{type(scheduler).__name__}.load_state_dict: state_dict must be a dict (from "
+            f"state_dict()), got {type(state_dict).__name__}."
+        )
+    for key in keys:
+        if key in state_dict:
+            setattr(scheduler, key, copy.deepcopy(state_dict[key]))
+
+
 def check_optimizer(optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
@@ -333,9 +349,7 @@ class LRScheduler:
         Args:
             state_dict: the scheduler state; keys this class does not hold are ignored.
         """
-        for key in (*self._keys, *_BASE_KEYS):
-            if key in state_dict:
-                setattr(self, key, copy.deepcopy(state_dict[key]))
+        load_keys(self, state_dict, (*self._keys, *_BASE_KEYS))
         self._mark = None
 
 

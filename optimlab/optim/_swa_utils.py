@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import schedules
-from .._core import _tree
+from .._core import _tree, _validate
+from .._core._update import check_structure
 from ._lr_scheduler import LRScheduler, check_optimizer, per_group
 from ._optimizer import Optimizer
 
@@ -25,7 +26,7 @@ __all__ = [
 
 
 def _check_decay(decay: float) -> None:
-    if decay < 0.0 or decay > 1.0:
+    if not 0.0 <= decay <= 1.0:  # NaN too
         raise ValueError(
             f"Invalid decay value {decay} provided. Please provide a value in [0,1] range."
         )
@@ -200,6 +201,12 @@ class AveragedModel:
     ) -> None:
         if avg_fn is not None and multi_avg_fn is not None:
             raise AssertionError("Only one of avg_fn and multi_avg_fn should be provided")
+        for name, fn in (("avg_fn", avg_fn), ("multi_avg_fn", multi_avg_fn)):
+            if fn is not None and not callable(fn):
+                raise TypeError(
+                    f"AveragedModel: {name} must be a function (e.g. get_ema_avg_fn()), got "
+                    f"{type(fn).__name__}."
+                )
         self.params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
         self.n_averaged = jnp.zeros((), jnp.int32)
         self.avg_fn = avg_fn
@@ -228,6 +235,14 @@ class AveragedModel:
         """
         averaged, _ = _split(self.params, self.use_buffers)
         current, buffers = _split(model, self.use_buffers)
+        check_structure(
+            "AveragedModel.update_parameters",
+            current,
+            averaged,
+            "averaged params",
+            "Pass the model's parameters, with the structure given to AveragedModel.",
+            subject="model's",
+        )
         if int(self.n_averaged) == 0:
             new = jax.tree.map(
                 lambda a, c: jnp.array(c, copy=True).astype(a.dtype), averaged, current
@@ -288,6 +303,7 @@ class SWALR(LRScheduler):
         for lr, group in zip(
             per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups, strict=True
         ):
+            _validate.lr(lr)
             group["swa_lr"] = lr
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(

@@ -1,4 +1,6 @@
-"""Registry entries for optimlab.schedules and reduce_on_plateau: invalid arguments."""
+"""Registry entries for the schedules, reduce_on_plateau and the optim schedulers: bad arguments."""
+
+import jax.numpy as jnp
 
 import optimlab as ol
 from optimlab import schedules as S
@@ -10,7 +12,54 @@ def _e(id_, fn, exc, match, stage="schedule"):
     return ErrorCase(f"schedule_{id_}", fn, stage, exc, match)
 
 
+def _sgd():
+    return ol.optim.SGD([jnp.ones(2)], lr=0.1)
+
+
+def _averaged():
+    return ol.optim.swa_utils.AveragedModel({"w": jnp.ones(2), "b": jnp.ones(1)})
+
+
 ERROR_CASES = [
+    _e(
+        "plateau_factor_nan",
+        lambda: ol.optim.lr_scheduler.ReduceLROnPlateau(_sgd(), factor=float("nan")),
+        ValueError,
+        r"^Invalid factor value: nan \(must be < 1.0\)$",
+    ),
+    _e(
+        "scheduler_load_state_dict_not_a_dict",
+        lambda: ol.optim.lr_scheduler.StepLR(_sgd(), 2).load_state_dict([("last_epoch", 3)]),
+        TypeError,
+        r"^StepLR.load_state_dict: state_dict must be a dict \(from state_dict\(\)\), got list\.$",
+        stage="load",
+    ),
+    _e(
+        "swalr_swa_lr_nan",
+        lambda: ol.optim.swa_utils.SWALR(_sgd(), swa_lr=float("nan")),
+        ValueError,
+        r"^Invalid learning rate: nan$",
+    ),
+    _e(
+        "ema_avg_fn_decay_nan",
+        lambda: ol.optim.swa_utils.get_ema_avg_fn(float("nan")),
+        ValueError,
+        r"^Invalid decay value nan provided",
+    ),
+    _e(
+        "averaged_model_avg_fn_not_callable",
+        lambda: ol.optim.swa_utils.AveragedModel({"w": jnp.ones(2)}, avg_fn=0.9),
+        TypeError,
+        r"^AveragedModel: avg_fn must be a function \(e.g. get_ema_avg_fn\(\)\), got float\.$",
+    ),
+    _e(
+        "averaged_model_update_other_tree",
+        lambda: _averaged().update_parameters({"w": jnp.ones(2)}),
+        ValueError,
+        r"^AveragedModel.update_parameters: the model's tree structure differs from the "
+        r"averaged params at \['w'\] \(the averaged params have \['b'\]\)",
+        stage="update",
+    ),
     _e(
         "polynomial_negative_steps",
         lambda: S.polynomial(1.0, 0.0, 1.0, -1),
