@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
