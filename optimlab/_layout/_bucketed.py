@@ -315,6 +315,7 @@ def bucketed(
     min_size = int(min_leaf_size)
 
     def init_fn(params):
+        _tree.reject_non_float("bucketed init", params)  # named by the params' key paths
         layout = _layout(params, min_size)
         offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.chunk_starts)
         return BucketedState(offsets, tx.init(_pack(layout, params)))

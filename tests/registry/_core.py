@@ -104,6 +104,14 @@ ERROR_CASES = [
         r"^zero1_state_shardings: tx is str, not a gradient transformation\.$",
     ),
     ErrorCase(
+        "bucketed_init_integer_params",
+        lambda: ol.bucketed(ol.adam(0.1)).init({"w": jnp.ones(2), "steps": jnp.ones(3, jnp.int32)}),
+        "init",
+        TypeError,
+        r"^bucketed init: params must be floating-point or complex, but the leaf at "
+        r"\['steps'\] is int32",
+    ),
+    ErrorCase(
         "optim_step_gradient_not_an_array",
         lambda: ol.optim.SGD([jnp.ones(2)], lr=0.1).step(["0.1"]),
         "update",
