@@ -155,6 +155,11 @@ def import_state(
                 )
             if np.iscomplexobj(arr) and not jnp.iscomplexobj(current):
                 raise ValueError(f"{where}: {key!r} is complex, the parameter is real")
+            if sk.non_negative and _negative(arr):
+                raise ValueError(
+                    f"{where}: {key!r} has negative entries, but it is a sum or average of "
+                    "squares (or a step size), never negative: the state dict is damaged"
+                )
             value = jnp.asarray(arr).astype(current.dtype)
         state = _replace(state, sk.cls, sk.field, value)
     if not _has_step(spec):
@@ -163,6 +168,12 @@ def import_state(
         state = state._replace(count=jnp.asarray(1 if taken else 0, jnp.int32))
     dormant = {k: jnp.asarray(to_numpy(v)) for k, v in entry.items() if k not in used}
     return state, dormant
+
+
+def _negative(arr: np.ndarray) -> bool:
+    """Whether any entry (either part, for a complex array viewed as real) is below zero."""
+    parts = (arr.real, arr.imag) if np.iscomplexobj(arr) else (arr,)
+    return any(bool(np.any(np.asarray(x, np.float64) < 0)) for x in parts)
 
 
 def torch_state(store: Store) -> dict[int, dict[str, Any]]:

@@ -211,6 +211,17 @@ BAD = [
         False,
     ),
     (
+        "negative-second-moment",
+        _bad(
+            lambda sd: sd["state"][1].update(
+                exp_avg_sq=-1.0 - np.asarray(sd["state"][1]["exp_avg_sq"])
+            )
+        ),
+        r"parameter 1 \('w'\): 'exp_avg_sq' has negative entries, but it is a sum or average "
+        r"of squares \(or a step size\), never negative: the state dict is damaged",
+        False,
+    ),
+    (
         "step-shape",
         _bad(lambda sd: sd["state"][2].update(step=np.ones(2))),
         "'step' must be a scalar",
