@@ -172,7 +172,7 @@ def import_state(
 
 def _negative(arr: np.ndarray) -> bool:
     """Whether any entry (either part, for a complex array viewed as real) is below zero."""
-    parts = (arr.real, arr.imag) if np.iscomplexobj(arr) else (arr,)
+    parts = (np.real(arr), np.imag(arr)) if np.iscomplexobj(arr) else (arr,)
     return any(bool(np.any(np.asarray(x, np.float64) < 0)) for x in parts)
 
 
