@@ -167,6 +167,12 @@ class Spec:
     real_only: bool = False
     order: str = ""
     _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: The name of the optimizer class that holds this spec (set by the class statement).
+    owner: str = field(default="", init=False, compare=False)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if not self.owner:  # the first class that holds it (a subclass may reuse it)
+            object.__setattr__(self, "owner", owner.__name__)
 
     def defaults(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """A class's ``defaults`` from the ``locals()`` of its ``__init__``.

@@ -121,7 +121,7 @@ def import_state(
     """
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where}: the state must be a dict, got {type(entry).__name__}")
-    name = getattr(spec.alias, "__name__", "this optimizer")
+    name = spec.owner or getattr(spec.alias, "__name__", "this optimizer")
     unknown = [k for k in entry if k not in spec.state]
     if unknown:
         raise ValueError(
