@@ -209,6 +209,41 @@ def renamed(function: str, old: str, new: str, old_value: Any, new_value: Any) -
     return old_value
 
 
+def by_annotation(
+    fn: Callable[_P, _R],
+    annotations: tuple[Any, ...],
+    check: Callable[[str, str, Any, Any], None],
+) -> Callable[_P, _R]:
+    """``fn``, calling ``check(function, name, value, annotation)`` before it runs.
+
+    For each argument the call gives (by position or by keyword) whose annotation
+    is one of ``annotations``. The decorators of the public factories are built on
+    it (:func:`bool_flags`, the schedules' value check); ``fn`` comes back as it is
+    when none of its arguments has such an annotation.
+    """
+    sig = inspect.signature(fn)
+    checked_args = {
+        n: p.annotation for n, p in sig.parameters.items() if p.annotation in annotations
+    }
+    if not checked_args:
+        return fn
+    positional = [
+        n
+        for n, p in sig.parameters.items()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+    @functools.wraps(fn)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        given = dict(zip(positional, args, strict=False)) | kwargs
+        for name, annotation in checked_args.items():
+            if name in given:
+                check(fn.__name__, name, given[name], annotation)
+        return fn(*args, **kwargs)
+
+    return checked
+
+
 def bool_flags(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Decorates a public factory: each of its arguments annotated ``bool`` must be a bool.
 
@@ -218,31 +253,13 @@ def bool_flags(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     the factory runs. Arguments that also take other types (``bool | None``, a
     mask) are the factory's own to check.
     """
-    sig = inspect.signature(fn)
-    flags = [n for n, p in sig.parameters.items() if p.annotation in ("bool", bool)]
-    if not flags:
-        return fn
-    positional = [
-        n
-        for n, p in sig.parameters.items()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    where = [(n, positional.index(n) if n in positional else None) for n in flags]
+    return by_annotation(fn, ("bool", bool), _flag)
 
-    @functools.wraps(fn)
-    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        for name, i in where:
-            if name in kwargs:
-                value = kwargs[name]
-            elif i is not None and i < len(args):
-                value = args[i]
-            else:
-                continue
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(
-                    f"{fn.__name__}: {name} must be a bool (True or False), got "
-                    f"{type(value).__name__} {value!r}."
-                )
-        return fn(*args, **kwargs)
 
-    return checked
+def _flag(function: str, name: str, value: Any, annotation: Any) -> None:
+    del annotation
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{function}: {name} must be a bool (True or False), got "
+            f"{type(value).__name__} {value!r}."
+        )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -118,27 +116,14 @@ def checked_values(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     swept with :func:`jax.vmap`) are not checked. ``None`` passes where the
     annotation allows it.
     """
-    sig = inspect.signature(fn)
-    names = {
-        n: p.annotation.endswith("| None")
-        for n, p in sig.parameters.items()
-        if p.annotation in ("ArrayLike", "ArrayLike | None", "float", "float | None")
-    }
-    order = list(sig.parameters)
-
-    @functools.wraps(fn)
-    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        given = dict(zip(order, args, strict=False)) | kwargs
-        for name, optional in names.items():
-            if name in given and not (optional and given[name] is None):
-                _finite(fn.__name__, name, given[name])
-        return fn(*args, **kwargs)
-
-    return checked
+    return _validate.by_annotation(fn, _VALUES, _finite)
 
 
-def _finite(function: str, name: str, x: Any) -> None:
-    if isinstance(x, jax.core.Tracer):
+_VALUES = ("ArrayLike", "ArrayLike | None", "float", "float | None")
+
+
+def _finite(function: str, name: str, x: Any, annotation: str) -> None:
+    if isinstance(x, jax.core.Tracer) or (x is None and annotation.endswith("| None")):
         return
     arr = np.asarray(x) if not isinstance(x, (bool, str, bytes)) else None
     if arr is None or not (arr.dtype.kind in "iuf" or arr.dtype == jnp.bfloat16):
