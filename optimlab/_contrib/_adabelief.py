@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._core._validate import bool_flags
@@ -19,6 +19,7 @@ from .._transforms._moments import check_betas_eps
 __all__ = ["ScaleByBeliefState", "scale_by_belief", "adabelief"]
 
 
+@never_negative("nu")
 class ScaleByBeliefState(NamedTuple):
     """State of :func:`scale_by_belief`.
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -16,6 +16,7 @@ from .._transforms._alias import torch_style
 __all__ = ["ScaleByAdanState", "scale_by_adan", "adan"]
 
 
+@never_negative("n")
 class ScaleByAdanState(NamedTuple):
     """State of :func:`scale_by_adan`.
 

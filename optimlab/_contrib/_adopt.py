@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import bool_flags
@@ -23,6 +23,7 @@ def _quarter_power(count: jax.Array) -> jax.Array:
     return count.astype(jnp.result_type(float)) ** 0.25
 
 
+@never_negative("nu")
 class ScaleByAdoptState(NamedTuple):
     """State of :func:`scale_by_adopt`.
 

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain
+from .._core._base import GradientTransformation, chain, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -18,6 +18,7 @@ from .._transforms._scale import add_decayed_weights, scale
 __all__ = ["COCOBState", "scale_by_cocob", "cocob"]
 
 
+@never_negative("scale", "subgradients")
 class COCOBState(NamedTuple):
     r"""State of :func:`scale_by_cocob` (every tree in at least float32).
 

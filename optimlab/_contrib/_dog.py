@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import optional, torch_style
@@ -34,6 +34,7 @@ def _scaled(updates: Any, factor: jax.Array) -> Any:
     )
 
 
+@never_negative("max_dist", "sum_sq_norm_grads")
 class DoGState(NamedTuple):
     r"""State of :func:`scale_by_dog`.
 
@@ -177,6 +178,7 @@ def dog(
     )
 
 
+@never_negative("weighted_sq_norm_grads", "estim_sq_dist")
 class DoWGState(NamedTuple):
     r"""State of :func:`scale_by_dowg`.
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain
+from .._core._base import GradientTransformation, chain, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -20,6 +20,7 @@ from .._transforms._scale import scale_by_learning_rate
 __all__ = ["ScaleByNovogradState", "scale_by_novograd", "novograd"]
 
 
+@never_negative("nu")
 class ScaleByNovogradState(NamedTuple):
     """State of :func:`scale_by_novograd`.
 

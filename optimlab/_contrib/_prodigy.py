@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -26,6 +26,7 @@ from .._transforms._norms import l1_norm
 __all__ = ["ProdigyState", "prodigy"]
 
 
+@never_negative("exp_avg_sq")
 class ProdigyState(NamedTuple):
     """State of :func:`prodigy`.
 

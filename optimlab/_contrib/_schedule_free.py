@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, _update_with_extra_args, chain
+from .._core._base import GradientTransformation, _update_with_extra_args, chain, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
@@ -157,6 +157,7 @@ def schedule_free_eval_params(state: Any, params: Params) -> Params:
     return _tree.tree_map(one, params, sf.z)
 
 
+@never_negative("nu")
 class _ScaleByRmsState(NamedTuple):
     """Bias-corrected second moment of ``schedule_free_adamw``'s base optimizer."""
 

@@ -9,13 +9,14 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
 
 __all__ = ["ScaleBySM3State", "scale_by_sm3", "sm3"]
 
 
+@never_negative("mu")
 class ScaleBySM3State(NamedTuple):
     """State of :func:`scale_by_sm3`.
 

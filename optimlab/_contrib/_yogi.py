@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
@@ -17,6 +17,7 @@ from .._transforms._moments import check_betas_eps
 __all__ = ["ScaleByYogiState", "scale_by_yogi", "yogi"]
 
 
+@never_negative("nu")
 class ScaleByYogiState(NamedTuple):
     """State of :func:`scale_by_yogi`.
 

@@ -25,6 +25,8 @@ __all__ = [
     "check_leaves",
     "refuse_leaf",
     "named_chain",
+    "never_negative",
+    "never_negative_fields",
 ]
 
 #: Largest value of an int32 step counter; counters saturate here instead of wrapping.
@@ -145,6 +147,37 @@ def _optax_view(update: Callable[..., Any]) -> type | None:
 
 class EmptyState(NamedTuple):
     """The state of a transformation that keeps none."""
+
+
+def never_negative(*fields: str) -> Callable[[type], type]:
+    """Declares the fields of a state class that never hold a negative entry (private).
+
+    A running sum or average of squares, an infinity norm, a step size: the step
+    takes its square root or divides by it, so a negative entry can only come from
+    a damaged or hostile file. :func:`optimlab.checkpoint.restore` and
+    ``optimlab.optim``'s ``load_state_dict`` read this declaration and refuse such
+    a state, naming the entry.
+
+    Args:
+        *fields: names of the class's fields (each a tree of real arrays).
+
+    Returns:
+        A class decorator.
+    """
+
+    def mark(cls: type) -> type:
+        unknown = sorted(set(fields) - set(getattr(cls, "_fields", ())))
+        if unknown:
+            raise ValueError(f"never_negative: {cls.__name__} has no field(s) {unknown}.")
+        cls.__never_negative__ = frozenset(fields)
+        return cls
+
+    return mark
+
+
+def never_negative_fields(cls: type) -> frozenset[str]:
+    """The fields :func:`never_negative` declared for a state class (empty if none)."""
+    return getattr(cls, "__never_negative__", frozenset())
 
 
 def safe_increment(count: jax.Array) -> jax.Array:

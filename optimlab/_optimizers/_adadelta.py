@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import bool_flags
@@ -16,6 +16,7 @@ from .._transforms._alias import torch_style
 __all__ = ["ScaleByAdadeltaState", "scale_by_adadelta", "adadelta"]
 
 
+@never_negative("square_avg", "acc_delta")
 class ScaleByAdadeltaState(NamedTuple):
     """State of :func:`scale_by_adadelta`.
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree, _validate
-from .._core._base import EmptyState, GradientTransformation
+from .._core._base import EmptyState, GradientTransformation, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._step_count import current_count, initial_count, next_count
@@ -29,6 +29,7 @@ __all__ = ["ScaleByFactoredRmsState", "scale_by_factored_rms", "adafactor"]
 # ----------------------------------------------------------------------------- classic
 
 
+@never_negative("v_row", "v_col", "v")
 class ScaleByFactoredRmsState(NamedTuple):
     """State of :func:`scale_by_factored_rms`.
 

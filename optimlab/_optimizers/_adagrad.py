@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain
+from .._core._base import GradientTransformation, chain, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -19,6 +19,7 @@ from .._transforms._scale import scale_by_learning_rate
 __all__ = ["ScaleByAdagradState", "scale_by_adagrad", "adagrad"]
 
 
+@never_negative("sum_of_squares")
 class ScaleByAdagradState(NamedTuple):
     """State of :func:`scale_by_adagrad`.
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _tree
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import bool_flags
@@ -18,6 +18,7 @@ from .._transforms._moments import check_moments, moment_slots
 __all__ = ["ScaleByAdamaxState", "scale_by_adamax", "adamax", "adamaxw"]
 
 
+@never_negative("nu")
 class ScaleByAdamaxState(NamedTuple):
     """State of :func:`scale_by_adamax`.
 

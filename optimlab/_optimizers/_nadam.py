@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._hyperparams import hyperparam_dtype
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -20,6 +20,7 @@ from ._adam import adam, adamw
 __all__ = ["ScaleByNadamState", "scale_by_nadam", "nadam", "nadamw"]
 
 
+@never_negative("nu")
 class ScaleByNadamState(NamedTuple):
     r"""State of :func:`scale_by_nadam`.
 

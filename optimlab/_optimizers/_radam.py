@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _tree
-from .._core._base import GradientTransformation, safe_increment
+from .._core._base import GradientTransformation, never_negative, safe_increment
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import bool_flags
@@ -18,6 +18,7 @@ from .._transforms._moments import check_moments, corrected_mu, moment_slots, no
 __all__ = ["ScaleByRadamState", "scale_by_radam", "radam"]
 
 
+@never_negative("nu")
 class ScaleByRadamState(NamedTuple):
     """State of :func:`scale_by_radam`.
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, chain
+from .._core._base import GradientTransformation, chain, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
@@ -20,6 +20,7 @@ from ._sgd import trace
 __all__ = ["ScaleByRmspropState", "scale_by_rmsprop", "rmsprop"]
 
 
+@never_negative("square_avg")
 class ScaleByRmspropState(NamedTuple):
     """State of :func:`scale_by_rmsprop`.
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -18,6 +18,7 @@ from .._transforms._alias import descend
 __all__ = ["ScaleByRpropState", "scale_by_rprop", "rprop"]
 
 
+@never_negative("step_size")
 class ScaleByRpropState(NamedTuple):
     """State of :func:`scale_by_rprop`.
 

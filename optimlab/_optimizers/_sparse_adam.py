@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import bool_flags
@@ -17,6 +17,7 @@ from .._transforms._alias import torch_style
 __all__ = ["ScaleBySparseAdamState", "scale_by_sparse_adam", "sparse_adam"]
 
 
+@never_negative("nu")
 class ScaleBySparseAdamState(NamedTuple):
     """State of :func:`scale_by_sparse_adam`.
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
@@ -26,6 +26,7 @@ from .._transforms._scale import add_decayed_weights
 __all__ = ["ScaleByTorchAdafactorState", "scale_by_torch_adafactor", "torch_adafactor"]
 
 
+@never_negative("row_var", "col_var", "variance")
 class ScaleByTorchAdafactorState(NamedTuple):
     """State of :func:`scale_by_torch_adafactor`, with torch's shapes.
 

@@ -165,8 +165,10 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
     (extra members are refused), each after its header's dtype, shape and size
     are checked, so reading allocates no more than the template's arrays. The
     values are checked as :func:`~optimlab.set_hyperparams` checks them (the
-    same rule table, by hyperparameter name), and step counts must be
-    non-negative: a checkpoint never restores a state the API would refuse.
+    same rule table, by hyperparameter name), step counts must be
+    non-negative, and so must every entry of a field its state class declares
+    never negative (a second moment, a sum of squares, a step size): a
+    checkpoint never restores a state the API would refuse.
     Leaves are placed with the template's sharding when it has one.
 
     Args:

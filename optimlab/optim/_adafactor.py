@@ -61,9 +61,9 @@ class Adafactor(Optimizer):
         real_only=True,
         state={
             "step": STEP,
-            "row_var": StateKey(ScaleByTorchAdafactorState, "row_var", non_negative=True),
-            "col_var": StateKey(ScaleByTorchAdafactorState, "col_var", non_negative=True),
-            "variance": StateKey(ScaleByTorchAdafactorState, "variance", non_negative=True),
+            "row_var": StateKey(ScaleByTorchAdafactorState, "row_var"),
+            "col_var": StateKey(ScaleByTorchAdafactorState, "col_var"),
+            "variance": StateKey(ScaleByTorchAdafactorState, "variance"),
         },
     )
 

@@ -28,7 +28,7 @@ _ADAM_SPEC = Spec(
     state={
         "step": STEP,
         **moments(ScaleByAdamState),
-        "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max", non_negative=True),
+        "max_exp_avg_sq": StateKey(ScaleByAdamState, "nu_max"),
     },
     order=(
         "lr betas eps weight_decay amsgrad maximize foreach capturable differentiable fused "

@@ -46,7 +46,7 @@ class Adamax(Optimizer):
         state={
             "step": STEP,
             "exp_avg": StateKey(ScaleByAdamaxState, "mu"),
-            "exp_inf": StateKey(ScaleByAdamaxState, "nu", non_negative=True),
+            "exp_inf": StateKey(ScaleByAdamaxState, "nu"),
         },
     )
 

@@ -66,7 +66,7 @@ class Adagrad(Optimizer):
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
-            "sum": StateKey(ScaleByAdagradState, "sum_of_squares", non_negative=True),
+            "sum": StateKey(ScaleByAdagradState, "sum_of_squares"),
         },
         order=(
             "lr lr_decay eps weight_decay initial_accumulator_value foreach maximize "
@@ -116,8 +116,8 @@ class Adadelta(Optimizer):
         zero_terms={"weight_decay": ()},
         state={
             "step": STEP,
-            "square_avg": StateKey(ScaleByAdadeltaState, "square_avg", non_negative=True),
-            "acc_delta": StateKey(ScaleByAdadeltaState, "acc_delta", non_negative=True),
+            "square_avg": StateKey(ScaleByAdadeltaState, "square_avg"),
+            "acc_delta": StateKey(ScaleByAdadeltaState, "acc_delta"),
         },
         order="lr rho eps weight_decay maximize capturable foreach differentiable",
     )
@@ -166,7 +166,7 @@ class RMSprop(Optimizer):
         zero_terms={"weight_decay": (), "momentum": ()},
         state={
             "step": STEP,
-            "square_avg": StateKey(ScaleByRmspropState, "square_avg", non_negative=True),
+            "square_avg": StateKey(ScaleByRmspropState, "square_avg"),
             "momentum_buffer": StateKey(TraceState, "trace"),
             "grad_avg": StateKey(ScaleByRmspropState, "grad_avg"),
         },
@@ -336,7 +336,7 @@ class Rprop(Optimizer):
         state={
             "step": STEP,
             "prev": StateKey(ScaleByRpropState, "prev"),
-            "step_size": StateKey(ScaleByRpropState, "step_size", non_negative=True),
+            "step_size": StateKey(ScaleByRpropState, "step_size"),
         },
         order="lr etas step_sizes foreach maximize differentiable capturable",
     )

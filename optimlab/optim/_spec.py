@@ -15,7 +15,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from .._core._base import GradientTransformation
+from .._core._base import GradientTransformation, never_negative_fields
 from .._core._hyperparams import HyperparamsState, initial_hyperparams
 
 __all__ = [
@@ -73,16 +73,21 @@ class StateKey:
             (SGD's ``momentum_buffer``), rather than as a broken checkpoint.
         dtype: a fixed dtype for the exported value (torch's ``step`` is float32);
             ``None`` exports the leaf as stored.
-        non_negative: the entry is never negative (a running sum or average of
-            squares, a step size): a loaded one with a negative entry is refused
-            as damaged, where it would make the step's square root NaN.
     """
 
     cls: type
     field: str
     optional: bool = False
     dtype: Any = None
-    non_negative: bool = False
+
+    @property
+    def non_negative(self) -> bool:
+        """Whether the state class declares the field never negative.
+
+        A sum or average of squares, a step size: a loaded entry with a negative
+        value is refused as damaged, where it would make the step's square root NaN.
+        """
+        return self.field in never_negative_fields(self.cls)
 
 
 #: torch's ``step``: the alias's single step counter, exported as a float32 scalar.
@@ -91,7 +96,7 @@ STEP = StateKey(HyperparamsState, "count", dtype=np.float32)
 
 def moments(cls: type) -> dict[str, StateKey]:
     """torch's ``exp_avg`` and ``exp_avg_sq``: the ``mu`` and ``nu`` of the state class ``cls``."""
-    return {"exp_avg": StateKey(cls, "mu"), "exp_avg_sq": StateKey(cls, "nu", non_negative=True)}
+    return {"exp_avg": StateKey(cls, "mu"), "exp_avg_sq": StateKey(cls, "nu")}
 
 
 def same_names(*names: str) -> dict[str, str]:
