@@ -167,3 +167,48 @@ def check_real(leaves: Sequence[Any], layout: GroupLayout, owner: str) -> None:
                 f"{jnp.result_type(leaf)}. Optimize the real and imaginary parts as separate "
                 "real parameters instead."
             )
+
+
+def check_groups(groups: Any, layouts: Sequence[GroupLayout], defaults: Mapping[str, Any]) -> None:
+    """Refuses ``param_groups`` edited where only option values may change.
+
+    Groups are added with ``add_param_group`` and never removed, replaced or
+    reordered; a group's ``"params"`` lists the indices of its parameters and is
+    never edited; no option is deleted. Cheap enough for every step: one length,
+    one list comparison and one key lookup per option and group.
+    """
+    n = len(layouts)
+    if not isinstance(groups, list) or len(groups) != n:
+        got = f"{len(groups)} group(s)" if isinstance(groups, list) else type(groups).__name__
+        raise ValueError(
+            f"param_groups holds {got}, but the optimizer has {n}: add groups with "
+            "add_param_group; groups are never removed, replaced or reordered"
+        )
+    for gi, (group, layout) in enumerate(zip(groups, layouts, strict=True)):
+        if not isinstance(group, dict):
+            raise TypeError(f"param_groups[{gi}] must be a dict, got {type(group).__name__}")
+        params = group.get("params")
+        if not _same_indices(params, layout.indices):
+            raise ValueError(
+                f"param_groups[{gi}]['params'] was changed to {_short(params)}; it lists "
+                f"the indices of the group's parameters, {layout.indices}, and is never "
+                "edited: read values from opt.params, add parameters with add_param_group"
+            )
+        for name in defaults:
+            if name not in group:
+                raise KeyError(
+                    f"param_groups[{gi}] has no {name!r} option (deleted?); set it again, e.g. "
+                    f"param_groups[{gi}][{name!r}] = {defaults[name]!r}"
+                )
+
+
+def _same_indices(params: Any, indices: list[int]) -> bool:
+    try:
+        return bool(params == indices)
+    except (TypeError, ValueError):  # arrays put back in place of the indices
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

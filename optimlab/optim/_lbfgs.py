@@ -186,6 +186,7 @@ class LBFGS(Optimizer):
     @property
     def state(self) -> dict[int, dict[str, Any]]:  # type: ignore[override]
         """``{0: torch's state entry}`` (a snapshot), or ``{}`` before the first step."""
+        self._check_groups()
         entry = export_entry(self._lstate, self._al_first)
         return {self.param_groups[0]["params"][0]: entry} if entry else {}
 
@@ -226,6 +227,7 @@ class LBFGS(Optimizer):
                 "LBFGS keeps one global state, not one per parameter: "
                 "load_state_dict(strict=False) is not supported"
             )
+        self._check_groups()
         return self._hooked_load(state_dict, lambda sd: self._load(sd, strict))
 
     def _load(self, sd: Mapping[str, Any], strict: bool) -> None:

@@ -33,7 +33,11 @@ class Optimizer(Hooks):
     Differences from torch, all following from JAX arrays being immutable values:
 
     - ``param_groups[i]["params"]`` holds parameter *indices* (the ids of
-      :meth:`state_dict`), not arrays; read values from :attr:`params`.
+      :meth:`state_dict`), not arrays; read values from :attr:`params`. Only the
+      groups' option values may be edited: a changed ``"params"``, a deleted
+      option, or a group appended, removed or reordered by hand (not with
+      :meth:`add_param_group`) is refused by the next step, state read or load,
+      naming the group.
     - :attr:`state` is keyed by the same indices and holds JAX arrays that the next
       step donates; :meth:`state_dict` returns NumPy snapshots that later steps do
       not change (torch's shares storage with the optimizer).
@@ -220,7 +224,13 @@ class Optimizer(Hooks):
         Returns:
             The closure's loss, or ``None``.
         """
+        self._check_groups()
         return self._hooked_step(self._step, () if closure is None else (closure,))
+
+    def _check_groups(self) -> None:
+        _checks.check_groups(
+            self.param_groups, [g.layout for g in self._store.groups], self.defaults
+        )
 
     def _step(self, closure: Any = None) -> Any:
         loss = None
@@ -243,6 +253,7 @@ class Optimizer(Hooks):
         Parameters that never received a gradient (or keep no state) are absent. The
         arrays are the live ones: the next step donates them.
         """
+        self._check_groups()
         _apply.unbucket(self._store, self.param_groups)
         return _state_dict.torch_state(self._store)
 
@@ -282,6 +293,7 @@ class Optimizer(Hooks):
         Raises:
             ValueError: the state dict does not fit; the optimizer is unchanged.
         """
+        self._check_groups()
         _apply.unbucket(self._store, self.param_groups)
         return self._hooked_load(state_dict, lambda sd: self._load(sd, strict))
 

@@ -138,6 +138,65 @@ def test_gradients_of_the_wrong_shape_or_structure():
         grouped.step(tree())
 
 
+def _two_groups():
+    return optim.SGD([{"params": [jnp.ones(2)]}, {"params": [jnp.ones(3)], "lr": 0.2}], lr=0.1)
+
+
+def _set(i, key, value):
+    return lambda groups: groups[i].__setitem__(key, value)
+
+
+GROUP_EDITS = [
+    (
+        "appended_dict",
+        lambda g: g.append({"params": [jnp.ones(1)], "lr": 0.1}),
+        ValueError,
+        r"param_groups holds 3 group\(s\), but the optimizer has 2: add groups with add_param",
+    ),
+    ("removed", lambda g: g.pop(), ValueError, r"holds 1 group\(s\), but the optimizer has 2"),
+    (
+        "reordered",
+        lambda g: g.reverse(),
+        ValueError,
+        r"param_groups\[0\]\['params'\] was changed to \[1\]; it lists the indices .*, \[0\]",
+    ),
+    ("params_emptied", _set(1, "params", []), ValueError, r"param_groups\[1\]\['params'\] was"),
+    (
+        "params_as_arrays",
+        _set(0, "params", [jnp.ones(2)]),
+        ValueError,
+        r"was changed to \[Array\(.*read values from opt.params",
+    ),
+    ("replaced_by_a_list", _set(0, "params", None), ValueError, r"was changed to None"),
+    (
+        "option_deleted",
+        lambda g: g[1].pop("lr"),
+        KeyError,
+        r"param_groups\[1\] has no 'lr' option \(deleted\?\); set it again",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "edit,exc,message", [e[1:] for e in GROUP_EDITS], ids=[e[0] for e in GROUP_EDITS]
+)
+@pytest.mark.parametrize("call", ["step", "state_dict", "load_state_dict"])
+def test_param_groups_edited_beyond_option_values_are_refused(edit, exc, message, call):
+    """Only option values may change in ``param_groups``; any other edit is refused by
+    the next step, state read or load, naming the group, not ignored (the old
+    parameters stepped) or failing later with an IndexError."""
+    opt = _two_groups()
+    saved = opt.state_dict()
+    edit(opt.param_groups)
+    run = {
+        "step": lambda: opt.step([[jnp.ones(2)], [jnp.ones(3)]]),
+        "state_dict": opt.state_dict,
+        "load_state_dict": lambda: opt.load_state_dict(saved),
+    }[call]
+    with pytest.raises(exc, match=message):
+        run()
+
+
 def test_step_pre_hook_must_return_args_and_kwargs():
     opt = optim.SGD(tree(), lr=0.1)
     opt.register_step_pre_hook(lambda o, a, k: "nonsense")
