@@ -36,6 +36,16 @@ from .._core import _rules, _tree
 from .._core._base import GradientTransformation
 from .._core._elementwise import bucket_unsafe_part
 from .._core._update import apply_updates
+from ._state import (
+    BucketedState,
+    Buckets,
+    Layout,
+    check_params,
+    check_per_leaf,
+    check_state_arrays,
+    is_buckets,
+    params_layout,
+)
 
 __all__ = [
     "BucketedState",
@@ -50,45 +60,6 @@ __all__ = [
 DEFAULT_MIN_LEAF_SIZE = 16384
 
 
-class Buckets(NamedTuple):
-    """The tree a bucketed transformation's inner transformation sees.
-
-    Attributes:
-        leaves: the large leaves, unchanged (their sharding is kept).
-        buckets: one flat array per dtype holding every small leaf.
-    """
-
-    leaves: tuple[Any, ...]
-    buckets: tuple[Any, ...]
-
-
-class BucketedState(NamedTuple):
-    """State of :func:`bucketed`.
-
-    Attributes:
-        offsets: int32 scalars, the start in its bucket of each chunk of small
-            leaves of one shape (see :func:`bucketed`). They are runtime values on
-            purpose: XLA then compiles one slicing kernel per leaf shape and
-            position in a chunk instead of one per leaf.
-        inner_state: the wrapped transformation's state over :class:`Buckets`.
-    """
-
-    offsets: tuple[jax.Array, ...]
-    inner_state: Any
-
-
-class _Layout(NamedTuple):
-    treedef: Any
-    shapes: tuple[tuple[int, ...], ...]
-    where: tuple[tuple[int, int], ...]  # per leaf: (-1, index of large leaf) or (bucket, slot)
-    chunk: tuple[int, ...]  # per small leaf (slot order): index of its chunk
-    within: tuple[int, ...]  # per small leaf: start relative to its chunk
-    chunk_starts: tuple[int, ...]  # per chunk: start in its bucket (the runtime offsets)
-    bucket_dtypes: tuple[Any, ...]
-    bucket_sizes: tuple[int, ...]
-    bucket_slots: tuple[tuple[int, ...], ...]  # leaf indices of each bucket, in order
-
-
 def _chunk_length(count: int) -> int:
     """Leaves of one shape per chunk: about the square root of their number.
 
@@ -100,7 +71,7 @@ def _chunk_length(count: int) -> int:
     return min(64, math.isqrt(count - 1) + 1) if count > 1 else 1
 
 
-def _layout(tree: Any, min_leaf_size: int) -> _Layout:
+def _layout(tree: Any, min_leaf_size: int) -> Layout:
     leaves, treedef = jax.tree.flatten(tree)
     shapes = tuple(tuple(jnp.shape(x)) for x in leaves)
     dtypes = [jnp.result_type(x) for x in leaves]
@@ -134,7 +105,7 @@ def _layout(tree: Any, min_leaf_size: int) -> _Layout:
         if where[i][0] == -1:
             where[i] = (-1, n_large)
             n_large += 1
-    return _Layout(
+    return Layout(
         treedef,
         shapes,
         tuple(where),
@@ -172,7 +143,7 @@ def _flat(x: Any, dtype: Any) -> Any:
     return x if x.ndim == 1 else jax.lax.reshape(x, (x.size,))
 
 
-def _pack(layout: _Layout, tree: Any) -> Buckets:
+def _pack(layout: Layout, tree: Any) -> Buckets:
     """Packs a tree into :class:`Buckets` (one flat array per bucket).
 
     Always in groups (:func:`_concat`), also outside a jitted step (init, and
@@ -201,7 +172,7 @@ def _fence(buckets: tuple[Any, ...], offsets: tuple[Any, ...]) -> tuple[Any, ...
     return _tree.fence(tuple(buckets), offsets[0] >= 0)
 
 
-def _unpack(layout: _Layout, packed: Buckets, offsets: tuple[Any, ...] | None) -> Any:
+def _unpack(layout: Layout, packed: Buckets, offsets: tuple[Any, ...] | None) -> Any:
     if offsets is not None and packed.buckets:
         packed = packed._replace(buckets=_fence(packed.buckets, offsets))
     out = []
@@ -308,6 +279,8 @@ def bucketed(
         ...
         ValueError: bucketed: ... is not bucket-safe: ...
     """
+    if not (hasattr(tx, "init") and hasattr(tx, "update")):
+        raise TypeError(f"bucketed: tx must be a GradientTransformation, got {type(tx).__name__}.")
     _check_safe(tx)
     _rules.check_args("bucketed", min_leaf_size=min_leaf_size)
     if int(min_leaf_size) < 1:
@@ -318,7 +291,7 @@ def bucketed(
         _tree.reject_non_float("bucketed init", params)  # named by the params' key paths
         layout = _layout(params, min_size)
         offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.chunk_starts)
-        return BucketedState(offsets, tx.init(_pack(layout, params)))
+        return BucketedState(offsets, tx.init(_pack(layout, params)), params_layout(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         return _update(tx, min_size, updates, state, params, extra_args, apply=False)
@@ -360,7 +333,7 @@ def _update(
     )
     if apply:  # in the buckets: the sum is in the kernel that computes the updates
         packed = apply_updates(packed_params, packed)
-    return _unpack(layout, packed, offsets), BucketedState(offsets, inner_state)
+    return _unpack(layout, packed, offsets), state._replace(inner_state=inner_state)
 
 
 def update_and_apply(
@@ -396,10 +369,6 @@ def _spec(tx: GradientTransformation, what: str) -> _Spec:
     return spec
 
 
-def _is_buckets(x: Any) -> bool:
-    return isinstance(x, Buckets)
-
-
 def unbucket_state(tx: GradientTransformation, state: BucketedState, params: Any) -> Any:
     """Converts a bucketed state to the per-leaf state of the wrapped transformation.
 
@@ -426,8 +395,17 @@ def unbucket_state(tx: GradientTransformation, state: BucketedState, params: Any
         [(2,), (3,)]
     """
     spec = _spec(tx, "unbucket_state")
+    if not isinstance(state, BucketedState):
+        raise TypeError(
+            f"unbucket_state: state must be a BucketedState, got {type(state).__name__}."
+        )
+    if state.params_layout is not None:
+        check_params("unbucket_state", params, state.params_layout, "state")
     layout = _layout(params, spec.min_leaf_size)
-    leaves, treedef = jax.tree.flatten(state.inner_state, is_leaf=_is_buckets)
+    if state.params_layout is None:  # a state built by hand: check what its arrays tell
+        template = jax.eval_shape(lambda p: spec.inner.init(_pack(layout, p)), params)
+        check_state_arrays("unbucket_state", layout, params, template, state)
+    leaves, treedef = jax.tree.flatten(state.inner_state, is_leaf=is_buckets)
     out = [_unpack(layout, x, None) if isinstance(x, Buckets) else x for x in leaves]
     return treedef.unflatten(out)
 
@@ -459,7 +437,7 @@ def bucket_state(tx: GradientTransformation, state: Any, params: Any) -> Buckete
     spec = _spec(tx, "bucket_state")
     layout = _layout(params, spec.min_leaf_size)
     template = jax.eval_shape(lambda p: spec.inner.init(_pack(layout, p)), params)
-    t_leaves, prefix = jax.tree.flatten(template, is_leaf=_is_buckets)
+    t_flat, prefix = jax.tree_util.tree_flatten_with_path(template, is_leaf=is_buckets)
     try:
         subtrees = prefix.flatten_up_to(state)
     except (ValueError, TypeError) as e:
@@ -467,9 +445,12 @@ def bucket_state(tx: GradientTransformation, state: Any, params: Any) -> Buckete
             "bucket_state: the state does not have the structure of the wrapped "
             f"transformation's state for these params ({e})."
         ) from None
+    for (kp, t), sub in zip(t_flat, subtrees, strict=True):
+        if isinstance(t, Buckets):
+            check_per_leaf(_tree.keystr(kp), layout, params, t, sub)
     out = [
         _pack(layout, s) if isinstance(t, Buckets) else s
-        for t, s in zip(t_leaves, subtrees, strict=True)
+        for (_, t), s in zip(t_flat, subtrees, strict=True)
     ]
     offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.chunk_starts)
-    return BucketedState(offsets, prefix.unflatten(out))
+    return BucketedState(offsets, prefix.unflatten(out), params_layout(params))

@@ -15,6 +15,7 @@ import numpy as np
 from ._archive import MANIFEST as _MANIFEST
 from ._archive import SCHEMA_VERSION as SCHEMA_VERSION
 from ._archive import Archive, CheckpointError, check_shape, encoded_dtype, field, parse_dtype
+from ._args import check_metadata, check_path, check_step
 from ._files import atomic_write, decode_array, encode_array, is_prng_key, manifest_array
 from ._values import check_values
 
@@ -44,11 +45,20 @@ def save(
         state: the pytree to save. ``None`` leaves are recorded by the tree
             structure; every other leaf must be an array or a number.
         step: optional training step stored in the manifest (by default the
-            state's ``count`` when it has exactly one).
-        metadata: optional JSON-serialisable dict stored in the manifest.
+            state's ``count`` when it has exactly one): a non-negative Python,
+            NumPy or 0-d array integer, stored as an int.
+        metadata: optional dict with str keys of JSON values (str, int, finite
+            float, bool, None, lists, dicts) stored in the manifest.
 
     Returns:
         The path written.
+
+    Raises:
+        TypeError: ``path`` is not a str or os.PathLike, ``step`` is not an
+            integer, or ``metadata`` is not such a dict (naming the key path).
+        ValueError: ``path`` is empty, ``step`` is negative, or ``metadata``
+            holds a non-finite float.
+        IsADirectoryError: ``path`` is a directory.
 
     Examples:
         >>> import tempfile, pathlib, jax.numpy as jnp
@@ -62,6 +72,9 @@ def save(
         >>> float(optimlab.hyperparams(restored)["learning_rate"])  # doctest: +ELLIPSIS
         0.001...
     """
+    path = check_path("save", path, writing=True)
+    step = check_step("save", step)
+    metadata = check_metadata("save", metadata)
     leaves = jax.tree_util.tree_flatten_with_path(state)[0]
     arrays: dict[str, np.ndarray] = {}
     entries = []
@@ -93,11 +106,10 @@ def save(
         "treedef": str(jax.tree.structure(state)),
         "leaves": entries,
         "step": step,
-        "metadata": metadata or {},
+        "metadata": metadata,
     }
     json.dumps(manifest)  # fail early, before touching the file, if metadata is not JSON
     arrays[_MANIFEST] = manifest_array(manifest)
-    path = pathlib.Path(path)
     atomic_write(path, arrays)
     return path
 
@@ -144,7 +156,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         CheckpointError: an unreadable, damaged or foreign file.
         FileNotFoundError: no such file.
     """
-    with Archive(path) as archive:
+    with Archive(check_path("read_manifest", path, writing=False)) as archive:
         if archive.manifest["format"] == "optimlab-state":
             _state_entries(path, archive.manifest)
         return archive.manifest
@@ -183,7 +195,7 @@ def restore(path: str | os.PathLike, template: Any) -> Any:
             with the template.
         FileNotFoundError: no such file.
     """
-    with Archive(path) as archive:
+    with Archive(check_path("restore", path, writing=False)) as archive:
         return _restore(archive, path, template)
 
 

@@ -11,29 +11,30 @@ import numpy as np
 from ._archive import MANIFEST as _MANIFEST
 from ._archive import SCHEMA_VERSION as SCHEMA_VERSION
 from ._archive import Archive, CheckpointError, check_shape, encoded_dtype, field, parse_dtype
+from ._args import check_metadata, check_path
 from ._files import atomic_write, decode_array, encode_array, manifest_array
 
 __all__ = ["load_tree", "save_tree"]
 
 
-def _encode_tree(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+def _encode_tree(
+    obj: Any, arrays: dict[str, np.ndarray], where: str, active: set[int] | None = None
+) -> Any:
     if obj is None or isinstance(obj, (bool, str)):
         return obj
+    if isinstance(obj, (dict, list, tuple)):
+        active = set() if active is None else active
+        if id(obj) in active:
+            raise ValueError(f"save_tree: the tree contains a reference cycle at {where}.")
+        active.add(id(obj))
+        try:
+            return _encode_container(obj, arrays, where, active)
+        finally:
+            active.discard(id(obj))
     if isinstance(obj, (int, float)) and not isinstance(obj, bool):
         if isinstance(obj, float) and not np.isfinite(obj):
             return {"__float__": repr(obj)}
         return obj
-    if isinstance(obj, dict):
-        return {
-            "__dict__": [
-                [_encode_key(k, where), _encode_tree(v, arrays, f"{where}[{k!r}]")]
-                for k, v in obj.items()
-            ]
-        }
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_encode_tree(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [_encode_tree(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
     if hasattr(obj, "shape") and hasattr(obj, "dtype") or isinstance(obj, np.generic):
         if type(obj).__module__.startswith("torch"):
             # A torch tensor, recognised without importing torch (so unknown to the checker).
@@ -46,6 +47,20 @@ def _encode_tree(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         f"save_tree: unsupported value of type {type(obj).__name__} at {where}; "
         "only arrays, numbers, strings, None, lists, tuples and dicts are stored."
     )
+
+
+def _encode_container(
+    obj: dict | list | tuple, arrays: dict[str, np.ndarray], where: str, active: set[int]
+) -> Any:
+    if isinstance(obj, dict):
+        return {
+            "__dict__": [
+                [_encode_key(k, where), _encode_tree(v, arrays, f"{where}[{k!r}]", active)]
+                for k, v in obj.items()
+            ]
+        }
+    items = [_encode_tree(v, arrays, f"{where}[{i}]", active) for i, v in enumerate(obj)]
+    return {"__tuple__": items} if isinstance(obj, tuple) else items
 
 
 def _encode_key(k: Any, where: str) -> Any:
@@ -130,10 +145,18 @@ def save_tree(
     Args:
         path: the file to write.
         tree: the nested containers.
-        metadata: optional JSON-serialisable dict stored in the manifest.
+        metadata: optional dict with str keys of JSON values (str, int, finite
+            float, bool, None, lists, dicts) stored in the manifest.
 
     Returns:
         The path written.
+
+    Raises:
+        TypeError: ``path`` is not a str or os.PathLike, an unsupported value
+            in ``tree``, or ``metadata`` is not such a dict (naming the key path).
+        ValueError: ``path`` is empty, ``tree`` contains a reference cycle or is
+            nested too deeply, or ``metadata`` holds a non-finite float.
+        IsADirectoryError: ``path`` is a directory.
 
     Examples:
         >>> import tempfile, pathlib, numpy as np
@@ -145,16 +168,20 @@ def save_tree(
         >>> checkpoint.load_tree(path)["param_groups"][0]["betas"]
         (0.9, 0.999)
     """
+    path = check_path("save_tree", path, writing=True)
+    metadata = check_metadata("save_tree", metadata)
     arrays: dict[str, np.ndarray] = {}
-    encoded = _encode_tree(tree, arrays, "<root>")
+    try:
+        encoded = _encode_tree(tree, arrays, "<root>")
+    except RecursionError:
+        raise ValueError("save_tree: the tree is nested too deeply.") from None
     manifest = {
         "format": "optimlab-tree",
         "schema_version": SCHEMA_VERSION,
         "tree": encoded,
-        "metadata": metadata or {},
+        "metadata": metadata,
     }
     arrays[_MANIFEST] = manifest_array(manifest)
-    path = pathlib.Path(path)
     atomic_write(path, arrays)
     return path
 
@@ -171,7 +198,7 @@ def load_tree(path: str | os.PathLike) -> Any:
     Raises:
         CheckpointError: an unreadable or damaged file.
     """
-    with Archive(path) as archive:
+    with Archive(check_path("load_tree", path, writing=False)) as archive:
         manifest = archive.manifest
         if manifest["format"] != "optimlab-tree":
             raise CheckpointError(f"{path} holds an optimizer state (use restore), not a tree.")

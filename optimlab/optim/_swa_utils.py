@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import schedules
 from .._core import _tree, _validate
@@ -25,7 +26,19 @@ __all__ = [
 ]
 
 
-def _check_decay(decay: float) -> None:
+def _check_real(fn: str, name: str, value: Any) -> None:
+    """Raises ``TypeError`` naming ``fn`` and ``name`` unless ``value`` is a real number."""
+    dtype = getattr(value, "dtype", None)
+    if (
+        isinstance(value, (bool, np.bool_))
+        or np.ndim(value) != 0
+        or not (isinstance(value, (int, float)) or np.dtype(dtype or object).kind in "iuf")
+    ):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}.")
+
+
+def _check_decay(decay: float, fn: str = "get_ema_avg_fn") -> None:
+    _check_real(fn, "decay", decay)
     if not 0.0 <= decay <= 1.0:  # NaN too
         raise ValueError(
             f"Invalid decay value {decay} provided. Please provide a value in [0,1] range."
@@ -57,7 +70,7 @@ def get_ema_multi_avg_fn(decay: float = 0.999) -> Callable[..., list[jax.Array]]
         >>> fn([jnp.array([1.0])], [jnp.array([2.0])], 1)
         [Array([1.1], dtype=float32)]
     """
-    _check_decay(decay)
+    _check_decay(decay, "get_ema_multi_avg_fn")
 
     def ema_update(
         averaged: list[jax.Array], current: list[jax.Array], n_averaged: Any
@@ -148,6 +161,37 @@ def get_swa_avg_fn() -> Callable[..., jax.Array]:
     return swa_update
 
 
+def _check_like(
+    what: str, tree: Any, reference: Any, subject: str, against: str, *, dtypes: bool = True
+) -> None:
+    """Raises where a leaf of ``tree`` has another shape or dtype than ``reference``'s.
+
+    ``TypeError`` for a complex leaf in place of a real one (its imaginary part would be
+    dropped), ``ValueError`` otherwise, naming the key path and both shapes or dtypes.
+    """
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    for (path, x), r in zip(flat, jax.tree.leaves(reference), strict=True):
+        where = _tree.keystr(path)
+        got, want = jnp.result_type(x), jnp.result_type(r)
+        if jnp.issubdtype(got, jnp.complexfloating) and not jnp.issubdtype(
+            want, jnp.complexfloating
+        ):
+            raise TypeError(
+                f"{what}: the {subject} at {where} is complex ({got}) but the {against} "
+                f"is {want}: its imaginary part would be dropped."
+            )
+        if jnp.shape(x) != jnp.shape(r):
+            raise ValueError(
+                f"{what}: the {subject} at {where} has shape {jnp.shape(x)} but the "
+                f"{against} has shape {jnp.shape(r)}."
+            )
+        if dtypes and got != want:
+            raise ValueError(
+                f"{what}: the {subject} at {where} has dtype {got} but the {against} has "
+                f"dtype {want}."
+            )
+
+
 def _split(tree: Any, use_buffers: bool) -> tuple[Any, Any]:
     """``(averaged part, buffers)``: Flax-style variables average only ``"params"``."""
     if not use_buffers and isinstance(tree, Mapping) and "params" in tree:
@@ -173,14 +217,21 @@ class AveragedModel:
     apply your model to :attr:`params`); ``multi_avg_fn`` returns the new leaves
     instead of updating them in place; there is no ``device`` argument.
 
+    The model given to :meth:`update_parameters` must have the structure, shapes
+    and dtypes of :attr:`params` (buffers included), and ``avg_fn`` /
+    ``multi_avg_fn`` must return leaves of the averaged leaves' shapes (their
+    dtype is cast to the average's, as torch's ``copy_``, except complex into real).
+
     Args:
         params: the parameters (a pytree; copied).
         avg_fn: ``fn(averaged, current, n_averaged) -> averaged`` per leaf.
         multi_avg_fn: ``fn(averaged_leaves, current_leaves, n_averaged) -> leaves``.
-        use_buffers: average every collection, not only ``"params"``.
+        use_buffers: average every collection, not only ``"params"`` (a bool).
 
     Raises:
         AssertionError: both ``avg_fn`` and ``multi_avg_fn`` given (torch's error).
+        TypeError: ``avg_fn`` or ``multi_avg_fn`` is not callable, or ``use_buffers``
+            is not a bool.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -207,42 +258,72 @@ class AveragedModel:
                     f"AveragedModel: {name} must be a function (e.g. get_ema_avg_fn()), got "
                     f"{type(fn).__name__}."
                 )
+        if not isinstance(use_buffers, (bool, np.bool_)):
+            raise TypeError(
+                f"AveragedModel: use_buffers must be a bool, got {type(use_buffers).__name__}."
+            )
         self.params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
         self.n_averaged = jnp.zeros((), jnp.int32)
         self.avg_fn = avg_fn
         self.multi_avg_fn = multi_avg_fn
-        self.use_buffers = use_buffers
+        self.use_buffers = bool(use_buffers)
         self._average = jax.jit(self._average_fn)
 
     def _average_fn(self, averaged: Any, current: Any, n: jax.Array) -> Any:
         avg_fn = self.avg_fn
         if avg_fn is not None:
-            return jax.tree.map(
-                lambda a, c: jnp.asarray(avg_fn(a, c, n)).astype(a.dtype), averaged, current
-            )
-        fn = self.multi_avg_fn or get_swa_multi_avg_fn()
-        leaves, treedef = jax.tree.flatten(averaged)
-        new = fn(leaves, jax.tree.leaves(current), n)
-        return jax.tree.unflatten(
-            treedef, [jnp.asarray(x).astype(a.dtype) for x, a in zip(new, leaves, strict=True)]
-        )
+            new = jax.tree.map(lambda a, c: jnp.asarray(avg_fn(a, c, n)), averaged, current)
+            what = "AveragedModel.update_parameters: avg_fn"
+        else:
+            fn = self.multi_avg_fn or get_swa_multi_avg_fn()
+            leaves, treedef = jax.tree.flatten(averaged)
+            out = list(fn(leaves, jax.tree.leaves(current), n))
+            if len(out) != len(leaves):
+                raise ValueError(
+                    "AveragedModel.update_parameters: multi_avg_fn returned "
+                    f"{len(out)} leaves for {len(leaves)}."
+                )
+            new = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in out])
+            what = "AveragedModel.update_parameters: multi_avg_fn"
+        _check_like(what, new, averaged, "result", "averaged leaf", dtypes=False)
+        return jax.tree.map(lambda x, a: x.astype(a.dtype), new, averaged)
 
     def update_parameters(self, model: Any) -> None:
         """Averages ``model`` (a tree shaped like :attr:`params`) into :attr:`params`.
 
         Args:
-            model: the current parameters (or Flax variables).
+            model: the current parameters (or Flax variables), with the structure,
+                shapes and dtypes of :attr:`params` (buffers included).
+
+        Raises:
+            ValueError: the model's structure, a shape or a dtype differs from
+                :attr:`params`', or ``avg_fn`` returns another shape.
+            TypeError: a complex leaf where the average is real.
         """
-        averaged, _ = _split(self.params, self.use_buffers)
+        what = "AveragedModel.update_parameters"
+        averaged, held_buffers = _split(self.params, self.use_buffers)
         current, buffers = _split(model, self.use_buffers)
+        if (held_buffers is None) != (buffers is None):  # compared whole: names the entry
+            current, averaged = model, self.params
         check_structure(
-            "AveragedModel.update_parameters",
+            what,
             current,
             averaged,
             "averaged params",
             "Pass the model's parameters, with the structure given to AveragedModel.",
             subject="model's",
         )
+        _check_like(what, current, averaged, "model's leaf", "averaged leaf's")
+        if buffers is not None:
+            check_structure(
+                what,
+                buffers,
+                held_buffers,
+                "averaged model's buffers",
+                "Pass the model's variables, with the collections given to AveragedModel.",
+                subject="model's buffers'",
+            )
+            _check_like(what, buffers, held_buffers, "model's buffer", "averaged model's buffer")
         if int(self.n_averaged) == 0:
             new = jax.tree.map(
                 lambda a, c: jnp.array(c, copy=True).astype(a.dtype), averaged, current
@@ -300,18 +381,21 @@ class SWALR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         check_optimizer(optimizer)
-        for lr, group in zip(
-            per_group("swa_lr", optimizer, swa_lr), optimizer.param_groups, strict=True
-        ):
+        lrs = per_group("swa_lr", optimizer, swa_lr)
+        for lr in lrs:  # every argument checked before any group is changed
+            _check_real("SWALR", "swa_lr", lr)
             _validate.lr(lr)
-            group["swa_lr"] = lr
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(
                 f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}"
             )
-        self._anneal_strategy = anneal_strategy
+        if isinstance(anneal_epochs, np.integer) and not isinstance(anneal_epochs, bool):
+            anneal_epochs = int(anneal_epochs)
         if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
             raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
+        for lr, group in zip(lrs, optimizer.param_groups, strict=True):
+            group["swa_lr"] = lr
+        self._anneal_strategy = anneal_strategy
         self.anneal_epochs = anneal_epochs
         super().__init__(optimizer, last_epoch)
 
@@ -373,6 +457,7 @@ def update_bn(
     Returns:
         New variables with the recomputed ``"batch_stats"``.
     """
+    _check_real("update_bn", "momentum", momentum)
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"Invalid momentum value: {momentum} (must be in [0, 1))")
     if not isinstance(variables, Mapping) or "batch_stats" not in variables:
@@ -383,7 +468,17 @@ def update_bn(
     @jax.jit
     def batch_stats(v, x):
         _, mutated = apply_fn(v, x)
-        return jax.tree.map(lambda s: s / (1 - momentum), mutated["batch_stats"])
+        new = mutated["batch_stats"]
+        check_structure(
+            "update_bn",
+            new,
+            stats,
+            "variables' batch_stats",
+            "apply_fn must return the batch_stats of the variables given.",
+            subject="returned batch_stats'",
+        )
+        _check_like("update_bn", new, stats, "returned batch_stat", "variables' one", dtypes=False)
+        return jax.tree.map(lambda s: s / (1 - momentum), new)
 
     @jax.jit
     def accumulate(avg, new, n):

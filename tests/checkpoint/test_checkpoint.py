@@ -268,3 +268,52 @@ def test_typed_prng_keys_round_trip(tmp_path):
                 restored,
             ),
         )
+
+
+def test_save_checks_step_metadata_and_path(tmp_path):
+    state = ol.adam(0.1).init({"w": jnp.ones(2)})
+    path = tmp_path / "s.npz"
+    for step in (np.int64(3), jnp.asarray(3), 3):
+        checkpoint.save(path, state, step=step)
+        assert checkpoint.read_manifest(path)["step"] == 3
+    for bad, exc in [(-1, ValueError), (1.5, TypeError), ("3", TypeError), (True, TypeError)]:
+        with pytest.raises(exc, match="save: step must be a non-negative integer"):
+            checkpoint.save(tmp_path / "bad.npz", state, step=bad)
+    for bad, exc, match in [
+        ([1], TypeError, "save: metadata must be a dict, got list"),
+        ({1: 2}, TypeError, "save: the key 1 in metadata is a int"),
+        ({"a": {"b": float("nan")}}, ValueError, r"save: metadata\['a'\]\['b'\] is nan"),
+        ({"a": [object()]}, TypeError, r"save: metadata\['a'\]\[0\] is a object"),
+    ]:
+        with pytest.raises(exc, match=match):
+            checkpoint.save(tmp_path / "bad.npz", state, metadata=bad)
+        with pytest.raises(exc, match=match.replace("save:", "save_tree:")):
+            checkpoint.save_tree(tmp_path / "bad.npz", {}, metadata=bad)
+    cyclic: dict = {}
+    cyclic["me"] = cyclic
+    with pytest.raises(
+        ValueError, match=r"save: metadata contains a reference cycle at metadata\['me'\]"
+    ):
+        checkpoint.save(tmp_path / "bad.npz", state, metadata=cyclic)
+    assert not (tmp_path / "bad.npz").exists()
+    for fn, call in [
+        ("save", lambda p: checkpoint.save(p, state)),
+        ("save_tree", lambda p: checkpoint.save_tree(p, {})),
+        ("restore", lambda p: checkpoint.restore(p, state)),
+        ("load_tree", checkpoint.load_tree),
+    ]:
+        for bad in (5, None):
+            with pytest.raises(TypeError, match=f"{fn}: path must be a str or os.PathLike, got"):
+                call(bad)
+        with pytest.raises(ValueError, match=f"{fn}: path is empty"):
+            call("")
+        with pytest.raises(IsADirectoryError, match=f"{fn}: .*{tmp_path.name}.* is a directory"):
+            call(tmp_path)
+    shared = [1.0]
+    x: list = [shared, shared]  # a shared (acyclic) reference is fine
+    checkpoint.save_tree(tmp_path / "t.npz", x)
+    x.append(x)
+    with pytest.raises(
+        ValueError, match=r"save_tree: the tree contains a reference cycle at <root>\[2\]"
+    ):
+        checkpoint.save_tree(tmp_path / "t.npz", x)

@@ -369,3 +369,37 @@ def test_donated_step_has_small_temporaries(clip, wrap):
     if wrap:
         tx = ol.bucketed(tx)
     assert _temp_fraction(tx, params) < 0.05
+
+
+def test_conversions_refuse_params_the_state_was_not_built_for():
+    params = {"w": jnp.ones(3), "b": jnp.ones(2)}
+    for min_leaf_size in (1, 100):  # every leaf per-leaf, every leaf bucketed
+        tx = ol.bucketed(ol.adam(0.1), min_leaf_size=min_leaf_size)
+        state = tx.init(params)
+        by_hand = ol.BucketedState(state.offsets, state.inner_state)  # no recorded layout
+        wrong = [
+            ({"w": jnp.ones(3)}, r"unbucket_state: .*\['w'\]"),
+            ({"x": jnp.ones(4), "y": jnp.ones(1)}, r"unbucket_state: .*\['x'\]"),
+            ({"w": jnp.ones(2), "b": jnp.ones(3)}, r"unbucket_state: .*\['b'\].*\(3,\).*\(2,\)"),
+            ({"w": jnp.ones(3), "b": jnp.ones(2, jnp.bfloat16)}, r"\['b'\].*bfloat16"),
+        ]
+        for bad, match in wrong:
+            with pytest.raises(ValueError, match=match):
+                ol.unbucket_state(tx, state, bad)
+        for bad, _ in wrong[2:]:
+            with pytest.raises(ValueError, match="unbucket_state: "):
+                ol.unbucket_state(tx, by_hand, bad)
+        per_leaf = ol.adam(0.1).init(params)
+        with pytest.raises(ValueError, match=r"bucket_state: .*mu\['w'\].*\(3,\).*\(4,\)"):
+            ol.bucket_state(tx, per_leaf, {"w": jnp.ones(4), "b": jnp.ones(2)})
+        with pytest.raises(ValueError, match=r"bucket_state: .*mu\['w'\].*\(4,\).*\(3,\)"):
+            ol.bucket_state(tx, ol.adam(0.1).init({"w": jnp.ones(4), "b": jnp.ones(2)}), params)
+        with pytest.raises(ValueError, match="bucket_state: the state's tree structure"):
+            ol.bucket_state(tx, per_leaf, {"w": jnp.ones(3)})
+        with pytest.raises(TypeError, match="unbucket_state: state must be a BucketedState"):
+            ol.unbucket_state(tx, per_leaf, params)
+        # The right params still convert, and the recorded layout survives jit.
+        _, stepped = jax.jit(tx.update)(params, state, params)
+        assert stepped.params_layout == state.params_layout
+        back = ol.unbucket_state(tx, stepped, params)
+        assert back.inner_state[0].mu["w"].shape == (3,)

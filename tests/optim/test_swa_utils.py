@@ -201,3 +201,54 @@ def test_swa_idiom_with_averaged_model_swalr_and_update_bn():
         np.asarray(averaged["batch_stats"]["BatchNorm_0"]["mean"]),
         np.asarray(swa_model.params["batch_stats"]["BatchNorm_0"]["mean"]),
     )
+
+
+def test_hostile_inputs_are_refused_before_anything_changes():
+    avg = swa_utils.AveragedModel({"w": jnp.ones(2)})
+    avg.update_parameters({"w": jnp.ones(2)})
+    for bad, exc, match in [
+        ({"w": jnp.ones(3)}, ValueError, r"\['w'\] has shape \(3,\).*\(2,\)"),
+        ({"w": jnp.ones(1)}, ValueError, r"\['w'\] has shape \(1,\).*\(2,\)"),
+        ({"w": jnp.ones(2, jnp.complex64)}, TypeError, r"\['w'\] is complex"),
+        ({"w": jnp.ones(2, jnp.bfloat16)}, ValueError, r"\['w'\] has dtype bfloat16"),
+    ]:
+        with pytest.raises(exc, match="AveragedModel.update_parameters: .*" + match):
+            avg.update_parameters(bad)
+    assert avg.params["w"].shape == (2,) and int(avg.n_averaged) == 1
+    wide = swa_utils.AveragedModel({"w": jnp.ones(2)}, avg_fn=lambda a, c, n: jnp.ones(5))
+    wide.update_parameters({"w": jnp.ones(2)})
+    with pytest.raises(ValueError, match=r"avg_fn: the result at \['w'\] has shape \(5,\)"):
+        wide.update_parameters({"w": jnp.ones(2)})
+    assert wide.params["w"].shape == (2,) and int(wide.n_averaged) == 1
+    flax_like = swa_utils.AveragedModel({"params": {"w": jnp.ones(2)}, "batch_stats": {"m": 1.0}})
+    with pytest.raises(ValueError, match="tree structure differs.*batch_stats"):
+        flax_like.update_parameters({"w": jnp.ones(2)})
+    with pytest.raises(ValueError, match=r"\['batch_stats'\]\['m'\] has shape \(3,\)"):
+        flax_like.update_parameters(
+            {"params": {"w": jnp.ones(2)}, "batch_stats": {"m": jnp.ones(3)}}
+        )
+    assert int(flax_like.n_averaged) == 0 and "batch_stats" in flax_like.params
+    with pytest.raises(TypeError, match="AveragedModel: use_buffers must be a bool, got str"):
+        swa_utils.AveragedModel({"w": jnp.ones(2)}, use_buffers="no")
+    for fn in (swa_utils.get_ema_avg_fn, swa_utils.get_ema_multi_avg_fn):
+        with pytest.raises(TypeError, match=f"{fn.__name__}: decay must be a real number"):
+            fn("x")
+    with pytest.raises(TypeError, match="update_bn: momentum must be a real number"):
+        swa_utils.update_bn([], lambda v, x: (None, v), {}, momentum="x")
+
+    def apply_fn(v, x):
+        return None, {"batch_stats": {"m": jnp.ones(1)}}
+
+    with pytest.raises(ValueError, match=r"update_bn: .*\['m'\] has shape \(1,\).*\(3,\)"):
+        swa_utils.update_bn([jnp.ones(1)], apply_fn, {"batch_stats": {"m": jnp.ones(3)}})
+
+
+def test_swalr_argument_types():
+    opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
+    for bad in ("x", None):
+        with pytest.raises(TypeError, match="SWALR: swa_lr must be a real number"):
+            swa_utils.SWALR(opt, bad)
+    assert "swa_lr" not in opt.param_groups[0]
+    assert swa_utils.SWALR(opt, 0.05, anneal_epochs=np.int64(3)).anneal_epochs == 3
+    with pytest.raises(ValueError, match="anneal_epochs must be equal or greater than 0, got -1"):
+        swa_utils.SWALR(opt, 0.05, anneal_epochs=-1)
