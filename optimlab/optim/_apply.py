@@ -102,7 +102,7 @@ def sync(store: Store, options: Options) -> list[Any]:
         if key != old or key not in store.txs:
             # Only a new compiled form validates (builds the alias): numeric options
             # are fed as data and, as in torch, not re-validated at every step.
-            key = store.compile(group)
+            key = store.compile(group, f"param_groups[{gi}]")
         if key != old:
             unbucket(store, options, gi)
             store.counts_shared = False

@@ -9,10 +9,12 @@ parameters NaN, and the values pass through the host here anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from .._core import _rules
 from ._params import GroupLayout
@@ -20,13 +22,22 @@ from ._spec import Spec, is_array, required
 
 __all__ = [
     "ComplexParamsError",
+    "check_closure",
+    "check_flags",
     "check_grad_dtype",
     "check_group",
+    "check_options",
     "check_new_group",
     "check_params_container",
     "check_real",
     "check_step",
+    "is_group_list",
 ]
+
+#: torch's flags that are kept in the groups with no effect here (``foreach=False`` aside):
+#: ``None`` or a bool for the first two, a bool for the others.
+OPTIONAL_FLAGS = ("foreach", "fused")
+BOOL_FLAGS = ("capturable", "differentiable")
 
 
 class ComplexParamsError(TypeError, RuntimeError):
@@ -51,6 +62,102 @@ def check_params_container(params: Any) -> None:
             "params argument given to the optimizer should be an iterable of Tensors or "
             f"dicts, but got {kind.__module__}.{kind.__qualname__}; pass [array] (or a "
             "tree of arrays)."
+        )
+
+
+def is_group_list(params: Any, options: Mapping[str, Any]) -> bool:
+    """Whether ``params`` is a list of parameter group dicts (each then needs ``"params"``).
+
+    The list's dicts look like groups when one of them has ``"params"`` or a key that
+    is an option of the optimizer (``options``); a list of dicts of arrays whose keys
+    are no option names is a parameter tree. In a list of groups, an entry that is
+    not a dict is refused (``TypeError``, as torch's ``add_param_group``) and a dict
+    without ``"params"`` too (``KeyError``, as torch).
+    """
+    if not isinstance(params, (list, tuple)):
+        return False
+    dicts = [p for p in params if isinstance(p, dict)]
+    if not any("params" in d or not options.keys().isdisjoint(d) for d in dicts):
+        return False
+    for i, group in enumerate(params):
+        if not isinstance(group, dict):
+            raise TypeError(
+                f"params is a list of parameter group dicts, but entry {i} is a "
+                f"{type(group).__name__}: put every parameter in a group's 'params'"
+            )
+        if "params" not in group:
+            raise KeyError(
+                f"'params': parameter group {i} has no 'params' entry (its keys are "
+                f"{sorted(map(str, group))}); each group dict needs one"
+            )
+    return True
+
+
+def check_flags(group: Mapping[str, Any], where: str) -> None:
+    """Refuses a torch flag of the wrong type: ``foreach``/``fused`` ``None`` or bool, others bool.
+
+    Raises:
+        TypeError: naming the option.
+    """
+    for name in OPTIONAL_FLAGS + BOOL_FLAGS:
+        if name not in group:
+            continue
+        value = group[name]
+        if isinstance(value, (bool, np.bool_)) or (value is None and name in OPTIONAL_FLAGS):
+            continue
+        kinds = "None or a bool" if name in OPTIONAL_FLAGS else "a bool"
+        raise TypeError(
+            f"{_label(where, name)} must be {kinds}, got {type(value).__name__} {value!r:.80}"
+        )
+
+
+def check_options(spec: Spec, group: Mapping[str, Any], where: str) -> None:
+    """Checks run before a group's alias is built: the torch flags and the zero terms.
+
+    A zero term (``momentum``, ``weight_decay``) must be a real number: torch compares
+    it with ``0.0`` and raises ``TypeError`` for ``None`` or a string, where the alias
+    would take ``None`` for "no term".
+
+    Raises:
+        TypeError: naming the option.
+    """
+    check_flags(group, where)
+    for key in spec.zero_terms:
+        if key in group:
+            value = group[key]
+            if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
+                raise TypeError(
+                    f"{_label(where, key)} must be a real number (0 for none), "
+                    f"got {type(value).__name__} {value!r:.80}"
+                )
+
+
+def _label(where: str, key: str) -> str:
+    """``param_groups[0]['lr']``, or the bare option name for the defaults (``where`` empty)."""
+    return f"{where}[{key!r}]" if where else key
+
+
+def check_closure(fn: Callable[..., Any]) -> None:
+    """Refuses a torch-style closure that takes no argument: here it receives the params.
+
+    Raises:
+        TypeError: ``fn`` accepts no positional argument.
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    kinds = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    )
+    if not any(p.kind in kinds for p in sig.parameters.values()):
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        raise TypeError(
+            f"the closure {name}{sig} takes no positional argument, but it receives the "
+            "parameters (JAX computes the gradients from them): write "
+            "step(lambda params: loss_fn(params)) instead of torch's step(lambda: loss)"
         )
 
 
@@ -115,7 +222,7 @@ def check_group(spec: Spec, group: Mapping[str, Any], where: str, alias: str = "
         if key not in group:
             continue
         value = group[key]
-        label = f"{where}[{key!r}]"
+        label = _label(where, key)
         if isinstance(names, tuple):
             if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
                 raise TypeError(
@@ -169,13 +276,19 @@ def check_real(leaves: Sequence[Any], layout: GroupLayout, owner: str) -> None:
             )
 
 
-def check_groups(groups: Any, layouts: Sequence[GroupLayout], defaults: Mapping[str, Any]) -> None:
+def check_groups(
+    groups: Any,
+    layouts: Sequence[GroupLayout],
+    defaults: Mapping[str, Any],
+    spec: Spec | None = None,
+) -> None:
     """Refuses ``param_groups`` edited where only option values may change.
 
     Groups are added with ``add_param_group`` and never removed, replaced or
     reordered; a group's ``"params"`` lists the indices of its parameters and is
-    never edited; no option is deleted. Cheap enough for every step: one length,
-    one list comparison and one key lookup per option and group.
+    never edited; no option is deleted; with ``spec``, the torch flags and zero
+    terms keep their types (:func:`check_options`). Cheap enough for every step:
+    one length, one list comparison and a few key lookups per option and group.
     """
     n = len(layouts)
     if not isinstance(groups, list) or len(groups) != n:
@@ -200,6 +313,8 @@ def check_groups(groups: Any, layouts: Sequence[GroupLayout], defaults: Mapping[
                     f"param_groups[{gi}] has no {name!r} option (deleted?); set it again, e.g. "
                     f"param_groups[{gi}][{name!r}] = {defaults[name]!r}"
                 )
+        if spec is not None:
+            check_options(spec, group, f"param_groups[{gi}]")
 
 
 def _same_indices(params: Any, indices: list[int]) -> bool:

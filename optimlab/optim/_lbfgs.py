@@ -25,7 +25,7 @@ from .._optimizers._lbfgs_iteration import (
     step,
     value_and_grad,
 )
-from . import _state_dict
+from . import _checks, _state_dict
 from ._lbfgs_state import al_first, export_entry, import_entry
 from ._optimizer import Optimizer
 from ._serialization import savable
@@ -145,9 +145,10 @@ class LBFGS(Optimizer):
             raise TypeError(
                 "LBFGS.step needs a closure: step(closure), with closure(params) -> loss"
             )
+        _checks.check_closure(closure)
         group = self.param_groups[0]
         store = self._store
-        store.compile(group)  # validates the current options
+        store.compile(group, "param_groups[0]")  # validates the current options
         history_size = group["history_size"]
         if self._lstate is None:
             self._lstate = init_state(store.leaves(), history_size)

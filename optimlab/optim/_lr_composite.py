@@ -9,6 +9,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
+from ._lr_checks import check_epoch
 from ._lr_scheduler import (
     EPOCH_DEPRECATION_WARNING,
     LRScheduler,
@@ -315,6 +316,8 @@ class ReduceLROnPlateau(LRScheduler):
             epoch: deprecated, as in torch.
         """
         current = float(metrics)
+        if epoch is not None:
+            epoch = check_epoch(epoch)
         if epoch is None:
             epoch = self.last_epoch + 1
         else:

@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 from .. import schedules
 from .._core._types import Schedule
+from ._lr_checks import check_epoch
 from ._lr_scheduler import LRScheduler, as_lr, check_optimizer, per_group
 from ._optimizer import Optimizer
 
@@ -115,8 +116,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             epoch: ``None``, or the (possibly fractional) epoch to move to.
 
         Raises:
-            ValueError: a negative ``epoch``.
+            TypeError: ``epoch`` is not a real number.
+            ValueError: a negative, NaN or infinite ``epoch``.
         """
+        if epoch is not None:
+            epoch = check_epoch(epoch)
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
@@ -279,6 +283,8 @@ class CyclicLR(_Cycling):
         self.max_lrs = per_group("max_lr", optimizer, max_lr)
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up
+        if not up > 0:  # checked before torch's division by it
+            raise ValueError(f"Invalid step_size_up value: {step_size_up} (must be > 0)")
         self.total_size = up + down
         self.step_ratio = up / self.total_size
         if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:

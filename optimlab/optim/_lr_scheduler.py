@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import schedules
 from .._core._types import Schedule
+from ._lr_checks import check_base, check_epoch, check_factor, loading
 from ._optimizer import Optimizer
 
 __all__ = [
@@ -214,13 +215,27 @@ class LRScheduler:
     def step(self, epoch: int | None = None) -> None:
         """Advances one epoch (or, deprecated as in torch, jumps to ``epoch``: closed form).
 
+        A refused step (a bad ``epoch``, a lambda returning no number) leaves the
+        scheduler and the groups' ``lr`` as they were.
+
         Args:
             epoch: ``None``; a number sets ``last_epoch`` and warns, as torch.
+
+        Raises:
+            TypeError: ``epoch`` is not a real number (a bool, a string...).
+            ValueError: ``epoch`` is NaN or infinite.
         """
+        if epoch is not None:
+            epoch = check_epoch(epoch)
+        saved = self.last_epoch, self._step_count
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
-        self.update_lr(epoch)
+        try:
+            self.update_lr(epoch)
+        except BaseException:
+            self.last_epoch, self._step_count = saved
+            raise
 
     def update_lr(self, epoch: float | None = None) -> None:
         """Writes the next epoch's values, or (given ``epoch``) that epoch's closed form.
@@ -245,8 +260,9 @@ class LRScheduler:
 
     def _write(self, values: Sequence[float]) -> None:
         groups = self.optimizer.param_groups
-        for group, lr in zip(groups, values, strict=True):
-            group["lr"] = as_lr(group["lr"], lr)
+        new = [as_lr(group["lr"], lr) for group, lr in zip(groups, values, strict=True)]
+        for group, lr in zip(groups, new, strict=True):
+            group["lr"] = lr
         self._last_lr = [g["lr"] for g in groups]
         # Remember which groups now hold exactly the closed form: while nobody else
         # changes them, the next value is the closed form again.
@@ -346,10 +362,31 @@ class LRScheduler:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Loads a state dict from :meth:`state_dict` or from the torch scheduler.
 
+        The loaded values are checked as the constructor checks them: ``last_epoch``
+        a finite number, ``base_lrs`` one number per group, the options
+        (``step_size``, ``gamma``...) those the closed form accepts. A refused state
+        dict leaves the scheduler as it was.
+
         Args:
             state_dict: the scheduler state; keys this class does not hold are ignored.
+
+        Raises:
+            TypeError: ``state_dict`` is not a dict, or a value of the wrong type.
+            ValueError: a value out of range; the scheduler is unchanged.
         """
-        load_keys(self, state_dict, (*self._keys, *_BASE_KEYS))
+        before = dict(self.__dict__)
+        try:
+            self.__dict__.pop("_tables", None)  # built again from the loaded options
+            load_keys(self, state_dict, (*self._keys, *_BASE_KEYS))
+            with loading(type(self).__name__):
+                n = len(self.optimizer.param_groups)
+                check_base(self.last_epoch, self._step_count, self.base_lrs, n)
+                for i in range(n if self._has_closed_form else 0):
+                    self._value(i, 0)  # the closed form's own checks (step_size, gamma...)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
         self._mark = None
 
 
@@ -358,7 +395,13 @@ class _Lambdas(LRScheduler):
 
     def _lambda(self, i: int, t: float) -> float:
         fn = self.lr_lambdas[i]
-        return self._table(("lambda", id(fn)), lambda: schedules.lambda_factor(fn))(t)
+        try:
+            return self._table(("lambda", id(fn)), lambda: schedules.lambda_factor(fn))(t)
+        except (TypeError, ValueError) as e:
+            error = check_factor(fn, t, i, e)
+            if error is e:
+                raise
+            raise error from e
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()

@@ -28,7 +28,9 @@ class Optimizer(Hooks):
 
     ``params`` is a pytree (one group), an iterable of ``(name, array)`` pairs
     (:func:`named_parameters`), or a list of group dicts whose ``"params"`` are
-    either, with per-group option overrides.
+    either, with per-group option overrides. A list whose dicts have ``"params"`` or
+    an option name as a key is a list of groups: every dict must have ``"params"``
+    (``KeyError``, as torch's); other dicts of arrays make a tree.
 
     Differences from torch, all following from JAX arrays being immutable values:
 
@@ -50,6 +52,12 @@ class Optimizer(Hooks):
       on a parameter gives it a zero gradient (JAX cannot tell "unused"), so it is
       stepped.
     - Options are validated for every group (torch validates only the defaults).
+      ``foreach`` and ``fused`` must be ``None`` or a bool, ``capturable`` and
+      ``differentiable`` a bool, and a term torch skips at zero (``momentum``,
+      ``weight_decay``) a number (torch takes ``False``): checked when a group is
+      added and when an edited group is stepped.
+    - Two different arrays with one name in a group are refused (one would hide the
+      other); the same array twice warns, as torch.
     - An optimizer without complex support (``Adafactor``, ``Muon``) refuses complex
       parameters when their group is added, where torch raises at the first step
       (the same message; the error is both torch's ``RuntimeError`` and a
@@ -82,11 +90,7 @@ class Optimizer(Hooks):
         _checks.check_params_container(params)
         if isinstance(params, (list, tuple)) and len(params) == 0:
             raise ValueError("optimizer got an empty parameter list")
-        self._single_tree = not (
-            isinstance(params, (list, tuple))
-            and isinstance(params[0], dict)
-            and "params" in params[0]
-        )
+        self._single_tree = not _checks.is_group_list(params, self.defaults)
         for group in [{"params": params}] if self._single_tree else params:
             self.add_param_group(group)
         if not self._store.params:
@@ -105,14 +109,20 @@ class Optimizer(Hooks):
             param_group: ``{"params": tree or (name, array) pairs, **option overrides}``.
 
         Raises:
-            TypeError: not a dict, a set of params, or a leaf that is not a float array
+            TypeError: not a dict, a set of params, a leaf that is not a float array
                 (or a complex one, for an optimizer without complex support: also a
-                ``RuntimeError``, as torch's).
-            ValueError: a required option missing, names on some groups only, or a
-                parameter already in another group.
+                ``RuntimeError``, as torch's), or an option of the wrong type (``foreach``
+                and ``fused`` are ``None`` or a bool, ``capturable`` and ``differentiable``
+                a bool).
+            KeyError: no ``"params"`` entry (torch's error).
+            ValueError: a required option missing, names on some groups only, a
+                parameter already in another group, or two different parameters with
+                one name in the group.
         """
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
+        if "params" not in param_group:
+            raise KeyError(f"'params': the parameter group has no 'params' entry: {param_group}")
         store = self._store
         layout, leaves = split_params(param_group["params"], len(store.params))
         layouts = [g.layout for g in store.groups]
@@ -124,7 +134,7 @@ class Optimizer(Hooks):
         group = {**param_group}
         for name, default in self.defaults.items():
             group.setdefault(name, default)
-        key = store.compile(group)
+        key = store.compile(group, f"param_groups[{len(self.param_groups)}]")
         # Validated: commit, mutating the given dict as torch does.
         param_group.update(group)
         param_group["params"] = list(layout.indices)
@@ -158,6 +168,7 @@ class Optimizer(Hooks):
     def _value_and_grad(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         vg = self._grad_fns.get(fn)
         if vg is None:
+            _checks.check_closure(fn)
             layout = self._layout
 
             def loss(leaves, frozen, *args):
@@ -229,7 +240,7 @@ class Optimizer(Hooks):
 
     def _check_groups(self) -> None:
         _checks.check_groups(
-            self.param_groups, [g.layout for g in self._store.groups], self.defaults
+            self.param_groups, [g.layout for g in self._store.groups], self.defaults, self.spec
         )
 
     def _step(self, closure: Any = None) -> Any:
@@ -291,8 +302,17 @@ class Optimizer(Hooks):
             ``None``, or with ``strict=False`` a :class:`LoadResult`.
 
         Raises:
+            TypeError: ``state_dict`` is not a dict, ``strict`` not a bool, or a saved
+                value of the wrong type; the optimizer is unchanged.
             ValueError: the state dict does not fit; the optimizer is unchanged.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                "state_dict must be a dict with 'state' and 'param_groups' entries (from "
+                f"state_dict()), got {type(state_dict).__name__}"
+            )
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict must be a bool, got {type(strict).__name__} {strict!r:.80}")
         self._check_groups()
         _apply.unbucket(self._store, self.param_groups)
         return self._hooked_load(state_dict, lambda sd: self._load(sd, strict))

@@ -194,6 +194,7 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
         source = sources[0] if sourced else None
         positions = [n.pos for n in names] if sourced else []
         handles, refs = _identities([p for _, p in params])
+        _check_unique_names(names, handles)
         keys = [("pos", p) for p in positions] if sourced else [("name", str(n)) for n in names]
         duplicated = len(set(keys)) != len(keys)
         treedef, paths, named = None, [str(n) for n in names], True
@@ -215,6 +216,20 @@ def split_params(params: Any, start: int) -> tuple[GroupLayout, list[jax.Array]]
     indices = list(range(start, start + len(leaves)))
     layout = GroupLayout(indices, treedef, paths, named, handles, source, positions, refs)
     return layout, leaves
+
+
+def _check_unique_names(names: Sequence[str], handles: Sequence[int]) -> None:
+    """Refuses one name given to two different arrays (one would hide the other).
+
+    The same array under the same name twice is torch's duplicate parameter (a warning).
+    """
+    first: dict[str, int] = {}
+    for name, handle in zip(names, handles, strict=True):
+        if first.setdefault(str(name), handle) != handle:
+            raise ValueError(
+                f"two different parameters are named {str(name)!r}: parameter names must be "
+                "unique (one would hide the other in opt.params and the state dict)"
+            )
 
 
 class Layout:

@@ -9,7 +9,7 @@ the optimizer's :class:`~._store.Store` (read through its public methods).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -141,7 +141,7 @@ def import_state(
     for key, sk in used.items():
         if key not in entry:
             continue
-        arr = to_numpy(entry[key])
+        arr = _numeric(entry[key], where, key)
         current = getattr(_find(state, sk.cls), sk.field)
         if sk.dtype is not None:
             if arr.size != 1:
@@ -166,8 +166,19 @@ def import_state(
         # Without a saved step, "has state" means "has taken a step" (SGD's first-step rule).
         taken = any(k in entry for k in used)
         state = state._replace(count=jnp.asarray(1 if taken else 0, jnp.int32))
-    dormant = {k: jnp.asarray(to_numpy(v)) for k, v in entry.items() if k not in used}
+    dormant = {k: jnp.asarray(_numeric(v, where, k)) for k, v in entry.items() if k not in used}
     return state, dormant
+
+
+def _numeric(value: Any, where: str, key: str) -> np.ndarray:
+    """A saved state value as a host array, refusing what is no array of numbers."""
+    arr = to_numpy(value)
+    if arr.dtype.kind not in "biufc" and not jnp.issubdtype(arr.dtype, jnp.number):
+        raise TypeError(
+            f"{where}: {key!r} must be an array of numbers, got {type(value).__name__} "
+            f"{value!r:.80}"
+        )
+    return arr
 
 
 def _negative(arr: np.ndarray) -> bool:
@@ -228,16 +239,16 @@ def check_groups(
         name: the optimizer's class name, for messages.
 
     Raises:
-        ValueError: torch's messages, or a group invalid for this optimizer.
+        TypeError: a group's ``'params'`` is not a list.
+        ValueError: torch's messages, a parameter id listed twice, or a group invalid
+            for this optimizer.
     """
     spec = store.spec
     if not isinstance(saved_groups, Sequence) or isinstance(saved_groups, (str, bytes)):
         raise ValueError("the state dict's 'param_groups' must be a list of dicts")
     if len(param_groups) != len(saved_groups):
         raise ValueError("loaded state dict has a different number of parameter groups")
-    for g in saved_groups:
-        if not isinstance(g, Mapping) or "params" not in g:
-            raise ValueError("each saved parameter group must be a dict with a 'params' list")
+    _check_saved_ids(saved_groups)
     if any(
         len(g["params"]) != len(s["params"])
         for g, s in zip(param_groups, saved_groups, strict=True)
@@ -259,14 +270,80 @@ def check_groups(
                 new[key] = ours[key]
         new.update(spec.fixed)
         try:
-            key = store.compile(new)  # the alias's own checks and torch's messages first
-            _checks.check_group(spec, new, f"param_groups[{gi}]", spec.rules_of(store.tx(key)))
+            # The alias's own checks and torch's messages first, then the rule table's.
+            store.compile(new, f"param_groups[{gi}]")
         except (ValueError, TypeError) as e:
             raise ValueError(f"loaded parameter group {gi} is invalid for {name}: {e}") from None
         new["params"] = list(ours["params"])
         if "param_names" in ours and "param_names" not in new:
             new["param_names"] = list(ours["param_names"])
         out.append(new)
+    return out
+
+
+def _check_saved_ids(saved_groups: Sequence[Any]) -> None:
+    """Each saved group is a dict whose ``'params'`` lists ids no other entry lists."""
+    seen: dict[Any, int] = {}
+    for gi, g in enumerate(saved_groups):
+        if not isinstance(g, Mapping) or "params" not in g:
+            raise ValueError("each saved parameter group must be a dict with a 'params' list")
+        ids = g["params"]
+        if not isinstance(ids, (list, tuple)):
+            raise TypeError(
+                f"loaded parameter group {gi}: 'params' must be a list of parameter ids, "
+                f"got {type(ids).__name__} {ids!r:.80}"
+            )
+        for k in ids:
+            if not isinstance(k, Hashable):
+                raise TypeError(
+                    f"loaded parameter group {gi}: 'params' must list parameter ids (ints), "
+                    f"got {type(k).__name__} {k!r:.80}"
+                )
+            if k in seen:
+                other = "twice" if seen[k] == gi else f"and so does group {seen[k]}"
+                raise ValueError(
+                    f"loaded parameter group {gi} lists parameter id {k} {other}: "
+                    "each id names one parameter"
+                )
+            seen[k] = gi
+
+
+def _saved_names(saved_groups: Any) -> dict[Any, str]:
+    """``{saved id: saved name}`` from the groups' ``param_names``, every one checked."""
+    if not isinstance(saved_groups, Sequence) or isinstance(saved_groups, (str, bytes)):
+        raise TypeError(
+            "the state dict's 'param_groups' must be a list of dicts, got "
+            f"{type(saved_groups).__name__}"
+        )
+    _check_saved_ids(saved_groups)
+    out: dict[Any, str] = {}
+    taken: dict[str, int] = {}  # name -> group
+    for gi, g in enumerate(saved_groups):
+        if "param_names" not in g:
+            raise ValueError(
+                "load_state_dict(strict=False) matches parameters by name, but a "
+                "loaded parameter group has no 'param_names' (build the optimizer "
+                "from optim.named_parameters to save them)"
+            )
+        names = g["param_names"]
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise TypeError(
+                f"loaded parameter group {gi}: 'param_names' must be a list of str, got "
+                f"{names!r:.80}"
+            )
+        if len(names) != len(g["params"]):
+            raise ValueError(
+                f"loaded parameter group {gi} has {len(names)} 'param_names' for "
+                f"{len(g['params'])} 'params'"
+            )
+        for n in names:
+            if n in taken:
+                raise ValueError(
+                    f"loaded parameter group {gi}: parameter name {n!r} is not unique in "
+                    "the state dict, so its state cannot be matched by name"
+                )
+            taken[n] = gi
+        out.update(zip(g["params"], names, strict=True))
     return out
 
 
@@ -332,15 +409,7 @@ def plan_load(
 def _plan_by_name(
     store: Store, param_groups: Sequence[Mapping[str, Any]], sd: Mapping[str, Any]
 ) -> tuple[dict[int, Any], LoadResult]:
-    saved_names: dict[Any, str] = {}
-    for g in sd["param_groups"]:
-        if not isinstance(g, Mapping) or "param_names" not in g:
-            raise ValueError(
-                "load_state_dict(strict=False) matches parameters by name, but a "
-                "loaded parameter group has no 'param_names' (build the optimizer "
-                "from optim.named_parameters to save them)"
-            )
-        saved_names.update(zip(g["params"], g["param_names"], strict=True))
+    saved_names = _saved_names(sd["param_groups"])
     names = store.names()
     ours: dict[str, int] = {}
     for i, n in enumerate(names):
@@ -362,7 +431,7 @@ def _plan_by_name(
         i = ours[name]
         try:
             states[i] = _import(store, i, param_groups[store.params[i].group], entry)
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             skipped[name] = str(e)
             continue
         loaded.append(name)

@@ -99,9 +99,16 @@ class Store:
         self.hdtype = hyperparam_dtype()
 
     # ------------------------------------------------------------- groups
-    def compile(self, options: Mapping[str, Any]) -> Any:
-        """Validates ``options`` (by building the alias), keeps the compiled form; its key."""
+    def compile(self, options: Mapping[str, Any], where: str = "") -> Any:
+        """Validates ``options`` (by building the alias), keeps the compiled form; its key.
+
+        The torch flags' types and the zero terms are checked first, the numeric
+        options against the rule table after the alias's own checks (torch's
+        messages). ``where`` names the group in messages (``""``: the defaults).
+        """
+        _checks.check_options(self.spec, options, where)
         key, compiled = self.spec.build(options)
+        _checks.check_group(self.spec, options, where, self.spec.rules_of(compiled[0]))
         self.txs[key] = compiled
         return key
 

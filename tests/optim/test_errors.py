@@ -345,3 +345,157 @@ def test_complex_parameters_are_refused_when_their_group_is_added(cls):
         opt.add_param_group({"params": [cplx]})
     assert len(opt.param_groups) == 1
     assert opt.state_dict()["param_groups"] == before["param_groups"]
+
+
+# ------------------------------------------------------- hostile-input review
+@pytest.mark.parametrize(
+    "params,exc,message",
+    [
+        ([{"param": [jnp.ones(2)], "lr": 0.5}], KeyError, "parameter group 0 has no 'params'"),
+        ([{"lr": 0.1}, {"params": [jnp.ones(2)]}], KeyError, "parameter group 0 has no 'params'"),
+        ([{"params": [jnp.ones(2)]}, {"lr": 0.1}], KeyError, "parameter group 1 has no 'params'"),
+        ([{"params": [jnp.ones(2)]}, jnp.ones(2)], TypeError, "entry 1 is a ArrayImpl"),
+    ],
+    ids=["misspelt", "first-lacks", "second-lacks", "not-a-dict"],
+)
+def test_group_dicts_without_params_are_refused(params, exc, message):
+    if exc is KeyError and "param" in params[0]:  # torch: the same type
+        with pytest.raises(KeyError, match="params"):
+            torch.optim.Adam([{"param": [torch.zeros(2, requires_grad=True)], "lr": 0.5}])
+    with pytest.raises(exc, match=message):
+        optim.Adam(params)
+
+
+def test_a_list_of_dicts_of_arrays_is_still_a_tree():
+    opt = optim.SGD([{"a": jnp.ones(2)}, {"b": jnp.ones(3)}], lr=0.5)
+    opt.step([{"a": jnp.ones(2)}, {"b": jnp.ones(3)}])
+    np.testing.assert_allclose(np.asarray(opt.params[1]["b"]), [0.5] * 3)
+    with pytest.raises(KeyError, match="has no 'params' entry"):
+        opt.add_param_group({"lr": 0.1})
+    assert len(opt.param_groups) == 1
+
+
+def test_two_parameters_with_one_name_are_refused():
+    x = jnp.ones(2)
+    with pytest.raises(ValueError, match="two different parameters are named 'a'"):
+        optim.SGD([("a", x), ("a", jnp.ones(3))], lr=0.1)
+    opt = optim.SGD([("a", x)], lr=0.1)
+    with pytest.raises(ValueError, match="two different parameters are named 'b'"):
+        opt.add_param_group({"params": [("b", jnp.ones(1)), ("b", jnp.ones(1))]})
+    assert len(opt.param_groups) == 1
+    with pytest.warns(UserWarning, match="duplicate parameters"):  # the same array: torch's
+        optim.SGD([("a", x), ("a", x)], lr=0.1)
+
+
+NONE_TERMS = [
+    (optim.SGD, dict(lr=0.1, weight_decay=None), "weight_decay", True),
+    (optim.SGD, dict(lr=0.1, momentum=None), "momentum", True),
+    (optim.Adam, dict(weight_decay=None), "weight_decay", True),
+    (optim.AdamW, dict(weight_decay=None), "weight_decay", True),
+    (optim.RMSprop, dict(momentum=None), "momentum", True),
+    (optim.SGD, dict(lr=0.1, weight_decay="0"), "weight_decay", True),
+    (optim.SGD, dict(lr=0.1, weight_decay=False), "weight_decay", False),  # torch takes it
+]
+
+
+@pytest.mark.parametrize("cls,kwargs,name,torch_too", NONE_TERMS)
+def test_zero_terms_must_be_numbers_at_construction(cls, kwargs, name, torch_too):
+    if torch_too:  # torch compares them with 0.0: TypeError
+        with pytest.raises(TypeError):
+            getattr(torch.optim, cls.__name__)([torch.zeros(2, requires_grad=True)], **kwargs)
+    with pytest.raises(TypeError, match=f"^{name} must be a real number"):
+        cls(tree(), **kwargs)
+    opt = cls(tree(), **{**kwargs, name: 0})
+    with pytest.raises(TypeError, match=rf"^param_groups\[1\]\['{name}'\] must be a real"):
+        opt.add_param_group({"params": [jnp.ones(1)], name: kwargs[name]})
+    assert len(opt.param_groups) == 1
+    opt.param_groups[0][name] = kwargs[name]
+    with pytest.raises(TypeError, match=rf"^param_groups\[0\]\['{name}'\] must be a real"):
+        opt.step({"b": jnp.ones(2), "w": jnp.ones((2, 3))})
+
+
+FLAGS = [
+    (optim.SGD, "foreach", "yes", "None or a bool"),
+    (optim.SGD, "fused", 1, "None or a bool"),
+    (optim.SGD, "differentiable", None, "a bool"),
+    (optim.Adam, "fused", "x", "None or a bool"),
+    (optim.Adam, "capturable", 1, "a bool"),
+    (optim.Adam, "differentiable", "x", "a bool"),
+    (optim.AdamW, "foreach", 0, "None or a bool"),
+]
+
+
+@pytest.mark.parametrize("cls,name,value,kinds", FLAGS)
+def test_torch_flags_must_be_bools(cls, name, value, kinds):
+    with pytest.raises(TypeError, match=f"^{name} must be {kinds}, got"):
+        cls(tree(), **{name: value})
+    for ok in (True, False, None) if kinds.startswith("None") else (True, False):
+        cls(tree(), **{name: ok})  # torch's defaults and True still work
+    opt = cls(tree())
+    with pytest.raises(TypeError, match=rf"^param_groups\[1\]\['{name}'\] must be {kinds}"):
+        opt.add_param_group({"params": [jnp.ones(1)], name: value})
+    assert len(opt.param_groups) == 1
+    opt.param_groups[0][name] = value
+    with pytest.raises(TypeError, match=rf"^param_groups\[0\]\['{name}'\] must be {kinds}"):
+        opt.step({"b": jnp.ones(2), "w": jnp.ones((2, 3))})
+
+
+def test_a_closure_without_argument_is_explained():
+    opt = optim.SGD(tree(), lr=0.1)
+    before = opt.params["b"]
+    for call in (opt.step, opt.backward):
+        with pytest.raises(TypeError, match=r"takes no positional argument.*step\(lambda params"):
+            call(lambda: jnp.float32(1.0))
+    np.testing.assert_array_equal(np.asarray(opt.params["b"]), np.asarray(before))
+    assert opt.step(lambda *a: jnp.sum(a[0]["b"])) is not None  # *args takes the params
+    with pytest.raises(TypeError, match="takes no positional argument"):
+        optim.LBFGS(tree()).step(lambda: jnp.float32(1.0))
+
+
+def _named_trained():
+    opt = optim.Adam(list(optim.named_parameters(tree())), lr=0.1)
+    opt.step({"b": jnp.ones(2), "w": jnp.ones((2, 3))})
+    return opt
+
+
+def _groups(edit):
+    return _bad(lambda sd: edit(sd["param_groups"]))
+
+
+BAD_TYPED = [
+    ("ids-twice", _groups(lambda g: g[0].update(params=[0, 0])), True, ValueError,
+     "loaded parameter group 0 lists parameter id 0 twice"),
+    ("ids-in-two-groups", _groups(lambda g: g[1].update(params=[0])), True, ValueError,
+     "loaded parameter group 1 lists parameter id 0 and so does group 0"),
+    ("params-int", _groups(lambda g: g[0].update(params=2)), True, TypeError,
+     r"loaded parameter group 0: 'params' must be a list of parameter ids, got int"),
+    ("state-str", _bad(lambda sd: sd["state"][1].update(exp_avg="x")), True, TypeError,
+     r"parameter 1 \('w'\): 'exp_avg' must be an array of numbers, got str"),
+    ("none", lambda sd: None, True, TypeError, "state_dict must be a dict .*got NoneType"),
+    ("list", lambda sd: [1, 2], True, TypeError, "state_dict must be a dict .*got list"),
+    ("strict-str", lambda sd: sd, "no", TypeError, "strict must be a bool, got str"),
+    ("groups-int", _bad(lambda sd: sd.update(param_groups=5)), False, TypeError,
+     "'param_groups' must be a list of dicts, got int"),
+    ("names-int", _groups(lambda g: g[0].update(param_names=5)), False, TypeError,
+     "'param_names' must be a list of str"),
+    ("names-short", _groups(lambda g: g[0]["param_names"].pop()), False, ValueError,
+     "loaded parameter group 0 has 1 'param_names' for 2 'params'"),
+    ("names-twice", _groups(lambda g: g[0].update(param_names=["b", "b"])), False, ValueError,
+     "parameter name 'b' is not unique in the state dict"),
+    ("ids-twice-by-name", _groups(lambda g: g[0].update(params=[1, 1])), False, ValueError,
+     "loaded parameter group 0 lists parameter id 1 twice"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,make,strict,exc,message", BAD_TYPED, ids=[b[0] for b in BAD_TYPED])
+def test_hostile_state_dicts_raise_and_change_nothing(name, make, strict, exc, message):
+    opt = _trained() if strict is True else _named_trained()
+    good = opt.state_dict()
+    bad = make(good)
+    with pytest.raises(exc, match=message):
+        opt.load_state_dict(bad, strict=strict)
+    after = opt.state_dict()
+    assert after["param_groups"] == good["param_groups"]
+    for i, entry in good["state"].items():
+        for k, v in entry.items():
+            np.testing.assert_array_equal(after["state"][i][k], v)

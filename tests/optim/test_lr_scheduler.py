@@ -408,3 +408,91 @@ def test_errors_and_messages_follow_torch():
         one.step()
     with pytest.warns(UserWarning, match="get_last_lr"):
         L.StepLR(pair()[0], 3).get_lr()
+
+
+def _snapshot(sched):
+    return sched.last_epoch, sched._step_count, [g["lr"] for g in sched.optimizer.param_groups]
+
+
+@pytest.mark.parametrize(
+    "epoch,exc,message",
+    [
+        ("1", TypeError, "epoch must be a real number, got str"),
+        ([1], TypeError, "epoch must be a real number, got list"),
+        (True, TypeError, "epoch must be a real number, got bool"),
+        (None, None, ""),
+        (float("nan"), ValueError, "epoch must be finite, got nan"),
+        (float("inf"), ValueError, "epoch must be finite, got inf"),
+    ],
+)
+@pytest.mark.parametrize(
+    "make", [lambda o: L.StepLR(o, 1), lambda o: L.CosineAnnealingWarmRestarts(o, 2)]
+)
+def test_a_bad_epoch_is_refused_before_anything_changes(make, epoch, exc, message):
+    sched = make(pair()[0])
+    sched.step()
+    before = _snapshot(sched)
+    if exc is None:
+        sched.step(epoch)
+        return
+    with pytest.raises(exc, match=message), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched.step(epoch)
+    assert _snapshot(sched) == before
+    sched.step()  # still steps
+
+
+def test_a_bad_epoch_is_refused_by_reduce_lr_on_plateau():
+    sched = L.ReduceLROnPlateau(pair()[0])
+    with pytest.raises(TypeError, match="epoch must be a real number"):
+        sched.step(1.0, epoch="3")
+    assert sched.last_epoch == 0
+
+
+@pytest.mark.parametrize("result", ["x", None, [1.0, 2.0]])
+@pytest.mark.parametrize("cls", [L.LambdaLR, L.MultiplicativeLR])
+def test_a_lambda_returning_no_number_changes_nothing(cls, result):
+    def factor(epoch):
+        return 1.0 if np.all(np.asarray(epoch) < 1) else result
+
+    sched = cls(pair()[0], factor)
+    before = _snapshot(sched)
+    with pytest.raises(TypeError, match="lr_lambda of param group 0 must return a number"):
+        sched.step()
+    assert _snapshot(sched) == before
+
+
+@pytest.mark.parametrize(
+    "make,edit,exc,message",
+    [
+        (lambda o: L.StepLR(o, 1), {"last_epoch": "x"}, TypeError, "'last_epoch' must be a real"),
+        (lambda o: L.StepLR(o, 1), {"last_epoch": math.nan}, ValueError, "must be finite"),
+        (lambda o: L.StepLR(o, 1), {"base_lrs": [0.1]}, ValueError, "'base_lrs' has 1 values"),
+        (lambda o: L.StepLR(o, 1), {"base_lrs": 0.1}, TypeError, "'base_lrs' must be a list"),
+        (lambda o: L.StepLR(o, 1), {"step_size": 0}, ValueError, "step_size value: 0"),
+        (lambda o: L.StepLR(o, 1), {"gamma": "x"}, TypeError, "gamma must be a real number"),
+        (lambda o: L.StepLR(o, 1), {"_step_count": "1"}, TypeError, "'_step_count' must be an int"),
+        (lambda o: L.ExponentialLR(o, 0.5), {"gamma": None}, TypeError, "gamma"),
+        (lambda o: L.CosineAnnealingLR(o, 10), {"T_max": 0}, ValueError, "T_max"),
+    ],
+)
+def test_a_bad_scheduler_state_dict_changes_nothing(make, edit, exc, message):
+    sched = make(pair()[0])
+    sched.step()
+    before = sched.state_dict()
+    with pytest.raises(exc, match=message):
+        sched.load_state_dict({**before, **edit, "unknown": 1})
+    assert sched.state_dict() == before
+    sched.load_state_dict({**before, "unknown": 1})  # unknown keys are still ignored
+    sched.step()
+
+
+def test_cyclic_lr_refuses_a_zero_step_size_up():
+    with pytest.raises(ZeroDivisionError):  # torch divides by it
+        T.CyclicLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))]), 0.1, 1.0, step_size_up=0)
+    with pytest.raises(ValueError, match="Invalid step_size_up value: 0 "):
+        L.CyclicLR(pair()[0], 0.1, 1.0, step_size_up=0)
+    with pytest.raises(ValueError, match="Invalid step_size_up value: 0 "):
+        L.CyclicLR(pair()[0], 0.1, 1.0, step_size_up=0, step_size_down=4)
+    sched = L.CyclicLR(pair()[0], 0.1, 1.0, step_size_up=2, step_size_down=0)  # as torch
+    sched.step()

@@ -1,0 +1,103 @@
+"""Checks of the values a learning-rate scheduler is given or loads (private).
+
+``step(epoch)``'s ``epoch``, a lambda's result, and a loaded state dict are checked
+before the scheduler changes: a refused call leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["check_base", "check_epoch", "check_factor", "loading"]
+
+
+def _real(dtype: Any) -> bool:
+    """Whether ``dtype`` holds real numbers (bfloat16 included)."""
+    return dtype.kind in "iuf" or bool(jnp.issubdtype(dtype, jnp.floating))
+
+
+def check_epoch(epoch: Any, what: str = "epoch") -> Any:
+    """``epoch`` as a real finite number (a 0-d array is read as one).
+
+    Raises:
+        TypeError: a bool, a string, a list... (naming ``what``).
+        ValueError: NaN or infinite.
+    """
+    if hasattr(epoch, "dtype") and np.ndim(epoch) == 0 and _real(np.asarray(epoch).dtype):
+        arr = np.asarray(epoch)
+        epoch = arr.item() if arr.dtype.kind in "iu" else float(arr.astype(np.float64))
+    if isinstance(epoch, (bool, np.bool_)) or not isinstance(epoch, numbers.Real):
+        raise TypeError(f"{what} must be a real number, got {type(epoch).__name__} {epoch!r:.80}")
+    if not math.isfinite(epoch):
+        raise ValueError(f"{what} must be finite, got {epoch}")
+    return epoch
+
+
+def check_factor(fn: Any, t: float, group: int, error: Exception) -> Exception:
+    """The error to raise when evaluating ``lr_lambda`` at epoch ``t`` raised ``error``.
+
+    The lambda is called once more on a float: when its result is not a number, a
+    ``TypeError`` naming that result; otherwise (the lambda itself fails, or the
+    number was refused) ``error`` itself.
+    """
+    try:
+        result: Any = fn(float(t))
+    except Exception:  # the lambda's own error: ``error`` is raised
+        return error
+    array = hasattr(result, "dtype") and _real(np.asarray(result).dtype)
+    if array or (isinstance(result, numbers.Real) and not isinstance(result, bool)):
+        return error
+    return TypeError(
+        f"lr_lambda of param group {group} must return a number, but at epoch {t} it "
+        f"returned {type(result).__name__} {result!r:.80}"
+    )
+
+
+def _check_count(value: Any, what: str) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r:.80}")
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+
+
+def _check_lrs(value: Any, n: int, what: str) -> None:
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{what} must be a list of {n} numbers, got {type(value).__name__}")
+    if len(value) != n:
+        raise ValueError(
+            f"{what} has {len(value)} values, but the optimizer has {n} parameter group(s)"
+        )
+    for i, v in enumerate(value):
+        check_epoch(v, f"{what}[{i}]")
+
+
+def check_base(last_epoch: Any, step_count: Any, base_lrs: Any, groups: int) -> None:
+    """Checks the loaded state every scheduler has (``last_epoch``, ``_step_count``, ``base_lrs``).
+
+    Raises:
+        TypeError: a value of the wrong type.
+        ValueError: a value out of range, or not one ``base_lrs`` entry per group.
+    """
+    check_epoch(last_epoch, "'last_epoch'")
+    _check_count(step_count, "'_step_count'")
+    _check_lrs(base_lrs, groups, "'base_lrs'")
+
+
+@contextlib.contextmanager
+def loading(owner: str) -> Iterator[None]:
+    """Prefixes the errors of the checks of a loaded state dict with ``owner.load_state_dict``.
+
+    A ``TypeError`` stays one; any other error of the checks is a ``ValueError``.
+    """
+    try:
+        yield
+    except (TypeError, ValueError, ArithmeticError) as e:
+        kind = TypeError if isinstance(e, TypeError) else ValueError
+        raise kind(f"{owner}.load_state_dict: {e}") from None
