@@ -53,3 +53,13 @@ def make_train(tx, loss_fn, steps):
         return params, state, losses
 
     return train
+
+
+def scheduled_names(state):
+    """The hyperparameter names that follow a schedule anywhere in ``state`` (not settable)."""
+    nodes = jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, ol.HyperparamsState))
+    out = set()
+    for node in nodes:
+        if isinstance(node, ol.HyperparamsState):
+            out |= set(getattr(node.hyperparams.names, "scheduled", ()))
+    return out

@@ -67,7 +67,12 @@ def test_trains_under_jit(case):
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
     assert _leaf_dtypes(new_state) == _leaf_dtypes(state)
 
-    if case.lr_name is not None:
+    if case.lr_name in problems.scheduled_names(new_state):
+        # A value that follows a schedule is recomputed at every step: setting it is refused.
+        with pytest.raises(ValueError, match="follows a schedule"):
+            ol.set_hyperparams(new_state, **{case.lr_name: 0.1})
+        train(final, new_state)
+    elif case.lr_name is not None:
         lr = float(ol.hyperparams(new_state)[case.lr_name])
         for value in (0.5 * lr, np.float32(0.25 * lr)):
             new_state = ol.set_hyperparams(new_state, **{case.lr_name: value})

@@ -11,7 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import torch_style
 from .._transforms._moments import check_betas_eps
@@ -34,7 +34,7 @@ class ScaleByBeliefState(NamedTuple):
     nu: Updates
 
 
-@bool_flags
+@checked_arguments
 def scale_by_belief(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -94,7 +94,7 @@ def scale_by_belief(
     )
 
 
-@bool_flags
+@checked_arguments
 def adabelief(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,

@@ -11,6 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
 
 __all__ = ["ScaleByAdemamixState", "scale_by_ademamix", "ademamix"]
@@ -33,6 +34,7 @@ class ScaleByAdemamixState(NamedTuple):
     nu: Updates
 
 
+@checked_arguments
 def scale_by_ademamix(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -95,6 +97,7 @@ def scale_by_ademamix(
     )
 
 
+@checked_arguments
 def ademamix(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
-from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._types import ArrayLike, RealDType, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
 from .._transforms._moments import check_betas_eps
 
@@ -38,13 +38,13 @@ class ScaleByAdoptState(NamedTuple):
     nu: Updates
 
 
-@bool_flags
+@checked_arguments
 def scale_by_adopt(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.9999,
     eps: ArrayLike = 1e-6,
     *,
-    mu_dtype: DType | None = None,
+    mu_dtype: RealDType | None = None,
     nesterov: bool = False,
     use_clipping: bool = True,
     clip_value_fn: Callable[[jax.Array], jax.Array] = _quarter_power,
@@ -96,13 +96,13 @@ def scale_by_adopt(
     )
 
 
-@bool_flags
+@checked_arguments
 def adopt(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,
     b2: ScalarOrSchedule = 0.9999,
     eps: ScalarOrSchedule = 1e-6,
-    mu_dtype: DType | None = None,
+    mu_dtype: RealDType | None = None,
     *,
     nesterov: bool = False,
     use_clipping: bool = True,

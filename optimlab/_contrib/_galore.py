@@ -105,9 +105,8 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`GaLoreState`.
     """
-    if isinstance(rank, bool) or not isinstance(rank, int):
-        raise TypeError(f"Invalid rank value: {rank!r} (must be a positive int)")
     _validate.positive_int(rank, "rank")
+    rank = int(rank)
     _validate.positive_int(update_proj_gap, "update_proj_gap")
     _rules.check_args("scale_by_galore", rank=rank, update_proj_gap=update_proj_gap, scale=scale)
     _validate.finite(scale, "scale")

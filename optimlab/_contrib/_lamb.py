@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._optimizers._adam import scale_by_adam_root
 from .._optimizers._sgd import trace
 from .._transforms._adam_like import check_optax_adam
@@ -170,7 +170,7 @@ def lamb(
     return alias_hyperparams(build, learning_rate=learning_rate, **moments, **decay)
 
 
-@bool_flags
+@checked_arguments
 def lars(
     learning_rate: ScalarOrSchedule,
     weight_decay: ScalarOrSchedule = 0.0,

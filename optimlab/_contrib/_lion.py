@@ -10,6 +10,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
 
 __all__ = ["ScaleByLionState", "scale_by_lion", "lion"]
@@ -27,6 +28,7 @@ class ScaleByLionState(NamedTuple):
     mu: Updates
 
 
+@checked_arguments
 def scale_by_lion(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.99,
@@ -97,6 +99,7 @@ def scale_by_lion(
     )
 
 
+@checked_arguments
 def lion(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,

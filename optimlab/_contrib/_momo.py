@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import optional
 from .._transforms._moments import check_betas_eps
 from .._transforms._norms import sq_norm
@@ -195,7 +195,7 @@ def _momo_core(
     return GradientTransformation(init_fn, update_fn)
 
 
-@bool_flags
+@checked_arguments
 def momo(
     learning_rate: ScalarOrSchedule = 1.0,
     beta: ScalarOrSchedule = 0.9,
@@ -258,7 +258,7 @@ def momo(
     return _momo_alias("momo", numbers, weight_decay, adapt_lower_bound, adam=False)
 
 
-@bool_flags
+@checked_arguments
 def momo_adam(
     learning_rate: ScalarOrSchedule = 1e-2,
     b1: ScalarOrSchedule = 0.9,

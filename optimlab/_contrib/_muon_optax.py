@@ -16,7 +16,7 @@ from .._core._base import GradientTransformation, chain, safe_increment
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._optimizers._adam import scale_by_adam
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._wrappers._partition import partition
@@ -57,7 +57,7 @@ def _orthogonalize(x, coeffs, ns_steps, preconditioning, eps):
     return x.T if tall else x
 
 
-@bool_flags
+@checked_arguments
 def scale_by_muon(
     ns_coeffs: Any = NS_COEFFS,
     ns_steps: int = 5,
@@ -171,7 +171,7 @@ def _scale_by_shape(consistent_rms: ArrayLike | None) -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
-@bool_flags
+@checked_arguments
 def muon(
     learning_rate: ScalarOrSchedule = 1e-3,
     ns_coeffs: Any = NS_COEFFS,

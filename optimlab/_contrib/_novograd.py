@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation, chain, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import optional
 from .._transforms._moments import check_betas_eps
@@ -35,6 +36,7 @@ class ScaleByNovogradState(NamedTuple):
     nu: Updates
 
 
+@checked_arguments
 def scale_by_novograd(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.25,
@@ -126,6 +128,7 @@ def scale_by_novograd(
     return GradientTransformation(init_fn, update_fn)
 
 
+@checked_arguments
 def novograd(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,

@@ -13,7 +13,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._optimizers._adam import scale_by_adam_root
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import optional, torch_style
@@ -137,7 +137,7 @@ def optimistic_gradient_descent(
     )
 
 
-@bool_flags
+@checked_arguments
 def optimistic_adam(
     learning_rate: ScalarOrSchedule,
     optimism: ScalarOrSchedule | None = None,
@@ -234,7 +234,7 @@ def optimistic_adam(
     return alias_hyperparams(build, **hps)
 
 
-@bool_flags
+@checked_arguments
 def optimistic_adam_v2(
     learning_rate: ScalarOrSchedule,
     *,

@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import optional
 from .._transforms._distance_adaptation import (
     adam_ratio,
@@ -115,7 +115,7 @@ def _scale_by_prodigy(
     return GradientTransformation(init_fn, update_fn)
 
 
-@bool_flags
+@checked_arguments
 def prodigy(
     learning_rate: ScalarOrSchedule = 1.0,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),

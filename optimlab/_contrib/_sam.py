@@ -13,7 +13,7 @@ from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._stateless import stateless
 from .._core._types import OptState, Params
 from .._core._update import apply_updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 
 __all__ = ["SAMState", "normalize", "sam"]
 
@@ -66,7 +66,7 @@ def _pick(cond: jax.Array, a: Any, b: Any) -> Any:
     return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
-@bool_flags
+@checked_arguments
 def sam(
     optimizer: Any,
     adv_optimizer: Any,

@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation, _update_with_extra_args, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
@@ -43,6 +44,7 @@ class ScheduleFreeState(NamedTuple):
     base_optimizer_state: OptState
 
 
+@checked_arguments
 def schedule_free(
     base_optimizer: Any,
     learning_rate: ArrayLike,
@@ -206,6 +208,7 @@ def _validate_common(learning_rate, b1, weight_lr_power) -> None:
     _validate.non_negative(weight_lr_power, "weight_lr_power")
 
 
+@checked_arguments
 def schedule_free_sgd(
     learning_rate: ScalarOrSchedule = 1.0,
     warmup_steps: int | None = None,
@@ -280,6 +283,7 @@ def schedule_free_sgd(
     )
 
 
+@checked_arguments
 def schedule_free_adamw(
     learning_rate: ScalarOrSchedule = 0.0025,
     warmup_steps: int | None = None,

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation
 from .._core._lift import Slot, lift
-from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
+from .._core._types import ArrayLike, RealDType, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
 
 __all__ = ["ScaleBySignumState", "scale_by_sign", "scale_by_signum", "sign_sgd", "signum"]
@@ -54,8 +55,9 @@ class ScaleBySignumState(NamedTuple):
     ema: Updates
 
 
+@checked_arguments
 def scale_by_signum(
-    beta: ArrayLike = 0.9, *, accumulator_dtype: DType | None = None
+    beta: ArrayLike = 0.9, *, accumulator_dtype: RealDType | None = None
 ) -> GradientTransformation:
     r"""The sign of an exponential moving average of the updates (Signum's direction).
 
@@ -120,10 +122,11 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     return torch_style(lambda step, h: scale_by_sign(), learning_rate=learning_rate)
 
 
+@checked_arguments
 def signum(
     learning_rate: ScalarOrSchedule,
     beta: ScalarOrSchedule = 0.9,
-    accumulator_dtype: DType | None = None,
+    accumulator_dtype: RealDType | None = None,
 ) -> GradientTransformation:
     r"""Signum: signSGD with momentum, a fixed-size step along the sign of a moving average.
 

@@ -16,8 +16,8 @@ from .._core._base import (
     safe_increment,
 )
 from .._core._step_count import current_count, initial_count, next_count
-from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._types import ArrayLike, OptState, Params, RealDType, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._alias import optional, torch_style
 from .._transforms._moments import check_betas_eps
 
@@ -76,7 +76,7 @@ class SophiaState(NamedTuple):
     hessian_fn_state: OptState = EmptyState()
 
 
-@bool_flags
+@checked_arguments
 def scale_by_sophia(
     b1: ArrayLike = 0.965,
     b2: ArrayLike = 0.99,
@@ -85,7 +85,7 @@ def scale_by_sophia(
     clip_threshold: ArrayLike | None = 1.0,
     update_interval: ArrayLike = 10,
     hessian_diagonal_fn: Any = None,
-    mu_dtype: DType | None = None,
+    mu_dtype: RealDType | None = None,
     verbose: bool = False,
     print_win_rate_every_n_steps: int = 0,
     *,
@@ -223,7 +223,7 @@ def _print_win_rate(grads, state, count, b1, gamma, eps, rho, every) -> None:
     )
 
 
-@bool_flags
+@checked_arguments
 def sophia(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.965,
@@ -235,7 +235,7 @@ def sophia(
     clip_threshold: ScalarOrSchedule | None = 1.0,
     update_interval: int = 10,
     hessian_diagonal_fn: Any = None,
-    mu_dtype: DType | None = None,
+    mu_dtype: RealDType | None = None,
     verbose: bool = False,
     print_win_rate_every_n_steps: int = 0,
 ) -> GradientTransformation:

@@ -156,7 +156,7 @@ def build_hyperparams(
     """
     specs = _checked(build, specs, owner)
     names = tuple(specs)
-    scheduled = any(callable(spec) for spec in specs.values())
+    scheduled = tuple(name for name, spec in specs.items() if callable(spec))
 
     def values_at(step, stored):
         # The values for this step, packed in this optimizer's order. A packed state
@@ -175,7 +175,7 @@ def build_hyperparams(
                 out[name] = _as_hparam(name, spec, dtype)
             else:
                 out[name] = stored[name]
-        return Hyperparams.from_mapping(out, dtype, owner)
+        return Hyperparams.from_mapping(out, dtype, owner, scheduled)
 
     run = _runner(build, names, once=once and BUILD_ONCE)
 
@@ -352,6 +352,7 @@ def _with_values(stored: Mapping[str, jax.Array], values: Mapping[str, Any]) -> 
     names = [n for n in values if n in stored]
     if not names:
         return stored
+    _rules.refuse_scheduled(stored.names, names)
     # The packed array is rebuilt through the pytree protocol, not the constructor,
     # so whatever a framework keeps around the leaf (an NNX Variable, an Orbax or
     # Equinox wrapper) is rebuilt too and the framework can write the value back.
@@ -363,54 +364,13 @@ def _with_values(stored: Mapping[str, jax.Array], values: Mapping[str, Any]) -> 
         )
     old = jnp.asarray(leaves[0])
     like = jax.ShapeDtypeStruct(old.shape[:-1], old.dtype)
-    new = [_normalise(n, values[n], like, stored.owner) for n in names]
+    new = [_rules.normalise(n, values[n], like, stored.owner) for n in names]
     index = np.array([stored.names.index(n) for n in names])
     packed = old.at[..., index].set(jnp.stack(new, axis=-1))
     if stored.owner in _rules.FACTORY_ORDER and not isinstance(packed, _Tracer):
         values = {n: packed[..., i] for i, n in enumerate(stored.names)}
         _rules.check_order(stored.owner, values, "set_hyperparams")
     return jax.tree_util.tree_unflatten(treedef, [packed])
-
-
-def _normalise(name: str, value: Any, old: jax.ShapeDtypeStruct, owner: str) -> jax.Array:
-    if callable(value):
-        raise TypeError(
-            f"set_hyperparams: {name!r} must be a value, not a schedule; schedules are "
-            "given when the optimizer is built."
-        )
-    if isinstance(value, bool):
-        raise TypeError(f"set_hyperparams: {name!r} must be a number, got a bool.")
-    if (
-        not isinstance(value, _Tracer)
-        and np.asarray(value).dtype.kind not in "biuf"
-        and np.asarray(value).dtype != jnp.bfloat16
-    ):
-        raise TypeError(
-            f"set_hyperparams: {name!r} must be a real number, got "
-            f"{type(value).__name__} with dtype {np.asarray(value).dtype}."
-        )
-    arr = jnp.asarray(value)
-    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
-        raise TypeError(f"set_hyperparams: {name!r} must be a real number, got dtype {arr.dtype}.")
-    if arr.shape != old.shape:
-        raise ValueError(
-            f"set_hyperparams: {name!r} must have shape {old.shape} (the shape stored in the "
-            f"state), got {arr.shape}."
-        )
-    _check_value(name, value, owner)
-    # Same dtype and never weak-typed, so a jitted step sees an identical signature.
-    return jnp.asarray(arr, dtype=old.dtype)
-
-
-def _check_value(name: str, value: Any, owner: str) -> None:
-    """Refuses NaN for any hyperparameter, and what the shared rule table refuses."""
-    if isinstance(value, _Tracer):
-        return  # traced values (vmap sweeps, jit) cannot be checked eagerly
-    arr = np.asarray(value, dtype=np.float64)
-    if np.isnan(arr).any():
-        raise ValueError(f"set_hyperparams: {name!r} {'contains' if arr.ndim else 'is'} NaN.")
-    for v in arr.ravel():
-        _rules.check(name, float(v), owner=owner)
 
 
 def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> Any:
@@ -432,7 +392,10 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
         The updated state (the input is not modified).
 
     Raises:
-        ValueError: an unknown name or group, or a value of the wrong shape.
+        TypeError: ``group`` is not a str, or a value is not a real number.
+        ValueError: an unknown name or group, a value of the wrong shape, or a
+            hyperparameter that follows a schedule given when the optimizer was
+            built (its value is recomputed at every step).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -442,6 +405,7 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
         >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)
         0.01
     """
+    _rules.check_group(group)
     found = hyperparam_states(state, "set_hyperparams")
     # A full name as hyperparams() reports it ("head/learning_rate") targets one optimizer.
     full = (

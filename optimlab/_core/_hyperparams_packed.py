@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -30,20 +30,24 @@ class Names(tuple):  # pyright: ignore[reportMissingTypeArgument]
 
     ``owner`` names the factory whose rules apply to the values (``"sm3"``: its
     ``momentum`` is in ``[0, 1)``, where the name's own rule is ``>= 0``); ``""``
-    when unknown, and the rules by name apply. It compares, hashes and prints as
-    the plain tuple, so the tag leaves a tree's structure (and a checkpoint's
-    manifest) as it was.
+    when unknown, and the rules by name apply. ``scheduled`` holds the names whose
+    values follow a schedule given when the optimizer was built (recomputed at
+    every step, so ``set_hyperparams`` refuses them). It compares, hashes and
+    prints as the plain tuple, so the tags leave a tree's structure (and a
+    checkpoint's manifest) as it was.
     """
 
     owner: str
+    scheduled: frozenset[str]
 
-    def __new__(cls, names: Any = (), owner: str = "") -> Names:
+    def __new__(cls, names: Any = (), owner: str = "", scheduled: Iterable[str] = ()) -> Names:
         out = super().__new__(cls, names)
         out.owner = owner
+        out.scheduled = frozenset(scheduled)
         return out
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return Names, (tuple(self), self.owner)
+        return Names, (tuple(self), self.owner, tuple(sorted(self.scheduled)))
 
 
 def hyperparam_dtype() -> jnp.dtype:
@@ -69,6 +73,8 @@ class Hyperparams(Mapping[str, jax.Array]):
         packed: the packed values, shape ``(..., len(names))``.
         owner: the factory whose validation rules apply to the values (``""``: the
             rules by name).
+        scheduled: the names whose values follow a schedule (default: those
+            ``names`` is tagged with, else none).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -86,8 +92,18 @@ class Hyperparams(Mapping[str, jax.Array]):
     names: tuple[str, ...]
     packed: jax.Array
 
-    def __init__(self, names: tuple[str, ...], packed: jax.Array, owner: str | None = None):
-        names = Names(names, getattr(names, "owner", "") if owner is None else owner)
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        packed: jax.Array,
+        owner: str | None = None,
+        scheduled: Iterable[str] | None = None,
+    ):
+        names = Names(
+            names,
+            getattr(names, "owner", "") if owner is None else owner,
+            getattr(names, "scheduled", ()) if scheduled is None else scheduled,
+        )
         if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
             raise ValueError(f"Hyperparams: names must be distinct strings, got {names!r}.")
         shape = getattr(packed, "shape", None)
@@ -102,7 +118,11 @@ class Hyperparams(Mapping[str, jax.Array]):
 
     @classmethod
     def from_mapping(
-        cls, values: Mapping[str, Any], dtype: Any = None, owner: str = ""
+        cls,
+        values: Mapping[str, Any],
+        dtype: Any = None,
+        owner: str = "",
+        scheduled: Iterable[str] = (),
     ) -> Hyperparams:
         """Packs ``{name: value}`` (scalars, or arrays of one batch shape) into one array.
 
@@ -110,6 +130,7 @@ class Hyperparams(Mapping[str, jax.Array]):
             values: the values by name; their order is the packed order.
             dtype: the dtype of the packed array (default :func:`hyperparam_dtype`).
             owner: the factory whose validation rules apply (``""``: the rules by name).
+            scheduled: the names whose values follow a schedule.
 
         Returns:
             A :class:`Hyperparams` with these names.
@@ -117,10 +138,10 @@ class Hyperparams(Mapping[str, jax.Array]):
         dtype = hyperparam_dtype() if dtype is None else jnp.dtype(dtype)
         arrays = [jnp.asarray(values[n]).astype(dtype) for n in values]
         if not arrays:
-            return cls((), jnp.zeros((0,), dtype), owner)
+            return cls((), jnp.zeros((0,), dtype), owner, scheduled)
         if len({a.shape for a in arrays}) > 1:
             arrays = jnp.broadcast_arrays(*arrays)
-        return cls(tuple(values), jnp.stack(arrays, axis=-1), owner)
+        return cls(tuple(values), jnp.stack(arrays, axis=-1), owner, scheduled)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Hyperparams is read-only: use optimlab.set_hyperparams.")

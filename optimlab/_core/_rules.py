@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
+import jax.core
+import jax.numpy as jnp
 import numpy as np
 
 from ._hyperparams_packed import deferred
@@ -37,6 +39,9 @@ __all__ = [
     "check_number",
     "check_order",
     "check_step",
+    "check_group",
+    "normalise",
+    "refuse_scheduled",
 ]
 
 
@@ -367,3 +372,77 @@ def check_args(function: str, **values: Any) -> None:
         if arr.ndim != 0:
             raise ValueError(f"{where} must be a scalar, got an array of shape {arr.shape}.")
         check(name, float(arr), function, owner=function)
+
+
+# --------------------------------------------------------------- set_hyperparams
+# What set_hyperparams checks before it writes a value into the packed array.
+
+_Tracer = jax.core.Tracer
+
+
+def check_group(group: Any) -> None:
+    """Raises ``TypeError`` unless ``group`` is ``None`` or a str (a prefix of the names)."""
+    if group is not None and not isinstance(group, str):
+        raise TypeError(
+            "set_hyperparams: group must be a str (a prefix as hyperparams() shows it, "
+            f"such as 'encoder') or None, got {type(group).__name__} {group!r}."
+        )
+
+
+def refuse_scheduled(names: Any, given: Iterable[str]) -> None:
+    """Raises ``ValueError`` for a name in ``given`` that follows a schedule.
+
+    ``names`` is the stored :class:`~optimlab.Hyperparams`' ``names``, tagged with
+    the names whose values the optimizer computes from a schedule at every step: a
+    value written there would be overwritten by the next step without a word.
+    """
+    scheduled = getattr(names, "scheduled", ())
+    for name in given:
+        if name in scheduled:
+            raise ValueError(
+                f"set_hyperparams: {name!r} follows a schedule given when the optimizer was "
+                "built; its value is recomputed at every step. Build the optimizer with a "
+                "number to set it."
+            )
+
+
+def normalise(name: str, value: Any, old: jax.ShapeDtypeStruct, owner: str) -> jax.Array:
+    """``value`` checked and cast to the stored dtype, for the packed array."""
+    if callable(value):
+        raise TypeError(
+            f"set_hyperparams: {name!r} must be a value, not a schedule; schedules are "
+            "given when the optimizer is built."
+        )
+    if isinstance(value, bool):
+        raise TypeError(f"set_hyperparams: {name!r} must be a number, got a bool.")
+    if (
+        not isinstance(value, _Tracer)
+        and np.asarray(value).dtype.kind not in "biuf"
+        and np.asarray(value).dtype != jnp.bfloat16
+    ):
+        raise TypeError(
+            f"set_hyperparams: {name!r} must be a real number, got "
+            f"{type(value).__name__} with dtype {np.asarray(value).dtype}."
+        )
+    arr = jnp.asarray(value)
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise TypeError(f"set_hyperparams: {name!r} must be a real number, got dtype {arr.dtype}.")
+    if arr.shape != old.shape:
+        raise ValueError(
+            f"set_hyperparams: {name!r} must have shape {old.shape} (the shape stored in the "
+            f"state), got {arr.shape}."
+        )
+    _check_value(name, value, owner)
+    # Same dtype and never weak-typed, so a jitted step sees an identical signature.
+    return jnp.asarray(arr, dtype=old.dtype)
+
+
+def _check_value(name: str, value: Any, owner: str) -> None:
+    """Refuses NaN for any hyperparameter, and what the shared rule table refuses."""
+    if isinstance(value, _Tracer):
+        return  # traced values (vmap sweeps, jit) cannot be checked eagerly
+    arr = np.asarray(value, dtype=np.float64)
+    if np.isnan(arr).any():
+        raise ValueError(f"set_hyperparams: {name!r} {'contains' if arr.ndim else 'is'} NaN.")
+    for v in arr.ravel():
+        check(name, float(v), owner=owner)

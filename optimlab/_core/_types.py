@@ -8,7 +8,16 @@ from typing import Any, TypeAlias
 import jax
 from jax.typing import ArrayLike
 
-__all__ = ["ArrayLike", "Params", "Updates", "OptState", "Schedule", "ScalarOrSchedule", "DType"]
+__all__ = [
+    "ArrayLike",
+    "Params",
+    "Updates",
+    "OptState",
+    "Schedule",
+    "ScalarOrSchedule",
+    "DType",
+    "RealDType",
+]
 
 #: A pytree of arrays (``None`` leaves allowed) holding model parameters.
 Params: TypeAlias = Any
@@ -20,5 +29,7 @@ OptState: TypeAlias = Any
 Schedule: TypeAlias = Callable[[jax.Array], ArrayLike]
 #: A hyperparameter: a scalar or a schedule of the step.
 ScalarOrSchedule: TypeAlias = ArrayLike | Schedule
-#: Anything ``jnp.dtype`` accepts.
+#: A storage dtype: a floating (or complex) dtype, anything ``jnp.dtype`` accepts.
 DType: TypeAlias = Any
+#: A storage dtype of a factory without complex support: a real floating dtype.
+RealDType: TypeAlias = Any

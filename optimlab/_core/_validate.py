@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+import jax.numpy as jnp
 import numpy as np
 
 from ._hyperparams_packed import deferred
@@ -164,6 +165,22 @@ def non_negative_int(value: Any, name: str) -> None:
     check(value >= 0, f"Invalid {name} value: {value} (must be an int >= 0)")
 
 
+def integer(function: str, name: str, value: Any, minimum: int, *, none_ok: bool = False) -> Any:
+    """``value`` as a Python int (or ``None`` when ``none_ok``), refused when not a count.
+
+    Python and NumPy integers pass; a bool, a float (``2.0``) or a string raises
+    ``TypeError``, an integer below ``minimum`` ``ValueError``, both naming
+    ``function`` and ``name``.
+    """
+    if value is None and none_ok:
+        return None
+    bound = f"an integer >= {minimum}" + (" or None" if none_ok else "")
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{function}: {name} must be {bound}, got {value!r}.")
+    check(value >= minimum, f"{function}: {name} must be {bound}, got {int(value)}.")
+    return int(value)
+
+
 def finite(value: Any, name: str) -> None:
     """Checks that ``value`` (unless a schedule or traced) is a real number, not NaN or inf."""
     if callable(value) or deferred(value):
@@ -218,7 +235,7 @@ def by_annotation(
 
     For each argument the call gives (by position or by keyword) whose annotation
     is one of ``annotations``. The decorators of the public factories are built on
-    it (:func:`bool_flags`, the schedules' value check); ``fn`` comes back as it is
+    it (:func:`checked_arguments`, the schedules' value check); ``fn`` comes back as it is
     when none of its arguments has such an annotation.
     """
     sig = inspect.signature(fn)
@@ -244,22 +261,66 @@ def by_annotation(
     return checked
 
 
-def bool_flags(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Decorates a public factory: each of its arguments annotated ``bool`` must be a bool.
+def checked_arguments(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorates a public factory: checks its ``bool`` and dtype arguments before it runs.
 
-    A flag is read with ``if flag:``, so a string (``amsgrad="False"``) or a number
-    would switch it on without a word. ``bool`` and NumPy's ``bool_`` pass;
-    anything else raises ``TypeError`` naming the factory and the argument, before
-    the factory runs. Arguments that also take other types (``bool | None``, a
-    mask) are the factory's own to check.
+    Each argument annotated ``bool`` must be a bool: a flag is read with
+    ``if flag:``, so a string (``amsgrad="False"``) or a number would switch it on
+    without a word. ``bool`` and NumPy's ``bool_`` pass. Arguments that also take
+    other types (``bool | None``, a mask) are the factory's own to check.
+
+    Each argument annotated ``DType`` (a storage dtype) must be something
+    ``jnp.dtype`` accepts that is floating (bfloat16 and float16 included) or
+    complex; ``RealDType``: floating only; ``... | None`` also takes ``None``. An
+    integer or bool accumulator would round every update away without a word.
+
+    Anything else raises ``TypeError`` naming the factory and the argument.
     """
-    return by_annotation(fn, ("bool", bool), _flag)
+    return by_annotation(fn, (*_FLAGS, *_DTYPES), _argument)
 
 
-def _flag(function: str, name: str, value: Any, annotation: Any) -> None:
-    del annotation
+_FLAGS = ("bool", bool)
+#: annotation -> (complex allowed, None allowed)
+_DTYPES = {
+    "DType": (True, False),
+    "DType | None": (True, True),
+    "RealDType": (False, False),
+    "RealDType | None": (False, True),
+}
+
+
+def _argument(function: str, name: str, value: Any, annotation: Any) -> None:
+    if annotation in _FLAGS:
+        _flag(function, name, value)
+    else:
+        storage_dtype(function, name, value, *_DTYPES[annotation])
+
+
+def _flag(function: str, name: str, value: Any) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(
             f"{function}: {name} must be a bool (True or False), got "
             f"{type(value).__name__} {value!r}."
         )
+
+
+def storage_dtype(
+    function: str, name: str, value: Any, complex_ok: bool = True, none_ok: bool = True
+) -> None:
+    """Raises ``TypeError`` unless ``value`` is a floating (or complex) dtype, or ``None``."""
+    if value is None and none_ok:
+        return
+    kinds = "a floating dtype" + (" (or a complex one)" if complex_ok else "")
+    kinds += ", or None" if none_ok else ""
+    try:
+        dtype = None if value is None or isinstance(value, bool) else jnp.dtype(value)
+    except (TypeError, ValueError):
+        dtype = None
+    ok = dtype is not None and (
+        jnp.issubdtype(dtype, jnp.floating)
+        or complex_ok
+        and jnp.issubdtype(dtype, jnp.complexfloating)
+    )
+    if not ok:
+        shown = dtype if dtype is not None else f"{type(value).__name__} {value!r}"
+        raise TypeError(f"{function}: {name} must be {kinds}, got {shown}.")

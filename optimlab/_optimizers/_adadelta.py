@@ -10,7 +10,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
 
 __all__ = ["ScaleByAdadeltaState", "scale_by_adadelta", "adadelta"]
@@ -29,7 +29,7 @@ class ScaleByAdadeltaState(NamedTuple):
     acc_delta: Updates
 
 
-@bool_flags
+@checked_arguments
 def scale_by_adadelta(
     rho: ArrayLike = 0.9,
     eps: ArrayLike = 1e-6,
@@ -83,7 +83,7 @@ def scale_by_adadelta(
     )
 
 
-@bool_flags
+@checked_arguments
 def adadelta(
     learning_rate: ScalarOrSchedule | None = None,
     rho: ScalarOrSchedule = 0.9,

@@ -19,7 +19,7 @@ from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import descend, optional
 from .._transforms._scale import add_decayed_weights, scale
 
@@ -91,7 +91,7 @@ def _decay_rate_pow(i: ArrayLike, exponent: ArrayLike = 0.8) -> jax.Array:
     return 1 - (jnp.asarray(i).astype(c.dtype) + 1) ** (-c)
 
 
-@bool_flags
+@checked_arguments
 def scale_by_factored_rms(
     factored: bool = True,
     decay_rate: ArrayLike = 0.8,
@@ -263,7 +263,7 @@ class _EmaState(NamedTuple):
     ema: Updates
 
 
-def _ema(decay: ArrayLike, dtype: DType) -> GradientTransformation:
+def _ema(decay: ArrayLike, dtype: DType | None) -> GradientTransformation:
     """Momentum without bias correction: ``m = decay * m + (1 - decay) * u`` (optax's ``ema``)."""
 
     def rule(u, m):
@@ -275,7 +275,7 @@ def _ema(decay: ArrayLike, dtype: DType) -> GradientTransformation:
     return lift("adafactor", rule, _EmaState, (slot,), counter=False)
 
 
-@bool_flags
+@checked_arguments
 def adafactor(
     learning_rate: ScalarOrSchedule | None = None,
     min_dim_size_to_factor: int = 128,
@@ -284,7 +284,7 @@ def adafactor(
     multiply_by_parameter_scale: bool = True,
     clipping_threshold: ScalarOrSchedule | None = 1.0,
     momentum: ScalarOrSchedule | None = None,
-    dtype_momentum: DType = jnp.float32,
+    dtype_momentum: DType | None = jnp.float32,
     weight_decay_rate: ScalarOrSchedule | None = None,
     eps: ScalarOrSchedule = 1e-30,
     factored: bool = True,
@@ -325,7 +325,7 @@ def adafactor(
         multiply_by_parameter_scale: scale by the params' root mean square.
         clipping_threshold: :math:`d \ge 1`, or None for no clipping.
         momentum: :math:`\beta_1`, or None for no momentum.
-        dtype_momentum: storage dtype of the momentum.
+        dtype_momentum: storage dtype of the momentum (``None``: the params').
         weight_decay_rate: :math:`\lambda`, or None.
         eps: :math:`\epsilon_1`.
         factored: use factored statistics at all.

@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import optional, torch_prefix
 from .._transforms._scale import scale_by_learning_rate
 
@@ -39,7 +39,7 @@ def _initial_sum(p: jax.Array, value: ArrayLike, dtype: DType | None) -> jax.Arr
     return jnp.full_like(p, jnp.asarray(value).astype(dtype), dtype=dtype)
 
 
-@bool_flags
+@checked_arguments
 def scale_by_adagrad(
     initial_accumulator_value: ArrayLike = 0.0,
     eps: ArrayLike = 1e-10,
@@ -108,7 +108,7 @@ def scale_by_adagrad(
     )
 
 
-@bool_flags
+@checked_arguments
 def adagrad(
     learning_rate: ScalarOrSchedule = 1e-2,
     initial_accumulator_value: ScalarOrSchedule = 0.1,

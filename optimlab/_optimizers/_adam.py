@@ -11,7 +11,7 @@ from .._core import _tree
 from .._core._base import GradientTransformation, never_negative, safe_increment
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._adam_like import adam_like_alias
 from .._transforms._moments import check_moments, corrected_mu, moment_slots, nonzero
 
@@ -36,7 +36,7 @@ class ScaleByAdamState(NamedTuple):
     nu_max: Updates | None
 
 
-@bool_flags
+@checked_arguments
 def scale_by_adam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -167,7 +167,7 @@ def scale_by_adam(
     )
 
 
-@bool_flags
+@checked_arguments
 def adam(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -246,7 +246,7 @@ def adam(
     )
 
 
-@bool_flags
+@checked_arguments
 def adamw(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -321,7 +321,7 @@ def adamw(
     )
 
 
-@bool_flags
+@checked_arguments
 def amsgrad(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,

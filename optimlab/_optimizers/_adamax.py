@@ -11,7 +11,7 @@ from .._core import _tree
 from .._core._base import GradientTransformation, never_negative
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._adam_like import adam_like_alias
 from .._transforms._moments import check_moments, moment_slots
 
@@ -33,7 +33,7 @@ class ScaleByAdamaxState(NamedTuple):
     nu: Updates
 
 
-@bool_flags
+@checked_arguments
 def scale_by_adamax(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -96,7 +96,7 @@ def scale_by_adamax(
     )
 
 
-@bool_flags
+@checked_arguments
 def adamax(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -166,7 +166,7 @@ def adamax(
     )
 
 
-@bool_flags
+@checked_arguments
 def adamaxw(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,

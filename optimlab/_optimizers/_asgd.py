@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, Params, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import optional, torch_prefix
 
 __all__ = ["ScaleByAsgdState", "scale_by_asgd", "asgd", "asgd_averaged_params"]
@@ -108,7 +108,7 @@ def scale_by_asgd(
     )
 
 
-@bool_flags
+@checked_arguments
 def asgd(
     learning_rate: ScalarOrSchedule = 1e-2,
     lambd: ScalarOrSchedule = 1e-4,

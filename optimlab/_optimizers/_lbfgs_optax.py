@@ -13,7 +13,7 @@ from jax import lax
 from .._core import _rules
 from .._core._base import GradientTransformation, chain, identity, safe_increment
 from .._core._types import ScalarOrSchedule
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._linesearch import scale_by_zoom_linesearch
 from .._transforms._scale import scale, scale_by_learning_rate
 
@@ -89,7 +89,7 @@ def _two_loop(updates, dw_mem, du_mem, rhos, gamma, newest):
     return r
 
 
-@bool_flags
+@checked_arguments
 def scale_by_lbfgs(
     memory_size: int = 10, scale_init_precond: bool = True
 ) -> GradientTransformation:
@@ -198,7 +198,7 @@ _DEFAULT_LINESEARCH = scale_by_zoom_linesearch(
 )
 
 
-@bool_flags
+@checked_arguments
 def lbfgs(
     learning_rate: ScalarOrSchedule | None = None,
     memory_size: int = 10,

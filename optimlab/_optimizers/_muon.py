@@ -15,8 +15,8 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
-from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._types import ArrayLike, RealDType, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._alias import optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from ._adam import ScaleByAdamState, scale_by_adam
@@ -43,13 +43,14 @@ class ScaleByMuonState(NamedTuple):
     adam: ScaleByAdamState
 
 
+@checked_arguments
 def newton_schulz(
     x: jax.Array,
     ns_coeffs: tuple[ArrayLike, ArrayLike, ArrayLike] = NS_COEFFS,
     ns_steps: int = 5,
     eps: ArrayLike = 1e-7,
     *,
-    ns_dtype: DType = jnp.bfloat16,
+    ns_dtype: RealDType = jnp.bfloat16,
 ) -> jax.Array:
     r"""Approximately orthogonalises a matrix with torch's quintic Newton–Schulz iteration.
 
@@ -69,10 +70,15 @@ def newton_schulz(
         ns_coeffs: the coefficients :math:`(a, b, c)`.
         ns_steps: the number of iterations (fewer than 100).
         eps: :math:`\epsilon`, the smallest norm divided by.
-        ns_dtype: the dtype of the iteration (torch: bfloat16).
+        ns_dtype: the dtype of the iteration (torch: bfloat16), a real floating dtype.
 
     Returns:
         The orthogonalised matrix, in ``ns_dtype``.
+
+    Raises:
+        TypeError: ``ns_steps`` is not an int, or ``ns_dtype`` is not a floating dtype.
+        ValueError: ``x`` is not 2-D, ``ns_steps`` is negative or 100 or more, or
+            ``ns_coeffs`` does not hold 3 values.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -88,6 +94,8 @@ def newton_schulz(
     """
     if x.ndim != 2:
         raise ValueError(f"newton_schulz: expected a 2-D matrix, got shape {x.shape}.")
+    _validate.non_negative_int(ns_steps, "ns_steps")
+    _check_ns_limits(ns_steps, ns_coeffs)
     nd = jnp.dtype(ns_dtype)
     acc = jnp.dtype(jnp.float32) if jnp.finfo(nd).bits <= 32 else nd
     a, b, c = (jnp.asarray(k).astype(acc) for k in ns_coeffs)
@@ -125,7 +133,7 @@ def _check_ns_limits(ns_steps: int, ns_coeffs: tuple[Any, ...]) -> None:
         raise ValueError("Coefficients must be a tuple of exactly 3 values")
 
 
-@bool_flags
+@checked_arguments
 def scale_by_torch_muon(
     momentum: ArrayLike = 0.95,
     *,
@@ -134,7 +142,7 @@ def scale_by_torch_muon(
     ns_steps: int = 5,
     eps: ArrayLike = 1e-7,
     adjust_lr_fn: str = "original",
-    ns_dtype: DType = jnp.bfloat16,
+    ns_dtype: RealDType = jnp.bfloat16,
     adam_b1: ArrayLike = 0.9,
     adam_b2: ArrayLike = 0.999,
     adam_eps: ArrayLike = 1e-8,
@@ -232,7 +240,7 @@ def scale_by_torch_muon(
     return GradientTransformation(init_fn, update_fn)
 
 
-@bool_flags
+@checked_arguments
 def torch_muon(
     learning_rate: ScalarOrSchedule = 1e-3,
     weight_decay: ScalarOrSchedule = 0.1,
@@ -243,7 +251,7 @@ def torch_muon(
     ns_steps: int = 5,
     adjust_lr_fn: str | None = None,
     *,
-    ns_dtype: DType = jnp.bfloat16,
+    ns_dtype: RealDType = jnp.bfloat16,
     adam_b1: ScalarOrSchedule = 0.9,
     adam_b2: ScalarOrSchedule = 0.999,
     adam_eps: ScalarOrSchedule = 1e-8,

@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, never_negative
 from .._core._hyperparams import hyperparam_dtype
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._adam_like import adam_like, check_adam_like
 from .._transforms._moments import check_moments, moment_slots, nonzero
 from ._adam import adam, adamw
@@ -50,6 +50,7 @@ def _momentum_coefficient(b1: ArrayLike, momentum_decay: ArrayLike, t: jax.Array
     return b1 * (1.0 - 0.5 * jnp.power(jnp.asarray(0.96, dtype), t * psi))
 
 
+@checked_arguments
 def scale_by_nadam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -163,7 +164,7 @@ def _check_nadam(name, numbers, eps_root, momentum_decay, decoupled, mask) -> No
     )
 
 
-@bool_flags
+@checked_arguments
 def nadam(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -279,7 +280,7 @@ def nadam(
     )
 
 
-@bool_flags
+@checked_arguments
 def nadamw(
     learning_rate: ScalarOrSchedule = 2e-3,
     b1: ScalarOrSchedule = 0.9,

@@ -11,7 +11,7 @@ from .._core import _tree
 from .._core._base import GradientTransformation, never_negative, safe_increment
 from .._core._lift import lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._adam_like import adam_like, check_adam_like
 from .._transforms._moments import check_moments, corrected_mu, moment_slots, nonzero
 
@@ -59,7 +59,7 @@ def _rectification(
     return rectify, r, bc2
 
 
-@bool_flags
+@checked_arguments
 def scale_by_radam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -168,7 +168,7 @@ def scale_by_radam(
     )
 
 
-@bool_flags
+@checked_arguments
 def radam(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,

@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import optional, torch_prefix
 from .._transforms._scale import scale_by_learning_rate
 from ._sgd import trace
@@ -34,7 +34,7 @@ class ScaleByRmspropState(NamedTuple):
     grad_avg: Updates | None
 
 
-@bool_flags
+@checked_arguments
 def scale_by_rmsprop(
     decay: ArrayLike = 0.99,
     eps: ArrayLike = 1e-8,
@@ -132,7 +132,7 @@ def scale_by_rmsprop(
     )
 
 
-@bool_flags
+@checked_arguments
 def rmsprop(
     learning_rate: ScalarOrSchedule = 1e-2,
     decay: ScalarOrSchedule = 0.9,

@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import descend
 
 __all__ = ["ScaleByRpropState", "scale_by_rprop", "rprop"]
@@ -35,7 +35,7 @@ class ScaleByRpropState(NamedTuple):
     step_size: Updates
 
 
-@bool_flags
+@checked_arguments
 def scale_by_rprop(
     learning_rate: ArrayLike,
     eta_minus: ArrayLike = 0.5,
@@ -151,7 +151,7 @@ def scale_by_rprop(
     )
 
 
-@bool_flags
+@checked_arguments
 def rprop(
     learning_rate: ScalarOrSchedule = 1e-2,
     eta_minus: ScalarOrSchedule = 0.5,

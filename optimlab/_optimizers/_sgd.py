@@ -12,7 +12,7 @@ from .._core._base import GradientTransformation, chain
 from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import matches_params, torch_prefix
 from .._transforms._scale import scale_by_learning_rate
 
@@ -31,7 +31,7 @@ class TraceState(NamedTuple):
     trace: Updates
 
 
-@bool_flags
+@checked_arguments
 def trace(
     decay: ArrayLike,
     nesterov: bool = False,
@@ -99,7 +99,7 @@ def _is_zero(value: Any) -> bool:
     return v is not None and v == 0.0
 
 
-@bool_flags
+@checked_arguments
 def sgd(
     learning_rate: ScalarOrSchedule,
     momentum: ScalarOrSchedule | None = None,

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._step_count import current_count, initial_count, next_count
-from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._types import ArrayLike, RealDType, ScalarOrSchedule, Updates
+from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
 
 __all__ = ["ScaleBySparseAdamState", "scale_by_sparse_adam", "sparse_adam"]
@@ -41,13 +41,14 @@ def _row_mask(g: jax.Array) -> jax.Array:
     return jnp.broadcast_to(rows, g.shape)
 
 
+@checked_arguments
 def scale_by_sparse_adam(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
     *,
-    mu_dtype: DType | None = None,
-    nu_dtype: DType | None = None,
+    mu_dtype: RealDType | None = None,
+    nu_dtype: RealDType | None = None,
     step: jax.Array | None = None,
 ) -> GradientTransformation:
     r"""Adam's moment ratio applied lazily, only at rows with a gradient (torch's ``SparseAdam``).
@@ -119,7 +120,7 @@ def scale_by_sparse_adam(
     return GradientTransformation(init_fn, update_fn)
 
 
-@bool_flags
+@checked_arguments
 def sparse_adam(
     learning_rate: ScalarOrSchedule = 1e-3,
     b1: ScalarOrSchedule = 0.9,
@@ -127,8 +128,8 @@ def sparse_adam(
     eps: ScalarOrSchedule = 1e-8,
     maximize: bool = False,
     *,
-    mu_dtype: DType | None = None,
-    nu_dtype: DType | None = None,
+    mu_dtype: RealDType | None = None,
+    nu_dtype: RealDType | None = None,
 ) -> GradientTransformation:
     r"""Lazy Adam, numerically identical to ``torch.optim.SparseAdam``.
 

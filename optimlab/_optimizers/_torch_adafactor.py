@@ -19,7 +19,7 @@ from .._core._base import GradientTransformation, never_negative
 from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from .._transforms._alias import descend, optional
 from .._transforms._scale import add_decayed_weights
 
@@ -162,7 +162,7 @@ def scale_by_torch_adafactor(
     return GradientTransformation(init_fn, update_fn)
 
 
-@bool_flags
+@checked_arguments
 def torch_adafactor(
     learning_rate: ScalarOrSchedule = 1e-2,
     beta2_decay: ScalarOrSchedule = -0.8,

@@ -16,7 +16,7 @@ from jax import lax
 
 from .._core._base import GradientTransformation
 from .._core._types import ArrayLike
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from ._linesearch import _real_dtype, _split_kwargs, tree_add_scale, tree_cast_like, tree_vdot
 
 __all__ = [
@@ -62,7 +62,7 @@ class _Carry(NamedTuple):
     iter_num: jax.Array
 
 
-@bool_flags
+@checked_arguments
 def scale_by_backtracking_linesearch(
     max_backtracking_steps: int,
     slope_rtol: ArrayLike = 1e-4,

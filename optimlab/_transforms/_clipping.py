@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import GradientTransformation
@@ -170,10 +171,15 @@ def adaptive_grad_clip(
     Args:
         clipping: :math:`\lambda > 0`, the largest update-to-weight norm ratio.
         eps: :math:`\epsilon \ge 0`, so zero-initialised weights can still move.
-        axis: reduction axis or axes of the unit norm (default: inferred from the rank).
+        axis: reduction axis or axes of the unit norm (an int or a tuple of ints;
+            default: inferred from the rank); it must be in range for every leaf.
 
     Returns:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
+
+    Raises:
+        TypeError: ``axis`` is not an int, a tuple of ints or ``None`` (when built).
+        ValueError: ``axis`` is out of range for a leaf (at update, naming its key path).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -190,6 +196,7 @@ def adaptive_grad_clip(
     _validate.positive(clipping, "clipping")
     _validate.non_negative(eps, "eps")
     _rules.check_args("adaptive_grad_clip", clipping=clipping, eps=eps)
+    axes = _axes(axis)
 
     def one(u, p):
         g = _tree.upcast(u)
@@ -200,7 +207,38 @@ def adaptive_grad_clip(
         clipped = g * (max_norm / jnp.maximum(g_norm, _tree.hp(1e-6, g_norm))).astype(g.dtype)
         return jnp.where(g_norm < max_norm, g, clipped).astype(u.dtype)
 
-    return per_leaf(one, needs_params="adaptive_grad_clip")
+    def fn(updates, params, **extra_args):
+        del extra_args
+        _tree.check_fits("adaptive_grad_clip", updates, params)
+        if axes is not None:
+            _check_axes(axis, axes, updates)
+        return _tree.tree_map(one, updates, params)
+
+    return stateless(fn, needs_params="adaptive_grad_clip", origin=one)
+
+
+def _axes(axis: Any) -> tuple[int, ...] | None:
+    """``axis`` as a tuple of ints (``None`` kept), or ``TypeError`` naming it."""
+    if axis is None:
+        return None
+    items = axis if isinstance(axis, tuple) else (axis,)
+    if not all(isinstance(a, int | np.integer) and not isinstance(a, bool) for a in items):
+        raise TypeError(
+            "adaptive_grad_clip: axis must be an int, a tuple of ints or None, got "
+            f"{type(axis).__name__} {axis!r}."
+        )
+    return tuple(int(a) for a in items)
+
+
+def _check_axes(axis: Any, axes: tuple[int, ...], updates: Any) -> None:
+    """Raises ``ValueError`` naming the key path of a leaf that ``axes`` is out of range for."""
+    for path, u in jax.tree_util.tree_flatten_with_path(updates)[0]:
+        ndim = jnp.ndim(u)
+        if any(not -ndim <= a < ndim for a in axes):
+            raise ValueError(
+                f"adaptive_grad_clip: axis={axis!r} is out of range for the leaf at "
+                f"{jax.tree_util.keystr(path)} of shape {jnp.shape(u)} ({ndim} dimensions)."
+            )
 
 
 def per_example_global_norm_clip(

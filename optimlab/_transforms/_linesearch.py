@@ -21,7 +21,7 @@ from jax import lax
 
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 
 __all__ = [
     "ZoomLinesearchInfo",
@@ -308,7 +308,7 @@ def _split_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any]):
     )
 
 
-@bool_flags
+@checked_arguments
 def scale_by_zoom_linesearch(
     max_linesearch_steps: int,
     max_learning_rate: ArrayLike | None = None,

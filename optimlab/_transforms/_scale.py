@@ -7,12 +7,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core import _elementwise, _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, identity, safe_increment
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Schedule
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 
 __all__ = [
     "ScaleByScheduleState",
@@ -71,7 +72,7 @@ class ScaleByScheduleState(NamedTuple):
     count: jax.Array | None
 
 
-@bool_flags
+@checked_arguments
 def scale_by_learning_rate(
     learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
 ) -> GradientTransformation:
@@ -239,6 +240,13 @@ def scale_by_schedule(
         del params, extra_args
         count = current_count(step, state)
         s = step_size_fn(count)
+        # Checked once per trace (a jitted step checks it when it is traced).
+        if not isinstance(s, jax.Array) and np.asarray(s).dtype.kind not in "biufc":
+            raise TypeError(
+                "scale_by_schedule: the schedule returned "
+                f"{'None' if s is None else f'a {type(s).__name__} ({s!r})'}, not a number; "
+                "step_size_fn must return a scalar."
+            )
         out = _tree.tree_map(lambda u: u * _tree.hp(s, u).astype(u.dtype), updates)
         return out, ScaleByScheduleState(next_count(step, state))
 

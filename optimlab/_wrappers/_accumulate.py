@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree
+from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._types import DType, OptState, Updates
+from .._core._validate import checked_arguments
 
 __all__ = ["AccumulateState", "accumulate"]
 
@@ -60,6 +61,7 @@ def _fits(updates: Any, acc: Any) -> bool:
     return all(jax.tree.leaves(jax.tree.map(one, updates, acc, is_leaf=_tree.is_none)))
 
 
+@checked_arguments
 def accumulate(  # noqa: C901 (argument checks inline; to be split)
     opt: Any,
     every: int,
@@ -110,7 +112,9 @@ def accumulate(  # noqa: C901 (argument checks inline; to be split)
         A :class:`~optimlab.GradientTransformation` with an :class:`AccumulateState`.
 
     Raises:
-        ValueError: ``every`` is not an integer >= 1, or ``mode`` is unknown.
+        TypeError: ``every`` is not an integer (Python's or NumPy's), or a storage
+            dtype is not floating.
+        ValueError: ``every`` is below 1, or ``mode`` is unknown.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -122,8 +126,7 @@ def accumulate(  # noqa: C901 (argument checks inline; to be split)
         >>> u1, u2
         (Array([0.], dtype=float32), Array([-2.], dtype=float32))
     """
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"accumulate: every must be an integer >= 1, got {every!r}.")
+    every = _validate.integer("accumulate", "every", every, 1)
     if mode not in ("mean", "sum"):
         raise ValueError(f"accumulate: mode must be 'mean' or 'sum', got {mode!r}.")
     if not (hasattr(opt, "init") and hasattr(opt, "update")):

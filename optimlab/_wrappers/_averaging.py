@@ -11,7 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, Params
 from .._core._update import apply_updates
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 
 __all__ = ["AveragedParamsState", "ema_params", "swa_params", "averaged_params"]
 
@@ -55,7 +55,7 @@ def _averaging(name: str, weight_fn) -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
-@bool_flags
+@checked_arguments
 def ema_params(decay: ArrayLike = 0.999, *, debias: bool = False) -> GradientTransformation:
     r"""Keeps an exponential moving average of the parameters in the state.
 

@@ -12,7 +12,7 @@ from .._core import _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, safe_increment
 from .._core._tree import select
 from .._core._types import OptState
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 
 __all__ = ["ConditionallyTransformState", "conditionally_transform"]
 
@@ -29,7 +29,7 @@ class ConditionallyTransformState(NamedTuple):
     step: jax.Array
 
 
-@bool_flags
+@checked_arguments
 def conditionally_transform(
     inner: Any,
     should_transform_fn: Callable[..., Any],

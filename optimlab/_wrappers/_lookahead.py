@@ -11,7 +11,7 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
 from .._core._tree import select
 from .._core._types import ArrayLike, OptState, Params
-from .._core._validate import UNSET, bool_flags
+from .._core._validate import UNSET, checked_arguments
 
 __all__ = ["LookaheadState", "lookahead"]
 
@@ -30,7 +30,7 @@ class LookaheadState(NamedTuple):
     fast_state: OptState
 
 
-@bool_flags
+@checked_arguments
 def lookahead(
     fast_optimizer: Any = UNSET,
     sync_period: int = UNSET,
@@ -91,8 +91,7 @@ def lookahead(
     ):
         if value is UNSET:
             raise TypeError(f"lookahead: missing the argument {name!r}.")
-    if isinstance(sync_period, bool) or not isinstance(sync_period, int) or sync_period < 1:
-        raise ValueError(f"lookahead: sync_period must be an integer >= 1, got {sync_period!r}.")
+    sync_period = _validate.integer("lookahead", "sync_period", sync_period, 1)
     _validate.in_range(slow_step_size, "slow_step_size", 0.0, 1.0)
     if not (hasattr(fast, "init") and hasattr(fast, "update")):
         raise TypeError(

@@ -19,7 +19,7 @@ from .._core._paths import (
     unique_paths,
 )
 from .._core._types import OptState
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 
 __all__ = ["MaskedState", "masked", "freeze", "set_to_zero"]
 
@@ -58,7 +58,7 @@ class MaskedState(NamedTuple):
     inner_state: OptState
 
 
-@bool_flags
+@checked_arguments
 def masked(
     inner: Any, mask: Any, *, mask_compatible_extra_args: bool = False
 ) -> GradientTransformation:

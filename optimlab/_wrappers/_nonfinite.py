@@ -74,15 +74,9 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
         >>> updates, int(state.total_notfinite)
         (Array([0., 0.], dtype=float32), 1)
     """
-    if max_consecutive is not None and (
-        isinstance(max_consecutive, bool)
-        or not isinstance(max_consecutive, int)
-        or max_consecutive < 0
-    ):
-        raise ValueError(
-            f"skip_nonfinite: max_consecutive must be an integer >= 0 or None, got "
-            f"{max_consecutive!r}."
-        )
+    max_consecutive = _validate.integer(
+        "skip_nonfinite", "max_consecutive", max_consecutive, 0, none_ok=True
+    )
     if not (hasattr(inner, "init") and hasattr(inner, "update")):
         raise TypeError(
             f"skip_nonfinite: inner is {type(inner).__name__}, not a gradient transformation."

@@ -17,7 +17,7 @@ from .._core._paths import (
     unique_paths,
 )
 from .._core._types import OptState, Params
-from .._core._validate import UNSET, bool_flags
+from .._core._validate import UNSET, checked_arguments
 from ._masking import masked_extra_args
 
 __all__ = ["PartitionState", "partition", "partition_overrides", "extend_state"]
@@ -42,7 +42,7 @@ def _gather(flat: list[tuple[str, Any]], labels: list[Any], group: str) -> dict[
     }
 
 
-@bool_flags
+@checked_arguments
 def partition(
     transforms: Mapping[Any, Any],
     param_labels: Any = UNSET,
@@ -249,6 +249,11 @@ def partition_overrides(
         >>> "no_decay/weight_decay" in optimlab.hyperparams(state)
         False
     """
+    if not callable(factory):
+        raise TypeError(
+            "partition_overrides: factory must be an optimizer factory such as "
+            f"optimlab.adam (called once per group), got {type(factory).__name__} {factory!r}."
+        )
     if not isinstance(overrides, Mapping) or not overrides:
         raise TypeError(
             "partition_overrides: overrides must be a non-empty dict "

@@ -116,7 +116,7 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
         atol: :math:`a_{tol} \ge 0`, absolute improvement needed (optax's rule).
         cooldown: checks to wait after a reduction before counting again (``>= 0``).
         accumulation_size: metrics averaged per check (optax's rule, ``>= 1``).
-        min_scale: lower bound on the scale (``>= 0``).
+        min_scale: lower bound on the scale, in ``[0, 1]``.
         rule: ``"optax"`` or ``"torch"``.
         threshold: :math:`\theta \ge 0`, the significant improvement (torch's rule).
         eps: smallest change of learning rate applied (torch's rule, ``>= 0``).
@@ -165,8 +165,7 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
                 f"reduce_on_plateau: {', '.join(given)} belong to torch's rule; pass "
                 "rule='torch' to use them (optax's rule takes rtol, atol, accumulation_size)."
             )
-        _validate.non_negative(patience, "patience")  # torch's wording first
-        _validate.non_negative(cooldown, "cooldown")
+        _check_common(patience, cooldown, min_scale)  # torch's wording first
         _rules.check_args(
             "reduce_on_plateau",
             factor=factor,
@@ -186,10 +185,8 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
             "with rule='torch' use threshold and threshold_mode."
         )
     _validate.in_range(factor, "factor", 0.0, 1.0, hi_open=True)
-    _validate.non_negative(patience, "patience")
+    _check_common(patience, cooldown, min_scale)
     _validate.non_negative(threshold, "threshold")
-    _validate.non_negative(cooldown, "cooldown")
-    _validate.non_negative(min_scale, "min_scale")
     _validate.non_negative(eps, "eps")
     _validate.positive(base_lr, "base_lr")
     if mode not in ("min", "max"):
@@ -267,6 +264,22 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
     return GradientTransformation(init_fn, update_fn)
 
 
+def _check_common(patience: Any, cooldown: Any, min_scale: Any) -> None:
+    """The checks both rules share: counts ``>= 0`` (shown as given), ``min_scale`` in [0, 1]."""
+    for name, value in (("patience", patience), ("cooldown", cooldown)):
+        v = _validate.concrete(value)
+        if v is not None and not v >= 0:
+            raise ValueError(
+                f"Invalid {name} value: {value} (reduce_on_plateau: {name} must be an integer >= 0)"
+            )
+    v = _validate.concrete(min_scale)
+    if v is not None and not 0.0 <= v <= 1.0:
+        raise ValueError(
+            "reduce_on_plateau: min_scale must be in [0, 1] (the smallest fraction of the "
+            f"learning rate it reduces to), got {min_scale}."
+        )
+
+
 def _optax_rule(factor, patience, rtol, atol, cooldown, accumulation_size, min_scale):
     """optax's ``reduce_on_plateau`` rule (``optax.contrib``), step for step."""
     if not 0.0 < float(factor) < 1.0:
@@ -279,9 +292,7 @@ def _optax_rule(factor, patience, rtol, atol, cooldown, accumulation_size, min_s
         raise ValueError("reduce_on_plateau: give rtol > 0 or atol > 0 (both are zero).")
     if rtol > 1.0:
         raise ValueError(f"reduce_on_plateau: rtol must be at most 1, got {rtol}.")
-    _validate.non_negative(patience, "patience")
-    _validate.non_negative(cooldown, "cooldown")
-    _validate.non_negative(min_scale, "min_scale")
+    _check_common(patience, cooldown, min_scale)
     if int(accumulation_size) < 1:
         raise ValueError(
             f"reduce_on_plateau: accumulation_size must be >= 1, got {accumulation_size}."

@@ -132,4 +132,5 @@ def _finite(function: str, name: str, x: Any, annotation: str) -> None:
             f"{type(x).__name__} {x!r}."
         )
     if not np.isfinite(arr.astype(np.float64)).all():
-        raise ValueError(f"{function}: Invalid {name} value: {x} (must be finite)")
+        label = name if name == "value" else f"{name} value"  # not "Invalid value value"
+        raise ValueError(f"{function}: Invalid {label}: {x} (must be finite)")

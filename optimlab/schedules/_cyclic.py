@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core._types import ArrayLike, Schedule
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from . import _common as c
 from ._optax_set import piecewise_interpolate
 
@@ -210,7 +210,7 @@ def _one_cycle(
     return out
 
 
-@bool_flags
+@checked_arguments
 @c.checked_values
 def one_cycle(
     max_lr: ArrayLike,
@@ -281,7 +281,7 @@ def one_cycle(
     return schedule
 
 
-@bool_flags
+@checked_arguments
 @c.checked_values
 def one_cycle_momentum(
     total_steps: int,

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 
 import jax.numpy as jnp
 
+from .._core import _validate
 from .._core._types import ArrayLike, Schedule
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from . import _common as c
 
 __all__ = [
@@ -71,7 +72,7 @@ def polynomial(
     Args:
         init_value: :math:`v_0`.
         end_value: :math:`v_1`.
-        power: :math:`p`.
+        power: :math:`p \ge 0`.
         transition_steps: :math:`T \ge 0`.
         transition_begin: :math:`t_0 \ge 0`, the step the transition starts at.
 
@@ -89,6 +90,8 @@ def polynomial(
     """
     steps = c.non_negative(transition_steps, "transition_steps")
     begin = c.non_negative(transition_begin, "transition_begin")
+    if _validate.concrete(power) is not None:  # as polynomial_decay: a negative one gives inf
+        c.non_negative(power, "power")
     if steps == 0:
         return constant(init_value)
 
@@ -128,7 +131,7 @@ def linear(
     return polynomial(init_value, end_value, 1, transition_steps, transition_begin)
 
 
-@bool_flags
+@checked_arguments
 @c.checked_values
 def exponential_decay(
     init_value: ArrayLike,
@@ -202,7 +205,7 @@ def cosine_decay(
         init_value: :math:`v_0`.
         decay_steps: :math:`T > 0`.
         alpha: :math:`\alpha`, the final value as a fraction of ``init_value``.
-        exponent: :math:`e`.
+        exponent: :math:`e \ge 0`.
 
     Returns:
         A schedule ``step -> value``.
@@ -218,6 +221,8 @@ def cosine_decay(
         <https://arxiv.org/abs/1608.03983>`_, 2017.
     """
     steps = c.positive(decay_steps, "decay_steps")
+    if _validate.concrete(exponent) is not None:  # a negative one gives inf at the end
+        c.non_negative(exponent, "exponent")
 
     def schedule(step):
         s = jnp.minimum(c.as_step(step), steps)
@@ -231,6 +236,11 @@ def cosine_decay(
 def _sorted_scales(
     boundaries_and_scales: Mapping[int, float] | None, who: str
 ) -> tuple[list[float], list[float]]:
+    if boundaries_and_scales is not None and not isinstance(boundaries_and_scales, Mapping):
+        raise TypeError(
+            f"{who}: boundaries_and_scales must be a dict {{step: scale}} or None, got "
+            f"{type(boundaries_and_scales).__name__} {boundaries_and_scales!r}."
+        )
     if not boundaries_and_scales:
         return [], []
     items = sorted(boundaries_and_scales.items())

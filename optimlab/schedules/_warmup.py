@@ -13,7 +13,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .._core._types import ArrayLike, Schedule
-from .._core._validate import bool_flags
+from .._core._validate import checked_arguments
 from . import _common as c
 from ._combinators import join
 from ._optax_set import cosine_decay, exponential_decay, linear
@@ -103,7 +103,7 @@ def warmup_cosine_decay(
     return join([linear(init_value, peak_value, w), decay], [w])
 
 
-@bool_flags
+@checked_arguments
 @c.checked_values
 def warmup_exponential_decay(
     init_value: ArrayLike,

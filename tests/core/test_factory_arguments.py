@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import optimlab
@@ -316,3 +317,96 @@ def test_a_flag_given_as_a_bool_is_accepted():
             continue
         for good in (False, np.bool_(False)):
             assert isinstance(f(**base, **{arg: good}), optimlab.GradientTransformation), name
+
+
+# ------------------------------------------------------------------- storage dtypes
+
+
+def _dtype_probes():
+    from optimlab._core._validate import _DTYPES
+
+    for name in sorted(n for n in dir(optimlab) if not n.startswith("_")):
+        f = getattr(optimlab, name)
+        if not inspect.isfunction(f):
+            continue
+        for p in inspect.signature(f).parameters.values():
+            if p.annotation in _DTYPES:
+                complex_ok, none_ok = _DTYPES[p.annotation]
+                yield name, f, p.name, complex_ok, none_ok
+
+
+_DTYPE_PROBES = list(_dtype_probes())
+
+
+def test_every_dtype_argument_is_probed():
+    """Every public argument named like a dtype is annotated as one, so it is checked."""
+    probed = {(name, arg) for name, _, arg, *_ in _DTYPE_PROBES}
+    expected = {
+        ("accumulate", "accumulator_dtype"),
+        ("sgd", "accumulator_dtype"),
+        ("adam", "mu_dtype"),
+        ("adam", "nu_dtype"),
+        ("nadam", "product_dtype"),
+        ("adafactor", "dtype_momentum"),
+        ("newton_schulz", "ns_dtype"),
+        ("torch_muon", "ns_dtype"),
+        ("schedule_free", "state_dtype"),
+    }
+    assert expected <= probed
+    unannotated = [
+        f"{name}({p.name}: {p.annotation})"
+        for name, f, sig in (
+            (n, getattr(optimlab, n), inspect.signature(getattr(optimlab, n)))
+            for n in dir(optimlab)
+            if not n.startswith("_") and inspect.isfunction(getattr(optimlab, n))
+        )
+        for p in sig.parameters.values()
+        if "dtype" in p.name and (name, p.name) not in probed
+    ]
+    assert not unannotated, unannotated
+    assert len(_DTYPE_PROBES) > 55
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [jnp.int32, np.int8, jnp.uint8, jnp.bool_, "int32", "blah", 3, 1.5, True, [jnp.float32]],
+    ids=repr,
+)
+def test_a_storage_dtype_that_is_not_floating_is_refused(bad):
+    """An integer or bool accumulator rounds every update away; a bad name fails late."""
+    for name, f, arg, _, _ in _DTYPE_PROBES:
+        message = rf"^{re.escape(name)}: {arg} must be a floating dtype"
+        with pytest.raises(TypeError, match=message):
+            f(**{arg: bad})
+
+
+def test_complex_and_none_storage_dtypes_follow_the_annotation():
+    for name, f, arg, complex_ok, none_ok in _DTYPE_PROBES:
+        for bad, ok in ((jnp.complex64, complex_ok), (None, none_ok)):
+            if not ok:
+                with pytest.raises(TypeError, match=rf"^{re.escape(name)}: {arg} must be"):
+                    f(**{arg: bad})
+
+
+def test_a_floating_storage_dtype_is_accepted():
+    for name, f, arg, complex_ok, none_ok in _DTYPE_PROBES:
+        base = _base_kwargs(inspect.signature(f))
+        if base is None:
+            continue
+        good = [jnp.float32, jnp.bfloat16, np.float16, "float32", np.dtype("float32")]
+        good += [jnp.complex64] * complex_ok + [None] * none_ok
+        for dtype in good:
+            assert isinstance(f(**base, **{arg: dtype}), optimlab.GradientTransformation), name
+
+
+def test_newton_schulz_checks_its_arguments_as_muon_does():
+    x = jnp.ones((3, 3))
+    assert optimlab.newton_schulz(x, ns_dtype="float32").dtype == jnp.float32
+    with pytest.raises(ValueError, match=r"^Invalid ns_steps value: -1"):
+        optimlab.newton_schulz(x, ns_steps=-1)
+    with pytest.raises(ValueError, match=r"^Invalid ns_steps value: -1"):
+        optimlab.torch_muon(ns_steps=-1)
+    with pytest.raises(TypeError, match=r"ns_steps value: 2\.0"):
+        optimlab.newton_schulz(x, ns_steps=2.0)
+    with pytest.raises(ValueError, match=r"exactly 3 values"):
+        optimlab.newton_schulz(x, ns_coeffs=(1.0, 2.0))

@@ -79,9 +79,13 @@ def test_hyperparams_reports_value_used_at_last_step():
     assert seen == pytest.approx([1.0, 0.5, 1 / 3])
 
 
-def test_schedule_overrides_a_set_value():
+def test_a_scheduled_value_cannot_be_set():
+    """The schedule recomputes the value at every step: a set value would be lost."""
     tx = ol.sgd(lambda step: 0.25)
-    state = ol.set_hyperparams(tx.init(jnp.ones(1)), learning_rate=3.0)
+    state = tx.init(jnp.ones(1))
+    message = r"^set_hyperparams: 'learning_rate' follows a schedule given when the optimizer"
+    with pytest.raises(ValueError, match=message):
+        ol.set_hyperparams(state, learning_rate=3.0)
     updates, _ = tx.update(jnp.ones(1), state)
     assert float(updates[0]) == -0.25
 
@@ -291,3 +295,24 @@ def test_a_state_with_a_plain_dict_of_values_still_updates():
     chex.assert_trees_all_close(updates, expected)
     with pytest.raises(ValueError, match="state from another optimizer"):
         tx.update(params, state._replace(hyperparams={"learning_rate": 0.1}), params)
+
+
+def test_the_scheduled_tag_leaves_the_structure_and_survives_jit_vmap_and_pickle():
+    import pickle
+
+    params = {"w": jnp.ones(3)}
+    scheduled = ol.adam(lambda step: 0.1).init(params)
+    fixed = ol.adam(0.1).init(params)
+    names = scheduled.hyperparams.names
+    assert names.scheduled == {"learning_rate"} and not fixed.hyperparams.names.scheduled
+    assert names == tuple(names) and hash(names) == hash(tuple(names))
+    assert jax.tree.structure(scheduled) == jax.tree.structure(fixed)
+    batched = jax.vmap(lambda _: ol.adam(lambda step: 0.1).init(params))(jnp.arange(2))
+    for state in (pickle.loads(pickle.dumps(scheduled)), jax.jit(lambda s: s)(batched)):
+        assert state.hyperparams.names.scheduled == {"learning_rate"}
+        # the values built with numbers can still be set
+        state = ol.set_hyperparams(state, b1=np.full(state.hyperparams["b1"].shape, 0.8))
+        assert np.all(np.asarray(ol.hyperparams(state)["b1"]) == np.float32(0.8))
+    assert (
+        float(ol.hyperparams(ol.set_hyperparams(fixed, learning_rate=0.5))["learning_rate"]) == 0.5
+    )

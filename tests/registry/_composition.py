@@ -139,7 +139,7 @@ ERROR_CASES = [
         "accumulate_every_float",
         lambda: ol.accumulate(ol.sgd(0.1), every=2.0),
         "construct",
-        ValueError,
+        TypeError,
         r"accumulate: every must be an integer >= 1, got 2.0",
     ),
     ErrorCase(

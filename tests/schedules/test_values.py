@@ -42,9 +42,9 @@ def test_every_schedule_value_is_probed():
 @pytest.mark.parametrize(
     "bad, exc, message",
     [
-        (float("nan"), ValueError, r"Invalid {arg} value: nan \(must be finite\)"),
-        (-float("inf"), ValueError, r"Invalid {arg} value: -inf \(must be finite\)"),
-        (np.array([0.1, np.nan]), ValueError, r"Invalid {arg} value: .* \(must be finite\)"),
+        (float("nan"), ValueError, r"Invalid {label}: nan \(must be finite\)"),
+        (-float("inf"), ValueError, r"Invalid {label}: -inf \(must be finite\)"),
+        (np.array([0.1, np.nan]), ValueError, r"Invalid {label}: .* \(must be finite\)"),
         ("0.1", TypeError, r"{arg} must be a real number \(or an array of them\), got str"),
         (True, TypeError, r"{arg} must be a real number \(or an array of them\), got bool"),
     ],
@@ -52,7 +52,10 @@ def test_every_schedule_value_is_probed():
 )
 def test_a_value_that_is_not_a_finite_number_is_refused(bad, exc, message):
     for name, f, arg in _ARGS:
-        with pytest.raises(exc, match=rf"^{re.escape(name)}: " + message.format(arg=arg)):
+        label = arg if arg == "value" else f"{arg} value"  # "Invalid value", not "value value"
+        with pytest.raises(
+            exc, match=rf"^{re.escape(name)}: " + message.format(arg=arg, label=label)
+        ):
             f(**{arg: bad})
 
 
