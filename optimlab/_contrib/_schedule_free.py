@@ -137,7 +137,8 @@ def schedule_free_eval_params(state: Any, params: Params) -> Params:
         The averaged parameters to evaluate the model at, in the params' dtypes.
 
     Raises:
-        ValueError: the state holds no :class:`ScheduleFreeState`.
+        ValueError: the state holds no :class:`ScheduleFreeState`, or the params'
+            structure or a shape differs from the state's, naming the key path.
     """
     found = [
         x
@@ -150,6 +151,7 @@ def schedule_free_eval_params(state: Any, params: Params) -> Params:
             "pass the state of a schedule-free optimizer."
         )
     sf = found[0]
+    _tree.check_match("schedule_free_eval_params", params, sf.z, "state's z", subject="param")
 
     def one(y, z):
         yc = _tree.upcast(y)

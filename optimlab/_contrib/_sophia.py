@@ -48,6 +48,7 @@ def hutchinson_estimator(
         >>> optimlab.hutchinson_estimator(f, jnp.ones(3), jax.random.key(0))
         Array([2., 4., 6.], dtype=float32)
     """
+    _check_key("hutchinson_estimator", key)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     signs = [
@@ -57,6 +58,18 @@ def hutchinson_estimator(
     z = jax.tree.unflatten(treedef, signs)
     hvp = jax.jvp(jax.grad(loss_fn), (params,), (z,))[1]
     return jax.tree.map(lambda h, s: h * s, hvp, z)
+
+
+def _check_key(function: str, key: Any) -> None:
+    """Raises ``TypeError`` unless ``key`` is a PRNG key: typed, or a raw ``uint32`` pair."""
+    dtype = getattr(key, "dtype", None)
+    typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
+    raw = dtype == jnp.uint32 and jnp.shape(key)[-1:] == (2,)
+    if not (typed or raw):
+        raise TypeError(
+            f"{function}: key must be a PRNG key (jax.random.key(0)), got "
+            f"{type(key).__name__} {key!r:.60}."
+        )
 
 
 class SophiaState(NamedTuple):

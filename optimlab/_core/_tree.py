@@ -219,19 +219,27 @@ def keystr(path: tuple[Any, ...]) -> str:
 
 
 def check_match(
-    name: str, updates: Any, reference: Any, what: str = "state", *, shapes: bool = True
+    name: str,
+    updates: Any,
+    reference: Any,
+    what: str = "state",
+    *,
+    shapes: bool = True,
+    subject: str = "update",
 ) -> None:
     """Raises ``ValueError`` naming ``name`` and the first differing key path.
 
     ``updates`` is compared with ``reference`` in structure and (unless ``shapes``
     is false: a state of one scalar per leaf) shapes. A leaf of ``updates`` that is
     neither an array nor a number raises ``TypeError``. Runs at trace time only, so
-    it costs nothing in a jitted step.
+    it costs nothing in a jitted step. ``subject`` names what ``updates`` holds in
+    the messages (``"param"`` where params are compared with a state).
     """
     u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)
     r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference, is_leaf=is_none)
     if u_def != r_def:
-        check_structure(name, updates, reference, what)
+        fix = f"Pass {subject}s with the structure of the params given to init."
+        check_structure(name, updates, reference, what, fix, subject=f"{subject}s'")
     for (path, u), (_, r) in zip(u_leaves, r_leaves, strict=True):
         if u is None or r is None:
             if (u is None) != (r is None):
@@ -241,7 +249,7 @@ def check_match(
             refuse_leaf(name, updates, u)
         if shapes and jnp.shape(u) != jnp.shape(r):
             raise ValueError(
-                f"{name}: the update at {keystr(path)} has shape {jnp.shape(u)} but the "
+                f"{name}: the {subject} at {keystr(path)} has shape {jnp.shape(u)} but the "
                 f"{what} expects {jnp.shape(r)}."
             )
 

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
@@ -365,6 +366,15 @@ def _metric(value: Any, state: Any, cls: type) -> jax.Array:
     if not isinstance(state, cls):
         raise ValueError(
             f"reduce_on_plateau: expected a {cls.__name__}, got {type(state).__name__}."
+        )
+    dtype = getattr(value, "dtype", None)
+    kind = np.dtype(dtype).kind if dtype is not None else None
+    if isinstance(value, (bool, np.bool_)) or not (
+        kind in ("f", "i", "u", "V") or isinstance(value, (int, float))
+    ):
+        raise TypeError(
+            f"reduce_on_plateau: the metric (value=) must be a real number, got "
+            f"{type(value).__name__} {value!r:.60}."
         )
     metric = jnp.asarray(value)
     if metric.ndim != 0:

@@ -199,8 +199,8 @@ def save(obj: Any, f: str | os.PathLike[str] | IO[bytes]) -> None:
         f: a path, or a binary file object open for writing.
 
     Raises:
-        TypeError: an array whose dtype torch has no storage for, or an object
-            that is none of the above.
+        TypeError: an array whose dtype torch has no storage for, an object
+            that is none of the above, or ``f`` neither a path nor a writable file.
 
     Examples:
         >>> import io
@@ -212,6 +212,11 @@ def save(obj: Any, f: str | os.PathLike[str] | IO[bytes]) -> None:
         >>> optim.load(buf)
         {'state': {0: {'step': array(3., dtype=float32)}}, 'param_groups': []}
     """
+    if not isinstance(f, (str, os.PathLike)) and not callable(getattr(f, "write", None)):
+        raise TypeError(
+            f"save: f must be a path (str or os.PathLike) or a binary file object open for "
+            f"writing, got {type(f).__name__}"
+        )
     obj = _plain(obj, "obj")
     data = io.BytesIO()
     pickler = _Pickler(data)

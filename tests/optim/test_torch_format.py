@@ -315,3 +315,9 @@ def test_state_dict_arrays_pickle_as_plain_numpy_outside_torch_save():
     tensor = torch.load(buf)["state"][0]["exp_avg"]
     assert torch.is_tensor(tensor)
     np.testing.assert_array_equal(tensor.numpy(), arr)
+
+
+@pytest.mark.parametrize("f", [5, None, [1]], ids=["int", "none", "list"])
+def test_save_names_a_target_that_is_neither_path_nor_file(f):
+    with pytest.raises(TypeError, match=r"^save: f must be a path \(str or os.PathLike\) or a"):
+        optim.save({"state": {}, "param_groups": []}, f)

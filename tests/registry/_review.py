@@ -2,7 +2,9 @@
 
 Storage dtypes, integer counts given as floats or strings, ``set_hyperparams`` on
 a scheduled value or with a non-str group, ``adaptive_grad_clip``'s axis,
-``bucketed``'s tx, and the schedules' exponents, powers and boundaries.
+``bucketed``'s tx, the schedules' exponents, powers and boundaries, and the
+arguments of ``schedule_free_eval_params``, ``reduce_on_plateau``'s metric and
+``hutchinson_estimator``'s key.
 """
 
 import pickle
@@ -291,5 +293,38 @@ ERROR_CASES = [
         "schedule",
         ValueError,
         r"^constant: Invalid value: nan \(must be finite\)$",
+    ),
+    ErrorCase(
+        "review_schedule_free_eval_params_shape",
+        lambda: ol.schedule_free_eval_params(
+            ol.schedule_free_adamw(0.1).init(P), {"w": jnp.ones(3), "b": jnp.ones(4)}
+        ),
+        "update",
+        ValueError,
+        r"^schedule_free_eval_params: the param at \['b'\] has shape \(4,\) but the state's z "
+        r"expects \(2,\)\.$",
+    ),
+    ErrorCase(
+        "review_schedule_free_eval_params_structure",
+        lambda: ol.schedule_free_eval_params(
+            ol.schedule_free_adamw(0.1).init(P), {"w": jnp.ones(3)}
+        ),
+        "update",
+        ValueError,
+        r"^schedule_free_eval_params: the params' tree structure differs from the state's z",
+    ),
+    ErrorCase(
+        "review_plateau_metric_str",
+        lambda: ol.reduce_on_plateau().update(P, ol.reduce_on_plateau().init(P), value="x"),
+        "update",
+        TypeError,
+        r"^reduce_on_plateau: the metric \(value=\) must be a real number, got str 'x'\.$",
+    ),
+    ErrorCase(
+        "review_hutchinson_key_int",
+        lambda: ol.hutchinson_estimator(lambda x: jnp.sum(x**2), jnp.ones(3), 0),
+        "update",
+        TypeError,
+        r"^hutchinson_estimator: key must be a PRNG key \(jax\.random\.key\(0\)\), got int 0",
     ),
 ]
