@@ -161,6 +161,12 @@ def get_swa_avg_fn() -> Callable[..., jax.Array]:
     return swa_update
 
 
+def _check_tree(what: str, given: tuple, held: tuple, fix: str, *, dtypes: bool = True) -> None:
+    """Structure, shapes and dtypes of ``given`` against ``held``: ``(tree, name, leaf's name)``."""
+    check_structure(what, given[0], held[0], held[1], fix, subject=given[1])
+    _check_like(what, given[0], held[0], given[2], held[2], dtypes=dtypes)
+
+
 def _check_like(
     what: str, tree: Any, reference: Any, subject: str, against: str, *, dtypes: bool = True
 ) -> None:
@@ -305,25 +311,19 @@ class AveragedModel:
         current, buffers = _split(model, self.use_buffers)
         if (held_buffers is None) != (buffers is None):  # compared whole: names the entry
             current, averaged = model, self.params
-        check_structure(
+        _check_tree(
             what,
-            current,
-            averaged,
-            "averaged params",
+            (current, "model's", "model's leaf"),
+            (averaged, "averaged params", "averaged leaf's"),
             "Pass the model's parameters, with the structure given to AveragedModel.",
-            subject="model's",
         )
-        _check_like(what, current, averaged, "model's leaf", "averaged leaf's")
         if buffers is not None:
-            check_structure(
+            _check_tree(
                 what,
-                buffers,
-                held_buffers,
-                "averaged model's buffers",
+                (buffers, "model's buffers'", "model's buffer"),
+                (held_buffers, "averaged model's buffers", "averaged model's buffer"),
                 "Pass the model's variables, with the collections given to AveragedModel.",
-                subject="model's buffers'",
             )
-            _check_like(what, buffers, held_buffers, "model's buffer", "averaged model's buffer")
         if int(self.n_averaged) == 0:
             new = jax.tree.map(
                 lambda a, c: jnp.array(c, copy=True).astype(a.dtype), averaged, current
@@ -469,15 +469,13 @@ def update_bn(
     def batch_stats(v, x):
         _, mutated = apply_fn(v, x)
         new = mutated["batch_stats"]
-        check_structure(
+        _check_tree(
             "update_bn",
-            new,
-            stats,
-            "variables' batch_stats",
+            (new, "returned batch_stats'", "returned batch_stat"),
+            (stats, "variables' batch_stats", "variables' one"),
             "apply_fn must return the batch_stats of the variables given.",
-            subject="returned batch_stats'",
+            dtypes=False,
         )
-        _check_like("update_bn", new, stats, "returned batch_stat", "variables' one", dtypes=False)
         return jax.tree.map(lambda s: s / (1 - momentum), new)
 
     @jax.jit
