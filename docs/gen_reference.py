@@ -23,6 +23,13 @@ from types import ModuleType
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference"
 
+#: Said on every page: the docstring examples leave these imports out, as JAX's do
+#: (the root conftest.py gives the doctests the same names).
+EXAMPLES_ASSUME = (
+    "The examples assume `import jax`, `import jax.numpy as jnp`, `import numpy as np` "
+    "and `import optimlab`."
+)
+
 # (module, page file, page title, introduction)
 MODULES = [
     (
@@ -130,6 +137,8 @@ def render(module_name: str, title: str, intro: str) -> str:
         f"# {title}",
         "",
         intro,
+        "",
+        EXAMPLES_ASSUME,
         "",
     ]
     for defining, names in groups.items():

@@ -128,8 +128,6 @@ def adabelief(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adabelief(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> state = tx.init(params)

@@ -140,8 +140,6 @@ def adan(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adan(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)

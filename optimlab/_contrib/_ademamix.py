@@ -140,8 +140,6 @@ def ademamix(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.ademamix(0.1, b3=0.99, alpha=1.0)
         >>> params = jnp.array([1.0, 2.0, 3.0])

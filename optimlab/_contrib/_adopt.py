@@ -135,8 +135,6 @@ def adopt(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.adopt(0.1)
         >>> params = jnp.array([1.0, 2.0, 3.0])

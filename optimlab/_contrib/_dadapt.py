@@ -138,8 +138,6 @@ def dadapt_adamw(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.dadapt_adamw()
         >>> params = jnp.array([1.0, 2.0, 3.0])

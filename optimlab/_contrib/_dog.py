@@ -145,8 +145,6 @@ def dog(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.dog()
         >>> params = jnp.array([1.0, 2.0, 3.0])
@@ -259,8 +257,6 @@ def dowg(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.dowg()
         >>> params = jnp.array([1.0, 2.0, 3.0])

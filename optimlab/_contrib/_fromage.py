@@ -59,8 +59,6 @@ def fromage(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.fromage(learning_rate=0.75)
         >>> params = jnp.array([3.0, 4.0])
         >>> updates, _ = tx.update(jnp.array([0.0, 1.0]), tx.init(params), params)

@@ -260,8 +260,6 @@ def galore(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.galore(0.1, rank=1, update_proj_gap=10)
         >>> params = jnp.arange(6.0).reshape(3, 2)

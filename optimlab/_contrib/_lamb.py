@@ -60,8 +60,6 @@ def scale_by_trust_ratio(
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_trust_ratio()
         >>> p = jnp.array([3.0, 4.0])
         >>> tx.update(jnp.array([0.0, 0.5]), tx.init(p), p)[0]
@@ -142,8 +140,6 @@ def lamb(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.lamb(learning_rate=0.1)
         >>> params = jnp.array([3.0, 4.0])
         >>> updates, _ = tx.update(jnp.array([1.0, -1.0]), tx.init(params), params)
@@ -212,8 +208,6 @@ def lars(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.lars(learning_rate=1.0, trust_coefficient=0.1)
         >>> params = jnp.array([3.0, 4.0])
         >>> updates, _ = tx.update(jnp.array([0.0, 2.0]), tx.init(params), params)

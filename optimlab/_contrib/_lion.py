@@ -133,8 +133,6 @@ def lion(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.lion(learning_rate=0.1, weight_decay=0.0)
         >>> params = jnp.array([1.0, -2.0])
         >>> updates, _ = tx.update(jnp.array([0.3, -5.0]), tx.init(params), params)

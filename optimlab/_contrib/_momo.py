@@ -234,8 +234,6 @@ def momo(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.momo()
         >>> params = jnp.array([1.0, 2.0, 3.0])
@@ -293,8 +291,6 @@ def momo_adam(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.momo_adam(0.5)
         >>> params = jnp.array([1.0, 2.0, 3.0])

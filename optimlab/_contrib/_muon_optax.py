@@ -242,8 +242,6 @@ def muon(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.muon(learning_rate=0.1)
         >>> params = {"w": jnp.eye(2), "b": jnp.ones(2)}
         >>> updates, state = tx.update(params, tx.init(params), params)

@@ -168,8 +168,6 @@ def noisy_sgd(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.noisy_sgd(learning_rate=0.1, eta=0.0)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)

@@ -166,8 +166,6 @@ def novograd(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.novograd(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, _ = tx.update(jnp.array([3.0, -4.0]), tx.init(params), params)

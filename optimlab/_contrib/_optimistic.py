@@ -107,8 +107,6 @@ def optimistic_gradient_descent(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.optimistic_gradient_descent(learning_rate=0.1)
         >>> params = jnp.zeros(1)
         >>> state = tx.init(params)
@@ -185,8 +183,6 @@ def optimistic_adam(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.optimistic_adam(0.1, nesterov=False)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
@@ -280,8 +276,6 @@ def optimistic_adam_v2(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.optimistic_adam_v2(0.1, nesterov=False)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)

@@ -126,9 +126,6 @@ def polyak_sgd(
         A :class:`~optimlab.GradientTransformation` whose ``update`` needs ``value=``.
 
     Examples:
-        >>> import jax
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda p: jnp.sum(p ** 2)
         >>> tx = optimlab.polyak_sgd()
         >>> params = jnp.array([1.0, -2.0])

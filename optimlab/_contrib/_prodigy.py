@@ -158,8 +158,6 @@ def prodigy(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.prodigy()
         >>> params = jnp.array([1.0, 2.0, 3.0])

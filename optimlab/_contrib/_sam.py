@@ -27,8 +27,6 @@ def normalize() -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.normalize()
         >>> tx.update(jnp.array([3.0, 4.0]), tx.init(None))[0]
         Array([0.6, 0.8], dtype=float32)
@@ -104,8 +102,6 @@ def sam(
         A :class:`~optimlab.GradientTransformation` with a :class:`SAMState`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.sam(optimlab.sgd(0.1),
         ...                   optimlab.chain(optimlab.normalize(), optimlab.sgd(0.05)))

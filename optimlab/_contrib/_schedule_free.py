@@ -254,8 +254,6 @@ def schedule_free_sgd(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.schedule_free_sgd(0.1)
         >>> params = jnp.array([1.0, 2.0, 3.0])
@@ -318,8 +316,6 @@ def schedule_free_adamw(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.schedule_free_adamw(0.5)
         >>> params = jnp.array([1.0, 2.0, 3.0])

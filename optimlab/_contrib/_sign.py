@@ -29,8 +29,6 @@ def scale_by_sign() -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_sign()
         >>> tx.update(jnp.array([-3.0, 0.0, 0.5]), tx.init(jnp.zeros(3)))[0]
         Array([-1.,  0.,  1.], dtype=float32)
@@ -104,8 +102,6 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.sign_sgd(learning_rate=0.1)
         >>> params = jnp.array([1.0, -2.0, 0.0])
         >>> updates, _ = tx.update(jnp.array([3.0, -0.01, 0.0]), tx.init(params), params)
@@ -146,8 +142,6 @@ def signum(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.signum(learning_rate=0.1, beta=0.9)
         >>> params = jnp.array([1.0, -1.0])
         >>> state = tx.init(params)

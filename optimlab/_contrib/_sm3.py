@@ -147,8 +147,6 @@ def sm3(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.sm3(learning_rate=1.0, momentum=0.0)
         >>> params = jnp.zeros((2, 2))
         >>> updates, state = tx.update(jnp.array([[3.0, 0.0], [0.0, -4.0]]), tx.init(params))

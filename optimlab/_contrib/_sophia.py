@@ -42,8 +42,6 @@ def hutchinson_estimator(
         A tree like ``params`` holding the estimate.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(jnp.array([1.0, 2.0, 3.0]) * x ** 2)
         >>> optimlab.hutchinson_estimator(f, jnp.ones(3), jax.random.key(0))
         Array([2., 4., 6.], dtype=float32)
@@ -299,8 +297,6 @@ def sophia(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.sophia(0.05, gamma=0.05, weight_decay=0.0)
         >>> params = jnp.array([1.0, 2.0, 3.0])

@@ -123,8 +123,6 @@ def yogi(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.yogi(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)

@@ -71,8 +71,6 @@ class GradientTransformation(_Pair):
     ``optax.GradientTransformation``, and gets none.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.sgd(learning_rate=0.1)
         >>> params = {"w": jnp.ones(2)}
         >>> state = tx.init(params)
@@ -196,8 +194,6 @@ def safe_increment(count: jax.Array) -> jax.Array:
             counters are refused).
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> optimlab.safe_increment(jnp.asarray(2**31 - 1, jnp.int32))
         Array(2147483647, dtype=int32)
         >>> optimlab.safe_increment(jnp.asarray(2**32 - 1, jnp.uint32))
@@ -289,8 +285,6 @@ def chain(*transforms: Any) -> GradientTransformation:
         A :class:`GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.chain(optimlab.clip(1.0), optimlab.scale(-0.5))
         >>> state = tx.init(jnp.zeros(2))
         >>> tx.update(jnp.array([3.0, -0.5]), state)[0]
@@ -336,8 +330,6 @@ def identity() -> GradientTransformation:
         A :class:`GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.identity()
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([1., 1.], dtype=float32)
@@ -371,8 +363,6 @@ def named_chain(*transforms: tuple[str, Any]) -> GradientTransformation:
         ValueError: a repeated name.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.named_chain(("clip", optimlab.clip(1.0)), ("opt", optimlab.sgd(0.1)))
         >>> state = tx.init(jnp.zeros(2))
         >>> sorted(state), list(optimlab.hyperparams(state))

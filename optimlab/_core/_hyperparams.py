@@ -111,8 +111,6 @@ def with_hyperparams(
         A :class:`~optimlab.GradientTransformation` with a :class:`HyperparamsState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.with_hyperparams(
         ...     lambda step, h: optimlab.scale(-h["learning_rate"]), learning_rate=0.1)
         >>> state = tx.init(jnp.zeros(3))
@@ -329,8 +327,6 @@ def hyperparams(state: Any) -> dict[str, jax.Array]:
         ``{name: scalar array}``, the values used at the last step.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> state = optimlab.adam(1e-3).init(jnp.zeros(2))
         >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)
         0.001
@@ -398,8 +394,6 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
             built (its value is recomputed at every step).
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> state = optimlab.sgd(0.1).init(jnp.zeros(2))
         >>> state = optimlab.set_hyperparams(state, learning_rate=0.01)
         >>> round(float(optimlab.hyperparams(state)["learning_rate"]), 6)

@@ -77,8 +77,6 @@ class Hyperparams(Mapping[str, jax.Array]):
             ``names`` is tagged with, else none).
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> h = optimlab.Hyperparams.from_mapping({"learning_rate": 0.5, "b1": 0.9})
         >>> h
         Hyperparams(learning_rate=0.5, b1=0.9)

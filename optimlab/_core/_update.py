@@ -112,8 +112,6 @@ def apply_updates(params: Params, updates: Updates) -> Params:
             an array nor a number (naming the key path).
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> p = {"w": jnp.ones(2, jnp.bfloat16)}
         >>> optimlab.apply_updates(p, {"w": jnp.full(2, 0.5)})["w"].dtype
         dtype(bfloat16)

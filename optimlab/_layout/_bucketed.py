@@ -260,8 +260,6 @@ def bucketed(
         ValueError: ``tx`` is not bucket-safe.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.bucketed(optimlab.chain(
         ...     optimlab.clip_by_global_norm(1.0), optimlab.adamw(0.1)))
         >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2), "s": jnp.ones(())}
@@ -385,8 +383,6 @@ def unbucket_state(tx: GradientTransformation, state: BucketedState, params: Any
         The wrapped transformation's per-leaf state.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> inner = optimlab.adam(0.1)
         >>> tx = optimlab.bucketed(inner)
         >>> params = [jnp.ones(2), jnp.ones(3)]
@@ -425,8 +421,6 @@ def bucket_state(tx: GradientTransformation, state: Any, params: Any) -> Buckete
         A :class:`BucketedState` for ``tx``.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> inner = optimlab.sgd(0.1, momentum=0.9)
         >>> tx = optimlab.bucketed(inner)
         >>> params = [jnp.ones(2), jnp.ones(3)]

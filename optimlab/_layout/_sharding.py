@@ -102,9 +102,7 @@ def state_shardings(tx: Any, params: Params, mesh: Mesh) -> Any:
         ValueError: a param is sharded over another mesh.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
         >>> from jax.sharding import NamedSharding, PartitionSpec as P
-        >>> import optimlab
         >>> mesh = jax.make_mesh((1,), ("data",))
         >>> params = {"w": jax.device_put(jnp.ones(4), NamedSharding(mesh, P("data")))}
         >>> tx = optimlab.adam(1e-3)
@@ -148,8 +146,6 @@ def zero1_state_shardings(tx: Any, params: Params, mesh: Mesh, data_axis: str = 
             over another mesh.
 
     Examples:
-        >>> import jax, jax.numpy as jnp
-        >>> import optimlab
         >>> mesh = jax.make_mesh((1,), ("data",))
         >>> tx = optimlab.adam(1e-3)
         >>> params = {"w": jnp.ones((4, 3))}

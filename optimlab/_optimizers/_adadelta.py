@@ -55,8 +55,6 @@ def scale_by_adadelta(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdadeltaState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_adadelta(rho=0.0, eps=1e-6)
         >>> updates, state = tx.update(jnp.array([1e-3]), tx.init(jnp.zeros(1)))
         >>> jnp.round(updates, 6)  # sqrt(eps) / sqrt(g^2 + eps) * g
@@ -139,8 +137,6 @@ def adadelta(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adadelta(learning_rate=1.0, rho=0.0)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)

@@ -128,8 +128,6 @@ def scale_by_factored_rms(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByFactoredRmsState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_factored_rms()
         >>> g = jnp.array([3.0, -4.0])
         >>> tx.update(g, tx.init(g))[0]
@@ -335,8 +333,6 @@ def adafactor(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adafactor(learning_rate=0.1)
         >>> params = jnp.array([3.0, -4.0])
         >>> updates, state = tx.update(params, tx.init(params), params)

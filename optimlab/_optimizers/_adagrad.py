@@ -72,8 +72,6 @@ def scale_by_adagrad(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdagradState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_adagrad()
         >>> updates, state = tx.update(jnp.array([2.0, -0.5]), tx.init(jnp.zeros(2)))
         >>> jnp.round(updates, 4)
@@ -165,8 +163,6 @@ def adagrad(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adagrad(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)

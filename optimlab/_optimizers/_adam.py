@@ -221,8 +221,6 @@ def adam(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adam(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)
@@ -295,8 +293,6 @@ def adamw(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adamw(learning_rate=0.1, weight_decay=0.5)
         >>> params = jnp.array([1.0])
         >>> updates, _ = tx.update(jnp.array([1.0]), tx.init(params), params)

@@ -67,8 +67,6 @@ def scale_by_adamax(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdamaxState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_adamax()
         >>> updates, state = tx.update(jnp.array([2.0, -0.5]), tx.init(jnp.zeros(2)))
         >>> jnp.round(updates, 4)
@@ -143,8 +141,6 @@ def adamax(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adamax(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(2 * params, tx.init(params), params)
@@ -210,8 +206,6 @@ def adamaxw(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adamaxw(learning_rate=0.1, weight_decay=0.5)
         >>> params = jnp.array([1.0])
         >>> updates, _ = tx.update(jnp.array([1.0]), tx.init(params), params)

@@ -67,8 +67,6 @@ def scale_by_asgd(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAsgdState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_asgd(0.1, lambd=0.0)
         >>> p = jnp.ones(2)
         >>> [round(float(x), 4) for x in tx.update(jnp.ones(2), tx.init(p), p)[0]]
@@ -148,8 +146,6 @@ def asgd(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.asgd(learning_rate=0.1, t0=0.0)
         >>> params = jnp.array([1.0, -1.0])
         >>> state = tx.init(params)
@@ -205,8 +201,6 @@ def asgd_averaged_params(state: Any) -> Params:
         ValueError: the state holds no :class:`ScaleByAsgdState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> state = optimlab.asgd().init({"w": jnp.ones(2)})
         >>> optimlab.asgd_averaged_params(state)["w"]
         Array([0., 0.], dtype=float32)

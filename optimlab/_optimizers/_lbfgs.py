@@ -115,8 +115,6 @@ def minimize(
         whose ``loss`` is the loss at the given params (what torch's ``step`` returns).
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> def rosenbrock(p):
         ...     return (1 - p["x"]) ** 2 + 100 * (p["y"] - p["x"] ** 2) ** 2
         >>> params = {"x": jnp.array(-1.0), "y": jnp.array(1.5)}
@@ -266,9 +264,6 @@ def torch_lbfgs(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> def loss_fn(p):
         ...     return jnp.sum(jnp.array([1.0, 10.0]) * (p - 3.0) ** 2)
         >>> tx = optimlab.torch_lbfgs(max_iter=1)

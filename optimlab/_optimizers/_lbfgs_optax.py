@@ -125,8 +125,6 @@ def scale_by_lbfgs(
         ValueError: if ``memory_size < 1``.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_lbfgs(memory_size=5)
         >>> params = jnp.array([1.0, 2.0])
         >>> updates, state = tx.update(jnp.array([3.0, 4.0]), tx.init(params), params)
@@ -232,8 +230,6 @@ def lbfgs(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> def f(x):
         ...     return jnp.sum(x**2)
         >>> solver = optimlab.lbfgs()

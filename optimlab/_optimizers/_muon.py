@@ -81,8 +81,6 @@ def newton_schulz(
             ``ns_coeffs`` does not hold 3 values.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> o = optimlab.newton_schulz(jnp.array([[3.0, 0.0], [0.0, 0.1]]))
         >>> o.astype(jnp.float32).round(1)
         Array([[0.7, 0. ],
@@ -173,8 +171,6 @@ def scale_by_torch_muon(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByMuonState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_torch_muon()
         >>> g = {"w": jnp.eye(2), "b": jnp.ones(2)}
         >>> u, _ = tx.update(g, tx.init(g))
@@ -303,8 +299,6 @@ def torch_muon(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.torch_muon(learning_rate=0.1, weight_decay=0.0)
         >>> params = {"w": jnp.eye(2), "b": jnp.ones(2)}
         >>> updates, state = tx.update(params, tx.init(params), params)

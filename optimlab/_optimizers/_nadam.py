@@ -90,8 +90,6 @@ def scale_by_nadam(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByNadamState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_nadam()
         >>> state = tx.init(jnp.zeros(1))
         >>> updates, state = tx.update(jnp.ones(1), state)
@@ -241,8 +239,6 @@ def nadam(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.nadam(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)
@@ -321,8 +317,6 @@ def nadamw(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.nadamw(learning_rate=0.1, weight_decay=0.5)
         >>> params = jnp.array([1.0])
         >>> updates, _ = tx.update(jnp.array([1.0]), tx.init(params), params)

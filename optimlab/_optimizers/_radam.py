@@ -116,8 +116,6 @@ def scale_by_radam(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRadamState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_radam()
         >>> updates, state = tx.update(jnp.array([2.0, -0.5]), tx.init(jnp.zeros(2)))
         >>> updates  # the first steps are plain bias-corrected momentum
@@ -252,8 +250,6 @@ def radam(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.radam(learning_rate=0.1)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)

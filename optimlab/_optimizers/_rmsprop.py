@@ -81,8 +81,6 @@ def scale_by_rmsprop(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRmspropState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_rmsprop(decay=0.75)
         >>> updates, state = tx.update(jnp.array([2.0, -0.5]), tx.init(jnp.zeros(2)))
         >>> jnp.round(updates, 4)  # g / sqrt(0.25 g^2)
@@ -208,8 +206,6 @@ def rmsprop(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.rmsprop(learning_rate=0.01, decay=0.75)
         >>> params = jnp.array([1.0, -1.0])
         >>> updates, state = tx.update(params, tx.init(params), params)

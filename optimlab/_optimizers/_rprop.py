@@ -77,8 +77,6 @@ def scale_by_rprop(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByRpropState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_rprop(0.1, delayed_update=False)
         >>> state = tx.init(jnp.zeros(2))
         >>> u, state = tx.update(jnp.array([1.0, -1.0]), state)
@@ -218,8 +216,6 @@ def rprop(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.rprop(learning_rate=0.1, delayed_update=False)
         >>> params = jnp.array([1.0, -1.0])
         >>> state = tx.init(params)

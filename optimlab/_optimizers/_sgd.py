@@ -61,8 +61,6 @@ def trace(
         A :class:`~optimlab.GradientTransformation` with a :class:`TraceState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.trace(0.9)
         >>> state = tx.init(jnp.zeros(1))
         >>> u, state = tx.update(jnp.ones(1), state)
@@ -142,8 +140,6 @@ def sgd(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.sgd(learning_rate=0.1, momentum=0.9)
         >>> params = jnp.array([1.0, -2.0])
         >>> state = tx.init(params)

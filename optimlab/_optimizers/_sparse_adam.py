@@ -72,8 +72,6 @@ def scale_by_sparse_adam(
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleBySparseAdamState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_sparse_adam()
         >>> g = jnp.array([[1.0, 2.0], [0.0, 0.0]])
         >>> tx.update(g, tx.init(g))[0].round(3)
@@ -166,8 +164,6 @@ def sparse_adam(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.sparse_adam(learning_rate=0.1)
         >>> table = jnp.ones((3, 2))
         >>> grads = jnp.zeros((3, 2)).at[1].set(1.0)

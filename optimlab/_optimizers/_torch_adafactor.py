@@ -76,8 +76,6 @@ def scale_by_torch_adafactor(
         :class:`ScaleByTorchAdafactorState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_torch_adafactor(0.5)
         >>> p = jnp.array([3.0, -4.0])
         >>> tx.update(p, tx.init(p), p)[0].round(4)
@@ -208,8 +206,6 @@ def torch_adafactor(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.torch_adafactor(learning_rate=0.1)
         >>> params = jnp.array([3.0, -4.0])
         >>> updates, state = tx.update(params, tx.init(params), params)

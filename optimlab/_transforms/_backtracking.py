@@ -111,9 +111,6 @@ def scale_by_backtracking_linesearch(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> def f(x):
         ...     return jnp.sum((x - 1.0) ** 2)
         >>> tx = optimlab.chain(

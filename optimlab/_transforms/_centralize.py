@@ -19,8 +19,6 @@ def centralize() -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.centralize()
         >>> tx.update(jnp.array([[1.0, 3.0]]), tx.init(jnp.zeros((1, 2))))[0]
         Array([[-1.,  1.]], dtype=float32)

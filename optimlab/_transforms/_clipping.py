@@ -34,8 +34,6 @@ def clip(max_delta: ArrayLike) -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.clip(1.0)
         >>> tx.update(jnp.array([-3.0, 0.5]), tx.init(jnp.zeros(2)))[0]
         Array([-1. ,  0.5], dtype=float32)
@@ -68,8 +66,6 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.clip_by_global_norm(1.0)
         >>> tx.update(jnp.array([3.0, 4.0]), tx.init(jnp.zeros(2)))[0]
         Array([0.6, 0.8], dtype=float32)
@@ -116,8 +112,6 @@ def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.clip_by_block_rms(1.0)
         >>> tx.update(jnp.array([3.0, -3.0]), tx.init(jnp.zeros(2)))[0]
         Array([ 1., -1.], dtype=float32)
@@ -182,8 +176,6 @@ def adaptive_grad_clip(
         ValueError: ``axis`` is out of range for a leaf (at update, naming its key path).
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.adaptive_grad_clip(0.1)
         >>> p = jnp.array([3.0, 4.0])
         >>> tx.update(jnp.array([6.0, 8.0]), tx.init(p), p)[0]
@@ -263,8 +255,6 @@ def per_example_global_norm_clip(
         ValueError: leaves without a common leading batch axis.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> grads = [jnp.array([[0.0, 3.0, 4.0], [0.3, 0.4, 0.0]])]
         >>> summed, n = optimlab.per_example_global_norm_clip(grads, 1.0)
         >>> summed[0], int(n)

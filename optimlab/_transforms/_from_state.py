@@ -57,8 +57,6 @@ def value_and_grad_from_state(
             more than one pair.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> f = lambda x: jnp.sum(x**2)
         >>> state = optimlab.lbfgs().init(jnp.ones(2))
         >>> optimlab.value_and_grad_from_state(f)(jnp.ones(2), state=state)

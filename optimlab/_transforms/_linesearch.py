@@ -369,8 +369,6 @@ def scale_by_zoom_linesearch(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> def f(x):
         ...     return jnp.sum((x - 1.0) ** 2)
         >>> tx = optimlab.scale_by_zoom_linesearch(max_linesearch_steps=15)

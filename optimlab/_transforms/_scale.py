@@ -36,8 +36,6 @@ def scale(step_size: ArrayLike) -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale(2.0)
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([2., 2.], dtype=float32)
@@ -96,8 +94,6 @@ def scale_by_learning_rate(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_learning_rate(0.1)
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([-0.1, -0.1], dtype=float32)
@@ -145,8 +141,6 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.add_decayed_weights(0.5)
         >>> p = jnp.ones(2)
         >>> tx.update(jnp.zeros(2), tx.init(p), p)[0]
@@ -219,8 +213,6 @@ def scale_by_schedule(
         :class:`~optimlab.ScaleByScheduleState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.scale_by_schedule(lambda t: 0.5 ** t)
         >>> state = tx.init(jnp.zeros(1))
         >>> _, state = tx.update(jnp.ones(1), state)

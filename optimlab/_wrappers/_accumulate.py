@@ -117,8 +117,6 @@ def accumulate(  # noqa: C901 (argument checks inline; to be split)
         ValueError: ``every`` is below 1, or ``mode`` is unknown.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.accumulate(optimlab.sgd(1.0), every=2)
         >>> state = tx.init(jnp.zeros(1))
         >>> u1, state = tx.update(jnp.array([1.0]), state)

@@ -83,8 +83,6 @@ def ema_params(decay: ArrayLike = 0.999, *, debias: bool = False) -> GradientTra
         A :class:`~optimlab.GradientTransformation` with an :class:`AveragedParamsState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.chain(optimlab.sgd(1.0), optimlab.ema_params(0.5))
         >>> params = jnp.array([4.0])
         >>> state = tx.init(params)
@@ -130,8 +128,6 @@ def swa_params() -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`AveragedParamsState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.chain(optimlab.sgd(1.0), optimlab.swa_params())
         >>> params = jnp.array([4.0])
         >>> state = tx.init(params)
@@ -180,8 +176,6 @@ def averaged_params(state: Any) -> Params:
         ValueError: the state holds none, or several.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> state = optimlab.chain(optimlab.adam(), optimlab.ema_params()).init(jnp.ones(2))
         >>> optimlab.averaged_params(state)
         Array([1., 1.], dtype=float32)

@@ -53,8 +53,6 @@ def conditionally_transform(
         :class:`ConditionallyTransformState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.conditionally_transform(optimlab.scale(0.0), lambda t: t >= 1)
         >>> state = tx.init(jnp.ones(1))
         >>> u0, state = tx.update(jnp.ones(1), state)

@@ -68,8 +68,6 @@ def lookahead(
         A :class:`~optimlab.GradientTransformation` with a :class:`LookaheadState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.lookahead(optimlab.sgd(1.0), sync_period=2, slow_step_size=0.5)
         >>> params = jnp.array([0.0])
         >>> state = tx.init(params)

@@ -97,8 +97,6 @@ def masked(
         A :class:`~optimlab.GradientTransformation` with a :class:`MaskedState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> params = {"w": jnp.ones(2), "bias": jnp.ones(2)}
         >>> tx = optimlab.masked(optimlab.scale(-0.5), ["**/bias"])
         >>> updates, _ = tx.update(params, tx.init(params), params)
@@ -155,8 +153,6 @@ def set_to_zero() -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with an :class:`~optimlab.EmptyState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.set_to_zero()
         >>> tx.update(jnp.ones(2), tx.init(jnp.ones(2)))[0]
         Array([0., 0.], dtype=float32)
@@ -187,8 +183,6 @@ def freeze(mask: Any) -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with a :class:`MaskedState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> params = {"encoder": {"w": jnp.ones(2)}, "head": jnp.ones(2)}
         >>> tx = optimlab.chain(optimlab.freeze(["encoder"]), optimlab.sgd(0.1))
         >>> updates, _ = tx.update(params, tx.init(params), params)

@@ -75,8 +75,6 @@ def monitor(measures: Any = None, *, inner: Any = None) -> GradientTransformatio
         (a :class:`MonitorMeasuresState` for a dict of measures).
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.monitor(optimlab.sgd(0.1))
         >>> params = jnp.zeros(2)
         >>> _, state = tx.update(jnp.array([3.0, 4.0]), tx.init(params), params)

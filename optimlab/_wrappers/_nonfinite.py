@@ -66,8 +66,6 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
         A :class:`~optimlab.GradientTransformation` with a :class:`SkipNonfiniteState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.skip_nonfinite(optimlab.sgd(0.1), max_consecutive=3)
         >>> state = tx.init(jnp.zeros(2))
         >>> updates, state = tx.update(jnp.array([1.0, jnp.nan]), state)
@@ -131,8 +129,6 @@ def zero_nans() -> GradientTransformation:
         A :class:`~optimlab.GradientTransformation` with a :class:`ZeroNansState`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.zero_nans()
         >>> updates, state = tx.update(jnp.array([1.0, jnp.nan]), tx.init(jnp.zeros(2)))
         >>> updates, bool(state.found_nan)

@@ -108,8 +108,6 @@ def partition(
             key of ``transforms``.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> params = {"encoder": {"w": jnp.ones(2)},
         ...           "head": {"w": jnp.ones(2), "bias": jnp.ones(1)}}
         >>> tx = optimlab.partition(
@@ -234,8 +232,6 @@ def partition_overrides(
         A :func:`partition` transformation.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.partition_overrides(
         ...     optimlab.adamw,
         ...     {"slow": {"learning_rate": 1e-4}, "no_decay": {"weight_decay": None},
@@ -292,8 +288,6 @@ def extend_state(tx: GradientTransformation, state: OptState, params: Params) ->
         A state for ``tx``.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> params = {"enc": jnp.ones(2), "head": jnp.ones(2)}
         >>> old = optimlab.partition(
         ...     {"train": optimlab.adam(0.1), "frozen": optimlab.set_to_zero()},

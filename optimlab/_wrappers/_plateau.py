@@ -131,8 +131,6 @@ def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> import jax.numpy as jnp
-        >>> import optimlab
         >>> tx = optimlab.reduce_on_plateau(factor=0.5, patience=2)
         >>> state = tx.init(jnp.zeros(1))
         >>> for metric in [1.0, 1.0, 1.0]:

@@ -62,7 +62,6 @@ def save(
 
     Examples:
         >>> import tempfile, pathlib, jax.numpy as jnp
-        >>> import optimlab
         >>> from optimlab import checkpoint
         >>> tx = optimlab.adam(1e-3)
         >>> state = tx.init({"w": jnp.ones(3)})

@@ -7,7 +7,6 @@ changing ``param_groups[i]["lr"]`` (or any numeric option) never recompiles.
 ``docs/torch_mapping.md`` maps torch's names to optimlab's.
 
 Examples:
-    >>> import jax.numpy as jnp
     >>> from optimlab import optim
     >>> params = {"w": jnp.array([1.0, 2.0])}
     >>> opt = optim.SGD(params, lr=0.1)

@@ -40,7 +40,6 @@ class Adafactor(Optimizer):
         maximize: maximise the objective.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.Adafactor({"w": jnp.array([3.0, -4.0])}, lr=0.1)
         >>> opt.step({"w": jnp.array([3.0, -4.0])})

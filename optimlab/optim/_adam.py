@@ -78,7 +78,6 @@ class Adam(Optimizer):
         decoupled_weight_decay: AdamW's decay.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.Adam([jnp.array([1.0, -1.0])], lr=0.1)
         >>> opt.step([jnp.array([2.0, -2.0])])

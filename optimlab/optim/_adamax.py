@@ -30,7 +30,6 @@ class Adamax(Optimizer):
         capturable: no effect.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.Adamax({"w": jnp.array([1.0, -1.0])}, lr=0.1)
         >>> opt.step({"w": jnp.array([2.0, -2.0])})

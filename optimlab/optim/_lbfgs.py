@@ -97,7 +97,6 @@ class LBFGS(Optimizer):
         ValueError: more than one parameter group (torch's message).
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> def rosenbrock(p):
         ...     return (1 - p["x"]) ** 2 + 100 * (p["y"] - p["x"] ** 2) ** 2

@@ -76,7 +76,6 @@ class SequentialLR(_Composite):
         last_epoch: the index of the last epoch.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
         >>> L = optim.lr_scheduler
@@ -161,7 +160,6 @@ class ChainedScheduler(_Composite):
         optimizer: their optimizer (default: the first one's).
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
         >>> L = optim.lr_scheduler
@@ -220,7 +218,6 @@ class ReduceLROnPlateau(LRScheduler):
         eps: the smallest change applied.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
         >>> sched = optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)

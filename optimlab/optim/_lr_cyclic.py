@@ -249,7 +249,6 @@ class CyclicLR(_Cycling):
         last_epoch: the index of the last batch.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=0.1, momentum=0.9)
         >>> sched = optim.lr_scheduler.CyclicLR(opt, 0.1, 1.0, step_size_up=2)

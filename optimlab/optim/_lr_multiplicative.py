@@ -48,7 +48,6 @@ class StepLR(_Multiplicative):
         last_epoch: the index of the last epoch.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
         >>> sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)

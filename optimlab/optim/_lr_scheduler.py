@@ -433,7 +433,6 @@ class LambdaLR(_Lambdas):
         last_epoch: the index of the last epoch.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
         >>> sched = optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.5 ** epoch)

@@ -45,7 +45,6 @@ class Muon(Optimizer):
             a tuple).
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.Muon({"w": jnp.eye(2)}, lr=0.1, weight_decay=0.0)
         >>> opt.step({"w": jnp.eye(2)})

@@ -82,7 +82,6 @@ def named_parameters(tree: Any) -> Iterator[tuple[str, Any]]:
         ``(name, leaf)`` pairs, in ``jax.tree.leaves`` order.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> [n for n, _ in optim.named_parameters({"w": jnp.ones(2), "b": [jnp.ones(1)]})]
         ['b.0', 'w']

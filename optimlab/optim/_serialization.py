@@ -204,7 +204,6 @@ def save(obj: Any, f: str | os.PathLike[str] | IO[bytes]) -> None:
 
     Examples:
         >>> import io
-        >>> import numpy as np
         >>> from optimlab import optim
         >>> buf = io.BytesIO()
         >>> optim.save({"state": {0: {"step": np.float32(3.0)}}, "param_groups": []}, buf)
@@ -377,7 +376,6 @@ def load(f: str | os.PathLike[str] | IO[bytes]) -> Any:
 
     Examples:
         >>> import io
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.Adam({"w": jnp.ones(2)}, lr=0.1)
         >>> opt.step({"w": jnp.ones(2)})

@@ -34,7 +34,6 @@ class SGD(Optimizer):
         fused: accepted for compatibility; no effect.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SGD({"w": jnp.array([1.0, -2.0])}, lr=0.1, momentum=0.9)
         >>> loss = opt.backward(lambda p: jnp.sum(p["w"] ** 2))

@@ -37,7 +37,6 @@ class SparseAdam(Optimizer):
         ValueError: complex parameters, with torch's message.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SparseAdam({"table": jnp.ones((3, 2))}, lr=0.1)
         >>> opt.step({"table": jnp.zeros((3, 2)).at[1].set(1.0)})

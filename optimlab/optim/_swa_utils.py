@@ -64,7 +64,6 @@ def get_ema_multi_avg_fn(decay: float = 0.999) -> Callable[..., list[jax.Array]]
         ``fn(averaged_leaves, current_leaves, n_averaged) -> new averaged leaves``.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab.optim import swa_utils
         >>> fn = swa_utils.get_ema_multi_avg_fn(0.9)
         >>> fn([jnp.array([1.0])], [jnp.array([2.0])], 1)
@@ -98,7 +97,6 @@ def get_swa_multi_avg_fn() -> Callable[..., list[jax.Array]]:
         ``fn(averaged_leaves, current_leaves, n_averaged) -> new averaged leaves``.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab.optim import swa_utils
         >>> swa_utils.get_swa_multi_avg_fn()([jnp.array([1.0])], [jnp.array([4.0])], 2)
         [Array([2.], dtype=float32)]
@@ -127,7 +125,6 @@ def get_ema_avg_fn(decay: float = 0.999) -> Callable[..., jax.Array]:
         ``fn(averaged, current, n_averaged) -> new averaged``.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab.optim import swa_utils
         >>> swa_utils.get_ema_avg_fn(0.5)(jnp.ones(1), jnp.full(1, 3.0), 1)
         Array([2.], dtype=float32)
@@ -148,7 +145,6 @@ def get_swa_avg_fn() -> Callable[..., jax.Array]:
         ``fn(averaged, current, n_averaged) -> new averaged``.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab.optim import swa_utils
         >>> swa_utils.get_swa_avg_fn()(jnp.ones(1), jnp.full(1, 4.0), 2)
         Array([2.], dtype=float32)
@@ -240,7 +236,6 @@ class AveragedModel:
             is not a bool.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab.optim import swa_utils
         >>> swa = swa_utils.AveragedModel({"w": jnp.zeros(2)})
         >>> for w in (1.0, 2.0, 6.0):
@@ -356,7 +351,6 @@ class SWALR(LRScheduler):
         last_epoch: the index of the last epoch.
 
     Examples:
-        >>> import jax.numpy as jnp
         >>> from optimlab import optim
         >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=1.0)
         >>> sched = optim.swa_utils.SWALR(opt, swa_lr=0.2, anneal_epochs=4,

@@ -8,7 +8,6 @@ and ``ChainedScheduler``), with values from the closed forms of
 optimizer's jitted step as data: scheduling never recompiles it.
 
 Examples:
-    >>> import jax.numpy as jnp
     >>> from optimlab import optim
     >>> from optimlab.optim import lr_scheduler
     >>> opt = optim.SGD({"w": jnp.zeros(2)}, lr=0.1)

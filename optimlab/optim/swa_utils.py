@@ -7,7 +7,6 @@ value (:func:`optimlab.schedules.swa_anneal`), and :func:`update_bn` recomputes
 Flax ``batch_stats`` for the averaged weights.
 
 Examples:
-    >>> import jax.numpy as jnp
     >>> from optimlab import optim
     >>> from optimlab.optim import swa_utils
     >>> opt = optim.SGD({"w": jnp.ones(2)}, lr=0.1)
