@@ -9,13 +9,21 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_base", "check_epoch", "check_factor", "loading"]
+__all__ = [
+    "check_base",
+    "check_composite",
+    "check_epoch",
+    "check_factor",
+    "check_plateau",
+    "loading",
+    "unchanged_on_error",
+]
 
 
 def _real(dtype: Any) -> bool:
@@ -101,3 +109,86 @@ def loading(owner: str) -> Iterator[None]:
     except (TypeError, ValueError, ArithmeticError) as e:
         kind = TypeError if isinstance(e, TypeError) else ValueError
         raise kind(f"{owner}.load_state_dict: {e}") from None
+
+
+def check_plateau(v: Mapping[str, Any], groups: int) -> None:
+    """Checks the loaded attributes ``v`` of a ``ReduceLROnPlateau`` with ``groups`` groups.
+
+    Raises:
+        TypeError: a value of the wrong type.
+        ValueError: a value out of range, or not one ``min_lrs`` entry per group.
+    """
+    check_epoch(v["last_epoch"], "'last_epoch'")
+    factor = check_epoch(v["factor"], "'factor'")
+    if factor >= 1.0:
+        raise ValueError(f"'factor' must be < 1.0, got {factor}")
+    check_epoch(v["threshold"], "'threshold'")
+    if check_epoch(v["eps"], "'eps'") < 0:
+        raise ValueError(f"'eps' must be >= 0, got {v['eps']}")
+    for name in ("patience", "cooldown", "cooldown_counter", "num_bad_epochs"):
+        _check_count(v[name], repr(name))
+    for name in ("mode", "threshold_mode"):
+        if not isinstance(v[name], str):
+            raise TypeError(f"'{name}' must be a str, got {type(v[name]).__name__}")
+    if v["default_min_lr"] is not None:
+        check_epoch(v["default_min_lr"], "'default_min_lr'")
+    _check_lrs(v["min_lrs"], groups, "'min_lrs'")
+    _check_lrs(v["_last_lr"], groups, "'_last_lr'")
+    best = v["best"]
+    if isinstance(best, (bool, np.bool_)) or not isinstance(best, numbers.Real) or best != best:
+        raise (ValueError if best != best else TypeError)(
+            f"'best' must be a real number (inf before the first metric), got {best!r:.80}"
+        )
+
+
+def check_composite(v: Mapping[str, Any], saved: Any, n: int, groups: int) -> list[Any]:
+    """Checks the loaded attributes ``v`` of a ``SequentialLR``/``ChainedScheduler``.
+
+    ``saved`` is the state dict's ``_schedulers`` entry, one state dict for each of
+    the ``n`` schedulers composed; it is returned as a list.
+
+    Raises:
+        TypeError: a value of the wrong type.
+        ValueError: not one saved state per scheduler, or a milestone out of place.
+    """
+    if not isinstance(saved, Sequence) or isinstance(saved, (str, bytes)):
+        raise TypeError(f"'_schedulers' must be a list of {n} state dicts, got {saved!r:.80}")
+    if len(saved) != n:
+        raise ValueError(f"'_schedulers' has {len(saved)} state dicts, this one composes {n}")
+    if "_milestones" in v:
+        milestones = v["_milestones"]
+        if not isinstance(milestones, Sequence) or len(milestones) != n - 1:
+            raise ValueError(f"'_milestones' must be a list of {n - 1} epochs, got {milestones!r}")
+        for i, m in enumerate(milestones):
+            _check_count(m, f"'_milestones'[{i}]")
+        if list(milestones) != sorted(milestones):
+            raise ValueError(f"'_milestones' must be in increasing order, got {milestones!r}")
+    if "last_epoch" in v:
+        check_epoch(v["last_epoch"], "'last_epoch'")
+    _check_lrs(v["_last_lr"], groups, "'_last_lr'")
+    return list(saved)
+
+
+def _members(scheduler: Any) -> list[Any]:
+    """``scheduler`` and, for a composite, every scheduler it holds (recursively)."""
+    out = [scheduler]
+    for s in getattr(scheduler, "schedulers", ()):
+        out += _members(s)
+    return out
+
+
+@contextlib.contextmanager
+def unchanged_on_error(scheduler: Any) -> Iterator[None]:
+    """Puts back the attributes of ``scheduler`` (and of those it composes) if the block raises.
+
+    A load sets attributes to deep copies, so a shallow copy of each ``__dict__``
+    holds the state as it was.
+    """
+    saved = [(s, dict(s.__dict__)) for s in _members(scheduler)]
+    try:
+        yield
+    except BaseException:
+        for s, attributes in saved:
+            s.__dict__.clear()
+            s.__dict__.update(attributes)
+        raise

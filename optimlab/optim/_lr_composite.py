@@ -9,7 +9,13 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
-from ._lr_checks import check_epoch
+from ._lr_checks import (
+    check_composite,
+    check_epoch,
+    check_plateau,
+    loading,
+    unchanged_on_error,
+)
 from ._lr_scheduler import (
     EPOCH_DEPRECATION_WARNING,
     LRScheduler,
@@ -55,9 +61,27 @@ class _Composite(LRScheduler):
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        load_keys(self, state_dict, self._keys)
-        for s, saved in zip(self._schedulers, state_dict["_schedulers"], strict=True):
-            s.load_state_dict(saved)
+        """Loads a state dict from :meth:`state_dict` or from the torch scheduler.
+
+        The composite's own values and each scheduler's state dict are checked; a
+        refused state dict leaves this scheduler, and those it composes, as they were.
+
+        Args:
+            state_dict: the state, with one state dict per scheduler in ``_schedulers``.
+
+        Raises:
+            TypeError: ``state_dict`` is not a dict, or a value of the wrong type.
+            ValueError: a value out of range, or not one saved state per scheduler.
+        """
+        name = type(self).__name__
+        with unchanged_on_error(self):
+            load_keys(self, state_dict, self._keys)
+            with loading(name):
+                groups = len(self.optimizer.param_groups)
+                saved = state_dict.get("_schedulers")
+                saved = check_composite(vars(self), saved, len(self._schedulers), groups)
+            for s, sub in zip(self._schedulers, saved, strict=True):
+                s.load_state_dict(sub)
 
 
 class SequentialLR(_Composite):
@@ -358,8 +382,24 @@ class ReduceLROnPlateau(LRScheduler):
         return self.cooldown_counter > 0
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        load_keys(self, state_dict, self._keys)
-        self._set_mode(self.mode, self.threshold, self.threshold_mode)
+        """Loads a state dict from :meth:`state_dict` or from the torch scheduler.
+
+        The values are checked as the constructor checks them (``factor < 1``, the
+        modes, counts that are ints >= 0, one ``min_lrs`` entry per group); a refused
+        state dict leaves the scheduler as it was.
+
+        Args:
+            state_dict: the scheduler state; keys this class does not hold are ignored.
+
+        Raises:
+            TypeError: ``state_dict`` is not a dict, or a value of the wrong type.
+            ValueError: a value out of range.
+        """
+        with unchanged_on_error(self):
+            load_keys(self, state_dict, self._keys)
+            with loading(type(self).__name__):
+                check_plateau(vars(self), len(self.optimizer.param_groups))
+                self._set_mode(self.mode, self.threshold, self.threshold_mode)
 
     def state_dict(self) -> dict[str, Any]:
         return {k: copy.deepcopy(getattr(self, k)) for k in self._keys}

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import schedules
 from .._core._types import Schedule
-from ._lr_checks import check_base, check_epoch, check_factor, loading
+from ._lr_checks import check_base, check_epoch, check_factor, loading, unchanged_on_error
 from ._optimizer import Optimizer
 
 __all__ = [
@@ -374,8 +374,7 @@ class LRScheduler:
             TypeError: ``state_dict`` is not a dict, or a value of the wrong type.
             ValueError: a value out of range; the scheduler is unchanged.
         """
-        before = dict(self.__dict__)
-        try:
+        with unchanged_on_error(self):
             self.__dict__.pop("_tables", None)  # built again from the loaded options
             load_keys(self, state_dict, (*self._keys, *_BASE_KEYS))
             with loading(type(self).__name__):
@@ -383,10 +382,6 @@ class LRScheduler:
                 check_base(self.last_epoch, self._step_count, self.base_lrs, n)
                 for i in range(n if self._has_closed_form else 0):
                     self._value(i, 0)  # the closed form's own checks (step_size, gamma...)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
         self._mark = None
 
 
