@@ -99,16 +99,17 @@ def check_base(last_epoch: Any, step_count: Any, base_lrs: Any, groups: int) -> 
 
 
 @contextlib.contextmanager
-def loading(owner: str) -> Iterator[None]:
-    """Prefixes the errors of the checks of a loaded state dict with ``owner.load_state_dict``.
+def loading(owner: str, method: str = "load_state_dict") -> Iterator[None]:
+    """Prefixes the errors of the checks in the block with ``owner.method`` (``owner``: ``""``).
 
     A ``TypeError`` stays one; any other error of the checks is a ``ValueError``.
     """
+    where = f"{owner}.{method}" if method else owner
     try:
         yield
     except (TypeError, ValueError, ArithmeticError) as e:
         kind = TypeError if isinstance(e, TypeError) else ValueError
-        raise kind(f"{owner}.load_state_dict: {e}") from None
+        raise kind(f"{where}: {e}") from None
 
 
 def check_plateau(v: Mapping[str, Any], groups: int) -> None:
@@ -120,8 +121,8 @@ def check_plateau(v: Mapping[str, Any], groups: int) -> None:
     """
     check_epoch(v["last_epoch"], "'last_epoch'")
     factor = check_epoch(v["factor"], "'factor'")
-    if factor >= 1.0:
-        raise ValueError(f"'factor' must be < 1.0, got {factor}")
+    if not 0.0 <= factor < 1.0:
+        raise ValueError(f"'factor' must be in [0, 1), got {factor}")
     check_epoch(v["threshold"], "'threshold'")
     if check_epoch(v["eps"], "'eps'") < 0:
         raise ValueError(f"'eps' must be >= 0, got {v['eps']}")
@@ -133,6 +134,8 @@ def check_plateau(v: Mapping[str, Any], groups: int) -> None:
     if v["default_min_lr"] is not None:
         check_epoch(v["default_min_lr"], "'default_min_lr'")
     _check_lrs(v["min_lrs"], groups, "'min_lrs'")
+    if any(lr < 0 for lr in v["min_lrs"]):
+        raise ValueError(f"'min_lrs' must be >= 0, got {v['min_lrs']!r}")
     _check_lrs(v["_last_lr"], groups, "'_last_lr'")
     best = v["best"]
     if isinstance(best, (bool, np.bool_)) or not isinstance(best, numbers.Real) or best != best:

@@ -228,7 +228,10 @@ class ReduceLROnPlateau(LRScheduler):
     ``threshold``; after more than ``patience`` bad epochs each group's ``lr``
     becomes ``max(lr * factor, min_lr)`` if that lowers it by more than ``eps``,
     then ``cooldown`` epochs are ignored. Unlike :func:`optimlab.reduce_on_plateau`,
-    and as torch, a NaN metric counts as a bad epoch.
+    and as torch, a NaN metric counts as a bad epoch. Differs from torch, which
+    takes any value: the options are checked when built and when a state dict is
+    loaded (``factor`` in ``[0, 1)``, counts that are ints >= 0, ``min_lr`` and
+    ``eps`` >= 0, a finite ``threshold``).
 
     Args:
         optimizer: the optimizer.
@@ -281,10 +284,11 @@ class ReduceLROnPlateau(LRScheduler):
         min_lr: list[float] | float = 0,
         eps: float = 1e-8,
     ) -> None:
+        name = type(self).__name__
+        with loading(name, ""):
+            check_epoch(factor, "factor")
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
-        if factor != factor:
-            raise ValueError("Invalid factor value: nan (must be < 1.0)")
         self.factor = factor
         check_optimizer(optimizer)
         self.optimizer = optimizer
@@ -307,12 +311,14 @@ class ReduceLROnPlateau(LRScheduler):
         self.best = self.mode_worse
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
+        with loading(name, ""):
+            check_plateau(vars(self), len(optimizer.param_groups))
 
     def _set_mode(self, mode: str, threshold: float, threshold_mode: str) -> None:
         if mode not in ("min", "max"):
-            raise ValueError("mode " + mode + " is unknown!")
+            raise ValueError(f"mode {mode} is unknown!")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError("threshold mode " + threshold_mode + " is unknown!")
+            raise ValueError(f"threshold mode {threshold_mode} is unknown!")
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold

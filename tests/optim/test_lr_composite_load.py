@@ -79,7 +79,8 @@ CASES = [
     (_sequential, _first_fine_second_bad, TypeError, "gamma must be a real number"),
     (_chained, _edit_sub(1, "last_epoch", "x"), TypeError, "'last_epoch' must be a real"),
     (_chained, _set("_last_lr", "x"), TypeError, "'_last_lr' must be a list"),
-    (_plateau, _set("factor", 1.5), ValueError, "'factor' must be < 1.0"),
+    (_plateau, _set("factor", 1.5), ValueError, r"'factor' must be in \[0, 1\)"),
+    (_plateau, _set("min_lrs", [-1.0]), ValueError, "'min_lrs' must be >= 0"),
     (_plateau, _set("factor", math.nan), ValueError, "'factor' must be finite"),
     (_plateau, _set("patience", 1.5), TypeError, "'patience' must be an int"),
     (_plateau, _set("cooldown_counter", -1), ValueError, "'cooldown_counter' must be >= 0"),
@@ -136,3 +137,30 @@ def test_its_own_state_dict_still_loads(make):
         _step(other)
     assert _state(other) == _state(sched)
     assert math.isfinite(other.get_last_lr()[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,message",
+    [
+        ({"patience": -1}, ValueError, "'patience' must be >= 0"),
+        ({"patience": 1.5}, TypeError, "'patience' must be an int"),
+        ({"cooldown": "x"}, TypeError, "'cooldown' must be an int"),
+        ({"eps": -1.0}, ValueError, "'eps' must be >= 0"),
+        ({"threshold": math.nan}, ValueError, "'threshold' must be finite"),
+        ({"min_lr": -1.0}, ValueError, "'min_lrs' must be >= 0"),
+        ({"min_lr": "x"}, TypeError, "'default_min_lr' must be a real number"),
+        ({"min_lr": [math.nan]}, ValueError, r"'min_lrs'\[0\] must be finite"),
+        ({"factor": "x"}, TypeError, "factor must be a real number"),
+        ({"factor": -0.5}, ValueError, r"'factor' must be in \[0, 1\)"),
+        ({"factor": 1.0}, ValueError, r"^Factor should be < 1.0.$"),  # torch's words
+        ({"mode": 3}, ValueError, "mode 3 is unknown!"),
+    ],
+)
+def test_reduce_lr_on_plateau_refuses_bad_options(kwargs, exc, message):
+    with pytest.raises(exc, match=message) as info:
+        L.ReduceLROnPlateau(_optimizer(), **kwargs)
+    assert (
+        "Factor" in str(info.value)
+        or "mode" in str(info.value)
+        or (str(info.value).startswith("ReduceLROnPlateau: "))
+    )

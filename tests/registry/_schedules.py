@@ -25,7 +25,7 @@ ERROR_CASES = [
         "plateau_factor_nan",
         lambda: ol.optim.lr_scheduler.ReduceLROnPlateau(_sgd(), factor=float("nan")),
         ValueError,
-        r"^Invalid factor value: nan \(must be < 1.0\)$",
+        r"^ReduceLROnPlateau: factor must be finite, got nan$",
     ),
     _e(
         "scheduler_load_state_dict_not_a_dict",
