@@ -24,21 +24,28 @@ from ._lbfgs_iteration import (
 __all__ = ["torch_lbfgs", "minimize"]
 
 
-def _int_option(name: str, value: Any) -> int:
+def _int_option(function: str, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | jnp.integer):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    _validate.check(value > 0, f"Invalid {name} value: {value} (must be > 0)")
+        raise TypeError(f"{function}: {name} must be an int, got {value!r}")
+    _validate.check(value > 0, f"{function}: Invalid {name} value: {value} (must be > 0)")
     return int(value)
 
 
-def _check_options(learning_rate, max_iter, max_eval, history_size, line_search_fn) -> int:
+def _check_options(
+    function: str, learning_rate, max_iter, max_eval, history_size, line_search_fn
+) -> int:
     """Validates the options torch validates (and the integer ones); returns ``max_eval``."""
     _validate.lr(learning_rate)
-    max_iter = _int_option("max_iter", max_iter)
-    max_eval = max_iter * 5 // 4 if max_eval is None else _int_option("max_eval", max_eval)
-    _int_option("history_size", history_size)
+    max_iter = _int_option(function, "max_iter", max_iter)
+    if max_eval is None:
+        max_eval = max_iter * 5 // 4
+    else:
+        max_eval = _int_option(function, "max_eval", max_eval)
+    _int_option(function, "history_size", history_size)
     if line_search_fn is not None and line_search_fn != "strong_wolfe":
-        raise ValueError(f"only 'strong_wolfe' is supported, got line_search_fn={line_search_fn!r}")
+        raise ValueError(
+            f"{function}: only 'strong_wolfe' is supported, got line_search_fn={line_search_fn!r}"
+        )
     return max_eval
 
 
@@ -128,7 +135,9 @@ def minimize(
         <https://doi.org/10.1007/978-0-387-40065-5>`_, 2nd ed., 2006 (algorithms 7.4
         and 3.5-3.6).
     """
-    max_eval = _check_options(learning_rate, max_iter, max_eval, history_size, line_search_fn)
+    max_eval = _check_options(
+        "minimize", learning_rate, max_iter, max_eval, history_size, line_search_fn
+    )
     if state is None:
         state = init_state(params, history_size)
     else:
@@ -287,7 +296,9 @@ def torch_lbfgs(
         <https://doi.org/10.1007/BF01589116>`_, 1989. Nocedal & Wright, `Numerical
         Optimization <https://doi.org/10.1007/978-0-387-40065-5>`_, 2nd ed., 2006.
     """
-    max_eval = _check_options(learning_rate, max_iter, max_eval, history_size, line_search_fn)
+    max_eval = _check_options(
+        "torch_lbfgs", learning_rate, max_iter, max_eval, history_size, line_search_fn
+    )
     _rules.check_args(
         "torch_lbfgs",
         learning_rate=learning_rate,

@@ -134,8 +134,8 @@ class LBFGS(Optimizer):
     ) -> None:
         self._lstate: LBFGSState | None = None
         self._al_first: bool | None = None
-        if max_eval is None:
-            max_eval = max_iter * 5 // 4
+        if max_eval is None and isinstance(max_iter, int) and not isinstance(max_iter, bool):
+            max_eval = max_iter * 5 // 4  # as torch; another max_iter is refused by the core
         super().__init__(params, self.spec.defaults(locals()))
 
     # ------------------------------------------------------------------ step

@@ -29,6 +29,14 @@ def _update(tx, **extra):
 
 ERROR_CASES = [
     ErrorCase(
+        # torch computes max_eval = max_iter * 5 // 4 first, and fails inside it.
+        "optim_lbfgs_string_max_iter",
+        lambda: ol.optim.LBFGS({"w": jnp.zeros(2)}, max_iter="20"),
+        "construct",
+        TypeError,
+        r"^torch_lbfgs: max_iter must be an int, got '20'$",
+    ),
+    ErrorCase(
         "lbfgs_negative_lr",
         lambda: ol.torch_lbfgs(-1.0),
         "construct",
@@ -40,35 +48,35 @@ ERROR_CASES = [
         lambda: ol.torch_lbfgs(max_iter=0),
         "construct",
         ValueError,
-        r"^Invalid max_iter value: 0 \(must be > 0\)$",
+        r"^torch_lbfgs: Invalid max_iter value: 0 \(must be > 0\)$",
     ),
     ErrorCase(
         "lbfgs_float_max_iter",
         lambda: ol.torch_lbfgs(max_iter=2.5),
         "construct",
         TypeError,
-        r"^max_iter must be an int, got 2.5$",
+        r"^torch_lbfgs: max_iter must be an int, got 2.5$",
     ),
     ErrorCase(
         "lbfgs_zero_max_eval",
         lambda: ol.torch_lbfgs(max_eval=0),
         "construct",
         ValueError,
-        r"^Invalid max_eval value: 0 \(must be > 0\)$",
+        r"^torch_lbfgs: Invalid max_eval value: 0 \(must be > 0\)$",
     ),
     ErrorCase(
         "lbfgs_zero_history",
         lambda: ol.torch_lbfgs(history_size=0),
         "construct",
         ValueError,
-        r"^Invalid history_size value: 0 \(must be > 0\)$",
+        r"^torch_lbfgs: Invalid history_size value: 0 \(must be > 0\)$",
     ),
     ErrorCase(
         "lbfgs_unknown_line_search",
         lambda: ol.torch_lbfgs(line_search_fn="armijo"),
         "construct",
         ValueError,
-        r"^only 'strong_wolfe' is supported",
+        r"^torch_lbfgs: only 'strong_wolfe' is supported",
     ),
     ErrorCase(
         "minimize_negative_lr",
@@ -82,14 +90,14 @@ ERROR_CASES = [
         lambda: _minimize(history_size=-1),
         "construct",
         ValueError,
-        r"^Invalid history_size value: -1 \(must be > 0\)$",
+        r"^minimize: Invalid history_size value: -1 \(must be > 0\)$",
     ),
     ErrorCase(
         "minimize_unknown_line_search",
         lambda: _minimize(line_search_fn="wolfe"),
         "construct",
         ValueError,
-        r"^only 'strong_wolfe' is supported",
+        r"^minimize: only 'strong_wolfe' is supported",
     ),
     ErrorCase(
         "minimize_wrong_state",
