@@ -119,6 +119,12 @@ def sam(
     """
     _validate.positive_int(sync_period, "sync_period")
     _rules.check_args("sam", sync_period=sync_period)
+    names = batch_axis_name if isinstance(batch_axis_name, tuple) else (batch_axis_name,)
+    if batch_axis_name is not None and not all(isinstance(n, str) and n for n in names):
+        raise TypeError(
+            "sam: batch_axis_name must be None or the name of a mapped axis (a non-empty "
+            f"str, or a tuple of them), got {batch_axis_name!r}."
+        )
     opt_update = _update_with_extra_args(optimizer)
     adv_update = _update_with_extra_args(adv_optimizer)
 

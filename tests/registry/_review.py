@@ -327,4 +327,11 @@ ERROR_CASES = [
         TypeError,
         r"^hutchinson_estimator: key must be a PRNG key \(jax\.random\.key\(0\)\), got int 0",
     ),
+    ErrorCase(
+        "review_sam_batch_axis_name_int",
+        lambda: ol.sam(ol.sgd(0.1), ol.sgd(0.1), opaque_mode=True, batch_axis_name=0),
+        "construct",
+        TypeError,
+        r"^sam: batch_axis_name must be None or the name of a mapped axis .*got 0\.$",
+    ),
 ]
