@@ -7,14 +7,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import torch_style
-from .._transforms._moments import check_betas_eps
+from .._transforms._ema import ema
+from .._transforms._moments import corrected_mu
 
 __all__ = ["ScaleByBeliefState", "scale_by_belief", "adabelief"]
 
@@ -61,29 +62,20 @@ def scale_by_belief(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByBeliefState`.
     """
-    check_betas_eps(b1, b2, eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _rules.check_args("scale_by_belief", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    check_optax_adam("scale_by_belief", {}, dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root))
 
     def prepare(count):
         return {"count": count}
 
     def rule(g, m, v, count):
         d1 = jnp.asarray(b1)
-        c1 = _tree.scalar_like(d1, g)
-        om1 = _tree.scalar_like(1 - d1, g)
-        m_new = om1 * g + c1 * m
-        err = g - m_new
-        v_new = (
-            _tree.scalar_like(1 - jnp.asarray(b2), g) * _tree.abs_sq(err).astype(g.dtype)
-            + _tree.scalar_like(b2, g) * v
-            + _tree.scalar_like(eps_root, g)
-        )
+        m_new = ema(g, m, d1)
+        v_new = ema(_tree.abs_sq(g - m_new).astype(g.dtype), v, b2) + _tree.scalar_like(eps_root, g)
         bc1 = _tree.scalar_like(_tree.bias_correction(d1, count), g)
         if nesterov:
             t2 = count.astype(d1.dtype) + 2
             bc1_next = _tree.scalar_like(1 - d1**t2, g)
-            m_hat = c1 * (m_new / bc1_next) + om1 * (g / bc1)
+            m_hat = corrected_mu(g, m_new, d1, bc1, bc1_next)
         else:
             m_hat = m_new / bc1
         v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), g)

@@ -12,6 +12,7 @@ from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
+from .._transforms._ema import ema
 
 __all__ = ["ScaleByAdanState", "scale_by_adan", "adan"]
 
@@ -33,6 +34,14 @@ class ScaleByAdanState(NamedTuple):
     v: Updates
     n: Updates
     g: Updates
+
+
+def _check(b1: Any, b2: Any, b3: Any, eps: Any, eps_root: Any) -> None:
+    """Adan's numbers, in torch's wording (the betas by index), for the primitive and the alias."""
+    for i, b in enumerate((b1, b2, b3)):
+        _validate.beta(b, i)
+    _validate.eps(eps)
+    _validate.non_negative(eps_root, "eps_root")
 
 
 def scale_by_adan(
@@ -62,14 +71,9 @@ def scale_by_adan(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdanState`.
     """
-    for i, b in enumerate((b1, b2, b3)):
-        _validate.beta(b, i)
-    _validate.eps(eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _rules.check_args("scale_by_adan", b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root)
-
-    def ema(x, old, decay):
-        return _tree.scalar_like(1 - jnp.asarray(decay), x) * x + _tree.scalar_like(decay, x) * old
+    numbers = dict(b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root)
+    _check(**numbers)
+    _rules.check_args("scale_by_adan", **numbers)
 
     def prepare(count):
         return {"count": count}
@@ -140,23 +144,25 @@ def adan(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
+        A jump of the gradient (1 to 3) enters through :math:`\Delta_t`:
+
+        >>> x = jnp.zeros(2)
         >>> tx = optimlab.adan(learning_rate=0.1)
-        >>> params = jnp.array([1.0, -1.0])
-        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
-        >>> [round(float(x), 4) for x in updates]
-        [-0.1, 0.1]
+        >>> state = tx.init(x)
+        >>> for g in ([1.0, 1.0], [1.0, 3.0]):
+        ...     updates, state = tx.update(jnp.array(g), state, x)
+        ...     print([round(float(u), 4) for u in updates])
+        [-0.1, -0.1]
+        [-0.1, -0.0891]
 
     References:
         Xie et al., `Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing
         Deep Models <https://arxiv.org/abs/2208.06677>`_, 2022.
     """
     _validate.lr(learning_rate)
-    for i, b in enumerate((b1, b2, b3)):
-        _validate.beta(b, i)
-    _validate.eps(eps)
-    _validate.non_negative(eps_root, "eps_root")
-    _validate.weight_decay(weight_decay)
     numbers: dict[str, Any] = dict(b1=b1, b2=b2, b3=b3, eps=eps, eps_root=eps_root)
+    _check(**numbers)
+    _validate.weight_decay(weight_decay)
     _rules.check_args("adan", learning_rate=learning_rate, **numbers, weight_decay=weight_decay)
     return torch_style(  # scale_by_adan's numbers, in its order
         lambda step, h: scale_by_adan(*[h[k] for k in numbers], step=step),

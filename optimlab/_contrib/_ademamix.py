@@ -34,6 +34,15 @@ class ScaleByAdemamixState(NamedTuple):
     nu: Updates
 
 
+def _check(b1: Any, b2: Any, b3: Any, alpha: Any, eps: Any, eps_root: Any) -> None:
+    """AdEMAMix's numbers in torch's wording (the betas by index), for primitive and alias."""
+    for i, b in enumerate((b1, b2, b3)):
+        _validate.beta(b, i)
+    _validate.non_negative(alpha, "alpha")
+    _validate.eps(eps)
+    _validate.eps(eps_root, "eps_root")
+
+
 @checked_arguments
 def scale_by_ademamix(
     b1: ArrayLike = 0.9,
@@ -66,13 +75,9 @@ def scale_by_ademamix(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdemamixState`.
     """
-    for i, b in enumerate((b1, b2, b3)):
-        _validate.beta(b, i)
-    _validate.eps(eps)
-    _validate.eps(eps_root, "eps_root")
-    _rules.check_args(
-        "scale_by_ademamix", b1=b1, b2=b2, b3=b3, alpha=alpha, eps=eps, eps_root=eps_root
-    )
+    numbers = dict(b1=b1, b2=b2, b3=b3, alpha=alpha, eps=eps, eps_root=eps_root)
+    _check(**numbers)
+    _rules.check_args("scale_by_ademamix", **numbers)
 
     def prepare(count):
         return {"count": count}
@@ -140,28 +145,23 @@ def ademamix(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.ademamix(0.1, b3=0.99, alpha=1.0)
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(200):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 0.1)
-        True
+        The slow moment is not bias-corrected: it adds :math:`\alpha(1-\beta_3) = 0.5`
+        to Adam's first step :math:`-\eta\operatorname{sign}(g)`:
+
+        >>> tx = optimlab.ademamix(0.1, b3=0.9, alpha=5.0)
+        >>> x = jnp.array([1.0, -1.0])
+        >>> updates, _ = tx.update(jnp.array([0.3, -2.0]), tx.init(x), x)
+        >>> [round(float(u), 4) for u in updates]
+        [-0.15, 0.15]
 
     References:
         Pagliardini, Ablin & Grangier, `The AdEMAMix Optimizer: Better, Faster, Older
         <https://arxiv.org/abs/2409.03137>`_, 2024.
     """
     _validate.lr(learning_rate)
-    for i, b in enumerate((b1, b2, b3)):
-        _validate.beta(b, i)
-    _validate.non_negative(alpha, "alpha")
-    _validate.eps(eps)
-    _validate.eps(eps_root, "eps_root")
-    _validate.weight_decay(weight_decay)
     numbers: dict[str, Any] = dict(b1=b1, b2=b2, b3=b3, alpha=alpha, eps=eps, eps_root=eps_root)
+    _check(**numbers)
+    _validate.weight_decay(weight_decay)
     _rules.check_args("ademamix", learning_rate=learning_rate, **numbers, weight_decay=weight_decay)
     return torch_style(  # scale_by_ademamix's numbers, in its order
         lambda step, h: scale_by_ademamix(*[h[k] for k in numbers], mu_dtype=mu_dtype, step=step),

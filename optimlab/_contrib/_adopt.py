@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, RealDType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import torch_style
-from .._transforms._moments import check_betas_eps
+from .._transforms._adam_like import adam_like, check_optax_adam
+from .._transforms._moments import check_moments
 
 __all__ = ["ScaleByAdoptState", "scale_by_adopt", "adopt"]
 
@@ -67,8 +67,7 @@ def scale_by_adopt(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByAdoptState`.
     """
-    check_betas_eps(b1, b2, eps)
-    _rules.check_args("scale_by_adopt", b1=b1, b2=b2, eps=eps)
+    check_moments("scale_by_adopt", b1, b2, eps)
 
     def check_params(params):
         _tree.reject_complex("adopt", params)
@@ -135,15 +134,17 @@ def adopt(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.adopt(0.1)
-        >>> params = jnp.array([1.0, 2.0, 3.0])
+        The first step only records :math:`v_0`; the second moves by
+        :math:`\eta (1-\beta_1)` times the clipped, normalised gradient:
+
+        >>> tx = optimlab.adopt(learning_rate=1.0)
+        >>> params = jnp.array([1.0, -1.0])
         >>> state = tx.init(params)
-        >>> for _ in range(200):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 0.1)
-        True
+        >>> for _ in range(2):
+        ...     updates, state = tx.update(jnp.array([2.0, -4.0]), state, params)
+        ...     print([round(float(u), 4) for u in updates])
+        [-0.0, -0.0]
+        [-0.1, 0.1]
 
     References:
         Taniguchi, Harada, Minegishi, Oshima, Jeong, Nagahara, Iiyama, Suzuki, Iwasawa &
@@ -151,18 +152,17 @@ def adopt(
         <https://arxiv.org/abs/2411.02853>`_, 2024.
     """
     _validate.lr(learning_rate)
-    check_betas_eps(b1, b2, eps)
-    numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps)
-    _rules.check_args("adopt", learning_rate=learning_rate, **numbers)
-    return torch_style(
-        lambda step, h: scale_by_adopt(
-            *[h[k] for k in numbers],
-            mu_dtype=mu_dtype,
-            nesterov=nesterov,
-            use_clipping=use_clipping,
-            clip_value_fn=clip_value_fn,
-            step=step,
-        ),
-        learning_rate=learning_rate,
-        **numbers,
+    check_optax_adam("adopt", dict(learning_rate=learning_rate), dict(b1=b1, b2=b2, eps=eps))
+    return adam_like(
+        scale_by_adopt,
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        None,  # no weight decay
+        maximize=False,
+        mu_dtype=mu_dtype,
+        nesterov=nesterov,
+        use_clipping=use_clipping,
+        clip_value_fn=clip_value_fn,
     )

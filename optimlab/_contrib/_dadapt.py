@@ -33,9 +33,9 @@ class DAdaptAdamWState(NamedTuple):
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
         exp_avg: first moment of :math:`\hat\eta_t g_t`.
         exp_avg_sq: second moment of :math:`g_t`.
-        grad_sum: the weighted sum :math:`s_t`.
-        estim_lr: the distance estimate :math:`d_t`.
-        numerator_weighted: the weighted numerator :math:`r_t`.
+        grad_sum: :math:`s_t`, the :math:`\sqrt{\beta_2}`-average of :math:`\hat\eta_t g_t`.
+        estim_lr: :math:`d_t`, the lower bound on the distance to the solution.
+        numerator_weighted: :math:`r_t`, the numerator of the bound.
     """
 
     count: jax.Array | None
@@ -138,15 +138,11 @@ def dadapt_adamw(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.dadapt_adamw()
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(100):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 1.0)
-        True
+        >>> tx = optimlab.dadapt_adamw(estim_lr0=0.1)
+        >>> x = jnp.array([1.0, -2.0])
+        >>> updates, state = tx.update(jnp.array([2.0, -4.0]), tx.init(x), x)
+        >>> [round(float(u), 4) for u in updates]  # AdamW's first step -sign(g), times d_0
+        [-0.1, 0.1]
 
     References:
         Defazio & Mishchenko, `Learning-Rate-Free Learning by D-Adaptation
@@ -159,18 +155,11 @@ def dadapt_adamw(
     _validate.eps(eps)
     _validate.positive(estim_lr0, "estim_lr0")
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "dadapt_adamw",
-        learning_rate=learning_rate,
-        eps=eps,
-        estim_lr0=estim_lr0,
-        weight_decay=weight_decay,
-    )
-
     # the state's numbers, in _scale_by_dadapt_adamw's order
     numbers = dict(
         learning_rate=learning_rate, beta1=beta1, beta2=beta2, eps=eps, estim_lr0=estim_lr0
     )
+    _rules.check_args("dadapt_adamw", **numbers, weight_decay=weight_decay)
 
     def build(step, h):
         wd = h.get("weight_decay", 0.0)

@@ -145,15 +145,11 @@ def dog(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.dog()
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(100):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 0.1)
-        True
+        >>> tx = optimlab.dog(init_step=("distance", 0.5))
+        >>> params = jnp.zeros(2)
+        >>> updates, _ = tx.update(jnp.array([30.0, 40.0]), tx.init(params), params)
+        >>> [round(float(u), 4) for u in updates]  # a first step of length r_eps = 0.5
+        [-0.3, -0.4]
 
     References:
         Ivgi, Hinder & Carmon, `DoG is SGD's Best Friend: A Parameter-Free Dynamic
@@ -249,23 +245,20 @@ def dowg(
         learning_rate: :math:`\eta`, a multiplier of the DoWG step (keep 1).
         init_estim_sq_dist: :math:`\bar r_0^2`, or ``None``.
         eps: :math:`\epsilon`.
-        weight_decay: L2 penalty :math:`\lambda`; ``None`` leaves it out (``0.0``
-            keeps it in the state, settable later).
-        mask: pytree of bools (or ``params -> mask``) selecting the leaves to decay.
+        weight_decay: L2 penalty :math:`\lambda`, ``None`` or a number as in :func:`dog`.
+        mask: the leaves to decay, as in :func:`dog`.
 
     Returns:
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.dowg()
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(100):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 1e-3)
-        True
+        >>> tx = optimlab.dowg(init_estim_sq_dist=0.25, eps=0.0)
+        >>> x = jnp.zeros(2)
+        >>> for g in (jnp.array([0.03, 0.04]), jnp.array([300.0, 400.0])):
+        ...     updates, _ = tx.update(g, tx.init(x), x)
+        ...     print([round(float(u), 4) for u in updates])  # length 0.5 at any scale
+        [-0.3, -0.4]
+        [-0.3, -0.4]
 
     References:
         Khaled, Mishchenko & Jin, `DoWG Unleashed: An Efficient Universal Parameter-Free
@@ -277,18 +270,12 @@ def dowg(
         _validate.non_negative(init_estim_sq_dist, "init_estim_sq_dist")
     if weight_decay is not None:
         _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "dowg",
-        learning_rate=learning_rate,
-        init_estim_sq_dist=init_estim_sq_dist,
-        eps=eps,
-        weight_decay=weight_decay,
-    )
+    numbers: dict[str, Any] = dict(eps=eps, **optional(init_estim_sq_dist=init_estim_sq_dist))
+    _rules.check_args("dowg", learning_rate=learning_rate, **numbers, weight_decay=weight_decay)
     return torch_style(
         lambda step, h: scale_by_dowg(h.get("init_estim_sq_dist"), h["eps"]),
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         mask=mask,
-        eps=eps,
-        **optional(init_estim_sq_dist=init_estim_sq_dist),
+        **numbers,
     )

@@ -260,15 +260,17 @@ def galore(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.galore(0.1, rank=1, update_proj_gap=10)
-        >>> params = jnp.arange(6.0).reshape(3, 2)
-        >>> state = tx.init(params)
-        >>> for _ in range(200):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 1.0)
-        True
+        With an inner optimizer that changes nothing, the step is the gradient's best
+        rank-1 approximation :math:`P P^\top G`:
+
+        >>> tx = optimlab.galore(1.0, rank=1, base_optimizer=optimlab.identity())
+        >>> w = jnp.zeros((3, 2))
+        >>> g = jnp.array([[3.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+        >>> updates, _ = tx.update(g, tx.init(w), w)
+        >>> -updates
+        Array([[3., 0.],
+               [0., 0.],
+               [0., 0.]], dtype=float32)
 
     References:
         Zhao, Zhang, Chen, Wang, Anandkumar & Tian, `GaLore: Memory-Efficient LLM
@@ -280,17 +282,16 @@ def galore(
     _validate.positive_int(update_proj_gap, "update_proj_gap")
     _validate.finite(scale, "scale")
     use_adam = base_optimizer is None
+    adam: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps)  # the default inner Adam's
     if use_adam:
-        check_betas_eps(b1, b2, eps)
+        check_betas_eps(**adam)
     _rules.check_args(
         "galore",
         learning_rate=learning_rate,
         rank=rank,
         update_proj_gap=update_proj_gap,
         weight_decay=weight_decay,
-        b1=b1,
-        b2=b2,
-        eps=eps,
+        **adam,
         scale=scale,
     )
 
@@ -300,7 +301,6 @@ def galore(
             rank, update_proj_gap, h["scale"], base, weight_dimension_numbers, step=step
         )
 
-    adam_numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps) if use_adam else {}
     return torch_style(
         primitive,
         learning_rate=learning_rate,
@@ -308,5 +308,5 @@ def galore(
         decoupled=True,
         mask=mask,
         scale=scale,
-        **adam_numbers,
+        **(adam if use_adam else {}),
     )

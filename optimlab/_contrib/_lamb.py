@@ -225,14 +225,9 @@ def lars(
     _validate.momentum(momentum)
     if nesterov and _validate.concrete(momentum) == 0.0:
         raise ValueError("Nesterov momentum requires a momentum")
-    _rules.check_args(
-        "lars",
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        trust_coefficient=trust_coefficient,
-        eps=eps,
-        momentum=momentum,
-    )
+    trust = dict(trust_coefficient=trust_coefficient, eps=eps)
+    terms = dict(weight_decay=weight_decay, momentum=momentum)  # None leaves one out
+    _rules.check_args("lars", learning_rate=learning_rate, **trust, **terms)
     use_decay = _validate.present(weight_decay)
     use_momentum = _validate.present(momentum)
     wd_mask = None if weight_decay_mask is True else weight_decay_mask
@@ -254,10 +249,4 @@ def lars(
             txs.append(trace(h["momentum"], nesterov=nesterov, step=step))
         return chain(*txs)
 
-    return alias_hyperparams(
-        build,
-        learning_rate=learning_rate,
-        trust_coefficient=trust_coefficient,
-        eps=eps,
-        **optional(weight_decay=weight_decay, momentum=momentum),
-    )
+    return alias_hyperparams(build, learning_rate=learning_rate, **trust, **optional(**terms))

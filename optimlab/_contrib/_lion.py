@@ -12,6 +12,7 @@ from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
+from .._transforms._ema import ema
 
 __all__ = ["ScaleByLionState", "scale_by_lion", "lion"]
 
@@ -85,9 +86,7 @@ def scale_by_lion(
             _tree.reject_complex("scale_by_lion", params, ' with mode="smooth"')
 
     def rule(g, m):
-        d1, d2 = _tree.scalar_like(b1, g), _tree.scalar_like(b2, g)
-        direction = sign(_tree.scalar_like(1 - jnp.asarray(b1), g) * g + d1 * m)
-        return direction, _tree.scalar_like(1 - jnp.asarray(b2), g) * g + d2 * m
+        return sign(ema(g, m, b1)), ema(g, m, b2)
 
     return lift(
         "scale_by_lion",

@@ -130,15 +130,11 @@ def mechanize(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.mechanize(optimlab.sgd(0.1))
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(200):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 0.1)
-        True
+        >>> tx = optimlab.mechanize(optimlab.sgd(1.0), s_init=0.01)
+        >>> params = jnp.array([1.0, -1.0])
+        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
+        >>> [round(float(u), 4) for u in updates]  # the base step -g, scaled by s_init
+        [-0.01, 0.02]
 
     References:
         Cutkosky, Defazio & Mehta, `Mechanic: A Learning Rate Tuner
@@ -153,11 +149,10 @@ def mechanize(
     _validate.eps(eps)
     _validate.positive(s_init, "s_init")
     _validate.positive_int(num_betas, "num_betas")
-    _rules.check_args(
-        "mechanize", weight_decay=weight_decay, eps=eps, s_init=s_init, num_betas=num_betas
-    )
+    numbers = dict(weight_decay=weight_decay, eps=eps, s_init=s_init)  # the state's
+    _rules.check_args("mechanize", **numbers, num_betas=num_betas)
 
     def build(step, h):
         return _mechanic(base_optimizer, h["weight_decay"], h["eps"], h["s_init"], num_betas, step)
 
-    return alias_hyperparams(build, weight_decay=weight_decay, eps=eps, s_init=s_init)
+    return alias_hyperparams(build, **numbers)

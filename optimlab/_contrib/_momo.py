@@ -179,10 +179,7 @@ def _momo_core(
                 out = out - _tree.scalar_like(decay, pc) * pc
             return out.astype(g.dtype)
 
-        if adam:
-            out = _tree.tree_map(step_fn, updates, m, params, precond)
-        else:
-            out = _tree.tree_map(step_fn, updates, m, params)
+        out = _tree.tree_map(step_fn, updates, m, params, *([precond] if adam else []))
         if adapt_lower_bound:
             new_lb = jnp.maximum((barf + iprod - gamma - tau * norm / 2) / bc1, lb0)
         else:
@@ -234,16 +231,18 @@ def momo(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
+        The first step is the Polyak step :math:`(f - f_*) / \lVert g\rVert^2 = 5/20`,
+        or the learning rate where that is smaller:
+
         >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.momo()
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(50):
-        ...     loss, grads = jax.value_and_grad(f)(params)
-        ...     updates, state = tx.update(grads, state, params, value=loss)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 1.0)
-        True
+        >>> x = jnp.array([1.0, 2.0])
+        >>> loss, grads = jax.value_and_grad(f)(x)
+        >>> for lr in (1.0, 0.1):
+        ...     tx = optimlab.momo(learning_rate=lr)
+        ...     updates, _ = tx.update(grads, tx.init(x), x, value=loss)
+        ...     print(optimlab.apply_updates(x, updates))
+        [0.5 1. ]
+        [0.8 1.6]
 
     References:
         Schaipp, Ohana, Eickenberg, Defazio & Gower, `MoMo: Momentum Models for Adaptive
@@ -292,15 +291,12 @@ def momo_adam(
 
     Examples:
         >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.momo_adam(0.5)
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(100):
-        ...     loss, grads = jax.value_and_grad(f)(params)
-        ...     updates, state = tx.update(grads, state, params, value=loss)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 1e-2)
-        True
+        >>> x = jnp.array([1.0, 2.0])
+        >>> tx = optimlab.momo_adam(learning_rate=1.0)
+        >>> loss, grads = jax.value_and_grad(f)(x)
+        >>> updates, state = tx.update(grads, tx.init(x), x, value=loss)
+        >>> [round(float(u), 4) for u in updates]  # -min(lr, f / |g|_1) sign(g), f = 5
+        [-0.8333, -0.8333]
 
     References:
         Schaipp, Ohana, Eickenberg, Defazio & Gower, `MoMo: Momentum Models for Adaptive

@@ -168,11 +168,11 @@ def noisy_sgd(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> tx = optimlab.noisy_sgd(learning_rate=0.1, eta=0.0)
-        >>> params = jnp.array([1.0, -1.0])
-        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
-        >>> updates
-        Array([-0.1,  0.2], dtype=float32)
+        >>> tx = optimlab.noisy_sgd(learning_rate=1.0, eta=0.04, key=0)
+        >>> g = jnp.zeros(10_000)
+        >>> updates, _ = tx.update(g, tx.init(g))
+        >>> round(float(updates.std()), 2)  # the noise's scale sqrt(eta / t**gamma) at t = 1
+        0.2
 
     References:
         Neelakantan et al., `Adding Gradient Noise Improves Learning for Very Deep

@@ -15,6 +15,7 @@ from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import optional
+from .._transforms._ema import ema
 from .._transforms._moments import check_betas_eps
 from .._transforms._scale import scale_by_learning_rate
 
@@ -96,12 +97,7 @@ def scale_by_novograd(
         def one(g, m, v, p=None):
             gc = _tree.upcast(g)
             sq_norm = jnp.sum(_tree.abs_sq(gc))  # ||g||^2, real for complex g (as optax)
-            v_new = jnp.where(
-                first,
-                sq_norm,
-                _tree.scalar_like(1 - jnp.asarray(b2), sq_norm) * sq_norm
-                + _tree.scalar_like(b2, sq_norm) * v.astype(sq_norm.dtype),
-            )
+            v_new = jnp.where(first, sq_norm, ema(sq_norm, v.astype(sq_norm.dtype), b2))
             # optax normalises by the stored nu
             v_new = v_new.astype(v.dtype).astype(sq_norm.dtype)
             denom = jnp.sqrt(v_new + _tree.scalar_like(eps_root, v_new)) + _tree.scalar_like(
@@ -118,10 +114,8 @@ def scale_by_novograd(
             m_new = m_new.astype(m.dtype)
             return m_new.astype(g.dtype), m_new, v_new.astype(v.dtype)
 
-        if use_decay:
-            u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu, params)
-        else:
-            u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu)
+        decayed = (params,) if use_decay else ()
+        u, mu, nu = _tree.tree_map_multi(one, 3, updates, state.mu, state.nu, *decayed)
         new_count = next_count(step, state)
         return u, ScaleByNovogradState(new_count, mu, nu)
 

@@ -183,11 +183,13 @@ def optimistic_adam(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> tx = optimlab.optimistic_adam(0.1, nesterov=False)
-        >>> params = jnp.array([1.0, -1.0])
-        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
-        >>> [round(float(x), 4) for x in updates]
-        [-0.1, 0.1]
+        The same optimizer as :func:`optimistic_adam_v2` with a unit learning rate:
+
+        >>> g, x = jnp.array([1.0, -2.0]), jnp.zeros(2)
+        >>> old = optimlab.optimistic_adam(0.1, optimism=0.05)
+        >>> new = optimlab.optimistic_adam_v2(1.0, alpha=0.1, beta=0.05)
+        >>> bool(jnp.array_equal(old.update(g, old.init(x))[0], new.update(g, new.init(x))[0]))
+        True
 
     References:
         Daskalakis et al., `Training GANs with Optimism
@@ -276,11 +278,17 @@ def optimistic_adam_v2(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
+        When the gradient flips, Adam's direction turns slowly (:math:`r_2 \approx -0.05`);
+        subtracting :math:`\beta r_1` turns the step at once:
+
         >>> tx = optimlab.optimistic_adam_v2(0.1, nesterov=False)
-        >>> params = jnp.array([1.0, -1.0])
-        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
-        >>> [round(float(x), 4) for x in updates]
-        [-0.1, 0.1]
+        >>> x = jnp.zeros(1)
+        >>> state = tx.init(x)
+        >>> for g in (1.0, -1.0):
+        ...     updates, state = tx.update(jnp.array([g]), state, x)
+        ...     print(round(float(updates[0]), 4))
+        -0.1
+        0.1105
 
     References:
         Daskalakis et al., `Training GANs with Optimism

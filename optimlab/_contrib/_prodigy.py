@@ -28,16 +28,17 @@ __all__ = ["ProdigyState", "prodigy"]
 
 @never_negative("exp_avg_sq")
 class ProdigyState(NamedTuple):
-    """State of :func:`prodigy`.
+    r"""State of :func:`prodigy`.
 
     Attributes:
         count: steps taken, or ``None`` when an enclosing optimizer supplies the step.
         exp_avg: first moment of :math:`d_t g_t`.
         exp_avg_sq: second moment of :math:`d_t g_t`.
-        grad_sum: the weighted sum :math:`s_t`.
+        grad_sum: :math:`s_t`, the :math:`\beta_3`-discounted sum of the scaled gradients.
         params0: the initial parameters :math:`x_0`.
-        estim_lr: the distance estimate :math:`d_t`.
-        numerator_weighted: the weighted numerator :math:`r_t`.
+        estim_lr: :math:`d_t`, the estimated distance :math:`\lVert x_0 - x_*\rVert`.
+        numerator_weighted: :math:`r_t`, the discounted, weighted sum of
+            :math:`\langle g_t, x_0 - x_t\rangle`.
     """
 
     count: jax.Array | None
@@ -158,15 +159,23 @@ def prodigy(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
+        The estimate :math:`d_t` grows geometrically from ``estim_lr0 = 1e-6``, then
+        settles once it is of the order of the distance to the solution:
+
         >>> f = lambda x: jnp.sum(x ** 2)
         >>> tx = optimlab.prodigy()
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(100):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 1.0)
-        True
+        >>> x = jnp.array([1.0, 2.0, 3.0])
+        >>> state = tx.init(x)
+        >>> for t in range(1, 51):
+        ...     updates, state = tx.update(jax.grad(f)(x), state, x)
+        ...     x = optimlab.apply_updates(x, updates)
+        ...     if t % 10 == 0:
+        ...         print(t, f"{float(state.inner_state.estim_lr):.0e}")
+        10 2e-05
+        20 9e-04
+        30 6e-02
+        40 8e-01
+        50 8e-01
 
     References:
         Mishchenko & Defazio, `Prodigy: An Expeditiously Adaptive Parameter-Free
@@ -182,25 +191,10 @@ def prodigy(
     _validate.positive(estim_lr0, "estim_lr0")
     _validate.non_negative(estim_lr_coef, "estim_lr_coef")
     _validate.weight_decay(weight_decay)
-    _rules.check_args(
-        "prodigy",
-        learning_rate=learning_rate,
-        beta3=beta3,
-        eps=eps,
-        estim_lr0=estim_lr0,
-        estim_lr_coef=estim_lr_coef,
-        weight_decay=weight_decay,
-    )
-
     # the state's numbers, in _scale_by_prodigy's order
-    numbers = dict(
-        learning_rate=learning_rate,
-        beta1=beta1,
-        beta2=beta2,
-        eps=eps,
-        estim_lr0=estim_lr0,
-        estim_lr_coef=estim_lr_coef,
-    )
+    numbers = dict(learning_rate=learning_rate, beta1=beta1, beta2=beta2, eps=eps)
+    numbers.update(estim_lr0=estim_lr0, estim_lr_coef=estim_lr_coef)
+    _rules.check_args("prodigy", **numbers, beta3=beta3, weight_decay=weight_decay)
 
     def build(step, h):
         b3 = h["beta3"] if beta3 is not None else jnp.sqrt(jnp.asarray(h["beta2"]))

@@ -102,16 +102,22 @@ def sam(
         A :class:`~optimlab.GradientTransformation` with a :class:`SAMState`.
 
     Examples:
+        One cycle (``sync_period=2``): the first call climbs :math:`\rho = 0.5`
+        along the normalised gradient, the second steps from the start point with
+        the gradient taken at the perturbed one:
+
         >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.sam(optimlab.sgd(0.1),
-        ...                   optimlab.chain(optimlab.normalize(), optimlab.sgd(0.05)))
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(100):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 1e-2)
-        True
+        >>> adversary = optimlab.chain(optimlab.normalize(), optimlab.sgd(0.5))
+        >>> tx = optimlab.sam(optimlab.sgd(0.1), adversary)
+        >>> x = jnp.array([3.0, 4.0])
+        >>> state = tx.init(x)
+        >>> climb, state = tx.update(jax.grad(f)(x), state, x)
+        >>> x_adv = optimlab.apply_updates(x, climb)
+        >>> x_adv
+        Array([3.3, 4.4], dtype=float32)
+        >>> step, state = tx.update(jax.grad(f)(x_adv), state, x_adv)
+        >>> optimlab.apply_updates(x_adv, step)  # x - 0.1 * grad f(x_adv)
+        Array([2.34, 3.12], dtype=float32)
 
     References:
         Foret, Kleiner, Mobahi & Neyshabur, `Sharpness-Aware Minimization for Efficiently

@@ -254,15 +254,17 @@ def schedule_free_sgd(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.schedule_free_sgd(0.1)
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(20):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(optimlab.schedule_free_eval_params(state, params))) < 1e-3)
-        True
+        With a constant gradient of 1, :math:`z` goes from 1 to 0 to -1; the
+        evaluation point :math:`x_2` is their average after the first:
+
+        >>> tx = optimlab.schedule_free_sgd(learning_rate=1.0)
+        >>> y = jnp.array([1.0])
+        >>> state = tx.init(y)
+        >>> for _ in range(2):
+        ...     updates, state = tx.update(jnp.ones(1), state, y)
+        ...     y = optimlab.apply_updates(y, updates)
+        >>> print(y, optimlab.schedule_free_eval_params(state, y))
+        [-0.55] [-0.5]
 
     References:
         Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, `The Road Less Scheduled
@@ -316,15 +318,11 @@ def schedule_free_adamw(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.schedule_free_adamw(0.5)
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> for _ in range(50):
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(optimlab.schedule_free_eval_params(state, params))) < 0.1)
-        True
+        >>> tx = optimlab.schedule_free_adamw(learning_rate=0.4, warmup_steps=4)
+        >>> y = jnp.array([1.0, -1.0])
+        >>> updates, state = tx.update(jnp.array([5.0, -0.5]), tx.init(y), y)
+        >>> updates  # Adam's first step -sign(g), at the warmed-up rate 0.4 * 1/4
+        Array([-0.1,  0.1], dtype=float32)
 
     References:
         Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, `The Road Less Scheduled
@@ -355,16 +353,9 @@ def _alias(
     the RMS scaling's ``b2`` and ``eps`` (schedule-free AdamW), or ``None`` (SGD).
     The numbers are already checked with their alias's wording.
     """
-    moments = rms or {}
-    _rules.check_args(
-        name,
-        learning_rate=learning_rate,
-        warmup_steps=warmup_steps,
-        b1=b1,
-        **moments,
-        weight_decay=weight_decay,
-        weight_lr_power=weight_lr_power,
-    )
+    numbers = dict(b1=b1, **(rms or {}), weight_lr_power=weight_lr_power)  # the state's
+    lead = dict(learning_rate=learning_rate, warmup_steps=warmup_steps)
+    _rules.check_args(name, **lead, **numbers, weight_decay=weight_decay)
     use_decay = _validate.present(weight_decay)
     lr = _warmup(learning_rate, warmup_steps)
 
@@ -377,12 +368,5 @@ def _alias(
             base, h["learning_rate"], h["b1"], h["weight_lr_power"], state_dtype=state_dtype
         )
 
-    return alias_hyperparams(
-        build,
-        name,
-        learning_rate=lr,
-        b1=b1,
-        **moments,
-        weight_lr_power=weight_lr_power,
-        **optional(weight_decay=weight_decay),
-    )
+    decay = optional(weight_decay=weight_decay)
+    return alias_hyperparams(build, name, learning_rate=lr, **numbers, **decay)

@@ -19,7 +19,7 @@ from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, OptState, Params, RealDType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._alias import optional, torch_style
-from .._transforms._moments import check_betas_eps
+from .._transforms._moments import check_betas_eps, check_moments
 
 __all__ = ["SophiaState", "scale_by_sophia", "sophia", "hutchinson_estimator"]
 
@@ -124,12 +124,11 @@ def scale_by_sophia(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`SophiaState`.
     """
-    check_betas_eps(b1, b2, eps)
-    _rules.check_args(
+    check_moments(
         "scale_by_sophia",
-        b1=b1,
-        b2=b2,
-        eps=eps,
+        b1,
+        b2,
+        eps,
         gamma=gamma,
         clip_threshold=clip_threshold,
         update_interval=update_interval,
@@ -278,9 +277,9 @@ def sophia(
 
     Args:
         learning_rate: :math:`\eta`.
-        b1: :math:`\beta_1`.
-        b2: :math:`\beta_2`.
-        eps: :math:`\epsilon`.
+        b1: :math:`\beta_1`, the momentum's decay.
+        b2: :math:`\beta_2`, the Hessian average's decay.
+        eps: :math:`\epsilon`, the floor of :math:`\gamma h`.
         weight_decay: decoupled decay :math:`\lambda`.
         weight_decay_mask: pytree of bools (or ``params -> mask``) selecting the
             leaves to decay.
@@ -297,17 +296,18 @@ def sophia(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> tx = optimlab.sophia(0.05, gamma=0.05, weight_decay=0.0)
-        >>> params = jnp.array([1.0, 2.0, 3.0])
-        >>> state = tx.init(params)
-        >>> key = jax.random.key(0)
-        >>> for i in range(100):
-        ...     h = optimlab.hutchinson_estimator(f, params, jax.random.fold_in(key, i))
-        ...     updates, state = tx.update(jax.grad(f)(params), state, params, hessian_diag=h)
-        ...     params = optimlab.apply_updates(params, updates)
-        >>> print(float(f(params)) < 1.0)
-        True
+        Before any curvature is averaged in, the ratio is clipped to :math:`\pm\rho`
+        (a sign step); then a large curvature shortens its coordinate's step:
+
+        >>> tx = optimlab.sophia(0.1, weight_decay=0.0, update_interval=1)
+        >>> x = jnp.zeros(2)
+        >>> state = tx.init(x)
+        >>> g, h = jnp.array([1.0, -1.0]), jnp.array([1e6, 1.0])
+        >>> for _ in range(2):
+        ...     updates, state = tx.update(g, state, x, hessian_diag=h)
+        ...     print([round(float(u), 4) for u in updates])
+        [-0.1, 0.1]
+        [-0.001, 0.1]
 
     References:
         Liu, Li, Hall, Liang & Ma, `Sophia: A Scalable Stochastic Second-order Optimizer
@@ -320,33 +320,21 @@ def sophia(
     if clip_threshold is not None:
         _validate.positive(clip_threshold, "clip_threshold")
     _validate.positive_int(update_interval, "update_interval")
-    _rules.check_args(
-        "sophia",
-        learning_rate=learning_rate,
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        weight_decay=weight_decay,
-        gamma=gamma,
-        clip_threshold=clip_threshold,
-        update_interval=update_interval,
-    )
+    # the numbers the state keeps, in its order (clip_threshold when given)
+    numbers = dict(b1=b1, b2=b2, eps=eps, gamma=gamma, update_interval=update_interval)
+    terms = dict(clip_threshold=clip_threshold, weight_decay=weight_decay)  # None: left out
+    _rules.check_args("sophia", learning_rate=learning_rate, **numbers, **terms)
     _check_options("sophia", hessian_diagonal_fn, print_win_rate_every_n_steps)
+    options = dict(
+        hessian_diagonal_fn=hessian_diagonal_fn,
+        mu_dtype=mu_dtype,
+        verbose=verbose,
+        print_win_rate_every_n_steps=print_win_rate_every_n_steps,
+    )
 
     def primitive(step, h):
-        return scale_by_sophia(
-            h["b1"],
-            h["b2"],
-            h["eps"],
-            h["gamma"],
-            h.get("clip_threshold"),
-            h["update_interval"],
-            hessian_diagonal_fn,
-            mu_dtype,
-            verbose,
-            print_win_rate_every_n_steps,
-            step=step,
-        )
+        now = {k: h[k] for k in numbers}
+        return scale_by_sophia(**now, clip_threshold=h.get("clip_threshold"), **options, step=step)
 
     return torch_style(
         primitive,
@@ -355,10 +343,6 @@ def sophia(
         decoupled=True,
         mask=weight_decay_mask,
         owner="sophia",
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        gamma=gamma,
-        update_interval=update_interval,
+        **numbers,
         **optional(clip_threshold=clip_threshold),
     )

@@ -11,8 +11,8 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias import torch_style
-from .._transforms._moments import check_betas_eps
+from .._transforms._adam_like import adam_like, check_optax_adam
+from .._transforms._ema import ema
 
 __all__ = ["ScaleByYogiState", "scale_by_yogi", "yogi"]
 
@@ -60,23 +60,16 @@ def scale_by_yogi(
     Returns:
         A :class:`~optimlab.GradientTransformation` with a :class:`ScaleByYogiState`.
     """
-    check_betas_eps(b1, b2, eps)
-    _validate.non_negative(eps_root, "eps_root")
+    moments: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+    check_optax_adam("scale_by_yogi", {}, moments)
     _validate.non_negative(initial_accumulator_value, "initial_accumulator_value")
-    _rules.check_args(
-        "scale_by_yogi",
-        b1=b1,
-        b2=b2,
-        eps=eps,
-        eps_root=eps_root,
-        initial_accumulator_value=initial_accumulator_value,
-    )
+    _rules.check_args("scale_by_yogi", initial_accumulator_value=initial_accumulator_value)
 
     def prepare(count):
         return {"count": count}
 
     def rule(g, m, v, count):
-        m_new = _tree.scalar_like(1 - jnp.asarray(b1), g) * g + _tree.scalar_like(b1, g) * m
+        m_new = ema(g, m, b1)
         sq = _tree.abs_sq(g)  # |g|^2 for complex g, as optax: the second moment is real
         v_new = v - _tree.scalar_like(1 - jnp.asarray(b2), sq) * jnp.sign(v - sq) * sq
         m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), g)
@@ -123,11 +116,14 @@ def yogi(
         A :class:`~optimlab.GradientTransformation`.
 
     Examples:
+        Adam's first step is :math:`-\eta\operatorname{sign}(g)` for every gradient;
+        Yogi's larger :math:`\epsilon` and its :math:`v_0` shorten small gradients' steps:
+
         >>> tx = optimlab.yogi(learning_rate=0.1)
-        >>> params = jnp.array([1.0, -1.0])
-        >>> updates, _ = tx.update(jnp.array([1.0, -2.0]), tx.init(params), params)
-        >>> [round(float(x), 4) for x in updates]
-        [-0.0999, 0.0999]
+        >>> x = jnp.zeros(3)
+        >>> updates, _ = tx.update(jnp.array([1e-3, 1e-2, 1.0]), tx.init(x), x)
+        >>> [round(float(u), 4) for u in updates]
+        [-0.0031, -0.0293, -0.0999]
 
     References:
         Zaheer et al., `Adaptive Methods for Nonconvex Optimization
@@ -135,11 +131,5 @@ def yogi(
         2018.
     """
     _validate.lr(learning_rate)
-    check_betas_eps(b1, b2, eps)
-    numbers: dict[str, Any] = dict(b1=b1, b2=b2, eps=eps)
-    _rules.check_args("yogi", learning_rate=learning_rate, **numbers)
-    return torch_style(
-        lambda step, h: scale_by_yogi(*[h[k] for k in numbers], step=step),
-        learning_rate=learning_rate,
-        **numbers,
-    )
+    check_optax_adam("yogi", dict(learning_rate=learning_rate), dict(b1=b1, b2=b2, eps=eps))
+    return adam_like(scale_by_yogi, learning_rate, b1, b2, eps, None, maximize=False)
