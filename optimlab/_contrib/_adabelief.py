@@ -14,7 +14,6 @@ from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import torch_style
-from .._transforms._ema import ema
 from .._transforms._moments import corrected_mu
 
 __all__ = ["ScaleByBeliefState", "scale_by_belief", "adabelief"]
@@ -69,8 +68,10 @@ def scale_by_belief(
 
     def rule(g, m, v, count):
         d1 = jnp.asarray(b1)
-        m_new = ema(g, m, d1)
-        v_new = ema(_tree.abs_sq(g - m_new).astype(g.dtype), v, b2) + _tree.scalar_like(eps_root, g)
+        m_new = _tree.ema(g, m, d1)
+        v_new = _tree.ema(_tree.abs_sq(g - m_new).astype(g.dtype), v, b2) + _tree.scalar_like(
+            eps_root, g
+        )
         bc1 = _tree.scalar_like(_tree.bias_correction(d1, count), g)
         if nesterov:
             t2 = count.astype(d1.dtype) + 2

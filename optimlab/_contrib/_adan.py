@@ -12,7 +12,6 @@ from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
-from .._transforms._ema import ema
 
 __all__ = ["ScaleByAdanState", "scale_by_adan", "adan"]
 
@@ -80,12 +79,12 @@ def scale_by_adan(
 
     def rule(g, m, v, n, g_prev, count):
         diff = jnp.where(count == 0, jnp.zeros_like(g), g - g_prev)
-        m_new = ema(g, m, b1)
-        v_new = ema(diff, v, b2)
+        m_new = _tree.ema(g, m, b1)
+        v_new = _tree.ema(diff, v, b2)
         om2 = _tree.scalar_like(1 - jnp.asarray(b2), g)
         extrapolated = g + om2 * diff
         sq = _tree.abs_sq(extrapolated)  # |.|^2 for complex, as optax: n is real
-        n_new = ema(sq, n, b3)
+        n_new = _tree.ema(sq, n, b3)
         m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), g)
         v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), g)
         n_hat = n_new / _tree.scalar_like(_tree.bias_correction(b3, count), sq)

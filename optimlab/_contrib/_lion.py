@@ -12,7 +12,6 @@ from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
-from .._transforms._ema import ema
 
 __all__ = ["ScaleByLionState", "scale_by_lion", "lion"]
 
@@ -86,7 +85,7 @@ def scale_by_lion(
             _tree.reject_complex("scale_by_lion", params, ' with mode="smooth"')
 
     def rule(g, m):
-        return sign(ema(g, m, b1)), ema(g, m, b2)
+        return sign(_tree.ema(g, m, b1)), _tree.ema(g, m, b2)
 
     return lift(
         "scale_by_lion",

@@ -15,7 +15,6 @@ from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._adam_like import check_optax_adam
 from .._transforms._alias import optional
-from .._transforms._ema import ema
 from .._transforms._moments import check_betas_eps
 from .._transforms._scale import scale_by_learning_rate
 
@@ -97,7 +96,7 @@ def scale_by_novograd(
         def one(g, m, v, p=None):
             gc = _tree.upcast(g)
             sq_norm = jnp.sum(_tree.abs_sq(gc))  # ||g||^2, real for complex g (as optax)
-            v_new = jnp.where(first, sq_norm, ema(sq_norm, v.astype(sq_norm.dtype), b2))
+            v_new = jnp.where(first, sq_norm, _tree.ema(sq_norm, v.astype(sq_norm.dtype), b2))
             # optax normalises by the stored nu
             v_new = v_new.astype(v.dtype).astype(sq_norm.dtype)
             denom = jnp.sqrt(v_new + _tree.scalar_like(eps_root, v_new)) + _tree.scalar_like(

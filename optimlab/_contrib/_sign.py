@@ -13,7 +13,6 @@ from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, RealDType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._alias import torch_style
-from .._transforms._ema import ema
 
 __all__ = ["ScaleBySignumState", "scale_by_sign", "scale_by_signum", "sign_sgd", "signum"]
 
@@ -76,7 +75,7 @@ def scale_by_signum(
     _rules.check_args("scale_by_signum", beta=beta)
 
     def rule(g, m):
-        new = ema(g, m, beta)
+        new = _tree.ema(g, m, beta)
         return jnp.sign(new), new
 
     return lift(

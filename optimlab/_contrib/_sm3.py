@@ -12,7 +12,6 @@ from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._alias import torch_style
-from .._transforms._ema import ema
 
 __all__ = ["ScaleBySM3State", "scale_by_sm3", "sm3"]
 
@@ -104,7 +103,7 @@ def scale_by_sm3(
             inv_sqrt = jnp.where(
                 acc > 0, jax.lax.rsqrt(safe + _tree.scalar_like(eps, gc)), jnp.zeros_like(acc)
             )
-            m_new = ema(gc * inv_sqrt, m.astype(gc.dtype), b1)
+            m_new = _tree.ema(gc * inv_sqrt, m.astype(gc.dtype), b1)
             if nd < 2:
                 new_accs = [acc.astype(accs[0].dtype)]
             else:

@@ -12,7 +12,6 @@ from .._core._base import GradientTransformation, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._transforms._adam_like import adam_like, check_optax_adam
-from .._transforms._ema import ema
 
 __all__ = ["ScaleByYogiState", "scale_by_yogi", "yogi"]
 
@@ -69,7 +68,7 @@ def scale_by_yogi(
         return {"count": count}
 
     def rule(g, m, v, count):
-        m_new = ema(g, m, b1)
+        m_new = _tree.ema(g, m, b1)
         sq = _tree.abs_sq(g)  # |g|^2 for complex g, as optax: the second moment is real
         v_new = v - _tree.scalar_like(1 - jnp.asarray(b2), sq) * jnp.sign(v - sq) * sq
         m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), g)

@@ -147,6 +147,16 @@ def abs_sq(x: jax.Array) -> jax.Array:
     return (x * jnp.conj(x)).real if jnp.iscomplexobj(x) else x * x
 
 
+def ema(g: jax.Array, m: jax.Array, decay: ArrayLike) -> jax.Array:
+    """optax's moving average ``(1 - decay) * g + decay * m``, operation for operation.
+
+    ``m`` must be in ``g``'s dtype; ``1 - decay`` is formed in the hyperparameter's
+    precision, as optax forms it in Python floats. The torch-parity families use
+    :func:`update_moment` (torch's ``lerp``), which can differ in the last bit.
+    """
+    return scalar_like(1 - jnp.asarray(decay), g) * g + scalar_like(decay, g) * m
+
+
 def update_moment(g: jax.Array, m: jax.Array, decay: ArrayLike, order: int) -> jax.Array:
     """Exponential moving average of ``g**order`` (``|g|**2`` for complex ``g``).
 

@@ -265,7 +265,7 @@ def _ema(decay: ArrayLike, dtype: DType | None) -> GradientTransformation:
     """Momentum without bias correction: ``m = decay * m + (1 - decay) * u`` (optax's ``ema``)."""
 
     def rule(u, m):
-        new = _tree.scalar_like(1 - jnp.asarray(decay), u) * u + _tree.scalar_like(decay, u) * m
+        new = _tree.ema(u, m, decay)
         return new, new
 
     # a real dtype would drop the imaginary part of complex updates: refused
