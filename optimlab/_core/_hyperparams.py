@@ -68,12 +68,17 @@ def _as_hparam(name: str, value: Any, dtype: jnp.dtype) -> jax.Array:
     if isinstance(value, bool):
         raise TypeError(f"hyperparameter {name!r} must be a number or a schedule, got a bool.")
     if not isinstance(value, _Tracer):
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except Exception:  # an object whose __array__ fails (a torch tensor that needs grad)
+            arr = np.asarray(None)
         if arr.dtype.kind not in "biuf" and arr.dtype != jnp.bfloat16:
             raise TypeError(
                 f"hyperparameter {name!r} must be a real number or a schedule (a callable of "
                 f"the step), got {type(value).__name__} with dtype {arr.dtype}."
             )
+        if not isinstance(value, jax.Array):
+            value = arr  # read once: JAX takes NumPy arrays, not every __array__ object
     if jnp.ndim(value) != 0:
         raise ValueError(
             f"hyperparameter {name!r} must be a scalar, got an array of shape "

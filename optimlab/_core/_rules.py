@@ -359,11 +359,9 @@ def check_args(function: str, **values: Any) -> None:
         if isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{where} must be a number or a schedule, got a bool ({value!r}).")
         kind = "an integer" if integer else "a real number or a schedule"
-        if isinstance(value, (str, bytes)) or not isinstance(
-            value, (int, float, np.generic, np.ndarray, jax.Array)
-        ):
+        arr = _as_array(value)
+        if arr is None:
             raise TypeError(f"{where} must be {kind}, got {type(value).__name__} {value!r}.")
-        arr = np.asarray(value)
         kinds = "iu" if integer else "iuf"
         if arr.dtype.kind not in kinds and not (not integer and str(arr.dtype) == "bfloat16"):
             raise TypeError(
@@ -372,6 +370,25 @@ def check_args(function: str, **values: Any) -> None:
         if arr.ndim != 0:
             raise ValueError(f"{where} must be a scalar, got an array of shape {arr.shape}.")
         check(name, float(arr), function, owner=function)
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """A number as a NumPy array, or ``None`` for what is not one.
+
+    Numbers, NumPy and JAX arrays, and any object NumPy reads as an array of
+    numbers through ``__array__`` (a torch tensor, as a torch checkpoint holds
+    ``lr``), are read; strings, lists and other objects are not.
+    """
+    if isinstance(value, (str, bytes)):
+        return None
+    if not isinstance(value, (int, float, np.generic, np.ndarray, jax.Array)):
+        if not hasattr(value, "__array__"):
+            return None
+        try:
+            value = np.asarray(value)
+        except Exception:  # an object whose __array__ fails (a tensor that needs grad)
+            return None
+    return np.asarray(value)
 
 
 # --------------------------------------------------------------- set_hyperparams

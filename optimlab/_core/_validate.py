@@ -22,12 +22,12 @@ def concrete(value: Any) -> float | None:
     """The value as a Python float, or ``None`` for schedules and traced values."""
     if callable(value) or deferred(value):
         return None
-    arr = np.asarray(value)
-    if arr.ndim != 0:
-        return None  # shape errors are reported by with_hyperparams, naming the argument
     try:
+        arr = np.asarray(value)
+        if arr.ndim != 0:
+            return None  # shape errors are reported by with_hyperparams, naming the argument
         return float(arr)
-    except (TypeError, ValueError):
+    except Exception:  # not a number (type errors are reported by the rule table, naming it)
         return None
 
 

@@ -93,6 +93,14 @@ class Values:
         self.cache.update(zip(range(k, k + len(values)), values, strict=True))
 
 
+def _as_class_error(error: Exception, name: str) -> Exception:
+    """A schedule's error named by the scheduler class (``"StepLR: ..."``, not ``"step: ..."``)."""
+    head, sep, rest = str(error).partition(": ")
+    if type(error) not in (TypeError, ValueError) or not sep or not hasattr(schedules, head):
+        return error
+    return type(error)(f"{name}: {rest}")
+
+
 def as_lr(current: Any, value: Any) -> Any:
     """``value`` held as the group's ``lr`` is: a float, or a 0-d array in its dtype.
 
@@ -100,10 +108,15 @@ def as_lr(current: Any, value: Any) -> Any:
     schedules then run in the tensor's dtype (``lr * gamma`` in float32 for a
     float32 ``lr``); an array ``lr`` here keeps its dtype the same way.
     """
-    dtype = getattr(current, "dtype", None)
-    if dtype is None or np.ndim(current) != 0:
+    if getattr(current, "dtype", None) is None or np.ndim(current) != 0:
         return float(value)
-    return jnp.asarray(value, dtype)
+    if isinstance(current, jax.Array):
+        return jnp.asarray(value, current.dtype)
+    if isinstance(current, np.generic):
+        return current.dtype.type(value)
+    # A NumPy array or a torch tensor: a host array in its dtype (float64 included,
+    # which a JAX array holds only under jax_enable_x64).
+    return np.asarray(value, np.asarray(current).dtype)
 
 
 def load_keys(scheduler: Any, state_dict: Any, keys: Sequence[str]) -> None:
@@ -323,9 +336,15 @@ class LRScheduler:
 
     def _table(self, key: Any, make: Callable[[], Schedule]) -> Values:
         tables = self.__dict__.setdefault("_tables", {})
+        # A 0-d array lr (jax, NumPy or torch) is not hashable: keyed by value and dtype.
+        key = tuple((float(k), str(np.asarray(k).dtype)) if hasattr(k, "dtype") else k for k in key)
         hit = tables.get(key)
         if hit is None:
-            hit = tables[key] = Values(make())
+            try:
+                fn = make()
+            except (TypeError, ValueError) as e:
+                raise _as_class_error(e, type(self).__name__) from None
+            hit = tables[key] = Values(fn)
         return hit
 
     def _value(self, i: int, t: float) -> float:

@@ -123,7 +123,7 @@ def _one_element(key: str, value: Any) -> Any:
     """A one-element array option as a scalar array (torch takes ``tensor([[0.9]])``)."""
     if not is_array(value) or np.ndim(value) == 0:
         return value
-    if np.size(value) != 1:
+    if np.asarray(value).size != 1:  # not np.size: a torch tensor's size is a method
         raise ValueError(f"Tensor {key} must be 1-element")
     return jnp.reshape(jnp.asarray(value), ())
 

@@ -203,11 +203,24 @@ def torch_state(store: Store) -> dict[int, dict[str, Any]]:
     return out
 
 
+def _option(value: Any) -> Any:
+    """A group option as a state dict holds it.
+
+    An array (as torch's tensor ``lr`` or ``betas``) becomes a NumPy copy that
+    ``torch.save`` writes as a tensor; anything else is kept as it is.
+    """
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return savable(np.array(value))
+    if type(value) in (tuple, list):
+        return type(value)(_option(v) for v in value)
+    return value
+
+
 def pack_groups(param_groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The groups of a state dict: copies of the dicts, with copies of their ``"params"``."""
+    """The groups of a state dict: copies of the dicts and of their ``"params"``."""
     groups = []
     for g in param_groups:
-        packed = {k: v for k, v in g.items() if k != "params"}
+        packed = {k: _option(v) for k, v in g.items() if k != "params"}
         packed["params"] = list(g["params"])
         groups.append(packed)
     return groups

@@ -30,7 +30,6 @@ LISTED = [
     (r"Adam|AdamW", r"^(?!.*fused).*Tensor lr", ("float64",), FLOAT32_LR + " (fused: in float64)"),
     (r"Adamax|ASGD|RAdam", r"tensor LR", ("float64",), FLOAT32_LR),
     (r"Muon|SparseAdam", r"Tensor lr", ("float64",), FLOAT32_LR),
-    (r"LBFGS", r"Tensor lr", ("float64",), FLOAT32_LR + " (LBFGS runs in float64 only here)"),
     (
         r"NAdam",
         r".*",
@@ -72,7 +71,7 @@ CONFIGS = [
     (name, desc, kwargs, dtype)
     for dtype in ("float64", "float32")
     for name, desc, kwargs in db.configs()
-    if not (name == "LBFGS" and dtype == "float32")  # its problem is float64 (see LISTED)
+    if not (name == "LBFGS" and dtype == "float32")  # its test problems run in float64 only
 ]
 
 
