@@ -43,6 +43,7 @@ def _check(b1: Any, b2: Any, b3: Any, eps: Any, eps_root: Any) -> None:
     _validate.non_negative(eps_root, "eps_root")
 
 
+@_validate.checked_arguments
 def scale_by_adan(
     b1: ArrayLike = 0.98,
     b2: ArrayLike = 0.92,
@@ -101,6 +102,7 @@ def scale_by_adan(
     )
 
 
+@_validate.checked_arguments
 def adan(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.98,

@@ -37,6 +37,7 @@ class COCOBState(NamedTuple):
     reward: Updates
 
 
+@_validate.checked_arguments
 def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientTransformation:
     r"""The COCOB-Backprop step, returned as an update of the parameters.
 
@@ -86,6 +87,7 @@ def scale_by_cocob(alpha: ArrayLike = 100.0, eps: ArrayLike = 1e-8) -> GradientT
     )
 
 
+@_validate.checked_arguments
 def cocob(
     learning_rate: ScalarOrSchedule = 1.0,
     alpha: ScalarOrSchedule = 100.0,

@@ -102,6 +102,7 @@ def _scale_by_dadapt_adamw(learning_rate, beta1, beta2, eps, estim_lr0, weight_d
     return GradientTransformation(init_fn, update_fn)
 
 
+@_validate.checked_arguments
 def dadapt_adamw(
     learning_rate: ScalarOrSchedule = 1.0,
     betas: tuple[ScalarOrSchedule, ScalarOrSchedule] = (0.9, 0.999),

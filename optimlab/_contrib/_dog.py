@@ -60,6 +60,7 @@ def _check_init_step(init_step: Any) -> None:
     _validate.non_negative(init_step[1], "init_step")
 
 
+@_validate.checked_arguments
 def scale_by_dog(
     init_step: InitStep = ("heuristic", 1e-6),
     eps: ArrayLike = 1e-8,
@@ -112,6 +113,7 @@ def scale_by_dog(
     return GradientTransformation(init_fn, update_fn)
 
 
+@_validate.checked_arguments
 def dog(
     learning_rate: ScalarOrSchedule = 1.0,
     init_step: InitStep = ("heuristic", 1e-6),
@@ -187,6 +189,7 @@ class DoWGState(NamedTuple):
     estim_sq_dist: jax.Array
 
 
+@_validate.checked_arguments
 def scale_by_dowg(
     init_estim_sq_dist: ArrayLike | None = None, eps: ArrayLike = 1e-4
 ) -> GradientTransformation:
@@ -223,6 +226,7 @@ def scale_by_dowg(
     return GradientTransformation(init_fn, update_fn)
 
 
+@_validate.checked_arguments
 def dowg(
     learning_rate: ScalarOrSchedule = 1.0,
     init_estim_sq_dist: ScalarOrSchedule | None = None,

@@ -34,6 +34,7 @@ def _fromage_step(learning_rate: ArrayLike) -> GradientTransformation:
     return stateless(shrunk, needs_params="fromage")
 
 
+@_validate.checked_arguments
 def fromage(
     learning_rate: ScalarOrSchedule,
     min_norm: ScalarOrSchedule = 1e-6,

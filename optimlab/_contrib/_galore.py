@@ -78,6 +78,7 @@ def _matrix(shape: tuple[int, ...], dims: GaLoreDimensionNumbers):
     )
 
 
+@_validate.checked_arguments
 def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
     rank: int = 128,
     update_proj_gap: int = 200,
@@ -207,6 +208,7 @@ def scale_by_galore(  # noqa: C901 (argument checks inline; to be split)
     return GradientTransformation(init_fn, update_fn)
 
 
+@_validate.checked_arguments
 def galore(
     learning_rate: ScalarOrSchedule,
     rank: int = 128,

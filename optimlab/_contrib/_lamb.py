@@ -30,6 +30,7 @@ def _norm(x: jax.Array, min_norm: jax.Array) -> jax.Array:
     return jnp.where(small, min_norm, jnp.sqrt(jnp.where(small, jnp.ones_like(sq), sq)))
 
 
+@checked_arguments
 def scale_by_trust_ratio(
     min_norm: ArrayLike = 0.0,
     trust_coefficient: ArrayLike = 1.0,
@@ -103,6 +104,7 @@ def scale_by_trust_ratio(
     return stateless(scaled, needs_params="scale_by_trust_ratio")
 
 
+@checked_arguments
 def lamb(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,

@@ -93,6 +93,7 @@ def _mechanic(base_optimizer, weight_decay, eps, s_init, num_betas, step):
     return GradientTransformation(init_fn, update_fn)
 
 
+@_validate.checked_arguments
 def mechanize(
     base_optimizer: Any,
     weight_decay: ArrayLike = 0.01,

@@ -63,6 +63,7 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, jax.Array | np.ndarray)
 
 
+@_validate.checked_arguments
 def add_noise(
     eta: ArrayLike = 0.01,
     gamma: ArrayLike = 0.55,
@@ -136,6 +137,7 @@ def add_noise(
     return GradientTransformation(init_fn, update_fn)
 
 
+@_validate.checked_arguments
 def noisy_sgd(
     learning_rate: ScalarOrSchedule,
     eta: ScalarOrSchedule = 0.01,

@@ -40,6 +40,7 @@ class ScaleByOptimisticGradientState(NamedTuple):
     previous_gradient: Updates
 
 
+@checked_arguments
 def scale_by_optimistic_gradient(
     alpha: ArrayLike = 1.0,
     beta: ArrayLike = 1.0,
@@ -84,6 +85,7 @@ def scale_by_optimistic_gradient(
     )
 
 
+@checked_arguments
 def optimistic_gradient_descent(
     learning_rate: ScalarOrSchedule,
     alpha: ScalarOrSchedule = 1.0,

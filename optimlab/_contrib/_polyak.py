@@ -27,6 +27,7 @@ def _check_variant(variant: str) -> None:
         raise ValueError(f"Invalid variant value: {variant!r} (must be one of {_VARIANTS})")
 
 
+@_validate.checked_arguments
 def scale_by_polyak(
     f_min: ArrayLike = 0.0,
     max_learning_rate: ArrayLike = 1.0,
@@ -92,6 +93,7 @@ def scale_by_polyak(
     return stateless(scaled)
 
 
+@_validate.checked_arguments
 def polyak_sgd(
     max_learning_rate: ScalarOrSchedule = 1.0,
     scaling: ScalarOrSchedule = 1.0,

@@ -18,6 +18,7 @@ from .._core._validate import checked_arguments
 __all__ = ["SAMState", "normalize", "sam"]
 
 
+@checked_arguments
 def normalize() -> GradientTransformation:
     r"""Divides the updates by their global l2 norm: :math:`u \leftarrow u / \lVert u\rVert_2`.
 

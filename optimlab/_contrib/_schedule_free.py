@@ -125,6 +125,7 @@ def schedule_free(
     return GradientTransformation(init_fn, update_fn)
 
 
+@checked_arguments
 def schedule_free_eval_params(state: Any, params: Params) -> Params:
     r"""The evaluation parameters :math:`x_t = (y_t - (1-\beta_1) z_t) / \beta_1`.
 

@@ -17,6 +17,7 @@ from .._transforms._alias import torch_style
 __all__ = ["ScaleBySignumState", "scale_by_sign", "scale_by_signum", "sign_sgd", "signum"]
 
 
+@checked_arguments
 def scale_by_sign() -> GradientTransformation:
     r"""Replaces every update element by its sign.
 
@@ -88,6 +89,7 @@ def scale_by_signum(
     )
 
 
+@checked_arguments
 def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     r"""signSGD: a fixed-size step along the sign of each gradient element.
 

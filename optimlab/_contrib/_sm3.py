@@ -41,6 +41,7 @@ def _axis_zeros(p: jax.Array) -> list[jax.Array]:
     ]
 
 
+@_validate.checked_arguments
 def scale_by_sm3(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 1.0,
@@ -119,6 +120,7 @@ def scale_by_sm3(
     return GradientTransformation(init_fn, update_fn)
 
 
+@_validate.checked_arguments
 def sm3(
     learning_rate: ScalarOrSchedule,
     momentum: ScalarOrSchedule = 0.9,

@@ -24,6 +24,7 @@ from .._transforms._moments import check_betas_eps, check_moments
 __all__ = ["SophiaState", "scale_by_sophia", "sophia", "hutchinson_estimator"]
 
 
+@checked_arguments
 def hutchinson_estimator(
     loss_fn: Callable[[Params], jax.Array], params: Params, key: jax.Array
 ) -> Params:

@@ -31,6 +31,7 @@ class ScaleByYogiState(NamedTuple):
     nu: Updates
 
 
+@_validate.checked_arguments
 def scale_by_yogi(
     b1: ArrayLike = 0.9,
     b2: ArrayLike = 0.999,
@@ -86,6 +87,7 @@ def scale_by_yogi(
     )
 
 
+@_validate.checked_arguments
 def yogi(
     learning_rate: ScalarOrSchedule,
     b1: ScalarOrSchedule = 0.9,

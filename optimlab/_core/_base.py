@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from . import _elementwise
 from ._types import OptState, Params, Updates
+from ._validate import checked_arguments
 
 __all__ = [
     "GradientTransformation",
@@ -271,6 +272,7 @@ def check_leaves(name: str, updates: Any) -> None:
             refuse_leaf(name, updates, leaf)
 
 
+@checked_arguments
 def chain(*transforms: Any) -> GradientTransformation:
     """Applies transformations in sequence; the state is the tuple of their states.
 
@@ -323,6 +325,7 @@ def chain(*transforms: Any) -> GradientTransformation:
     )
 
 
+@checked_arguments
 def identity() -> GradientTransformation:
     """Returns the updates unchanged, with an :class:`EmptyState`.
 
@@ -346,6 +349,7 @@ def identity() -> GradientTransformation:
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
+@checked_arguments
 def named_chain(*transforms: tuple[str, Any]) -> GradientTransformation:
     """:func:`~optimlab.chain` whose state is a dict keyed by the given names.
 

@@ -88,6 +88,7 @@ def _as_hparam(name: str, value: Any, dtype: jnp.dtype) -> jax.Array:
     return jnp.asarray(value).astype(dtype)
 
 
+@_validate.checked_arguments
 def with_hyperparams(
     build: Builder, /, **hyperparameters: ScalarOrSchedule
 ) -> GradientTransformation:

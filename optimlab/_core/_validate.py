@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
+import re
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 import jax.numpy as jnp
@@ -275,8 +278,62 @@ def checked_arguments(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     integer or bool accumulator would round every update away without a word.
 
     Anything else raises ``TypeError`` naming the factory and the argument.
+
+    Every ``TypeError`` or ``ValueError`` raised while the factory runs names it
+    (:func:`named`).
     """
-    return by_annotation(fn, (*_FLAGS, *_DTYPES), _argument)
+    return named(fn, by_annotation(fn, (*_FLAGS, *_DTYPES), _argument))
+
+
+#: A message that already starts with a name: ``"scale_by_adam: ..."``, ``"adam() got ..."``.
+_NAMED = re.compile(r"^[A-Za-z_][\w.]*(: |\(\))")
+
+#: Whether a public function is running in this thread: the outermost names the errors.
+_naming = threading.local()
+
+
+def named(fn: Callable[..., Any], call: Callable[_P, _R] | None = None) -> Callable[_P, _R]:
+    """``fn`` (or ``call`` in its place), whose errors start with its name.
+
+    A ``TypeError`` or ``ValueError`` raised while it runs, by its checks or by
+    a function it calls, is raised again with the message prefixed by
+    ``fn.__name__`` (``"clip_by_global_norm: Invalid max_norm value: -1.0 (must be
+    > 0)"``), torch's wording kept after the name. A message that starts with a
+    name already is left as it is, and so are errors raised while another named
+    function is running (an alias building its primitives): the outermost call
+    names them, the one the user made. :func:`caller_names` turns this off where
+    a caller names errors itself (``optimlab.optim``, in torch's exact wording).
+    """
+    target: Callable[..., Any] = fn if call is None else call
+    prefix = f"{fn.__name__}: "
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_naming, "active", False):
+            return target(*args, **kwargs)
+        _naming.active = True
+        try:
+            return target(*args, **kwargs)
+        except (TypeError, ValueError) as e:
+            message = str(e)
+            if type(e) not in (TypeError, ValueError) or _NAMED.match(message):
+                raise
+            raise type(e)(prefix + message) from None
+        finally:
+            _naming.active = False
+
+    return wrapper  # pyright: ignore[reportReturnType]
+
+
+@contextlib.contextmanager
+def caller_names() -> Iterator[None]:
+    """Within it, :func:`named` functions leave their errors' messages as they are."""
+    active = getattr(_naming, "active", False)
+    _naming.active = True
+    try:
+        yield
+    finally:
+        _naming.active = active
 
 
 _FLAGS = ("bool", bool)

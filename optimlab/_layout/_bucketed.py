@@ -36,6 +36,7 @@ from .._core import _rules, _tree
 from .._core._base import GradientTransformation
 from .._core._elementwise import bucket_unsafe_part
 from .._core._update import apply_updates
+from .._core._validate import checked_arguments
 from ._state import (
     BucketedState,
     Buckets,
@@ -217,6 +218,7 @@ def _check_safe(tx: GradientTransformation) -> None:
         )
 
 
+@checked_arguments
 def bucketed(
     tx: GradientTransformation, *, min_leaf_size: int = DEFAULT_MIN_LEAF_SIZE
 ) -> GradientTransformation:
@@ -367,6 +369,7 @@ def _spec(tx: GradientTransformation, what: str) -> _Spec:
     return spec
 
 
+@checked_arguments
 def unbucket_state(tx: GradientTransformation, state: BucketedState, params: Any) -> Any:
     """Converts a bucketed state to the per-leaf state of the wrapped transformation.
 
@@ -406,6 +409,7 @@ def unbucket_state(tx: GradientTransformation, state: BucketedState, params: Any
     return treedef.unflatten(out)
 
 
+@checked_arguments
 def bucket_state(tx: GradientTransformation, state: Any, params: Any) -> BucketedState:
     """Converts the wrapped transformation's per-leaf state to a bucketed state.
 

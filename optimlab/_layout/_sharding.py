@@ -10,6 +10,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from .._core._hyperparams_packed import Hyperparams
 from .._core._types import Params
+from .._core._validate import checked_arguments
 
 __all__ = ["state_shardings", "zero1_state_shardings"]
 
@@ -75,6 +76,7 @@ def _specs(tx: Any, params: Params, mesh: Mesh) -> Any:
     return jax.tree.map(spec, abstract_state), abstract_state
 
 
+@checked_arguments
 def state_shardings(tx: Any, params: Params, mesh: Mesh) -> Any:
     """Shardings for ``tx``'s state that follow the params' shardings.
 
@@ -118,6 +120,7 @@ def state_shardings(tx: Any, params: Params, mesh: Mesh) -> Any:
     )
 
 
+@checked_arguments
 def zero1_state_shardings(tx: Any, params: Params, mesh: Mesh, data_axis: str = "data") -> Any:
     """ZeRO-1 shardings for ``tx``'s state: the moments split over the data-parallel axis.
 

@@ -40,6 +40,7 @@ def _check_finite(lambd: Any, alpha: Any, t0: Any) -> None:
         _validate.finite(value, name)
 
 
+@checked_arguments
 def scale_by_asgd(
     learning_rate: ArrayLike = 1e-2,
     lambd: ArrayLike = 1e-4,
@@ -188,6 +189,7 @@ def asgd(
     )
 
 
+@checked_arguments
 def asgd_averaged_params(state: Any) -> Params:
     r"""Returns the averaged iterate held in an :func:`asgd` (or :func:`scale_by_asgd`) state.
 

@@ -78,6 +78,7 @@ def _minimize(fun, params, state, h, line_search):
 _minimize_jit = jax.jit(_minimize, static_argnames=("fun", "line_search"))
 
 
+@_validate.checked_arguments
 def minimize(
     fun: Callable[[Params], ArrayLike],
     params: Params,
@@ -205,6 +206,7 @@ def _transform(h, history_size: int, line_search: bool, single: bool) -> Gradien
     return GradientTransformation(init_fn, update_fn)
 
 
+@_validate.checked_arguments
 def torch_lbfgs(
     learning_rate: ArrayLike = 1.0,
     max_iter: int = 20,

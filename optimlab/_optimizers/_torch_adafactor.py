@@ -46,6 +46,7 @@ class ScaleByTorchAdafactorState(NamedTuple):
     variance: Updates
 
 
+@checked_arguments
 def scale_by_torch_adafactor(
     learning_rate: ArrayLike = 1e-2,
     beta2_decay: ArrayLike = -0.8,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from .._core import _tree
 from .._core._base import GradientTransformation
+from .._core._validate import checked_arguments
 
 __all__ = ["centralize"]
 
 
+@checked_arguments
 def centralize() -> GradientTransformation:
     r"""Gradient centralisation: removes the mean over all axes but the first.
 

@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 
+@_validate.checked_arguments
 def clip(max_delta: ArrayLike) -> GradientTransformation:
     r"""Clips every update element to ``[-max_delta, max_delta]``.
 
@@ -48,6 +49,7 @@ def clip(max_delta: ArrayLike) -> GradientTransformation:
     return _elementwise.declare(per_leaf(one))
 
 
+@_validate.checked_arguments
 def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
     r"""Rescales the updates so that their global l2 norm is at most ``max_norm``.
 
@@ -98,6 +100,7 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
     return _elementwise.declare(stateless(clipped), _elementwise.GLOBAL)
 
 
+@_validate.checked_arguments
 def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
     r"""Rescales each leaf (block) so that its root mean square is at most ``threshold``.
 
@@ -147,6 +150,7 @@ def _unitwise_norm(x: jax.Array, axis: Any) -> jax.Array:
     return jnp.broadcast_to(jnp.sqrt(n), x.shape)
 
 
+@_validate.checked_arguments
 def adaptive_grad_clip(
     clipping: ArrayLike, eps: ArrayLike = 1e-3, axis: int | tuple[int, ...] | None = None
 ) -> GradientTransformation:
@@ -233,6 +237,7 @@ def _check_axes(axis: Any, axes: tuple[int, ...], updates: Any) -> None:
             )
 
 
+@_validate.checked_arguments
 def per_example_global_norm_clip(
     grads: list[jax.Array], l2_norm_clip: ArrayLike
 ) -> tuple[list[jax.Array], jax.Array]:

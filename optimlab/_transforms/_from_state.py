@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._core._types import ArrayLike
+from .._core._validate import checked_arguments
 
 __all__ = ["value_and_grad_from_state"]
 
@@ -35,6 +36,7 @@ def _find_value_and_grad(state: Any) -> list[tuple[Any, Any]]:
     return found
 
 
+@checked_arguments
 def value_and_grad_from_state(
     value_fn: Callable[..., ArrayLike],
 ) -> Callable[..., tuple[jax.Array, Any]]:

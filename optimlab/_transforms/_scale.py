@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 
+@checked_arguments
 def scale(step_size: ArrayLike) -> GradientTransformation:
     r"""Multiplies updates by a scalar.
 
@@ -120,6 +121,7 @@ def scale_by_learning_rate(
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
 
+@checked_arguments
 def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> GradientTransformation:
     r"""Adds ``weight_decay * params`` to the updates (L2 or decoupled decay, by position).
 
@@ -193,6 +195,7 @@ def _mask_tree(params: Any, mask: Any, what: str) -> Any:
     return mask_tree(params, mask, what)
 
 
+@checked_arguments
 def scale_by_schedule(
     step_size_fn: Schedule, *, step: jax.Array | None = None
 ) -> GradientTransformation:

@@ -110,6 +110,7 @@ def ema_params(decay: ArrayLike = 0.999, *, debias: bool = False) -> GradientTra
     return _averaging("ema_params", weight)
 
 
+@checked_arguments
 def swa_params() -> GradientTransformation:
     r"""Keeps the running mean of the parameters in the state (stochastic weight averaging).
 
@@ -160,6 +161,7 @@ def _nodes(state: Any) -> list[Any]:
     return found
 
 
+@checked_arguments
 def averaged_params(state: Any) -> Params:
     """Returns the averaged parameters held in an optimizer state.
 

@@ -143,6 +143,7 @@ def masked(
     return GradientTransformation(init_fn, update_fn)
 
 
+@checked_arguments
 def set_to_zero() -> GradientTransformation:
     """Replaces every update by zeros (of the same shape and dtype).
 
@@ -169,6 +170,7 @@ def set_to_zero() -> GradientTransformation:
     return GradientTransformation(init_fn, update_fn)
 
 
+@checked_arguments
 def freeze(mask: Any) -> GradientTransformation:
     """Zeroes the updates of the selected (frozen) leaves: ``masked(set_to_zero(), mask)``.
 

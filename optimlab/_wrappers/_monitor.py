@@ -16,6 +16,7 @@ from .._core._base import (
     check_leaves,
 )
 from .._core._types import OptState
+from .._core._validate import checked_arguments
 
 __all__ = ["MonitorState", "MonitorMeasuresState", "monitor", "monitored"]
 
@@ -49,6 +50,7 @@ class MonitorMeasuresState(NamedTuple):
     measure_states: tuple[OptState, ...]
 
 
+@checked_arguments
 def monitor(measures: Any = None, *, inner: Any = None) -> GradientTransformation:
     """Records the norms of the gradients, updates and params of each step in the state.
 
@@ -162,6 +164,7 @@ def _norm_dtype(params: Any) -> jnp.dtype:
     return dtype
 
 
+@checked_arguments
 def monitored(state: Any) -> dict[str, jax.Array]:
     """Returns the norms recorded by :func:`monitor` in a state, as a flat dict.
 

@@ -45,6 +45,7 @@ def all_finite(tree: Any) -> jax.Array:
     return out
 
 
+@_validate.checked_arguments
 def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTransformation:
     """Skips steps whose updates hold a NaN or an Inf, leaving ``inner``'s state untouched.
 
@@ -119,6 +120,7 @@ class ZeroNansState(NamedTuple):
     found_nan: Updates
 
 
+@_validate.checked_arguments
 def zero_nans() -> GradientTransformation:
     """Replaces NaNs in the updates by zeros, recording per leaf whether any were found.
 

@@ -208,6 +208,7 @@ def _label_tree(spec: Any, tree: Any) -> Any:
     return out
 
 
+@checked_arguments
 def partition_overrides(
     factory: Callable[..., GradientTransformation],
     overrides: Mapping[str, Mapping[str, Any]],
@@ -266,6 +267,7 @@ def partition_overrides(
     return partition(transforms, labels)
 
 
+@checked_arguments
 def extend_state(tx: GradientTransformation, state: OptState, params: Params) -> OptState:
     """Initialises ``tx`` on ``params`` and carries over what ``state`` already holds.
 

@@ -52,6 +52,7 @@ class ReduceOnPlateauState(NamedTuple):
     cooldown_counter: jax.Array
 
 
+@_validate.checked_arguments
 def reduce_on_plateau(  # noqa: C901 (argument checks inline; to be split)
     factor: float = 0.1,
     patience: int = 10,
@@ -268,9 +269,7 @@ def _check_common(patience: Any, cooldown: Any, min_scale: Any) -> None:
     for name, value in (("patience", patience), ("cooldown", cooldown)):
         v = _validate.concrete(value)
         if v is not None and not v >= 0:
-            raise ValueError(
-                f"Invalid {name} value: {value} (reduce_on_plateau: {name} must be an integer >= 0)"
-            )
+            raise ValueError(f"Invalid {name} value: {value} (must be an integer >= 0)")
     v = _validate.concrete(min_scale)
     if v is not None and not 0.0 <= v <= 1.0:
         raise ValueError(

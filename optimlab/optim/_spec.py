@@ -15,6 +15,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from .._core import _validate
 from .._core._base import GradientTransformation, never_negative_fields
 from .._core._hyperparams import HyperparamsState, initial_hyperparams
 
@@ -243,7 +244,8 @@ class Spec:
         ``{name: value}`` for each hyperparameter its state holds: ``None`` for those
         fed from the group at every step, the construction value for the others.
         """
-        tx = self.alias(**self.kwargs(group))
+        with _validate.caller_names():  # torch's messages, as torch words them
+            tx = self.alias(**self.kwargs(group))
         key = self.key(group)
         hit = self._cache.get(key)
         if hit is not None:

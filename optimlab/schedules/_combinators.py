@@ -12,6 +12,7 @@ from . import _common as c
 __all__ = ["join", "sequential", "chained"]
 
 
+@c.checked_values
 def join(schedules: Sequence[Schedule], boundaries: Sequence[float]) -> Schedule:
     r"""Runs schedules one after another, each restarted from 0 at its boundary.
 
@@ -37,9 +38,10 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[float]) -> Schedule
         >>> [round(float(fn(t)), 2) for t in (0, 1, 2, 4, 6)]
         [1.0, 1.0, 1.0, 0.5, 0.0]
     """
-    fns = [c.schedule_fn(f, "schedules") for f in schedules]
+    fns = [c.schedule_fn(f, "schedules") for f in c.sequence(schedules, "schedules")]
     if not fns:
         raise ValueError("Invalid schedules value: [] (must hold at least one schedule)")
+    boundaries = c.sequence(boundaries, "boundaries")
     if len(boundaries) != len(fns) - 1:
         raise ValueError(
             f"Invalid boundaries value: {list(boundaries)} (expected "
@@ -57,6 +59,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[float]) -> Schedule
     return schedule
 
 
+@c.checked_values
 def sequential(schedules: Sequence[Schedule], milestones: Sequence[int]) -> Schedule:
     r"""torch's ``SequentialLR``: schedule :math:`i` runs from milestone :math:`i`, restarted.
 
@@ -86,17 +89,20 @@ def sequential(schedules: Sequence[Schedule], milestones: Sequence[int]) -> Sche
     References:
         PyTorch, ``torch.optim.lr_scheduler.SequentialLR``.
     """
-    fns = list(schedules)
+    fns = [c.schedule_fn(f, "schedules") for f in c.sequence(schedules, "schedules")]
     if not fns:
         raise ValueError("Invalid schedules value: [] (must hold at least one schedule)")
+    milestones = c.sequence(milestones, "milestones")
     if len(milestones) != len(fns) - 1:
         raise ValueError(
-            f"Invalid milestones value: {list(milestones)} (expected "
+            f"Invalid milestones value: {milestones} (expected "
             f"{len(fns) - 1} milestones for {len(fns)} schedules)"
         )
+    c.boundaries(milestones, "milestones", strict=True)  # named here, not by join
     return join(fns, milestones)
 
 
+@c.checked_values
 def chained(*factors: Schedule) -> Schedule:
     r"""torch's ``ChainedScheduler``: the product of multiplicative factors.
 

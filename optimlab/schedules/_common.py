@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import jax
@@ -86,9 +86,18 @@ def schedule_fn(fn: Any, name: str) -> Callable[[jax.Array], Any]:
     return fn
 
 
+def sequence(values: Any, name: str) -> list[Any]:
+    """``values`` as a list, refusing what is not a sequence (``TypeError``)."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise TypeError(
+            f"{name} must be a list or a tuple, got {type(values).__name__} {values!r}."
+        )
+    return list(values)
+
+
 def boundaries(values: Sequence[Any], name: str, *, strict: bool) -> list[float]:
     """Concrete, non-negative boundaries, increasing (``strict``) or non-decreasing."""
-    out = [non_negative(b, name) for b in values]
+    out = [non_negative(b, name) for b in sequence(values, name)]
     for a, b in zip(out, out[1:], strict=False):
         ok = a < b if strict else a <= b
         kind = "strictly increasing" if strict else "non-decreasing"
@@ -107,7 +116,7 @@ def linear_anneal(start: jax.Array, end: jax.Array, pct: jax.Array) -> jax.Array
 
 
 def checked_values(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Decorates a schedule factory: its numeric values must be real and finite.
+    """Decorates a schedule factory: its values must be real and finite, its errors named.
 
     Every argument annotated ``ArrayLike`` or ``float`` (a value, a rate, a
     factor) that is concrete when the schedule is built must be a real number, or
@@ -115,8 +124,12 @@ def checked_values(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     every step, and nothing downstream can tell. Traced values (a population
     swept with :func:`jax.vmap`) are not checked. ``None`` passes where the
     annotation allows it.
+
+    A ``TypeError`` or ``ValueError`` raised while the schedule is built (this
+    check or the factory's own) starts with the factory's name, as in
+    ``"exponential_decay: Invalid transition_steps value: 0 (must be > 0)"``.
     """
-    return _validate.by_annotation(fn, _VALUES, _finite)
+    return _validate.named(fn, _validate.by_annotation(fn, _VALUES, _finite))
 
 
 _VALUES = ("ArrayLike", "ArrayLike | None", "float", "float | None")

@@ -94,7 +94,7 @@ def multistep(base_lr: ArrayLike, milestones: Sequence[int], gamma: float = 0.1)
     References:
         PyTorch, ``torch.optim.lr_scheduler.MultiStepLR``.
     """
-    ms = c.boundaries(list(milestones), "milestones", strict=False)
+    ms = c.boundaries(milestones, "milestones", strict=False)
     c.non_negative(gamma, "gamma")
 
     def schedule(t):
@@ -341,6 +341,7 @@ def polynomial_decay(base_lr: ArrayLike, total_iters: int = 5, power: float = 1.
     return schedule
 
 
+@c.checked_values
 def lambda_factor(lr_lambda: Callable[[jax.Array], ArrayLike]) -> Schedule:
     r"""torch's ``LambdaLR`` as a factor: :math:`f_t = \lambda(t)`.
 
@@ -387,6 +388,7 @@ def _factors_table(fn: Callable[[Any], Any], n: int) -> np.ndarray:
     return out
 
 
+@c.checked_values
 def multiplicative(lr_lambda: Callable[[Any], ArrayLike], num_steps: int | None = None) -> Schedule:
     r"""torch's ``MultiplicativeLR`` as a factor: the running product of ``lr_lambda``.
 

@@ -153,6 +153,7 @@ def warmup_exponential_decay(
     )
 
 
+@c.checked_values
 def sgdr(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
     r"""Warm restarts: :func:`warmup_cosine_decay` cycles joined end to end.
 
@@ -176,12 +177,20 @@ def sgdr(cosine_kwargs: Iterable[Mapping[str, Any]]) -> Schedule:
         Loshchilov & Hutter, `SGDR: Stochastic Gradient Descent with Warm Restarts
         <https://arxiv.org/abs/1608.03983>`_, 2017.
     """
-    kwargs = list(cosine_kwargs)
+    kwargs = c.sequence(cosine_kwargs, "cosine_kwargs")
     if not kwargs:
         raise ValueError("Invalid cosine_kwargs value: [] (must hold at least one cycle)")
     schedules, bounds, at = [], [], 0.0
-    for kw in kwargs:
-        schedules.append(warmup_cosine_decay(**kw))
+    for i, kw in enumerate(kwargs):
+        if not isinstance(kw, Mapping):
+            raise TypeError(
+                f"cosine_kwargs[{i}] must be a dict of warmup_cosine_decay arguments, got "
+                f"{type(kw).__name__} {kw!r}."
+            )
+        try:
+            schedules.append(warmup_cosine_decay(**kw))
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"cosine_kwargs[{i}]: {e}") from None
         at += c.positive(kw["decay_steps"], "decay_steps")
         bounds.append(at)
     return join(schedules, bounds[:-1])

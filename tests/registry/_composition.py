@@ -238,7 +238,7 @@ ERROR_CASES = [
         lambda: ol.partition_overrides(ol.adamw, {"a": {"learning_rate": -1.0}}, {"**": "a"}),
         "construct",
         ValueError,
-        r"^Invalid learning rate: -1.0$",
+        r"^partition_overrides: Invalid learning rate: -1.0$",
     ),
     ErrorCase(
         "masked_array_mask",

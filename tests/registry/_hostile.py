@@ -487,9 +487,15 @@ ERROR_CASES = [
         lambda: ol.sm3(0.1, momentum=-0.5),
         "construct",
         ValueError,
-        r"^Invalid momentum value: -0\.5",
+        r"^sm3: Invalid momentum value: -0\.5",
     ),
-    _e("trace_decay_nan", lambda: ol.trace(decay=NAN), "construct", ValueError, r"^Invalid decay"),
+    _e(
+        "trace_decay_nan",
+        lambda: ol.trace(decay=NAN),
+        "construct",
+        ValueError,
+        r"^trace: Invalid decay",
+    ),
     _e(
         "with_hyperparams_rule_table",
         lambda: ol.with_hyperparams(lambda s, h: ol.scale(-h["eps"]), eps=-1.0),

@@ -41,7 +41,7 @@ ERROR_CASES = [
         lambda: ol.torch_lbfgs(-1.0),
         "construct",
         ValueError,
-        r"^Invalid learning rate: -1.0$",
+        r"^torch_lbfgs: Invalid learning rate: -1.0$",
     ),
     ErrorCase(
         "lbfgs_zero_max_iter",
@@ -83,7 +83,7 @@ ERROR_CASES = [
         lambda: _minimize(learning_rate=-0.5),
         "construct",
         ValueError,
-        r"^Invalid learning rate: -0.5$",
+        r"^minimize: Invalid learning rate: -0.5$",
     ),
     ErrorCase(
         "minimize_negative_history",

@@ -131,16 +131,20 @@ def _update(tx, params, grads, **extra):
 
 
 def _e(id_, fn, match, exc=ValueError, stage="construct"):
+    if match.startswith("^{f}: "):  # a shared message, after the name of the factory called
+        names = fn.__code__.co_names  # ("ol", "<factory>") for `lambda: ol.<factory>(...)`
+        assert names[0] == "ol" and len(names) == 2, (id_, names)
+        match = match.replace("{f}", names[1], 1)
     return ErrorCase(id_, fn, stage, exc, match)
 
 
-_LR = r"^Invalid learning rate: -0.1$"
-_B0 = r"^Invalid beta parameter at index 0: 1.0$"
-_B1 = r"^Invalid beta parameter at index 1: -0.5$"
-_B2 = r"^Invalid beta parameter at index 2: 1.5$"
-_EPS = r"^Invalid epsilon value: -1e-08$"
-_EPS_ROOT = r"^Invalid eps_root value: -1.0 \(must be >= 0\)$"
-_WD = r"^Invalid weight_decay value: -0.01$"
+_LR = r"^{f}: Invalid learning rate: -0.1$"
+_B0 = r"^{f}: Invalid beta parameter at index 0: 1.0$"
+_B1 = r"^{f}: Invalid beta parameter at index 1: -0.5$"
+_B2 = r"^{f}: Invalid beta parameter at index 2: 1.5$"
+_EPS = r"^{f}: Invalid epsilon value: -1e-08$"
+_EPS_ROOT = r"^{f}: Invalid eps_root value: -1.0 \(must be >= 0\)$"
+_WD = r"^{f}: Invalid weight_decay value: -0.01$"
 
 ERROR_CASES = [
     # lion
@@ -162,7 +166,7 @@ ERROR_CASES = [
     _e(
         "signum_beta",
         lambda: ol.signum(0.1, beta=1.0),
-        r"^Invalid beta value: 1.0 \(must be in \[0.0, 1.0\)\)$",
+        r"^signum: Invalid beta value: 1.0 \(must be in \[0.0, 1.0\)\)$",
     ),
     _e(
         "signum_update_structure",
@@ -190,19 +194,23 @@ ERROR_CASES = [
     _e(
         "lars_trust_coefficient",
         lambda: ol.lars(0.1, trust_coefficient=0.0),
-        r"^Invalid trust_coefficient value: 0.0 \(must be > 0\)$",
+        r"^lars: Invalid trust_coefficient value: 0.0 \(must be > 0\)$",
     ),
     _e("lars_eps", lambda: ol.lars(0.1, eps=-1e-8), _EPS),
-    _e("lars_momentum", lambda: ol.lars(0.1, momentum=-0.5), r"^Invalid momentum value: -0.5$"),
+    _e(
+        "lars_momentum",
+        lambda: ol.lars(0.1, momentum=-0.5),
+        r"^lars: Invalid momentum value: -0.5$",
+    ),
     _e(
         "lars_nesterov_without_momentum",
         lambda: ol.lars(0.1, momentum=0.0, nesterov=True),
-        r"^Nesterov momentum requires a momentum$",
+        r"^lars: Nesterov momentum requires a momentum$",
     ),
     _e(
         "trust_ratio_min_norm",
         lambda: ol.scale_by_trust_ratio(min_norm=-1.0),
-        r"^Invalid min_norm value: -1.0 \(must be >= 0\)$",
+        r"^scale_by_trust_ratio: Invalid min_norm value: -1.0 \(must be >= 0\)$",
     ),
     _e(
         "trust_ratio_shape",
@@ -224,7 +232,7 @@ ERROR_CASES = [
     _e(
         "yogi_initial_accumulator",
         lambda: ol.scale_by_yogi(initial_accumulator_value=-1.0),
-        r"^Invalid initial_accumulator_value value: -1.0 \(must be >= 0\)$",
+        r"^scale_by_yogi: Invalid initial_accumulator_value value: -1.0 \(must be >= 0\)$",
     ),
     # adan
     _e("adan_lr", lambda: ol.adan(-0.1), _LR),
@@ -254,12 +262,12 @@ ERROR_CASES = [
     _e(
         "sm3_momentum",
         lambda: ol.sm3(0.1, momentum=1.0),
-        r"^Invalid momentum value: 1.0 \(must be in \[0.0, 1.0\)\)$",
+        r"^sm3: Invalid momentum value: 1.0 \(must be in \[0.0, 1.0\)\)$",
     ),
     _e(
         "sm3_b2",
         lambda: ol.scale_by_sm3(b2=1.5),
-        r"^Invalid b2 value: 1.5 \(must be in \[0.0, 1.0\]\)$",
+        r"^scale_by_sm3: Invalid b2 value: 1.5 \(must be in \[0.0, 1.0\]\)$",
     ),
     _e("sm3_eps", lambda: ol.scale_by_sm3(eps=-1e-8), _EPS),
     # fromage
@@ -267,7 +275,7 @@ ERROR_CASES = [
     _e(
         "fromage_min_norm",
         lambda: ol.fromage(0.1, min_norm=-1.0),
-        r"^Invalid min_norm value: -1.0 \(must be >= 0\)$",
+        r"^fromage: Invalid min_norm value: -1.0 \(must be >= 0\)$",
     ),
     _e(
         "fromage_params_none",
@@ -280,35 +288,35 @@ ERROR_CASES = [
     _e(
         "noisy_sgd_eta",
         lambda: ol.noisy_sgd(0.1, eta=-1.0),
-        r"^Invalid eta value: -1.0 \(must be >= 0\)$",
+        r"^noisy_sgd: Invalid eta value: -1.0 \(must be >= 0\)$",
     ),
     _e(
         "noisy_sgd_gamma",
         lambda: ol.noisy_sgd(0.1, gamma=-1.0),
-        r"^Invalid gamma value: -1.0 \(must be >= 0\)$",
+        r"^noisy_sgd: Invalid gamma value: -1.0 \(must be >= 0\)$",
     ),
     _e(
         "noisy_sgd_key",
         lambda: ol.noisy_sgd(0.1, key="0"),
-        r"^key must be an int seed or a jax.random key, got str.$",
+        r"^noisy_sgd: key must be an int seed or a jax.random key, got str.$",
         TypeError,
     ),
     # polyak_sgd
     _e(
         "polyak_max_lr",
         lambda: ol.polyak_sgd(max_learning_rate=-1.0),
-        r"^Invalid max_learning_rate value: -1.0 \(must be >= 0\)$",
+        r"^polyak_sgd: Invalid max_learning_rate value: -1.0 \(must be >= 0\)$",
     ),
     _e(
         "polyak_scaling",
         lambda: ol.polyak_sgd(scaling=-1.0),
-        r"^Invalid scaling value: -1.0 \(must be >= 0\)$",
+        r"^polyak_sgd: Invalid scaling value: -1.0 \(must be >= 0\)$",
     ),
     _e("polyak_eps", lambda: ol.polyak_sgd(eps=-1e-8), _EPS),
     _e(
         "polyak_variant",
         lambda: ol.polyak_sgd(variant="spsx"),
-        r"^Invalid variant value: 'spsx' \(must be one of \('sps', 'sps\+'\)\)$",
+        r"^polyak_sgd: Invalid variant value: 'spsx' \(must be one of \('sps', 'sps\+'\)\)$",
     ),
     _e(
         "polyak_missing_value",
@@ -321,23 +329,23 @@ ERROR_CASES = [
     _e(
         "ogd_alpha",
         lambda: ol.optimistic_gradient_descent(0.1, alpha=-1.0),
-        r"^Invalid alpha value: -1.0 \(must be >= 0\)$",
+        r"^optimistic_gradient_descent: Invalid alpha value: -1.0 \(must be >= 0\)$",
     ),
     _e(
         "ogd_beta",
         lambda: ol.optimistic_gradient_descent(0.1, beta=-1.0),
-        r"^Invalid beta value: -1.0 \(must be >= 0\)$",
+        r"^optimistic_gradient_descent: Invalid beta value: -1.0 \(must be >= 0\)$",
     ),
     _e("optimistic_adam_v2_lr", lambda: ol.optimistic_adam_v2(-0.1), _LR),
     _e(
         "optimistic_adam_v2_alpha",
         lambda: ol.optimistic_adam_v2(0.1, alpha=-1.0),
-        r"^Invalid alpha value: -1.0 \(must be >= 0\)$",
+        r"^optimistic_adam_v2: Invalid alpha value: -1.0 \(must be >= 0\)$",
     ),
     _e(
         "optimistic_adam_v2_beta",
         lambda: ol.optimistic_adam_v2(0.1, beta=-1.0),
-        r"^Invalid beta value: -1.0 \(must be >= 0\)$",
+        r"^optimistic_adam_v2: Invalid beta value: -1.0 \(must be >= 0\)$",
     ),
     _e("optimistic_adam_v2_b1", lambda: ol.optimistic_adam_v2(0.1, b1=1.0), _B0),
     _e("optimistic_adam_v2_b2", lambda: ol.optimistic_adam_v2(0.1, b2=-0.5), _B1),
@@ -348,7 +356,7 @@ ERROR_CASES = [
     _e(
         "optimistic_adam_optimism",
         lambda: ol.optimistic_adam(0.1, -1.0),
-        r"^Invalid optimism value: -1.0 \(must be >= 0\)$",
+        r"^optimistic_adam: Invalid optimism value: -1.0 \(must be >= 0\)$",
     ),
     _e("optimistic_adam_b1", lambda: ol.optimistic_adam(0.1, None, 1.0), _B0),
     _e("optimistic_adam_b2", lambda: ol.optimistic_adam(0.1, b2=-0.5), _B1),
