@@ -164,6 +164,15 @@ class Pair:
             self.step(k, skip(k))
             self.check(f"step {k}")
 
+    def resume(self, state_dict: Mapping[str, Any], start: int, steps: int) -> None:
+        """Loads ``state_dict`` into both sides, then runs steps ``start..start+steps-1``."""
+        self.theirs.load_state_dict(state_dict)
+        self.ours.load_state_dict(state_dict)
+        self.check("after load")
+        for k in range(start, start + steps):
+            self.step(k)
+            self.check(f"resumed step {k}")
+
     def set_all(self, gi: int, **options: Any) -> None:
         """Changes group ``gi``'s options on both sides."""
         self.ours.param_groups[gi].update(options)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import optimlab as ol
 from tests import problems
 
-from ._types import Case, ErrorCase
+from ._types import Case, ErrorCase, after_factory
 
 
 def _decay(lr, rate):
@@ -132,9 +132,7 @@ def _update(tx, params, grads, **extra):
 
 def _e(id_, fn, match, exc=ValueError, stage="construct"):
     if match.startswith("^{f}: "):  # a shared message, after the name of the factory called
-        names = fn.__code__.co_names  # ("ol", "<factory>") for `lambda: ol.<factory>(...)`
-        assert names[0] == "ol" and len(names) == 2, (id_, names)
-        match = match.replace("{f}", names[1], 1)
+        match = after_factory(fn, "^" + match[len("^{f}: ") :])
     return ErrorCase(id_, fn, stage, exc, match)
 
 

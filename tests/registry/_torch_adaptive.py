@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 import optimlab as ol
 
-from ._types import Case, ErrorCase
+from ._types import Case, ErrorCase, after_factory
 
 CASES = [
     Case(
@@ -164,6 +164,11 @@ def _err(cid, fn, match, exc=ValueError, stage="construct"):
     return ErrorCase(cid, fn, stage, exc, match)
 
 
+def _torch(cid, fn, match):
+    """A construction refused with torch's message, after the factory's name."""
+    return _err(cid, fn, after_factory(fn, match))
+
+
 def _init_complex(tx):
     return tx.init({"z": jnp.ones(2, jnp.complex64)})
 
@@ -174,33 +179,23 @@ def _update(tx, params, grads):
 
 ERROR_CASES = [
     # adamax / adamaxw: torch.optim.Adamax's checks and wording.
-    _err("adamax_lr", lambda: ol.adamax(-1e-3), r"^adamax: Invalid learning rate: -0.001$"),
-    _err("adamax_eps", lambda: ol.adamax(eps=-1.0), r"^adamax: Invalid epsilon value: -1.0$"),
-    _err(
-        "adamax_beta1",
-        lambda: ol.adamax(b1=1.0),
-        r"^adamax: Invalid beta parameter at index 0: 1.0$",
+    _torch("adamax_lr", lambda: ol.adamax(-1e-3), r"^Invalid learning rate: -0.001$"),
+    _torch("adamax_eps", lambda: ol.adamax(eps=-1.0), r"^Invalid epsilon value: -1.0$"),
+    _torch("adamax_beta1", lambda: ol.adamax(b1=1.0), r"^Invalid beta parameter at index 0: 1.0$"),
+    _torch(
+        "adamax_beta2", lambda: ol.adamax(b2=-0.5), r"^Invalid beta parameter at index 1: -0.5$"
     ),
-    _err(
-        "adamax_beta2",
-        lambda: ol.adamax(b2=-0.5),
-        r"^adamax: Invalid beta parameter at index 1: -0.5$",
+    _torch(
+        "adamax_wd", lambda: ol.adamax(weight_decay=-0.1), r"^Invalid weight_decay value: -0.1$"
     ),
-    _err(
-        "adamax_wd",
-        lambda: ol.adamax(weight_decay=-0.1),
-        r"^adamax: Invalid weight_decay value: -0.1$",
+    _torch(
+        "adamaxw_wd", lambda: ol.adamaxw(weight_decay=-0.1), r"^Invalid weight_decay value: -0.1$"
     ),
-    _err(
-        "adamaxw_wd",
-        lambda: ol.adamaxw(weight_decay=-0.1),
-        r"^adamaxw: Invalid weight_decay value: -0.1$",
-    ),
-    _err("adamaxw_lr", lambda: ol.adamaxw(float("nan")), r"^adamaxw: Invalid learning rate: nan$"),
-    _err(
+    _torch("adamaxw_lr", lambda: ol.adamaxw(float("nan")), r"^Invalid learning rate: nan$"),
+    _torch(
         "scale_by_adamax_beta1",
         lambda: ol.scale_by_adamax(b1=2.0),
-        r"^scale_by_adamax: Invalid beta parameter at index 0: 2.0$",
+        r"^Invalid beta parameter at index 0: 2.0$",
     ),
     _err(
         "adamax_real_mu_dtype_complex_params",
@@ -210,43 +205,33 @@ ERROR_CASES = [
         "init",
     ),
     # nadam / nadamw: torch.optim.NAdam's checks and wording.
-    _err("nadam_lr", lambda: ol.nadam(-1.0), r"^nadam: Invalid learning rate: -1.0$"),
-    _err("nadam_eps", lambda: ol.nadam(eps=-1e-8), r"^nadam: Invalid epsilon value: -1e-08$"),
-    _err(
-        "nadam_beta1", lambda: ol.nadam(b1=1.5), r"^nadam: Invalid beta parameter at index 0: 1.5$"
-    ),
-    _err(
-        "nadam_beta2", lambda: ol.nadam(b2=1.0), r"^nadam: Invalid beta parameter at index 1: 1.0$"
-    ),
-    _err(
-        "nadam_wd",
-        lambda: ol.nadam(weight_decay=-1.0),
-        r"^nadam: Invalid weight_decay value: -1.0$",
-    ),
-    _err(
+    _torch("nadam_lr", lambda: ol.nadam(-1.0), r"^Invalid learning rate: -1.0$"),
+    _torch("nadam_eps", lambda: ol.nadam(eps=-1e-8), r"^Invalid epsilon value: -1e-08$"),
+    _torch("nadam_beta1", lambda: ol.nadam(b1=1.5), r"^Invalid beta parameter at index 0: 1.5$"),
+    _torch("nadam_beta2", lambda: ol.nadam(b2=1.0), r"^Invalid beta parameter at index 1: 1.0$"),
+    _torch("nadam_wd", lambda: ol.nadam(weight_decay=-1.0), r"^Invalid weight_decay value: -1.0$"),
+    _torch(
         "nadam_momentum_decay",
         lambda: ol.nadam(momentum_decay=-0.004),
-        r"^nadam: Invalid momentum_decay value: -0.004$",
+        r"^Invalid momentum_decay value: -0.004$",
     ),
     _err(
         "nadam_mask_without_decoupled",
         lambda: ol.nadam(weight_decay=0.1, mask={"a": True}),
         r"mask applies to decoupled weight decay only",
     ),
-    _err(
-        "nadamw_wd",
-        lambda: ol.nadamw(weight_decay=-0.01),
-        r"^nadamw: Invalid weight_decay value: -0.01$",
+    _torch(
+        "nadamw_wd", lambda: ol.nadamw(weight_decay=-0.01), r"^Invalid weight_decay value: -0.01$"
     ),
-    _err(
+    _torch(
         "nadamw_momentum_decay",
         lambda: ol.nadamw(momentum_decay=float("nan")),
-        r"^nadamw: Invalid momentum_decay value: nan$",
+        r"^Invalid momentum_decay value: nan$",
     ),
-    _err(
+    _torch(
         "scale_by_nadam_momentum_decay",
         lambda: ol.scale_by_nadam(momentum_decay=-1.0),
-        r"^scale_by_nadam: Invalid momentum_decay value: -1.0$",
+        r"^Invalid momentum_decay value: -1.0$",
     ),
     _err(
         "nadam_real_nu_dtype_complex_params",
@@ -262,21 +247,11 @@ ERROR_CASES = [
         stage="update",
     ),
     # radam: torch.optim.RAdam's checks and wording.
-    _err("radam_lr", lambda: ol.radam(-0.5), r"^radam: Invalid learning rate: -0.5$"),
-    _err("radam_eps", lambda: ol.radam(eps=-1.0), r"^radam: Invalid epsilon value: -1.0$"),
-    _err(
-        "radam_beta1",
-        lambda: ol.radam(b1=-0.1),
-        r"^radam: Invalid beta parameter at index 0: -0.1$",
-    ),
-    _err(
-        "radam_beta2", lambda: ol.radam(b2=1.1), r"^radam: Invalid beta parameter at index 1: 1.1$"
-    ),
-    _err(
-        "radam_wd",
-        lambda: ol.radam(weight_decay=-2.0),
-        r"^radam: Invalid weight_decay value: -2.0$",
-    ),
+    _torch("radam_lr", lambda: ol.radam(-0.5), r"^Invalid learning rate: -0.5$"),
+    _torch("radam_eps", lambda: ol.radam(eps=-1.0), r"^Invalid epsilon value: -1.0$"),
+    _torch("radam_beta1", lambda: ol.radam(b1=-0.1), r"^Invalid beta parameter at index 0: -0.1$"),
+    _torch("radam_beta2", lambda: ol.radam(b2=1.1), r"^Invalid beta parameter at index 1: 1.1$"),
+    _torch("radam_wd", lambda: ol.radam(weight_decay=-2.0), r"^Invalid weight_decay value: -2.0$"),
     _err(
         "radam_mask_without_decoupled",
         lambda: ol.radam(weight_decay=0.1, mask={"a": True}),
@@ -289,29 +264,23 @@ ERROR_CASES = [
         stage="update",
     ),
     # adagrad: torch.optim.Adagrad's checks and wording.
-    _err("adagrad_lr", lambda: ol.adagrad(-0.01), r"^adagrad: Invalid learning rate: -0.01$"),
-    _err(
-        "adagrad_lr_decay",
-        lambda: ol.adagrad(lr_decay=-0.1),
-        r"^adagrad: Invalid lr_decay value: -0.1$",
+    _torch("adagrad_lr", lambda: ol.adagrad(-0.01), r"^Invalid learning rate: -0.01$"),
+    _torch(
+        "adagrad_lr_decay", lambda: ol.adagrad(lr_decay=-0.1), r"^Invalid lr_decay value: -0.1$"
     ),
-    _err(
-        "adagrad_wd",
-        lambda: ol.adagrad(weight_decay=-0.1),
-        r"^adagrad: Invalid weight_decay value: -0.1$",
+    _torch(
+        "adagrad_wd", lambda: ol.adagrad(weight_decay=-0.1), r"^Invalid weight_decay value: -0.1$"
     ),
-    _err(
+    _torch(
         "adagrad_initial_accumulator_value",
         lambda: ol.adagrad(initial_accumulator_value=-1.0),
-        r"^adagrad: Invalid initial_accumulator_value value: -1.0$",
+        r"^Invalid initial_accumulator_value value: -1.0$",
     ),
-    _err(
-        "adagrad_eps", lambda: ol.adagrad(eps=-1e-10), r"^adagrad: Invalid epsilon value: -1e-10$"
-    ),
-    _err(
+    _torch("adagrad_eps", lambda: ol.adagrad(eps=-1e-10), r"^Invalid epsilon value: -1e-10$"),
+    _torch(
         "scale_by_adagrad_initial_accumulator_value",
         lambda: ol.scale_by_adagrad(initial_accumulator_value=-0.5),
-        r"^scale_by_adagrad: Invalid initial_accumulator_value value: -0.5$",
+        r"^Invalid initial_accumulator_value value: -0.5$",
     ),
     _err(
         "adagrad_real_accumulator_complex_params",
@@ -321,50 +290,30 @@ ERROR_CASES = [
         "init",
     ),
     # adadelta: torch.optim.Adadelta's checks and wording.
-    _err("adadelta_lr", lambda: ol.adadelta(-1.0), r"^adadelta: Invalid learning rate: -1.0$"),
-    _err(
-        "adadelta_rho_above_one",
-        lambda: ol.adadelta(rho=1.5),
-        r"^adadelta: Invalid rho value: 1.5$",
+    _torch("adadelta_lr", lambda: ol.adadelta(-1.0), r"^Invalid learning rate: -1.0$"),
+    _torch("adadelta_rho_above_one", lambda: ol.adadelta(rho=1.5), r"^Invalid rho value: 1.5$"),
+    _torch("adadelta_rho_negative", lambda: ol.adadelta(rho=-0.1), r"^Invalid rho value: -0.1$"),
+    _torch("adadelta_eps", lambda: ol.adadelta(eps=-1e-6), r"^Invalid epsilon value: -1e-06$"),
+    _torch(
+        "adadelta_wd", lambda: ol.adadelta(weight_decay=-1.0), r"^Invalid weight_decay value: -1.0$"
     ),
-    _err(
-        "adadelta_rho_negative",
-        lambda: ol.adadelta(rho=-0.1),
-        r"^adadelta: Invalid rho value: -0.1$",
-    ),
-    _err(
-        "adadelta_eps", lambda: ol.adadelta(eps=-1e-6), r"^adadelta: Invalid epsilon value: -1e-06$"
-    ),
-    _err(
-        "adadelta_wd",
-        lambda: ol.adadelta(weight_decay=-1.0),
-        r"^adadelta: Invalid weight_decay value: -1.0$",
-    ),
-    _err(
-        "scale_by_adadelta_rho",
-        lambda: ol.scale_by_adadelta(rho=2.0),
-        r"^scale_by_adadelta: Invalid rho value: 2.0$",
+    _torch(
+        "scale_by_adadelta_rho", lambda: ol.scale_by_adadelta(rho=2.0), r"^Invalid rho value: 2.0$"
     ),
     # rmsprop: torch.optim.RMSprop's checks and wording (torch calls decay alpha).
-    _err("rmsprop_lr", lambda: ol.rmsprop(-0.01), r"^rmsprop: Invalid learning rate: -0.01$"),
-    _err("rmsprop_eps", lambda: ol.rmsprop(eps=-1.0), r"^rmsprop: Invalid epsilon value: -1.0$"),
-    _err(
-        "rmsprop_momentum",
-        lambda: ol.rmsprop(momentum=-0.9),
-        r"^rmsprop: Invalid momentum value: -0.9$",
+    _torch("rmsprop_lr", lambda: ol.rmsprop(-0.01), r"^Invalid learning rate: -0.01$"),
+    _torch("rmsprop_eps", lambda: ol.rmsprop(eps=-1.0), r"^Invalid epsilon value: -1.0$"),
+    _torch(
+        "rmsprop_momentum", lambda: ol.rmsprop(momentum=-0.9), r"^Invalid momentum value: -0.9$"
     ),
-    _err(
-        "rmsprop_wd",
-        lambda: ol.rmsprop(weight_decay=-0.1),
-        r"^rmsprop: Invalid weight_decay value: -0.1$",
+    _torch(
+        "rmsprop_wd", lambda: ol.rmsprop(weight_decay=-0.1), r"^Invalid weight_decay value: -0.1$"
     ),
-    _err(
-        "rmsprop_alpha", lambda: ol.rmsprop(decay=-0.99), r"^rmsprop: Invalid alpha value: -0.99$"
-    ),
-    _err(
+    _torch("rmsprop_alpha", lambda: ol.rmsprop(decay=-0.99), r"^Invalid alpha value: -0.99$"),
+    _torch(
         "scale_by_rmsprop_alpha",
         lambda: ol.scale_by_rmsprop(decay=-1.0),
-        r"^scale_by_rmsprop: Invalid alpha value: -1.0$",
+        r"^Invalid alpha value: -1.0$",
     ),
     _err(
         "rmsprop_update_structure",

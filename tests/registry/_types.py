@@ -4,6 +4,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import optimlab
+
 
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -52,3 +54,16 @@ class ErrorCase:
     stage: str
     exc: type[BaseException]
     match: str
+
+
+def after_factory(fn: Callable[[], Any], match: str) -> str:
+    """``match`` (anchored with ``^``) expected after the name of the factory ``fn`` calls.
+
+    For a case ``lambda: ol.<factory>(...)`` whose message is a shared or torch-worded
+    one: every public function names itself first (``"adam: Invalid learning rate:
+    -1.0"``).
+    """
+    names = fn.__code__.co_names  # ("ol", "<factory>", ...) for `lambda: ol.<factory>(...)`
+    assert names[:1] == ("ol",) and callable(getattr(optimlab, names[1], None)), names
+    assert match.startswith("^"), match
+    return f"^{names[1]}: {match[1:]}"
