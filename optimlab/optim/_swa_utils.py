@@ -263,6 +263,14 @@ class AveragedModel:
             raise TypeError(
                 f"AveragedModel: use_buffers must be a bool, got {type(use_buffers).__name__}."
             )
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+            kind = np.asarray(leaf).dtype.kind if not hasattr(leaf, "dtype") else "f"
+            if kind not in "biufc":
+                raise TypeError(
+                    f"AveragedModel: params must be a tree of arrays, but the leaf at "
+                    f"{jax.tree_util.keystr(path) or '<root>'} is {type(leaf).__name__} "
+                    f"{repr(leaf)[:60]}."
+                )
         self.params = jax.tree.map(lambda x: jnp.array(x, copy=True), params)
         self.n_averaged = jnp.zeros((), jnp.int32)
         self.avg_fn = avg_fn

@@ -83,6 +83,13 @@ ERROR_CASES = [
         r"^Invalid decay value nan provided",
     ),
     _e(
+        "averaged_model_params_not_arrays",
+        lambda: ol.optim.swa_utils.AveragedModel({"w": jnp.ones(2), "name": "encoder"}),
+        TypeError,
+        r"^AveragedModel: params must be a tree of arrays, but the leaf at \['name'\] is str "
+        r"'encoder'\.$",
+    ),
+    _e(
         "averaged_model_avg_fn_not_callable",
         lambda: ol.optim.swa_utils.AveragedModel({"w": jnp.ones(2)}, avg_fn=0.9),
         TypeError,
