@@ -128,6 +128,7 @@ def add_noise(
         keys = jax.random.split(sample_key, len(leaves))
         noisy = []
         for u, k in zip(leaves, keys, strict=True):
+            u = jnp.asarray(u)  # a Python number too
             uc = _tree.upcast(u)
             noise = jax.random.normal(k, uc.shape, uc.dtype)
             noisy.append((uc + _tree.scalar_like(std, uc) * noise).astype(u.dtype))

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _elementwise
+from ._grads import as_param_dtypes, refuse_leaf
 from ._types import OptState, Params, Updates
 from ._validate import checked_arguments
 
@@ -247,20 +248,6 @@ def _update_with_extra_args(tx: Any) -> Callable[..., Any]:
 NUMBERS = (int, float, complex)
 
 
-def refuse_leaf(name: str, updates: Any, leaf: Any) -> None:
-    """Raises ``TypeError`` naming ``name`` and the key path of ``leaf`` in ``updates``.
-
-    For a leaf that is neither an array nor a number (a string, a function): found
-    at trace time, before any arithmetic fails on it without saying where.
-    """
-    for path, x in jax.tree_util.tree_flatten_with_path(updates)[0]:
-        if x is leaf:
-            raise TypeError(
-                f"{name}: the update at {jax.tree_util.keystr(path)} is a "
-                f"{type(leaf).__name__}, not an array or a number."
-            )
-
-
 def check_leaves(name: str, updates: Any) -> None:
     """Refuses a leaf of ``updates`` that is neither a number nor an array.
 
@@ -311,9 +298,16 @@ def chain(*transforms: Any) -> GradientTransformation:
                 f"got {type(state).__name__}. Pass the state returned by this chain's init."
             )
         # check_leaves, inlined: a traced chain runs no Python frame for it.
+        exact = False
         for leaf in jax.tree_util.tree_leaves(updates):
-            if not (hasattr(leaf, "dtype") or isinstance(leaf, NUMBERS)):
-                refuse_leaf("chain", updates, leaf)
+            dtype = getattr(leaf, "dtype", None)
+            if dtype is None:
+                if not isinstance(leaf, NUMBERS):
+                    refuse_leaf("chain", updates, leaf)
+            elif dtype.kind in "biu":  # bfloat16 and float8 are kind "V": inexact
+                exact = True
+        if exact:  # integer gradients: floats before the first transformation, as aliases do
+            updates = as_param_dtypes("chain", updates, params)
         new_state = []
         for fn, s in zip(updates_fns, state, strict=True):
             updates, s = fn(updates, s, params, **extra_args)

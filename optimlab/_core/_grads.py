@@ -1,4 +1,4 @@
-"""What an optimizer does with gradients whose dtype differs from the parameters' (private).
+"""Leaves of the wrong kind: integer, complex or non-numeric gradients and params (private).
 
 Integer (and boolean) gradients are cast to the floating dtype of their parameter,
 as optax's transformations effectively do (an integer times a float learning rate
@@ -9,15 +9,18 @@ dropping the imaginary part silently would be a wrong result.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ._base import refuse_leaf
-from ._tree import is_none, keystr
+__all__ = ["as_param_dtypes", "refuse_leaf", "reject_non_float"]
 
-__all__ = ["as_param_dtypes"]
+#: ``x is None`` without a Python frame (it runs once per leaf at every trace).
+_is_none = functools.partial(operator.is_, None)
 
 
 def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
@@ -39,7 +42,7 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
         TypeError: a complex gradient of a real parameter, or a leaf that is not a
             number or an array, naming its key path.
     """
-    leaves, treedef = jax.tree_util.tree_flatten(updates, is_leaf=is_none)
+    leaves, treedef = jax.tree_util.tree_flatten(updates, is_leaf=_is_none)
     # Plain loops: this runs at every trace, and a comprehension is a Python frame.
     dtypes, exact, complex_ = [], [], []
     for g in leaves:
@@ -52,7 +55,7 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
         complex_.append(d is not None and d.kind == "c")
     if not any(exact) and (params is None or not any(complex_)):
         return updates
-    p_leaves, p_treedef = jax.tree_util.tree_flatten(params, is_leaf=is_none)
+    p_leaves, p_treedef = jax.tree_util.tree_flatten(params, is_leaf=_is_none)
     paired = params is not None and p_treedef == treedef
     default = jnp.result_type(float)
     out = []
@@ -76,7 +79,8 @@ def as_param_dtypes(name: str, updates: Any, params: Any) -> Any:
 
 def _path(updates: Any, i: int) -> str:
     """The key path of leaf ``i`` of ``updates`` (``None`` leaves counted), for messages."""
-    return keystr(jax.tree_util.tree_flatten_with_path(updates, is_leaf=is_none)[0][i][0])
+    path = jax.tree_util.tree_flatten_with_path(updates, is_leaf=_is_none)[0][i][0]
+    return jax.tree_util.keystr(path) or "<root>"
 
 
 def _dtype(name: str, updates: Any, leaf: Any) -> Any:
@@ -86,3 +90,37 @@ def _dtype(name: str, updates: Any, leaf: Any) -> Any:
     except TypeError:
         refuse_leaf(name, updates, leaf)
         raise
+
+
+def refuse_leaf(name: str, updates: Any, leaf: Any) -> None:
+    """Raises ``TypeError`` naming ``name`` and the key path of ``leaf`` in ``updates``.
+
+    For a leaf that is neither an array nor a number (a string, a function): found
+    at trace time, before any arithmetic fails on it without saying where.
+    """
+    for path, x in jax.tree_util.tree_flatten_with_path(updates)[0]:
+        if x is leaf:
+            raise TypeError(
+                f"{name}: the update at {jax.tree_util.keystr(path)} is a "
+                f"{type(leaf).__name__}, not an array or a number."
+            )
+
+
+def reject_non_float(name: str, params: Any) -> None:
+    """Raises ``TypeError`` naming the first leaf that is not floating-point or complex.
+
+    Integer and boolean leaves (step counters, masks, embeddings indices...) cannot be
+    optimized: their moments would be integers and every update would round to zero.
+    Runs at trace time only (it reads dtypes, not values).
+    """
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            where = jax.tree_util.keystr(path) or "<root>"
+            raise TypeError(
+                f"{name}: params must be floating-point or complex, but the leaf at "
+                f"{where} is {dtype}. Cast it (e.g. `.astype(jnp.float32)`) or keep it "
+                "out of the optimizer with optimlab.partition, masked or freeze."
+            )

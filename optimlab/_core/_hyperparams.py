@@ -12,7 +12,7 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-from . import _elementwise, _rules, _tree, _validate
+from . import _elementwise, _grads, _rules, _tree, _validate
 from ._base import GradientTransformation, safe_increment
 from ._grads import as_param_dtypes
 from ._hyperparams_packed import (
@@ -184,7 +184,7 @@ def build_hyperparams(
     run = _runner(build, names, once=once and BUILD_ONCE)
 
     def init_fn(params):
-        _tree.reject_non_float("init", params)
+        _grads.reject_non_float("init", params)
         count = jnp.zeros([], jnp.int32)
         values = values_at(count, None)
         return HyperparamsState(count, values, run(count, values, "init", params))

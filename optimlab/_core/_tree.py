@@ -16,7 +16,8 @@ import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
 
-from ._base import refuse_leaf, safe_increment
+from ._base import safe_increment
+from ._grads import refuse_leaf
 from ._types import DType
 from ._update import check_structure
 
@@ -25,18 +26,30 @@ from ._update import check_structure
 is_none: Callable[[Any], bool] = functools.partial(operator.is_, None)
 
 
+#: Leaves read as the arrays JAX makes of them (Python numbers have no ``dtype``).
+_PY_NUMBERS = (int, float, complex)
+
+
 def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     """``jax.tree.map`` that passes ``None`` leaves of the first tree through untouched."""
     # One flatten (None leaves kept as leaves) and the other trees flattened up to it:
     # what jax.tree.map does, without a Python frame per leaf besides ``fn``'s (this
     # runs at every trace, once per leaf of the model).
+    # A Python number is read as the array JAX makes of it (a leaf of updates or params).
     leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_none)
     out = []
     if not rest:
         for x in leaves:
+            if isinstance(x, _PY_NUMBERS):
+                x = jnp.asarray(x)
             out.append(None if x is None else fn(x))
         return treedef.unflatten(out)
     for x, *xs in zip(leaves, *map(treedef.flatten_up_to, rest), strict=True):
+        if isinstance(x, _PY_NUMBERS):
+            x = jnp.asarray(x)
+        for i, y in enumerate(xs):
+            if isinstance(y, _PY_NUMBERS):
+                xs[i] = jnp.asarray(y)
         out.append(None if x is None else fn(x, *xs))
     return treedef.unflatten(out)
 
@@ -288,6 +301,11 @@ def tree_map_multi(fn: Callable[..., tuple[Any, ...]], n: int, tree: Any, *rest:
     leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_none)
     outs = []
     for x, *xs in zip(leaves, *map(treedef.flatten_up_to, rest), strict=True):
+        if isinstance(x, _PY_NUMBERS):  # as tree_map
+            x = jnp.asarray(x)
+        for i, y in enumerate(xs):
+            if isinstance(y, _PY_NUMBERS):
+                xs[i] = jnp.asarray(y)
         outs.append((None,) * n if x is None else fn(x, *xs))
     columns = zip(*outs, strict=True) if outs else [()] * n
     return tuple(map(treedef.unflatten, map(list, columns)))
@@ -358,25 +376,6 @@ def tree_sum(fn: Callable[..., jax.Array], dtype: DType, tree: Any, *rest: Any) 
     for p in parts:
         total = total + p
     return total
-
-
-def reject_non_float(name: str, params: Any) -> None:
-    """Raises ``TypeError`` naming the first leaf that is not floating-point or complex.
-
-    Integer and boolean leaves (step counters, masks, embeddings indices...) cannot be
-    optimized: their moments would be integers and every update would round to zero.
-    Runs at trace time only (it reads dtypes, not values).
-    """
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        dtype = getattr(leaf, "dtype", None)
-        if dtype is None:
-            dtype = np.asarray(leaf).dtype
-        if not jnp.issubdtype(dtype, jnp.inexact):
-            raise TypeError(
-                f"{name}: params must be floating-point or complex, but the leaf at "
-                f"{keystr(path)} is {dtype}. Cast it (e.g. `.astype(jnp.float32)`) or keep it "
-                "out of the optimizer with optimlab.partition, masked or freeze."
-            )
 
 
 def select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:

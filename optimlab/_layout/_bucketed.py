@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import _rules, _tree
+from .._core import _grads, _rules, _tree
 from .._core._base import GradientTransformation
 from .._core._elementwise import bucket_unsafe_part
 from .._core._update import apply_updates
@@ -288,7 +288,7 @@ def bucketed(
     min_size = int(min_leaf_size)
 
     def init_fn(params):
-        _tree.reject_non_float("bucketed init", params)  # named by the params' key paths
+        _grads.reject_non_float("bucketed init", params)  # named by the params' key paths
         layout = _layout(params, min_size)
         offsets = tuple(jnp.asarray(o, jnp.int32) for o in layout.chunk_starts)
         return BucketedState(offsets, tx.init(_pack(layout, params)), params_layout(params))

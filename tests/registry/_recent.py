@@ -22,6 +22,7 @@ def _sq(x):
 
 
 def _f32(x):
+    x = jnp.asarray(x)
     return x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
 
 
@@ -40,7 +41,7 @@ def _with_hessian(tx):
     def update(updates, state, params=None, **extra):
         f32 = jax.tree.map(_f32, params)
         h = ol.hutchinson_estimator(_loss, f32, jax.random.key(0))
-        h = jax.tree.map(lambda e, p: e.astype(p.dtype), h, params)
+        h = jax.tree.map(lambda e, p: e.astype(jnp.result_type(p)), h, params)
         return tx.update(updates, state, params, hessian_diag=h, **extra)
 
     return ol.GradientTransformation(tx.init, update)
