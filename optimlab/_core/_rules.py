@@ -27,6 +27,7 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
+from . import _validate
 from ._hyperparams_packed import deferred
 
 __all__ = [
@@ -359,7 +360,7 @@ def check_args(function: str, **values: Any) -> None:
         if isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{where} must be a number or a schedule, got a bool ({value!r}).")
         kind = "an integer" if integer else "a real number or a schedule"
-        arr = _as_array(value)
+        arr = _validate.host_array(value)
         if arr is None:
             raise TypeError(f"{where} must be {kind}, got {type(value).__name__} {value!r}.")
         kinds = "iu" if integer else "iuf"
@@ -370,25 +371,6 @@ def check_args(function: str, **values: Any) -> None:
         if arr.ndim != 0:
             raise ValueError(f"{where} must be a scalar, got an array of shape {arr.shape}.")
         check(name, float(arr), function, owner=function)
-
-
-def _as_array(value: Any) -> np.ndarray | None:
-    """A number as a NumPy array, or ``None`` for what is not one.
-
-    Numbers, NumPy and JAX arrays, and any object NumPy reads as an array of
-    numbers through ``__array__`` (a torch tensor, as a torch checkpoint holds
-    ``lr``), are read; strings, lists and other objects are not.
-    """
-    if isinstance(value, (str, bytes)):
-        return None
-    if not isinstance(value, (int, float, np.generic, np.ndarray, jax.Array)):
-        if not hasattr(value, "__array__"):
-            return None
-        try:
-            value = np.asarray(value)
-        except Exception:  # an object whose __array__ fails (a tensor that needs grad)
-            return None
-    return np.asarray(value)
 
 
 # --------------------------------------------------------------- set_hyperparams

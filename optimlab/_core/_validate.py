@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -21,16 +22,35 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+def host_array(value: Any) -> np.ndarray | None:
+    """``value`` as a NumPy array, or ``None`` for what is not a number or an array.
+
+    Numbers, NumPy and JAX arrays, and any object NumPy reads through ``__array__``
+    (a torch tensor, as a torch checkpoint holds ``lr``) are read; strings, lists
+    and other objects are not, nor is an object whose ``__array__`` fails (a torch
+    tensor that requires grad).
+    """
+    if isinstance(value, (str, bytes)):
+        return None
+    if not isinstance(value, (int, float, np.generic, np.ndarray, jax.Array)):
+        if not hasattr(value, "__array__"):
+            return None
+    try:
+        return np.asarray(value)
+    except Exception:
+        return None
+
+
 def concrete(value: Any) -> float | None:
     """The value as a Python float, or ``None`` for schedules and traced values."""
     if callable(value) or deferred(value):
         return None
+    arr = host_array(value)
+    if arr is None or arr.ndim != 0:
+        return None  # type and shape errors are reported by the rule table, naming it
     try:
-        arr = np.asarray(value)
-        if arr.ndim != 0:
-            return None  # shape errors are reported by with_hyperparams, naming the argument
         return float(arr)
-    except Exception:  # not a number (type errors are reported by the rule table, naming it)
+    except (TypeError, ValueError):
         return None
 
 
@@ -292,8 +312,10 @@ _NAMED = re.compile(r"^[A-Za-z_][\w.]*(: |\(\))")
 _naming = threading.local()
 
 
-def named(fn: Callable[..., Any], call: Callable[_P, _R] | None = None) -> Callable[_P, _R]:
-    """``fn`` (or ``call`` in its place), whose errors start with its name.
+def named(
+    fn: Callable[..., Any], call: Callable[_P, _R] | None = None, *, name: str | None = None
+) -> Callable[_P, _R]:
+    """``fn`` (or ``call`` in its place), whose errors start with its name (or ``name``).
 
     A ``TypeError`` or ``ValueError`` raised while it runs, by its checks or by
     a function it calls, is raised again with the message prefixed by
@@ -302,10 +324,12 @@ def named(fn: Callable[..., Any], call: Callable[_P, _R] | None = None) -> Calla
     name already is left as it is, and so are errors raised while another named
     function is running (an alias building its primitives): the outermost call
     names them, the one the user made. :func:`caller_names` turns this off where
-    a caller names errors itself (``optimlab.optim``, in torch's exact wording).
+    a caller names errors itself (``optimlab.optim``, in torch's exact wording);
+    ``name`` names them after something else than ``fn`` (a scheduler class
+    building its schedule: ``"StepLR: ..."``).
     """
     target: Callable[..., Any] = fn if call is None else call
-    prefix = f"{fn.__name__}: "
+    prefix = f"{fn.__name__ if name is None else name}: "
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

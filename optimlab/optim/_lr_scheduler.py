@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import schedules
+from .._core import _validate
 from .._core._types import Schedule
 from ._lr_checks import check_base, check_epoch, check_factor, loading, unchanged_on_error
 from ._optimizer import Optimizer
@@ -91,14 +92,6 @@ class Values:
         if len(self.cache) > 16 * _BLOCK:
             self.cache.clear()
         self.cache.update(zip(range(k, k + len(values)), values, strict=True))
-
-
-def _as_class_error(error: Exception, name: str) -> Exception:
-    """A schedule's error named by the scheduler class (``"StepLR: ..."``, not ``"step: ..."``)."""
-    head, sep, rest = str(error).partition(": ")
-    if type(error) not in (TypeError, ValueError) or not sep or not hasattr(schedules, head):
-        return error
-    return type(error)(f"{name}: {rest}")
 
 
 def as_lr(current: Any, value: Any) -> Any:
@@ -340,11 +333,8 @@ class LRScheduler:
         key = tuple((float(k), str(np.asarray(k).dtype)) if hasattr(k, "dtype") else k for k in key)
         hit = tables.get(key)
         if hit is None:
-            try:
-                fn = make()
-            except (TypeError, ValueError) as e:
-                raise _as_class_error(e, type(self).__name__) from None
-            hit = tables[key] = Values(fn)
+            # A schedule's error is named by this class ("StepLR: ...", not "step: ...").
+            hit = tables[key] = Values(_validate.named(make, name=type(self).__name__)())
         return hit
 
     def _value(self, i: int, t: float) -> float:
