@@ -101,11 +101,11 @@ from ._core._base import chain as chain
 from ._core._base import identity as identity
 from ._core._base import named_chain as named_chain
 from ._core._base import safe_increment as safe_increment
+from ._core._hyperparams import Hyperparams as Hyperparams
 from ._core._hyperparams import HyperparamsState as HyperparamsState
 from ._core._hyperparams import hyperparams as hyperparams
 from ._core._hyperparams import set_hyperparams as set_hyperparams
 from ._core._hyperparams import with_hyperparams as with_hyperparams
-from ._core._hyperparams_packed import Hyperparams as Hyperparams
 from ._core._update import apply_updates as apply_updates
 from ._layout._bucketed import BucketedState as BucketedState
 from ._layout._bucketed import Buckets as Buckets

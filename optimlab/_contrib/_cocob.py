@@ -9,10 +9,9 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, never_negative
-from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
-from .._transforms._alias import optional
+from .._transforms._alias import alias_hyperparams, optional
 from .._transforms._scale import add_decayed_weights, scale
 
 __all__ = ["COCOBState", "scale_by_cocob", "cocob"]

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import alias_hyperparams
 from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
+from .._transforms._alias import alias_hyperparams
 from ._lamb import scale_by_trust_ratio
 
 __all__ = ["fromage"]

@@ -9,14 +9,13 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import alias_hyperparams
 from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
 from .._core._validate import checked_arguments
 from .._optimizers._adam import scale_by_adam_root
 from .._optimizers._sgd import trace
 from .._transforms._adam_like import check_optax_adam
-from .._transforms._alias import optional
+from .._transforms._alias import alias_hyperparams, optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._wrappers._masking import mask_tree
 

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args
-from .._core._hyperparams import alias_hyperparams
 from .._core._types import ArrayLike, OptState, Updates
+from .._transforms._alias import alias_hyperparams
 from .._transforms._norms import sq_norm
 
 __all__ = ["MechanicState", "mechanize"]

@@ -9,11 +9,10 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
-from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import optional
+from .._transforms._alias import alias_hyperparams, optional
 from .._transforms._moments import check_betas_eps
 from .._transforms._norms import sq_norm
 

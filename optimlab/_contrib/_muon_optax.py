@@ -13,11 +13,11 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, safe_increment
-from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._optimizers._adam import scale_by_adam
+from .._transforms._alias import alias_hyperparams
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from .._wrappers._partition import partition
 

@@ -9,12 +9,11 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain, never_negative
-from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._transforms._adam_like import check_optax_adam
-from .._transforms._alias import optional
+from .._transforms._alias import alias_hyperparams, optional
 from .._transforms._moments import check_betas_eps
 from .._transforms._scale import scale_by_learning_rate
 

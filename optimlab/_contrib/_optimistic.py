@@ -10,13 +10,12 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
 from .._optimizers._adam import scale_by_adam_root
 from .._transforms._adam_like import check_optax_adam
-from .._transforms._alias import optional, torch_style
+from .._transforms._alias import alias_hyperparams, optional, torch_style
 from .._transforms._scale import scale, scale_by_learning_rate
 
 __all__ = [

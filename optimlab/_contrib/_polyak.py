@@ -10,9 +10,9 @@ import numpy as np
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import alias_hyperparams
 from .._core._stateless import stateless
 from .._core._types import ArrayLike, ScalarOrSchedule
+from .._transforms._alias import alias_hyperparams
 from .._transforms._scale import scale
 
 __all__ = ["scale_by_polyak", "polyak_sgd"]

@@ -9,11 +9,10 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
-from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import optional
+from .._transforms._alias import alias_hyperparams, optional
 from .._transforms._distance_adaptation import (
     adam_ratio,
     decayed_direction,

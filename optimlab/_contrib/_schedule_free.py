@@ -9,11 +9,10 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, chain, never_negative
-from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import optional
+from .._transforms._alias import alias_hyperparams, optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 
 __all__ = [

@@ -1,10 +1,16 @@
-"""Hyperparameters as explicit state: read, set, schedule and vmap them without recompiling."""
+"""Hyperparameters as explicit state: read, set, schedule and vmap them without recompiling.
+
+One mechanism for every optimizer: its numeric hyperparameters packed into one
+array (:class:`Hyperparams`) beside one step counter (:class:`HyperparamsState`),
+validated by the rule table (``_rules``) wherever they are given, set or
+restored. Aliases are built once, from references (``_binding``).
+"""
 
 from __future__ import annotations
 
-import threading
+import operator
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -12,24 +18,15 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-from . import _elementwise, _grads, _rules, _tree, _validate
+from . import _elementwise, _grads, _paths, _rules, _tree, _validate
 from ._base import GradientTransformation, safe_increment
+from ._binding import built_once
 from ._grads import as_param_dtypes
-from ._hyperparams_packed import (
-    Bindings,
-    HyperparamRef,
-    Hyperparams,
-    UnboundHyperparam,
-    hyperparam_dtype,
-)
-from ._paths import path_keys
 from ._types import ScalarOrSchedule
 
-_Tracer = jax.core.Tracer
-
 __all__ = [
+    "Hyperparams",
     "HyperparamsState",
-    "alias_hyperparams",
     "build_hyperparams",
     "initial_hyperparams",
     "with_hyperparams",
@@ -41,51 +38,209 @@ __all__ = [
 #: Whether aliases that ask for it are built once (tests turn it off to compare).
 BUILD_ONCE = True
 
-#: The key the step count is bound under (not a valid hyperparameter name).
-_STEP = "<step>"
-
 Builder = Callable[[Any, Mapping[str, Any]], GradientTransformation]
+
+
+class Names(tuple):  # pyright: ignore[reportMissingTypeArgument]
+    """The hyperparameter names of one optimizer, tagged (private).
+
+    ``owner`` is the factory whose rules apply to the values (``"sm3"``: its
+    ``momentum`` is in ``[0, 1)``; ``""``: the rules by name); ``scheduled``, the
+    names that follow a schedule (``set_hyperparams`` refuses them). It compares,
+    hashes and prints as the plain tuple, so a tree's structure (and a
+    checkpoint's manifest) does not see the tags.
+    """
+
+    owner: str
+    scheduled: frozenset[str]
+
+    def __new__(cls, names: Any = (), owner: str = "", scheduled: Iterable[str] = ()) -> Names:
+        out = super().__new__(cls, names)
+        out.owner = owner
+        out.scheduled = frozenset(scheduled)
+        return out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Names, (tuple(self), self.owner, tuple(sorted(self.scheduled)))
+
+
+def hyperparam_dtype() -> jnp.dtype:
+    """The dtype hyperparameters are stored in: float64 under ``jax_enable_x64``, else float32."""
+    return jnp.dtype(jnp.result_type(float))
+
+
+class Hyperparams(Mapping[str, jax.Array]):
+    """The hyperparameters of one optimizer, packed into one array.
+
+    A read-only mapping from name to value, held in
+    :attr:`~optimlab.HyperparamsState.hyperparams`. It is a pytree whose only leaf is
+    ``packed``, every hyperparameter stacked along the last axis (shape ``(k,)``
+    for ``k`` names, ``(P, k)`` for a population batched outside :func:`jax.vmap`),
+    and whose static part is the tuple of names. One array instead of one scalar
+    per hyperparameter keeps a jitted step to one input and one output buffer for
+    all of them. ``h[name]`` is ``h.packed[..., i]``. Read values with
+    :func:`~optimlab.hyperparams` and change them with
+    :func:`~optimlab.set_hyperparams`.
+
+    Args:
+        names: the hyperparameter names, in the order of the last axis of ``packed``.
+        packed: the packed values, shape ``(..., len(names))``.
+        owner: the factory whose validation rules apply to the values (``""``: the
+            rules by name).
+        scheduled: the names whose values follow a schedule (default: those
+            ``names`` is tagged with, else none).
+
+    Examples:
+        >>> h = optimlab.Hyperparams.from_mapping({"learning_rate": 0.5, "b1": 0.9})
+        >>> h
+        Hyperparams(learning_rate=0.5, b1=0.9)
+        >>> h.packed
+        Array([0.5, 0.9], dtype=float32)
+        >>> list(h), h["learning_rate"]
+        (['learning_rate', 'b1'], Array(0.5, dtype=float32))
+    """
+
+    __slots__ = ("names", "packed", "_children")
+    names: tuple[str, ...]
+    packed: jax.Array
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        packed: jax.Array,
+        owner: str | None = None,
+        scheduled: Iterable[str] | None = None,
+    ):
+        names = Names(
+            names,
+            getattr(names, "owner", "") if owner is None else owner,
+            getattr(names, "scheduled", ()) if scheduled is None else scheduled,
+        )
+        if len(set(names)) != len(names) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"Hyperparams: names must be distinct strings, got {names!r}.")
+        shape = getattr(packed, "shape", None)
+        if shape is not None and (len(shape) == 0 or shape[-1] != len(names)):
+            raise ValueError(
+                f"Hyperparams: packed must have shape (..., {len(names)}) for names "
+                f"{names!r}, got {tuple(shape)}."
+            )
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "packed", packed)
+        object.__setattr__(self, "_children", (packed,))
+
+    @classmethod
+    def from_mapping(
+        cls,
+        values: Mapping[str, Any],
+        dtype: Any = None,
+        owner: str = "",
+        scheduled: Iterable[str] = (),
+    ) -> Hyperparams:
+        """Packs ``{name: value}`` (scalars or arrays of one batch shape) as ``dtype``."""
+        dtype = hyperparam_dtype() if dtype is None else jnp.dtype(dtype)
+        arrays = [jnp.asarray(values[n]).astype(dtype) for n in values]
+        if not arrays:
+            return cls((), jnp.zeros((0,), dtype), owner, scheduled)
+        if len({a.shape for a in arrays}) > 1:
+            arrays = jnp.broadcast_arrays(*arrays)
+        return cls(tuple(values), jnp.stack(arrays, axis=-1), owner, scheduled)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Hyperparams is read-only: use optimlab.set_hyperparams.")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Hyperparams, (self.names, self.packed)
+
+    @property
+    def owner(self) -> str:
+        """The factory whose validation rules apply to the values (``""``: by name)."""
+        return getattr(self.names, "owner", "")
+
+    def _array(self) -> Any:
+        # A framework may keep the leaf in a box of its own (an NNX Variable).
+        packed = self.packed
+        if isinstance(packed, (jax.Array, np.ndarray, jax.core.Tracer)):
+            return packed
+        leaves = jax.tree_util.tree_leaves(packed)
+        return leaves[0] if len(leaves) == 1 else packed
+
+    def __getitem__(self, name: str) -> jax.Array:
+        try:
+            i = self.names.index(name)
+        except ValueError:
+            raise KeyError(name) from None
+        return self._array()[..., i]
+
+    def unpacked(self) -> dict[str, jax.Array]:
+        """Every value by name, sliced from the packed array once each."""
+        packed = self._array()
+        out = {}
+        for i, name in enumerate(self.names):  # a loop: no Python frame at trace time
+            out[name] = packed[..., i]
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if isinstance(other, Hyperparams) and other.packed is self.packed:
+            return other.names == self.names
+        if set(self) != set(other):
+            return False
+        return all(bool(np.array_equal(self[n], other[n])) for n in self.names)
+
+    def __repr__(self) -> str:
+        v = self._array()
+        if isinstance(v, (jax.Array, np.ndarray)) and not isinstance(v, jax.core.Tracer):
+            arr = np.asarray(v)
+            pairs = ", ".join(f"{n}={arr[..., i]!s}" for i, n in enumerate(self.names))
+            return f"Hyperparams({pairs})"
+        return f"Hyperparams(names={self.names!r}, packed={v!r})"
+
+    def tree_flatten_with_keys(self) -> tuple[tuple[tuple[Any, jax.Array]], tuple[str, ...]]:
+        """The pytree protocol, with the key path ``.packed`` for the packed array."""
+        return ((jax.tree_util.GetAttrKey("packed"), self.packed),), self.names
+
+    @classmethod
+    def tree_unflatten(cls, names: tuple[str, ...], children: Any) -> Hyperparams:
+        """The pytree protocol (no check: transformations put any object in the leaf)."""
+        out = object.__new__(cls)
+        object.__setattr__(out, "names", names)
+        object.__setattr__(out, "packed", children[0])
+        object.__setattr__(out, "_children", tuple(children))
+        return out
+
+
+# Flattening runs on every call of a jitted step: ``operator.attrgetter`` flattens
+# without a Python frame (0.4 us less per one-leaf step than the method).
+_flatten = operator.attrgetter("_children", "names")
+jax.tree_util.register_pytree_with_keys(
+    Hyperparams, Hyperparams.tree_flatten_with_keys, Hyperparams.tree_unflatten, _flatten
+)
 
 
 class HyperparamsState(NamedTuple):
     """State of an optimizer built by :func:`with_hyperparams`.
 
     Attributes:
-        count: the optimizer's single int32 step counter (saturating). It is the
-            number of updates applied so far and the step fed to schedules.
-        hyperparams: every numeric hyperparameter, packed into one array (a
-            :class:`Hyperparams`), holding the values used at the last step (the
-            initial values before any step).
+        count: the optimizer's single int32 step counter (saturating): the number
+            of updates applied so far, and the step fed to schedules.
+        hyperparams: every numeric hyperparameter packed into one array (a
+            :class:`Hyperparams`): the values of the last step (initially, the given ones).
         inner_state: the state of the transformations built from them.
     """
 
     count: jax.Array
     hyperparams: Hyperparams
     inner_state: Any
-
-
-def _as_hparam(name: str, value: Any, dtype: jnp.dtype) -> jax.Array:
-    if isinstance(value, bool):
-        raise TypeError(f"hyperparameter {name!r} must be a number or a schedule, got a bool.")
-    if not isinstance(value, _Tracer):
-        try:
-            arr = np.asarray(value)
-        except Exception:  # an object whose __array__ fails (a torch tensor that needs grad)
-            arr = np.asarray(None)
-        if arr.dtype.kind not in "biuf" and arr.dtype != jnp.bfloat16:
-            raise TypeError(
-                f"hyperparameter {name!r} must be a real number or a schedule (a callable of "
-                f"the step), got {type(value).__name__} with dtype {arr.dtype}."
-            )
-        if not isinstance(value, jax.Array):
-            value = arr  # read once: JAX takes NumPy arrays, not every __array__ object
-    if jnp.ndim(value) != 0:
-        raise ValueError(
-            f"hyperparameter {name!r} must be a scalar, got an array of shape "
-            f"{jnp.shape(value)}. To sweep several values, jax.vmap over "
-            "set_hyperparams instead."
-        )
-    return jnp.asarray(value).astype(dtype)
 
 
 @_validate.checked_arguments
@@ -96,18 +251,15 @@ def with_hyperparams(
 
     ``build(step, h)`` returns the transformation to apply, given the step count
     and a mapping ``h`` of hyperparameter values (a :class:`~optimlab.Hyperparams`
-    of scalar arrays, possibly traced). Each hyperparameter is a number or a
-    schedule (a pure function of the step). The state is a :class:`HyperparamsState`
-    holding one step counter and the current values of all hyperparameters packed
-    into one array (one buffer of a jitted step for all of them). Its structure is
-    the same whether a value is a constant or a schedule, values can be read with
-    :func:`hyperparams` and changed with :func:`set_hyperparams` without
-    recompiling, and :func:`jax.vmap` over states trains a population with
-    different values.
-
-    ``build`` is called once when the step is traced (not on every jitted call);
-    no signature is inspected. When a hyperparameter is a schedule, its value is
-    recomputed from the step at each update and overrides whatever was set.
+    of scalar arrays, possibly traced), each a number or a schedule (a pure
+    function of the step). The state is a :class:`HyperparamsState`: one step
+    counter and the current values packed into one array (one buffer of a jitted
+    step for all of them), the same structure whether a value is a constant or a
+    schedule. Values are read with :func:`hyperparams` and changed with
+    :func:`set_hyperparams` without recompiling; :func:`jax.vmap` over states
+    trains a population with different values. ``build`` is called when the step
+    is traced, not on every jitted call; a schedule's value is recomputed from
+    the step at each update and overrides whatever was set.
 
     Args:
         build: ``(step, h) -> GradientTransformation``.
@@ -127,38 +279,26 @@ def with_hyperparams(
     return build_hyperparams(build, hyperparameters, once=False)
 
 
-def alias_hyperparams(
-    build: Builder, owner: str = "", /, **hyperparameters: ScalarOrSchedule
-) -> GradientTransformation:
-    """:func:`with_hyperparams` for optimlab's own aliases: ``build`` is called once (private).
-
-    See :func:`build_hyperparams`: the alias's transformations read the
-    hyperparameters through references bound at each call, and a ``build`` that
-    reads one while building is called at each trace instead. ``owner`` names the
-    alias whose rules in the rule table validate its values.
-    """
-    return build_hyperparams(build, hyperparameters, once=True, owner=owner)
-
-
 def build_hyperparams(
     build: Builder, specs: Mapping[str, ScalarOrSchedule], *, once: bool, owner: str = ""
 ) -> GradientTransformation:
     """:func:`with_hyperparams`, optionally calling ``build`` once (private).
 
-    With ``once``, ``build`` is called once, given :class:`HyperparamRef`
-    references for the step and the values, which ``init`` and ``update`` bind to
-    the state's values for the duration of each call: tracing a step runs the
-    transformation without building it again. Only a ``build`` whose
-    transformations read every hyperparameter when they run (through
-    ``jnp.asarray``, arithmetic or ``.astype``), not while they are built, may ask
-    for it; tests/core/test_hyperparams_refs.py runs every registry case both ways and
-    requires bitwise equal results. A ``build`` that reads a reference while it
-    builds (``float(h["lr"])``) is called at each trace instead.
+    With ``once``, ``build`` is called once, from references that ``init`` and
+    ``update`` bind to the state's values (``_binding.built_once``); only a
+    ``build`` whose transformations read the values when they run, not while they
+    are built, may ask for it (tests/core/test_hyperparams_refs.py compares every
+    registry case both ways).
 
     ``owner`` is the factory whose entries in the rule table (``FACTORY_RULES``)
     apply to these values, here and wherever the state's values are set or restored.
     """
-    specs = _checked(build, specs, owner)
+    if not callable(build):
+        raise TypeError(
+            "with_hyperparams: build must be a function (step, h) -> GradientTransformation, "
+            f"got {type(build).__name__}."
+        )
+    specs = _rules.check_specs(specs, owner, hyperparam_dtype())
     names = tuple(specs)
     scheduled = tuple(name for name, spec in specs.items() if callable(spec))
 
@@ -173,28 +313,23 @@ def build_hyperparams(
             dtype = hyperparam_dtype()
         out = {}
         for name, spec in specs.items():
-            if callable(spec):
-                out[name] = _as_hparam(name, spec(step), dtype)
-            elif stored is None:
-                out[name] = _as_hparam(name, spec, dtype)
+            if stored is None or callable(spec):
+                out[name] = _validate.scalar(name, spec(step) if callable(spec) else spec, dtype)
             else:
                 out[name] = stored[name]
         return Hyperparams.from_mapping(out, dtype, owner, scheduled)
 
-    run = _runner(build, names, once=once and BUILD_ONCE)
+    run = built_once(build, names, once=once and BUILD_ONCE)
 
     def init_fn(params):
         _grads.reject_non_float("init", params)
         count = jnp.zeros([], jnp.int32)
         values = values_at(count, None)
-        return HyperparamsState(count, values, run(count, values, "init", params))
+        return HyperparamsState(count, values, run(count, values.unpacked(), "init", params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        if not isinstance(state, HyperparamsState):
-            raise ValueError(
-                f"expected a HyperparamsState, got {type(state).__name__}: pass the state "
-                "returned by this optimizer's init."
-            )
+        if not isinstance(state, HyperparamsState):  # no call (no Python frame) when it is
+            _validate.state_type(owner or "with_hyperparams", state, HyperparamsState)
         if getattr(state.hyperparams, "names", None) != names and set(state.hyperparams) != set(
             specs
         ):
@@ -205,7 +340,13 @@ def build_hyperparams(
         updates = as_param_dtypes(owner or "update", updates, params)
         values = values_at(state.count, state.hyperparams)
         updates, inner_state = run(
-            state.count, values, "update", updates, state.inner_state, params, **extra_args
+            state.count,
+            values.unpacked(),
+            "update",
+            updates,
+            state.inner_state,
+            params,
+            **extra_args,
         )
         # After the transformations, whose own checks name them: what none of them
         # compared with the params (a stateless alias given a tree with a missing or
@@ -223,99 +364,28 @@ def build_hyperparams(
     return _elementwise.declare_parts(tx, parts)
 
 
-def _checked(
-    build: Any, specs: Mapping[str, ScalarOrSchedule], owner: str
-) -> dict[str, ScalarOrSchedule]:
-    """The specs, each value checked by the rule table (schedules are checked when they run)."""
-    if not callable(build):
-        raise TypeError(
-            "with_hyperparams: build must be a function (step, h) -> GradientTransformation, "
-            f"got {type(build).__name__}."
-        )
-    specs = dict(specs)
-    for name, value in specs.items():
-        if not callable(value):
-            _as_hparam(name, value, hyperparam_dtype())
-            v = _validate.concrete(value)
-            if v is not None:
-                _rules.check(name, v, owner=owner)
-    return specs
-
-
 #: update function -> thunk of the initial values, for the transformations built here.
-_INITIAL: weakref.WeakKeyDictionary[Callable[..., Any], Callable[[], Hyperparams]] = (
-    weakref.WeakKeyDictionary()
-)
+_INITIAL: weakref.WeakKeyDictionary[Callable[..., Any], Any] = weakref.WeakKeyDictionary()
 
 
 def initial_hyperparams(tx: GradientTransformation) -> Hyperparams | None:
-    """The hyperparameters ``tx.init`` would put in its state (names and values), or ``None``.
+    """The hyperparameters ``tx.init`` would put in its state, read without tracing anything.
 
-    ``None`` when ``tx`` was not built by :func:`with_hyperparams` (or an alias on
-    it). Read from what the builder declared: nothing is initialised or traced.
+    ``None`` when ``tx`` was not built by :func:`with_hyperparams` (or an alias on it).
     """
     thunk = _INITIAL.get(tx.update)
     return None if thunk is None else thunk()
 
 
-def _runner(build: Builder, names: tuple[str, ...], *, once: bool) -> Callable[..., Any]:
-    """``run(count, values, method, *args)``: calls ``method`` of the built transformation.
-
-    With ``once``, the transformation is built here, from references, and each call
-    binds them to ``values`` for its duration (under a lock: a transformation traced
-    from two threads at once takes turns). Otherwise, or when ``build`` read a
-    reference while building, each call builds it from ``values``.
-    """
-    bound = Bindings()
-    lock = threading.RLock()
-    fixed = None
-    if once:
-        try:
-            fixed = build(HyperparamRef(_STEP, bound), {n: HyperparamRef(n, bound) for n in names})
-        except UnboundHyperparam:
-            pass
-
-    def run(count, values, method, *args, **kwargs):
-        if fixed is None:
-            return getattr(build(count, values.unpacked()), method)(*args, **kwargs)
-        with lock:
-            bound.update(values.unpacked())
-            bound[_STEP] = count
-            try:
-                return getattr(fixed, method)(*args, **kwargs)
-            finally:
-                bound.clear()
-
-    return run
-
-
-def _is_hstate(x: Any) -> bool:
-    return isinstance(x, HyperparamsState)
-
-
 def hyperparam_states(state: Any, caller: str | None = None) -> list[tuple[str, HyperparamsState]]:
-    """Each hyperparameter state in ``state`` with its group name.
-
-    With ``caller``, finding none raises a ``ValueError`` naming it.
-    """
-    found = []
-    leaves = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hstate)[0]
-    for path, leaf in leaves:
-        if isinstance(leaf, HyperparamsState):
-            found.append((_path_name(path), leaf))
+    """Each hyperparameter state in ``state`` with its group name (none: ``caller``'s error)."""
+    found = _paths.find_nodes(state, HyperparamsState)
     if not found and caller is not None:
         raise ValueError(
             f"{caller}: this state holds no hyperparameters; it was not built by an "
             "optimlab optimizer alias (or with_hyperparams)."
         )
     return found
-
-
-_WRAPPER_FIELDS = frozenset({"inner_state", "inner_states"})
-
-
-def _path_name(path: tuple[Any, ...]) -> str:
-    return "/".join(path_keys(path, _WRAPPER_FIELDS))
 
 
 def hyperparams(state: Any) -> dict[str, jax.Array]:
@@ -340,38 +410,24 @@ def hyperparams(state: Any) -> dict[str, jax.Array]:
     found = hyperparam_states(state, "hyperparams")
     if len(found) == 1:
         return dict(found[0][1].hyperparams)
-    out = {}
-    for prefix, s in found:
-        for name, value in s.hyperparams.items():
-            out[f"{prefix}/{name}" if prefix else name] = value
-    return out
+    return {f"{p}/{n}" if p else n: v for p, s in found for n, v in s.hyperparams.items()}
 
 
 def _with_values(stored: Mapping[str, jax.Array], values: Mapping[str, Any]) -> Hyperparams:
     """``stored`` with the given values written into its packed array (one scatter)."""
     if not isinstance(stored, Hyperparams):
         stored = Hyperparams.from_mapping(stored)
-    names = [n for n in values if n in stored]
-    if not names:
+    if not any(n in stored for n in values):
         return stored
-    _rules.refuse_scheduled(stored.names, names)
-    # The packed array is rebuilt through the pytree protocol, not the constructor,
-    # so whatever a framework keeps around the leaf (an NNX Variable, an Orbax or
-    # Equinox wrapper) is rebuilt too and the framework can write the value back.
+    # Rebuilt through the pytree protocol, not the constructor, so whatever a framework
+    # keeps around the leaf (an NNX Variable, an Equinox wrapper) is rebuilt too.
     leaves, treedef = jax.tree_util.tree_flatten(stored)
     if len(leaves) != 1:
         raise ValueError(
             f"set_hyperparams: the packed hyperparameters hold {len(leaves)} leaves, "
             "expected one array; pass a state built by an optimlab optimizer."
         )
-    old = jnp.asarray(leaves[0])
-    like = jax.ShapeDtypeStruct(old.shape[:-1], old.dtype)
-    new = [_rules.normalise(n, values[n], like, stored.owner) for n in names]
-    index = np.array([stored.names.index(n) for n in names])
-    packed = old.at[..., index].set(jnp.stack(new, axis=-1))
-    if stored.owner in _rules.FACTORY_ORDER and not isinstance(packed, _Tracer):
-        values = {n: packed[..., i] for i, n in enumerate(stored.names)}
-        _rules.check_order(stored.owner, values, "set_hyperparams")
+    packed = _rules.write(stored.names, stored.owner, jnp.asarray(leaves[0]), values)
     return jax.tree_util.tree_unflatten(treedef, [packed])
 
 
@@ -406,57 +462,39 @@ def set_hyperparams(state: Any, *, group: str | None = None, **values: Any) -> A
         0.01
     """
     _rules.check_group(group)
-    found = hyperparam_states(state, "set_hyperparams")
-    # A full name as hyperparams() reports it ("head/learning_rate") targets one optimizer.
-    full = (
-        {}
-        if len(found) == 1
-        else {(f"{p}/{n}" if p else n): (p, n) for p, s in found for n in s.hyperparams}
-    )
+    found = dict(hyperparam_states(state, "set_hyperparams"))
+    inside = lambda p: group is None or p == group or p.startswith(group + "/")
     routed: dict[str, dict[str, Any]] = {}
-    for key in [k for k in values if k in full and full[k][1] != k]:
-        prefix, name = full[key]
-        if group is not None and not (prefix == group or prefix.startswith(group + "/")):
-            raise ValueError(
-                f"set_hyperparams: {key!r} is not in group {group!r}; drop the prefix or "
-                "the group argument."
-            )
-        routed.setdefault(prefix, {})[name] = values.pop(key)
-    if group is not None:
-        targets = [p for p, _ in found if p == group or p.startswith(group + "/")]
-        if not targets:
-            raise ValueError(
-                f"set_hyperparams: unknown group {group!r}; the state has "
-                f"{sorted(p for p, _ in found)}."
-            )
-    else:
-        targets = [p for p, _ in found]
+    # A full name as hyperparams() reports it ("head/learning_rate") targets one optimizer.
+    for key in [k for k in values if len(found) > 1 and "/" in k]:
+        prefix, _, name = key.rpartition("/")
+        if prefix in found and name in found[prefix].hyperparams:
+            if not inside(prefix):
+                raise ValueError(
+                    f"set_hyperparams: {key!r} is not in group {group!r}; drop the prefix or "
+                    "the group argument."
+                )
+            routed.setdefault(prefix, {})[name] = values.pop(key)
+    targets = [p for p in found if inside(p)]
+    if not targets:
+        raise ValueError(
+            f"set_hyperparams: unknown group {group!r}; the state has {sorted(found)}."
+        )
     if routed and not values:
         targets = []
-    available = set().union(*(set(s.hyperparams) for p, s in found if p in targets))
+    available = set().union(*(found[p].hyperparams for p in targets))
     unknown = sorted(set(values) - available)
     if unknown:
         raise ValueError(
             f"set_hyperparams: unknown hyperparameter(s) {unknown}; this state has "
             f"{sorted(available)}."
         )
-
-    paths = dict(found)
-    new_nodes = {}
+    new = {}
     for p in dict.fromkeys([*targets, *routed]):
-        s = paths[p]
-        hp = s.hyperparams
+        hp = found[p].hyperparams
         if p in targets:
             hp = _with_values(hp, values)
         if p in routed:
             hp = _with_values(hp, routed[p])
-        new_nodes[p] = s._replace(hyperparams=hp)
-
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hstate)
-    out = []
-    for path, leaf in leaves:
-        if isinstance(leaf, HyperparamsState) and _path_name(path) in new_nodes:
-            out.append(new_nodes[_path_name(path)])
-        else:
-            out.append(leaf)
-    return jax.tree_util.tree_unflatten(treedef, out)
+        new[p] = found[p]._replace(hyperparams=hp)
+    return _paths.replace_nodes(state, HyperparamsState, new)

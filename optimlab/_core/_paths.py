@@ -53,6 +53,36 @@ def path_str(path: tuple[Any, ...]) -> str:
     return "/".join(path_keys(path))
 
 
+#: A wrapper state's own fields, left out of the names :func:`find_nodes` gives.
+WRAPPER_FIELDS = frozenset({"inner_state", "inner_states"})
+
+
+def find_nodes(tree: Any, cls: type) -> list[tuple[str, Any]]:
+    """Each node of class ``cls`` in ``tree``, with its place as a ``'/'``-joined name.
+
+    The name leaves out wrapper fields (``inner_state``), so the state of the
+    optimizer given to ``partition`` under ``"head"`` is named ``"head"``; the
+    root's name is ``""``.
+    """
+    is_node = lambda x: isinstance(x, cls)
+    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_node)[0]
+    return [("/".join(path_keys(p, WRAPPER_FIELDS)), x) for p, x in flat if isinstance(x, cls)]
+
+
+def replace_nodes(tree: Any, cls: type, new: Mapping[str, Any]) -> Any:
+    """``tree`` with each node of class ``cls`` named in ``new`` replaced by its value there.
+
+    Names are as :func:`find_nodes` gives them.
+    """
+    is_node = lambda x: isinstance(x, cls)
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_node)
+    out = []
+    for path, x in flat:
+        name = "/".join(path_keys(path, WRAPPER_FIELDS)) if isinstance(x, cls) else None
+        out.append(new.get(name, x) if name is not None else x)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
 def _match_segments(pat: tuple[str, ...], segs: tuple[str, ...]) -> bool:
     """Whether ``pat`` matches ``segs`` or a leading run of them (an ancestor)."""
     if not pat:

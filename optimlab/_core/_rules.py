@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate
-from ._hyperparams_packed import deferred
 
 __all__ = [
     "FACTORY_ORDER",
@@ -353,7 +352,7 @@ def check_args(function: str, **values: Any) -> None:
     Each message starts with ``function``; a name with torch's wording keeps it.
     """
     for name, value in values.items():
-        if value is None or callable(value) or deferred(value):
+        if value is None or callable(value) or _validate.deferred(value):
             continue
         integer = name in _COUNTS
         where = f"{function}: hyperparameter {name!r}"
@@ -405,6 +404,18 @@ def refuse_scheduled(names: Any, given: Iterable[str]) -> None:
             )
 
 
+def check_specs(specs: Mapping[str, Any], owner: str, dtype: Any) -> dict[str, Any]:
+    """A copy of ``specs``, each value checked; schedules are checked when they run."""
+    specs = dict(specs)
+    for name, value in specs.items():
+        if not callable(value):
+            _validate.scalar(name, value, dtype)
+            v = _validate.concrete(value)
+            if v is not None:
+                check(name, v, owner=owner)
+    return specs
+
+
 def normalise(name: str, value: Any, old: jax.ShapeDtypeStruct, owner: str) -> jax.Array:
     """``value`` checked and cast to the stored dtype, for the packed array."""
     if callable(value):
@@ -434,6 +445,24 @@ def normalise(name: str, value: Any, old: jax.ShapeDtypeStruct, owner: str) -> j
     _check_value(name, value, owner)
     # Same dtype and never weak-typed, so a jitted step sees an identical signature.
     return jnp.asarray(arr, dtype=old.dtype)
+
+
+def write(names: Any, owner: str, packed: jax.Array, values: Mapping[str, Any]) -> jax.Array:
+    """``packed`` (one value of each of ``names`` along its last axis) with ``values`` written in.
+
+    Each value is checked (:func:`normalise`, :func:`refuse_scheduled`) and, for an
+    ``owner`` with ordered values (``lr_min <= lr``), the values together
+    (:func:`check_order`). One scatter.
+    """
+    given = [n for n in values if n in names]
+    refuse_scheduled(names, given)
+    like = jax.ShapeDtypeStruct(packed.shape[:-1], packed.dtype)
+    new = [normalise(n, values[n], like, owner) for n in given]
+    index = np.array([names.index(n) for n in given])
+    packed = packed.at[..., index].set(jnp.stack(new, axis=-1))
+    if owner in FACTORY_ORDER and not isinstance(packed, _Tracer):
+        check_order(owner, {n: packed[..., i] for i, n in enumerate(names)}, "set_hyperparams")
+    return packed
 
 
 def _check_value(name: str, value: Any, owner: str) -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "ScalarOrSchedule",
     "DType",
     "RealDType",
+    "Deferred",
 ]
 
 #: A pytree of arrays (``None`` leaves allowed) holding model parameters.
@@ -33,3 +34,14 @@ ScalarOrSchedule: TypeAlias = ArrayLike | Schedule
 DType: TypeAlias = Any
 #: A storage dtype of a factory without complex support: a real floating dtype.
 RealDType: TypeAlias = Any
+
+
+class Deferred:
+    """A value known only when its optimizer runs (private base class).
+
+    :class:`~optimlab.Hyperparams`' build-once references derive from it, so the
+    checks that read numbers eagerly (the rule table) leave them, like traced
+    values, to the moment they are bound.
+    """
+
+    __slots__ = ()

@@ -13,13 +13,19 @@ from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-from ._hyperparams_packed import deferred
+from ._types import Deferred
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+
+def deferred(value: Any) -> bool:
+    """Whether a value is known only when the optimizer runs (a tracer or a reference)."""
+    return isinstance(value, (jax.core.Tracer, Deferred))
 
 
 def host_array(value: Any) -> np.ndarray | None:
@@ -39,6 +45,35 @@ def host_array(value: Any) -> np.ndarray | None:
         return np.asarray(value)
     except Exception:
         return None
+
+
+def scalar(name: str, value: Any, dtype: Any) -> jax.Array:
+    """A hyperparameter's value given at construction, as a scalar array of ``dtype``.
+
+    Refuses a bool, what is not a real number (``TypeError``) and an array
+    (``ValueError``); the value's range is the rule table's (:func:`check`).
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"hyperparameter {name!r} must be a number or a schedule, got a bool.")
+    if not isinstance(value, jax.core.Tracer):
+        try:
+            arr = np.asarray(value)
+        except Exception:  # an object whose __array__ fails (a torch tensor that needs grad)
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "biuf" and arr.dtype != jnp.bfloat16:
+            raise TypeError(
+                f"hyperparameter {name!r} must be a real number or a schedule (a callable of "
+                f"the step), got {type(value).__name__} with dtype {arr.dtype}."
+            )
+        if not isinstance(value, jax.Array):
+            value = arr  # read once: JAX takes NumPy arrays, not every __array__ object
+    if jnp.ndim(value) != 0:
+        raise ValueError(
+            f"hyperparameter {name!r} must be a scalar, got an array of shape "
+            f"{jnp.shape(value)}. To sweep several values, jax.vmap over "
+            "set_hyperparams instead."
+        )
+    return jnp.asarray(value).astype(dtype)
 
 
 def concrete(value: Any) -> float | None:

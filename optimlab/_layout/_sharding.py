@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from .._core._hyperparams_packed import Hyperparams
+from .._core._hyperparams import Hyperparams
 from .._core._types import Params
 from .._core._validate import checked_arguments
 

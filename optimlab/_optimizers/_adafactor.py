@@ -15,12 +15,11 @@ import numpy as np
 
 from .._core import _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, never_negative
-from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import descend, optional
+from .._transforms._alias import alias_hyperparams, descend, optional
 from .._transforms._scale import add_decayed_weights, scale
 
 __all__ = ["ScaleByFactoredRmsState", "scale_by_factored_rms", "adafactor"]

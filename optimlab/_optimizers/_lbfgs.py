@@ -10,8 +10,9 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation
-from .._core._hyperparams import alias_hyperparams, hyperparam_dtype
+from .._core._hyperparams import hyperparam_dtype
 from .._core._types import ArrayLike, Params
+from .._transforms._alias import alias_hyperparams
 from ._lbfgs_iteration import (
     LBFGSInfo,
     LBFGSState,

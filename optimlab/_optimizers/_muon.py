@@ -13,11 +13,10 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, RealDType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import optional
+from .._transforms._alias import alias_hyperparams, optional
 from .._transforms._scale import add_decayed_weights, scale_by_learning_rate
 from ._adam import ScaleByAdamState, scale_by_adam
 

@@ -9,11 +9,10 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
-from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import descend
+from .._transforms._alias import alias_hyperparams, descend
 
 __all__ = ["ScaleByRpropState", "scale_by_rprop", "rprop"]
 

@@ -9,11 +9,10 @@ import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import alias_hyperparams
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import matches_params, torch_prefix
+from .._transforms._alias import alias_hyperparams, matches_params, torch_prefix
 from .._transforms._scale import scale_by_learning_rate
 
 __all__ = ["TraceState", "trace", "sgd"]

@@ -16,11 +16,10 @@ import numpy as np
 
 from .._core import _rules, _tree, _validate
 from .._core._base import GradientTransformation, never_negative
-from .._core._hyperparams import alias_hyperparams
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Updates
 from .._core._validate import checked_arguments
-from .._transforms._alias import descend, optional
+from .._transforms._alias import alias_hyperparams, descend, optional
 from .._transforms._scale import add_decayed_weights
 
 __all__ = ["ScaleByTorchAdafactorState", "scale_by_torch_adafactor", "torch_adafactor"]

@@ -14,7 +14,7 @@ import jax
 
 from .._core import _elementwise, _tree, _validate
 from .._core._base import GradientTransformation, chain
-from .._core._hyperparams import build_hyperparams
+from .._core._hyperparams import Builder, build_hyperparams
 from .._core._stateless import stateless
 from .._core._types import ScalarOrSchedule
 from ._scale import add_decayed_weights, scale, scale_by_learning_rate
@@ -143,3 +143,16 @@ def torch_prefix(
     if decay:
         txs.append(add_decayed_weights(h["weight_decay"], mask))
     return txs
+
+
+def alias_hyperparams(
+    build: Builder, owner: str = "", /, **hyperparameters: ScalarOrSchedule
+) -> GradientTransformation:
+    """``with_hyperparams`` for optimlab's own aliases: ``build`` is called once (private).
+
+    See ``build_hyperparams``: the alias's transformations read the
+    hyperparameters through references bound at each call, and a ``build`` that
+    reads one while building is called at each trace instead. ``owner`` names the
+    alias whose rules in the rule table validate its values.
+    """
+    return build_hyperparams(build, hyperparameters, once=True, owner=owner)

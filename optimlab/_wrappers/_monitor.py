@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree
+from .._core import _paths, _tree
 from .._core._base import (
     EmptyState,
     GradientTransformation,
@@ -181,14 +181,7 @@ def monitored(state: Any) -> dict[str, jax.Array]:
     Raises:
         ValueError: the state holds no monitor.
     """
-    from .._core._hyperparams import _path_name
-
-    is_leaf = lambda x: isinstance(x, MonitorState)
-    found = [
-        (_path_name(p), s)
-        for p, s in jax.tree_util.tree_flatten_with_path(state, is_leaf=is_leaf)[0]
-        if isinstance(s, MonitorState)
-    ]
+    found = _paths.find_nodes(state, MonitorState)
     if not found:
         raise ValueError(
             "monitored: this state holds no monitor; wrap the optimizer in optimlab.monitor(...)."

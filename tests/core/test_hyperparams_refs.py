@@ -1,7 +1,7 @@
 """Aliases built once, reading their hyperparameters through references bound at each call.
 
 ``torch_style`` aliases (adam, adamw, nadam, radam, adamax, yogi, lion...) build
-their chain once, with :class:`HyperparamRef` references that ``init`` and
+their chain once, with :class:`~optimlab._core._binding.Ref` references that ``init`` and
 ``update`` bind to the state's values; other aliases rebuild it from the values
 at each trace. Both forms must give the same program: every registry case is
 traced both ways and the jaxprs compared (or, where the equations come in
@@ -20,7 +20,7 @@ import pytest
 import optimlab as ol
 from benchmarks.trace_calls import count
 from optimlab._core import _hyperparams
-from optimlab._core._hyperparams_packed import HyperparamRef, UnboundHyperparam
+from optimlab._core._binding import Bindings, Ref, Unbound
 from tests.registry import CASES, case_ids
 
 
@@ -87,14 +87,14 @@ def test_a_build_reading_a_value_is_called_at_each_trace():
     state = tx.init(jnp.ones(2))
     u, _ = jax.jit(tx.update)(jnp.ones(2), state)
     np.testing.assert_array_equal(u, [-0.5, -0.5])
-    assert not any(isinstance(c, HyperparamRef) for c in calls[1:])
+    assert not any(isinstance(c, Ref) for c in calls[1:])
 
 
 def test_a_reference_read_outside_its_update_says_so():
     tx = ol.adam(0.1)
     state = tx.init(jnp.ones(2))
-    with pytest.raises(UnboundHyperparam, match="'b1' was read outside its optimizer's update"):
-        HyperparamRef("b1", _hyperparams.Bindings()).value()
+    with pytest.raises(Unbound, match="'b1' was read outside its optimizer's update"):
+        Ref("b1", Bindings()).value()
     # and the optimizer still runs, its references unbound again afterwards
     tx.update(jnp.ones(2), state)
 
