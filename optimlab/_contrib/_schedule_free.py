@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _paths, _rules, _tree, _validate
 from .._core._base import GradientTransformation, _update_with_extra_args, chain, never_negative
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, DType, OptState, Params, ScalarOrSchedule, Updates
@@ -140,11 +140,7 @@ def schedule_free_eval_params(state: Any, params: Params) -> Params:
         ValueError: the state holds no :class:`ScheduleFreeState`, or the params'
             structure or a shape differs from the state's, naming the key path.
     """
-    found = [
-        x
-        for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ScheduleFreeState))
-        if isinstance(x, ScheduleFreeState)
-    ]
+    found = [x for _, x in _paths.find_nodes(state, ScheduleFreeState)]
     if not found:
         raise ValueError(
             "schedule_free_eval_params: the state holds no ScheduleFreeState; "

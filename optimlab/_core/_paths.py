@@ -57,12 +57,12 @@ def path_str(path: tuple[Any, ...]) -> str:
 WRAPPER_FIELDS = frozenset({"inner_state", "inner_states"})
 
 
-def find_nodes(tree: Any, cls: type) -> list[tuple[str, Any]]:
+def find_nodes(tree: Any, cls: type | tuple[type, ...]) -> list[tuple[str, Any]]:
     """Each node of class ``cls`` in ``tree``, with its place as a ``'/'``-joined name.
 
-    The name leaves out wrapper fields (``inner_state``), so the state of the
-    optimizer given to ``partition`` under ``"head"`` is named ``"head"``; the
-    root's name is ``""``.
+    ``cls`` may be a tuple of classes, as for ``isinstance``. The name leaves out
+    wrapper fields (``inner_state``), so the state of the optimizer given to
+    ``partition`` under ``"head"`` is named ``"head"``; the root's name is ``""``.
     """
     is_node = lambda x: isinstance(x, cls)
     flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_node)[0]

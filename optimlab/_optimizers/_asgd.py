@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _paths, _rules, _tree, _validate
 from .._core._base import GradientTransformation, chain
 from .._core._lift import Slot, lift
 from .._core._types import ArrayLike, Params, ScalarOrSchedule, Updates
@@ -206,11 +206,7 @@ def asgd_averaged_params(state: Any) -> Params:
         >>> optimlab.asgd_averaged_params(state)["w"]
         Array([0., 0.], dtype=float32)
     """
-    found = [
-        x
-        for x in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ScaleByAsgdState))
-        if isinstance(x, ScaleByAsgdState)
-    ]
+    found = [x for _, x in _paths.find_nodes(state, ScaleByAsgdState)]
     if not found:
         raise ValueError(
             "asgd_averaged_params: the state holds no ScaleByAsgdState; pass the "

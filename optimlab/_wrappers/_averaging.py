@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .._core import _rules, _tree, _validate
+from .._core import _paths, _rules, _tree, _validate
 from .._core._base import GradientTransformation, safe_increment
 from .._core._types import ArrayLike, Params
 from .._core._update import apply_updates
@@ -153,12 +153,7 @@ def swa_params() -> GradientTransformation:
 def _nodes(state: Any) -> list[Any]:
     from ._lookahead import LookaheadState
 
-    kinds = (AveragedParamsState, LookaheadState)
-    found = []
-    for leaf in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, kinds)):
-        if isinstance(leaf, kinds):
-            found.append(leaf)
-    return found
+    return [x for _, x in _paths.find_nodes(state, (AveragedParamsState, LookaheadState))]
 
 
 @checked_arguments
