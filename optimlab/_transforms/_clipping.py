@@ -93,7 +93,9 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
         def one(u):
             out = _tree.upcast(u)
             out = out * _tree.scalar_like(factor, out)
-            return jnp.where(finite, out, jnp.zeros_like(out)).astype(u.dtype)
+            # select_n takes the scalar predicate as it is: no broadcast, and no nested
+            # jit per leaf as jnp.where traces (less to trace, lower and inline).
+            return jax.lax.select_n(finite, jnp.zeros_like(out), out).astype(u.dtype)
 
         return _tree.tree_map(one, updates)
 
