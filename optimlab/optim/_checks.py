@@ -50,12 +50,17 @@ class ComplexParamsError(TypeError, RuntimeError):
 
 
 def check_params_container(params: Any) -> None:
-    """torch's refusal of a bare array as the ``params`` of an optimizer.
+    """torch's refusal of a bare array (or ``None``) as the ``params`` of an optimizer.
 
     A group's ``"params"`` may be one array (:meth:`add_param_group` wraps it, as
     torch does); the optimizer's own argument must be a tree, a list of arrays or
     ``(name, array)`` pairs, or a list of group dicts.
     """
+    if params is None:  # an empty tree to JAX, but no parameters given at all
+        raise TypeError(
+            "params argument given to the optimizer should be an iterable of Tensors or "
+            "dicts, but got None; pass the model's params (a tree of arrays, or a list)."
+        )
     if is_array(params):
         kind = type(params)
         raise TypeError(

@@ -109,7 +109,7 @@ class Optimizer(Hooks):
             param_group: ``{"params": tree or (name, array) pairs, **option overrides}``.
 
         Raises:
-            TypeError: not a dict, a set of params, a leaf that is not a float array
+            TypeError: not a dict, ``None`` or a set of params, a leaf that is not a float array
                 (or a complex one, for an optimizer without complex support: also a
                 ``RuntimeError``, as torch's), or an option of the wrong type (``foreach``
                 and ``fused`` are ``None`` or a bool, ``capturable`` and ``differentiable``
@@ -123,6 +123,11 @@ class Optimizer(Hooks):
             raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
         if "params" not in param_group:
             raise KeyError(f"'params': the parameter group has no 'params' entry: {param_group}")
+        if param_group["params"] is None:  # an empty tree to JAX; torch iterates it and fails
+            raise TypeError(
+                "'NoneType' object is not iterable: the parameter group's 'params' is None; "
+                "pass an array, a list or a tree of arrays."
+            )
         store = self._store
         layout, leaves = split_params(param_group["params"], len(store.params))
         layouts = [g.layout for g in store.groups]

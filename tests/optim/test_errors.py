@@ -60,6 +60,24 @@ def test_empty_parameter_list(params):
         optim.SGD(params)
 
 
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adam])
+def test_none_params_is_a_type_error_as_in_torch(cls):
+    with pytest.raises(TypeError):
+        getattr(torch.optim, cls.__name__)(None)
+    with pytest.raises(TypeError, match="should be an iterable of Tensors or dicts, but got None"):
+        cls(None)
+    opt = cls([jnp.ones(2)], lr=0.1)
+    with pytest.raises(TypeError):
+        getattr(torch.optim, cls.__name__)([torch.zeros(1, requires_grad=True)]).add_param_group(
+            {"params": None}
+        )
+    with pytest.raises(TypeError, match="'params' is None"):
+        opt.add_param_group({"params": None})
+    with pytest.raises(TypeError, match="'params' is None"):
+        cls([{"params": None}], lr=0.1)
+    assert len(opt.param_groups) == 1
+
+
 def test_add_param_group_checks():
     opt = optim.SGD([{"params": tree()}], lr=0.1)
     before = copy.deepcopy(opt.param_groups)
