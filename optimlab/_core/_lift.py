@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _elementwise, _tree
+from . import _elementwise, _fusion, _tree
 from ._base import GradientTransformation, safe_increment
 from ._types import DType
 
@@ -156,7 +156,7 @@ def lift(
             raise ValueError(f"{name}: params is None; pass the current params to update().")
         count = step if step is not None or not counter else state.count
         scalars, fields = _prepare(prepare, count, state[int(counter) : head], shared is not None)
-        scalars = _tree.hoist(scalars, updates)
+        scalars = _fusion.hoist(scalars, updates)
 
         def leaf(g, *held):  # held: the param (with_params) and the present slots
             gc = _tree.upcast(g)

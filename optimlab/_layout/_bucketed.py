@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import _grads, _rules, _tree
+from .._core import _fusion, _grads, _rules, _tree
 from .._core._base import GradientTransformation
 from .._core._elementwise import bucket_unsafe_part
 from .._core._update import apply_updates
@@ -170,7 +170,7 @@ def _fence(buckets: tuple[Any, ...], offsets: tuple[Any, ...]) -> tuple[Any, ...
     run. The fence's predicate always holds (offsets are starts in a bucket),
     which XLA cannot prove.
     """
-    return _tree.fence(tuple(buckets), offsets[0] >= 0)
+    return _fusion.fence(tuple(buckets), offsets[0] >= 0)
 
 
 def _unpack(layout: Layout, packed: Buckets, offsets: tuple[Any, ...] | None) -> Any:

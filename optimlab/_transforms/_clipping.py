@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _elementwise, _fusion, _rules, _tree, _validate
 from .._core._base import GradientTransformation
 from .._core._stateless import per_leaf, stateless
 from .._core._types import ArrayLike
@@ -87,7 +87,7 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
         # A multiply by a scalar factor (not a divide), so XLA folds it into consumers.
         factor = jnp.where(norm > c, c / jnp.where(finite & (norm > 0), norm, 1.0), 1.0)
         factor = jnp.where(finite, factor, 0.0)
-        factor, norm = _tree.hoist((factor, norm), updates)
+        factor, norm = _fusion.hoist((factor, norm), updates)
         finite = jnp.isfinite(norm)
 
         def one(u):

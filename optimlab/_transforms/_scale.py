@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._core import _elementwise, _rules, _tree, _validate
+from .._core import _elementwise, _fusion, _rules, _tree, _validate
 from .._core._base import EmptyState, GradientTransformation, identity, safe_increment
 from .._core._step_count import current_count, initial_count, next_count
 from .._core._types import ArrayLike, ScalarOrSchedule, Schedule
@@ -54,7 +54,7 @@ def _scale(step_size: ArrayLike, *, negate: bool) -> GradientTransformation:
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         factor = -jnp.asarray(step_size) if negate else jnp.asarray(step_size)
-        factor = _tree.hoist(factor, updates)
+        factor = _fusion.hoist(factor, updates)
         return _tree.tree_map(lambda u: u * _tree.hp(factor, u).astype(u.dtype), updates), state
 
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .._core import _tree
+from .._core import _fusion
 from .._core._update import apply_updates
 from . import _buckets
 
@@ -80,8 +80,8 @@ def _update(plan, leaves, states, grads, feeds, counts, bleaves=(), bstates=(), 
     # in the kernel that computes its update, and whether scalars are hoisted
     # (which changes the arithmetic XLA emits) is decided once, from every
     # parameter of the step, not from the leaves of each call.
-    hoist = _tree.worth_hoisting([*leaves, *(p for ps in bleaves for p in ps)])
-    with _tree.hoisting(hoist):
+    hoist = _fusion.worth_hoisting([*leaves, *(p for ps in bleaves for p in ps)])
+    with _fusion.hoisting(hoist):
         return _traced(plan, leaves, states, grads, feeds, counts, bleaves, bstates, bgrads)
 
 

@@ -1,4 +1,4 @@
-"""Per-update scalars computed once for every leaf (``_core._tree.hoist``).
+"""Per-update scalars computed once for every leaf (``_core._fusion.hoist``).
 
 The barrier is a program transformation: the values must come out unchanged,
 under every JAX transformation an optimizer update meets (jit, vmap over
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import optimlab
-from optimlab._core import _tree
+from optimlab._core import _fusion, _tree
 
 # The barrier is lowered on CPU only (elsewhere the values pass through as they are).
 cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the barrier is CPU's")
@@ -26,7 +26,7 @@ def _lowered(fn, *args) -> str:
 
 def test_values_pass_through_unchanged_under_jit():
     values = {"a": jnp.float32(0.25), "n": jnp.int32(3), "v": jnp.arange(3.0), "none": None}
-    out = jax.jit(_tree.apart)(values)
+    out = jax.jit(_fusion.apart)(values)
     assert jax.tree.structure(out) == jax.tree.structure(values)
     for x, y in zip(jax.tree.leaves(out), jax.tree.leaves(values), strict=True):
         assert x.dtype == y.dtype
@@ -36,17 +36,17 @@ def test_values_pass_through_unchanged_under_jit():
 @cpu_only
 def test_only_traced_float_scalars_go_through_the_barrier():
     x = jnp.float32(0.5)
-    assert "stablehlo.case" in _lowered(lambda s: _tree.apart(s * 2), x)
-    assert "stablehlo.case" not in _lowered(lambda s: _tree.apart(s.astype(jnp.int32)), x)
-    assert "stablehlo.case" not in _lowered(lambda v: _tree.apart(v * 2), jnp.ones(3))
-    eager = _tree.apart(x * 2)  # eager: a concrete array, returned as it is
+    assert "stablehlo.case" in _lowered(lambda s: _fusion.apart(s * 2), x)
+    assert "stablehlo.case" not in _lowered(lambda s: _fusion.apart(s.astype(jnp.int32)), x)
+    assert "stablehlo.case" not in _lowered(lambda v: _fusion.apart(v * 2), jnp.ones(3))
+    eager = _fusion.apart(x * 2)  # eager: a concrete array, returned as it is
     assert isinstance(eager, jax.Array) and float(eager) == 1.0
 
 
 @cpu_only
 def test_scalars_are_hoisted_for_several_small_leaves_only():
     x = jnp.float32(0.5)
-    small = _tree.SMALL_LEAF
+    small = _fusion.SMALL_LEAF
     cases = [
         ([jnp.ones(4)], False),  # one leaf: nothing to share
         ([jnp.ones(4), jnp.ones(4)], True),
@@ -54,9 +54,9 @@ def test_scalars_are_hoisted_for_several_small_leaves_only():
         ([jnp.ones(small + 1), jnp.ones(small + 1)], False),  # the kernels' work hides it
     ]
     for tree, expected in cases:
-        text = _lowered(lambda s, t: _tree.hoist(s * 2, t), x, tree)
+        text = _lowered(lambda s, t: _fusion.hoist(s * 2, t), x, tree)
         assert ("stablehlo.case" in text) is expected, [t.shape for t in tree]
-        assert _tree.worth_hoisting(tree) is expected
+        assert _fusion.worth_hoisting(tree) is expected
 
 
 @cpu_only
@@ -65,10 +65,10 @@ def test_a_step_may_decide_for_every_call_it_traces():
     x = jnp.float32(0.5)
     one, many = [jnp.ones(4)], [jnp.ones(4), jnp.ones(4)]
     for on, tree in ((True, one), (False, many)):
-        with _tree.hoisting(on):
-            text = _lowered(lambda s, t: _tree.hoist(s * 2, t), x, tree)
+        with _fusion.hoisting(on):
+            text = _lowered(lambda s, t: _fusion.hoist(s * 2, t), x, tree)
         assert ("stablehlo.case" in text) is on
-    text = _lowered(lambda s, t: _tree.hoist(s * 2, t), x, many)
+    text = _lowered(lambda s, t: _fusion.hoist(s * 2, t), x, many)
     assert "stablehlo.case" in text  # the rule again outside it
 
 
@@ -116,7 +116,11 @@ def test_vmap_over_learning_rates_sees_each_value():
 
 @cpu_only
 @pytest.mark.parametrize("leaves", [_tree.MANY_LEAVES - 1, _tree.MANY_LEAVES])
-def test_global_norm_of_many_leaves_is_the_same_number_with_its_partial_sums_apart(leaves):
+def test_global_norm_of_many_leaves_is_the_same_number_with_its_partial_sums_apart(
+    leaves, monkeypatch
+):
+    # Leaves over SMALL_LEAF are summed one by one: one partial sum per leaf.
+    monkeypatch.setattr(_tree, "SMALL_LEAF", 1)
     tree = [jnp.full((2,), 0.01 * (i % 7), jnp.float32) for i in range(leaves)]
     text = _lowered(_tree.global_norm, tree)
     assert ("stablehlo.case" in text) is (leaves >= _tree.MANY_LEAVES)
@@ -124,3 +128,20 @@ def test_global_norm_of_many_leaves_is_the_same_number_with_its_partial_sums_apa
     for x in tree:  # the same order of additions as the unhoisted norm
         sq = np.float32(sq + np.sum(np.square(np.asarray(x))))
     np.testing.assert_allclose(jax.jit(_tree.global_norm)(tree), np.sqrt(sq), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtypes", [("float32",), ("float32", "bfloat16", "complex64")])
+def test_global_norm_joins_small_leaves_into_one_reduction_per_chunk(dtypes):
+    rng = np.random.default_rng(0)
+    n = 2 * _tree.NORM_CHUNK + 3
+    tree = []
+    for i in range(n):
+        dtype = dtypes[(i // 5) % len(dtypes)]  # runs of one dtype, then another
+        x = rng.standard_normal((3, 7)).astype(np.float32)
+        tree.append(jnp.asarray(x + 1j * x if dtype == "complex64" else x, dtype))
+    tree.insert(n // 2, jnp.ones(_fusion.SMALL_LEAF + 1))  # a large leaf, summed alone
+    exact = np.sqrt(sum(np.sum(np.abs(np.asarray(x, np.complex128)) ** 2) for x in tree))
+    np.testing.assert_allclose(jax.jit(_tree.global_norm)(tree), exact, rtol=1e-6)
+    text = _lowered(_tree.global_norm, tree)
+    # One reduction per run of one dtype (at most NORM_CHUNK leaves), not one per leaf.
+    assert text.count("stablehlo.reduce") < n // 4
