@@ -159,16 +159,21 @@ def lift(
         scalars = _fusion.hoist(scalars, updates)
 
         def leaf(g, *held):  # held: the param (with_params) and the present slots
+            # A cast to the dtype an array already has (not weakly typed) returns it:
+            # skipped, the same program, ~7 us less per cast while tracing.
             gc = _tree.upcast(g)
-            real = jnp.real(gc).dtype
+            real = gc.dtype if gc.dtype.kind != "c" else jnp.finfo(gc.dtype).dtype
             ins: list[Any] = [None] * len(slots)
             for k, i in enumerate(where):
-                ins[i] = held[k + skip].astype(real if reals[k] else gc.dtype)
+                x, want = held[k + skip], real if reals[k] else gc.dtype
+                ins[i] = x if x.dtype == want and not x.weak_type else x.astype(want)
             lead = (_tree.upcast(held[0]).astype(gc.dtype),) if with_params else ()
             out = rule(gc, *lead, *ins, **scalars)
-            result = [out[0].astype(g.dtype)]
+            u = out[0]
+            result = [u if u.dtype == g.dtype and not u.weak_type else u.astype(g.dtype)]
             for k, i in enumerate(where):  # loops, not comprehensions: no frame per leaf
-                result.append(out[1 + i].astype(held[k + skip].dtype))
+                x, want = out[1 + i], held[k + skip].dtype
+                result.append(x if x.dtype == want and not x.weak_type else x.astype(want))
             return tuple(result)
 
         skip = int(with_params)

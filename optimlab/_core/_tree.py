@@ -66,11 +66,14 @@ _COMPUTE: dict[Any, jnp.dtype] = {}
 
 def upcast(x: jax.Array) -> jax.Array:
     """Casts a leaf to its :func:`compute_dtype`."""
-    x = jnp.asarray(x)
+    if not isinstance(x, jax.Array):
+        x = jnp.asarray(x)
     dtype = _COMPUTE.get(x.dtype)
     if dtype is None:
         dtype = _COMPUTE[x.dtype] = compute_dtype(x.dtype)
-    return x.astype(dtype)
+    # ``astype`` to the same dtype returns the same array, but costs ~7 us per call
+    # while tracing (a model's every leaf makes several); a weak type is made strong.
+    return x if x.dtype == dtype and not x.weak_type else x.astype(dtype)
 
 
 def cast_like(x: jax.Array, like: jax.Array) -> jax.Array:
@@ -79,10 +82,12 @@ def cast_like(x: jax.Array, like: jax.Array) -> jax.Array:
 
 def hp(value: Any, like: jax.Array) -> jax.Array:
     """A scalar hyperparameter cast to the real dtype of ``like`` (strict-promotion safe)."""
-    dtype = jnp.asarray(like).dtype
-    if jnp.issubdtype(dtype, jnp.complexfloating):
+    dtype = like.dtype if isinstance(like, jax.Array) else jnp.asarray(like).dtype
+    if dtype.kind == "c":
         dtype = jnp.finfo(dtype).dtype
-    return jnp.asarray(value).astype(dtype)
+    if not isinstance(value, jax.Array):
+        value = jnp.asarray(value)
+    return value if value.dtype == dtype and not value.weak_type else value.astype(dtype)
 
 
 def copy(params: Any) -> Any:
@@ -131,7 +136,10 @@ def moment_dtype(param_dtype: DType, requested: DType | None) -> jnp.dtype:
 
 def scalar_like(value: Any, like: jax.Array) -> jax.Array:
     """A scalar cast to exactly ``like``'s dtype (complex included)."""
-    return jnp.asarray(value).astype(jnp.asarray(like).dtype)
+    dtype = like.dtype if isinstance(like, jax.Array) else jnp.asarray(like).dtype
+    if not isinstance(value, jax.Array):
+        value = jnp.asarray(value)
+    return value if value.dtype == dtype and not value.weak_type else value.astype(dtype)
 
 
 def lerp(m: jax.Array, g: jax.Array, weight: ArrayLike) -> jax.Array:

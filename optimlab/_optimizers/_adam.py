@@ -122,7 +122,7 @@ def scale_by_adam(
         }
 
     def rule(g, m, v, vmax, **s):
-        real = jnp.real(g).dtype
+        real = g.dtype if g.dtype.kind != "c" else jnp.finfo(g.dtype).dtype
         m_new = _tree.lerp(m, g, s["one_minus_b1"])
         v_new = _tree.square_average(g, v, s["b2_hp"], s["one_minus_b2"])
         bc2 = s["bc2_hp"].astype(real)
