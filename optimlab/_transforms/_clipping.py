@@ -86,16 +86,17 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
         finite = jnp.isfinite(norm)
         # A multiply by a scalar factor (not a divide), so XLA folds it into consumers.
         factor = jnp.where(norm > c, c / jnp.where(finite & (norm > 0), norm, 1.0), 1.0)
-        factor = jnp.where(finite, factor, 0.0)
-        factor, norm = _fusion.hoist((factor, norm), updates)
-        finite = jnp.isfinite(norm)
+        # A non-finite norm travels as a NaN factor: each leaf's kernel reads one
+        # scalar, not two (every scalar a kernel reads costs compile time).
+        factor = _fusion.hoist(jnp.where(finite, factor, jnp.nan), updates)
+        skip = jnp.isnan(factor)
 
         def one(u):
             out = _tree.upcast(u)
             out = out * _tree.scalar_like(factor, out)
             # select_n takes the scalar predicate as it is: no broadcast, and no nested
             # jit per leaf as jnp.where traces (less to trace, lower and inline).
-            return jax.lax.select_n(finite, jnp.zeros_like(out), out).astype(u.dtype)
+            return jax.lax.select_n(skip, out, jnp.zeros_like(out)).astype(u.dtype)
 
         return _tree.tree_map(one, updates)
 

@@ -159,12 +159,16 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
         del extra_args
         _validate.require_params("add_decayed_weights", params)
         m = None if mask is None else _mask_tree(params, mask, "add_decayed_weights")
+        # Read once (it may be a hyperparameter bound now) and computed once for all
+        # the leaves' kernels.
+        wd = weight_decay if isinstance(weight_decay, (int, float)) else jnp.asarray(weight_decay)
+        wd = _fusion.hoist(wd, updates)
 
         def decay(u, p, keep=True):
             if keep is False:
                 return u
             g = _tree.upcast(u)
-            out = g + _tree.scalar_like(weight_decay, g) * _tree.upcast(p).astype(g.dtype)
+            out = g + _tree.scalar_like(wd, g) * _tree.upcast(p).astype(g.dtype)
             if keep is not True:
                 out = jnp.where(keep, out, g)
             return out.astype(u.dtype)
