@@ -123,10 +123,13 @@ def scale_by_adam(
 
     def rule(g, m, v, vmax, **s):
         real = g.dtype if g.dtype.kind != "c" else jnp.finfo(g.dtype).dtype
-        m_new = _tree.lerp(m, g, s["one_minus_b1"])
-        v_new = _tree.square_average(g, v, s["b2_hp"], s["one_minus_b2"])
-        bc2 = s["bc2_hp"].astype(real)
-        inv_bc2_sqrt = s["inv_bc2_sqrt_hp"].astype(real)
+        # The lifter gives g and m one dtype, v and the scalars g's real one: lax's
+        # primitives apply as they are (integer leaves keep the operators' promotion).
+        o = _tree.LAX if real.kind == "f" else _tree.OPERATORS
+        m_new = _tree.lerp(m, g, s["one_minus_b1"], o)
+        v_new = _tree.square_average(g, v, s["b2_hp"], s["one_minus_b2"], o)
+        bc2 = s["bc2_hp"]  # casts are skipped where the dtype is already the one
+        bc2 = bc2 if bc2.dtype == real else bc2.astype(real)
         e = _tree.hp(s["eps_hp"], g)
         vmax_out = None
         if vmax is not None and amsgrad_of_corrected:  # optax's amsgrad
@@ -141,9 +144,12 @@ def scale_by_adam(
                 v_use = jnp.maximum(vmax, v_new)
                 vmax_out = v_use
             if use_eps_root:
-                denom = jnp.sqrt(v_use / bc2 + _tree.hp(s["eps_root_hp"], g)) + e
+                eps_root = _tree.hp(s["eps_root_hp"], g)
+                denom = o.add(o.sqrt(o.add(o.div(v_use, bc2), eps_root)), e)
             else:
-                denom = jnp.sqrt(v_use) * inv_bc2_sqrt + e
+                r = s["inv_bc2_sqrt_hp"]
+                r = r if r.dtype == real else r.astype(real)
+                denom = o.add(o.mul(o.sqrt(v_use), r), e)
         md = m_new.dtype
         if nesterov:
             b1c, bcn = _tree.hp(s["b1_hp"], g).astype(md), s["bc1_next_hp"].astype(real).astype(md)
@@ -151,8 +157,10 @@ def scale_by_adam(
             m_hat = b1c * m_new / bcn + (1 - b1c) * g / bc1.astype(md)
             direction = m_hat / denom.astype(md)
         else:
-            inv_bc1 = s["inv_bc1_hp"].astype(real) if bias_correction_mu else jnp.ones((), real)
-            direction = (m_new / denom.astype(md)) * inv_bc1.astype(md)
+            inv_bc1 = s["inv_bc1_hp"] if bias_correction_mu else jnp.ones((), real)
+            inv_bc1 = inv_bc1 if inv_bc1.dtype == md else inv_bc1.astype(real).astype(md)
+            denom = denom if denom.dtype == md else denom.astype(md)
+            direction = o.mul(o.div(m_new, denom), inv_bc1)
         return direction, m_new, v_new, vmax_out
 
     mu, nu = moment_slots(mu_dtype, nu_dtype, real=True)

@@ -90,13 +90,19 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
         # scalar, not two (every scalar a kernel reads costs compile time).
         factor = _fusion.hoist(jnp.where(finite, factor, jnp.nan), updates)
         skip = jnp.isnan(factor)
+        zeros: dict[Any, jax.Array] = {}  # one per shape and dtype: less to trace
 
         def one(u):
             out = _tree.upcast(u)
-            out = out * _tree.scalar_like(factor, out)
+            o = _tree.LAX if out.dtype.kind != "b" else _tree.OPERATORS  # one dtype already
+            out = o.mul(out, _tree.scalar_like(factor, out))
+            zero = zeros.get((out.shape, out.dtype))
+            if zero is None:
+                zero = zeros[out.shape, out.dtype] = jnp.zeros_like(out)
             # select_n takes the scalar predicate as it is: no broadcast, and no nested
             # jit per leaf as jnp.where traces (less to trace, lower and inline).
-            return jax.lax.select_n(skip, out, jnp.zeros_like(out)).astype(u.dtype)
+            out = jax.lax.select_n(skip, out, zero)
+            return out if out.dtype == u.dtype else out.astype(u.dtype)
 
         return _tree.tree_map(one, updates)
 

@@ -55,7 +55,12 @@ def _scale(step_size: ArrayLike, *, negate: bool) -> GradientTransformation:
         del params, extra_args
         factor = -jnp.asarray(step_size) if negate else jnp.asarray(step_size)
         factor = _fusion.hoist(factor, updates)
-        return _tree.tree_map(lambda u: u * _tree.hp(factor, u).astype(u.dtype), updates), state
+
+        def scaled(u):
+            o = _tree.LAX if u.dtype.kind != "b" else _tree.OPERATORS  # one dtype already
+            return o.mul(u, _tree.scalar_like(factor, u))
+
+        return _tree.tree_map(scaled, updates), state
 
     return _elementwise.declare(GradientTransformation(init_fn, update_fn))
 
@@ -168,10 +173,14 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
             if keep is False:
                 return u
             g = _tree.upcast(u)
-            out = g + _tree.scalar_like(wd, g) * _tree.upcast(p).astype(g.dtype)
+            pc = _tree.upcast(p)
+            pc = pc if pc.dtype == g.dtype else pc.astype(g.dtype)
+            # One dtype already: lax's primitives apply as they are (not to booleans).
+            o = _tree.LAX if g.shape == pc.shape and g.dtype.kind != "b" else _tree.OPERATORS
+            out = o.add(g, o.mul(_tree.scalar_like(wd, g), pc))
             if keep is not True:
                 out = jnp.where(keep, out, g)
-            return out.astype(u.dtype)
+            return out if out.dtype == u.dtype else out.astype(u.dtype)
 
         try:
             if m is None:
