@@ -96,8 +96,37 @@ def time_loop(
     return statistics.median(times)
 
 
-def jax_step_timer(tx, shapes, *, apply_updates) -> tuple[float, float]:
-    """(compile seconds, median step seconds) of a jitted, donated ``tx`` step."""
+def time_interleaved(
+    steps: dict[str, Callable[[], None]],
+    *,
+    warmup: int = 3,
+    repeats: int = 15,
+    min_time: float = 0.3,
+) -> dict[str, float]:
+    """Median seconds per call of each of ``steps``, timed in turns.
+
+    Each round calls every step once, so a drift of the host while they are timed
+    (clock, memory bandwidth, a neighbour's load) falls on all of them alike and
+    cancels in their ratios; timed one after another, each would meet its own.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    start = time.perf_counter()
+    rounds = 0
+    budget = min_time * len(steps)
+    while rounds < repeats or (time.perf_counter() - start < budget and rounds < 500):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def jax_step_runner(tx, shapes, *, apply_updates) -> tuple[float, Callable[[], None]]:
+    """(compile seconds, a function running one jitted, donated ``tx`` step and blocking)."""
     params = make_tree(shapes)
     grads = make_tree(shapes, seed=1, scale=1e-3)
 
@@ -116,11 +145,16 @@ def jax_step_timer(tx, shapes, *, apply_updates) -> tuple[float, float]:
         box[0], box[1] = compiled(box[0], box[1], grads)
         block(box)
 
-    return compile_s, time_loop(run)
+    return compile_s, run
 
 
 def floor_timer(n: int, bytes_per_param: int) -> float:
-    """Median seconds of one fused elementwise pass touching `bytes_per_param` B/param.
+    """Median seconds of one step of :func:`floor_runner`."""
+    return time_loop(floor_runner(n, bytes_per_param))
+
+
+def floor_runner(n: int, bytes_per_param: int) -> Callable[[], None]:
+    """One fused elementwise pass touching `bytes_per_param` B/param.
 
     28 B (Adam): read p, g, m, v and write p, m, v. 20 B (SGD momentum): read p, g, b
     and write p, b. One flat float32 array, donated, as one XLA loop fusion.
@@ -156,10 +190,11 @@ def floor_timer(n: int, bytes_per_param: int) -> float:
             box[0], box[1] = jf(box[0], box[1], g)
             block(box)
 
-    return time_loop(run)
+    return run
 
 
-def torch_step_timer(make_opt, shapes) -> float:
+def torch_step_runner(make_opt, shapes) -> Callable[[], None]:
+    """A function running one step of the torch optimizer ``make_opt`` builds."""
     import torch
 
     rng = np.random.default_rng(0)
@@ -170,8 +205,5 @@ def torch_step_timer(make_opt, shapes) -> float:
     for p in params:
         p.grad = torch.full_like(p, 1e-3)
     opt = make_opt(params)
-
-    def run():
-        opt.step()
-
-    return time_loop(run)
+    opt.step()  # one step here: an optimizer that cannot run fails where it is built
+    return opt.step

@@ -57,37 +57,43 @@ def step_table(structures, optimizers, with_torch=True) -> list[dict]:
     for sname in structures:
         shapes = C.STRUCTURES[sname]()
         n = C.n_params(shapes)
-        floors: dict[int, float] = {}
         for oname in optimizers:
             ours, theirs, torch_make, nbytes = OPTIMIZERS[oname]
-            if nbytes not in floors:
-                floors[nbytes] = C.floor_timer(n, nbytes)
-            c_ol, t_ol = C.jax_step_timer(ours(), shapes, apply_updates=optimlab.apply_updates)
-            c_bk, t_bk = C.jax_step_timer(
+            runners = {"floor": C.floor_runner(n, nbytes)}
+            c_ol, runners["optimlab"] = C.jax_step_runner(
+                ours(), shapes, apply_updates=optimlab.apply_updates
+            )
+            c_bk, runners["bucketed"] = C.jax_step_runner(
                 optimlab.bucketed(ours()), shapes, apply_updates=optimlab.apply_updates
             )
             with jax.numpy_dtype_promotion("standard"):  # optax relies on standard promotion
-                c_ox, t_ox = C.jax_step_timer(theirs(), shapes, apply_updates=optax.apply_updates)
+                c_ox, runners["optax"] = C.jax_step_runner(
+                    theirs(), shapes, apply_updates=optax.apply_updates
+                )
+            for label, fused in (("torch_foreach", False), ("torch_fused", True)):
+                if with_torch and torch_make is not None:
+                    try:
+                        runners[label] = C.torch_step_runner(torch_make(fused), shapes)
+                    except Exception as e:  # e.g. fused unsupported for an optimizer
+                        print(f"  ({oname} {label}: {type(e).__name__})", file=sys.stderr)
+            # In turns: every ratio of this row compares times taken in the same rounds.
+            ms = {k: v * 1e3 for k, v in C.time_interleaved(runners).items()}
+            del runners
             row = dict(
                 structure=sname,
                 leaves=len(shapes),
                 params=n,
                 optimizer=oname,
-                floor_ms=floors[nbytes] * 1e3,
-                optimlab_ms=t_ol * 1e3,
-                bucketed_ms=t_bk * 1e3,
-                optax_ms=t_ox * 1e3,
+                floor_ms=ms["floor"],
+                optimlab_ms=ms["optimlab"],
+                bucketed_ms=ms["bucketed"],
+                optax_ms=ms["optax"],
                 optimlab_compile_s=c_ol,
                 bucketed_compile_s=c_bk,
                 optax_compile_s=c_ox,
+                torch_foreach_ms=ms.get("torch_foreach", float("nan")),
+                torch_fused_ms=ms.get("torch_fused", float("nan")),
             )
-            for label, fused in (("torch_foreach_ms", False), ("torch_fused_ms", True)):
-                row[label] = float("nan")
-                if with_torch and torch_make is not None:
-                    try:
-                        row[label] = C.torch_step_timer(torch_make(fused), shapes) * 1e3
-                    except Exception as e:  # e.g. fused unsupported for an optimizer
-                        print(f"  ({oname} {label}: {type(e).__name__})", file=sys.stderr)
             rows.append(row)
             print(
                 f"{oname:>13} | {sname:>20} | floor {row['floor_ms']:7.2f} | optimlab "
