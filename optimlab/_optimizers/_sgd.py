@@ -72,13 +72,20 @@ def trace(
     _validate.finite(dampening, "dampening")
 
     def prepare(count):
-        return {"first": count == 0}
+        # Once per update: ``1 - dampening`` in the hyperparameter's precision (torch
+        # forms it in Python doubles); the lifter computes these once for all leaves.
+        return {
+            "first": count == 0,
+            "mu": jnp.asarray(decay),
+            "undamped": 1 - jnp.asarray(dampening),
+        }
 
-    def rule(g, buf, first):
-        mu = _tree.scalar_like(decay, g)
-        damp = _tree.scalar_like(dampening, g)
-        new = jnp.where(first, g, buf * mu + g * (1 - damp))
-        out = g + mu * new if nesterov else new
+    def rule(g, buf, first, mu, undamped):
+        mu, undamped = _tree.scalar_like(mu, g), _tree.scalar_like(undamped, g)
+        o = _tree.LAX if g.dtype.kind in "fc" and buf.dtype == g.dtype else _tree.OPERATORS
+        # select_n on the scalar predicate: no broadcast, no nested jit per leaf.
+        new = jax.lax.select_n(first, o.add(o.mul(buf, mu), o.mul(g, undamped)), g)
+        out = o.add(g, o.mul(mu, new)) if nesterov else new
         return out, new
 
     return lift(
