@@ -64,22 +64,25 @@ def scale_by_belief(
     check_optax_adam("scale_by_belief", {}, dict(b1=b1, b2=b2, eps=eps, eps_root=eps_root))
 
     def prepare(count):
-        return {"count": count}
+        # Once per update, for every leaf (the lifter computes them once).
+        d1 = jnp.asarray(b1)
+        out = {"bc1": _tree.bias_correction(d1, count), "bc2": _tree.bias_correction(b2, count)}
+        if nesterov:
+            out["bc1_next"] = 1 - d1 ** (count.astype(d1.dtype) + 2)
+        return out
 
-    def rule(g, m, v, count):
+    def rule(g, m, v, bc1, bc2, bc1_next=None):
         d1 = jnp.asarray(b1)
         m_new = _tree.ema(g, m, d1)
         v_new = _tree.ema(_tree.abs_sq(g - m_new).astype(g.dtype), v, b2) + _tree.scalar_like(
             eps_root, g
         )
-        bc1 = _tree.scalar_like(_tree.bias_correction(d1, count), g)
+        bc1 = _tree.scalar_like(bc1, g)
         if nesterov:
-            t2 = count.astype(d1.dtype) + 2
-            bc1_next = _tree.scalar_like(1 - d1**t2, g)
-            m_hat = corrected_mu(g, m_new, d1, bc1, bc1_next)
+            m_hat = corrected_mu(g, m_new, d1, bc1, _tree.scalar_like(bc1_next, g))
         else:
             m_hat = m_new / bc1
-        v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), g)
+        v_hat = v_new / _tree.scalar_like(bc2, g)
         return m_hat / (jnp.sqrt(v_hat) + _tree.scalar_like(eps, g)), m_new, v_new
 
     return lift(

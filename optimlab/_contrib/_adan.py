@@ -76,19 +76,27 @@ def scale_by_adan(
     _rules.check_args("scale_by_adan", **numbers)
 
     def prepare(count):
-        return {"count": count}
+        # Once per update, for every leaf (the lifter computes them once).
+        return {
+            "first": count == 0,
+            "one_minus_b2": 1 - jnp.asarray(b2),
+            "bc1": _tree.bias_correction(b1, count),
+            "bc2": _tree.bias_correction(b2, count),
+            "bc3": _tree.bias_correction(b3, count),
+        }
 
-    def rule(g, m, v, n, g_prev, count):
-        diff = jnp.where(count == 0, jnp.zeros_like(g), g - g_prev)
+    def rule(g, m, v, n, g_prev, first, one_minus_b2, bc1, bc2, bc3):
+        # select_n on the scalar predicate: no broadcast, no nested jit per leaf.
+        diff = jax.lax.select_n(first, g - g_prev, jnp.zeros_like(g))
         m_new = _tree.ema(g, m, b1)
         v_new = _tree.ema(diff, v, b2)
-        om2 = _tree.scalar_like(1 - jnp.asarray(b2), g)
+        om2 = _tree.scalar_like(one_minus_b2, g)
         extrapolated = g + om2 * diff
         sq = _tree.abs_sq(extrapolated)  # |.|^2 for complex, as optax: n is real
         n_new = _tree.ema(sq, n, b3)
-        m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), g)
-        v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), g)
-        n_hat = n_new / _tree.scalar_like(_tree.bias_correction(b3, count), sq)
+        m_hat = m_new / _tree.scalar_like(bc1, g)
+        v_hat = v_new / _tree.scalar_like(bc2, g)
+        n_hat = n_new / _tree.scalar_like(bc3, sq)
         denom = jnp.sqrt(n_hat + _tree.scalar_like(eps_root, sq)) + _tree.scalar_like(eps, sq)
         return (m_hat + om2 * v_hat) / denom.astype(m_hat.dtype), m_new, v_new, n_new, g
 

@@ -80,14 +80,15 @@ def scale_by_ademamix(
     _rules.check_args("scale_by_ademamix", **numbers)
 
     def prepare(count):
-        return {"count": count}
+        # Once per update, for every leaf (the lifter computes them once).
+        return {"bc1": _tree.bias_correction(b1, count), "bc2": _tree.bias_correction(b2, count)}
 
-    def rule(g, m1, m2, v, count):
+    def rule(g, m1, m2, v, bc1, bc2):
         m1n = _tree.update_moment(g, m1, b1, 1)
         m2n = _tree.update_moment(g, m2, b3, 1)
         vn = _tree.update_moment(g, v, b2, 2)  # of |g|^2, real for complex g (as optax)
-        m1h = m1n / _tree.scalar_like(_tree.bias_correction(b1, count), g)
-        vh = vn / _tree.scalar_like(_tree.bias_correction(b2, count), vn)
+        m1h = m1n / _tree.scalar_like(bc1, g)
+        vh = vn / _tree.scalar_like(bc2, vn)
         denom = jnp.sqrt(vh + _tree.scalar_like(eps_root, vn)) + _tree.scalar_like(eps, vn)
         return (m1h + _tree.scalar_like(alpha, g) * m2n) / denom.astype(m1h.dtype), m1n, m2n, vn
 

@@ -69,10 +69,11 @@ def scale_by_optimistic_gradient(
     _validate.non_negative(beta, "beta")
     _rules.check_args("scale_by_optimistic_gradient", alpha=alpha, beta=beta)
 
-    def rule(g, prev, count):
+    def rule(g, prev, first):
         b = _tree.hp(beta, g).astype(g.dtype)
         ab = _tree.hp(jnp.asarray(alpha) + jnp.asarray(beta), g).astype(g.dtype)
-        return ab * g - b * jnp.where(count == 0, g, prev), g
+        # select_n on the scalar predicate: no broadcast, no nested jit per leaf.
+        return ab * g - b * jax.lax.select_n(first, prev, g), g
 
     return lift(
         "scale_by_optimistic_gradient",
@@ -80,7 +81,7 @@ def scale_by_optimistic_gradient(
         ScaleByOptimisticGradientState,
         (Slot(),),
         step=step,
-        prepare=lambda count: {"count": count},
+        prepare=lambda count: {"first": count == 0},
     )
 
 

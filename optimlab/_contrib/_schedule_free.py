@@ -168,10 +168,10 @@ class _ScaleByRmsState(NamedTuple):
 def _scale_by_rms(b2, eps, *, step=None) -> GradientTransformation:
     """``g / (sqrt(nu / (1 - b2**t)) + eps)``: Adam without the first moment."""
 
-    def rule(g, v, count):
+    def rule(g, v, bc2):
         # v averages |g|^2: real for complex leaves (optax's stays complex, imaginary 0)
         v_new = _tree.update_moment(g, v, b2, 2)
-        bc = _tree.scalar_like(_tree.bias_correction(b2, count), v_new)
+        bc = _tree.scalar_like(bc2, v_new)
         den = jnp.sqrt(v_new / bc) + _tree.scalar_like(eps, v_new)
         return g / den.astype(g.dtype), v_new
 
@@ -181,7 +181,8 @@ def _scale_by_rms(b2, eps, *, step=None) -> GradientTransformation:
         _ScaleByRmsState,
         (Slot(real=True),),
         step=step,
-        prepare=lambda count: {"count": count},
+        # Once per update, for every leaf (the lifter computes it once).
+        prepare=lambda count: {"bc2": _tree.bias_correction(b2, count)},
     )
 
 

@@ -66,14 +66,19 @@ def scale_by_yogi(
     _rules.check_args("scale_by_yogi", initial_accumulator_value=initial_accumulator_value)
 
     def prepare(count):
-        return {"count": count}
+        # Once per update, for every leaf (the lifter computes them once).
+        return {
+            "bc1": _tree.bias_correction(b1, count),
+            "bc2": _tree.bias_correction(b2, count),
+            "one_minus_b2": 1 - jnp.asarray(b2),
+        }
 
-    def rule(g, m, v, count):
+    def rule(g, m, v, bc1, bc2, one_minus_b2):
         m_new = _tree.ema(g, m, b1)
         sq = _tree.abs_sq(g)  # |g|^2 for complex g, as optax: the second moment is real
-        v_new = v - _tree.scalar_like(1 - jnp.asarray(b2), sq) * jnp.sign(v - sq) * sq
-        m_hat = m_new / _tree.scalar_like(_tree.bias_correction(b1, count), g)
-        v_hat = v_new / _tree.scalar_like(_tree.bias_correction(b2, count), sq)
+        v_new = v - _tree.scalar_like(one_minus_b2, sq) * jnp.sign(v - sq) * sq
+        m_hat = m_new / _tree.scalar_like(bc1, g)
+        v_hat = v_new / _tree.scalar_like(bc2, sq)
         denom = jnp.sqrt(v_hat + _tree.scalar_like(eps_root, sq)) + _tree.scalar_like(eps, sq)
         return m_hat / denom.astype(m_hat.dtype), m_new, v_new
 

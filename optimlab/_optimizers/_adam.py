@@ -406,9 +406,14 @@ def scale_by_adam_root(
     """
 
     def prepare(count):
-        return {"count": count}
+        # Once per update, for every leaf (the lifter computes them once).
+        out = {"bc1": _tree.bias_correction(b1, count), "bc2": _tree.bias_correction(b2, count)}
+        if nesterov:
+            decay = jnp.asarray(b1)
+            out["bc1_next"] = 1 - decay ** (count.astype(decay.dtype) + 2)
+        return out
 
-    def rule(g, m, v, _, count):
+    def rule(g, m, v, _, bc1, bc2, bc1_next=None):
         d1 = _tree.scalar_like(b1, g)
         om1 = _tree.scalar_like(1 - jnp.asarray(b1), g)
         m_new = om1 * g + d1 * m
@@ -417,12 +422,8 @@ def scale_by_adam_root(
         v_new = (om2 * _tree.abs_sq(g) if jnp.iscomplexobj(g) else om2 * g * g) + _tree.hp(
             b2, g
         ) * v
-        bc1_next = None
-        if nesterov:
-            decay = jnp.asarray(b1)
-            bc1_next = 1 - decay ** (count.astype(decay.dtype) + 2)
-        m_hat = corrected_mu(g, m_new, b1, _tree.bias_correction(b1, count), bc1_next)
-        v_hat = v_new / _tree.hp(_tree.bias_correction(b2, count), g)
+        m_hat = corrected_mu(g, m_new, b1, bc1, bc1_next)
+        v_hat = v_new / _tree.hp(bc2, g)
         denom = jnp.sqrt(v_hat + _tree.hp(eps_root, g)) + _tree.hp(eps, g)
         return m_hat / denom.astype(m_hat.dtype), m_new, v_new, None
 
