@@ -86,7 +86,8 @@ def scale_by_adagrad(
         s_new = s + _tree.abs_sq(g)
         if eps_in_sqrt:
             inv = jax.lax.rsqrt(s_new + _tree.scalar_like(eps, s_new))
-            direction = jnp.where(s_new > 0, inv, jnp.zeros_like(inv)).astype(g.dtype) * g
+            inv = jax.lax.select_n(s_new > 0, jnp.zeros_like(inv), inv)  # no nested jit
+            direction = inv.astype(g.dtype) * g
         else:
             direction = g / (jnp.sqrt(s_new) + _tree.scalar_like(eps, s_new)).astype(g.dtype)
         return direction, s_new

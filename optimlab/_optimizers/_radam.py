@@ -153,7 +153,8 @@ def scale_by_radam(
         else:
             adaptive = _tree.scalar_like(sqrt_bc2, v_new) / (jnp.sqrt(v_new) + e)
             rectified = m_hat * adaptive.astype(g.dtype) * _tree.scalar_like(r, g)
-        return jnp.where(rectify, rectified, m_hat), m_new, v_new
+        # select_n on the scalar predicate: no broadcast, no nested jit per leaf.
+        return jax.lax.select_n(rectify, m_hat, rectified), m_new, v_new
 
     return lift(
         "scale_by_radam",
