@@ -17,6 +17,7 @@ from . import _common as C
 from . import (
     accumulate_memory,
     chart,
+    compile_families,
     compile_time,
     dispatch,
     memory,
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
         leaf_counts, n_mem = [200, 2000, 5000], 50_000_000
     step_rows = steps.step_table(structures, optimizers, with_torch=not args.quick)
     compile_rows = compile_time.compile_table(leaf_counts, PER_LEAF_MAX)
+    families = [] if args.quick else compile_families.measure()
     dispatch_rows = dispatch.dispatch_table()
     memory_rows = memory.memory_table(n_mem)
     acc = accumulate_memory.table()
@@ -78,6 +80,9 @@ def main(argv=None) -> int:
         "",
         "## Compile time of clip_by_global_norm + adamw (leaves of 1,000 floats)\n",
         compile_time.markdown(compile_rows, PER_LEAF_MAX),
+        "",
+        "## Trace and compile time of each family's step (200 leaves of 1,000 floats)\n",
+        compile_families.table(families) if families else "(not in --quick)",
         "",
         "## Dispatch of a one-leaf step\n",
         dispatch.markdown(dispatch_rows),
