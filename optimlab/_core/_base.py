@@ -29,6 +29,7 @@ __all__ = [
     "named_chain",
     "never_negative",
     "never_negative_fields",
+    "require_transformation",
 ]
 
 #: Largest value of an int32 step counter; counters saturate here instead of wrapping.
@@ -233,6 +234,17 @@ def _accepts_extra_args(fn: Callable[..., Any]) -> bool:
     return accepts
 
 
+def require_transformation(tx: Any, subject: str, hint: str = "") -> None:
+    """Refuses, with a ``TypeError`` naming ``subject``, what is not a gradient transformation.
+
+    ``subject`` names the function and the argument (``"masked: inner"``); ``hint``
+    ends the message. Anything with callable ``init`` and ``update`` passes (an
+    optax transformation included).
+    """
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise TypeError(f"{subject} is {type(tx).__name__}, not a gradient transformation{hint}.")
+
+
 def _update_with_extra_args(tx: Any) -> Callable[..., Any]:
     """``tx.update``, or a wrapper that drops the extra args when it takes none."""
     if _accepts_extra_args(tx.update):
@@ -280,11 +292,7 @@ def chain(*transforms: Any) -> GradientTransformation:
         Array([-0.5 ,  0.25], dtype=float32)
     """
     for i, t in enumerate(transforms):
-        if not (hasattr(t, "init") and hasattr(t, "update")):
-            raise TypeError(
-                f"chain: argument {i} is {type(t).__name__}, not a gradient transformation "
-                "(an object with `init` and `update`)."
-            )
+        require_transformation(t, f"chain: argument {i}", " (an object with `init` and `update`)")
     inits = tuple([t.init for t in transforms])
     updates_fns = tuple([_update_with_extra_args(t) for t in transforms])
 
@@ -376,10 +384,7 @@ def named_chain(*transforms: tuple[str, Any]) -> GradientTransformation:
         raise ValueError(f"named_chain: repeated names {dup}.")
     txs = [t for _, t in transforms]
     for name, t in transforms:
-        if not (hasattr(t, "init") and hasattr(t, "update")):
-            raise TypeError(
-                f"named_chain: {name!r} is {type(t).__name__}, not a gradient transformation."
-            )
+        require_transformation(t, f"named_chain: {name!r}")
     fns = [_update_with_extra_args(t) for t in txs]
 
     def init_fn(params):

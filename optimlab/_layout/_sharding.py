@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from .._core._base import require_transformation
 from .._core._hyperparams import Hyperparams
 from .._core._types import Params
 from .._core._validate import checked_arguments
@@ -30,8 +31,7 @@ def _param_spec(leaf: Any, mesh: Mesh) -> PartitionSpec:
 
 
 def _check_arguments(function: str, tx: Any, mesh: Any) -> None:
-    if not (hasattr(tx, "init") and hasattr(tx, "update")):
-        raise TypeError(f"{function}: tx is {type(tx).__name__}, not a gradient transformation.")
+    require_transformation(tx, f"{function}: tx")
     if not isinstance(mesh, Mesh):
         raise TypeError(
             f"{function}: mesh must be a jax.sharding.Mesh (e.g. jax.make_mesh(...)), got "

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, _update_with_extra_args
+from .._core._base import GradientTransformation, _update_with_extra_args, require_transformation
 from .._core._types import DType, OptState, Updates
 from .._core._validate import checked_arguments
 
@@ -62,7 +62,7 @@ def _fits(updates: Any, acc: Any) -> bool:
 
 
 @checked_arguments
-def accumulate(  # noqa: C901 (argument checks inline; to be split)
+def accumulate(
     opt: Any,
     every: int,
     mode: str = "mean",
@@ -127,8 +127,7 @@ def accumulate(  # noqa: C901 (argument checks inline; to be split)
     every = _validate.integer("accumulate", "every", every, 1)
     if mode not in ("mean", "sum"):
         raise ValueError(f"accumulate: mode must be 'mean' or 'sum', got {mode!r}.")
-    if not (hasattr(opt, "init") and hasattr(opt, "update")):
-        raise TypeError(f"accumulate: opt is {type(opt).__name__}, not a gradient transformation.")
+    require_transformation(opt, "accumulate: opt")
     _rules.check_args("accumulate", every=every)
     inner_update = _update_with_extra_args(opt)
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core import _rules, _tree, _validate
-from .._core._base import GradientTransformation, _update_with_extra_args
+from .._core._base import GradientTransformation, _update_with_extra_args, require_transformation
 from .._core._tree import select
 from .._core._types import ArrayLike, OptState, Params
 from .._core._validate import UNSET, checked_arguments
@@ -91,10 +91,7 @@ def lookahead(
             raise TypeError(f"lookahead: missing the argument {name!r}.")
     sync_period = _validate.integer("lookahead", "sync_period", sync_period, 1)
     _validate.in_range(slow_step_size, "slow_step_size", 0.0, 1.0)
-    if not (hasattr(fast, "init") and hasattr(fast, "update")):
-        raise TypeError(
-            f"lookahead: fast_optimizer is {type(fast).__name__}, not a gradient transformation."
-        )
+    require_transformation(fast, "lookahead: fast_optimizer")
     _rules.check_args("lookahead", sync_period=sync_period, slow_step_size=slow_step_size)
     fast_update = _update_with_extra_args(fast)
 

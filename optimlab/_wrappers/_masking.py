@@ -9,7 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core import _tree
-from .._core._base import EmptyState, GradientTransformation, _update_with_extra_args
+from .._core._base import (
+    EmptyState,
+    GradientTransformation,
+    _update_with_extra_args,
+    require_transformation,
+)
 from .._core._paths import (
     is_function_spec,
     is_pattern_spec,
@@ -103,8 +108,7 @@ def masked(
         >>> updates["w"], updates["bias"]
         (Array([1., 1.], dtype=float32), Array([-0.5, -0.5], dtype=float32))
     """
-    if not (hasattr(inner, "init") and hasattr(inner, "update")):
-        raise TypeError(f"masked: inner is {type(inner).__name__}, not a gradient transformation.")
+    require_transformation(inner, "masked: inner")
     inner_update = _update_with_extra_args(inner)
 
     def selected(tree):

@@ -14,6 +14,7 @@ from .._core._base import (
     GradientTransformation,
     _update_with_extra_args,
     check_leaves,
+    require_transformation,
 )
 from .._core._types import OptState
 from .._core._validate import checked_arguments
@@ -91,11 +92,7 @@ def monitor(measures: Any = None, *, inner: Any = None) -> GradientTransformatio
         inner = measures
     elif measures is not None:
         raise TypeError("monitor: give the transformation once (measures or inner).")
-    if not (hasattr(inner, "init") and hasattr(inner, "update")):
-        raise TypeError(
-            f"monitor: inner is {type(inner).__name__}, not a gradient transformation "
-            "(or optax's dict of measures)."
-        )
+    require_transformation(inner, "monitor: inner", " (or optax's dict of measures)")
     inner_update = _update_with_extra_args(inner)
 
     def init_fn(params):

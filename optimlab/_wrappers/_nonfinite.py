@@ -12,6 +12,7 @@ from .._core._base import (
     GradientTransformation,
     _update_with_extra_args,
     check_leaves,
+    require_transformation,
     safe_increment,
 )
 from .._core._tree import select
@@ -76,10 +77,7 @@ def skip_nonfinite(inner: Any, max_consecutive: int | None = None) -> GradientTr
     max_consecutive = _validate.integer(
         "skip_nonfinite", "max_consecutive", max_consecutive, 0, none_ok=True
     )
-    if not (hasattr(inner, "init") and hasattr(inner, "update")):
-        raise TypeError(
-            f"skip_nonfinite: inner is {type(inner).__name__}, not a gradient transformation."
-        )
+    require_transformation(inner, "skip_nonfinite: inner")
     _rules.check_args("skip_nonfinite", max_consecutive=max_consecutive)
     inner_update = _update_with_extra_args(inner)
 

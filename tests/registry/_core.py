@@ -1,11 +1,15 @@
 """Registry entries for the foundation: sgd, adam, adamw and the basic primitives."""
 
+import types
+
 import jax
 import jax.numpy as jnp
 
 import optimlab as ol
 
 from ._types import Case, ErrorCase
+
+_NOT_CALLABLE = types.SimpleNamespace(init=None, update=None)
 
 CASES = [
     Case("sgd", lambda: ol.sgd(0.1), tags=("torch",), complex_ok=True),
@@ -299,6 +303,30 @@ ERROR_CASES = [
         TypeError,
         r"chain: argument 1 is int",
     ),
+    # Attributes named init and update that cannot be called are not a transformation:
+    # every function that takes one says so when it is built, naming the argument.
+    *[
+        ErrorCase(
+            f"{name}_init_not_callable",
+            build,
+            "construct",
+            TypeError,
+            rf"^{message} is SimpleNamespace, not a gradient transformation",
+        )
+        for name, build, message in [
+            ("chain", lambda: ol.chain(ol.sgd(0.1), _NOT_CALLABLE), "chain: argument 1"),
+            ("named_chain", lambda: ol.named_chain(("a", _NOT_CALLABLE)), "named_chain: 'a'"),
+            ("masked", lambda: ol.masked(_NOT_CALLABLE, {"w": True}), "masked: inner"),
+            ("accumulate", lambda: ol.accumulate(_NOT_CALLABLE, every=2), "accumulate: opt"),
+            (
+                "lookahead",
+                lambda: ol.lookahead(_NOT_CALLABLE, 5, 0.5),
+                "lookahead: fast_optimizer",
+            ),
+            ("monitor", lambda: ol.monitor(_NOT_CALLABLE), "monitor: inner"),
+            ("skip_nonfinite", lambda: ol.skip_nonfinite(_NOT_CALLABLE), "skip_nonfinite: inner"),
+        ]
+    ],
 ]
 
 
