@@ -70,15 +70,18 @@ def step_table(structures, optimizers, with_torch=True) -> list[dict]:
                 c_ox, runners["optax"] = C.jax_step_runner(
                     theirs(), shapes, apply_updates=optax.apply_updates
                 )
+            # In turns: the ratios between these compare times taken in the same rounds.
+            ms = {k: v * 1e3 for k, v in C.time_interleaved(runners).items()}
+            del runners
+            # torch alone, after: its CPU threads keep spinning after a step, which
+            # would slow whatever ran next in turns with it.
             for label, fused in (("torch_foreach", False), ("torch_fused", True)):
                 if with_torch and torch_make is not None:
                     try:
-                        runners[label] = C.torch_step_runner(torch_make(fused), shapes)
+                        run = C.torch_step_runner(torch_make(fused), shapes)
+                        ms[label] = C.time_loop(run) * 1e3
                     except Exception as e:  # e.g. fused unsupported for an optimizer
                         print(f"  ({oname} {label}: {type(e).__name__})", file=sys.stderr)
-            # In turns: every ratio of this row compares times taken in the same rounds.
-            ms = {k: v * 1e3 for k, v in C.time_interleaved(runners).items()}
-            del runners
             row = dict(
                 structure=sname,
                 leaves=len(shapes),
