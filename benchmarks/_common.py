@@ -125,6 +125,28 @@ def time_interleaved(
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def compile_seconds(tx, shapes, apply_updates, *, standard: bool = False) -> tuple[float, float]:
+    """(trace and lower, compile) seconds of one jitted, donated ``tx`` step, from scratch.
+
+    Float32 leaves of ``shapes``, given as shapes only; ``standard`` promotion for
+    libraries that rely on it (optax), else strict. The step is a new function at
+    each call, so nothing comes from JAX's caches.
+    """
+    params = {k: jax.ShapeDtypeStruct(s, jnp.float32) for k, s in shapes.items()}
+
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return apply_updates(params, updates), state
+
+    with jax.numpy_dtype_promotion("standard" if standard else "strict"):
+        state = jax.eval_shape(tx.init, params)
+        t0 = time.perf_counter()
+        lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, params)
+        t1 = time.perf_counter()
+        lowered.compile()
+    return t1 - t0, time.perf_counter() - t1
+
+
 def jax_step_runner(tx, shapes, *, apply_updates) -> tuple[float, Callable[[], None]]:
     """(compile seconds, a function running one jitted, donated ``tx`` step and blocking)."""
     params = make_tree(shapes)

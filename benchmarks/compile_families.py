@@ -14,10 +14,6 @@ Run ``python -m benchmarks.compile_families``, or call :func:`table` for the Mar
 
 from __future__ import annotations
 
-import time
-
-import jax
-import jax.numpy as jnp
 import optax
 
 import optimlab
@@ -47,24 +43,8 @@ FAMILIES: list[tuple[str, dict]] = [
 
 def _seconds(tx, apply_updates, standard: bool, shapes) -> tuple[float, float]:
     """(trace and lower, compile) seconds of one jitted, donated step, the fastest of 2."""
-    params = {k: jax.ShapeDtypeStruct(s, jnp.float32) for k, s in shapes.items()}
-    best = (float("inf"), float("inf"))
-    for _ in range(2):
-
-        def step(params, state, grads):  # a new function each try: nothing cached
-            updates, state = tx.update(grads, state, params)
-            return apply_updates(params, updates), state
-
-        with jax.numpy_dtype_promotion("standard" if standard else "strict"):
-            state = jax.eval_shape(tx.init, params)
-            t0 = time.perf_counter()
-            lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, params)
-            t1 = time.perf_counter()
-            lowered.compile()
-            t2 = time.perf_counter()
-        if t2 - t0 < sum(best):
-            best = (t1 - t0, t2 - t1)
-    return best
+    tries = [C.compile_seconds(tx, shapes, apply_updates, standard=standard) for _ in range(2)]
+    return min(tries, key=sum)
 
 
 def measure(leaves: int = 200) -> list[dict]:

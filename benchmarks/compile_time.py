@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
-import jax
 import optax
 
 import optimlab
@@ -16,21 +13,9 @@ def _compile_s(tx, shapes, apply_updates, standard=False) -> float:
     """Trace and compile seconds; the fastest of 3 tries below 1,000 leaves (a second or
     so each, where the machine's noise is a tenth of the figure), one try above."""
     tries = 3 if len(shapes) < 1000 else 1
-    return min(_compile_once(tx, shapes, apply_updates, standard) for _ in range(tries))
-
-
-def _compile_once(tx, shapes, apply_updates, standard) -> float:
-    params = {k: jax.ShapeDtypeStruct(s, jax.numpy.float32) for k, s in shapes.items()}
-
-    def step(params, state, grads):
-        updates, state = tx.update(grads, state, params)
-        return apply_updates(params, updates), state
-
-    with jax.numpy_dtype_promotion("standard" if standard else "strict"):
-        state = jax.eval_shape(tx.init, params)
-        t0 = time.perf_counter()
-        jax.jit(step, donate_argnums=(0, 1)).lower(params, state, params).compile()
-    return time.perf_counter() - t0
+    return min(
+        sum(C.compile_seconds(tx, shapes, apply_updates, standard=standard)) for _ in range(tries)
+    )
 
 
 def compile_table(leaf_counts, per_leaf_max: int) -> list[dict]:

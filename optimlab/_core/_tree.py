@@ -50,8 +50,8 @@ LAX = Ops(jax.lax.add, jax.lax.sub, jax.lax.mul, jax.lax.div, jax.lax.sqrt)
 OPERATORS = Ops(operator.add, operator.sub, operator.mul, operator.truediv, jnp.sqrt)
 
 
-def _ops(a: Any, b: Any) -> Ops:
-    """:data:`LAX` if ``a`` and ``b`` are arrays of one inexact dtype and shape."""
+def ops_for(a: Any, b: Any) -> Ops:
+    """:data:`LAX` for arrays of one inexact dtype and shape, else :data:`OPERATORS`."""
     da, db = getattr(a, "dtype", None), getattr(b, "dtype", None)
     if da is not None and da == db and da.kind in "fc" and a.shape == b.shape:
         return LAX
@@ -178,7 +178,7 @@ def lerp(m: jax.Array, g: jax.Array, weight: ArrayLike, ops: Ops | None = None) 
     agree to an ulp, and one formula keeps the step to a single fused expression.
     ``ops``: :data:`LAX` from a caller that knows ``m`` and ``g`` share a dtype.
     """
-    o = ops or _ops(m, g)
+    o = ops or ops_for(m, g)
     return o.add(m, o.mul(scalar_like(weight, m), o.sub(g, m)))
 
 
@@ -230,7 +230,7 @@ def square_average(
 
     ``ops``: :data:`LAX` from a caller that knows ``v`` has the real dtype of ``g``.
     """
-    o = ops or _ops(g, v)
+    o = ops or ops_for(g, v)
     # A real g of v's dtype: |g|**2 is g * g, with no cast.
     sq = o.mul(g, g) if g.dtype == v.dtype and g.dtype.kind == "f" else abs_sq(g).astype(v.dtype)
     return o.add(o.mul(v, scalar_like(decay, v)), o.mul(sq, scalar_like(one_minus, v)))

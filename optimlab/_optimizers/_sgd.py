@@ -82,7 +82,7 @@ def trace(
 
     def rule(g, buf, first, mu, undamped):
         mu, undamped = _tree.scalar_like(mu, g), _tree.scalar_like(undamped, g)
-        o = _tree.LAX if g.dtype.kind in "fc" and buf.dtype == g.dtype else _tree.OPERATORS
+        o = _tree.ops_for(buf, g)
         # select_n on the scalar predicate: no broadcast, no nested jit per leaf.
         new = jax.lax.select_n(first, o.add(o.mul(buf, mu), o.mul(g, undamped)), g)
         out = o.add(g, o.mul(mu, new)) if nesterov else new

@@ -166,8 +166,7 @@ def add_decayed_weights(weight_decay: ArrayLike = 0.0, mask: Any = None) -> Grad
         m = None if mask is None else _mask_tree(params, mask, "add_decayed_weights")
         # Read once (it may be a hyperparameter bound now) and computed once for all
         # the leaves' kernels.
-        wd = weight_decay if isinstance(weight_decay, (int, float)) else jnp.asarray(weight_decay)
-        wd = _fusion.hoist(wd, updates)
+        wd = _fusion.hoist(jnp.asarray(weight_decay), updates)
 
         def decay(u, p, keep=True):
             if keep is False:
